@@ -1,0 +1,2 @@
+// Package dptest makes real test fixtures for the data plane: a CA and certificates signed by it, PEM encoded.
+package dptest
