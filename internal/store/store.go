@@ -16,6 +16,14 @@ var ErrCompacted = errors.New("store: required revision has been compacted")
 // ErrFutureRevision is returned when a read asks for a revision not yet written.
 var ErrFutureRevision = errors.New("store: required revision is in the future")
 
+// ErrWatchOverflow ends a watch whose consumer fell too far behind the
+// writers. Every event delivered before it is valid: re-watch from the
+// revision of the last event received.
+var ErrWatchOverflow = errors.New("store: watch consumer fell too far behind; re-watch from the last revision received")
+
+// ErrClosed is returned by calls on a closed store, and ends open watches.
+var ErrClosed = errors.New("store: closed")
+
 // ConflictError reports the first compare of a transaction that failed.
 type ConflictError struct {
 	Key string
