@@ -351,3 +351,10 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// compactedRevision returns the current and the compacted revision.
+func (s *Store) compactedRevision() (rev, compact int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rev, s.compactRev, nil
+}
