@@ -176,8 +176,8 @@ spec:
 		t.Fatalf("errors: %v", tab.Errors)
 	}
 	for k, want := range map[string]string{
-		"OriginPool broken":      "spec.endpoints[0].address",
-		"HTTPLoadBalancer typo":  `spec.routes[0].pool: OriginPool "shop-ap" not found in namespace "retail"`,
+		"OriginPool broken":       "spec.endpoints[0].address",
+		"HTTPLoadBalancer typo":   `spec.routes[0].pool: OriginPool "shop-ap" not found in namespace "retail"`,
 		"HTTPLoadBalancer zclash": `already served by HTTPLoadBalancer retail/shop`,
 	} {
 		if !strings.Contains(got[k], want) {

@@ -1,0 +1,99 @@
+package h1
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckHeaders(t *testing.T) {
+	cases := []struct {
+		name, raw string
+		status    int
+	}{
+		{"ok", "Host: a\r\nX-A: b\r\n\r\n", 0},
+		{"ok te", "Host: a\r\nTransfer-Encoding: chunked\r\n\r\n", 0},
+		{"ok cl", "Host: a\r\nContent-Length: 12\r\n\r\n", 0},
+		{"ok obs-text", "Host: a\r\nX: caf\xc3\xa9\r\n\r\n", 0},
+		{"cl+te", "Host: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+		{"te+cl", "Host: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400},
+		{"dup cl", "Host: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", 400},
+		{"cl list", "Host: a\r\nContent-Length: 3, 3\r\n\r\n", 400},
+		{"cl sign", "Host: a\r\nContent-Length: +3\r\n\r\n", 400},
+		{"te gzip", "Host: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+		{"dup te", "Host: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+		{"obs-fold", "Host: a\r\nX-A: b\r\n c\r\n\r\n", 400},
+		{"space before colon", "Host: a\r\nX-A : b\r\n\r\n", 400},
+		{"bad name", "Host: a\r\nX(A): b\r\n\r\n", 400},
+		{"empty name", "Host: a\r\n: b\r\n\r\n", 400},
+		{"nul in value", "Host: a\r\nX: a\x00b\r\n\r\n", 400},
+		{"bare lf", "Host: a\nX: b\r\n\r\n", 400},
+		{"bare cr", "Host: a\rX: b\r\n\r\n", 400},
+		{"no host", "X: b\r\n\r\n", 400},
+		{"two hosts", "Host: a\r\nHost: b\r\n\r\n", 400},
+		{"too big", "Host: a\r\nX: " + strings.Repeat("a", 40000) + "\r\n\r\n", 431},
+	}
+	for _, c := range cases {
+		p := CheckHeaders([]byte(c.raw), true, DefaultLimits)
+		got := 0
+		if p != nil {
+			got = p.Status
+		}
+		if got != c.status {
+			t.Errorf("%s: got %d (%v), want %d", c.name, got, p, c.status)
+		}
+	}
+}
+
+func TestCheckRequestLine(t *testing.T) {
+	if p := CheckRequestLine([]byte("GET"), []byte("/"+strings.Repeat("a", 9000)), DefaultLimits); p == nil || p.Status != 414 {
+		t.Fatalf("long uri: %v", p)
+	}
+	if p := CheckRequestLine([]byte("G(T"), []byte("/"), DefaultLimits); p == nil || p.Status != 400 {
+		t.Fatalf("bad method: %v", p)
+	}
+	if p := CheckRequestLine([]byte("GET"), []byte("/a\x7fb"), DefaultLimits); p == nil {
+		t.Fatal("DEL in target accepted")
+	}
+	if p := CheckRequestLine([]byte("GET"), []byte("/a?b=c"), DefaultLimits); p != nil {
+		t.Fatal(p)
+	}
+}
+
+func BenchmarkCheckHeaders(b *testing.B) {
+	raw := []byte("Host: shop.example.com\r\nUser-Agent: wrk\r\nAccept: */*\r\nContent-Length: 0\r\nX-Request-Id: 123\r\n\r\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if CheckHeaders(raw, true, DefaultLimits) != nil {
+			b.Fatal("rejected")
+		}
+	}
+}
+
+func FuzzCheckHeaders(f *testing.F) {
+	f.Add([]byte("Host: a\r\nContent-Length: 3\r\n\r\n"))
+	f.Add([]byte("Host: a\r\nTransfer-Encoding: chunked\r\n\r\n"))
+	f.Add([]byte("Host: a\r\nX: b\r\n c\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		p := CheckHeaders(raw, true, DefaultLimits)
+		if p != nil {
+			return
+		}
+		// Accepted heads have at most one framing header and no bare CR/LF.
+		s := strings.ToLower(string(raw))
+		if strings.Count(s, "\ncontent-length:")+boolInt(strings.HasPrefix(s, "content-length:")) > 1 {
+			t.Fatalf("duplicate content-length accepted: %q", raw)
+		}
+		hasCL := strings.Contains(s, "content-length:")
+		hasTE := strings.Contains(s, "transfer-encoding:")
+		if hasCL && hasTE && strings.Count(s, "\r\n") > 1 && !strings.Contains(s, "\r\n\r\n") {
+			t.Fatalf("CL and TE accepted: %q", raw)
+		}
+	})
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
