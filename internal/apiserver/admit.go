@@ -1,0 +1,91 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/store"
+)
+
+// admitKind runs the admission rules of particular kinds on a planned
+// write (p.obj set) or delete (p.obj nil).
+func (s *Server) admitKind(ctx context.Context, p *writePlan, dryRun bool) error {
+	switch p.info.Kind {
+	case "APIToken":
+		return s.admitAPIToken(p, dryRun)
+	case "Tenant":
+		if p.obj == nil {
+			return s.admitTenantDelete(ctx, p)
+		}
+	case "User":
+		if p.obj == nil && p.rc != nil && p.rc.Principal.Kind == v1.SubjectUser &&
+			p.rc.Principal.Name == p.ref.Name && p.rc.Principal.Tenant == p.tenant {
+			return errConflict("User", p.ref.Name, "a user cannot delete itself")
+		}
+	}
+	return nil
+}
+
+// admitAPIToken mints the token on create (shown once, stored as a hash
+// plus an index entry), keeps the expiry in status, and removes the index
+// entry on delete.
+func (s *Server) admitAPIToken(p *writePlan, dryRun bool) error {
+	if p.obj == nil {
+		old := p.old.(*v1.APIToken)
+		if old.Status.TokenHash != "" {
+			p.del(prefixToken + string(old.Status.TokenHash))
+		}
+		return nil
+	}
+	at := p.obj.(*v1.APIToken)
+	created := s.now().UTC()
+	if ct := at.Metadata.CreationTimestamp; ct != nil {
+		created = *ct
+	}
+	switch {
+	case at.Spec.ExpiresAt != nil:
+		e := at.Spec.ExpiresAt.UTC()
+		at.Status.ExpiresAt = &e
+	case at.Spec.Expires != nil:
+		e := created.Add(at.Spec.Expires.Duration).UTC().Truncate(time.Second)
+		at.Status.ExpiresAt = &e
+	}
+	if p.old != nil || dryRun {
+		return nil
+	}
+	raw, err := s.opts.Tokens.NewToken()
+	if err != nil {
+		return errInternal(fmt.Errorf("making API token: %w", err))
+	}
+	tok := apiTokenPrefix + raw
+	hash := s.opts.Tokens.HashToken(tok)
+	at.Status.TokenHash = v1.Secret(hash)
+	idx, _ := json.Marshal(tokenIndex{Tenant: p.tenant, Name: at.Metadata.Name})
+	p.cmp(prefixToken+hash, 0)
+	p.put(prefixToken+hash, idx)
+	p.respond = func() any {
+		at.Status.Token = tok
+		return at
+	}
+	return nil
+}
+
+// admitTenantDelete refuses to delete the system tenant or a tenant that
+// still holds objects.
+func (s *Server) admitTenantDelete(ctx context.Context, p *writePlan) error {
+	name := p.ref.Name
+	if name == SystemTenant {
+		return errConflict("Tenant", name, "the system tenant cannot be deleted")
+	}
+	res, err := s.st.List(ctx, prefixObject+name+"/", store.ListOptions{Limit: 1})
+	if err != nil {
+		return errInternal(err)
+	}
+	if len(res.Items) > 0 {
+		return errConflict("Tenant", name, "Tenant %q still holds objects: delete its namespaces, users, roles and tokens first", name)
+	}
+	return nil
+}

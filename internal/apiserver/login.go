@@ -1,0 +1,140 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/store"
+)
+
+// LoginRequest is the body of POST /api/v1/login.
+type LoginRequest struct {
+	Tenant   string `json:"tenant"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// LoginResponse is its answer.
+type LoginResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+var errLoginFailed = errUnauthorized("invalid tenant, username or password")
+
+// handleLogin checks a password and opens a session. Every failure takes
+// at least LoginFailureDelay and gives the same answer, whether the tenant
+// or user is unknown, disabled, or the password wrong.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeError(w, errMethod(r.Method, r.URL.Path))
+		return
+	}
+	start := time.Now()
+	resp, err := s.login(r)
+	if err != nil {
+		if ae := toAPIError(err); ae.code == http.StatusUnauthorized {
+			if d := s.opts.LoginFailureDelay - time.Since(start); d > 0 {
+				select {
+				case <-time.After(d):
+				case <-r.Context().Done():
+				}
+			}
+		}
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) login(r *http.Request) (*LoginResponse, error) {
+	ctx := r.Context()
+	body, err := s.readBody(r, false)
+	if err != nil {
+		return nil, err
+	}
+	var req LoginRequest
+	dec := json.NewDecoder(bytesReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, errBadRequest("decoding login request: %v", err)
+	}
+	if req.Tenant == "" || req.Username == "" || req.Password == "" {
+		return nil, errBadRequest("tenant, username and password are required")
+	}
+	fail := func(reason string) error {
+		tenant := req.Tenant
+		if !isDNSLabel(tenant) {
+			tenant = SystemTenant
+		}
+		s.noteDenial(ctx, r, &reqCtx{Tenant: tenant, RemoteAddr: remoteAddr(r),
+			Principal: Principal{Tenant: tenant, Kind: v1.SubjectUser, Name: req.Username}}, "login", "User", "", errUnauthorized(reason))
+		return errLoginFailed
+	}
+	if !isDNSLabel(req.Tenant) || !isDNSLabel(req.Username) {
+		s.burnPasswordCheck(req.Password)
+		return nil, fail("invalid tenant or username")
+	}
+	info := s.byKind["User"]
+	ref := objRef{Plural: info.Plural, Name: req.Username}
+	for attempt := 0; ; attempt++ {
+		obj, kv, err := s.loadObject(ctx, req.Tenant, info, ref)
+		if err != nil {
+			if toAPIError(err).code != http.StatusNotFound {
+				return nil, err
+			}
+			s.burnPasswordCheck(req.Password)
+			return nil, fail("unknown user")
+		}
+		u := obj.(*v1.User)
+		if u.Spec.Password == "" {
+			s.burnPasswordCheck(req.Password)
+			return nil, fail("user has no password")
+		}
+		if !s.opts.Passwords.VerifyPassword(string(u.Spec.Password), req.Password) {
+			return nil, fail("wrong password")
+		}
+		if u.Spec.Disabled {
+			return nil, fail("user is disabled")
+		}
+		raw, err := s.opts.Tokens.NewToken()
+		if err != nil {
+			return nil, errInternal(fmt.Errorf("making session token: %w", err))
+		}
+		tok := sessionTokenPrefix + raw
+		exp := s.now().Add(s.opts.SessionTTL).UTC().Truncate(time.Second)
+		val, _ := json.Marshal(session{Tenant: req.Tenant, User: req.Username, ExpiresAt: exp})
+		rc := &reqCtx{Tenant: req.Tenant, RemoteAddr: remoteAddr(r), Principal: Principal{Tenant: req.Tenant, Kind: v1.SubjectUser, Name: req.Username}}
+		p := &writePlan{rc: rc, verb: "login", info: info, tenant: req.Tenant, ref: ref}
+		p.cmp(kv.Key, kv.ModRevision)
+		p.put(prefixSession+s.opts.Tokens.HashToken(tok), val)
+		p.auditOnly = true
+		if err := s.planAudit(ctx, p); err != nil {
+			return nil, err
+		}
+		if _, err := s.st.Txn(ctx, p.txn); err != nil {
+			if store.IsConflict(err) && attempt < maxTxnRetries {
+				continue
+			}
+			return nil, errInternal(fmt.Errorf("opening session: %w", err))
+		}
+		return &LoginResponse{Token: tok, ExpiresAt: exp}, nil
+	}
+}
+
+// burnPasswordCheck spends the time of a password check, so that unknown
+// users cannot be told from wrong passwords by timing.
+func (s *Server) burnPasswordCheck(password string) {
+	s.dummyOnce.Do(func() {
+		h, err := s.opts.Passwords.HashPassword("meridian-dummy-password")
+		if err == nil {
+			s.dummyHash = h
+		}
+	})
+	if s.dummyHash != "" {
+		s.opts.Passwords.VerifyPassword(s.dummyHash, password)
+	}
+}
