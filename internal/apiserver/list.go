@@ -124,7 +124,23 @@ func (s *Server) handleList(ctx context.Context, w http.ResponseWriter, r *http.
 			s.redact(t.info, obj)
 			out.Items = append(out.Items, obj)
 			if limit > 0 && len(out.Items) >= limit {
-				if i < len(res.Items)-1 || res.More {
+				more := res.More
+				for _, rest := range res.Items[i+1:] {
+					if more {
+						break
+					}
+					if sel == nil {
+						more = true
+						break
+					}
+					var m struct {
+						Metadata struct {
+							Labels map[string]string `json:"labels"`
+						} `json:"metadata"`
+					}
+					more = json.Unmarshal(rest.Value, &m) == nil && sel.Matches(m.Metadata.Labels)
+				}
+				if more {
 					out.Metadata.Continue = encodeContinue(continueToken{Rev: rev, After: strings.TrimPrefix(kv.Key, prefix)})
 				}
 				out.Metadata.ResourceVersion = strconv.FormatInt(rev, 10)
