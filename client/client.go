@@ -170,7 +170,7 @@ func (c *Client) send(ctx context.Context, req request) (*http.Response, error) 
 		se := decodeStatusError(resp.StatusCode, resp.Header, data)
 		if se.Code == http.StatusTooManyRequests && c.maxRetries > 0 && attempt < c.maxRetries {
 			wait := se.RetryAfter
-			if wait <= 0 {
+			if !se.retryAfterSet {
 				wait = time.Second
 			}
 			if wait > 30*time.Second {

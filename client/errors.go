@@ -48,6 +48,8 @@ type StatusError struct {
 	Causes []Cause
 	// RetryAfter is the wait the console asked for (429), zero otherwise.
 	RetryAfter time.Duration
+	// retryAfterSet tells "Retry-After: 0" from no header.
+	retryAfterSet bool
 }
 
 func (e *StatusError) Error() string {
@@ -117,9 +119,9 @@ func decodeStatusError(code int, header http.Header, body []byte) *StatusError {
 	}
 	if ra := header.Get("Retry-After"); ra != "" {
 		if s, err := strconv.Atoi(ra); err == nil && s >= 0 {
-			se.RetryAfter = time.Duration(s) * time.Second
+			se.RetryAfter, se.retryAfterSet = time.Duration(s)*time.Second, true
 		} else if t, err := http.ParseTime(ra); err == nil {
-			se.RetryAfter = time.Until(t)
+			se.RetryAfter, se.retryAfterSet = max(time.Until(t), 0), true
 		}
 	}
 	return se

@@ -273,7 +273,10 @@ func (f *fakeConsole) watch(w http.ResponseWriter, r *http.Request, collection s
 	}()
 	sent := from
 	for {
-		for _, ev := range f.events {
+		// Index loop: events appended while the lock is released for a
+		// write are seen before waiting again.
+		for i := 0; i < len(f.events); i++ {
+			ev := f.events[i]
 			if ev.rev <= sent || !inCollection(ev.collection, collection) {
 				continue
 			}
