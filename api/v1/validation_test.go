@@ -45,7 +45,9 @@ func env(kind, ns, name string) Envelope {
 
 func TestMetadataValidation(t *testing.T) {
 	base := func() Object { return &Namespace{Envelope: env("Namespace", "", "retail")} }
-	nsd := func() Object { return &RateLimiter{Envelope: env("RateLimiter", "retail", "rl"), Spec: RateLimiterSpec{Rate: 1}} }
+	nsd := func() Object {
+		return &RateLimiter{Envelope: env("RateLimiter", "retail", "rl"), Spec: RateLimiterSpec{Rate: 1}}
+	}
 	checkValidation(t, base, []validationCase{
 		{"no name", func(o Object) { o.GetMetadata().Name = "" }, "metadata.name", ReasonRequired},
 		{"upper-case name", func(o Object) { o.GetMetadata().Name = "Retail" }, "metadata.name", ReasonInvalid},
