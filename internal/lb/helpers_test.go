@@ -108,3 +108,5 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
