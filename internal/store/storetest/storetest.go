@@ -488,7 +488,7 @@ func testListPagingConcurrentWriters(t *testing.T, s store.Store) {
 }
 
 func testConcurrentCAS(t *testing.T, s store.Store) {
-	const workers, incs = 6, 20
+	const workers, incs = 5, 15
 	counters := []string{"ctr/a", "ctr/b"}
 	for _, c := range counters {
 		put(t, s, c, "0")
@@ -749,7 +749,7 @@ func testWatchReplayThenLive(t *testing.T, s store.Store) {
 func testWatchStartRace(t *testing.T, s store.Store) {
 	ctx, cancel := context.WithCancel(ctxT(t))
 	defer cancel()
-	const writes = 300
+	const writes = 200
 	revs := make([]int64, writes)
 	done := make(chan error, 1)
 	go func() {
