@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -309,7 +310,7 @@ func (h *HealthCheckConfig) equal(o *HealthCheckConfig) bool {
 		return h == o
 	}
 	if h.Interval != o.Interval || h.Timeout != o.Timeout || h.HealthyThreshold != o.HealthyThreshold ||
-		h.UnhealthyThreshold != o.UnhealthyThreshold || h.Jitter != o.Jitter || h.TLS != o.TLS {
+		h.UnhealthyThreshold != o.UnhealthyThreshold || h.Jitter != o.Jitter || !tlsEqual(h.TLS, o.TLS) {
 		return false
 	}
 	if (h.HTTP == nil) != (o.HTTP == nil) || (h.TCP == nil) != (o.TCP == nil) {
@@ -348,4 +349,45 @@ func isPrime(n int) bool {
 		}
 	}
 	return true
+}
+
+// tlsEqual reports whether two probe TLS configurations are the same
+// pointer or, without callbacks, have the same settings, so that a data
+// plane building a fresh *tls.Config per configuration does not restart
+// every health checker.
+func tlsEqual(a, b *tls.Config) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	if a.GetClientCertificate != nil || b.GetClientCertificate != nil || a.VerifyPeerCertificate != nil ||
+		b.VerifyPeerCertificate != nil || a.VerifyConnection != nil || b.VerifyConnection != nil ||
+		a.GetCertificate != nil || b.GetCertificate != nil || a.GetConfigForClient != nil || b.GetConfigForClient != nil {
+		return false
+	}
+	if a.ServerName != b.ServerName || a.InsecureSkipVerify != b.InsecureSkipVerify ||
+		a.MinVersion != b.MinVersion || a.MaxVersion != b.MaxVersion || !slices.Equal(a.NextProtos, b.NextProtos) ||
+		!slices.Equal(a.CipherSuites, b.CipherSuites) || !slices.Equal(a.CurvePreferences, b.CurvePreferences) {
+		return false
+	}
+	if (a.RootCAs == nil) != (b.RootCAs == nil) || (a.RootCAs != nil && !a.RootCAs.Equal(b.RootCAs)) {
+		return false
+	}
+	return slices.EqualFunc(a.Certificates, b.Certificates, func(x, y tls.Certificate) bool {
+		return keyEqual(x.PrivateKey, y.PrivateKey) && slices.EqualFunc(x.Certificate, y.Certificate, func(p, q []byte) bool {
+			return string(p) == string(q)
+		})
+	})
+}
+
+// keyEqual compares private keys with their Equal method (every standard key
+// type has one; == would panic on ed25519's slice type).
+func keyEqual(a, b crypto.PrivateKey) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	k, ok := a.(interface{ Equal(crypto.PrivateKey) bool })
+	return ok && k.Equal(b)
 }

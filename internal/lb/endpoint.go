@@ -95,6 +95,9 @@ func newEndpoint(p *Pool, addr, hostname, configAddr string) *Endpoint {
 // up with Pool.ByID.
 func (e *Endpoint) ID() string { return e.id }
 
+// Pool returns the pool the endpoint belongs to.
+func (e *Endpoint) Pool() *Pool { return e.pool }
+
 // Addr is the resolved ip:port to connect to.
 func (e *Endpoint) Addr() string { return e.addr }
 

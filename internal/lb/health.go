@@ -229,9 +229,9 @@ func (t *tcpProber) probe(ctx context.Context) error {
 	}
 	if t.expect != "" {
 		buf := make([]byte, len(t.expect))
-		if _, err := io.ReadFull(conn, buf); err != nil {
+		if n, err := io.ReadFull(conn, buf); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return fmt.Errorf("reply %q is shorter than expected %q", buf, t.expect)
+				return fmt.Errorf("reply %q is shorter than expected %q", buf[:n], t.expect)
 			}
 			return fmt.Errorf("reading reply: %w", err)
 		}

@@ -324,3 +324,32 @@ func TestHealthStateString(t *testing.T) {
 		t.Error("unknown value not shown")
 	}
 }
+
+func TestTCPHealthCheckShortReply(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = io.WriteString(c, "PO")
+			c.Close()
+		}
+	}()
+	r, logs := newTestRegistry(t, RegistryOptions{})
+	p := mustPool(t, r, PoolConfig{
+		Endpoints:   []EndpointConfig{{Address: ln.Addr().String()}},
+		HealthCheck: fastCheck(HealthCheckConfig{TCP: &TCPCheck{Expect: "PONG"}}),
+	})
+	e := p.Endpoints()[0]
+	if e.Pool() != p {
+		t.Fatal("Endpoint.Pool")
+	}
+	waitHealth(t, e, HealthUnhealthy)
+	eventually(t, 5*time.Second, "short reply logged", func() bool { return contains(logs.String(), `reply \"PO\" is shorter`) })
+}

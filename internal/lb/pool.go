@@ -312,7 +312,7 @@ func (p *Pool) rebuildLocked() {
 	for _, e := range eps {
 		p.syncCheckerLocked(e, cfg.HealthCheck)
 	}
-	t := buildTable(cfg, eps, weights)
+	t := buildTable(cfg, eps, weights, p.tab.Load())
 	p.tab.Store(t)
 	p.recountLocked()
 }

@@ -2,6 +2,12 @@ package lb
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -335,4 +341,53 @@ func reversed(s []string) []string {
 	out := slices.Clone(s)
 	slices.Reverse(out)
 	return out
+}
+
+func TestUnchangedUpdateReusesTables(t *testing.T) {
+	r, _ := newTestRegistry(t, RegistryOptions{})
+	cfg := PoolConfig{ID: "p", Algorithm: Maglev, Endpoints: endpoints(addrs(4), 1, 2, 3, 4)}
+	p := mustPool(t, r, cfg)
+	first := p.tab.Load()
+	cfg.Breaker = &BreakerConfig{MaxRequests: 5} // not a selection change
+	mustPool(t, r, cfg)
+	second := p.tab.Load()
+	if first == second || &first.maglev[0] != &second.maglev[0] || second.breaker == nil {
+		t.Fatal("unchanged endpoints: lookup table rebuilt or breaker not applied")
+	}
+	cfg.Endpoints[0].Weight = 9
+	mustPool(t, r, cfg)
+	if third := p.tab.Load(); &third.maglev[0] == &second.maglev[0] {
+		t.Fatal("changed weight: lookup table reused")
+	}
+}
+
+func TestHealthCheckTLSEquality(t *testing.T) {
+	roots := x509.NewCertPool()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func() *tls.Config {
+		return &tls.Config{ServerName: "a", RootCAs: roots, Certificates: []tls.Certificate{
+			{Certificate: [][]byte{[]byte("der")}, PrivateKey: key},
+			{Certificate: [][]byte{[]byte("der2")}, PrivateKey: edKey},
+		}}
+	}
+	if !tlsEqual(mk(), mk()) {
+		t.Error("equal TLS configs differ")
+	}
+	other := mk()
+	other.ServerName = "b"
+	if tlsEqual(mk(), other) {
+		t.Error("different server names equal")
+	}
+	cb := mk()
+	cb.VerifyConnection = func(tls.ConnectionState) error { return nil }
+	if tlsEqual(mk(), cb) || tlsEqual(nil, mk()) || !tlsEqual(nil, nil) {
+		t.Error("callbacks or nil compared wrongly")
+	}
 }

@@ -26,6 +26,8 @@ type table struct {
 	outlier  *OutlierConfig
 	breaker  *BreakerConfig
 	panicPct int
+	ringSize int // MinRingSize the ring was built with
+	tabSize  int // MaglevTableSize the table was built with
 
 	// available counts endpoints with no flag set; kept up to date by
 	// Pool.recountLocked under Pool.mu.
@@ -37,7 +39,10 @@ type ringPoint struct {
 	idx  int32
 }
 
-func buildTable(cfg *PoolConfig, eps []*Endpoint, weights []uint64) *table {
+// buildTable builds the selection state for eps. When prev selected among
+// the same endpoints with the same weights and algorithm, its (costly)
+// sequence, ring or lookup table is reused.
+func buildTable(cfg *PoolConfig, eps []*Endpoint, weights []uint64, prev *table) *table {
 	t := &table{
 		alg:      cfg.Algorithm,
 		eps:      eps,
@@ -47,6 +52,8 @@ func buildTable(cfg *PoolConfig, eps []*Endpoint, weights []uint64) *table {
 		outlier:  cfg.Outlier,
 		breaker:  cfg.Breaker,
 		panicPct: cfg.PanicThresholdPercent,
+		ringSize: cfg.MinRingSize,
+		tabSize:  cfg.MaglevTableSize,
 		uniform:  true,
 	}
 	for i, e := range eps {
@@ -58,6 +65,11 @@ func buildTable(cfg *PoolConfig, eps []*Endpoint, weights []uint64) *table {
 		}
 	}
 	if len(eps) == 0 {
+		return t
+	}
+	if prev != nil && prev.alg == t.alg && prev.ringSize == t.ringSize && prev.tabSize == t.tabSize &&
+		slices.Equal(prev.eps, eps) && slices.Equal(prev.weights, weights) {
+		t.rrSeq, t.ring, t.maglev = prev.rrSeq, prev.ring, prev.maglev
 		return t
 	}
 	switch cfg.Algorithm {
