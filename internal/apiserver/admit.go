@@ -16,6 +16,8 @@ func (s *Server) admitKind(ctx context.Context, p *writePlan, dryRun bool) error
 	switch p.info.Kind {
 	case "APIToken":
 		return s.admitAPIToken(p, dryRun)
+	case "SiteToken":
+		return s.admitSiteToken(p, dryRun)
 	case "Tenant":
 		if p.obj == nil {
 			return s.admitTenantDelete(ctx, p)
@@ -86,6 +88,43 @@ func (s *Server) admitTenantDelete(ctx context.Context, p *writePlan) error {
 	}
 	if len(res.Items) > 0 {
 		return errConflict("Tenant", name, "Tenant %q still holds objects: delete its namespaces, users, roles and tokens first", name)
+	}
+	return nil
+}
+
+// admitSiteToken mints a site registration token on create: shown once,
+// stored as a hash with an index entry /ts/<hash> -> tenant and name (for
+// registration), removed on delete.
+func (s *Server) admitSiteToken(p *writePlan, dryRun bool) error {
+	if p.obj == nil {
+		if old := p.old.(*v1.SiteToken); old.Status.TokenHash != "" {
+			p.del(prefixSiteToken + string(old.Status.TokenHash))
+		}
+		return nil
+	}
+	st := p.obj.(*v1.SiteToken)
+	created := s.now().UTC()
+	if ct := st.Metadata.CreationTimestamp; ct != nil {
+		created = *ct
+	}
+	e := created.Add(st.Spec.Expires.Duration).UTC().Truncate(time.Second)
+	st.Status.ExpiresAt = &e
+	if p.old != nil || dryRun {
+		return nil
+	}
+	raw, err := s.opts.Tokens.NewToken()
+	if err != nil {
+		return errInternal(fmt.Errorf("making site token: %w", err))
+	}
+	tok := SiteTokenPrefix + raw
+	hash := s.opts.Tokens.HashToken(tok)
+	st.Status.TokenHash = v1.Secret(hash)
+	idx, _ := json.Marshal(tokenIndex{Tenant: p.tenant, Name: st.Metadata.Name})
+	p.cmp(prefixSiteToken+hash, 0)
+	p.put(prefixSiteToken+hash, idx)
+	p.respond = func() any {
+		st.Status.Token = tok
+		return st
 	}
 	return nil
 }

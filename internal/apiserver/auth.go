@@ -56,6 +56,8 @@ func (p Principal) String() string { return p.Tenant + "/" + p.Kind + "/" + p.Na
 const (
 	sessionTokenPrefix = "mrs_"
 	apiTokenPrefix     = "mrt_"
+	// SiteTokenPrefix starts every SiteToken (registration) token.
+	SiteTokenPrefix = "mst_"
 )
 
 // tokenIndex is stored under /t/<hash>.

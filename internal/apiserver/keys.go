@@ -14,14 +14,16 @@ import (
 //	/g/<tenant>/<plural>/<ns>/<name>                            guard: touched when a dependency is added
 //	/t/<token hash>                                            API token index -> tenant/name
 //	/s/<token hash>                                            login sessions
+//	/ts/<token hash>                                           SiteToken index -> tenant/name
 const (
-	prefixObject  = "/o/"
-	prefixHistory = "/h/"
-	prefixRef     = "/r/"
-	prefixGuard   = "/g/"
-	prefixToken   = "/t/"
-	prefixSession = "/s/"
-	noNamespace   = "_"
+	prefixSiteToken = "/ts/"
+	prefixObject    = "/o/"
+	prefixHistory   = "/h/"
+	prefixRef       = "/r/"
+	prefixGuard     = "/g/"
+	prefixToken     = "/t/"
+	prefixSession   = "/s/"
+	noNamespace     = "_"
 )
 
 // objRef names one object inside a tenant.
