@@ -38,6 +38,21 @@ Objects from files are deleted in the reverse of the order apply uses.`,
 			if len(files) > 0 && len(args) > 0 {
 				return errors.New("give either KIND NAME... or -f, not both")
 			}
+			var ki v1.KindInfo
+			var names []string
+			if len(files) == 0 {
+				kindArg, n, err := splitKindName(args)
+				if err != nil {
+					return err
+				}
+				if len(n) == 0 {
+					return errors.New("give the names of the objects to delete")
+				}
+				if ki, err = resolveKind(kindArg); err != nil {
+					return err
+				}
+				names = n
+			}
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
 			c, cctx, err := f.client()
@@ -61,17 +76,6 @@ Objects from files are deleted in the reverse of the order apply uses.`,
 					targets = append(targets, target{kindInfoFor(o.GetTypeMeta().Kind), md.Namespace, md.Name})
 				}
 			} else {
-				kindArg, names, err := splitKindName(args)
-				if err != nil {
-					return err
-				}
-				if len(names) == 0 {
-					return errors.New("give the names of the objects to delete")
-				}
-				ki, err := resolveKind(kindArg)
-				if err != nil {
-					return err
-				}
 				ns := f.ns(cctx)
 				if ki.Scope != v1.ScopeNamespaced {
 					ns = ""

@@ -96,8 +96,12 @@ func describeObject(w io.Writer, ki v1.KindInfo, obj *client.Raw, records []clie
 	if md.UID != "" {
 		row("UID", md.UID)
 	}
-	row("Generation", fmt.Sprint(md.Generation))
-	row("Resource Version", md.ResourceVersion)
+	if md.Generation != 0 {
+		row("Generation", fmt.Sprint(md.Generation))
+	}
+	if md.ResourceVersion != "" {
+		row("Resource Version", md.ResourceVersion)
+	}
 	if md.CreationTimestamp != nil {
 		row("Created", fmt.Sprintf("%s (%s ago)", md.CreationTimestamp.UTC().Format(time.RFC3339), humanDuration(now.Sub(*md.CreationTimestamp))))
 	}

@@ -61,7 +61,11 @@ func newTablePrinter(w io.Writer, ki v1.KindInfo, opts printOptions) *tablePrint
 	}
 	p := &tablePrinter{ki: ki, opts: opts, tw: tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)}
 	if opts.wide {
-		p.cols = append(wideColumns(ki.Kind), column{"ROLLOUT", func(m map[string]any) string { return str(m, "status", "rollout") }})
+		p.cols = wideColumns(ki.Kind)
+		if ki.Scope == v1.ScopeNamespaced {
+			// Namespaced kinds are what sites run: show where they stand.
+			p.cols = append(p.cols, column{"ROLLOUT", func(m map[string]any) string { return str(m, "status", "rollout") }})
+		}
 	}
 	return p
 }
