@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -213,7 +214,7 @@ func yamlDocuments(data []byte) ([]document, error) {
 		if len(bytes.TrimSpace(cur.Bytes())) > 0 {
 			js, err := yaml.YAMLToJSONStrict(cur.Bytes())
 			if err != nil {
-				return &DecodeError{Document: len(docs) + 1, Line: start, Err: fmt.Errorf("invalid YAML: %w", err)}
+				return &DecodeError{Document: len(docs) + 1, Line: start, Err: fmt.Errorf("invalid YAML: %s", absoluteLines(err.Error(), start))}
 			}
 			dec := json.NewDecoder(bytes.NewReader(js))
 			dec.UseNumber()
@@ -232,7 +233,11 @@ func yamlDocuments(data []byte) ([]document, error) {
 	lines := bytes.SplitAfter(data, []byte("\n"))
 	for i, l := range lines {
 		if rest, ok := isDocSeparator(bytes.TrimSuffix(l, []byte("\n"))); ok {
-			if err := flush(i + 1); err != nil {
+			next := i + 2
+			if len(bytes.TrimSpace(rest)) > 0 {
+				next = i + 1
+			}
+			if err := flush(next); err != nil {
 				return nil, err
 			}
 			if len(rest) > 0 {
@@ -251,6 +256,20 @@ func yamlDocuments(data []byte) ([]document, error) {
 	}
 	return docs, nil
 }
+
+// absoluteLines rewrites the "line N" of a YAML parser message, counted
+// from the start of the document, as a line of the whole input.
+func absoluteLines(msg string, start int) string {
+	return yamlLineRE().ReplaceAllStringFunc(msg, func(m string) string {
+		n, err := strconv.Atoi(strings.TrimPrefix(m, "line "))
+		if err != nil {
+			return m
+		}
+		return "line " + strconv.Itoa(n+start-1)
+	})
+}
+
+func yamlLineRE() *regexp.Regexp { return regexp.MustCompile(`line [0-9]+`) }
 
 // listItems returns the objects a document holds: the elements of an
 // array, the items of a List, or the document itself.

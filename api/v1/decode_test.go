@@ -241,3 +241,41 @@ func TestDecodeStatusAndSecrets(t *testing.T) {
 		t.Fatalf("spec lost: %+v", tok.Spec)
 	}
 }
+
+func TestDecodeYAMLErrorLine(t *testing.T) {
+	in := "apiVersion: meridian/v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: meridian/v1\nkind: Namespace\nmetadata: [\n"
+	_, err := DecodeAll([]byte(in))
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Document != 2 || de.Line != 5 {
+		t.Fatalf("err = %v (%+v)", err, de)
+	}
+	if !strings.Contains(err.Error(), "line 8") && !strings.Contains(err.Error(), "line 7") {
+		t.Errorf("error %q does not give the line in the whole input", err)
+	}
+}
+
+func TestEveryKindZeroValue(t *testing.T) {
+	for _, ki := range Kinds() {
+		obj, _ := New(ki.Kind)
+		obj.GetMetadata().Name = "x"
+		if ki.Scope == ScopeNamespaced {
+			obj.GetMetadata().Namespace = "ns"
+		}
+		DefaultObject(obj)
+		_ = ValidateObject(obj) // must not panic
+		if r, ok := obj.(Referrer); ok {
+			_ = r.References()
+		}
+		raw, err := json.Marshal(obj)
+		if err != nil {
+			t.Fatalf("%s: %v", ki.Kind, err)
+		}
+		back, err := Decode(raw)
+		if err != nil {
+			t.Fatalf("%s: zero object does not decode: %v\n%s", ki.Kind, err, raw)
+		}
+		if back.GetTypeMeta().Kind != ki.Kind {
+			t.Fatalf("%s decoded as %s", ki.Kind, back.GetTypeMeta().Kind)
+		}
+	}
+}
