@@ -61,9 +61,12 @@ type Endpoint struct {
 	configAddr string // the configured host:port
 
 	weight atomic.Int64
-	flags  atomic.Uint32
+	flags  atomic.Uint32 // read by every Pick
 	health atomic.Int32
 
+	// The counters below are written on every request; keep them off the
+	// cache line Pick reads.
+	_               [64]byte
 	active          atomic.Int64
 	conns           atomic.Int64
 	requests        atomic.Uint64

@@ -32,7 +32,10 @@ type Pool struct {
 	reg *Registry
 	log *slog.Logger
 	tab atomic.Pointer[table]
-	rr  atomic.Uint64
+	// Written on every request: each on its own cache line, away from tab.
+	_  [64]byte
+	rr atomic.Uint64
+	_  [56]byte
 
 	active, pending, conns                     atomic.Int64
 	reqRejected, pendingRejected, connRejected atomic.Uint64
