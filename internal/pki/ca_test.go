@@ -210,7 +210,10 @@ func TestCAIssueErrors(t *testing.T) {
 		{"not spiffe", func() error { _, err := ca.IssueClientCert("https://acme/site/x", pub, time.Hour); return err }},
 		{"dotdot", func() error { _, err := ca.IssueClientCert("spiffe://acme/site/..", pub, time.Hour); return err }},
 		{"bad key type", func() error { _, err := ca.IssueClientCert(SiteSPIFFEID("a", "b"), "key", time.Hour); return err }},
-		{"bad csr", func() error { _, err := ca.IssueClientCertFromCSR([]byte("junk"), SiteSPIFFEID("a", "b"), time.Hour); return err }},
+		{"bad csr", func() error {
+			_, err := ca.IssueClientCertFromCSR([]byte("junk"), SiteSPIFFEID("a", "b"), time.Hour)
+			return err
+		}},
 	} {
 		if err := tt.fn(); err == nil {
 			t.Errorf("%s: no error", tt.name)

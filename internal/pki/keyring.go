@@ -151,7 +151,7 @@ func NewKeyring(ctx context.Context, st store.Store, master []byte, masterID str
 }
 
 func (k *Keyring) dataKey(id string) string { return k.prefix + "data/" + id }
-func (k *Keyring) primaryKey() string      { return k.prefix + "primary" }
+func (k *Keyring) primaryKey() string       { return k.prefix + "primary" }
 func (k *Keyring) secretKey(name string) string {
 	return k.prefix + "secrets/" + name
 }
