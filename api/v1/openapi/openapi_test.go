@@ -176,3 +176,24 @@ func TestGenerateGolden(t *testing.T) {
 		t.Errorf("output differs from %s; if the change is intended, run: go test ./api/v1/openapi -update", golden)
 	}
 }
+
+func TestEnumTableFieldsExist(t *testing.T) {
+	_, doc := generate(t)
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	for key, vals := range enumTable() {
+		typ, field, _ := strings.Cut(key, ".")
+		s, ok := schemas[typ].(map[string]any)
+		if !ok {
+			t.Errorf("enum table: no schema %s", typ)
+			continue
+		}
+		p, ok := s["properties"].(map[string]any)[field].(map[string]any)
+		if !ok {
+			t.Errorf("enum table: %s has no field %s", typ, field)
+			continue
+		}
+		if enum, _ := p["enum"].([]any); len(enum) != len(vals) {
+			t.Errorf("%s: enum = %v, want %v", key, p["enum"], vals)
+		}
+	}
+}

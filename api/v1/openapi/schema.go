@@ -15,6 +15,25 @@ type Schemaer interface {
 	OpenAPISchema() map[string]any
 }
 
+// enumTable lists enumerations of fields whose types carry no enum tag,
+// keyed by "GoTypeName.jsonField".
+func enumTable() map[string][]string {
+	return map[string][]string{
+		"OriginPoolSpec.loadBalancing": v1.LoadBalancingAlgorithms,
+		"ListenerTLS.minVersion":       {"1.2", "1.3"},
+		"HTTPRedirect.scheme":          {"http", "https"},
+	}
+}
+
+// typeTable gives the schemas of types that decode from more than one JSON
+// type.
+func typeTable() map[reflect.Type]map[string]any {
+	return map[reflect.Type]map[string]any{
+		reflect.TypeFor[v1.RetryCondition](): {"type": []any{"string", "integer"},
+			"description": "connect-failure, reset, 5xx, gateway-error, or a status code 400-599."},
+	}
+}
+
 // durationPattern matches what time.ParseDuration accepts for the
 // non-negative durations of the API.
 const durationPattern = `^(0|([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`
@@ -74,6 +93,9 @@ func (s *schemas) schemaOf(t reflect.Type) map[string]any {
 	case timeType:
 		return map[string]any{"type": "string", "format": "date-time"}
 	}
+	if sch, ok := typeTable()[t]; ok {
+		return sch
+	}
 	if t.Implements(schemaerType) {
 		return reflect.Zero(t).Interface().(Schemaer).OpenAPISchema()
 	}
@@ -119,10 +141,13 @@ func (s *schemas) schemaOf(t reflect.Type) map[string]any {
 func (s *schemas) structSchema(t reflect.Type) map[string]any {
 	props := map[string]any{}
 	var required []string
+	enums := enumTable()
 	for _, f := range v1.JSONFields(t) {
 		p := s.schemaOf(f.Type)
 		if enum := f.Field.Tag.Get("enum"); enum != "" {
 			p = withEnum(p, strings.Split(enum, ","))
+		} else if vals, ok := enums[t.Name()+"."+f.Name]; ok {
+			p = withEnum(p, vals)
 		}
 		props[f.Name] = p
 		if !f.OmitEmpty {
