@@ -209,6 +209,9 @@ func (r *Role) Default() {
 // Validate checks the rules.
 func (r *Role) Validate() FieldErrors {
 	errs := validateDisplayName("spec.description", r.Spec.Description)
+	if IsBuiltinRole(r.Metadata.Name) {
+		errs = append(errs, forbidden("metadata.name", fmt.Sprintf("%q is a built-in role; choose another name", r.Metadata.Name)))
+	}
 	if len(r.Spec.Rules) == 0 {
 		errs = append(errs, Required("spec.rules", "at least one rule is required"))
 	}

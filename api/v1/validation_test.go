@@ -122,6 +122,7 @@ func TestRoleValidation(t *testing.T) {
 	}
 	checkValidation(t, base, []validationCase{
 		{"no rules", func(o Object) { o.(*Role).Spec.Rules = nil }, "spec.rules", ReasonRequired},
+		{"built-in name", func(o Object) { o.GetMetadata().Name = "admin" }, "metadata.name", ReasonForbidden},
 		{"bad verb", func(o Object) { o.(*Role).Spec.Rules[1].Verbs[1] = "steal" }, "spec.rules[1].verbs[1]", ReasonNotSupported},
 		{"no verbs", func(o Object) { o.(*Role).Spec.Rules[0].Verbs = nil }, "spec.rules[0].verbs", ReasonRequired},
 		{"unknown kind", func(o Object) { o.(*Role).Spec.Rules[1].Kinds[0] = "Pod" }, "spec.rules[1].kinds[0]", ReasonNotSupported},
