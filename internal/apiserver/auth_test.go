@@ -10,8 +10,8 @@ import (
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
-func TestAuthentication(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.LoginFailureDelay = 150 * time.Millisecond })
+func testAuthentication(t *testing.T, open storeOpener) {
+	e := newEnv(t, open, func(o *Options) { o.LoginFailureDelay = 150 * time.Millisecond })
 	tok := e.tenant("acme", "retail")
 	e.must(200, "GET", "/healthz", "", nil)
 	for _, c := range []struct{ name, tok, auth string }{
@@ -108,8 +108,8 @@ func TestAuthentication(t *testing.T) {
 	e.must(401, "GET", "/api/v1/whoami", ci, nil)
 }
 
-func TestRBAC(t *testing.T) {
-	e := newEnv(t)
+func testRBAC(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
 	tok := e.tenant("acme", "retail", "dev")
 	viewer := e.token(tok, "viewer", "viewer")
 	e.must(201, "POST", "/api/v1/roles", tok, obj("Role", "", "pool-editor", map[string]any{
@@ -144,8 +144,8 @@ func TestRBAC(t *testing.T) {
 	e.must(403, "GET", "/api/v1/namespaces", tok, nil, "X-Meridian-Tenant", "system")
 }
 
-func TestAuditRecords(t *testing.T) {
-	e := newEnv(t)
+func testAuditRecords(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
 	tok := e.tenant("acme", "retail")
 	e.must(201, "POST", "/api/v1/namespaces/retail/originpools", tok, pool("retail", "a"))
 	e.must(201, "POST", "/api/v1/users", tok, obj("User", "", "alice", map[string]any{"password": "alice-password"}))
@@ -169,8 +169,8 @@ func TestAuditRecords(t *testing.T) {
 	}
 }
 
-func TestRateLimit(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.DefaultRateLimit = 1; o.DefaultRateBurst = 3 })
+func testRateLimit(t *testing.T, open storeOpener) {
+	e := newEnv(t, open, func(o *Options) { o.DefaultRateLimit = 1; o.DefaultRateBurst = 3 })
 	e.must(201, "POST", "/api/v1/tenants", e.admin, obj("Tenant", "", "slow", map[string]any{"limits": map[string]any{"requestsPerSecond": 1, "burst": 2}}))
 	var got429 resp
 	for i := 0; i < 10; i++ {

@@ -38,9 +38,12 @@ func openBolt(t testing.TB) store.Store {
 	return st
 }
 
-func newEnv(t *testing.T, opts ...envOpt) *env {
+// storeOpener opens a fresh store for one test.
+type storeOpener func(t testing.TB) store.Store
+
+func newEnv(t *testing.T, open storeOpener, opts ...envOpt) *env {
 	t.Helper()
-	return newEnvOn(t, openBolt(t), opts...)
+	return newEnvOn(t, open(t), opts...)
 }
 
 func newEnvOn(t *testing.T, st store.Store, opts ...envOpt) *env {

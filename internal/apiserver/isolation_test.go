@@ -82,8 +82,8 @@ func normalizeBody(b []byte, names map[string]string) string {
 // same answer for tenant B's objects and namespaces as for ones that do not
 // exist: every kind x verb, list, label selectors, watch, dry-run,
 // conflicts and references.
-func TestTenantIsolationMatrix(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.BookmarkInterval = 30 * time.Millisecond })
+func testTenantIsolationMatrix(t *testing.T, open storeOpener) {
+	e := newEnv(t, open, func(o *Options) { o.BookmarkInterval = 30 * time.Millisecond })
 	a := e.tenant("acme", "shared")
 	b := e.tenant("globex", "shared", "bsecret")
 	// Objects both tenants have (reference targets).

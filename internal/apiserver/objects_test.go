@@ -10,8 +10,8 @@ import (
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
-func TestCRUDMetadataDefaultsGeneration(t *testing.T) {
-	e := newEnv(t)
+func testCRUDMetadataDefaultsGeneration(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
 	tok := e.tenant("acme", "retail")
 	base := "/api/v1/namespaces/retail/originpools"
 
@@ -78,8 +78,8 @@ func TestCRUDMetadataDefaultsGeneration(t *testing.T) {
 	}
 }
 
-func TestReferences(t *testing.T) {
-	e := newEnv(t)
+func testReferences(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
 	tok := e.tenant("acme", "retail")
 	ns := "/api/v1/namespaces/retail/"
 	e.must(201, "POST", ns+"originpools", tok, pool("retail", "shop-api"))
@@ -111,8 +111,8 @@ func TestReferences(t *testing.T) {
 	}
 }
 
-func TestNamespaceRulesAndCascade(t *testing.T) {
-	e := newEnv(t)
+func testNamespaceRulesAndCascade(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
 	tok := e.tenant("acme", "retail", "other")
 	r := e.must(404, "POST", "/api/v1/namespaces/missing/originpools", tok, pool("missing", "x"))
 	if r.status().Message != `Namespace "missing" not found` {
@@ -139,8 +139,8 @@ func TestNamespaceRulesAndCascade(t *testing.T) {
 	e.must(200, "GET", "/api/v1/namespaces/other", tok, nil)
 }
 
-func TestDryRun(t *testing.T) {
-	e := newEnv(t)
+func testDryRun(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
 	tok := e.tenant("acme", "retail")
 	ns := "/api/v1/namespaces/retail/"
 	before, _ := e.st.Revision(context.Background())
@@ -156,8 +156,8 @@ func TestDryRun(t *testing.T) {
 	e.must(404, "GET", ns+"originpools/shop", tok, nil)
 }
 
-func TestHistoryAndRollback(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.HistoryLimit = 3 })
+func testHistoryAndRollback(t *testing.T, open storeOpener) {
+	e := newEnv(t, open, func(o *Options) { o.HistoryLimit = 3 })
 	tok := e.tenant("acme", "retail")
 	base := "/api/v1/namespaces/retail/originpools/"
 	e.must(201, "POST", base[:len(base)-1], tok, pool("retail", "shop"))
@@ -180,8 +180,8 @@ func TestHistoryAndRollback(t *testing.T) {
 	}
 }
 
-func TestSecrets(t *testing.T) {
-	e := newEnv(t)
+func testSecrets(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
 	tok := e.tenant("acme", "retail")
 	certPEM, keyPEM := selfSigned(t)
 	base := "/api/v1/namespaces/retail/certificates"
@@ -230,8 +230,8 @@ func TestSecrets(t *testing.T) {
 	e.must(200, "POST", "/api/v1/login", "", LoginRequest{Tenant: "acme", Username: "alice", Password: "s3cret-password"})
 }
 
-func TestListPagingSelectorsAndGone(t *testing.T) {
-	e := newEnv(t)
+func testListPagingSelectorsAndGone(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
 	tok := e.tenant("acme", "a", "b")
 	for i := 0; i < 7; i++ {
 		for _, ns := range []string{"a", "b"} {
@@ -306,8 +306,8 @@ func TestListPagingSelectorsAndGone(t *testing.T) {
 	}
 }
 
-func TestBadInput(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.MaxBodyBytes = 4096 })
+func testBadInput(t *testing.T, open storeOpener) {
+	e := newEnv(t, open, func(o *Options) { o.MaxBodyBytes = 4096 })
 	tok := e.tenant("acme", "retail")
 	base := "/api/v1/namespaces/retail/originpools"
 	before, _ := e.st.Revision(context.Background())

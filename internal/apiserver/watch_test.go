@@ -53,8 +53,8 @@ func next(t *testing.T, ch <-chan watchLine) watchLine {
 	return watchLine{}
 }
 
-func TestWatch(t *testing.T) {
-	e := newEnv(t)
+func testWatch(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
 	tok := e.tenant("acme", "retail", "other")
 	other := e.tenant("globex", "retail")
 	base := "/api/v1/namespaces/retail/originpools"
@@ -110,8 +110,8 @@ func TestWatch(t *testing.T) {
 	}
 }
 
-func TestWatchBookmarkAndGone(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.BookmarkInterval = 50 * time.Millisecond })
+func testWatchBookmarkAndGone(t *testing.T, open storeOpener) {
+	e := newEnv(t, open, func(o *Options) { o.BookmarkInterval = 50 * time.Millisecond })
 	tok := e.tenant("acme", "retail")
 	base := "/api/v1/namespaces/retail/originpools"
 	r := e.must(201, "POST", base, tok, pool("retail", "a"))
