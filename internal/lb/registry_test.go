@@ -57,6 +57,13 @@ func TestStateSurvivesUpdate(t *testing.T) {
 	cb := checked.Endpoints()[0]
 	waitHealth(t, cb, HealthUnhealthy)
 
+	checkerOf := func(e *Endpoint) *checker {
+		e.pool.mu.Lock()
+		defer e.pool.mu.Unlock()
+		return e.checker
+	}
+	running := checkerOf(cb)
+
 	// Change the algorithm, weights and add an endpoint: same pool, same
 	// endpoints, same state.
 	cfg.Algorithm = Maglev
@@ -86,12 +93,21 @@ func TestStateSurvivesUpdate(t *testing.T) {
 	if a0.Weight() != 3 || a1.Weight() != 2 || p.Algorithm() != Maglev {
 		t.Errorf("new config not applied: weights %d/%d, algorithm %s", a0.Weight(), a1.Weight(), p.Algorithm())
 	}
-	// The unchanged health check kept running without restarting: probes
-	// continue and the state never went back to unknown.
+	// The unchanged health check kept running without a restart.
+	if checkerOf(cb) != running {
+		t.Error("unchanged health check restarted by an update")
+	}
 	n := probes.Load()
 	eventually(t, 5*time.Second, "probes continue", func() bool { return probes.Load() > n+2 })
-	if cb.Health() != HealthUnhealthy {
-		t.Error("health check restarted from unknown")
+	// A changed one restarts, keeping the health state.
+	hc2 := hc
+	hc2.Timeout = 400 * time.Millisecond
+	cfg2.HealthCheck = &hc2
+	if err := r.Update(context.Background(), []PoolConfig{cfg, cfg2}); err != nil {
+		t.Fatal(err)
+	}
+	if checkerOf(cb) == running || cb.Health() != HealthUnhealthy {
+		t.Error("changed health check not restarted, or health lost")
 	}
 
 	// Removing an endpoint drops it; ByID forgets it.
