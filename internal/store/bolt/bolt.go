@@ -93,8 +93,9 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
-		Timeout:      opts.OpenTimeout,
-		FreelistType: bbolt.FreelistMapType,
+		Timeout:         opts.OpenTimeout,
+		FreelistType:    bbolt.FreelistMapType,
+		InitialMmapSize: 64 << 20,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", path, err)

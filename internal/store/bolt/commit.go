@@ -109,19 +109,33 @@ func checkCompares(kv *bbolt.Bucket, cmps []store.Compare) error {
 	return nil
 }
 
+// maxBatchBytes stops a group commit from taking more transactions once
+// their values add up to this much.
+const maxBatchBytes = 16 << 20
+
+func (r *txnReq) size() int {
+	n := 0
+	for _, op := range r.t.Ops {
+		n += len(op.Key) + len(op.Value)
+	}
+	return n
+}
+
 func (s *Store) commitLoop() {
 	defer s.commits.Done()
 	batch := make([]*txnReq, 0, s.opts.MaxBatch)
 	for req := range s.reqs {
 		batch = append(batch[:0], req)
+		size := req.size()
 	drain:
-		for len(batch) < s.opts.MaxBatch {
+		for len(batch) < s.opts.MaxBatch && size < maxBatchBytes {
 			select {
 			case r, ok := <-s.reqs:
 				if !ok {
 					break drain
 				}
 				batch = append(batch, r)
+				size += r.size()
 			default:
 				break drain
 			}

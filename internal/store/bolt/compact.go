@@ -22,6 +22,12 @@ func (s *Store) Compact(ctx context.Context, rev int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	s.closeMu.RLock()
+	closed := s.closed
+	s.closeMu.RUnlock()
+	if closed {
+		return store.ErrClosed
+	}
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
 	s.mu.Lock()
