@@ -1,8 +1,10 @@
 package config
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,7 @@ func Compile(objs []v1.Object) *Table {
 			Pools: map[string]*Pool{},
 		},
 		certs:      map[string]*certEntry{},
+		certPEM:    map[string]string{},
 		hcs:        map[string]*v1.HealthCheck{},
 		badObjects: map[string]error{},
 		owner:      map[string]string{},
@@ -95,6 +98,7 @@ type certEntry struct {
 type compiler struct {
 	t          *Table
 	certs      map[string]*certEntry // ns/name
+	certPEM    map[string]string
 	hcs        map[string]*v1.HealthCheck
 	badObjects map[string]error  // "Kind ns/name" -> error
 	owner      map[string]string // listener key -> "Kind ns/name"
@@ -156,6 +160,7 @@ func (c *compiler) certificate(x *v1.Certificate) error {
 		e.cert = &cert
 	}
 	c.certs[key(x.Metadata.Namespace, x.Metadata.Name)] = e
+	c.certPEM[key(x.Metadata.Namespace, x.Metadata.Name)] = x.Spec.Certificate + string(x.Spec.PrivateKey)
 	return nil
 }
 
@@ -238,6 +243,18 @@ func (c *compiler) pool(x *v1.OriginPool) error {
 		p.MaxConnsPerBreaker = b.MaxConnections
 	}
 	p.LB = cfg
+	tk := sha256.New()
+	fmt.Fprintf(tk, "%d|%s|%s|%d", p.ProxyProtocol, p.ConnectTimeout, p.IdleConnTimeout, p.MaxIdleConns)
+	if t := s.TLS; t != nil {
+		fmt.Fprintf(tk, "|tls|%s|%v", t.SNI, t.InsecureSkipVerify)
+		if e := c.certs[key(ns, t.CARef)]; t.CARef != "" && e != nil {
+			fmt.Fprintf(tk, "|ca|%s", c.certPEM[key(ns, t.CARef)])
+		}
+		if t.ClientCertRef != "" {
+			fmt.Fprintf(tk, "|client|%s", c.certPEM[key(ns, t.ClientCertRef)])
+		}
+	}
+	p.TransportKey = hex.EncodeToString(tk.Sum(nil))
 	c.t.Pools[p.ID] = p
 	return nil
 }

@@ -189,6 +189,10 @@ type Pool struct {
 	AffinityCookie     string
 	AffinityTTL        time.Duration
 	MaxConnsPerBreaker int
+	// TransportKey changes whenever a setting that shapes origin
+	// connections changes (TLS, PROXY protocol, timeouts): clients built
+	// for another key are replaced.
+	TransportKey string
 }
 
 // TCPListener is one TCP load-balancing address.

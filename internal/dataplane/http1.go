@@ -1,0 +1,644 @@
+package dataplane
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/dataplane/h1"
+	"github.com/meridian-platform/meridian/internal/lb"
+)
+
+// h1ReqHeaders adapts fasthttp request headers to Headers.
+type h1ReqHeaders struct{ h *fasthttp.RequestHeader }
+
+func (a *h1ReqHeaders) Peek(n string) ([]byte, bool) {
+	v := a.h.Peek(n)
+	return v, v != nil
+}
+func (a *h1ReqHeaders) Set(n, v string)             { a.h.Set(n, v) }
+func (a *h1ReqHeaders) SetBytes(n string, v []byte) { a.h.SetBytesV(n, v) }
+func (a *h1ReqHeaders) Add(n, v string)             { a.h.Add(n, v) }
+func (a *h1ReqHeaders) Del(n string)                { a.h.Del(n) }
+func (a *h1ReqHeaders) VisitAll(f func(k, v []byte)) {
+	for k, v := range a.h.All() {
+		f(k, v)
+	}
+}
+
+// h1RespHeaders adapts fasthttp response headers to Headers.
+type h1RespHeaders struct{ h *fasthttp.ResponseHeader }
+
+func (a *h1RespHeaders) Peek(n string) ([]byte, bool) {
+	v := a.h.Peek(n)
+	return v, v != nil
+}
+func (a *h1RespHeaders) Set(n, v string)             { a.h.Set(n, v) }
+func (a *h1RespHeaders) SetBytes(n string, v []byte) { a.h.SetBytesV(n, v) }
+func (a *h1RespHeaders) Add(n, v string)             { a.h.Add(n, v) }
+func (a *h1RespHeaders) Del(n string)                { a.h.Del(n) }
+func (a *h1RespHeaders) VisitAll(f func(k, v []byte)) {
+	for k, v := range a.h.All() {
+		f(k, v)
+	}
+}
+
+// h1Exchange is the pooled per-request state of the HTTP/1.1 path.
+type h1Exchange struct {
+	x       Exchange
+	reqH    h1ReqHeaders
+	respH   h1RespHeaders
+	ctx     *fasthttp.RequestCtx
+	queryFn func(string) ([]byte, bool)
+	scratch []byte
+}
+
+var h1Pool = sync.Pool{New: func() any {
+	hx := &h1Exchange{scratch: make([]byte, 0, 256)}
+	hx.queryFn = hx.query
+	return hx
+}}
+
+func (hx *h1Exchange) query(name string) ([]byte, bool) {
+	args := hx.ctx.QueryArgs()
+	v := args.Peek(name)
+	if v == nil && !args.Has(name) {
+		return nil, false
+	}
+	return v, true
+}
+
+// connMeta is what the accept loop learned about a connection.
+type connMeta struct {
+	peer  netip.AddrPort
+	local netip.AddrPort
+	tls   bool
+	lkey  string
+}
+
+// metaConn carries connMeta to the HTTP/1.1 handler.
+type metaConn struct {
+	net.Conn
+	meta *connMeta
+}
+
+func (c *metaConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.meta.peer) }
+
+var (
+	strHTTP11 = []byte("HTTP/1.1")
+	hopByHop  = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Trailer", "Upgrade", "Expect"}
+)
+
+func (s *Server) newH1Server(l *listener, t config.Timeouts) *fasthttp.Server {
+	bodyTimeout := t.RequestBody
+	return &fasthttp.Server{
+		Handler:               func(ctx *fasthttp.RequestCtx) { s.handleH1(ctx) },
+		ErrorHandler:          s.h1Error,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		ReadBufferSize:        s.limits.MaxURI + s.limits.MaxHeaderBytes + 1024,
+		WriteBufferSize:       16 << 10,
+		ReadTimeout:           t.RequestHeader,
+		IdleTimeout:           t.Idle,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
+		},
+		MaxRequestBodySize:           s.opts.MaxRequestBodySize,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		SecureErrorLogMessage:        true,
+		Logger:                       quietLogger{},
+	}
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
+func (s *Server) h1Error(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		ctx.Error("Request Header Fields Too Large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ctx.Error("Request Entity Too Large\n", fasthttp.StatusRequestEntityTooLarge)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		ctx.Error("Request Timeout\n", fasthttp.StatusRequestTimeout)
+	default:
+		ctx.Error("Bad Request\n", fasthttp.StatusBadRequest)
+	}
+	ctx.SetConnectionClose()
+	s.metrics.rejected.Inc()
+}
+
+func (s *Server) rejectH1(ctx *fasthttp.RequestCtx, p *h1.Problem) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(p.Status)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(p.Reason + "\n")
+	ctx.SetConnectionClose()
+	s.metrics.rejected.Inc()
+}
+
+func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
+	req := &ctx.Request
+	if p := h1.CheckRequestLine(req.Header.Method(), req.Header.RequestURI(), s.limits); p != nil {
+		s.rejectH1(ctx, p)
+		return
+	}
+	if p := h1.CheckHeaders(req.Header.RawHeaders(), req.Header.IsHTTP11(), s.limits); p != nil {
+		s.rejectH1(ctx, p)
+		return
+	}
+	mc, ok := ctx.Conn().(*metaConn)
+	if !ok {
+		ctx.Error("internal error\n", fasthttp.StatusInternalServerError)
+		return
+	}
+	st := s.state.Load()
+	lc := st.table.HTTP[mc.meta.lkey]
+	if lc == nil {
+		ctx.Error("listener is being removed\n", fasthttp.StatusServiceUnavailable)
+		ctx.SetConnectionClose()
+		return
+	}
+	vh := lc.VHost(req.Header.Host())
+	if vh == nil {
+		ctx.Error("no load balancer serves this host\n", fasthttp.StatusNotFound)
+		return
+	}
+	hx := h1Pool.Get().(*h1Exchange)
+	hx.ctx = ctx
+	x := &hx.x
+	x.reset()
+	hx.reqH.h = &req.Header
+	hx.respH.h = &ctx.Response.Header
+	x.ReqHeaders, x.RespHeaders = &hx.reqH, &hx.respH
+	x.query = hx.queryFn
+	x.Method = req.Header.Method()
+	uri := req.URI()
+	x.Path = uri.Path()
+	x.RawQuery = uri.QueryString()
+	x.Host = req.Header.Host()
+	x.Scheme = "http"
+	if mc.meta.tls {
+		x.Scheme = "https"
+	}
+	x.Proto = "HTTP/1.1"
+	if !req.Header.IsHTTP11() {
+		x.Proto = "HTTP/1.0"
+	}
+	x.Peer = mc.meta.peer
+	x.Start = time.Now()
+	x.Listener, x.VHost = lc, vh
+	x.BytesIn = int64(len(req.Header.RawHeaders()) + len(req.Body()))
+	resolveClient(x, vh)
+	x.Route = vh.Match(x.routeRequest())
+	pl := st.pipelines[vh]
+	switch {
+	case x.Route == nil:
+		x.respond(fasthttp.StatusNotFound, "no route\n")
+		writeReplyH1(ctx, x)
+	case pl.RequestHeaders(x) == Respond:
+		writeReplyH1(ctx, x)
+	case pl.WantsRequestBody() && pl.RequestBody(x, req.Body(), true) == Respond:
+		writeReplyH1(ctx, x)
+	case x.Route.Redirect != nil:
+		s.redirectH1(ctx, x)
+	case x.Route.Direct != nil:
+		d := x.Route.Direct
+		ctx.SetStatusCode(d.Status)
+		if d.ContentType != "" {
+			ctx.SetContentType(d.ContentType)
+		}
+		ctx.SetBodyString(d.Body)
+	case x.Route.Pool == nil:
+		x.respond(fasthttp.StatusNotFound, "no route\n")
+		writeReplyH1(ctx, x)
+	default:
+		if isUpgrade(req) {
+			s.upgradeH1(ctx, x, st)
+			break
+		}
+		s.proxyH1(ctx, hx, st)
+	}
+	x.Status = ctx.Response.StatusCode()
+	if x.Reply.Status == 0 && pl.ResponseHeaders(x) == Respond {
+		writeReplyH1(ctx, x)
+		x.Status = x.Reply.Status
+	}
+	if pl.WantsResponseBody() && x.Reply.Status == 0 {
+		if pl.ResponseBody(x, ctx.Response.Body(), true) == Respond {
+			writeReplyH1(ctx, x)
+			x.Status = x.Reply.Status
+		}
+	}
+	x.BytesOut = int64(len(ctx.Response.Body()))
+	st.observe(x)
+	pl.Done(x)
+	hx.ctx = nil
+	x.reset()
+	h1Pool.Put(hx)
+}
+
+func writeReplyH1(ctx *fasthttp.RequestCtx, x *Exchange) {
+	r := &x.Reply
+	ctx.Response.Reset()
+	ctx.SetStatusCode(r.Status)
+	for _, h := range r.Headers {
+		ctx.Response.Header.Add(h.Name, h.Value)
+	}
+	if r.ContentType != "" {
+		ctx.SetContentType(r.ContentType)
+	} else if len(r.Body) > 0 {
+		ctx.SetContentType("text/plain; charset=utf-8")
+	}
+	ctx.SetBody(r.Body)
+}
+
+// resolveClient finds the real client address: the peer, or, when the peer
+// is a trusted proxy, the right-most untrusted address of X-Forwarded-For.
+func resolveClient(x *Exchange, vh *config.VHost) {
+	peer := x.Peer.Addr().Unmap()
+	x.Client = peer
+	if len(vh.TrustedProxies) == 0 {
+		return
+	}
+	x.TrustedPeer = trusted(vh.TrustedProxies, peer)
+	if !x.TrustedPeer {
+		return
+	}
+	xff, ok := x.ReqHeaders.Peek("X-Forwarded-For")
+	if !ok {
+		return
+	}
+	for len(xff) > 0 {
+		i := bytes.LastIndexByte(xff, ',')
+		part := bytes.TrimSpace(xff[i+1:])
+		if i < 0 {
+			xff = nil
+		} else {
+			xff = xff[:i]
+		}
+		a, err := netip.ParseAddr(string(part))
+		if err != nil {
+			return
+		}
+		x.Client = a.Unmap()
+		if !trusted(vh.TrustedProxies, x.Client) {
+			return
+		}
+	}
+}
+
+func trusted(list []netip.Prefix, a netip.Addr) bool {
+	for _, p := range list {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func isUpgrade(req *fasthttp.Request) bool {
+	u := req.Header.Peek("Upgrade")
+	return len(u) > 0 && req.Header.ConnectionUpgrade()
+}
+
+// prepareH1 turns the client request into the origin request in place.
+func (s *Server) prepareH1(hx *h1Exchange) {
+	x, req := &hx.x, &hx.ctx.Request
+	h := &req.Header
+	// Headers named by Connection are hop-by-hop too.
+	if c := h.Peek("Connection"); len(c) > 0 {
+		for len(c) > 0 {
+			i := bytes.IndexByte(c, ',')
+			tok := c
+			if i >= 0 {
+				tok, c = c[:i], c[i+1:]
+			} else {
+				c = nil
+			}
+			tok = bytes.TrimSpace(tok)
+			if len(tok) > 0 && !bytes.EqualFold(tok, []byte("close")) && !bytes.EqualFold(tok, []byte("keep-alive")) {
+				h.DelBytes(tok)
+			}
+		}
+	}
+	for _, n := range hopByHop {
+		h.Del(n)
+	}
+	h.ResetConnectionClose()
+	h.SetProtocolBytes(strHTTP11)
+	// X-Forwarded-For: appended to when the peer is trusted, otherwise
+	// replaced, so clients cannot forge a chain.
+	b := hx.scratch[:0]
+	if v, ok := x.ReqHeaders.Peek("X-Forwarded-For"); ok && x.TrustedPeer && len(v) > 0 {
+		b = append(b, v...)
+		b = append(b, ',', ' ')
+	}
+	b = x.Peer.Addr().Unmap().AppendTo(b)
+	h.SetBytesV("X-Forwarded-For", b)
+	hx.scratch = b
+	if _, ok := x.ReqHeaders.Peek("X-Forwarded-Proto"); !ok || !x.TrustedPeer {
+		h.Set("X-Forwarded-Proto", x.Scheme)
+	}
+	rt := x.Route
+	if rt.HostRewrite != "" {
+		h.SetHost(rt.HostRewrite)
+		req.URI().SetHost(rt.HostRewrite)
+	}
+	if rt.PrefixRewrite != "" {
+		var p []byte
+		switch rt.PathKind {
+		case config.PathPrefix:
+			p = append(append(hx.scratch[len(b):len(b)], rt.PrefixRewrite...), x.Path[len(rt.PathValue):]...)
+			if len(p) > 1 && bytes.HasPrefix(p, []byte("//")) {
+				p = p[1:]
+			}
+		default:
+			p = append(hx.scratch[len(b):len(b)], rt.PrefixRewrite...)
+		}
+		req.URI().SetPathBytes(p)
+	}
+}
+
+func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
+	x := &hx.x
+	rt := x.Route
+	cp := rt.Pool
+	pool := s.reg.Pool(cp.ID)
+	if pool == nil {
+		x.respond(fasthttp.StatusServiceUnavailable, "pool not ready\n")
+		writeReplyH1(ctx, x)
+		return
+	}
+	if err := pool.Acquire(); err != nil {
+		x.respond(fasthttp.StatusServiceUnavailable, "circuit breaker open\n")
+		writeReplyH1(ctx, x)
+		return
+	}
+	defer pool.Release()
+	clientClose := ctx.Request.Header.ConnectionClose()
+	s.prepareH1(hx)
+	if rt.Mirror != nil {
+		s.mirrorH1(&ctx.Request, x, rt.Mirror)
+	}
+	hash := hashFor(x, cp)
+	var affinity *lb.Endpoint
+	if cp.AffinityCookie != "" {
+		if v := ctx.Request.Header.Cookie(cp.AffinityCookie); len(v) > 0 {
+			if e := pool.ByID(string(v)); e != nil && e.Available() {
+				affinity = e
+			}
+		}
+	}
+	attempts := 1
+	if r := rt.Retry; r != nil && (r.NonIdempotent || idempotent(x.Method)) {
+		attempts += r.Attempts
+	}
+	timeout := rt.Timeout
+	if timeout <= 0 {
+		timeout = s.opts.DefaultRouteTimeout
+	}
+	deadline := x.Start.Add(timeout)
+	rm := st.routeMetrics[rt]
+	var exclude *lb.Endpoint
+	var lastErr error
+	resp := &ctx.Response
+	for try := 0; try < attempts; try++ {
+		if try > 0 {
+			if !rm.allowRetry() {
+				break
+			}
+			x.Retries++
+			rm.retries.Inc()
+			resp.Reset()
+		}
+		ep := affinity
+		affinity = nil
+		if ep == nil {
+			var err error
+			ep, err = pool.Pick(hash, exclude)
+			if err != nil {
+				lastErr = err
+				break
+			}
+		}
+		tryDeadline := deadline
+		if rt.Retry != nil && rt.Retry.PerTryTimeout > 0 {
+			if d := time.Now().Add(rt.Retry.PerTryTimeout); d.Before(tryDeadline) {
+				tryDeadline = d
+			}
+		}
+		oc := s.origins.get(cp, ep)
+		ep.Begin()
+		t0 := time.Now()
+		err := oc.do(&ctx.Request, resp, tryDeadline, x.Peer, s.localAddr(ctx))
+		d := time.Since(t0)
+		x.UpstreamTime += d
+		x.Endpoint = ep.Addr()
+		res := lb.Result{Duration: d}
+		var de *dialError
+		connectFailed := errors.As(err, &de)
+		switch {
+		case err == nil:
+			res.Status = resp.StatusCode()
+		case connectFailed:
+			res.ConnectFailed = true
+		}
+		ep.End(res)
+		lastErr = err
+		exclude = ep
+		if err == nil {
+			if rt.Retry != nil && try+1 < attempts && rt.Retry.RetryOnStatus(res.Status) {
+				continue
+			}
+			lastErr = nil
+			if cp.AffinityCookie != "" && string(ctx.Request.Header.Cookie(cp.AffinityCookie)) != ep.ID() {
+				setAffinityCookie(resp, cp, ep)
+			}
+			break
+		}
+		if rt.Retry == nil || errors.Is(err, fasthttp.ErrTimeout) {
+			break
+		}
+		if connectFailed && !rt.Retry.ConnectFailure || !connectFailed && !rt.Retry.Reset {
+			break
+		}
+	}
+	if lastErr != nil {
+		switch {
+		case errors.Is(lastErr, lb.ErrNoHealthyEndpoint):
+			x.respond(fasthttp.StatusServiceUnavailable, "no healthy endpoint\n")
+		case errors.Is(lastErr, lb.ErrCircuitOpen):
+			x.respond(fasthttp.StatusServiceUnavailable, "circuit breaker open\n")
+		case errors.Is(lastErr, fasthttp.ErrTimeout), errors.Is(lastErr, os.ErrDeadlineExceeded):
+			x.respond(fasthttp.StatusGatewayTimeout, "origin timeout\n")
+		default:
+			x.respond(fasthttp.StatusBadGateway, "origin unreachable\n")
+		}
+		writeReplyH1(ctx, x)
+		if clientClose {
+			ctx.SetConnectionClose()
+		}
+		return
+	}
+	rh := &resp.Header
+	rh.ResetConnectionClose()
+	rh.Del("Keep-Alive")
+	rh.Del("Proxy-Connection")
+	rh.Del("Trailer")
+	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
+		rh.Del("Upgrade")
+	}
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+}
+
+func (s *Server) localAddr(ctx *fasthttp.RequestCtx) netip.AddrPort {
+	if mc, ok := ctx.Conn().(*metaConn); ok {
+		return mc.meta.local
+	}
+	return netip.AddrPort{}
+}
+
+func setAffinityCookie(resp *fasthttp.Response, p *config.Pool, ep *lb.Endpoint) {
+	c := fasthttp.AcquireCookie()
+	c.SetKey(p.AffinityCookie)
+	c.SetValue(ep.ID())
+	c.SetPath("/")
+	c.SetHTTPOnly(true)
+	if p.AffinityTTL > 0 {
+		c.SetMaxAge(int(p.AffinityTTL.Seconds()))
+	}
+	resp.Header.SetCookie(c)
+	fasthttp.ReleaseCookie(c)
+}
+
+func idempotent(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// hashFor computes the request hash used by ringHash and maglev.
+func hashFor(x *Exchange, p *config.Pool) uint64 {
+	switch {
+	case p.HashHeader != "":
+		v, _ := x.ReqHeaders.Peek(p.HashHeader)
+		return lb.HashBytes(v)
+	case p.HashCookie != "":
+		v, _ := x.ReqHeaders.Peek("Cookie")
+		return lb.HashBytes(cookieValue(v, p.HashCookie))
+	case p.HashSourceIP:
+		a := x.Client.As16()
+		return lb.HashBytes(a[:])
+	}
+	return 0
+}
+
+// cookieValue finds one cookie in a Cookie header without allocating.
+func cookieValue(h []byte, name string) []byte {
+	for len(h) > 0 {
+		i := bytes.IndexByte(h, ';')
+		part := h
+		if i >= 0 {
+			part, h = h[:i], h[i+1:]
+		} else {
+			h = nil
+		}
+		part = bytes.TrimSpace(part)
+		if len(part) > len(name) && part[len(name)] == '=' && string(part[:len(name)]) == name {
+			return part[len(name)+1:]
+		}
+	}
+	return nil
+}
+
+func (s *Server) redirectH1(ctx *fasthttp.RequestCtx, x *Exchange) {
+	rd := x.Route.Redirect
+	scheme := rd.Scheme
+	if scheme == "" {
+		scheme = x.Scheme
+	}
+	host := string(x.Host)
+	if rd.Host != "" || rd.Port != 0 {
+		h := rd.Host
+		if h == "" {
+			h = string(bytes.TrimSuffix(x.Host, []byte(":"+portOf(x.Host))))
+		}
+		if rd.Port != 0 {
+			h = net.JoinHostPort(h, strconv.Itoa(rd.Port))
+		}
+		host = h
+	}
+	path := string(ctx.Request.URI().PathOriginal())
+	if rd.Path != "" {
+		path = rd.Path
+	}
+	loc := scheme + "://" + host + path
+	if q := ctx.Request.URI().QueryString(); len(q) > 0 && !rd.StripQuery {
+		loc += "?" + string(q)
+	}
+	ctx.Response.Header.Set("Location", loc)
+	ctx.SetStatusCode(rd.Code)
+}
+
+func portOf(host []byte) string {
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && !bytes.Contains(host[i:], []byte("]")) {
+		return string(host[i+1:])
+	}
+	return ""
+}
+
+// mirrorH1 sends a copy of the request to the shadow pool in the
+// background; its answer is discarded. At most 64 mirrors are in flight.
+func (s *Server) mirrorH1(req *fasthttp.Request, x *Exchange, m *config.Mirror) {
+	if m.Pool == nil || (m.Percent < 100 && int(requestIDCounter.Load()%100) >= m.Percent) {
+		return
+	}
+	select {
+	case s.mirrorSem <- struct{}{}:
+	default:
+		return
+	}
+	mreq := fasthttp.AcquireRequest()
+	req.CopyTo(mreq)
+	peer := x.Peer
+	go func() {
+		defer func() { <-s.mirrorSem }()
+		defer fasthttp.ReleaseRequest(mreq)
+		pool := s.reg.Pool(m.Pool.ID)
+		if pool == nil {
+			return
+		}
+		ep, err := pool.Pick(0, nil)
+		if err != nil {
+			return
+		}
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseResponse(resp)
+		ep.Begin()
+		t0 := time.Now()
+		err = s.origins.get(m.Pool, ep).do(mreq, resp, time.Now().Add(s.opts.DefaultRouteTimeout), peer, netip.AddrPort{})
+		res := lb.Result{Duration: time.Since(t0), Status: resp.StatusCode()}
+		var de *dialError
+		if err != nil {
+			res.Status = 0
+			res.ConnectFailed = errors.As(err, &de)
+		}
+		ep.End(res)
+	}()
+}

@@ -1,0 +1,315 @@
+package dataplane
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// echoBackend answers with what it saw.
+func echoBackend(t *testing.T, name string) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Backend", name)
+		w.Header().Set("Keep-Alive", "timeout=5")
+		fmt.Fprintf(w, "backend=%s method=%s uri=%s host=%s xff=%s xfp=%s rid=%s secret=%s body=%s",
+			name, r.Method, r.RequestURI, r.Host, r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"),
+			r.Header.Get("X-Request-Id"), r.Header.Get("X-Secret"), body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func get(t *testing.T, url string, hdr map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+func TestHTTP1Routing(t *testing.T) {
+	a, _ := echoBackend(t, "a")
+	b, _ := echoBackend(t, "b")
+	port := freePort(t)
+	startServer(t, pool("a", hostOf(a.URL))+"---\n"+pool("b", hostOf(b.URL))+fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: shop, namespace: t}
+spec:
+  domains: [shop.test, "*.shop.test"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  routes:
+    - match: {pathPrefix: /api, headers: [{name: x-canary, exact: "1"}]}
+      pool: b
+      prefixRewrite: /v2
+      hostRewrite: internal.b
+    - match: {path: /hello}
+      directResponse: {status: 200, body: "hi there", contentType: text/plain}
+    - match: {pathPrefix: /old}
+      redirect: {path: /new, code: 301}
+    - match: {pathPrefix: /hdr}
+      pool: a
+      requestHeaders: {set: [{name: X-Secret, value: set-by-proxy}]}
+      responseHeaders: {add: [{name: X-Added, value: "1"}], remove: [X-Backend]}
+  defaultPool: a
+`, port), Options{})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cases := []struct {
+		name, path string
+		hdr        map[string]string
+		status     int
+		contains   []string
+	}{
+		{"default pool", "/x?q=1", map[string]string{"Host": "shop.test"}, 200, []string{"backend=a", "uri=/x?q=1", "host=shop.test", "xff=127.0.0.1", "xfp=http"}},
+		{"wildcard host", "/", map[string]string{"Host": "www.shop.test"}, 200, []string{"backend=a"}},
+		{"unknown host", "/", map[string]string{"Host": "nope.test"}, 404, nil},
+		{"header route + rewrites", "/api/items?x=y", map[string]string{"Host": "shop.test", "X-Canary": "1"}, 200, []string{"backend=b", "uri=/v2/items?x=y", "host=internal.b"}},
+		{"header mismatch", "/api/items", map[string]string{"Host": "shop.test", "X-Canary": "2"}, 200, []string{"backend=a"}},
+		{"direct", "/hello", map[string]string{"Host": "shop.test"}, 200, []string{"hi there"}},
+		{"forged xff replaced", "/", map[string]string{"Host": "shop.test", "X-Forwarded-For": "6.6.6.6"}, 200, []string{"xff=127.0.0.1 "}},
+		{"hop-by-hop named by Connection", "/", map[string]string{"Host": "shop.test", "Connection": "keep-alive, X-Secret", "X-Secret": "leak"}, 200, []string{"secret= "}},
+		{"request header set", "/hdr", map[string]string{"Host": "shop.test"}, 200, []string{"secret=set-by-proxy"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := get(t, base+c.path, c.hdr)
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, body %q", resp.StatusCode, body)
+			}
+			for _, s := range c.contains {
+				if !strings.Contains(body, s) {
+					t.Errorf("body %q lacks %q", body, s)
+				}
+			}
+			if resp.StatusCode == 200 && strings.Contains(body, "backend=") {
+				if !strings.Contains(body, "rid=") || len(resp.Header.Get("Keep-Alive")) != 0 {
+					t.Errorf("request id missing or Keep-Alive leaked: %q %v", body, resp.Header)
+				}
+			}
+		})
+	}
+	resp, _ := get(t, base+"/old/x?a=b", map[string]string{"Host": "shop.test"})
+	if resp.StatusCode != 301 || resp.Header.Get("Location") != "http://shop.test/new?a=b" {
+		t.Fatalf("redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = get(t, base+"/hdr", map[string]string{"Host": "shop.test"})
+	if resp.Header.Get("X-Added") != "1" || resp.Header.Get("X-Backend") != "" {
+		t.Fatalf("response headers: %v", resp.Header)
+	}
+}
+
+// rawExchange writes raw bytes on a new connection and returns what comes
+// back until the server closes or a second passes.
+func rawExchange(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+func TestHTTP1Framing(t *testing.T) {
+	a, hits := echoBackend(t, "a")
+	port := freePort(t)
+	startServer(t, pool("a", hostOf(a.URL))+fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1}], defaultPool: a}
+`, port), Options{})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cases := []struct {
+		name, req string
+		status    string
+	}{
+		{"cl+te", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
+		{"dup cl", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", "400"},
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", "400"},
+		{"bad name", "GET / HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n", "400"},
+		{"bare lf", "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", "400"},
+		{"bare cr", "GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n", "400"},
+		{"nul value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", "400"},
+		{"no host", "GET / HTTP/1.1\r\n\r\n", "400"},
+		{"te gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", "40"},
+		{"long uri", "GET /" + strings.Repeat("a", 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n", "414"},
+		{"big headers", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("a", 33<<10) + "\r\n\r\n", "431"},
+		{"huge headers", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("a", 80<<10) + "\r\n\r\n", "431"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := rawExchange(t, addr, c.req)
+			if !strings.HasPrefix(got, "HTTP/1.1 "+c.status) {
+				t.Fatalf("got %q", got)
+			}
+			if strings.Count(got, "HTTP/1.1 ") != 1 {
+				t.Fatalf("more than one response: %q", got)
+			}
+		})
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("origin saw %d requests that should have been rejected", n)
+	}
+	// A chunked request is re-framed: the origin sees exactly the body.
+	got := rawExchange(t, addr, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	if !strings.Contains(got, "body=hello") || hits.Load() != 1 {
+		t.Fatalf("chunked: %q", got)
+	}
+	// Pipelined requests on one connection keep their boundaries.
+	got = rawExchange(t, addr, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(got, "uri=/1") || !strings.Contains(got, "uri=/2") || hits.Load() != 3 {
+		t.Fatalf("pipelined: %q", got)
+	}
+}
+
+func TestHTTP1Retries(t *testing.T) {
+	a, _ := echoBackend(t, "a")
+	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	var flakyHits atomic.Int64
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		flakyHits.Add(1)
+		w.WriteHeader(503)
+	}))
+	defer flaky.Close()
+	port := freePort(t)
+	s := startServer(t, pool("p", dead, hostOf(a.URL))+"---\n"+pool("f", hostOf(flaky.URL), hostOf(a.URL))+fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  defaultPool: p
+  routes:
+    - match: {pathPrefix: /f}
+      pool: f
+      retries: {attempts: 1, on: [503], budget: {minRetriesPerSecond: 1000}}
+    - match: {pathPrefix: /noretry}
+      pool: p
+    - pool: p
+      retries: {attempts: 2, on: [connect-failure], budget: {minRetriesPerSecond: 1000}}
+`, port), Options{})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for i := 0; i < 10; i++ {
+		resp, body := get(t, base+"/", nil)
+		if resp.StatusCode != 200 || !strings.Contains(body, "backend=a") {
+			t.Fatalf("try %d: %d %q", i, resp.StatusCode, body)
+		}
+		resp, body = get(t, base+"/f", nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status retry %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if flakyHits.Load() == 0 {
+		t.Fatal("flaky endpoint never tried")
+	}
+	// Without a retry policy some requests hit the dead endpoint.
+	bad := 0
+	for i := 0; i < 10; i++ {
+		if resp, _ := get(t, base+"/noretry", nil); resp.StatusCode == 502 {
+			bad++
+		}
+	}
+	if bad == 0 {
+		t.Fatal("expected 502s from the dead endpoint without retries")
+	}
+	// POST is not retried without retryNonIdempotent.
+	post := 0
+	for i := 0; i < 10; i++ {
+		resp, err := http.Post(base+"/", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 502 {
+			post++
+		}
+	}
+	if post == 0 {
+		t.Fatal("POST was retried")
+	}
+	var connFails uint64
+	for _, e := range s.Registry().Pool("t/p").Stats().Endpoints {
+		connFails += e.ConnectFailures
+	}
+	if connFails == 0 {
+		t.Fatal("connect failures not reported to lb")
+	}
+}
+
+func TestHTTP1ConnectionLimitAndProxyProtocol(t *testing.T) {
+	a, _ := echoBackend(t, "a")
+	port := freePort(t)
+	startServer(t, pool("a", hostOf(a.URL))+fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1, proxyProtocol: true}]
+  trustedProxies: [127.0.0.1/32, 10.0.0.0/8]
+  maxConnections: 2
+  defaultPool: a
+`, port), Options{})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	got := rawExchange(t, addr, "PROXY TCP4 10.1.2.3 127.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.7\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(got, "xff=198.51.100.7, 10.1.2.3") {
+		t.Fatalf("proxy protocol peer not used: %q", got)
+	}
+	got = rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if got != "" {
+		t.Fatalf("connection without PROXY header answered: %q", got)
+	}
+	// Hold two connections open; a third is closed at once.
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	time.Sleep(50 * time.Millisecond)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	n, err := bufio.NewReader(c).ReadByte()
+	if err == nil {
+		t.Fatalf("third connection got data %q", n)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("third connection not closed")
+	}
+}

@@ -1,0 +1,495 @@
+package dataplane
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/lb"
+)
+
+type ctxKey int
+
+const (
+	metaKey ctxKey = iota
+	endpointKey
+)
+
+// stdHeaders adapts net/http headers to Headers.
+type stdHeaders struct{ h http.Header }
+
+func (a stdHeaders) Peek(n string) ([]byte, bool) {
+	v, ok := a.h[http.CanonicalHeaderKey(n)]
+	if !ok || len(v) == 0 {
+		return nil, false
+	}
+	return []byte(v[0]), true
+}
+func (a stdHeaders) Set(n, v string)             { a.h.Set(n, v) }
+func (a stdHeaders) SetBytes(n string, v []byte) { a.h.Set(n, string(v)) }
+func (a stdHeaders) Add(n, v string)             { a.h.Add(n, v) }
+func (a stdHeaders) Del(n string)                { a.h.Del(n) }
+func (a stdHeaders) VisitAll(f func(k, v []byte)) {
+	for k, vv := range a.h {
+		for _, v := range vv {
+			f([]byte(k), []byte(v))
+		}
+	}
+}
+
+// serveH2 runs the HTTP/2 server on a connection (TLS with ALPN h2, or h2c
+// with prior knowledge).
+func (s *Server) serveH2(c net.Conn, meta *connMeta) {
+	ctx := context.WithValue(context.Background(), metaKey, meta)
+	s.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.h2base, Handler: s.h2base.Handler})
+}
+
+// cleanPath normalizes a request path the way routing sees it.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean(p)
+	if c != "/" && strings.HasSuffix(p, "/") {
+		c += "/"
+	}
+	return c
+}
+
+func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
+	meta, _ := r.Context().Value(metaKey).(*connMeta)
+	if meta == nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	st := s.state.Load()
+	lc := st.table.HTTP[meta.lkey]
+	if lc == nil {
+		http.Error(w, "listener is being removed", http.StatusServiceUnavailable)
+		return
+	}
+	vh := lc.VHost([]byte(r.Host))
+	if vh == nil {
+		http.Error(w, "no load balancer serves this host", http.StatusNotFound)
+		return
+	}
+	x := &Exchange{
+		Method: []byte(r.Method), Path: []byte(cleanPath(r.URL.Path)), RawQuery: []byte(r.URL.RawQuery), Host: []byte(r.Host),
+		Scheme: "http", Proto: r.Proto, Peer: meta.peer, Start: time.Now(), Listener: lc, VHost: vh,
+		ReqHeaders: stdHeaders{r.Header}, RespHeaders: stdHeaders{w.Header()},
+	}
+	if meta.tls {
+		x.Scheme = "https"
+	}
+	var q map[string][]string
+	x.query = func(n string) ([]byte, bool) {
+		if q == nil {
+			q = r.URL.Query()
+		}
+		v, ok := q[n]
+		if !ok {
+			return nil, false
+		}
+		if len(v) == 0 {
+			return []byte{}, true
+		}
+		return []byte(v[0]), true
+	}
+	resolveClient(x, vh)
+	x.Route = vh.Match(x.routeRequest())
+	pl := st.pipelines[vh]
+	rw := &statusWriter{ResponseWriter: w}
+	switch {
+	case x.Route == nil:
+		x.respond(http.StatusNotFound, "no route\n")
+		writeReplyStd(rw, x)
+	case pl.RequestHeaders(x) == Respond:
+		writeReplyStd(rw, x)
+	case x.Route.Redirect != nil:
+		writeRedirectStd(rw, r, x)
+	case x.Route.Direct != nil:
+		d := x.Route.Direct
+		if d.ContentType != "" {
+			w.Header().Set("Content-Type", d.ContentType)
+		}
+		x.Status = d.Status
+		if pl.ResponseHeaders(x) == Respond {
+			writeReplyStd(rw, x)
+			break
+		}
+		rw.WriteHeader(d.Status)
+		_, _ = io.WriteString(rw, d.Body)
+	case x.Route.Pool == nil:
+		x.respond(http.StatusNotFound, "no route\n")
+		writeReplyStd(rw, x)
+	default:
+		if pl.WantsRequestBody() && r.Body != nil {
+			r.Body = &stageBody{rc: r.Body, x: x, pl: pl}
+		}
+		s.proxyStd(rw, r, x, st, pl)
+	}
+	x.Status = rw.status
+	x.BytesOut = rw.n
+	st.observe(x)
+	pl.Done(x)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func writeReplyStd(w http.ResponseWriter, x *Exchange) {
+	r := &x.Reply
+	for _, h := range r.Headers {
+		w.Header().Add(h.Name, h.Value)
+	}
+	if r.ContentType != "" {
+		w.Header().Set("Content-Type", r.ContentType)
+	} else if len(r.Body) > 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	w.WriteHeader(r.Status)
+	_, _ = w.Write(r.Body)
+}
+
+func writeRedirectStd(w http.ResponseWriter, r *http.Request, x *Exchange) {
+	rd := x.Route.Redirect
+	scheme := rd.Scheme
+	if scheme == "" {
+		scheme = x.Scheme
+	}
+	host := r.Host
+	if rd.Host != "" || rd.Port != 0 {
+		h := rd.Host
+		if h == "" {
+			h = r.Host
+			if hh, _, err := net.SplitHostPort(r.Host); err == nil {
+				h = hh
+			}
+		}
+		if rd.Port != 0 {
+			h = net.JoinHostPort(h, itoa(rd.Port))
+		}
+		host = h
+	}
+	p := r.URL.EscapedPath()
+	if rd.Path != "" {
+		p = rd.Path
+	}
+	loc := scheme + "://" + host + p
+	if r.URL.RawQuery != "" && !rd.StripQuery {
+		loc += "?" + r.URL.RawQuery
+	}
+	w.Header().Set("Location", loc)
+	w.WriteHeader(rd.Code)
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// stageBody feeds request body chunks to the pipeline as they stream.
+type stageBody struct {
+	rc io.ReadCloser
+	x  *Exchange
+	pl *Pipeline
+}
+
+var errStoppedByStage = errors.New("request stopped by a stage")
+
+func (b *stageBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 || err == io.EOF {
+		if b.pl.RequestBody(b.x, p[:n], err == io.EOF) == Respond {
+			return 0, errStoppedByStage
+		}
+	}
+	return n, err
+}
+
+func (b *stageBody) Close() error { return b.rc.Close() }
+
+var hopByHopStd = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func removeHopByHop(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				h.Del(tok)
+			}
+		}
+	}
+	for _, n := range hopByHopStd {
+		h.Del(n)
+	}
+	// TE is hop-by-hop, but "trailers" must reach gRPC origins.
+	if te := h.Get("Te"); te != "" && !strings.EqualFold(strings.TrimSpace(te), "trailers") {
+		h.Del("Te")
+	}
+}
+
+// transports holds the net/http and HTTP/2 clients of each pool.
+type poolTransports struct {
+	key string
+	h1  *http.Transport
+	h2  *http2.Transport
+}
+
+type transports struct{ m sync.Map } // pool ID -> *poolTransports
+
+func (t *transports) get(p *config.Pool) *poolTransports {
+	if v, ok := t.m.Load(p.ID); ok && v.(*poolTransports).key == p.TransportKey {
+		return v.(*poolTransports)
+	}
+	dial := func(ctx context.Context, alpn []string) (net.Conn, error) {
+		ep, _ := ctx.Value(endpointKey).(*lb.Endpoint)
+		if ep == nil {
+			return nil, errors.New("no endpoint chosen")
+		}
+		return dialOrigin(ctx, p, ep, alpn)
+	}
+	pt := &poolTransports{key: p.TransportKey}
+	pt.h1 = &http.Transport{
+		DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, []string{"http/1.1"}) },
+		DialTLSContext:      func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx, []string{"http/1.1"}) },
+		MaxIdleConnsPerHost: max(p.MaxIdleConns, 1),
+		IdleConnTimeout:     p.IdleConnTimeout,
+		ForceAttemptHTTP2:   false,
+	}
+	pt.h2 = &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, _, _ string, _ *tls.Config) (net.Conn, error) {
+			return dial(ctx, []string{"h2"})
+		},
+		IdleConnTimeout: p.IdleConnTimeout,
+	}
+	if old, loaded := t.m.Swap(p.ID, pt); loaded {
+		o := old.(*poolTransports)
+		o.h1.CloseIdleConnections()
+		o.h2.CloseIdleConnections()
+	}
+	return pt
+}
+
+func isGRPC(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+}
+
+// proxyStd forwards a request that arrived over HTTP/2 (or any net/http
+// request). gRPC goes to origins over HTTP/2 (h2c or TLS), everything else
+// over HTTP/1.1 keep-alive.
+func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *state, pl *Pipeline) {
+	rt := x.Route
+	cp := rt.Pool
+	pool := s.reg.Pool(cp.ID)
+	if pool == nil {
+		x.respond(http.StatusServiceUnavailable, "pool not ready\n")
+		writeReplyStd(w, x)
+		return
+	}
+	if err := pool.Acquire(); err != nil {
+		x.respond(http.StatusServiceUnavailable, "circuit breaker open\n")
+		writeReplyStd(w, x)
+		return
+	}
+	defer pool.Release()
+	ctx := r.Context()
+	if rt.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
+		defer cancel()
+	}
+	out := r.Clone(ctx)
+	out.RequestURI = ""
+	out.Close = false
+	if r.Body == nil || r.ContentLength == 0 && r.Body == http.NoBody {
+		out.Body = nil
+	}
+	removeHopByHop(out.Header)
+	xff := x.Peer.Addr().Unmap().String()
+	if prior := r.Header.Get("X-Forwarded-For"); prior != "" && x.TrustedPeer {
+		xff = prior + ", " + xff
+	}
+	out.Header.Set("X-Forwarded-For", xff)
+	if out.Header.Get("X-Forwarded-Proto") == "" || !x.TrustedPeer {
+		out.Header.Set("X-Forwarded-Proto", x.Scheme)
+	}
+	if rt.HostRewrite != "" {
+		out.Host = rt.HostRewrite
+	}
+	if rt.PrefixRewrite != "" {
+		p := rt.PrefixRewrite
+		if rt.PathKind == config.PathPrefix {
+			p = strings.Replace(p+string(x.Path[len(rt.PathValue):]), "//", "/", 1)
+		}
+		out.URL.Path, out.URL.RawPath = p, ""
+	}
+	grpc := isGRPC(r)
+	pt := s.transports.get(cp)
+	var rtp http.RoundTripper = pt.h1
+	if grpc || r.ProtoMajor == 2 && r.Header.Get("Te") == "trailers" {
+		rtp = pt.h2
+	}
+	out.URL.Scheme = "http"
+	if cp.TLS != nil {
+		out.URL.Scheme = "https"
+	}
+	if rtp == pt.h2 {
+		out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/2.0", 2, 0
+	} else {
+		out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+	}
+	hash := hashFor(x, cp)
+	attempts := 1
+	// Only bodiless requests can be replayed on another endpoint.
+	if rr := rt.Retry; rr != nil && out.Body == nil && (rr.NonIdempotent || idempotent(x.Method)) {
+		attempts += rr.Attempts
+	}
+	rm := st.routeMetrics[rt]
+	var exclude *lb.Endpoint
+	var resp *http.Response
+	var err error
+	for try := 0; try < attempts; try++ {
+		if try > 0 {
+			if !rm.allowRetry() {
+				break
+			}
+			x.Retries++
+			rm.retries.Inc()
+		}
+		var ep *lb.Endpoint
+		ep, err = pool.Pick(hash, exclude)
+		if err != nil {
+			break
+		}
+		exclude = ep
+		out.URL.Host = ep.Addr()
+		if out.Host == "" {
+			out.Host = r.Host
+		}
+		req := out.WithContext(context.WithValue(ctx, endpointKey, ep))
+		ep.Begin()
+		t0 := time.Now()
+		resp, err = rtp.RoundTrip(req)
+		d := time.Since(t0)
+		x.UpstreamTime += d
+		x.Endpoint = ep.Addr()
+		var de *dialError
+		res := lb.Result{Duration: d, ConnectFailed: errors.As(err, &de)}
+		if err == nil {
+			res.Status = resp.StatusCode
+		}
+		ep.End(res)
+		if err == nil {
+			if rt.Retry != nil && try+1 < attempts && rt.Retry.RetryOnStatus(resp.StatusCode) {
+				resp.Body.Close()
+				continue
+			}
+			break
+		}
+		if rt.Retry == nil || res.ConnectFailed && !rt.Retry.ConnectFailure || !res.ConnectFailed && !rt.Retry.Reset {
+			break
+		}
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, lb.ErrNoHealthyEndpoint), errors.Is(err, lb.ErrCircuitOpen):
+			x.respond(http.StatusServiceUnavailable, err.Error()+"\n")
+		case errors.Is(err, context.DeadlineExceeded):
+			x.respond(http.StatusGatewayTimeout, "origin timeout\n")
+		case errors.Is(err, errStoppedByStage):
+			// x.Reply was set by the stage.
+		default:
+			x.respond(http.StatusBadGateway, "origin unreachable\n")
+		}
+		writeReplyStd(w, x)
+		return
+	}
+	defer resp.Body.Close()
+	h := w.Header()
+	removeHopByHop(resp.Header)
+	for k, vv := range resp.Header {
+		h[k] = vv
+	}
+	for k := range resp.Trailer {
+		h.Add("Trailer", k)
+	}
+	x.Status = resp.StatusCode
+	if pl.ResponseHeaders(x) == Respond {
+		writeReplyStd(w, x)
+		return
+	}
+	w.WriteHeader(resp.StatusCode)
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if pl.WantsResponseBody() && pl.ResponseBody(x, buf[:n], false) == Respond {
+				return
+			}
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			w.Flush()
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	if pl.WantsResponseBody() {
+		pl.ResponseBody(x, nil, true)
+	}
+	if len(resp.Trailer) > 0 {
+		tr := http.Header{}
+		for k, vv := range resp.Trailer {
+			tr[k] = vv
+		}
+		pl.ResponseTrailers(x, stdHeaders{tr})
+		for k, vv := range tr {
+			h[http.TrailerPrefix+k] = vv
+		}
+	}
+}

@@ -1,0 +1,54 @@
+package dataplane
+
+import (
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+)
+
+// StageEnv is what stage factories may use.
+type StageEnv struct {
+	AccessLog *AccessLogWriter
+}
+
+// StageFactory builds a stage for one virtual host, or returns nil when the
+// virtual host does not need it.
+type StageFactory func(vh *config.VHost, env *StageEnv) Stage
+
+// StageDef is one slot of the stage order.
+type StageDef struct {
+	Name string
+	// New is nil for a slot whose capability is not built yet.
+	New StageFactory
+}
+
+// Order is the one place where the request stages are ordered (DESIGN.md,
+// "Data plane"). Accept, network firewall, TLS and HTTP parsing happen in
+// the transports before this list; route match and real-client-address
+// resolution happen in the core right before it; load balancing and the
+// origin exchange right after the request callbacks. Response callbacks run
+// in the reverse order.
+var Order = []StageDef{
+	{Name: "requestid", New: newRequestIDStage},
+	{Name: "cors", New: newCORSStage},
+	{Name: "authn"},
+	{Name: "policy"},
+	{Name: "ratelimit"},
+	{Name: "waf"},
+	{Name: "apiprotect"},
+	{Name: "headers", New: newHeadersStage},
+	{Name: "discovery"},
+	{Name: "accesslog", New: newAccessLogStage},
+}
+
+// BuildPipeline builds the pipeline of a virtual host from Order.
+func BuildPipeline(vh *config.VHost, env *StageEnv) *Pipeline {
+	var stages []Stage
+	for _, d := range Order {
+		if d.New == nil {
+			continue
+		}
+		if s := d.New(vh, env); s != nil {
+			stages = append(stages, s)
+		}
+	}
+	return newPipeline(stages)
+}

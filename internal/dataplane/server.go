@@ -1,0 +1,512 @@
+package dataplane
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http2"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/dataplane/h1"
+	"github.com/meridian-platform/meridian/internal/dataplane/proxyproto"
+	"github.com/meridian-platform/meridian/internal/lb"
+)
+
+// Options configures a Server. Every field is optional.
+type Options struct {
+	Logger *slog.Logger
+	// AccessLog receives JSON access-log lines of load balancers that
+	// enable it (default os.Stdout).
+	AccessLog io.Writer
+	// Registry holds pool runtime state (default: a new one owned by the
+	// server and closed by Shutdown).
+	Registry *lb.Registry
+	// Metrics is where the data-plane metrics are registered (default: not
+	// registered anywhere).
+	Metrics prometheus.Registerer
+	// Limits bound request heads (default h1.DefaultLimits).
+	Limits h1.Limits
+	// MaxRequestBodySize bounds buffered HTTP/1.1 request bodies (default
+	// 64 MiB).
+	MaxRequestBodySize int
+	// DefaultRouteTimeout bounds an HTTP/1.1 origin exchange when the route
+	// sets no timeout (default 60s).
+	DefaultRouteTimeout time.Duration
+	// ProxyHeaderTimeout bounds reading a PROXY protocol header and the TLS
+	// handshake (default 10s).
+	ProxyHeaderTimeout time.Duration
+}
+
+// Server is a node's data plane. Apply installs a compiled table; requests
+// already running finish on the table they started with.
+type Server struct {
+	opts       Options
+	log        *slog.Logger
+	limits     h1.Limits
+	reg        *lb.Registry
+	ownReg     bool
+	alog       *AccessLogWriter
+	metrics    *metrics
+	origins    origins
+	transports transports
+	h2         *http2.Server
+	h2base     *http.Server
+
+	state     atomic.Pointer[state]
+	mu        sync.Mutex
+	listeners map[string]*listener
+	closed    bool
+	mirrorSem chan struct{}
+}
+
+// state is what one Apply installs atomically.
+type state struct {
+	table        *config.Table
+	pipelines    map[*config.VHost]*Pipeline
+	tlsConfigs   map[string]*tls.Config
+	routeMetrics map[*config.Route]*routeMetrics
+	lbMetrics    map[*config.VHost]*lbMetrics
+}
+
+// New returns a server with an empty table.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.AccessLog == nil {
+		opts.AccessLog = os.Stdout
+	}
+	if opts.Limits.MaxURI == 0 {
+		opts.Limits = h1.DefaultLimits
+	}
+	if opts.MaxRequestBodySize == 0 {
+		opts.MaxRequestBodySize = 64 << 20
+	}
+	if opts.DefaultRouteTimeout <= 0 {
+		opts.DefaultRouteTimeout = 60 * time.Second
+	}
+	if opts.ProxyHeaderTimeout <= 0 {
+		opts.ProxyHeaderTimeout = 10 * time.Second
+	}
+	s := &Server{opts: opts, log: opts.Logger.With("component", "dataplane"), limits: opts.Limits,
+		reg: opts.Registry, listeners: map[string]*listener{}, mirrorSem: make(chan struct{}, 64)}
+	if s.reg == nil {
+		s.reg = lb.NewRegistry(lb.RegistryOptions{Logger: opts.Logger})
+		s.ownReg = true
+	}
+	s.alog = NewAccessLogWriter(opts.AccessLog)
+	s.metrics = newMetrics(opts.Metrics, s.reg)
+	s.h2base = &http.Server{Handler: http.HandlerFunc(s.handleH2), ErrorLog: nil}
+	s.h2 = &http2.Server{}
+	_ = http2.ConfigureServer(s.h2base, s.h2)
+	s.state.Store(s.buildState(&config.Table{HTTP: map[string]*config.HTTPListener{}, TCP: map[string]*config.TCPListener{}, Pools: map[string]*config.Pool{}}))
+	return s
+}
+
+// Registry returns the pool registry (for admin output).
+func (s *Server) Registry() *lb.Registry { return s.reg }
+
+// Table returns the table in force.
+func (s *Server) Table() *config.Table { return s.state.Load().table }
+
+func (s *Server) buildState(t *config.Table) *state {
+	st := &state{table: t, pipelines: map[*config.VHost]*Pipeline{}, tlsConfigs: map[string]*tls.Config{},
+		routeMetrics: map[*config.Route]*routeMetrics{}, lbMetrics: map[*config.VHost]*lbMetrics{}}
+	env := &StageEnv{AccessLog: s.alog}
+	for k, l := range t.HTTP {
+		for _, vh := range l.VHosts() {
+			if _, done := st.pipelines[vh]; done {
+				continue
+			}
+			st.pipelines[vh] = BuildPipeline(vh, env)
+			st.lbMetrics[vh] = s.metrics.forLB(vh)
+			for _, r := range vh.Routes {
+				st.routeMetrics[r] = s.metrics.forRoute(vh, r)
+			}
+			if vh.Default != nil {
+				st.routeMetrics[vh.Default] = s.metrics.forRoute(vh, vh.Default)
+			}
+		}
+		if l.TLS != nil {
+			certs := l.TLS
+			protos := []string{"http/1.1"}
+			if l.HTTP2 {
+				protos = []string{"h2", "http/1.1"}
+			}
+			st.tlsConfigs[k] = &tls.Config{
+				MinVersion: l.MinTLSVersion,
+				NextProtos: protos,
+				GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+					if c := certs.Get(hello.ServerName); c != nil {
+						return c, nil
+					}
+					return nil, errors.New("no certificate")
+				},
+			}
+		}
+	}
+	return st
+}
+
+// observe records the metrics of a finished exchange.
+func (st *state) observe(x *Exchange) {
+	if m := st.lbMetrics[x.VHost]; m != nil {
+		m.bytesIn.Add(float64(x.BytesIn))
+		m.bytesOut.Add(float64(x.BytesOut))
+	}
+	if x.Route == nil {
+		return
+	}
+	if m := st.routeMetrics[x.Route]; m != nil {
+		m.observe(x.Status, time.Since(x.Start))
+	}
+}
+
+// Apply installs a new table: pools are updated in the registry (runtime
+// state kept), new listeners are started before the table is swapped, and
+// listeners the table no longer has are closed after it. Connections on
+// kept listeners are untouched. The returned error lists what could not be
+// applied (a listener that cannot bind, a pool the registry refused); the
+// rest is in force.
+func (s *Server) Apply(ctx context.Context, t *config.Table) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("applying configuration: server is shut down")
+	}
+	var errs []error
+	pcs := make([]lb.PoolConfig, 0, len(t.Pools))
+	for _, p := range t.Pools {
+		pcs = append(pcs, p.LB)
+	}
+	if err := s.reg.Update(ctx, pcs); err != nil {
+		errs = append(errs, fmt.Errorf("updating pools: %w", err))
+	}
+	st := s.buildState(t)
+	want := map[string]string{}
+	for k := range t.HTTP {
+		want[k] = "http"
+	}
+	for k := range t.TCP {
+		want[k] = "tcp"
+	}
+	for k, kind := range want {
+		if l := s.listeners[k]; l != nil {
+			if l.kind == kind {
+				if kind == "http" {
+					l.setTimeouts(t.HTTP[k].Timeouts)
+				}
+				continue
+			}
+			l.close()
+			delete(s.listeners, k)
+		}
+		l, err := s.startListener(k, kind, t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.listeners[k] = l
+	}
+	s.state.Store(st)
+	for k, l := range s.listeners {
+		if _, ok := want[k]; !ok {
+			l.close()
+			delete(s.listeners, k)
+		}
+	}
+	live := map[*lb.Endpoint]bool{}
+	for _, p := range s.reg.Pools() {
+		for _, e := range p.Endpoints() {
+			live[e] = true
+		}
+	}
+	s.origins.prune(live)
+	return errors.Join(errs...)
+}
+
+// Addr returns the bound address of a listener key ("address:port").
+func (s *Server) Addr(key string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.listeners[key]; l != nil {
+		return l.ln.Addr()
+	}
+	return nil
+}
+
+// Shutdown stops accepting, lets in-flight requests finish and closes idle
+// connections; connections still open when ctx ends are closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	ls := make([]*listener, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		ls = append(ls, l)
+	}
+	s.listeners = map[string]*listener{}
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.close()
+	}
+	_ = s.h2base.Shutdown(ctx) // sends GOAWAY to HTTP/2 connections
+	var err error
+	for _, l := range ls {
+		if e := l.drain(ctx); e != nil {
+			err = e
+		}
+	}
+	s.origins.closeAll()
+	s.alog.Close()
+	if s.ownReg {
+		s.reg.Close()
+	}
+	return err
+}
+
+// listener is one bound socket and its connections.
+type listener struct {
+	s      *Server
+	key    string
+	kind   string // "http" or "tcp"
+	ln     net.Listener
+	active atomic.Int64
+	h1     atomic.Pointer[fasthttp.Server]
+	h1t    config.Timeouts
+	tlsCfg *tls.Config
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+func (s *Server) startListener(key, kind string, t *config.Table) (*listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", key)
+	if err != nil {
+		return nil, fmt.Errorf("starting listener %s: %w", key, err)
+	}
+	l := &listener{s: s, key: key, kind: kind, ln: ln, conns: map[net.Conn]struct{}{}}
+	if kind == "http" {
+		l.h1t = t.HTTP[key].Timeouts
+		l.h1.Store(s.newH1Server(l, l.h1t))
+		l.tlsCfg = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			if c := s.state.Load().tlsConfigs[key]; c != nil {
+				return c, nil
+			}
+			return nil, fmt.Errorf("listener %s has no TLS configuration", key)
+		}}
+	}
+	s.log.Info("listener started", "address", ln.Addr().String(), "kind", kind)
+	go l.acceptLoop()
+	return l, nil
+}
+
+func (l *listener) setTimeouts(t config.Timeouts) {
+	if t == l.h1t {
+		return
+	}
+	l.h1t = t
+	old := l.h1.Swap(l.s.newH1Server(l, t))
+	// Connections being served by the old engine keep it until they end.
+	_ = old
+}
+
+func (l *listener) acceptLoop() {
+	var delay time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors or similar: back off and go on.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if max := l.maxConns(); max > 0 && l.active.Load() >= int64(max) {
+			l.s.metrics.connRejected.Inc()
+			c.Close()
+			continue
+		}
+		l.active.Add(1)
+		l.wg.Add(1)
+		l.track(c, true)
+		l.s.metrics.connections.Inc()
+		go l.serve(c)
+	}
+}
+
+func (l *listener) maxConns() int {
+	t := l.s.state.Load().table
+	if hl := t.HTTP[l.key]; hl != nil {
+		return hl.MaxConnections
+	}
+	if tl := t.TCP[l.key]; tl != nil {
+		return tl.MaxConnections
+	}
+	return 0
+}
+
+func (l *listener) track(c net.Conn, add bool) {
+	l.mu.Lock()
+	if add {
+		l.conns[c] = struct{}{}
+	} else {
+		delete(l.conns, c)
+	}
+	l.mu.Unlock()
+}
+
+func (l *listener) close() {
+	if l.closed.CompareAndSwap(false, true) {
+		l.ln.Close()
+		if srv := l.h1.Load(); srv != nil {
+			go func() { _ = srv.Shutdown() }()
+		}
+		l.s.log.Info("listener stopped", "address", l.key)
+	}
+}
+
+// drain waits for the listener's connections to end, closing them when ctx
+// ends first.
+func (l *listener) drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { l.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		for c := range l.conns {
+			c.Close()
+		}
+		l.mu.Unlock()
+		<-done
+		return fmt.Errorf("draining %s: %w", l.key, ctx.Err())
+	}
+}
+
+// bufConn reads through a bufio.Reader that may hold bytes already read
+// from the connection (after a PROXY header or a protocol peek).
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+
+func (l *listener) serve(c net.Conn) {
+	defer func() {
+		c.Close()
+		l.track(c, false)
+		l.active.Add(-1)
+		l.s.metrics.connections.Dec()
+		l.wg.Done()
+	}()
+	s := l.s
+	t := s.state.Load().table
+	meta := &connMeta{peer: addrPortOf(c.RemoteAddr()), local: addrPortOf(c.LocalAddr()), lkey: l.key}
+	var conn net.Conn = c
+	proxyProto := false
+	if l.kind == "tcp" {
+		if tl := t.TCP[l.key]; tl != nil {
+			proxyProto = tl.ProxyProtocol
+		}
+	} else if hl := t.HTTP[l.key]; hl != nil {
+		proxyProto = hl.ProxyProtocol
+	} else {
+		return
+	}
+	var br *bufio.Reader
+	if proxyProto {
+		_ = c.SetReadDeadline(time.Now().Add(s.opts.ProxyHeaderTimeout))
+		br = bufio.NewReaderSize(c, 512)
+		h, err := proxyproto.Read(br)
+		if err != nil {
+			s.metrics.rejected.Inc()
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		if !h.Local {
+			meta.peer, meta.local = h.Source, h.Dest
+		}
+		conn = &bufConn{Conn: c, r: br}
+	}
+	if l.kind == "tcp" {
+		s.serveTCP(l, conn, meta, br)
+		return
+	}
+	hl := t.HTTP[l.key]
+	if hl.TLS != nil {
+		tc := tls.Server(conn, l.tlsCfg)
+		_ = c.SetDeadline(time.Now().Add(s.opts.ProxyHeaderTimeout))
+		if err := tc.Handshake(); err != nil {
+			s.metrics.tlsErrors.Inc()
+			return
+		}
+		_ = c.SetDeadline(time.Time{})
+		meta.tls = true
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			s.serveH2(tc, meta)
+			return
+		}
+		conn = tc
+	} else if hl.H2C {
+		if br == nil {
+			br = bufio.NewReaderSize(c, 4096)
+			conn = &bufConn{Conn: c, r: br}
+		}
+		_ = c.SetReadDeadline(time.Now().Add(hl.Timeouts.RequestHeader))
+		isH2 := peekPreface(br)
+		_ = c.SetReadDeadline(time.Time{})
+		if isH2 {
+			s.serveH2(conn, meta)
+			return
+		}
+	}
+	_ = l.h1.Load().ServeConn(&metaConn{Conn: conn, meta: meta})
+}
+
+// peekPreface reports whether the buffered connection starts with the
+// HTTP/2 client preface, reading no further than needed to tell.
+func peekPreface(br *bufio.Reader) bool {
+	for n := 1; n <= len(h2Preface); {
+		p, err := br.Peek(n)
+		if err != nil || string(p) != string(h2Preface[:len(p)]) {
+			return false
+		}
+		if len(p) == len(h2Preface) {
+			return true
+		}
+		n = min(max(br.Buffered(), len(p)+1), len(h2Preface))
+	}
+	return false
+}

@@ -1,0 +1,284 @@
+package dataplane
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+)
+
+// Action is what a filter callback tells the pipeline.
+type Action uint8
+
+const (
+	// Continue passes the exchange to the next filter.
+	Continue Action = iota
+	// Respond stops the request and answers with Exchange.Reply.
+	Respond
+)
+
+// Headers is the header view filters see. Values returned by Peek are lent:
+// valid only during the callback.
+type Headers interface {
+	Peek(name string) ([]byte, bool)
+	Set(name, value string)
+	SetBytes(name string, value []byte)
+	Add(name, value string)
+	Del(name string)
+	VisitAll(f func(name, value []byte))
+}
+
+// Reply is the answer a filter gives when it stops a request.
+type Reply struct {
+	Status      int
+	ContentType string
+	Body        []byte
+	Headers     []HeaderKV
+}
+
+// Exchange is Meridian's own view of one request and its response, fed by
+// both the HTTP/1.1 and the HTTP/2 engines. Byte slices are lent and valid
+// only during a callback; a filter that keeps anything copies it.
+type Exchange struct {
+	Method []byte
+	// Path is normalized and decoded, without the query.
+	Path []byte
+	// RawQuery is the query string without "?".
+	RawQuery []byte
+	// Host is the Host header or :authority.
+	Host   []byte
+	Scheme string // "http" or "https"
+	Proto  string // "HTTP/1.1", "HTTP/2.0"
+	// Peer is the address of the TCP peer (after PROXY protocol); Client
+	// is the real client address after trusted X-Forwarded-For.
+	Peer   netip.AddrPort
+	Client netip.Addr
+	// TrustedPeer says Peer is one of the load balancer's trusted proxies.
+	TrustedPeer bool
+	RequestID   []byte
+
+	ReqHeaders  Headers
+	RespHeaders Headers
+	// Status is the response status once known.
+	Status int
+
+	Listener *config.HTTPListener
+	VHost    *config.VHost
+	Route    *config.Route
+	// Endpoint is the address of the origin that answered.
+	Endpoint string
+	Retries  int
+	BytesIn  int64
+	BytesOut int64
+	Start    time.Time
+	// UpstreamTime is the time spent waiting for origins.
+	UpstreamTime time.Duration
+
+	Reply Reply
+
+	query func(name string) ([]byte, bool)
+	idBuf [32]byte
+}
+
+// reset clears the exchange for reuse.
+func (x *Exchange) reset() {
+	*x = Exchange{}
+}
+
+// Header implements config.Request.
+func (x *Exchange) Header(name string) ([]byte, bool) { return x.ReqHeaders.Peek(name) }
+
+// Query implements config.Request.
+func (x *Exchange) Query(name string) ([]byte, bool) {
+	if x.query == nil {
+		return nil, false
+	}
+	return x.query(name)
+}
+
+// methodOf and pathOf let *Exchange satisfy config.Request via a wrapper
+// without a name clash with the exported fields.
+type routeView struct{ x *Exchange }
+
+func (r routeView) Method() []byte                 { return r.x.Method }
+func (r routeView) Path() []byte                   { return r.x.Path }
+func (r routeView) Header(n string) ([]byte, bool) { return r.x.ReqHeaders.Peek(n) }
+func (r routeView) Query(n string) ([]byte, bool)  { return r.x.Query(n) }
+func (x *Exchange) routeRequest() config.Request   { return routeView{x} }
+func (x *Exchange) respond(status int, body string) {
+	x.Reply = Reply{Status: status, Body: []byte(body)}
+}
+func (x *Exchange) respondBytes(status int, b []byte) { x.Reply = Reply{Status: status, Body: b} }
+
+// Stage is a named filter. It implements any of the callback interfaces
+// below; the pipeline calls only those it implements.
+type Stage interface {
+	Name() string
+}
+
+// RequestHeadersFilter sees the request head before it is forwarded.
+type RequestHeadersFilter interface {
+	OnRequestHeaders(x *Exchange) Action
+}
+
+// RequestBodyFilter sees the request body. BufferRequestBody returns how
+// many bytes it wants buffered before its first call (0: streamed chunks).
+type RequestBodyFilter interface {
+	OnRequestBody(x *Exchange, chunk []byte, end bool) Action
+	BufferRequestBody() int
+}
+
+// RequestTrailersFilter sees request trailers.
+type RequestTrailersFilter interface {
+	OnRequestTrailers(x *Exchange, trailers Headers) Action
+}
+
+// ResponseHeadersFilter sees the response head before it is sent.
+type ResponseHeadersFilter interface {
+	OnResponseHeaders(x *Exchange) Action
+}
+
+// ResponseBodyFilter sees the response body.
+type ResponseBodyFilter interface {
+	OnResponseBody(x *Exchange, chunk []byte, end bool) Action
+	BufferResponseBody() int
+}
+
+// ResponseTrailersFilter sees response trailers.
+type ResponseTrailersFilter interface {
+	OnResponseTrailers(x *Exchange, trailers Headers) Action
+}
+
+// DoneHook runs after the response was sent (access log, metrics, events).
+type DoneHook interface {
+	OnDone(x *Exchange)
+}
+
+// Pipeline is the ordered stages built for one virtual host.
+type Pipeline struct {
+	Names        []string
+	reqHeaders   []RequestHeadersFilter
+	reqBody      []RequestBodyFilter
+	reqTrailers  []RequestTrailersFilter
+	respHeaders  []ResponseHeadersFilter
+	respBody     []ResponseBodyFilter
+	respTrailers []ResponseTrailersFilter
+	done         []DoneHook
+	// BufferRequest / BufferResponse are the largest buffering asked for.
+	BufferRequest, BufferResponse int
+}
+
+func newPipeline(stages []Stage) *Pipeline {
+	p := &Pipeline{}
+	for _, s := range stages {
+		p.Names = append(p.Names, s.Name())
+		if f, ok := s.(RequestHeadersFilter); ok {
+			p.reqHeaders = append(p.reqHeaders, f)
+		}
+		if f, ok := s.(RequestBodyFilter); ok {
+			p.reqBody = append(p.reqBody, f)
+			p.BufferRequest = max(p.BufferRequest, f.BufferRequestBody())
+		}
+		if f, ok := s.(RequestTrailersFilter); ok {
+			p.reqTrailers = append(p.reqTrailers, f)
+		}
+		if f, ok := s.(ResponseHeadersFilter); ok {
+			p.respHeaders = append(p.respHeaders, f)
+		}
+		if f, ok := s.(ResponseBodyFilter); ok {
+			p.respBody = append(p.respBody, f)
+			p.BufferResponse = max(p.BufferResponse, f.BufferResponseBody())
+		}
+		if f, ok := s.(ResponseTrailersFilter); ok {
+			p.respTrailers = append(p.respTrailers, f)
+		}
+		if f, ok := s.(DoneHook); ok {
+			p.done = append(p.done, f)
+		}
+	}
+	// Response callbacks run in reverse order (the first stage to see the
+	// request is the last to see the response).
+	reverse(p.respHeaders)
+	reverse(p.respBody)
+	reverse(p.respTrailers)
+	return p
+}
+
+func reverse[T any](s []T) {
+	for i, j := 0, len(s)-1; i < j; i, j = i+1, j-1 {
+		s[i], s[j] = s[j], s[i]
+	}
+}
+
+// WantsRequestBody reports whether any stage looks at request bodies.
+func (p *Pipeline) WantsRequestBody() bool { return len(p.reqBody) > 0 }
+
+// WantsResponseBody reports whether any stage looks at response bodies.
+func (p *Pipeline) WantsResponseBody() bool { return len(p.respBody) > 0 }
+
+// RequestHeaders runs the request-head callbacks.
+func (p *Pipeline) RequestHeaders(x *Exchange) Action {
+	for _, f := range p.reqHeaders {
+		if f.OnRequestHeaders(x) == Respond {
+			return Respond
+		}
+	}
+	return Continue
+}
+
+// RequestBody runs the request-body callbacks on one chunk.
+func (p *Pipeline) RequestBody(x *Exchange, chunk []byte, end bool) Action {
+	for _, f := range p.reqBody {
+		if f.OnRequestBody(x, chunk, end) == Respond {
+			return Respond
+		}
+	}
+	return Continue
+}
+
+// RequestTrailers runs the request-trailer callbacks.
+func (p *Pipeline) RequestTrailers(x *Exchange, t Headers) Action {
+	for _, f := range p.reqTrailers {
+		if f.OnRequestTrailers(x, t) == Respond {
+			return Respond
+		}
+	}
+	return Continue
+}
+
+// ResponseHeaders runs the response-head callbacks.
+func (p *Pipeline) ResponseHeaders(x *Exchange) Action {
+	for _, f := range p.respHeaders {
+		if f.OnResponseHeaders(x) == Respond {
+			return Respond
+		}
+	}
+	return Continue
+}
+
+// ResponseBody runs the response-body callbacks on one chunk.
+func (p *Pipeline) ResponseBody(x *Exchange, chunk []byte, end bool) Action {
+	for _, f := range p.respBody {
+		if f.OnResponseBody(x, chunk, end) == Respond {
+			return Respond
+		}
+	}
+	return Continue
+}
+
+// ResponseTrailers runs the response-trailer callbacks.
+func (p *Pipeline) ResponseTrailers(x *Exchange, t Headers) Action {
+	for _, f := range p.respTrailers {
+		if f.OnResponseTrailers(x, t) == Respond {
+			return Respond
+		}
+	}
+	return Continue
+}
+
+// Done runs the completion hooks.
+func (p *Pipeline) Done(x *Exchange) {
+	for _, f := range p.done {
+		f.OnDone(x)
+	}
+}
