@@ -102,7 +102,6 @@ type AccessReviewRequest struct {
 	Verb      string `json:"verb"`
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace,omitempty"`
-	Name      string `json:"name,omitempty"`
 }
 
 // AccessReviewResult is the console's answer.

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"reflect"
 
 	"github.com/spf13/cobra"
@@ -154,7 +152,9 @@ func applyObject(ctx context.Context, c *client.Client, obj v1.Object, dryRun bo
 			}
 			return "", err
 		}
-		if sameIntent(live, preview) {
+		// Secrets come back redacted, so a new secret value cannot be seen
+		// in the preview: an object that carries one is always written.
+		if !carriesSecret(obj) && sameIntent(live, preview) {
 			return resultUnchanged, nil
 		}
 		if dryRun {
@@ -173,6 +173,20 @@ func applyObject(ctx context.Context, c *client.Client, obj v1.Object, dryRun bo
 		}
 		return resultConfigured, nil
 	}
+}
+
+// carriesSecret reports whether obj sets a write-only secret field.
+func carriesSecret(obj v1.Object) bool {
+	sh, ok := obj.(v1.SecretHolder)
+	if !ok {
+		return false
+	}
+	for _, f := range sh.SecretFields() {
+		if f.Value != nil && *f.Value != "" && *f.Value != v1.SecretRedacted {
+			return true
+		}
+	}
+	return false
 }
 
 // previewUpdate asks the console what updating live with desired gives
@@ -292,11 +306,4 @@ func isEmpty(v any) bool {
 		return len(t) == 0
 	}
 	return false
-}
-
-// writeJSON is a small helper for tests and printers.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

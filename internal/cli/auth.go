@@ -29,22 +29,28 @@ func newAuthCommand(streams IOStreams) *cobra.Command {
 func newCanICommand(f *factory) *cobra.Command {
 	var quiet bool
 	cmd := &cobra.Command{
-		Use:   "can-i VERB KIND [NAME]",
+		Use:   "can-i VERB KIND",
 		Short: "Ask whether the current credentials may do VERB on KIND",
 		Long: `Ask the console whether the current credentials may do VERB (get, list,
-watch, create, update, patch, delete or *) on KIND ("*" for every kind) in
--n. Prints yes or no; the exit status is 0 for yes and 1 for no.`,
+watch, create, update, patch, delete or *) on KIND ("*" for every kind,
+"auditrecords" for the audit log) in -n. Prints yes or no; the exit status
+is 0 for yes and 1 for no.`,
 		Example: `  meridian auth can-i create originpools -n retail
   meridian auth can-i delete namespace
-  meridian auth can-i '*' '*' -n retail`,
-		Args: cobra.RangeArgs(2, 3),
+  meridian auth can-i '*' '*' -n retail
+  meridian auth can-i list auditrecords`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			verb := strings.ToLower(args[0])
 			if !contains(rbacVerbs, verb) {
 				return fmt.Errorf("unknown verb %q: use one of %s", args[0], strings.Join(rbacVerbs, ", "))
 			}
 			kind, namespaced := "*", true
-			if args[1] != "*" {
+			switch {
+			case args[1] == "*":
+			case isNonObjectKind(args[1]) != "":
+				kind, namespaced = isNonObjectKind(args[1]), f.namespace != ""
+			default:
 				ki, err := resolveKind(args[1])
 				if err != nil {
 					return err
@@ -60,9 +66,6 @@ watch, create, update, patch, delete or *) on KIND ("*" for every kind) in
 			req := client.AccessReviewRequest{Verb: verb, Kind: kind}
 			if namespaced {
 				req.Namespace = f.ns(cctx)
-			}
-			if len(args) == 3 {
-				req.Name = args[2]
 			}
 			res, err := c.AccessReview(ctx, req)
 			if err != nil {
@@ -132,4 +135,16 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// isNonObjectKind resolves the RBAC kinds that are not objects
+// ("auditrecords" -> "AuditRecord"); "" when name is none of them.
+func isNonObjectKind(name string) string {
+	for _, k := range v1.NonObjectKinds() {
+		low := strings.ToLower(k)
+		if strings.EqualFold(name, k) || strings.EqualFold(name, low+"s") {
+			return k
+		}
+	}
+	return ""
 }

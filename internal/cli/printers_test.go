@@ -262,3 +262,33 @@ type wrapped struct {
 
 func (w *wrapped) Error() string { return w.p + ": " + w.err.Error() }
 func (w *wrapped) Unwrap() error { return w.err }
+
+func TestCarriesSecret(t *testing.T) {
+	objs, err := v1.DecodeAll([]byte(`apiVersion: meridian/v1
+kind: User
+metadata: {name: alice}
+spec: {password: "a-long-password"}
+---
+apiVersion: meridian/v1
+kind: User
+metadata: {name: bob}
+spec: {password: "(set)"}
+---
+apiVersion: meridian/v1
+kind: User
+metadata: {name: carol}
+---
+apiVersion: meridian/v1
+kind: Namespace
+metadata: {name: retail}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []bool{true, false, false, false}
+	for i, o := range objs {
+		if got := carriesSecret(o); got != want[i] {
+			t.Errorf("%s: carriesSecret = %v, want %v", o.GetMetadata().Name, got, want[i])
+		}
+	}
+}
