@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -75,6 +76,7 @@ type Store struct {
 	commits sync.WaitGroup // the committer
 
 	committed int64 // the committer's view of the revision
+	commitN   atomic.Int64
 
 	compactMu sync.Mutex // one compaction at a time
 

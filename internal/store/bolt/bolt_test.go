@@ -220,3 +220,38 @@ func BenchmarkStore(b *testing.B) {
 		return openT(b, filepath.Join(b.TempDir(), "meridian.db"), Options{CompactionInterval: -1})
 	})
 }
+
+func TestGroupCommit(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "meridian.db"), Options{CompactionInterval: -1})
+	const n = 64
+	ctx := context.Background()
+	before := s.commitN.Load()
+	errs := make(chan error, n)
+	revs := make(chan int64, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			<-start
+			rev, err := s.Txn(ctx, store.Txn{Ops: []store.Op{store.Put("g/"+strconv.Itoa(i), []byte("v")), store.Put("g/"+strconv.Itoa(i)+"/b", []byte("v"))}})
+			errs <- err
+			revs <- rev
+		}()
+	}
+	close(start)
+	seen := map[int64]bool{}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		rev := <-revs
+		if seen[rev] {
+			t.Fatalf("two transactions got revision %d", rev)
+		}
+		seen[rev] = true
+	}
+	commits := s.commitN.Load() - before
+	t.Logf("%d transactions in %d commits", n, commits)
+	if commits >= n {
+		t.Fatalf("%d transactions took %d commits: nothing was batched", n, commits)
+	}
+}

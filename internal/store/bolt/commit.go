@@ -218,7 +218,7 @@ func (s *Store) commit(batch []*txnReq) {
 		for i := range results {
 			results[i] = txnResult{err: fmt.Errorf("committing transaction: %w", err)}
 		}
-	} else if cur != s.committed {
+	} else if s.commitN.Add(1); cur != s.committed {
 		s.committed = cur
 		s.publish(cur, pubs)
 	}

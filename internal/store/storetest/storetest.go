@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListOldRevision", testListOldRevision},
 		{"ListPagingConcurrentWriters", testListPagingConcurrentWriters},
 		{"ConcurrentCAS", testConcurrentCAS},
+		{"ConcurrentCreateOnly", testConcurrentCreateOnly},
 		{"LargeValues", testLargeValues},
 		{"PrefixIsolation", testPrefixIsolation},
 		{"WatchReplayThenLive", testWatchReplayThenLive},
@@ -539,6 +540,59 @@ func testConcurrentCAS(t *testing.T, s store.Store) {
 	}
 	if total != workers*incs {
 		t.Fatalf("counters sum to %d, want %d", total, workers*incs)
+	}
+}
+
+// testConcurrentCreateOnly races transactions that may each succeed only
+// if no other did: exactly one wins, every other names the key it lost on.
+func testConcurrentCreateOnly(t *testing.T, s store.Store) {
+	const racers = 16
+	ctx := ctxT(t)
+	type result struct {
+		rev int64
+		err error
+	}
+	results := make(chan result, racers)
+	startGun := make(chan struct{})
+	for i := range racers {
+		go func() {
+			<-startGun
+			rev, err := s.Txn(ctx, store.Txn{
+				Compares: []store.Compare{{Key: "lock", ModRevision: 0}},
+				Ops:      []store.Op{store.Put("lock", []byte(strconv.Itoa(i))), store.Put("owner/"+strconv.Itoa(i), []byte("x"))},
+			})
+			results <- result{rev, err}
+		}()
+	}
+	close(startGun)
+	var winner int64
+	var lost []*store.ConflictError
+	for range racers {
+		r := <-results
+		var ce *store.ConflictError
+		switch {
+		case r.err == nil:
+			if winner != 0 {
+				t.Fatalf("two create-only transactions on one key succeeded (revisions %d and %d)", winner, r.rev)
+			}
+			winner = r.rev
+		case errors.As(r.err, &ce):
+			lost = append(lost, ce)
+		default:
+			t.Fatalf("racer failed: %v", r.err)
+		}
+	}
+	if winner == 0 {
+		t.Fatal("no racer won")
+	}
+	for _, ce := range lost {
+		if ce.Key != "lock" || ce.Want != 0 || ce.Have != winner {
+			t.Fatalf("loser's conflict = %+v, want lock have %d", *ce, winner)
+		}
+	}
+	kv := mustGet(t, s, "lock")
+	if owners := listAll(t, s, "owner/", store.ListOptions{}); len(owners.Items) != 1 || owners.Items[0].Key != "owner/"+string(kv.Value) || owners.Items[0].ModRevision != winner {
+		t.Fatalf("owners %v for lock held by %q", keys(owners.Items), kv.Value)
 	}
 }
 
