@@ -411,3 +411,27 @@ const (
 	hashGoldenA     = 0x82a2a958a9bece5b
 	hashGoldenAddr  = 0xe8c721156ed52b14
 )
+
+func TestRoundRobinLongCycleIsScaled(t *testing.T) {
+	// Co-prime weights summing above the cycle bound are scaled down; the
+	// shares stay close and the light endpoint still gets picks.
+	weights := []uint64{10007, 10009, 3}
+	seq := smoothSequence(weights)
+	if len(seq) > maxRRSequence {
+		t.Fatalf("cycle of %d picks, bound %d", len(seq), maxRRSequence)
+	}
+	counts := make([]int, 3)
+	for _, i := range seq {
+		counts[i]++
+	}
+	total := 10007.0 + 10009 + 3
+	for i, w := range weights[:2] {
+		got, want := float64(counts[i])/float64(len(seq)), float64(w)/total
+		if math.Abs(got-want)/want > 0.005 {
+			t.Errorf("endpoint %d: share %.4f, want %.4f", i, got, want)
+		}
+	}
+	if counts[2] == 0 {
+		t.Error("light endpoint dropped from the cycle")
+	}
+}

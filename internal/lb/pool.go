@@ -208,17 +208,28 @@ func (p *Pool) apply(ctx context.Context, cfg PoolConfig) error {
 	}
 	p.mu.Unlock()
 
-	var errs []error
+	// Names not seen before are resolved now, all at once.
+	var todo []string
 	for _, n := range names {
-		if _, ok := known[n]; ok {
-			continue
+		if _, ok := known[n]; !ok {
+			todo = append(todo, n)
 		}
-		ips, err := p.reg.lookup(ctx, n)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+	}
+	ips := make([][]string, len(todo))
+	errs := make([]error, len(todo))
+	var wg sync.WaitGroup
+	for i, n := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ips[i], errs[i] = p.reg.lookup(ctx, n)
+		}()
+	}
+	wg.Wait()
+	for i, n := range todo {
+		if errs[i] == nil {
+			known[n] = ips[i]
 		}
-		known[n] = ips
 	}
 
 	p.mu.Lock()

@@ -271,10 +271,11 @@ func TestHostNamesResolvedAndReResolved(t *testing.T) {
 
 func TestUnresolvableNameIsRetried(t *testing.T) {
 	res := &fakeResolver{answers: map[string][]string{}}
+	res.set("ok.internal", "192.0.2.9")
 	r, _ := newTestRegistry(t, RegistryOptions{Resolver: res})
 	cfg := PoolConfig{
 		ID:              "p",
-		Endpoints:       []EndpointConfig{{Address: "late.internal:80"}, {Address: "[::1]:81"}},
+		Endpoints:       []EndpointConfig{{Address: "late.internal:80"}, {Address: "[::1]:81"}, {Address: "ok.internal:82"}},
 		ResolveInterval: 20 * time.Millisecond,
 	}
 	err := r.Update(context.Background(), []PoolConfig{cfg})
@@ -282,7 +283,7 @@ func TestUnresolvableNameIsRetried(t *testing.T) {
 		t.Fatalf("Update error %v, want the resolution failure", err)
 	}
 	p := r.Pool("p")
-	if p == nil || len(p.Endpoints()) != 1 || p.Endpoints()[0].Addr() != "[::1]:81" {
+	if p == nil || len(p.Endpoints()) != 2 || byAddr(p, "[::1]:81") == nil || byAddr(p, "192.0.2.9:82") == nil {
 		t.Fatalf("pool not applied without the unresolved name")
 	}
 	res.set("late.internal", "192.0.2.7")
