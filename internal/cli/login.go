@@ -26,9 +26,10 @@ or read from standard input with --password-stdin), or check and store an
 API token with --token. The session token, the server, its CA and the tenant
 are stored in a context of the CLI config file, which becomes the current one.
 
-Without --server the current context's console is used. The context is
-named by --context, else it is the current context (same server), else it
-is named after the server's host.`,
+Without --server the current context's console (and CA) is used. The
+context written is --context if given; else, for a password login,
+"<tenant>-<username>"; else, for a token, the current context when it is
+for the same server, or one named after the server's host.`,
 		Example: `  # Log in as a local user (the password is prompted for)
   meridian login --server https://console.example.com:7443 --tenant acme --username alice \
       --certificate-authority console-ca.pem
@@ -63,6 +64,20 @@ is named after the server's host.`,
 			}
 			if base.Server == "" {
 				return errors.New("--server is required (no current context to log in to)")
+			}
+			if f.contextName == "" && token == "" && username != "" {
+				t := tenant
+				if t == "" {
+					t = base.Tenant
+				}
+				if t != "" {
+					name := t + "-" + username
+					if existing, ok := cfg.Context(name); ok && sameServer(existing.Server, base.Server) {
+						existing.CAData = firstNonEmpty(base.CAData, existing.CAData)
+						base = existing
+					}
+					base.Name = name
+				}
 			}
 			if base.Name == "" {
 				base.Name = contextNameFor(base.Server)
@@ -155,4 +170,11 @@ func contextNameFor(server string) string {
 		return "default"
 	}
 	return strings.NewReplacer(":", "-", "[", "", "]", "").Replace(u.Host)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
