@@ -1,0 +1,2 @@
+// Package auth holds principals, API and session tokens, password hashing and RBAC evaluation.
+package auth
