@@ -39,6 +39,8 @@ func StartServer(dir string) (*Server, error) {
 	cfg.SnapshotCount = 1000
 	cfg.SnapshotCatchUpEntries = 100
 	cfg.UnsafeNoFsync = true
+	// A single member elects itself after one election timeout: keep it short.
+	cfg.TickMs, cfg.ElectionMs = 10, 100
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting etcd in %s: %w", dir, err)
