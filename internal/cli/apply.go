@@ -79,7 +79,7 @@ Namespaced objects without metadata.namespace go to -n.`,
 				fmt.Fprintf(streams.Out, "%s %s%s\n", name, res, suffix)
 			}
 			if failed > 0 {
-				return &ExitError{Code: 1, Err: fmt.Errorf("%d of %d objects failed", failed, len(objs))}
+				return silentExit(1) // each failure was reported above
 			}
 			return nil
 		},

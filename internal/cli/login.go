@@ -51,7 +51,12 @@ for the same server, or one named after the server's host.`,
 			cur, hasCur := cfg.Current()
 			switch {
 			case f.contextName != "":
-				base, _ = cfg.Context(f.contextName)
+				if c, ok := cfg.Context(f.contextName); ok {
+					base = c
+				} else if hasCur && (server == "" || sameServer(server, cur.Server)) {
+					// A new context for the current console.
+					base = Context{Server: cur.Server, CAData: cur.CAData, Namespace: cur.Namespace}
+				}
 				base.Name = f.contextName
 			case hasCur && (server == "" || sameServer(server, cur.Server)):
 				base = cur
