@@ -3,10 +3,10 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/auth"
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
@@ -58,12 +58,7 @@ func (s *Server) admitAPIToken(p *writePlan, dryRun bool) error {
 	if p.old != nil || dryRun {
 		return nil
 	}
-	raw, err := s.opts.Tokens.NewToken()
-	if err != nil {
-		return errInternal(fmt.Errorf("making API token: %w", err))
-	}
-	tok := apiTokenPrefix + raw
-	hash := s.opts.Tokens.HashToken(tok)
+	tok, _, hash := auth.NewToken()
 	at.Status.TokenHash = v1.Secret(hash)
 	idx, _ := json.Marshal(tokenIndex{Tenant: p.tenant, Name: at.Metadata.Name})
 	p.cmp(prefixToken+hash, 0)
@@ -112,12 +107,7 @@ func (s *Server) admitSiteToken(p *writePlan, dryRun bool) error {
 	if p.old != nil || dryRun {
 		return nil
 	}
-	raw, err := s.opts.Tokens.NewToken()
-	if err != nil {
-		return errInternal(fmt.Errorf("making site token: %w", err))
-	}
-	tok := SiteTokenPrefix + raw
-	hash := s.opts.Tokens.HashToken(tok)
+	tok, _, hash := auth.NewToken()
 	st.Status.TokenHash = v1.Secret(hash)
 	idx, _ := json.Marshal(tokenIndex{Tenant: p.tenant, Name: st.Metadata.Name})
 	p.cmp(prefixSiteToken+hash, 0)

@@ -2,42 +2,33 @@ package apiserver
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/auth"
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
-// PasswordHasher stores passwords as slow one-way hashes.
+// PasswordHasher stores passwords as slow one-way hashes. The default is
+// internal/auth's argon2id (auth.HashPassword, auth.CheckPassword).
 type PasswordHasher interface {
 	// HashPassword returns an encoded slow hash of password.
 	HashPassword(password string) (string, error)
-	// VerifyPassword reports whether password matches hash.
-	VerifyPassword(hash, password string) bool
+	// CheckPassword returns nil when password matches hash. With hash ""
+	// (unknown user) it spends the time of a real check and fails.
+	CheckPassword(hash, password string) error
 }
 
-// TokenMinter makes bearer tokens and the hashes they are stored under.
-type TokenMinter interface {
-	// NewToken returns a new random token (high entropy).
-	NewToken() (string, error)
-	// HashToken returns the stored hash of a token (fast, keyed or not:
-	// tokens have enough entropy).
-	HashToken(token string) string
-}
+// authPasswords is the default PasswordHasher.
+type authPasswords struct{}
 
-// Authorizer decides whether a subject may use verb on kind in namespace,
-// given the built-in roles and the tenant's Roles and RoleBindings.
-// namespace is "" for tenant-scoped kinds and tenant-wide requests.
-type Authorizer interface {
-	Authorize(subjectKind, subjectName, verb, kind, namespace string, roles []v1.Role, bindings []v1.RoleBinding) (allowed bool, reason string)
-}
+func (authPasswords) HashPassword(p string) (string, error) { return auth.HashPassword(p) }
+func (authPasswords) CheckPassword(h, p string) error       { return auth.CheckPassword(h, p) }
 
 // Principal is who a request acts for.
 type Principal struct {
@@ -52,25 +43,14 @@ type Principal struct {
 
 func (p Principal) String() string { return p.Tenant + "/" + p.Kind + "/" + p.Name }
 
-// Token prefixes tell sessions from API tokens without a second lookup.
-const (
-	sessionTokenPrefix = "mrs_"
-	apiTokenPrefix     = "mrt_"
-	// SiteTokenPrefix starts every SiteToken (registration) token.
-	SiteTokenPrefix = "mst_"
-)
+// SiteTokenPrefix is how site registration tokens are told apart in logs;
+// they have auth's token format and are looked up under /ts/<hash>.
+const SiteTokenPrefix = auth.APITokenPrefix
 
 // tokenIndex is stored under /t/<hash>.
 type tokenIndex struct {
 	Tenant string `json:"tenant"`
 	Name   string `json:"name"`
-}
-
-// session is stored under /s/<hash>.
-type session struct {
-	Tenant    string    `json:"tenant"`
-	User      string    `json:"user"`
-	ExpiresAt time.Time `json:"expiresAt"`
 }
 
 func (s *Server) pluralOf(kind string) string { return s.byKind[kind].Plural }
@@ -94,7 +74,7 @@ func (s *Server) authenticate(r *http.Request) (*reqCtx, error) {
 	}
 	rc := &reqCtx{Principal: p, Tenant: p.Tenant, RemoteAddr: remoteAddr(r)}
 	if p.Tenant == SystemTenant {
-		ok, err := s.allowed(ctx, rc, SystemTenant, "*", "*", "")
+		ok, err := s.allowed(ctx, rc, SystemTenant, "create", "Tenant", "")
 		if err != nil {
 			return nil, err
 		}
@@ -122,21 +102,27 @@ func (s *Server) authenticate(r *http.Request) (*reqCtx, error) {
 var errBadToken = errUnauthorized("unknown or invalid bearer token")
 
 func (s *Server) principalForToken(ctx context.Context, tok string) (Principal, error) {
-	hash := s.opts.Tokens.HashToken(tok)
-	switch {
-	case strings.HasPrefix(tok, sessionTokenPrefix):
-		kv, err := s.st.Get(ctx, prefixSession+hash)
+	prefix, id, err := auth.ParseToken(tok)
+	if err != nil {
+		return Principal{}, errBadToken
+	}
+	switch prefix {
+	case auth.SessionPrefix:
+		kv, err := s.st.Get(ctx, prefixSession+id)
 		if errors.Is(err, store.ErrNotFound) {
 			return Principal{}, errBadToken
 		}
 		if err != nil {
 			return Principal{}, errInternal(err)
 		}
-		var se session
+		var se auth.Session
 		if err := json.Unmarshal(kv.Value, &se); err != nil {
 			return Principal{}, errInternal(err)
 		}
-		if !s.now().Before(se.ExpiresAt) {
+		if err := se.Check(tok, s.now()); err != nil {
+			if !errors.Is(err, auth.ErrExpiredToken) {
+				return Principal{}, errBadToken
+			}
 			// Expired sessions are removed lazily.
 			_, _ = s.st.Txn(ctx, store.Txn{Compares: []store.Compare{{Key: kv.Key, ModRevision: kv.ModRevision}}, Ops: []store.Op{store.Delete(kv.Key)}})
 			return Principal{}, errUnauthorized("session token has expired: log in again")
@@ -149,8 +135,8 @@ func (s *Server) principalForToken(ctx context.Context, tok string) (Principal, 
 			return Principal{}, errUnauthorized("session token is no longer valid: its user is disabled")
 		}
 		return Principal{Tenant: se.Tenant, Kind: v1.SubjectUser, Name: se.User}, nil
-	case strings.HasPrefix(tok, apiTokenPrefix):
-		kv, err := s.st.Get(ctx, prefixToken+hash)
+	case auth.APITokenPrefix:
+		kv, err := s.st.Get(ctx, prefixToken+auth.HashToken(tok))
 		if errors.Is(err, store.ErrNotFound) {
 			return Principal{}, errBadToken
 		}
@@ -166,7 +152,7 @@ func (s *Server) principalForToken(ctx context.Context, tok string) (Principal, 
 			return Principal{}, errBadToken
 		}
 		at, ok := obj.(*v1.APIToken)
-		if !ok || subtle.ConstantTimeCompare([]byte(at.Status.TokenHash), []byte(hash)) != 1 {
+		if !ok || !auth.VerifyToken(tok, string(at.Status.TokenHash)) {
 			return Principal{}, errBadToken
 		}
 		if at.Status.ExpiresAt != nil && !s.now().Before(*at.Status.ExpiresAt) {
@@ -185,10 +171,11 @@ func remoteAddr(r *http.Request) string {
 	return host
 }
 
-// rbacState loads the Roles and RoleBindings of a tenant.
-func (s *Server) rbacState(ctx context.Context, tenant string) ([]v1.Role, []v1.RoleBinding, error) {
-	var roles []v1.Role
-	var bindings []v1.RoleBinding
+// evaluator builds the RBAC evaluator of a tenant from its Roles and
+// RoleBindings (built-in roles are always present).
+func (s *Server) evaluator(ctx context.Context, tenant string) (*auth.Evaluator, error) {
+	var roles []auth.Role
+	var bindings []auth.Binding
 	for _, kind := range []string{"Role", "RoleBinding"} {
 		info := s.byKind[kind]
 		prefix := kindPrefix(tenant, info.Plural, "", false)
@@ -196,7 +183,7 @@ func (s *Server) rbacState(ctx context.Context, tenant string) ([]v1.Role, []v1.
 		for {
 			res, err := s.st.List(ctx, prefix, store.ListOptions{Revision: rev, After: after, Limit: 1000})
 			if err != nil {
-				return nil, nil, errInternal(fmt.Errorf("loading %s of tenant: %w", info.Plural, err))
+				return nil, errInternal(fmt.Errorf("loading %s of tenant: %w", info.Plural, err))
 			}
 			rev = res.Revision
 			for _, kv := range res.Items {
@@ -205,12 +192,12 @@ func (s *Server) rbacState(ctx context.Context, tenant string) ([]v1.Role, []v1.
 				case "Role":
 					var r v1.Role
 					if json.Unmarshal(kv.Value, &r) == nil {
-						roles = append(roles, r)
+						roles = append(roles, authRole(&r))
 					}
 				default:
 					var b v1.RoleBinding
 					if json.Unmarshal(kv.Value, &b) == nil {
-						bindings = append(bindings, b)
+						bindings = append(bindings, authBinding(&b))
 					}
 				}
 			}
@@ -219,23 +206,54 @@ func (s *Server) rbacState(ctx context.Context, tenant string) ([]v1.Role, []v1.
 			}
 		}
 	}
-	return roles, bindings, nil
+	return auth.NewEvaluator(tenant, roles, bindings), nil
 }
 
-// allowed evaluates RBAC for the request's principal in tenant.
-func (s *Server) allowed(ctx context.Context, rc *reqCtx, tenant, verb, kind, ns string) (bool, error) {
+// authRole converts a stored Role for the evaluator ("*" namespaces mean
+// every namespace).
+func authRole(r *v1.Role) auth.Role {
+	out := auth.Role{Name: r.Metadata.Name, Description: r.Spec.Description}
+	for _, rule := range r.Spec.Rules {
+		ns := rule.Namespaces
+		if contains(ns, "*") {
+			ns = nil
+		}
+		out.Rules = append(out.Rules, auth.Rule{Verbs: rule.Verbs, Kinds: rule.Kinds, Namespaces: ns})
+	}
+	return out
+}
+
+func authBinding(b *v1.RoleBinding) auth.Binding {
+	out := auth.Binding{Name: b.Metadata.Name, Role: b.Spec.Role, Namespaces: b.Spec.Namespaces}
+	for _, sub := range b.Spec.Subjects {
+		out.Subjects = append(out.Subjects, auth.Subject{Kind: sub.Kind, Name: sub.Name})
+	}
+	return out
+}
+
+func (p Principal) auth() auth.Principal {
+	return auth.Principal{Tenant: p.Tenant, Name: p.Name, Kind: auth.PrincipalKind(p.Kind)}
+}
+
+// decide evaluates RBAC for the request's principal in tenant. A system
+// admin acting in another tenant may do everything there.
+func (s *Server) decide(ctx context.Context, rc *reqCtx, tenant, verb, kind, ns string) (auth.Decision, *auth.Evaluator, error) {
 	if rc.Principal.SystemAdmin && tenant != rc.Principal.Tenant {
-		return true, nil
+		return auth.Decision{Allowed: true, Reason: "admin of the system tenant acting in the tenant"}, nil, nil
 	}
 	if tenant != rc.Principal.Tenant {
-		return false, nil
+		return auth.Decision{Reason: "not a principal of this tenant"}, nil, nil
 	}
-	roles, bindings, err := s.rbacState(ctx, tenant)
+	ev, err := s.evaluator(ctx, tenant)
 	if err != nil {
-		return false, err
+		return auth.Decision{}, nil, err
 	}
-	ok, _ := s.opts.Authorizer.Authorize(rc.Principal.Kind, rc.Principal.Name, verb, kind, ns, roles, bindings)
-	return ok, nil
+	return ev.Authorize(rc.Principal.auth(), verb, kind, ns), ev, nil
+}
+
+func (s *Server) allowed(ctx context.Context, rc *reqCtx, tenant, verb, kind, ns string) (bool, error) {
+	d, _, err := s.decide(ctx, rc, tenant, verb, kind, ns)
+	return d.Allowed, err
 }
 
 // authorize answers 403 (and records the denial) unless RBAC allows the
@@ -248,6 +266,10 @@ func (s *Server) authorize(ctx context.Context, r *http.Request, rc *reqCtx, ver
 	if ok {
 		return nil
 	}
+	return s.deny(ctx, r, rc, verb, kind, ns)
+}
+
+func (s *Server) deny(ctx context.Context, r *http.Request, rc *reqCtx, verb, kind, ns string) error {
 	where := "in the tenant"
 	if ns != "" {
 		where = fmt.Sprintf("in namespace %q", ns)
@@ -257,26 +279,42 @@ func (s *Server) authorize(ctx context.Context, r *http.Request, rc *reqCtx, ver
 	return e
 }
 
+// authorizeAcross authorizes a list or watch across namespaces: allowed
+// tenant-wide (nil filter), or limited to the namespaces the principal may
+// read there (a filter), or 403.
+func (s *Server) authorizeAcross(ctx context.Context, r *http.Request, rc *reqCtx, verb, kind string) (map[string]bool, error) {
+	d, ev, err := s.decide(ctx, rc, rc.Tenant, verb, kind, "")
+	if err != nil || d.Allowed {
+		return nil, err
+	}
+	if ev != nil {
+		if all, nss := ev.AllowedNamespaces(rc.Principal.auth(), verb, kind); all {
+			return nil, nil
+		} else if len(nss) > 0 {
+			f := make(map[string]bool, len(nss))
+			for _, n := range nss {
+				f[n] = true
+			}
+			return f, nil
+		}
+	}
+	return nil, s.deny(ctx, r, rc, verb, kind, "")
+}
+
 // rolesOf lists the roles bound to the principal (for whoami).
 func (s *Server) rolesOf(ctx context.Context, rc *reqCtx) ([]string, error) {
 	if rc.Principal.SystemAdmin && rc.Tenant != rc.Principal.Tenant {
 		return []string{"admin"}, nil
 	}
-	_, bindings, err := s.rbacState(ctx, rc.Tenant)
+	ev, err := s.evaluator(ctx, rc.Tenant)
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
-	out := []string{}
-	for _, b := range bindings {
-		for _, sub := range b.Spec.Subjects {
-			if sub.Kind == rc.Principal.Kind && sub.Name == rc.Principal.Name && !seen[b.Spec.Role] {
-				seen[b.Spec.Role] = true
-				out = append(out, b.Spec.Role)
-			}
-		}
+	roles := ev.RolesOf(rc.Principal.auth())
+	if roles == nil {
+		roles = []string{}
 	}
-	return out, nil
+	return roles, nil
 }
 
 // WhoAmI is the answer of GET /api/v1/whoami.
@@ -347,14 +385,12 @@ func (s *Server) handleAccessReview(w http.ResponseWriter, r *http.Request, rc *
 	res := AccessReview{Verb: req.Verb, Kind: kind, Namespace: ns}
 	if ki, ok := s.byKind[kind]; ok && ki.Scope == v1.ScopeSystem && rc.Tenant != SystemTenant {
 		res.Reason = kind + " objects are managed by the system tenant only"
-	} else if rc.Principal.SystemAdmin && rc.Tenant != rc.Principal.Tenant {
-		res.Allowed, res.Reason = true, "system admin acting in the tenant"
 	} else {
-		roles, bindings, err := s.rbacState(r.Context(), rc.Tenant)
+		d, _, err := s.decide(r.Context(), rc, rc.Tenant, req.Verb, kind, ns)
 		if err != nil {
 			return err
 		}
-		res.Allowed, res.Reason = s.opts.Authorizer.Authorize(rc.Principal.Kind, rc.Principal.Name, req.Verb, kind, ns, roles, bindings)
+		res.Allowed, res.Reason = d.Allowed, d.Reason
 	}
 	writeJSON(w, http.StatusOK, res)
 	return nil

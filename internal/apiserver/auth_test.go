@@ -138,6 +138,19 @@ func testRBAC(t *testing.T, open storeOpener) {
 	}
 	e.must(422, "POST", "/api/v1/accessreviews", viewer, AccessReview{Verb: "fly", Kind: "Nope"})
 
+	// A binding limited to a namespace: lists across namespaces show only
+	// that namespace; the namespace itself is readable.
+	e.must(201, "POST", "/api/v1/namespaces/retail/originpools", tok, pool("retail", "r"))
+	dev := e.token(tok, "dev", "developer", "dev")
+	var l struct{ Items []map[string]any }
+	_ = json.Unmarshal(e.must(200, "GET", "/api/v1/originpools", dev, nil).body, &l)
+	if len(l.Items) != 1 || get(l.Items[0], "metadata.namespace") != "dev" {
+		t.Fatalf("filtered list: %+v", l.Items)
+	}
+	e.must(200, "GET", "/api/v1/namespaces/dev", dev, nil)
+	e.must(403, "GET", "/api/v1/namespaces/retail", dev, nil)
+	e.must(403, "GET", "/api/v1/namespaces/retail/originpools", dev, nil)
+
 	// System admin acts in a tenant with X-Meridian-Tenant; others may not.
 	e.must(200, "GET", "/api/v1/namespaces/dev/originpools/x", e.admin, nil, "X-Meridian-Tenant", "acme")
 	e.must(404, "GET", "/api/v1/namespaces", e.admin, nil, "X-Meridian-Tenant", "nope")

@@ -73,8 +73,6 @@ func newServer(t testing.TB, st store.Store, opts ...envOpt) *Server {
 		Store:             st,
 		Secrets:           kr,
 		Passwords:         testPasswords{},
-		Tokens:            testTokens{},
-		Authorizer:        testAuthorizer{},
 		Audit:             newTestAudit(st),
 		LoginFailureDelay: 20 * time.Millisecond,
 		DefaultRateLimit:  -1,

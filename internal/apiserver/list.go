@@ -104,7 +104,7 @@ func (s *Server) handleList(ctx context.Context, w http.ResponseWriter, r *http.
 	rev := opts.Revision
 	for {
 		page := store.ListOptions{Revision: rev, After: opts.After, Limit: 500}
-		if limit > 0 && limit-len(out.Items) < page.Limit && sel == nil {
+		if limit > 0 && limit-len(out.Items) < page.Limit && sel == nil && t.nsFilter == nil {
 			page.Limit = limit - len(out.Items)
 		}
 		res, err := s.st.List(ctx, prefix, page)
@@ -118,7 +118,7 @@ func (s *Server) handleList(ctx context.Context, w http.ResponseWriter, r *http.
 			if err != nil {
 				return err
 			}
-			if sel != nil && !sel.Matches(obj.GetMetadata().Labels) {
+			if !t.visible(obj, sel) {
 				continue
 			}
 			s.redact(t.info, obj)
@@ -129,16 +129,12 @@ func (s *Server) handleList(ctx context.Context, w http.ResponseWriter, r *http.
 					if more {
 						break
 					}
-					if sel == nil {
+					if sel == nil && t.nsFilter == nil {
 						more = true
 						break
 					}
-					var m struct {
-						Metadata struct {
-							Labels map[string]string `json:"labels"`
-						} `json:"metadata"`
-					}
-					more = json.Unmarshal(rest.Value, &m) == nil && sel.Matches(m.Metadata.Labels)
+					o, err := s.decodeStored(t.info, rest)
+					more = err == nil && t.visible(o, sel)
 				}
 				if more {
 					out.Metadata.Continue = encodeContinue(continueToken{Rev: rev, After: strings.TrimPrefix(kv.Key, prefix)})
@@ -165,4 +161,13 @@ func listErr(err error) error {
 		return errBadRequest("the resourceVersion of this list or continue token is in the future")
 	}
 	return errInternal(err)
+}
+
+// visible reports whether a list or watch shows obj.
+func (t target) visible(obj v1.Object, sel *labels.Selector) bool {
+	md := obj.GetMetadata()
+	if t.nsFilter != nil && !t.nsFilter[md.Namespace] {
+		return false
+	}
+	return sel == nil || sel.Matches(md.Labels)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/auth"
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
@@ -75,7 +76,7 @@ func (s *Server) login(r *http.Request) (*LoginResponse, error) {
 		return errLoginFailed
 	}
 	if !isDNSLabel(req.Tenant) || !isDNSLabel(req.Username) {
-		s.burnPasswordCheck(req.Password)
+		_ = s.opts.Passwords.CheckPassword("", req.Password)
 		return nil, fail("invalid tenant or username")
 	}
 	info := s.byKind["User"]
@@ -86,31 +87,27 @@ func (s *Server) login(r *http.Request) (*LoginResponse, error) {
 			if toAPIError(err).code != http.StatusNotFound {
 				return nil, err
 			}
-			s.burnPasswordCheck(req.Password)
+			_ = s.opts.Passwords.CheckPassword("", req.Password)
 			return nil, fail("unknown user")
 		}
 		u := obj.(*v1.User)
-		if u.Spec.Password == "" {
-			s.burnPasswordCheck(req.Password)
-			return nil, fail("user has no password")
-		}
-		if !s.opts.Passwords.VerifyPassword(string(u.Spec.Password), req.Password) {
+		// A user without a password is checked against the dummy hash.
+		if err := s.opts.Passwords.CheckPassword(string(u.Spec.Password), req.Password); err != nil || u.Spec.Password == "" {
 			return nil, fail("wrong password")
 		}
 		if u.Spec.Disabled {
 			return nil, fail("user is disabled")
 		}
-		raw, err := s.opts.Tokens.NewToken()
+		tok, se := auth.NewSession(req.Tenant, req.Username, s.opts.SessionTTL, s.now())
+		val, err := json.Marshal(se)
 		if err != nil {
-			return nil, errInternal(fmt.Errorf("making session token: %w", err))
+			return nil, errInternal(err)
 		}
-		tok := sessionTokenPrefix + raw
-		exp := s.now().Add(s.opts.SessionTTL).UTC().Truncate(time.Second)
-		val, _ := json.Marshal(session{Tenant: req.Tenant, User: req.Username, ExpiresAt: exp})
 		rc := &reqCtx{Tenant: req.Tenant, RemoteAddr: remoteAddr(r), Principal: Principal{Tenant: req.Tenant, Kind: v1.SubjectUser, Name: req.Username}}
 		p := &writePlan{rc: rc, verb: "login", info: info, tenant: req.Tenant, ref: ref}
 		p.cmp(kv.Key, kv.ModRevision)
-		p.put(prefixSession+s.opts.Tokens.HashToken(tok), val)
+		p.cmp(prefixSession+se.ID, 0)
+		p.put(prefixSession+se.ID, val)
 		p.auditOnly = true
 		if err := s.planAudit(ctx, p); err != nil {
 			return nil, err
@@ -121,20 +118,6 @@ func (s *Server) login(r *http.Request) (*LoginResponse, error) {
 			}
 			return nil, errInternal(fmt.Errorf("opening session: %w", err))
 		}
-		return &LoginResponse{Token: tok, ExpiresAt: exp}, nil
-	}
-}
-
-// burnPasswordCheck spends the time of a password check, so that unknown
-// users cannot be told from wrong passwords by timing.
-func (s *Server) burnPasswordCheck(password string) {
-	s.dummyOnce.Do(func() {
-		h, err := s.opts.Passwords.HashPassword("meridian-dummy-password")
-		if err == nil {
-			s.dummyHash = h
-		}
-	})
-	if s.dummyHash != "" {
-		s.opts.Passwords.VerifyPassword(s.dummyHash, password)
+		return &LoginResponse{Token: tok, ExpiresAt: se.ExpiresAt}, nil
 	}
 }

@@ -70,7 +70,18 @@ func (s *Server) serveObjects(w http.ResponseWriter, r *http.Request, rc *reqCtx
 			return err
 		}
 	}
-	if err := s.authorize(r.Context(), r, rc, verb, t.info.Kind, t.namespace); err != nil {
+	authzNS := t.namespace
+	if t.info.Kind == "Namespace" {
+		// Bindings limited to a namespace may read that namespace.
+		authzNS = t.name
+	}
+	if t.allNamespaces {
+		f, err := s.authorizeAcross(r.Context(), r, rc, verb, t.info.Kind)
+		if err != nil {
+			return err
+		}
+		t.nsFilter = f
+	} else if err := s.authorize(r.Context(), r, rc, verb, t.info.Kind, authzNS); err != nil {
 		return err
 	}
 	dryRun, err := parseDryRun(q)

@@ -224,7 +224,7 @@ func testSecrets(t *testing.T, open storeOpener) {
 		t.Fatalf("password shown: %s", r.body)
 	}
 	kv, _ = e.st.Get(context.Background(), "/o/acme/users/_/alice")
-	if strings.Contains(string(kv.Value), "s3cret") || !strings.Contains(string(kv.Value), `"password":"$2`) {
+	if strings.Contains(string(kv.Value), "s3cret") || !strings.Contains(string(kv.Value), `"password":"$argon2id$`) {
 		t.Fatalf("password not hashed: %s", kv.Value)
 	}
 	e.must(200, "POST", "/api/v1/login", "", LoginRequest{Tenant: "acme", Username: "alice", Password: "s3cret-password"})

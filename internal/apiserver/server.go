@@ -17,8 +17,9 @@ import (
 // SystemTenant is the tenant whose admins manage tenants.
 const SystemTenant = "system"
 
-// Options configures a Server. Store, Secrets, Passwords, Authorizer and
-// Audit are required.
+// Options configures a Server. Store, Secrets and Audit are required.
+// RBAC is internal/auth's evaluator over built-in roles and the tenant's
+// Roles and RoleBindings.
 type Options struct {
 	// Store holds every object, its history and the audit chain.
 	Store store.Store
@@ -26,13 +27,9 @@ type Options struct {
 	Kinds []v1.KindInfo
 	// Secrets encrypts secret fields before they are stored.
 	Secrets SecretEncrypter
-	// Passwords hashes User passwords (slow hash) and checks them at login.
+	// Passwords hashes User passwords (slow hash) and checks them at
+	// login; nil means internal/auth's argon2id.
 	Passwords PasswordHasher
-	// Tokens mints and hashes API and session tokens.
-	Tokens TokenMinter
-	// Authorizer decides verb x kind x namespace for a principal from
-	// built-in roles and the tenant's Roles and RoleBindings.
-	Authorizer Authorizer
 	// Audit prepares audit records written in the same transaction as the
 	// change, aggregates denials, lists and verifies the chain.
 	Audit Auditor
@@ -62,17 +59,15 @@ type Options struct {
 
 // Server serves /api/v1 and /healthz.
 type Server struct {
-	opts      Options
-	st        store.Store
-	log       *slog.Logger
-	now       func() time.Time
-	byPlur    map[string]v1.KindInfo
-	byKind    map[string]v1.KindInfo
-	kinds     []v1.KindInfo
-	limits    *tenantLimiters
-	dummyOnce sync.Once
-	dummyHash string
-	openapi   struct {
+	opts    Options
+	st      store.Store
+	log     *slog.Logger
+	now     func() time.Time
+	byPlur  map[string]v1.KindInfo
+	byKind  map[string]v1.KindInfo
+	kinds   []v1.KindInfo
+	limits  *tenantLimiters
+	openapi struct {
 		once sync.Once
 		doc  []byte
 		err  error
@@ -88,13 +83,7 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("apiserver: Options.Secrets is required")
 	}
 	if opts.Passwords == nil {
-		return nil, errors.New("apiserver: Options.Passwords is required")
-	}
-	if opts.Tokens == nil {
-		return nil, errors.New("apiserver: Options.Tokens is required")
-	}
-	if opts.Authorizer == nil {
-		return nil, errors.New("apiserver: Options.Authorizer is required")
+		opts.Passwords = authPasswords{}
 	}
 	if opts.Audit == nil {
 		return nil, errors.New("apiserver: Options.Audit is required")
@@ -233,6 +222,9 @@ type target struct {
 	allNamespaces bool   // GET /api/v1/<namespaced plural>
 	name          string
 	sub           string // "", "history", "rollback"
+	// nsFilter limits a list or watch across namespaces to these
+	// namespaces (nil: no limit).
+	nsFilter map[string]bool
 }
 
 func (s *Server) parseTarget(rest string) (target, error) {

@@ -2,82 +2,28 @@ package apiserver
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
-	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/auth"
 	"github.com/meridian-platform/meridian/internal/store"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Test-side implementations of the dependency interfaces, used until the
 // auth and audit packages are wired in by the console.
 
+// testPasswords is internal/auth's argon2id at a low cost, so that tests
+// stay fast.
 type testPasswords struct{}
 
 func (testPasswords) HashPassword(p string) (string, error) {
-	b, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
-	return string(b), err
+	return auth.HashPasswordParams(p, auth.PasswordParams{Memory: 64, Time: 1, Threads: 1})
 }
 
-func (testPasswords) VerifyPassword(h, p string) bool {
-	return bcrypt.CompareHashAndPassword([]byte(h), []byte(p)) == nil
-}
-
-type testTokens struct{}
-
-func (testTokens) NewToken() (string, error) {
-	b := make([]byte, 32)
-	_, err := rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b), err
-}
-
-func (testTokens) HashToken(t string) string {
-	h := sha256.Sum256([]byte(t))
-	return hex.EncodeToString(h[:])
-}
-
-// testAuthorizer knows the built-in roles admin (everything) and viewer
-// (get, list, watch) and custom Roles.
-type testAuthorizer struct{}
-
-func (testAuthorizer) Authorize(sk, sn, verb, kind, ns string, roles []v1.Role, bindings []v1.RoleBinding) (bool, string) {
-	for _, b := range bindings {
-		if !slices.Contains(b.Spec.Subjects, v1.Subject{Kind: sk, Name: sn}) {
-			continue
-		}
-		if len(b.Spec.Namespaces) > 0 && !slices.Contains(b.Spec.Namespaces, ns) {
-			continue
-		}
-		var rules []v1.RoleRule
-		switch b.Spec.Role {
-		case "admin":
-			rules = []v1.RoleRule{{Verbs: []string{"*"}, Kinds: []string{"*"}, Namespaces: []string{"*"}}}
-		case "viewer":
-			rules = []v1.RoleRule{{Verbs: []string{"get", "list", "watch"}, Kinds: []string{"*"}, Namespaces: []string{"*"}}}
-		default:
-			for _, r := range roles {
-				if r.Metadata.Name == b.Spec.Role {
-					rules = r.Spec.Rules
-				}
-			}
-		}
-		for _, r := range rules {
-			if (slices.Contains(r.Verbs, verb) || slices.Contains(r.Verbs, "*")) &&
-				(slices.Contains(r.Kinds, kind) || slices.Contains(r.Kinds, "*")) &&
-				(ns == "" || slices.Contains(r.Namespaces, ns) || slices.Contains(r.Namespaces, "*")) {
-				return true, "allowed by RoleBinding " + b.Metadata.Name
-			}
-		}
-	}
-	return false, "no RoleBinding allows it"
-}
+func (testPasswords) CheckPassword(h, p string) error { return auth.CheckPassword(h, p) }
 
 // testAudit keeps a per-tenant chain of records under /a/<tenant>/<seq>
 // with a head key compared in every transaction.

@@ -104,7 +104,7 @@ func (s *Server) handleWatch(ctx context.Context, w http.ResponseWriter, r *http
 		if err != nil {
 			continue
 		}
-		if sel != nil && !sel.Matches(obj.GetMetadata().Labels) {
+		if !t.visible(obj, sel) {
 			continue
 		}
 		s.redact(t.info, obj)
@@ -138,7 +138,7 @@ func (s *Server) handleWatch(ctx context.Context, w http.ResponseWriter, r *http
 				if ev.KV.ModRevision > last {
 					last = ev.KV.ModRevision
 				}
-				typ, obj := s.watchEvent(t.info, sel, ev)
+				typ, obj := s.watchEvent(t, sel, ev)
 				if typ == "" {
 					continue
 				}
@@ -153,10 +153,9 @@ func (s *Server) handleWatch(ctx context.Context, w http.ResponseWriter, r *http
 // watchEvent turns a store event into a watch event, applying the label
 // selector: an object that stops matching is DELETED, one that starts
 // matching is ADDED.
-func (s *Server) watchEvent(info v1.KindInfo, sel *labels.Selector, ev store.Event) (string, any) {
-	matches := func(obj v1.Object) bool {
-		return sel == nil || sel.Matches(obj.GetMetadata().Labels)
-	}
+func (s *Server) watchEvent(t target, sel *labels.Selector, ev store.Event) (string, any) {
+	info := t.info
+	matches := func(obj v1.Object) bool { return t.visible(obj, sel) }
 	obj, err := s.decodeStored(info, ev.KV)
 	if err != nil {
 		return "", nil
