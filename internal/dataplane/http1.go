@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -82,6 +83,14 @@ type connMeta struct {
 	local netip.AddrPort
 	tls   bool
 	lkey  string
+	l     *listener
+	raw   net.Conn
+	// idle is true between requests of an HTTP/1.1 connection, so that a
+	// drain can close idle connections and let busy ones finish.
+	idle atomic.Bool
+	// hijacked is set (before the handler returns) when the connection is
+	// handed to an upgrade handler; it is closed when that handler ends.
+	hijacked chan struct{}
 }
 
 // metaConn carries connMeta to the HTTP/1.1 handler.
@@ -110,6 +119,16 @@ func (s *Server) newH1Server(l *listener, t config.Timeouts) *fasthttp.Server {
 		IdleTimeout:           t.Idle,
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
+		},
+		ConnState: func(c net.Conn, cs fasthttp.ConnState) {
+			mc, ok := c.(*metaConn)
+			if !ok {
+				return
+			}
+			mc.meta.idle.Store(cs == fasthttp.StateIdle)
+			if cs == fasthttp.StateIdle && mc.meta.l.draining.Load() {
+				mc.meta.raw.Close()
+			}
 		},
 		MaxRequestBodySize:           s.opts.MaxRequestBodySize,
 		DisablePreParseMultipartForm: true,
@@ -162,6 +181,9 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		ctx.Error("internal error\n", fasthttp.StatusInternalServerError)
 		return
+	}
+	if mc.meta.l.draining.Load() {
+		ctx.SetConnectionClose()
 	}
 	st := s.state.Load()
 	lc := st.table.HTTP[mc.meta.lkey]

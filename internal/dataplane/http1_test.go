@@ -268,7 +268,7 @@ spec:
 func TestHTTP1ConnectionLimitAndProxyProtocol(t *testing.T) {
 	a, _ := echoBackend(t, "a")
 	port := freePort(t)
-	startServer(t, pool("a", hostOf(a.URL))+fmt.Sprintf(`---
+	s := startServer(t, pool("a", hostOf(a.URL))+fmt.Sprintf(`---
 apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: lb, namespace: t}
@@ -298,7 +298,10 @@ spec:
 		defer c.Close()
 		held = append(held, c)
 	}
-	time.Sleep(50 * time.Millisecond)
+	l := s.listeners[addr]
+	for i := 0; l.active.Load() < 2 && i < 200; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

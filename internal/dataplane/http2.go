@@ -434,6 +434,14 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 			break
 		}
 	}
+	if err != nil && grpc && !errors.Is(err, errStoppedByStage) {
+		code := 14 // UNAVAILABLE
+		if deadlinePassed(r, x.Start) || errors.Is(err, context.DeadlineExceeded) {
+			code = 4 // DEADLINE_EXCEEDED
+		}
+		writeGRPCError(w, x, code, err.Error())
+		return
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, lb.ErrNoHealthyEndpoint), errors.Is(err, lb.ErrCircuitOpen):
@@ -476,6 +484,17 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 			w.Flush()
 		}
 		if rerr != nil {
+			if rerr != io.EOF && grpc && len(resp.Trailer) == 0 {
+				// The origin stream broke: end the gRPC call with a status
+				// instead of a stream without trailers.
+				code := "14"
+				if deadlinePassed(r, x.Start) {
+					code = "4"
+				}
+				h[http.TrailerPrefix+"Grpc-Status"] = []string{code}
+				h[http.TrailerPrefix+"Grpc-Message"] = []string{"origin stream ended: " + rerr.Error()}
+				return
+			}
 			break
 		}
 	}
@@ -492,4 +511,32 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 			h[http.TrailerPrefix+k] = vv
 		}
 	}
+}
+
+// deadlinePassed reports whether the gRPC deadline of r (grpc-timeout) has
+// passed since start.
+func deadlinePassed(r *http.Request, start time.Time) bool {
+	v := r.Header.Get("Grpc-Timeout")
+	if len(v) < 2 {
+		return r.Context().Err() == context.DeadlineExceeded
+	}
+	n := 0
+	for _, c := range v[:len(v)-1] {
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second, 'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
+	return unit > 0 && time.Since(start) >= time.Duration(n)*unit
+}
+
+// writeGRPCError answers a gRPC call with a trailers-only status.
+func writeGRPCError(w *statusWriter, x *Exchange, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/grpc")
+	h.Set("Grpc-Status", itoa(code))
+	h.Set("Grpc-Message", msg)
+	x.Status = http.StatusOK
+	w.WriteHeader(http.StatusOK)
 }

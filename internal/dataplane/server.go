@@ -289,10 +289,11 @@ type listener struct {
 	h1t    config.Timeouts
 	tlsCfg *tls.Config
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
-	closed atomic.Bool
+	mu       sync.Mutex
+	conns    map[net.Conn]*connMeta
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+	draining atomic.Bool
 }
 
 func (s *Server) startListener(key, kind string, t *config.Table) (*listener, error) {
@@ -301,7 +302,7 @@ func (s *Server) startListener(key, kind string, t *config.Table) (*listener, er
 	if err != nil {
 		return nil, fmt.Errorf("starting listener %s: %w", key, err)
 	}
-	l := &listener{s: s, key: key, kind: kind, ln: ln, conns: map[net.Conn]struct{}{}}
+	l := &listener{s: s, key: key, kind: kind, ln: ln, conns: map[net.Conn]*connMeta{}}
 	if kind == "http" {
 		l.h1t = t.HTTP[key].Timeouts
 		l.h1.Store(s.newH1Server(l, l.h1t))
@@ -348,9 +349,10 @@ func (l *listener) acceptLoop() {
 		}
 		l.active.Add(1)
 		l.wg.Add(1)
-		l.track(c, true)
+		meta := &connMeta{peer: addrPortOf(c.RemoteAddr()), local: addrPortOf(c.LocalAddr()), lkey: l.key, l: l, raw: c}
+		l.track(c, meta)
 		l.s.metrics.connections.Inc()
-		go l.serve(c)
+		go l.serve(c, meta)
 	}
 }
 
@@ -365,22 +367,29 @@ func (l *listener) maxConns() int {
 	return 0
 }
 
-func (l *listener) track(c net.Conn, add bool) {
+func (l *listener) track(c net.Conn, m *connMeta) {
 	l.mu.Lock()
-	if add {
-		l.conns[c] = struct{}{}
+	if m != nil {
+		l.conns[c] = m
 	} else {
 		delete(l.conns, c)
 	}
 	l.mu.Unlock()
 }
 
+// close stops accepting and starts draining: idle HTTP/1.1 connections are
+// closed now, busy ones after their current response.
 func (l *listener) close() {
 	if l.closed.CompareAndSwap(false, true) {
 		l.ln.Close()
-		if srv := l.h1.Load(); srv != nil {
-			go func() { _ = srv.Shutdown() }()
+		l.draining.Store(true)
+		l.mu.Lock()
+		for c, m := range l.conns {
+			if m.idle.Load() {
+				c.Close()
+			}
 		}
+		l.mu.Unlock()
 		l.s.log.Info("listener stopped", "address", l.key)
 	}
 }
@@ -423,17 +432,16 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 
 var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
-func (l *listener) serve(c net.Conn) {
+func (l *listener) serve(c net.Conn, meta *connMeta) {
 	defer func() {
 		c.Close()
-		l.track(c, false)
+		l.track(c, nil)
 		l.active.Add(-1)
 		l.s.metrics.connections.Dec()
 		l.wg.Done()
 	}()
 	s := l.s
 	t := s.state.Load().table
-	meta := &connMeta{peer: addrPortOf(c.RemoteAddr()), local: addrPortOf(c.LocalAddr()), lkey: l.key}
 	var conn net.Conn = c
 	proxyProto := false
 	if l.kind == "tcp" {
@@ -493,6 +501,9 @@ func (l *listener) serve(c net.Conn) {
 		}
 	}
 	_ = l.h1.Load().ServeConn(&metaConn{Conn: conn, meta: meta})
+	if meta.hijacked != nil {
+		<-meta.hijacked
+	}
 }
 
 // peekPreface reports whether the buffered connection starts with the

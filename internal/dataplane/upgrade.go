@@ -111,8 +111,13 @@ func (s *Server) upgradeH1(ctx *fasthttp.RequestCtx, x *Exchange, st *state) {
 	buffered, _ := br.Peek(br.Buffered())
 	pending := append([]byte(nil), buffered...)
 	ctx.Response.SetStatusCode(status)
+	done := make(chan struct{})
+	if mc, ok := ctx.Conn().(*metaConn); ok {
+		mc.meta.hijacked = done
+	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
+		defer close(done)
 		defer oc.Close()
 		if _, err := c.Write(rawHead); err != nil {
 			return
