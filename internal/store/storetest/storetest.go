@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WatchDeleteCarriesPrev", testWatchDeleteCarriesPrev},
 		{"WatchCompacted", testWatchCompacted},
 		{"WatchCancel", testWatchCancel},
+		{"HistoryMatchesModel", testHistoryMatchesModel},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -944,6 +947,167 @@ func testWatchCancel(t *testing.T, s store.Store) {
 			}
 		case <-timeout:
 			t.Fatal("watch channel not closed after cancel")
+		}
+	}
+}
+
+// testHistoryMatchesModel runs random transactions from several goroutines,
+// then replays the watch history into a model map and checks it against
+// every transaction's answer and the final List, in the spirit of etcd's
+// robustness tests.
+func testHistoryMatchesModel(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	start := revision(t, s)
+	type applied struct {
+		txn store.Txn
+		rev int64
+	}
+	const workers, txns = 4, 40
+	results := make(chan applied, workers*txns)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 99))
+			for i := range txns {
+				var txn store.Txn
+				used := map[string]bool{}
+				for range 1 + r.IntN(3) {
+					key := "m/" + strconv.Itoa(r.IntN(6))
+					if used[key] {
+						continue
+					}
+					used[key] = true
+					if r.IntN(4) == 0 {
+						txn.Ops = append(txn.Ops, store.Delete(key))
+					} else {
+						txn.Ops = append(txn.Ops, store.Put(key, []byte(fmt.Sprintf("w%d-%d", w, i))))
+					}
+				}
+				if r.IntN(2) == 0 {
+					// Compare against what we read just now: may lose a race.
+					key := "m/" + strconv.Itoa(r.IntN(6))
+					var mod int64
+					if kv, err := s.Get(ctx, key); err == nil {
+						mod = kv.ModRevision
+					}
+					txn.Compares = []store.Compare{{Key: key, ModRevision: mod}}
+				}
+				rev, err := s.Txn(ctx, txn)
+				if store.IsConflict(err) {
+					continue
+				}
+				if err != nil {
+					t.Errorf("txn: %v", err)
+					return
+				}
+				results <- applied{txn, rev}
+			}
+		})
+	}
+	wg.Wait()
+	close(results)
+	byRev := map[int64][]store.Txn{}
+	var last int64
+	for a := range results {
+		byRev[a.rev] = append(byRev[a.rev], a.txn)
+		last = max(last, a.rev)
+	}
+	if last == 0 {
+		t.Fatal("no transaction succeeded")
+	}
+
+	// Collect the history up to the last revision.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := s.Watch(wctx, "m/", start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := map[int64][]store.Event{}
+	var seenRev int64
+	for seenRev < last {
+		select {
+		case r, ok := <-ch:
+			if !ok || r.Err != nil {
+				t.Fatalf("watch ended at %d of %d: %v", seenRev, last, r.Err)
+			}
+			for _, e := range r.Events {
+				if e.KV.ModRevision < seenRev {
+					t.Fatalf("revision %d after %d", e.KV.ModRevision, seenRev)
+				}
+				seenRev = e.KV.ModRevision
+				events[e.KV.ModRevision] = append(events[e.KV.ModRevision], e)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("history stopped at %d of %d", seenRev, last)
+		}
+	}
+
+	model := map[string]string{}
+	revs := make([]int64, 0, len(events))
+	for rev := range events {
+		revs = append(revs, rev)
+	}
+	slices.Sort(revs)
+	for _, rev := range revs {
+		evs := events[rev]
+		sortEvents := func(e []store.Event) {
+			slices.SortFunc(e, func(a, b store.Event) int { return strings.Compare(a.KV.Key, b.KV.Key) })
+		}
+		sortEvents(evs)
+		// Several answers share a revision when all but one changed
+		// nothing (deletes of missing keys): find the one that matches.
+		matched := false
+		for _, txn := range byRev[rev] {
+			next := maps.Clone(model)
+			var want []store.Event
+			for _, op := range txn.Ops {
+				prev, existed := next[op.Key]
+				switch {
+				case op.Type == store.OpPut:
+					e := store.Event{Type: store.EventPut, KV: store.KV{Key: op.Key, Value: op.Value, ModRevision: rev}}
+					if existed {
+						e.PrevValue = []byte(prev)
+					}
+					want = append(want, e)
+					next[op.Key] = string(op.Value)
+				case existed:
+					want = append(want, store.Event{Type: store.EventDelete, KV: store.KV{Key: op.Key, Value: []byte(prev), ModRevision: rev}, PrevValue: []byte(prev)})
+					delete(next, op.Key)
+				}
+			}
+			sortEvents(want)
+			if slices.EqualFunc(want, evs, func(w, g store.Event) bool {
+				return g.Type == w.Type && g.KV.Key == w.KV.Key && bytes.Equal(g.KV.Value, w.KV.Value) &&
+					(g.PrevValue == nil) == (w.PrevValue == nil) && bytes.Equal(g.PrevValue, w.PrevValue)
+			}) {
+				model, matched = next, true
+				break
+			}
+		}
+		if !matched {
+			t.Fatalf("revision %d: events %s match no transaction answered with that revision (%d of them)", rev, fmtEvents(evs), len(byRev[rev]))
+		}
+	}
+	// Every reported revision that changed something is in the history.
+	for rev, txnsAt := range byRev {
+		if _, ok := events[rev]; !ok {
+			for _, txn := range txnsAt {
+				for _, op := range txn.Ops {
+					if op.Type == store.OpPut {
+						t.Fatalf("transaction at revision %d wrote %s but the history has nothing there", rev, op.Key)
+					}
+				}
+			}
+		}
+	}
+	final := listAll(t, s, "m/", store.ListOptions{Revision: last})
+	if len(final.Items) != len(model) {
+		t.Fatalf("list at %d has %d keys, model %d", last, len(final.Items), len(model))
+	}
+	for _, kv := range final.Items {
+		if v, ok := model[kv.Key]; !ok || v != string(kv.Value) {
+			t.Fatalf("list at %d: %s=%q, model has %q", last, kv.Key, kv.Value, v)
 		}
 	}
 }
