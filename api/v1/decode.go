@@ -161,8 +161,8 @@ func jsonDocuments(data []byte) ([]document, error) {
 	dec.UseNumber()
 	var docs []document
 	for n := 1; ; n++ {
-		var v any
-		err := dec.Decode(&v)
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
 		if errors.Is(err, io.EOF) {
 			return docs, nil
 		}
@@ -174,10 +174,63 @@ func jsonDocuments(data []byte) ([]document, error) {
 			}
 			return nil, &DecodeError{Document: n, Err: err}
 		}
+		vdec := json.NewDecoder(bytes.NewReader(raw))
+		vdec.UseNumber()
+		v, err := jsonValue(vdec, "")
+		if err != nil {
+			return nil, &DecodeError{Document: n, Err: err}
+		}
 		if v != nil {
 			docs = append(docs, document{index: len(docs) + 1, value: v})
 		}
 	}
+}
+
+// jsonValue reads one JSON value token by token, rejecting duplicate
+// object keys (which encoding/json would silently resolve to the last).
+func jsonValue(dec *json.Decoder, path string) (any, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return tok, nil
+	}
+	switch d {
+	case '{':
+		m := map[string]any{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			k, _ := kt.(string)
+			p := joinPath(path, k)
+			if _, dup := m[k]; dup {
+				return nil, FieldErrors{{Field: p, Reason: ReasonDuplicate, Message: "duplicate field"}}
+			}
+			v, err := jsonValue(dec, p)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = v
+		}
+		_, err := dec.Token()
+		return m, err
+	case '[':
+		arr := []any{}
+		for i := 0; dec.More(); i++ {
+			v, err := jsonValue(dec, idx(path, i))
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		_, err := dec.Token()
+		return arr, err
+	}
+	return nil, fmt.Errorf("unexpected %v", d)
 }
 
 func lineCol(data []byte, off int) (int, int) {

@@ -147,6 +147,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"scalar document", "hello\n", 1, 0, "", "expected an object, got string"},
 		{"bad yaml", ns + "---\nkind: [\n", 2, 0, "", "invalid YAML"},
 		{"duplicate key", "apiVersion: meridian/v1\nkind: Namespace\nkind: Namespace\n", 1, 0, "", "invalid YAML"},
+		{"duplicate json key", `{"apiVersion":"meridian/v1","kind":"Namespace","metadata":{"name":"a","name":"b"}}`, 1, 0, "metadata.name", "duplicate field"},
 		{"bad json", `{"apiVersion": "meridian/v1",, }`, 1, 0, "", "invalid JSON at line 1"},
 	}
 	for _, tt := range tests {
