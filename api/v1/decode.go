@@ -396,7 +396,8 @@ func decodeObject(v any, e *DecodeError) (Object, error) {
 		return nil, e
 	}
 	obj := ki.New()
-	checkValue("", m, reflect.TypeOf(obj).Elem(), &errs)
+	w := &walker{fields: map[reflect.Type]map[string]JSONField{}}
+	w.check("", m, reflect.TypeOf(obj).Elem(), &errs)
 	if len(errs) > 0 {
 		e.Err = errs
 		return nil, e
@@ -449,10 +450,25 @@ var (
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
-// checkValue walks a decoded JSON value against the Go type it will be
-// decoded into, collecting unknown fields and wrong types with their paths.
-// null is accepted everywhere (it leaves the zero value).
-func checkValue(path string, v any, t reflect.Type, errs *FieldErrors) {
+// walker checks decoded JSON values against Go types; it keeps the field
+// tables of the struct types it met.
+type walker struct {
+	fields map[reflect.Type]map[string]JSONField
+}
+
+func (w *walker) fieldsOf(t reflect.Type) map[string]JSONField {
+	f, ok := w.fields[t]
+	if !ok {
+		f = jsonFields(t)
+		w.fields[t] = f
+	}
+	return f
+}
+
+// check walks a decoded JSON value against the Go type it will be decoded
+// into, collecting unknown fields and wrong types with their paths. null is
+// accepted everywhere (it leaves the zero value).
+func (w *walker) check(path string, v any, t reflect.Type, errs *FieldErrors) {
 	if v == nil {
 		return
 	}
@@ -482,7 +498,7 @@ func checkValue(path string, v any, t reflect.Type, errs *FieldErrors) {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		checkValue(path, v, t.Elem(), errs)
+		w.check(path, v, t.Elem(), errs)
 	case reflect.Interface:
 		// Any JSON value fits.
 	case reflect.String:
@@ -536,7 +552,7 @@ func checkValue(path string, v any, t reflect.Type, errs *FieldErrors) {
 			*errs = append(*errs, FieldError{Field: path, Reason: ReasonTooLong, Message: fmt.Sprintf("at most %d elements", t.Len())})
 		}
 		for i, e := range arr {
-			checkValue(idx(path, i), e, t.Elem(), errs)
+			w.check(idx(path, i), e, t.Elem(), errs)
 		}
 	case reflect.Map:
 		obj, ok := v.(map[string]any)
@@ -549,7 +565,7 @@ func checkValue(path string, v any, t reflect.Type, errs *FieldErrors) {
 			return
 		}
 		for _, k := range sortedKeys(obj) {
-			checkValue(mapPath(path, k), obj[k], t.Elem(), errs)
+			w.check(mapPath(path, k), obj[k], t.Elem(), errs)
 		}
 	case reflect.Struct:
 		obj, ok := v.(map[string]any)
@@ -557,7 +573,7 @@ func checkValue(path string, v any, t reflect.Type, errs *FieldErrors) {
 			*errs = append(*errs, typeError(path, "object", v))
 			return
 		}
-		fields := jsonFields(t)
+		fields := w.fieldsOf(t)
 		for _, k := range sortedKeys(obj) {
 			f, ok := fields[k]
 			if !ok {
@@ -571,7 +587,7 @@ func checkValue(path string, v any, t reflect.Type, errs *FieldErrors) {
 				*errs = append(*errs, FieldError{Field: joinPath(path, k), Reason: ReasonUnknown, Message: msg})
 				continue
 			}
-			checkValue(joinPath(path, k), obj[k], f.Type, errs)
+			w.check(joinPath(path, k), obj[k], f.Type, errs)
 		}
 	default:
 		*errs = append(*errs, FieldError{Field: path, Reason: ReasonTypeInvalid, Message: "field of unsupported type " + t.String()})
@@ -643,7 +659,7 @@ func JSONFields(t reflect.Type) []JSONField {
 			name = f.Name
 		}
 		omit := false
-		for _, o := range strings.Split(opts, ",") {
+		for o := range strings.SplitSeq(opts, ",") {
 			if o == "omitempty" || o == "omitzero" {
 				omit = true
 			}

@@ -280,3 +280,24 @@ func TestEveryKindZeroValue(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkDecodeJSON(b *testing.B) {
+	raw := []byte(`{"apiVersion":"meridian/v1","kind":"ServicePolicy","metadata":{"name":"p","namespace":"retail","labels":{"app":"shop"}},
+		"spec":{"rules":[{"name":"a","action":"deny","match":{"clientCIDRs":["10.0.0.0/8"],"pathPrefix":"/admin","headers":[{"name":"x","exact":"1"}]}}]}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeYAML(b *testing.B) {
+	raw := []byte(multiDoc)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeAll(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
