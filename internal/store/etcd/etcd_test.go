@@ -73,8 +73,8 @@ func TestConformance(t *testing.T) {
 }
 
 func TestReplicasShareState(t *testing.T) {
-	a := openT(t, Options{Prefix: "/shared/"})
-	b := openT(t, Options{Prefix: "/shared/"})
+	a := openT(t, Options{})
+	b := openT(t, Options{Prefix: a.pfx})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	from, err := a.Revision(ctx)
