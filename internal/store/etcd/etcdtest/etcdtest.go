@@ -22,11 +22,23 @@ func (s *Server) Endpoints() []string { return s.endpoints }
 // Close stops the server.
 func (s *Server) Close() { s.e.Close() }
 
+// ServerOptions tune StartServerWithOptions.
+type ServerOptions struct {
+	// Fsync keeps etcd's fsyncs (off by default for speed); turn it on
+	// when measuring write latency against a backend that does fsync.
+	Fsync bool
+}
+
 // StartServer starts a single-member etcd keeping its data in dir, listening
 // on random loopback ports. It is quiet (logs only to a discarding logger)
 // and trades durability for speed (no fsync): it is for tests and local
 // experiments, not production.
 func StartServer(dir string) (*Server, error) {
+	return StartServerWithOptions(dir, ServerOptions{})
+}
+
+// StartServerWithOptions is StartServer with options.
+func StartServerWithOptions(dir string, opts ServerOptions) (*Server, error) {
 	cfg := embed.NewConfig()
 	cfg.Name = "meridian-test"
 	cfg.Dir = dir
@@ -38,7 +50,7 @@ func StartServer(dir string) (*Server, error) {
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	cfg.SnapshotCount = 1000
 	cfg.SnapshotCatchUpEntries = 100
-	cfg.UnsafeNoFsync = true
+	cfg.UnsafeNoFsync = !opts.Fsync
 	// A single member elects itself after one election timeout: keep it short.
 	cfg.TickMs, cfg.ElectionMs = 10, 100
 	e, err := embed.StartEtcd(cfg)
