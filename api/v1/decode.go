@@ -611,6 +611,9 @@ type JSONField struct {
 	OmitEmpty bool
 	// Field is the struct field (for its other tags).
 	Field reflect.StructField
+	// Owner is the struct type that declares the field (an embedded
+	// struct's type for a promoted field).
+	Owner reflect.Type
 }
 
 // jsonFields returns the fields of a struct type by JSON name, promoting
@@ -664,7 +667,7 @@ func JSONFields(t reflect.Type) []JSONField {
 				omit = true
 			}
 		}
-		entries = append(entries, entry{field: JSONField{Name: name, Type: f.Type, OmitEmpty: omit, Field: f}})
+		entries = append(entries, entry{field: JSONField{Name: name, Type: f.Type, OmitEmpty: omit, Field: f, Owner: t}})
 		direct[name] = true
 	}
 	var out []JSONField

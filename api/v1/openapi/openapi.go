@@ -14,7 +14,11 @@ import (
 // paths for its scope, plus login, whoami, access reviews, audit, history
 // and rollback. The output is deterministic.
 func Generate() ([]byte, error) {
-	s := newSchemas()
+	docs, err := parseDocs(v1.Sources())
+	if err != nil {
+		return nil, fmt.Errorf("reading api/v1 doc comments: %w", err)
+	}
+	s := newSchemas(docs)
 	paths := map[string]any{}
 	for _, ki := range v1.Kinds() {
 		if err := addKind(s, paths, ki); err != nil {
@@ -68,7 +72,11 @@ func addKind(s *schemas, paths map[string]any, ki v1.KindInfo) error {
 		props["status"] = map[string]any{"allOf": []any{st}, "readOnly": true,
 			"description": "Written by the console only; ignored on input."}
 	}
-	def["description"] = fmt.Sprintf("%s (%s). Short names: %s.", ki.Kind, scopeName(ki.Scope), shortNames(ki))
+	desc := fmt.Sprintf("Scope: %s. Short names: %s.", scopeName(ki.Scope), shortNames(ki))
+	if doc, ok := def["description"].(string); ok {
+		desc = doc + " " + desc
+	}
+	def["description"] = desc
 	def["x-meridian-scope"] = scopeName(ki.Scope)
 	listName := ki.Kind + "List"
 	s.defs[listName] = map[string]any{

@@ -197,3 +197,20 @@ func TestEnumTableFieldsExist(t *testing.T) {
 		}
 	}
 }
+
+func TestGenerateDescriptions(t *testing.T) {
+	_, doc := generate(t)
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	desc := func(v any) string { s, _ := v.(map[string]any)["description"].(string); return s }
+	if d := desc(schemas["ServicePolicy"]); !strings.HasPrefix(d, "ServicePolicy is an ordered list") || !strings.Contains(d, "Short names: sp.") {
+		t.Errorf("ServicePolicy description = %q", d)
+	}
+	props := schemas["ServicePolicySpec"].(map[string]any)["properties"].(map[string]any)
+	if d := desc(props["defaultAction"]); !strings.HasPrefix(d, "defaultAction applies when no rule matches") {
+		t.Errorf("defaultAction description = %q", d)
+	}
+	// Promoted fields are described by the struct that declares them.
+	if d := desc(schemas["SiteStatus"].(map[string]any)["properties"].(map[string]any)["rollout"]); !strings.Contains(d, "applied") {
+		t.Errorf("SiteStatus.rollout description = %q", d)
+	}
+}

@@ -40,14 +40,17 @@ const durationPattern = `^(0|([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h
 
 // schemas builds component schemas from Go types, one per named struct.
 type schemas struct {
+	docs  *typeDocs
 	defs  map[string]any
 	names map[reflect.Type]string
 	taken map[string]reflect.Type
 }
 
-func newSchemas() *schemas {
-	return &schemas{defs: map[string]any{}, names: map[reflect.Type]string{}, taken: map[string]reflect.Type{}}
+func newSchemas(docs *typeDocs) *schemas {
+	return &schemas{docs: docs, defs: map[string]any{}, names: map[reflect.Type]string{}, taken: map[string]reflect.Type{}}
 }
+
+var v1PkgPath = reflect.TypeFor[v1.ObjectMeta]().PkgPath()
 
 func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
 
@@ -128,7 +131,11 @@ func (s *schemas) schemaOf(t reflect.Type) map[string]any {
 		name := s.nameOf(t)
 		if _, done := s.defs[name]; !done {
 			s.defs[name] = map[string]any{} // placeholder against recursion
-			s.defs[name] = s.structSchema(t)
+			def := s.structSchema(t)
+			if doc := s.docOfType(t); doc != "" {
+				def["description"] = doc
+			}
+			s.defs[name] = def
 		}
 		return ref(name)
 	}
@@ -149,6 +156,9 @@ func (s *schemas) structSchema(t reflect.Type) map[string]any {
 		} else if vals, ok := enums[t.Name()+"."+f.Name]; ok {
 			p = withEnum(p, vals)
 		}
+		if doc := s.docOfField(f); doc != "" {
+			p = withDescription(p, doc)
+		}
 		props[f.Name] = p
 		if !f.OmitEmpty {
 			required = append(required, f.Name)
@@ -159,6 +169,35 @@ func (s *schemas) structSchema(t reflect.Type) map[string]any {
 		out["required"] = required
 	}
 	return out
+}
+
+func (s *schemas) docOfType(t reflect.Type) string {
+	if t.PkgPath() != v1PkgPath {
+		return ""
+	}
+	return s.docs.typeDoc(t.Name())
+}
+
+func (s *schemas) docOfField(f v1.JSONField) string {
+	if f.Owner == nil || f.Owner.PkgPath() != v1PkgPath {
+		return ""
+	}
+	doc := s.docs.fieldDoc(f.Owner.Name(), f.Field.Name)
+	// "LoadBalancing is ..." reads "loadBalancing is ..." in the API.
+	if rest, ok := strings.CutPrefix(doc, f.Field.Name+" "); ok {
+		doc = f.Name + " " + rest
+	}
+	return doc
+}
+
+// withDescription returns a copy of p with a description.
+func withDescription(p map[string]any, doc string) map[string]any {
+	cp := map[string]any{}
+	for k, v := range p {
+		cp[k] = v
+	}
+	cp["description"] = doc
+	return cp
 }
 
 // withEnum adds an enum to a string schema or to the items of an array
