@@ -469,8 +469,7 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 		x.UpstreamTime += d
 		x.Endpoint = ep.Addr()
 		res := lb.Result{Duration: d}
-		var de *dialError
-		connectFailed := errors.As(err, &de)
+		connectFailed := isDialError(err)
 		switch {
 		case err == nil:
 			res.Status = resp.StatusCode()
@@ -656,10 +655,9 @@ func (s *Server) mirrorH1(req *fasthttp.Request, x *Exchange, m *config.Mirror) 
 		t0 := time.Now()
 		err = s.origins.get(m.Pool, ep).do(mreq, resp, time.Now().Add(s.opts.DefaultRouteTimeout), peer, netip.AddrPort{})
 		res := lb.Result{Duration: time.Since(t0), Status: resp.StatusCode()}
-		var de *dialError
 		if err != nil {
 			res.Status = 0
-			res.ConnectFailed = errors.As(err, &de)
+			res.ConnectFailed = isDialError(err)
 		}
 		ep.End(res)
 	}()

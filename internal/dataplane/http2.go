@@ -417,8 +417,7 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 		d := time.Since(t0)
 		x.UpstreamTime += d
 		x.Endpoint = ep.Addr()
-		var de *dialError
-		res := lb.Result{Duration: d, ConnectFailed: errors.As(err, &de)}
+		res := lb.Result{Duration: d, ConnectFailed: isDialError(err)}
 		if err == nil {
 			res.Status = resp.StatusCode
 		}

@@ -27,6 +27,18 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return "connecting to origin: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
+// isDialError reports whether err is or wraps a *dialError, without the
+// allocation errors.As costs on the request path.
+func isDialError(err error) bool {
+	for err != nil {
+		if _, ok := err.(*dialError); ok {
+			return true
+		}
+		err = errors.Unwrap(err)
+	}
+	return false
+}
+
 // originClient is the HTTP/1.1 keep-alive client of one endpoint.
 type originClient struct {
 	key  string // config.Pool.TransportKey it was built for
@@ -150,8 +162,7 @@ func newOriginClient(p *config.Pool, ep *lb.Endpoint) *originClient {
 		// closed by the origin; every other failure is the proxy's to
 		// handle (another endpoint, outlier detection).
 		RetryIfErr: func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
-			var de *dialError
-			if errors.As(err, &de) || errors.Is(err, lb.ErrCircuitOpen) {
+			if isDialError(err) || errors.Is(err, lb.ErrCircuitOpen) {
 				return false, false
 			}
 			return false, attempts < 2 && (errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed))
