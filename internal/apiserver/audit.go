@@ -2,89 +2,72 @@ package apiserver
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/audit"
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
-// AuditEvent describes one write, login or token creation.
-type AuditEvent struct {
-	Time time.Time
-	// Principal is "<tenant>/<User|APIToken>/<name>".
-	Principal  string
-	Verb       string
-	Kind       string
-	Namespace  string
-	Name       string
-	ClientAddr string
-	// Before and After are the stored JSON of the object (secrets sealed),
-	// nil when absent; the auditor keeps only keyed digests of them.
-	Before, After []byte
-	Note          string
-}
-
-// Denial is one refused request (authentication or authorization).
-type Denial struct {
-	Time       time.Time
-	Principal  string
-	Verb       string
-	Kind       string
-	Namespace  string
-	ClientAddr string
-	Reason     string
-}
-
-// AuditFilter selects audit records.
-type AuditFilter struct {
-	Principal, Verb, Kind, Namespace, Name string
-	Since, Until                           time.Time
-	Limit                                  int
-}
-
-// Auditor is the per-tenant hash-chained audit log.
-type Auditor interface {
-	// Prepare returns the writes and compares that append ev to the
+// AuditLog is the per-tenant hash-chained audit log (*audit.Log).
+type AuditLog interface {
+	// Digest is the keyed digest of an object's stored bytes.
+	Digest(ctx context.Context, tenant string, data []byte) (string, error)
+	// Prepare returns the writes and compares that append rec to the
 	// tenant's chain inside the caller's transaction.
-	Prepare(ctx context.Context, tenant string, ev AuditEvent) ([]store.Op, []store.Compare, error)
-	// Deny records a refused request, aggregated per principal and minute.
-	Deny(ctx context.Context, tenant string, d Denial) error
-	// List returns records of the tenant matching f (JSON-encodable).
-	List(ctx context.Context, tenant string, f AuditFilter) ([]any, error)
-	// Verify checks the tenant's chain (JSON-encodable result).
-	Verify(ctx context.Context, tenant string) (any, error)
+	Prepare(ctx context.Context, tenant string, rec audit.Record) ([]store.Op, []store.Compare, error)
+	List(ctx context.Context, tenant string, f audit.Filter) (audit.ListResult, error)
+	Verify(ctx context.Context, tenant string, anchors ...audit.Checkpoint) (audit.Report, error)
+}
+
+// DenialRecorder aggregates denied requests per principal and minute
+// (*audit.Denials; whoever owns it runs its Flush loop).
+type DenialRecorder interface {
+	Add(d audit.Denial)
 }
 
 // planAudit adds the audit record of p to its transaction.
 func (s *Server) planAudit(ctx context.Context, p *writePlan) error {
-	ev := AuditEvent{
+	rec := audit.Record{
 		Time:      s.now().UTC(),
 		Verb:      p.verb,
 		Kind:      p.info.Kind,
 		Namespace: p.ref.Namespace,
 		Name:      p.ref.Name,
-		Note:      p.note,
+		Outcome:   audit.OutcomeAllowed,
+		Reason:    p.note,
+	}
+	switch {
+	case p.verb == "create":
+		rec.Code = http.StatusCreated
+	default:
+		rec.Code = http.StatusOK
 	}
 	if p.rc != nil {
-		ev.Principal = p.rc.Principal.String()
-		ev.ClientAddr = p.rc.RemoteAddr
+		rec.Principal = p.rc.Principal.String()
+		rec.ClientAddr = p.rc.RemoteAddr
 	}
 	if !p.auditOnly {
+		var err error
 		if p.old != nil {
-			ev.Before = p.oldKV.Value
+			if rec.BeforeDigest, err = s.opts.Audit.Digest(ctx, p.tenant, p.oldKV.Value); err != nil {
+				return errInternal(fmt.Errorf("digesting %s %q: %w", p.info.Kind, p.ref.Name, err))
+			}
 		}
 		if p.obj != nil {
-			b, err := json.Marshal(p.obj)
+			b, err := jsonMarshal(p.obj)
 			if err != nil {
 				return errInternal(err)
 			}
-			ev.After = b
+			if rec.AfterDigest, err = s.opts.Audit.Digest(ctx, p.tenant, b); err != nil {
+				return errInternal(fmt.Errorf("digesting %s %q: %w", p.info.Kind, p.ref.Name, err))
+			}
 		}
 	}
-	ops, cmps, err := s.opts.Audit.Prepare(ctx, p.tenant, ev)
+	ops, cmps, err := s.opts.Audit.Prepare(ctx, p.tenant, rec)
 	if err != nil {
 		return errInternal(fmt.Errorf("preparing audit record: %w", err))
 	}
@@ -95,23 +78,24 @@ func (s *Server) planAudit(ctx context.Context, p *writePlan) error {
 	return nil
 }
 
-// noteDenial records a refused request; failures are logged, never
-// returned (a denial must not turn into a 500).
-func (s *Server) noteDenial(ctx context.Context, r *http.Request, rc *reqCtx, verb, kind, ns string, cause error) {
-	d := Denial{Time: s.now().UTC(), Verb: verb, Kind: kind, Namespace: ns, ClientAddr: remoteAddr(r), Reason: cause.Error()}
-	tenant := SystemTenant
-	if rc != nil {
-		tenant = rc.Tenant
-		d.Principal = rc.Principal.String()
-	} else {
-		d.Principal = "anonymous"
+// noteDenial records a refused request with the denial aggregator.
+// Requests whose tenant is not known (bad tokens) go to the system tenant,
+// so that no tenant name is confirmed.
+func (s *Server) noteDenial(_ context.Context, r *http.Request, rc *reqCtx, verb, kind, ns string, cause error) {
+	if s.opts.Denials == nil {
+		return
 	}
-	if verb == "" {
+	ae := toAPIError(cause)
+	d := audit.Denial{Tenant: SystemTenant, Principal: "anonymous", Verb: verb, Kind: kind, Namespace: ns,
+		ClientAddr: remoteAddr(r), Code: ae.code, Reason: ae.message, Time: s.now().UTC()}
+	if rc != nil {
+		d.Tenant = rc.Tenant
+		d.Principal = rc.Principal.String()
+	}
+	if d.Verb == "" {
 		d.Verb = r.Method
 	}
-	if err := s.opts.Audit.Deny(context.WithoutCancel(ctx), tenant, d); err != nil {
-		s.log.Warn("apiserver: recording denial", "tenant", tenant, "err", err)
-	}
+	s.opts.Denials.Add(d)
 }
 
 // handleAuditList answers GET /api/v1/auditrecords.
@@ -119,14 +103,20 @@ func (s *Server) handleAuditList(w http.ResponseWriter, r *http.Request, rc *req
 	if r.Method != http.MethodGet {
 		return errMethod(r.Method, r.URL.Path)
 	}
-	if err := s.authorize(r.Context(), r, rc, "list", "AuditRecord", r.URL.Query().Get("namespace")); err != nil {
+	q := r.URL.Query()
+	if err := s.authorize(r.Context(), r, rc, "list", "AuditRecord", q.Get("namespace")); err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	f := AuditFilter{Principal: q.Get("principal"), Verb: q.Get("verb"), Kind: q.Get("kind"), Namespace: q.Get("namespace"), Name: q.Get("name")}
+	f := audit.Filter{Principal: q.Get("principal"), Verb: q.Get("verb"), Kind: q.Get("kind"), Namespace: q.Get("namespace"),
+		Name: q.Get("name"), Outcome: audit.Outcome(q.Get("outcome"))}
 	var err error
 	if f.Limit, err = parseLimit(q.Get("limit")); err != nil {
 		return err
+	}
+	if c := q.Get("continue"); c != "" {
+		if f.After, err = strconv.ParseUint(c, 10, 64); err != nil {
+			return errBadRequest("invalid continue token")
+		}
 	}
 	for _, tp := range []struct {
 		name string
@@ -140,16 +130,23 @@ func (s *Server) handleAuditList(w http.ResponseWriter, r *http.Request, rc *req
 			*tp.dst = t
 		}
 	}
-	items, err := s.opts.Audit.List(r.Context(), rc.Tenant, f)
+	res, err := s.opts.Audit.List(r.Context(), rc.Tenant, f)
 	if err != nil {
 		return errInternal(fmt.Errorf("listing audit records: %w", err))
 	}
-	if items == nil {
-		items = []any{}
+	out := List{APIVersion: v1.APIVersion, Kind: "AuditRecordList", Items: make([]any, 0, len(res.Items))}
+	for _, rec := range res.Items {
+		out.Items = append(out.Items, rec)
 	}
-	rev, _ := s.st.Revision(r.Context())
-	writeJSON(w, http.StatusOK, List{APIVersion: "meridian/v1", Kind: "AuditRecordList", Items: items,
-		Metadata: ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}})
+	if res.More {
+		out.Metadata.Continue = strconv.FormatUint(res.Next, 10)
+	}
+	rev, err := s.st.Revision(r.Context())
+	if err != nil {
+		return errInternal(err)
+	}
+	out.Metadata.ResourceVersion = strconv.FormatInt(rev, 10)
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -161,10 +158,10 @@ func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request, rc *r
 	if err := s.authorize(r.Context(), r, rc, "list", "AuditRecord", ""); err != nil {
 		return err
 	}
-	res, err := s.opts.Audit.Verify(r.Context(), rc.Tenant)
+	rep, err := s.opts.Audit.Verify(r.Context(), rc.Tenant)
 	if err != nil {
 		return errInternal(fmt.Errorf("verifying audit chain: %w", err))
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }

@@ -3,10 +3,12 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/meridian-platform/meridian/internal/audit"
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
@@ -161,24 +163,70 @@ func testAuditRecords(t *testing.T, open storeOpener) {
 	e := newEnv(t, open)
 	tok := e.tenant("acme", "retail")
 	e.must(201, "POST", "/api/v1/namespaces/retail/originpools", tok, pool("retail", "a"))
+	e.must(200, "PATCH", "/api/v1/namespaces/retail/originpools/a", tok, `{"spec":{"loadBalancing":"random"}}`)
 	e.must(201, "POST", "/api/v1/users", tok, obj("User", "", "alice", map[string]any{"password": "alice-password"}))
 	e.must(200, "POST", "/api/v1/login", "", LoginRequest{Tenant: "acme", Username: "alice", Password: "alice-password"})
 	var l struct {
 		Kind  string
-		Items []map[string]any
+		Items []audit.Record
 	}
 	_ = json.Unmarshal(e.must(200, "GET", "/api/v1/auditrecords", tok, nil).body, &l)
 	verbs := map[string]int{}
 	for _, it := range l.Items {
-		verbs[it["Verb"].(string)+" "+it["Kind"].(string)]++
+		verbs[it.Verb+" "+it.Kind]++
+		if it.Tenant != "acme" || it.Hash == "" || it.Outcome != audit.OutcomeAllowed {
+			t.Fatalf("record: %+v", it)
+		}
 	}
-	if l.Kind != "AuditRecordList" || verbs["create OriginPool"] != 1 || verbs["login User"] != 1 || verbs["create APIToken"] != 1 || verbs["create Namespace"] != 1 {
+	if l.Kind != "AuditRecordList" || verbs["create OriginPool"] != 1 || verbs["patch OriginPool"] != 1 || verbs["login User"] != 1 ||
+		verbs["create APIToken"] != 1 || verbs["create Namespace"] != 1 {
 		t.Fatalf("audit records: %v", verbs)
 	}
-	var v map[string]any
-	_ = json.Unmarshal(e.must(200, "POST", "/api/v1/audit/verify", tok, nil).body, &v)
-	if v["ok"] != true {
-		t.Fatalf("verify: %v", v)
+	// Filters.
+	_ = json.Unmarshal(e.must(200, "GET", "/api/v1/auditrecords?kind=OriginPool&verb=patch", tok, nil).body, &l)
+	if len(l.Items) != 1 || l.Items[0].Name != "a" || l.Items[0].Namespace != "retail" || l.Items[0].Principal != "acme/APIToken/ops" ||
+		l.Items[0].BeforeDigest == "" || l.Items[0].AfterDigest == "" || l.Items[0].BeforeDigest == l.Items[0].AfterDigest {
+		t.Fatalf("filtered: %+v", l.Items)
+	}
+	var rep audit.Report
+	_ = json.Unmarshal(e.must(200, "POST", "/api/v1/audit/verify", tok, nil).body, &rep)
+	if !rep.OK || rep.Records < 5 {
+		t.Fatalf("verify: %+v", rep)
+	}
+	// Denials: a flood of bad tokens is one aggregated record.
+	for i := 0; i < 5; i++ {
+		e.must(401, "GET", "/api/v1/namespaces", "mrd_bogus", nil)
+	}
+	e.must(403, "GET", "/api/v1/tenants", tok, nil)
+	den := e.srv.opts.Denials.(*audit.Denials)
+	if _, err := den.Flush(context.Background(), e.srv.opts.Audit.(*audit.Log), time.Now(), true); err != nil {
+		t.Fatal(err)
+	}
+	_ = json.Unmarshal(e.must(200, "GET", "/api/v1/auditrecords?principal=anonymous", e.admin, nil).body, &l)
+	if len(l.Items) != 1 || l.Items[0].Count != 5 || l.Items[0].Outcome != audit.OutcomeDenied {
+		t.Fatalf("aggregated denials: %+v", l.Items)
+	}
+	_ = json.Unmarshal(e.must(200, "GET", "/api/v1/auditrecords?outcome=denied", tok, nil).body, &l)
+	if len(l.Items) != 1 || l.Items[0].Principal != "acme/APIToken/ops" || l.Items[0].Kind != "Tenant" {
+		t.Fatalf("tenant denials: %+v", l.Items)
+	}
+	// Tampering with a stored record is found.
+	res, err := e.st.List(context.Background(), "", store.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range res.Items {
+		if strings.Contains(kv.Key, "/acme/r/") && strings.Contains(string(kv.Value), `"verb":"patch"`) {
+			bad := strings.Replace(string(kv.Value), `"verb":"patch"`, `"verb":"get"`, 1)
+			if _, err := e.st.Txn(context.Background(), store.Txn{Ops: []store.Op{store.Put(kv.Key, []byte(bad))}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rep = audit.Report{}
+	_ = json.Unmarshal(e.must(200, "POST", "/api/v1/audit/verify", tok, nil).body, &rep)
+	if rep.OK || rep.FirstBad == nil {
+		t.Fatalf("tampering not found: %+v", rep)
 	}
 }
 
@@ -195,5 +243,15 @@ func testRateLimit(t *testing.T, open storeOpener) {
 	}
 	if got429.code != 429 || got429.hdr.Get("Retry-After") == "" || got429.status().Reason != ReasonTooManyRequests {
 		t.Fatalf("no 429: %+v", got429)
+	}
+}
+
+func testOpenAPI(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
+	e.must(401, "GET", "/api/v1/openapi.json", "", nil)
+	r := e.must(200, "GET", "/api/v1/openapi.json", e.admin, nil)
+	var doc map[string]any
+	if err := json.Unmarshal(r.body, &doc); err != nil || !strings.HasPrefix(fmt.Sprint(doc["openapi"]), "3.1") {
+		t.Fatalf("openapi: %v %.200s", err, r.body)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-platform/meridian/internal/audit"
 	"github.com/meridian-platform/meridian/internal/pki"
 	"github.com/meridian-platform/meridian/internal/store"
 	"github.com/meridian-platform/meridian/internal/store/bolt"
@@ -73,11 +74,11 @@ func newServer(t testing.TB, st store.Store, opts ...envOpt) *Server {
 		Store:             st,
 		Secrets:           kr,
 		Passwords:         testPasswords{},
-		Audit:             newTestAudit(st),
+		Audit:             audit.New(st, kr, audit.Options{}),
+		Denials:           audit.NewDenials(100, SystemTenant),
 		LoginFailureDelay: 20 * time.Millisecond,
 		DefaultRateLimit:  -1,
 		BookmarkInterval:  time.Hour,
-		OpenAPI:           func() ([]byte, error) { return []byte(`{"openapi":"3.1.0"}`), nil },
 	}
 	for _, f := range opts {
 		f(&o)

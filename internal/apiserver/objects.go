@@ -741,8 +741,12 @@ func (s *Server) commit(ctx context.Context, p *writePlan, dryRun bool) (any, er
 		s.redact(p.info, out)
 		return out, nil
 	}
-	if rev > 0 {
+	switch {
+	case rev > 0:
 		p.obj.GetMetadata().ResourceVersion = strconv.FormatInt(rev, 10)
+	case p.old != nil:
+		// A dry-run update answers with the version it was checked against.
+		p.obj.GetMetadata().ResourceVersion = strconv.FormatInt(p.oldKV.ModRevision, 10)
 	}
 	s.redact(p.info, p.obj)
 	if p.respond != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/api/v1/openapi"
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
@@ -30,10 +31,14 @@ type Options struct {
 	// Passwords hashes User passwords (slow hash) and checks them at
 	// login; nil means internal/auth's argon2id.
 	Passwords PasswordHasher
-	// Audit prepares audit records written in the same transaction as the
-	// change, aggregates denials, lists and verifies the chain.
-	Audit Auditor
-	// OpenAPI returns the OpenAPI document (called once, then cached).
+	// Audit prepares the audit record written in the same transaction as
+	// every change, lists records and verifies chains (*audit.Log).
+	Audit AuditLog
+	// Denials aggregates denied requests (*audit.Denials); nil records
+	// none. Its owner runs Denials.Run to write them.
+	Denials DenialRecorder
+	// OpenAPI returns the OpenAPI document (called once, then cached); nil
+	// means api/v1/openapi.Generate.
 	OpenAPI func() ([]byte, error)
 	// Logger receives internal errors; nil means slog.Default().
 	Logger *slog.Logger
@@ -87,6 +92,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Audit == nil {
 		return nil, errors.New("apiserver: Options.Audit is required")
+	}
+	if opts.OpenAPI == nil {
+		opts.OpenAPI = openapi.Generate
 	}
 	if opts.Kinds == nil {
 		opts.Kinds = v1.Kinds()

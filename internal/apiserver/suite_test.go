@@ -30,6 +30,8 @@ var suite = []struct {
 	{"Watch", testWatch},
 	{"WatchBookmarkAndGone", testWatchBookmarkAndGone},
 	{"TenantIsolationMatrix", testTenantIsolationMatrix},
+	{"ConcurrentDeleteAndReference", testConcurrentDeleteAndReference},
+	{"OpenAPI", testOpenAPI},
 }
 
 func TestOnBolt(t *testing.T) {

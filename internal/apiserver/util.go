@@ -1,5 +1,10 @@
 package apiserver
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
