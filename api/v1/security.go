@@ -48,8 +48,10 @@ type AnomalyThreshold struct {
 // the given conditions (path, host, argument name), or everywhere when no
 // condition is given.
 type WAFExclusion struct {
-	RuleIDs []int    `json:"ruleIds,omitempty"`
-	Tags    []string `json:"tags,omitempty"`
+	// RuleIDs are the CRS or custom rule ids to remove.
+	RuleIDs []int `json:"ruleIds,omitempty"`
+	// Tags remove every rule with one of these tags (e.g. attack-sqli).
+	Tags []string `json:"tags,omitempty"`
 	// Path is a path prefix the exclusion applies to.
 	Path string `json:"path,omitempty"`
 	// Host is the request host the exclusion applies to.
@@ -180,15 +182,24 @@ type ServicePolicyRule struct {
 
 // ServicePolicyMatch is the condition of a rule.
 type ServicePolicyMatch struct {
-	ClientCIDRs    []string       `json:"clientCIDRs,omitempty"`
-	NotClientCIDRs []string       `json:"notClientCIDRs,omitempty"`
-	Hosts          []string       `json:"hosts,omitempty"`
-	PathExact      string         `json:"pathExact,omitempty"`
-	PathPrefix     string         `json:"pathPrefix,omitempty"`
-	PathRegex      string         `json:"pathRegex,omitempty"`
-	Methods        []string       `json:"methods,omitempty"`
-	Headers        []ValueMatcher `json:"headers,omitempty"`
-	QueryParams    []ValueMatcher `json:"queryParams,omitempty"`
+	// ClientCIDRs match when the client address is in one of them (a bare
+	// address is a single host).
+	ClientCIDRs []string `json:"clientCIDRs,omitempty"`
+	// NotClientCIDRs match when the client address is in none of them.
+	NotClientCIDRs []string `json:"notClientCIDRs,omitempty"`
+	// Hosts match the request host: exact names, "*.example.com" or "*".
+	Hosts []string `json:"hosts,omitempty"`
+	// PathExact, PathPrefix and PathRegex match the path; at most one is set.
+	PathExact  string `json:"pathExact,omitempty"`
+	PathPrefix string `json:"pathPrefix,omitempty"`
+	// PathRegex is an RE2 regular expression.
+	PathRegex string `json:"pathRegex,omitempty"`
+	// Methods match the request method (upper-cased by default).
+	Methods []string `json:"methods,omitempty"`
+	// Headers must all match.
+	Headers []ValueMatcher `json:"headers,omitempty"`
+	// QueryParams must all match.
+	QueryParams []ValueMatcher `json:"queryParams,omitempty"`
 }
 
 // ValueMatcher matches a named header or query parameter: by exact value,
@@ -196,10 +207,14 @@ type ServicePolicyMatch struct {
 // absent). At most one of Exact, Regex and Present is set; with none, the
 // name must be present.
 type ValueMatcher struct {
-	Name    string `json:"name"`
-	Exact   string `json:"exact,omitempty"`
-	Regex   string `json:"regex,omitempty"`
-	Present *bool  `json:"present,omitempty"`
+	// Name of the header (case-insensitive) or query parameter.
+	Name string `json:"name"`
+	// Exact value.
+	Exact string `json:"exact,omitempty"`
+	// Regex is an RE2 regular expression the value must match.
+	Regex string `json:"regex,omitempty"`
+	// Present, when set, matches on presence (true) or absence (false).
+	Present *bool `json:"present,omitempty"`
 }
 
 // MaxPolicyRules bounds the rules of one ServicePolicy.
@@ -394,6 +409,7 @@ const (
 // RateLimiterSpec is the desired state of a RateLimiter: a token bucket of
 // Burst tokens refilled at Rate per Per, one bucket per key.
 type RateLimiterSpec struct {
+	// Rate is the number of requests allowed per period.
 	Rate int `json:"rate"`
 	// Burst is the bucket size (default: Rate).
 	Burst int `json:"burst,omitempty"`
@@ -408,6 +424,7 @@ type RateLimitKey struct {
 	// Type is clientIP, header (Name is the header), jwtClaim (Name is the
 	// claim) or apiKey (the authenticated API key).
 	Type string `json:"type,omitempty" enum:"clientIP,header,jwtClaim,apiKey"`
+	// Name is the header or claim name.
 	Name string `json:"name,omitempty"`
 }
 

@@ -25,7 +25,9 @@ type VirtualSiteSpec struct {
 // LabelSelector is a Kubernetes-style structured label selector: all of
 // MatchLabels and all of MatchExpressions must hold.
 type LabelSelector struct {
-	MatchLabels      map[string]string          `json:"matchLabels,omitempty"`
+	// MatchLabels requires each label to have the given value.
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+	// MatchExpressions are set-based requirements.
 	MatchExpressions []LabelSelectorRequirement `json:"matchExpressions,omitempty"`
 }
 
@@ -39,6 +41,7 @@ const (
 
 // LabelSelectorRequirement is one expression of a LabelSelector.
 type LabelSelectorRequirement struct {
+	// Key is the label key.
 	Key string `json:"key"`
 	// Operator is In, NotIn, Exists or DoesNotExist.
 	Operator string `json:"operator" enum:"In,NotIn,Exists,DoesNotExist"`
@@ -189,6 +192,7 @@ type Site struct {
 
 // SiteSpec is what admins decide about a site.
 type SiteSpec struct {
+	// Description says where the site is or what it is for.
 	Description string `json:"description,omitempty"`
 	// Approved lets the site receive configuration (set at registration
 	// when the token auto-approves).

@@ -22,6 +22,7 @@ type Tenant struct {
 
 // TenantSpec is the desired state of a Tenant.
 type TenantSpec struct {
+	// DisplayName is a human-readable name.
 	DisplayName string `json:"displayName,omitempty"`
 	// Limits bound what the tenant may use; defaults apply when absent.
 	Limits TenantLimits `json:"limits,omitempty"`
@@ -84,7 +85,9 @@ type Namespace struct {
 
 // NamespaceSpec is the desired state of a Namespace.
 type NamespaceSpec struct {
+	// DisplayName is a human-readable name.
 	DisplayName string `json:"displayName,omitempty"`
+	// Description says what the namespace is for.
 	Description string `json:"description,omitempty"`
 }
 
@@ -103,6 +106,7 @@ type User struct {
 
 // UserSpec is the desired state of a User.
 type UserSpec struct {
+	// DisplayName is the person's name.
 	DisplayName string `json:"displayName,omitempty"`
 	// Password is write-only; the console stores a slow hash of it.
 	Password Secret `json:"password,omitempty"`
@@ -171,6 +175,7 @@ type Role struct {
 
 // RoleSpec is the desired state of a Role.
 type RoleSpec struct {
+	// Description says what the role is for.
 	Description string `json:"description,omitempty"`
 	// Rules are added together: a request is allowed when any rule allows it.
 	Rules []RoleRule `json:"rules"`
@@ -273,7 +278,9 @@ type RoleBindingSpec struct {
 
 // Subject is a principal: a User or an APIToken.
 type Subject struct {
+	// Kind is User or APIToken.
 	Kind string `json:"kind" enum:"User,APIToken"`
+	// Name is the user's or token's name.
 	Name string `json:"name"`
 }
 
@@ -332,6 +339,7 @@ type APIToken struct {
 
 // APITokenSpec is the desired state of an APIToken.
 type APITokenSpec struct {
+	// Description says who or what uses the token.
 	Description string `json:"description,omitempty"`
 	// Expires is the lifetime counted from creation (default 2160h, 90
 	// days). At most one of Expires and ExpiresAt is set.

@@ -214,3 +214,34 @@ func TestGenerateDescriptions(t *testing.T) {
 		t.Errorf("SiteStatus.rollout description = %q", d)
 	}
 }
+
+func TestReferenceGolden(t *testing.T) {
+	raw, err := Reference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ki := range v1.Kinds() {
+		if !bytes.Contains(raw, []byte("\n## "+ki.Kind+"\n")) {
+			t.Errorf("no section for %s", ki.Kind)
+		}
+	}
+	for _, want := range []string{"| `spec.rules[].match.clientCIDRs` | list of string |", "| `spec.password` | secret (write-only) |",
+		"| `spec.endpoints[].address` | string | yes |", "| `status.tokenHash` |"} {
+		if !bytes.Contains(raw, []byte(want)) {
+			t.Errorf("reference lacks %q", want)
+		}
+	}
+	golden := filepath.Join("testdata", "kinds.golden.md")
+	if *update {
+		if err := os.WriteFile(golden, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./api/v1/openapi -update)", err)
+	}
+	if !bytes.Equal(raw, want) {
+		t.Errorf("output differs from %s; if the change is intended, run: go test ./api/v1/openapi -update", golden)
+	}
+}
