@@ -91,13 +91,14 @@ func addKind(s *schemas, paths map[string]any, ki v1.KindInfo) error {
 	}
 
 	collection := "/api/v1/" + ki.Plural
-	var scopeParams []any
+	scopeParams := []any{paramRef("tenant")}
 	if ki.Scope == v1.ScopeNamespaced {
 		paths[collection] = map[string]any{
-			"get": listOp(ki, "list"+ki.Kind+"ForAllNamespaces", "List or watch "+ki.Plural+" in every namespace."),
+			"parameters": []any{paramRef("tenant")},
+			"get":        listOp(ki, "list"+ki.Kind+"ForAllNamespaces", "List or watch "+ki.Plural+" in every namespace."),
 		}
 		collection = "/api/v1/namespaces/{namespace}/" + ki.Plural
-		scopeParams = []any{paramRef("namespace")}
+		scopeParams = append(scopeParams, paramRef("namespace"))
 	}
 	item := collection + "/{name}"
 	itemParams := append(append([]any{}, scopeParams...), paramRef("name"))
@@ -113,9 +114,7 @@ func addKind(s *schemas, paths map[string]any, ki v1.KindInfo) error {
 				"409": errRef("Conflict"), "422": errRef("Invalid"),
 			}),
 	}
-	if len(scopeParams) > 0 {
-		coll["parameters"] = scopeParams
-	}
+	coll["parameters"] = scopeParams
 	paths[collection] = coll
 	deleteParams := []any{paramRef("dryRun")}
 	if ki.Kind == "Namespace" {
@@ -247,6 +246,8 @@ func parameters() map[string]any {
 		"resourceVersion": q("resourceVersion", "For watch: stream changes after this revision (exclusive).", str),
 		"dryRun":          q("dryRun", "Validate and answer without storing (All or true).", map[string]any{"type": "string", "enum": []any{"All", "true"}}),
 		"cascade":         q("cascade", "Delete a namespace with everything in it.", boolean),
+		"tenant": map[string]any{"name": "X-Meridian-Tenant", "in": "header", "required": false,
+			"description": "Act inside this tenant (admins of the system tenant only).", "schema": str},
 	}
 }
 
