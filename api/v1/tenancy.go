@@ -200,6 +200,12 @@ func (r *Role) Default() {
 		for j, k := range rule.Kinds {
 			if ki, ok := LookupKind(k); ok {
 				rule.Kinds[j] = ki.Kind
+				continue
+			}
+			for _, nk := range NonObjectKinds() {
+				if strings.EqualFold(k, nk) || strings.EqualFold(k, nk+"s") {
+					rule.Kinds[j] = nk
+				}
 			}
 		}
 		for j, v := range rule.Verbs {

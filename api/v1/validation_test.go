@@ -106,12 +106,12 @@ func TestRoleValidation(t *testing.T) {
 	base := func() Object {
 		return &Role{Envelope: env("Role", "", "pool-editor"), Spec: RoleSpec{Rules: []RoleRule{
 			{Verbs: []string{"get", "list"}, Kinds: []string{"*"}},
-			{Verbs: []string{"CREATE", "update"}, Kinds: []string{"op", "healthchecks", "AuditRecord"}, Namespaces: []string{"retail"}},
+			{Verbs: []string{"CREATE", "update"}, Kinds: []string{"op", "healthchecks", "auditrecords"}, Namespaces: []string{"retail"}},
 		}}}
 	}
 	r := base().(*Role)
 	DefaultObject(r)
-	if got := r.Spec.Rules[1].Kinds; got[0] != "OriginPool" || got[1] != "HealthCheck" {
+	if got := r.Spec.Rules[1].Kinds; got[0] != "OriginPool" || got[1] != "HealthCheck" || got[2] != "AuditRecord" {
 		t.Errorf("kinds not canonicalised: %v", got)
 	}
 	if got := r.Spec.Rules[0].Namespaces; len(got) != 1 || got[0] != "*" {
