@@ -1,0 +1,227 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if f() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func httpGet(url string) (int, string) {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunStandaloneHotReload(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "backend path=%s", r.URL.Path)
+	}))
+	defer backend.Close()
+	dir := t.TempDir()
+	port, admin := freePort(t), freePort(t)
+	pools := fmt.Sprintf(`apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: web}
+spec:
+  endpoints: [{address: %q}]
+  healthCheck: {http: {path: /}, interval: 200ms, timeout: 100ms}
+`, strings.TrimPrefix(backend.URL, "http://"))
+	lb := func(body string) string {
+		return fmt.Sprintf(`apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: site}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  accessLog: {enabled: true, fields: [method, path, status, requestId]}
+  routes:
+    - match: {path: /hello}
+      directResponse: {status: 200, body: %q}
+  defaultPool: web
+`, port, body)
+	}
+	writeFile(t, filepath.Join(dir, "pools.yaml"), pools)
+	writeFile(t, filepath.Join(dir, "lb.yaml"), lb("v1"))
+	alog := &syncBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- RunStandalone(ctx, Options{ConfigPath: dir, AdminListen: fmt.Sprintf("127.0.0.1:%d", admin),
+			PollInterval: 20 * time.Millisecond, DrainTimeout: 2 * time.Second, AccessLog: alog,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), EnablePprof: true})
+	}()
+	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitFor(t, "readyz", func() bool { c, _ := httpGet(adminURL + "/readyz"); return c == 200 })
+	if c, b := httpGet(base + "/hello"); c != 200 || b != "v1" {
+		t.Fatalf("hello: %d %q", c, b)
+	}
+	if c, b := httpGet(base + "/x"); c != 200 || b != "backend path=/x" {
+		t.Fatalf("proxy: %d %q", c, b)
+	}
+	// A valid edit is applied live.
+	writeFile(t, filepath.Join(dir, "lb.yaml"), lb("v2"))
+	waitFor(t, "v2", func() bool { _, b := httpGet(base + "/hello"); return b == "v2" })
+	// An invalid edit is reported with its field path; v2 keeps serving.
+	writeFile(t, filepath.Join(dir, "lb.yaml"), strings.Replace(lb("v3"), "path: /hello", "path: hello", 1))
+	var dump ConfigDump
+	waitFor(t, "problem on /config", func() bool {
+		_, b := httpGet(adminURL + "/config")
+		dump = ConfigDump{}
+		_ = json.Unmarshal([]byte(b), &dump)
+		return len(dump.Problems) > 0
+	})
+	p := dump.Problems[0]
+	if p.Kind != "HTTPLoadBalancer" || p.Name != "site" || len(p.Fields) == 0 || p.Fields[0].Field != "spec.routes[0].match.path" || p.Serving == "" {
+		t.Fatalf("problem %+v", p)
+	}
+	if _, b := httpGet(base + "/hello"); b != "v2" {
+		t.Fatalf("last good not serving: %q", b)
+	}
+	// A file that does not even decode keeps its last good objects too.
+	writeFile(t, filepath.Join(dir, "lb.yaml"), "apiVersion: meridian/v1\nkind: HTTPLoadBalancer\nmetadata: {name: site}\nspec: {domainz: []}\n")
+	waitFor(t, "decode problem", func() bool {
+		_, b := httpGet(adminURL + "/config")
+		return strings.Contains(b, "domainz")
+	})
+	if _, b := httpGet(base + "/hello"); b != "v2" {
+		t.Fatalf("last good file not serving: %q", b)
+	}
+	// Admin endpoints.
+	_, b := httpGet(adminURL + "/metrics")
+	for _, m := range []string{"meridian_http_requests_total", "meridian_endpoint_healthy", "meridian_config_reloads_total", "meridian_http_request_duration_seconds_bucket"} {
+		if !strings.Contains(b, m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+	if c, _ := httpGet(adminURL + "/healthz"); c != 200 {
+		t.Error("healthz")
+	}
+	if c, _ := httpGet(adminURL + "/debug/pprof/"); c != 200 {
+		t.Error("pprof")
+	}
+	_, b = httpGet(adminURL + "/config")
+	if !strings.Contains(b, `"address": "127.0.0.1:`) || !strings.Contains(b, `"default/web"`) {
+		t.Errorf("config dump: %s", b)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunStandalone did not return")
+	}
+	// Access log lines are JSON with the configured fields.
+	lines := strings.Split(strings.TrimSpace(alog.String()), "\n")
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+		t.Fatalf("access log %q: %v", lines[0], err)
+	}
+	if rec["method"] != "GET" || rec["status"] == nil || rec["requestId"] == "" || len(rec) != 4 {
+		t.Fatalf("access log record %v", rec)
+	}
+}
+
+func TestRunStandaloneSecretsRedacted(t *testing.T) {
+	dir := t.TempDir()
+	admin := freePort(t)
+	// A CA bundle and a key-carrying certificate: /config must not show keys.
+	writeFile(t, filepath.Join(dir, "c.yaml"), `apiVersion: meridian/v1
+kind: Certificate
+metadata: {name: c}
+spec:
+  certificate: "not a pem"
+  privateKey: "super-secret"
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- RunStandalone(ctx, Options{ConfigPath: dir, AdminListen: fmt.Sprintf("127.0.0.1:%d", admin),
+			PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard})
+	}()
+	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
+	waitFor(t, "readyz", func() bool { c, _ := httpGet(adminURL + "/readyz"); return c == 200 })
+	_, b := httpGet(adminURL + "/config")
+	if strings.Contains(b, "super-secret") {
+		t.Fatalf("secret leaked: %s", b)
+	}
+	if !strings.Contains(b, "spec.certificate") {
+		t.Fatalf("invalid certificate not reported: %s", b)
+	}
+	cancel()
+	<-done
+}
+
+func TestRunStandaloneNeedsConfig(t *testing.T) {
+	if err := RunStandalone(context.Background(), Options{ConfigPath: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Fatal("missing configuration accepted")
+	}
+}
