@@ -121,7 +121,7 @@ func printAuditTable(w interface{ Write([]byte) (int, error) }, items []client.A
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	h := "SEQ\tTIME\tPRINCIPAL\tVERB\tKIND\tNAMESPACE\tNAME\tRESULT"
 	if wide {
-		h += "\tCLIENT\tBEFORE\tAFTER"
+		h += "\tCLIENT\tBEFORE\tAFTER\tREASON"
 	}
 	fmt.Fprintln(tw, h)
 	for _, r := range items {
@@ -131,7 +131,7 @@ func printAuditTable(w interface{ Write([]byte) (int, error) }, items []client.A
 		}
 		if wide {
 			cols = append(cols, orNone(r.String("clientAddr", "clientAddress", "client", "sourceIP", "remoteAddr")),
-				orNone(short(r.String("beforeDigest", "before"))), orNone(short(r.String("afterDigest", "after"))))
+				orNone(short(r.String("beforeDigest", "before"))), orNone(short(r.String("afterDigest", "after"))), orNone(r.String("reason")))
 		}
 		fmt.Fprintln(tw, strings.Join(cols, "\t"))
 	}

@@ -145,8 +145,8 @@ func TestDescribe(t *testing.T) {
 		"spec":{"endpoints":[{"address":"10.0.0.1:80","weight":1}],"loadBalancing":"roundRobin"},
 		"status":{"observedGeneration":2,"rollout":"applied 2/3 sites; 1 failed: site-7","conditions":[{"type":"Ready","status":"False","reason":"RolloutIncomplete","message":"1 site failed","lastTransitionTime":"2026-11-25T11:55:00Z"}],"errors":["site-7: endpoint 10.0.0.1:80 unreachable"]}}`)
 	records := []client.AuditRecord{
-		{"seq": 41.0, "time": "2026-11-25T11:00:00Z", "principal": "alice", "verb": "create", "code": 201.0},
-		{"seq": 44.0, "time": "2026-11-25T11:50:00Z", "principal": map[string]any{"name": "ci", "kind": "APIToken"}, "verb": "update", "code": 200.0},
+		{"seq": 41.0, "time": "2026-11-25T11:00:00Z", "principal": "User:alice", "verb": "create", "outcome": "allowed", "code": 201.0},
+		{"seq": 44.0, "time": "2026-11-25T11:50:00Z", "principal": map[string]any{"name": "ci", "kind": "APIToken"}, "verb": "update", "outcome": "allowed", "code": 200.0},
 	}
 	var buf bytes.Buffer
 	if err := describeObject(&buf, ki, obj, records, nil, testNow); err != nil {
@@ -163,9 +163,10 @@ func TestDescribe(t *testing.T) {
 
 func TestAuditTable(t *testing.T) {
 	records := []client.AuditRecord{
-		{"seq": 1.0, "time": "2026-11-25T11:00:00.123Z", "principal": "alice", "verb": "login", "code": 200.0, "clientAddr": "127.0.0.1:5555"},
-		{"seq": 2.0, "time": "2026-11-25T11:01:00Z", "principal": "mallory", "verb": "get", "kind": "OriginPool", "namespace": "retail", "result": "denied", "count": 57.0},
-		{"seq": 3.0, "time": "2026-11-25T11:02:00Z", "principal": "alice", "verb": "update", "kind": "OriginPool", "namespace": "retail", "name": "shop", "code": 200.0, "beforeDigest": "0123456789abcdef0123", "afterDigest": "fedcba9876543210"},
+		// The shape internal/audit.Record has on the wire.
+		{"seq": 1.0, "tenant": "acme", "time": "2026-11-25T11:00:00.123Z", "principal": "User:alice", "verb": "login", "kind": "User", "name": "alice", "outcome": "allowed", "code": 200.0, "clientAddr": "127.0.0.1:5555", "prevHash": "", "hash": "aa"},
+		{"seq": 2.0, "tenant": "acme", "time": "2026-11-25T11:01:00Z", "principal": "APIToken:scraper", "verb": "get", "kind": "OriginPool", "namespace": "retail", "outcome": "denied", "code": 403.0, "reason": "forbidden", "count": 57.0, "prevHash": "aa", "hash": "bb"},
+		{"seq": 3.0, "tenant": "acme", "time": "2026-11-25T11:02:00Z", "principal": "User:alice", "verb": "update", "kind": "OriginPool", "namespace": "retail", "name": "shop", "outcome": "allowed", "code": 200.0, "beforeDigest": "0123456789abcdef0123", "afterDigest": "fedcba9876543210", "prevHash": "bb", "hash": "cc"},
 	}
 	var buf bytes.Buffer
 	if err := printAuditTable(&buf, records, false, testNow); err != nil {
