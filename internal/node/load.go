@@ -92,7 +92,8 @@ func loadFiles(path string) (map[string]fileObjects, error) {
 			continue
 		}
 		for _, o := range objs {
-			if m := o.GetMetadata(); m.Namespace == "" {
+			ki, ok := v1.KindOf(o)
+			if m := o.GetMetadata(); m.Namespace == "" && ok && ki.Scope == v1.ScopeNamespaced {
 				m.Namespace = DefaultNamespace
 			}
 		}
