@@ -157,6 +157,8 @@ func listErr(err error) error {
 	switch {
 	case errors.Is(err, store.ErrCompacted):
 		return errGone("the resourceVersion of this list or continue token is too old (compacted): start the list again without continue")
+	case errors.Is(err, store.ErrWatchOverflow):
+		return errGone("the watch fell too far behind: watch again from the last resourceVersion received")
 	case errors.Is(err, store.ErrFutureRevision):
 		return errBadRequest("the resourceVersion of this list or continue token is in the future")
 	}

@@ -3,10 +3,12 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
+	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
@@ -362,5 +364,35 @@ func testBadInput(t *testing.T, open storeOpener) {
 	after, _ := e.st.Revision(context.Background())
 	if before != after {
 		t.Fatalf("bad input changed the store: %d -> %d", before, after)
+	}
+}
+
+func testUpdateStatus(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
+	tok := e.tenant("acme", "retail")
+	e.must(201, "POST", "/api/v1/namespaces/retail/originpools", tok, pool("retail", "shop"))
+	err := e.srv.UpdateStatus(context.Background(), "acme", "OriginPool", "retail", "shop", func(o v1.Object) error {
+		o.(*v1.OriginPool).Status.Rollout = "applied 3/3 sites"
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := e.must(200, "GET", "/api/v1/namespaces/retail/originpools/shop", tok, nil).obj()
+	if get(g, "status.rollout") != "applied 3/3 sites" || get(g, "metadata.generation") != 1.0 {
+		t.Fatalf("status: %v", g)
+	}
+	// A client update keeps the console's status.
+	e.must(200, "PATCH", "/api/v1/namespaces/retail/originpools/shop", tok, `{"status":{"rollout":"forged"},"spec":{"loadBalancing":"random"}}`)
+	g = e.must(200, "GET", "/api/v1/namespaces/retail/originpools/shop", tok, nil).obj()
+	if get(g, "status.rollout") != "applied 3/3 sites" {
+		t.Fatalf("client changed status: %v", g)
+	}
+	err = e.srv.UpdateStatus(context.Background(), "globex", "OriginPool", "retail", "shop", func(v1.Object) error { return nil })
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("other tenant: %v", err)
+	}
+	if k := ObjectKey("acme", "originpools", "retail", "shop"); k != "/o/acme/originpools/retail/shop" {
+		t.Fatal(k)
 	}
 }

@@ -32,6 +32,7 @@ var suite = []struct {
 	{"TenantIsolationMatrix", testTenantIsolationMatrix},
 	{"ConcurrentDeleteAndReference", testConcurrentDeleteAndReference},
 	{"OpenAPI", testOpenAPI},
+	{"UpdateStatus", testUpdateStatus},
 }
 
 func TestOnBolt(t *testing.T) {
