@@ -20,7 +20,7 @@ import (
 
 // env is a console API over a real bbolt store.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	st    store.Store
 	srv   *Server
 	hs    *httptest.Server
@@ -42,12 +42,12 @@ func openBolt(t testing.TB) store.Store {
 // storeOpener opens a fresh store for one test.
 type storeOpener func(t testing.TB) store.Store
 
-func newEnv(t *testing.T, open storeOpener, opts ...envOpt) *env {
+func newEnv(t testing.TB, open storeOpener, opts ...envOpt) *env {
 	t.Helper()
 	return newEnvOn(t, open(t), opts...)
 }
 
-func newEnvOn(t *testing.T, st store.Store, opts ...envOpt) *env {
+func newEnvOn(t testing.TB, st store.Store, opts ...envOpt) *env {
 	t.Helper()
 	srv := newServer(t, st, opts...)
 	res, err := srv.Bootstrap(context.Background(), BootstrapOptions{AdminPassword: "correct horse battery"})

@@ -59,7 +59,7 @@ func (s *Server) serveObjects(w http.ResponseWriter, r *http.Request, rc *reqCtx
 			verb = "delete"
 		}
 	}
-	if verb == "" || (t.sub == "history" && r.Method != http.MethodGet) {
+	if verb == "" || (t.sub == "history" && r.Method != http.MethodGet) || (t.sub == "rollback" && r.Method != http.MethodPost) {
 		return errMethod(r.Method, r.URL.Path)
 	}
 	tenant := rc.Tenant
