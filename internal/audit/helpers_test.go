@@ -12,7 +12,9 @@ import (
 	"github.com/meridian-platform/meridian/internal/store/etcd/etcdtest"
 )
 
-func openBolt(t *testing.T) store.Store {
+func openBolt(t *testing.T) store.Store { return openBoltB(t) }
+
+func openBoltB(t testing.TB) store.Store {
 	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "meridian.db"), bolt.Options{})
 	if err != nil {
@@ -55,4 +57,13 @@ func newKeyring(t *testing.T, st store.Store, master []byte) *pki.Keyring {
 func newLog(t *testing.T, st store.Store, opts Options) *Log {
 	t.Helper()
 	return New(st, newKeyring(t, st, pki.NewMasterKey()), opts)
+}
+
+func keyringB(t testing.TB, st store.Store) *pki.Keyring {
+	t.Helper()
+	kr, err := pki.NewKeyring(context.Background(), st, pki.NewMasterKey(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
 }

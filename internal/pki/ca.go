@@ -248,7 +248,7 @@ func (c *CA) IssueServerCert(hosts []string, ttl time.Duration) (*IssuedCert, er
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
-		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"Meridian"}},
+		Subject:      pkix.Name{CommonName: commonName(hosts[0]), Organization: []string{"Meridian"}},
 		NotBefore:    nb,
 		NotAfter:     na,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -296,7 +296,7 @@ func (c *CA) IssueClientCert(spiffeURI string, pub crypto.PublicKey, ttl time.Du
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
-		Subject:      pkix.Name{CommonName: u.String(), Organization: []string{"Meridian"}},
+		Subject:      pkix.Name{CommonName: commonName(u.String()), Organization: []string{"Meridian"}},
 		NotBefore:    nb,
 		NotAfter:     na,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -360,4 +360,13 @@ func (c *CA) VerifyClientCert(cert *x509.Certificate, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// commonName returns s when it fits the 64-character bound of RFC 5280;
+// names are carried by the SANs anyway.
+func commonName(s string) string {
+	if len(s) > 64 {
+		return ""
+	}
+	return s
 }
