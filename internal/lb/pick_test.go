@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -433,5 +434,31 @@ func TestRoundRobinLongCycleIsScaled(t *testing.T) {
 	}
 	if counts[2] == 0 {
 		t.Error("light endpoint dropped from the cycle")
+	}
+}
+
+func TestRingLookupMatchesBinarySearch(t *testing.T) {
+	for _, n := range []int{1, 3, 17, 100} {
+		r, _ := newTestRegistry(t, RegistryOptions{})
+		p := mustPool(t, r, PoolConfig{Algorithm: RingHash, Endpoints: endpoints(addrs(n), 3, 1, 4, 1, 5), MinRingSize: 1000})
+		tab := p.tab.Load()
+		hs := tab.ring.hashes
+		if !slices.IsSorted(hs) {
+			t.Fatal("ring not sorted")
+		}
+		keys := []uint64{0, 1, math.MaxUint64, hs[0], hs[0] - 1, hs[len(hs)-1], hs[len(hs)-1] + 1}
+		for i := 0; i < 20000; i++ {
+			keys = append(keys, rand.Uint64())
+		}
+		for _, k := range keys {
+			i, _ := slices.BinarySearch(hs, k)
+			if i == len(hs) {
+				i = 0
+			}
+			want := int(tab.ring.idx[i])
+			if got := tab.pickRing(k, nil, false); got != want {
+				t.Fatalf("n=%d key %#x: endpoint %d, want %d", n, k, got, want)
+			}
+		}
 	}
 }

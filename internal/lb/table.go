@@ -2,6 +2,7 @@ package lb
 
 import (
 	"container/heap"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -20,7 +21,7 @@ type table struct {
 	total    uint64
 	uniform  bool
 	rrSeq    []int32 // smooth weighted round-robin order; nil when uniform
-	ring     []ringPoint
+	ring     ring
 	maglev   []int32
 	byID     map[string]*Endpoint
 	outlier  *OutlierConfig
@@ -37,6 +38,16 @@ type table struct {
 type ringPoint struct {
 	hash uint64
 	idx  int32
+}
+
+// ring is the sorted ring in two dense arrays, with an index of where each
+// bucket of top hash bits starts (about one point per bucket), so a lookup
+// is a couple of comparisons instead of a binary search.
+type ring struct {
+	hashes []uint64
+	idx    []int32
+	start  []int32 // start[b]: first point whose hash >> shift >= b; len 2^bits+1
+	shift  uint
 }
 
 // buildTable builds the selection state for eps. When prev selected among
@@ -166,7 +177,7 @@ func gcd(a, b uint64) uint64 {
 // removing an endpoint moves only the keys of that endpoint as long as P is
 // unchanged (it changes only when the total weight crosses a power of two
 // relative to minSize).
-func buildRing(eps []*Endpoint, weights []uint64, total uint64, minSize int) []ringPoint {
+func buildRing(eps []*Endpoint, weights []uint64, total uint64, minSize int) ring {
 	// Huge total weights are scaled down to fit the ring size bound.
 	div := (total + maxRingSize - 1) / maxRingSize
 	if div > 1 {
@@ -183,17 +194,17 @@ func buildRing(eps []*Endpoint, weights []uint64, total uint64, minSize int) []r
 		per *= 2
 	}
 	n := per * total
-	ring := make([]ringPoint, 0, n)
+	points := make([]ringPoint, 0, n)
 	var buf []byte
 	for i, e := range eps {
 		for k := uint64(0); k < weights[i]*per; k++ {
 			buf = append(buf[:0], e.addr...)
 			buf = append(buf, '_')
 			buf = strconv.AppendUint(buf, k, 10)
-			ring = append(ring, ringPoint{hash: HashBytes(buf), idx: int32(i)})
+			points = append(points, ringPoint{hash: HashBytes(buf), idx: int32(i)})
 		}
 	}
-	slices.SortFunc(ring, func(a, b ringPoint) int {
+	slices.SortFunc(points, func(a, b ringPoint) int {
 		switch {
 		case a.hash < b.hash:
 			return -1
@@ -202,7 +213,21 @@ func buildRing(eps []*Endpoint, weights []uint64, total uint64, minSize int) []r
 		}
 		return int(a.idx) - int(b.idx)
 	})
-	return ring
+	r := ring{hashes: make([]uint64, len(points)), idx: make([]int32, len(points))}
+	for i, p := range points {
+		r.hashes[i], r.idx[i] = p.hash, p.idx
+	}
+	nbits := uint(bits.Len(uint(len(points))))
+	r.shift = 64 - nbits
+	r.start = make([]int32, 1<<nbits+1)
+	j := 0
+	for b := range r.start {
+		for j < len(points) && points[j].hash>>r.shift < uint64(b) {
+			j++
+		}
+		r.start[b] = int32(j)
+	}
+	return r
 }
 
 // buildMaglev fills a lookup table of the given prime size: each endpoint
@@ -367,23 +392,20 @@ func (t *table) pickLeastRequest(exclude *Endpoint, all bool) int {
 // pickRing goes to the first ring point at or after hash and walks on to the
 // first usable endpoint.
 func (t *table) pickRing(hash uint64, exclude *Endpoint, all bool) int {
-	r := t.ring
-	lo, hi := 0, len(r)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if r[mid].hash < hash {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
+	r := &t.ring
+	// The bucket of hash's top bits bounds the search to a point or two.
+	b := hash >> r.shift
+	lo, hi := r.start[b], r.start[b+1]
+	for lo < hi && r.hashes[lo] < hash {
+		lo++
 	}
-	l := len(r)
-	for k := 0; k < l; k++ {
+	l := int32(len(r.idx))
+	for k := int32(0); k < l; k++ {
 		j := lo + k
 		if j >= l {
 			j -= l
 		}
-		if idx := r[j].idx; ok(t.eps[idx], exclude, all) {
+		if idx := r.idx[j]; ok(t.eps[idx], exclude, all) {
 			return int(idx)
 		}
 	}
