@@ -109,6 +109,10 @@ for the same server, or one named after the server's host.`,
 				}
 				base.Tenant = who.Tenant
 				base.ActAsTenant = false
+				if tenant != "" && tenant != who.Tenant {
+					// A system admin's token acting inside another tenant.
+					base.Tenant, base.ActAsTenant = tenant, true
+				}
 				if err := saveContext(cfg, path, base); err != nil {
 					return err
 				}
