@@ -462,3 +462,34 @@ func TestRingLookupMatchesBinarySearch(t *testing.T) {
 		}
 	}
 }
+
+func TestAliasTablesAreExact(t *testing.T) {
+	cases := [][]uint64{{1}, {1, 1}, {1, 2, 3, 4}, {1000, 1, 7}, {65536, 1, 1, 1, 3}}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 50; i++ {
+		w := make([]uint64, 1+rng.IntN(40))
+		for j := range w {
+			w[j] = 1 + rng.Uint64N(5000)
+		}
+		cases = append(cases, w)
+	}
+	for _, w := range cases {
+		var total uint64
+		for _, x := range w {
+			total += x
+		}
+		thr, alias := buildAlias(w, total)
+		n := float64(len(w))
+		got := make([]float64, len(w))
+		for i := range w {
+			keep := float64(thr[i]) / (1 << 32)
+			got[i] += keep / n
+			got[alias[i]] += (1 - keep) / n
+		}
+		for i, x := range w {
+			if want := float64(x) / float64(total); math.Abs(got[i]-want) > 1e-6 {
+				t.Fatalf("weights %v: index %d drawn with p=%.8f, want %.8f", w, i, got[i], want)
+			}
+		}
+	}
+}

@@ -17,7 +17,8 @@ type table struct {
 	alg      Algorithm
 	eps      []*Endpoint // sorted by Addr, so every node builds the same table
 	weights  []uint64
-	cum      []uint64 // cum[i] = weights[0] + ... + weights[i]
+	aliasThr []uint64 // alias method: keep i when a 32-bit coin < aliasThr[i]
+	alias    []int32  // ... else take alias[i]
 	total    uint64
 	uniform  bool
 	rrSeq    []int32 // smooth weighted round-robin order; nil when uniform
@@ -58,7 +59,6 @@ func buildTable(cfg *PoolConfig, eps []*Endpoint, weights []uint64, prev *table)
 		alg:      cfg.Algorithm,
 		eps:      eps,
 		weights:  weights,
-		cum:      make([]uint64, len(eps)),
 		byID:     make(map[string]*Endpoint, len(eps)),
 		outlier:  cfg.Outlier,
 		breaker:  cfg.Breaker,
@@ -69,7 +69,6 @@ func buildTable(cfg *PoolConfig, eps []*Endpoint, weights []uint64, prev *table)
 	}
 	for i, e := range eps {
 		t.total += weights[i]
-		t.cum[i] = t.total
 		t.byID[e.id] = e
 		if weights[i] != weights[0] {
 			t.uniform = false
@@ -77,6 +76,9 @@ func buildTable(cfg *PoolConfig, eps []*Endpoint, weights []uint64, prev *table)
 	}
 	if len(eps) == 0 {
 		return t
+	}
+	if !t.uniform && (t.alg == Random || t.alg == LeastRequest) {
+		t.aliasThr, t.alias = buildAlias(weights, t.total)
 	}
 	if prev != nil && prev.alg == t.alg && prev.ringSize == t.ringSize && prev.tabSize == t.tabSize &&
 		slices.Equal(prev.eps, eps) && slices.Equal(prev.weights, weights) {
@@ -331,22 +333,56 @@ func (t *table) pickRoundRobin(n uint64, exclude *Endpoint, all bool) int {
 	return -1
 }
 
-// randomIndex draws an index in proportion to the weights.
+// randomIndex draws an index in proportion to the weights: uniform, or by
+// the alias method (one random word, no search).
 func (t *table) randomIndex() int {
 	if t.uniform {
 		return int(rand.Uint64N(uint64(len(t.eps))))
 	}
-	r := rand.Uint64N(t.total)
-	lo, hi := 0, len(t.cum)-1
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if t.cum[mid] > r {
-			hi = mid
+	r := rand.Uint64()
+	i := int((r >> 32) * uint64(len(t.alias)) >> 32)
+	if r&0xffffffff < t.aliasThr[i] {
+		return i
+	}
+	return int(t.alias[i])
+}
+
+// buildAlias builds Vose's alias tables: column i keeps itself with
+// probability thr[i]/2^32 and otherwise gives way to alias[i]; every column
+// is drawn with probability 1/n, so index i comes out with probability
+// weights[i]/total.
+func buildAlias(weights []uint64, total uint64) ([]uint64, []int32) {
+	n := len(weights)
+	scaled := make([]uint64, n) // weight*n, compared against total
+	thr := make([]uint64, n)
+	alias := make([]int32, n)
+	var small, large []int
+	for i, w := range weights {
+		scaled[i] = w * uint64(n)
+		alias[i] = int32(i)
+		if scaled[i] < total {
+			small = append(small, i)
 		} else {
-			lo = mid + 1
+			large = append(large, i)
 		}
 	}
-	return lo
+	for len(small) > 0 && len(large) > 0 {
+		s, l := small[len(small)-1], large[len(large)-1]
+		small, large = small[:len(small)-1], large[:len(large)-1]
+		hi, lo := bits.Mul64(scaled[s], 1<<32)
+		thr[s], _ = bits.Div64(hi, lo, total)
+		alias[s] = int32(l)
+		scaled[l] = scaled[l] + scaled[s] - total
+		if scaled[l] < total {
+			small = append(small, l)
+		} else {
+			large = append(large, l)
+		}
+	}
+	for _, i := range append(small, large...) {
+		thr[i] = 1 << 32 // rounding leftovers keep their whole column
+	}
+	return thr, alias
 }
 
 // pickRandom draws up to four times, then takes the first usable endpoint
