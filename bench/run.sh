@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Benchmarks Meridian's data plane against nginx and HAProxy on loopback,
+# as issue 3 describes: one nginx backend, three proxies with equivalent
+# configurations (keep-alive to the backend, access logs off), wrk against
+# each in interleaved rounds, medians and ratios to nginx. Results go to
+# stdout and results.md.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(cd .. && pwd)
+ROUNDS=${ROUNDS:-3}
+ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
+DURATION=${DURATION:-5s}
+RATE=${RATE:-10000}
+WORK=$(mktemp -d /tmp/meridian-bench.XXXXXX)
+BIN="$WORK/bin"
+mkdir -p "$BIN"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx-backend.pid" ] && kill "$(cat "$WORK/nginx-backend.pid")" 2>/dev/null || true
+  [ -f "$WORK/nginx-proxy.pid" ] && kill "$(cat "$WORK/nginx-proxy.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+if ! need nginx || ! need haproxy || ! need wrk || ! need openssl; then
+  echo "installing nginx, haproxy, wrk, openssl from Debian"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk openssl >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+
+echo "building meridian and vegeta"
+if ( cd "$ROOT" && go build -o "$BIN/meridian" ./cmd/meridian ) 2>/dev/null && "$BIN/meridian" node --help >/dev/null 2>&1; then
+  MERIDIAN=("$BIN/meridian" node)
+else
+  ( cd "$ROOT" && go build -o "$BIN/nodebench" ./bench/nodebench )
+  MERIDIAN=("$BIN/nodebench")
+fi
+GOBIN="$BIN" go install github.com/tsenart/vegeta/v12@v12.13.0 >/dev/null 2>&1 || echo "vegeta unavailable: fixed-rate case skipped"
+
+# ECDSA P-256 certificate, as in the reference figures.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.test \
+  -addext subjectAltName=DNS:bench.test -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+cat "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/haproxy.pem"
+head -c 19 /dev/zero | tr '\0' 'x' > "$WORK/small"; echo -n "" >> "$WORK/small"
+head -c 16384 /dev/zero | tr '\0' 'y' > "$WORK/16k"
+
+# Backend: nginx, one worker, fixed bodies.
+cat > "$WORK/backend.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx-backend.pid;
+error_log $WORK/backend-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:18000;
+    location = / { root $WORK; try_files /small =404; default_type text/plain; }
+    location = /16k { root $WORK; try_files /16k =404; default_type text/plain; }
+  }
+}
+CONF
+"$NGINX" -c "$WORK/backend.conf"
+
+# nginx proxy: 2 workers, upstream keepalive 64.
+cat > "$WORK/proxy.conf" <<CONF
+worker_processes 2;
+pid $WORK/nginx-proxy.pid;
+error_log $WORK/proxy-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:18000; keepalive 64; }
+  server {
+    listen 127.0.0.1:18080;
+    listen 127.0.0.1:18443 ssl;
+    ssl_certificate $WORK/cert.pem;
+    ssl_certificate_key $WORK/key.pem;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+"$NGINX" -c "$WORK/proxy.conf"
+
+# HAProxy: 2 threads, connection reuse.
+cat > "$WORK/haproxy.cfg" <<CONF
+global
+  nbthread 2
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:18081
+  bind 127.0.0.1:18444 ssl crt $WORK/haproxy.pem
+  default_backend be
+backend be
+  server s1 127.0.0.1:18000 maxconn 1000
+CONF
+"$HAPROXY" -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
+PIDS+=("$(cat "$WORK/haproxy.pid")")
+
+# Meridian: same shape; a second node with its access log on.
+mkcfg() { # dir http-port https-port log
+  mkdir -p "$1"
+  cat > "$1/bench.yaml" <<CONF
+apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: backend, namespace: bench}
+spec: {endpoints: [{address: "127.0.0.1:18000"}], maxIdleConnsPerEndpoint: 64}
+---
+apiVersion: meridian/v1
+kind: Certificate
+metadata: {name: cert, namespace: bench}
+spec:
+  certificate: |
+$(sed 's/^/    /' "$WORK/cert.pem")
+  privateKey: |
+$(sed 's/^/    /' "$WORK/key.pem")
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: bench, namespace: bench}
+spec:
+  domains: ["*"]
+  listeners: [{port: $2, address: 127.0.0.1}, {port: $3, address: 127.0.0.1, tls: {certificateRef: cert}, http2: false}]
+  defaultPool: backend
+  accessLog: {enabled: $4}
+CONF
+}
+mkcfg "$WORK/meridian" 18082 18445 false
+mkcfg "$WORK/meridian-log" 18083 18446 true
+GOMAXPROCS=2 "${MERIDIAN[@]}" --config "$WORK/meridian" >/dev/null 2>"$WORK/meridian.log" &
+PIDS+=($!)
+GOMAXPROCS=2 "${MERIDIAN[@]}" --config "$WORK/meridian-log" >"$WORK/access.log" 2>"$WORK/meridian-log.log" &
+PIDS+=($!)
+for p in 18000 18080 18081 18082 18083 18443 18444 18445 18446; do
+  for i in $(seq 1 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break
+    sleep 0.1
+  done
+done
+
+declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083)
+declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446)
+TARGETS=(nginx haproxy meridian meridian-log)
+CASES=(small 16k https close https-close)
+RES="$WORK/results.txt"
+: > "$RES"
+
+# wrk: prints "rps p99ms"
+run_wrk() { # target case
+  local t=$1 c=$2 url conns=64 hdr=()
+  case $c in
+    small) url="http://127.0.0.1:${PORT[$t]}/" ;;
+    16k) url="http://127.0.0.1:${PORT[$t]}/16k" ;;
+    https) url="https://127.0.0.1:${TLSPORT[$t]}/" ;;
+    close) url="http://127.0.0.1:${PORT[$t]}/"; conns=16; hdr=(-H "Connection: close") ;;
+    https-close) url="https://127.0.0.1:${TLSPORT[$t]}/"; conns=16; hdr=(-H "Connection: close") ;;
+  esac
+  wrk -t1 -c"$conns" -d"$DURATION" --latency "${hdr[@]}" "$url" 2>/dev/null | awk '
+    /Requests\/sec/ {rps=$2}
+    /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
+    END {printf "%s %s\n", rps+0, p99+0}'
+}
+
+run_rate() { # target: prints "rate p99ms"
+  local t=$1
+  [ -x "$BIN/vegeta" ] || { echo "0 0"; return; }
+  echo "GET http://127.0.0.1:${PORT[$t]}/" | "$BIN/vegeta" attack -rate="$RATE" -duration="$DURATION" -keepalive=true -max-connections=256 2>/dev/null \
+    | "$BIN/vegeta" report -type=json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["throughput"], r["latencies"]["99th"]/1e6)'
+}
+
+echo "warming up"
+for t in "${TARGETS[@]}"; do run_wrk "$t" small >/dev/null; run_wrk "$t" https >/dev/null; done
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS"
+  for c in "${CASES[@]}"; do
+    for t in "${TARGETS[@]}"; do
+      echo "$round $c $t $(run_wrk "$t" "$c")" >> "$RES"
+    done
+  done
+  for t in "${TARGETS[@]}"; do
+    echo "$round rate-$RATE $t $(run_rate "$t")" >> "$RES"
+  done
+done
+
+python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee results.md
+import statistics, sys, collections, platform, os
+path, rounds, duration = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = collections.defaultdict(lambda: ([], []))
+for line in open(path):
+    r, case, target, rps, p99 = line.split()
+    rows[(case, target)][0].append(float(rps)); rows[(case, target)][1].append(float(p99))
+cases = []
+for (c, _) in rows:
+    if c not in cases: cases.append(c)
+print(f"# Meridian data-plane benchmark\n\n{rounds} interleaved rounds of {duration} per case, medians; "
+      f"wrk -t1 (64 connections, 16 for new-connection cases); {os.cpu_count()} CPUs shared by wrk, backend and proxy.\n")
+print("| case | target | req/s | p99 ms | req/s vs nginx | p99 vs nginx |")
+print("|---|---|---|---|---|---|")
+for c in cases:
+    base = rows.get((c, "nginx"))
+    brps = statistics.median(base[0]) if base else 0
+    bp99 = statistics.median(base[1]) if base else 0
+    for t in ["nginx", "haproxy", "meridian", "meridian-log"]:
+        if (c, t) not in rows: continue
+        rps = statistics.median(rows[(c, t)][0]); p99 = statistics.median(rows[(c, t)][1])
+        rr = f"{rps/brps:.2f}x" if brps else "-"
+        pr = f"{p99/bp99:.2f}x" if bp99 else "-"
+        print(f"| {c} | {t} | {rps:,.0f} | {p99:.2f} | {rr} | {pr} |")
+PY
+echo "raw results: $RES"
