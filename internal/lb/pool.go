@@ -46,7 +46,10 @@ type Pool struct {
 	eps      map[string]*Endpoint // by resolved address
 	hosts    map[string][]string  // host name -> last resolved IPs (sorted)
 	closed   bool
-	resolver context.CancelFunc
+	resolver context.CancelFunc // stops the re-resolution loop
+	// names and interval the running loop was started with
+	resolverNames    []string
+	resolverInterval time.Duration
 }
 
 func newPool(r *Registry, id string) *Pool {

@@ -211,18 +211,23 @@ func (r *Registry) lookup(ctx context.Context, host string) ([]string, error) {
 
 // startResolverLocked (re)starts the pool's background re-resolution of
 // names every ResolveInterval (every 2s at most while a name has never
-// resolved).
+// resolved). A loop already running for the same names and interval is
+// left alone, so frequent updates do not keep postponing re-resolution.
 func (p *Pool) startResolverLocked(names []string) {
+	interval := p.cfg.ResolveInterval
+	if p.resolver != nil && slices.Equal(p.resolverNames, names) && p.resolverInterval == interval {
+		return
+	}
 	if p.resolver != nil {
 		p.resolver()
 		p.resolver = nil
 	}
+	p.resolverNames, p.resolverInterval = names, interval
 	if len(names) == 0 || p.closed {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p.resolver = cancel
-	interval := p.cfg.ResolveInterval
 	p.reg.wg.Add(1)
 	go func() {
 		defer p.reg.wg.Done()

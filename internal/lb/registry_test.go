@@ -408,3 +408,19 @@ func TestHealthCheckTLSEquality(t *testing.T) {
 		t.Error("callbacks or nil compared wrongly")
 	}
 }
+
+func TestFrequentUpdatesDoNotPostponeReResolution(t *testing.T) {
+	res := &fakeResolver{answers: map[string][]string{"svc.internal": {"10.2.0.1"}}}
+	r, _ := newTestRegistry(t, RegistryOptions{Resolver: res})
+	cfg := PoolConfig{ID: "p", Endpoints: []EndpointConfig{{Address: "svc.internal:80"}}, ResolveInterval: 60 * time.Millisecond}
+	p := mustPool(t, r, cfg)
+	res.set("svc.internal", "10.2.0.2")
+	deadline := time.Now().Add(5 * time.Second)
+	for byAddr(p, "10.2.0.2:80") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("updates every 10ms kept the name from being re-resolved")
+		}
+		mustPool(t, r, cfg)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
