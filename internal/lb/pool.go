@@ -237,6 +237,12 @@ func (p *Pool) apply(ctx context.Context, cfg PoolConfig) error {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for n := range known {
+		// The resolver loop may have refreshed a cached name meanwhile.
+		if cur, ok := p.hosts[n]; ok && !slices.Contains(todo, n) {
+			known[n] = cur
+		}
+	}
 	p.cfg = cfg
 	p.hosts = known
 	p.rebuildLocked()
