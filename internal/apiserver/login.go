@@ -67,12 +67,20 @@ func (s *Server) login(r *http.Request) (*LoginResponse, error) {
 		return nil, errBadRequest("tenant, username and password are required")
 	}
 	fail := func(reason string) error {
-		tenant := req.Tenant
-		if !isDNSLabel(tenant) {
-			tenant = SystemTenant
+		// A denial belongs to the tenant's chain only when the tenant
+		// exists: made-up tenant names must not create chains.
+		tenant := SystemTenant
+		if isDNSLabel(req.Tenant) {
+			if _, err := s.st.Get(ctx, objKey(SystemTenant, objRef{Plural: s.pluralOf("Tenant"), Name: req.Tenant})); err == nil {
+				tenant = req.Tenant
+			}
+		}
+		name := req.Username
+		if !isDNSLabel(name) {
+			name = "(invalid)"
 		}
 		s.noteDenial(ctx, r, &reqCtx{Tenant: tenant, RemoteAddr: remoteAddr(r),
-			Principal: Principal{Tenant: tenant, Kind: v1.SubjectUser, Name: req.Username}}, "login", "User", "", errUnauthorized(reason))
+			Principal: Principal{Tenant: tenant, Kind: v1.SubjectUser, Name: name}}, "login", "User", "", errUnauthorized(reason))
 		return errLoginFailed
 	}
 	if !isDNSLabel(req.Tenant) || !isDNSLabel(req.Username) {
