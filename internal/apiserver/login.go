@@ -75,12 +75,15 @@ func (s *Server) login(r *http.Request) (*LoginResponse, error) {
 				tenant = req.Tenant
 			}
 		}
-		name := req.Username
+		name, ptenant := req.Username, req.Tenant
 		if !isDNSLabel(name) {
 			name = "(invalid)"
 		}
+		if !isDNSLabel(ptenant) {
+			ptenant = "(invalid)"
+		}
 		s.noteDenial(ctx, r, &reqCtx{Tenant: tenant, RemoteAddr: remoteAddr(r),
-			Principal: Principal{Tenant: tenant, Kind: v1.SubjectUser, Name: name}}, "login", "User", "", errUnauthorized(reason))
+			Principal: Principal{Tenant: ptenant, Kind: v1.SubjectUser, Name: name}}, "login", "User", "", errUnauthorized(reason))
 		return errLoginFailed
 	}
 	if !isDNSLabel(req.Tenant) || !isDNSLabel(req.Username) {
