@@ -42,6 +42,9 @@ func readManifests(paths []string, stdin io.Reader) ([]v1.Object, error) {
 			objs = append(objs, got...)
 		}
 	}
+	if len(objs) == 0 {
+		return nil, fmt.Errorf("no objects found in %s", strings.Join(paths, ", "))
+	}
 	return objs, nil
 }
 

@@ -238,6 +238,8 @@ func TestReportError(t *testing.T) {
 		{errors.New("plain"), 1, "Error: plain\n"},
 		{&client.StatusError{Code: 422, Reason: "Invalid", Message: `OriginPool "x" is invalid`, Causes: []client.Cause{{Field: "spec.endpoints", Message: "required value"}, {Field: "spec.loadBalancing", Message: `unsupported value "fast"`}}}, 1,
 			"Error: OriginPool \"x\" is invalid\n  spec.endpoints: required value\n  spec.loadBalancing: unsupported value \"fast\"\n"},
+		{&client.StatusError{Code: 422, Reason: "Invalid", Message: `OriginPool "x" is invalid: spec.a: bad; spec.b: worse`, Causes: []client.Cause{{Field: "spec.a", Message: "bad"}, {Field: "spec.b", Message: "worse"}}}, 1,
+			"Error: OriginPool \"x\" is invalid\n  spec.a: bad\n  spec.b: worse\n"},
 		{wrapf("originpool/x", &client.StatusError{Code: 404, Reason: "NotFound", Message: `OriginPool "x" not found`}), 1, "Error: originpool/x: OriginPool \"x\" not found\n"},
 		{&ExitError{Code: 2, Err: errors.New("boom")}, 2, "Error: boom\n"},
 		{silentExit(1), 1, ""},

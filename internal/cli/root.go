@@ -122,6 +122,13 @@ func ReportError(w io.Writer, err error) int {
 		if msg == "" {
 			msg = se.Reason
 		}
+		// The console may repeat the causes in its message; they are
+		// printed one per line below.
+		if len(se.Causes) > 0 && se.Causes[0].Field != "" {
+			if i := strings.Index(msg, ": "+se.Causes[0].Field+": "); i > 0 {
+				msg = msg[:i]
+			}
+		}
 		// Keep what the CLI wrapped around the Status (e.g. "originpool/shop: ").
 		if full := err.Error(); se.Error() != full && strings.HasSuffix(full, se.Error()) {
 			msg = strings.TrimSuffix(full, se.Error()) + msg
