@@ -255,7 +255,14 @@ func (k *Keyring) Reload(ctx context.Context) error {
 	k.loadMu.Lock()
 	defer k.loadMu.Unlock()
 	keys := map[string]cipher.AEAD{}
-	opts := store.ListOptions{Limit: 500}
+	// The primary pointer and the data keys are read at one revision, so a
+	// key created (with its pointer) by another console in between is seen
+	// either entirely or not at all.
+	rev, err := k.st.Revision(ctx)
+	if err != nil {
+		return fmt.Errorf("loading data keys: %w", err)
+	}
+	opts := store.ListOptions{Limit: 500, Revision: rev}
 	for {
 		res, err := k.st.List(ctx, k.prefix+"data/", opts)
 		if err != nil {
@@ -273,7 +280,7 @@ func (k *Keyring) Reload(ctx context.Context) error {
 		}
 		opts.After, opts.Revision = res.Items[len(res.Items)-1].Key, res.Revision
 	}
-	primary, err := k.readPrimary(ctx)
+	primary, err := k.readPrimaryAt(ctx, rev)
 	if err != nil {
 		return err
 	}
@@ -299,9 +306,25 @@ func (k *Keyring) readPrimary(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("loading primary data key: %w", err)
 	}
+	return parsePrimary(kv.Value)
+}
+
+// readPrimaryAt reads the primary pointer at store revision rev.
+func (k *Keyring) readPrimaryAt(ctx context.Context, rev int64) (string, error) {
+	res, err := k.st.List(ctx, k.primaryKey(), store.ListOptions{Revision: rev, Limit: 1})
+	if err != nil {
+		return "", fmt.Errorf("loading primary data key: %w", err)
+	}
+	if len(res.Items) == 0 || res.Items[0].Key != k.primaryKey() {
+		return "", nil
+	}
+	return parsePrimary(res.Items[0].Value)
+}
+
+func parsePrimary(value []byte) (string, error) {
 	var p primaryRecord
-	if err := json.Unmarshal(kv.Value, &p); err != nil || p.ID == "" {
-		return "", fmt.Errorf("loading primary data key: malformed record %q", kv.Value)
+	if err := json.Unmarshal(value, &p); err != nil || p.ID == "" {
+		return "", fmt.Errorf("loading primary data key: malformed record %q", value)
 	}
 	return p.ID, nil
 }
