@@ -145,7 +145,11 @@ func orNone(s string) string {
 	return s
 }
 
+// short abbreviates a digest ("hmac-sha256:0123abcd...") to 12 hex digits.
 func short(s string) string {
+	if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		s = s[i+1:]
+	}
 	if len(s) > 12 {
 		return s[:12]
 	}

@@ -166,7 +166,7 @@ func TestAuditTable(t *testing.T) {
 		// The shape internal/audit.Record has on the wire.
 		{"seq": 1.0, "tenant": "acme", "time": "2026-11-25T11:00:00.123Z", "principal": "User:alice", "verb": "login", "kind": "User", "name": "alice", "outcome": "allowed", "code": 200.0, "clientAddr": "127.0.0.1:5555", "prevHash": "", "hash": "aa"},
 		{"seq": 2.0, "tenant": "acme", "time": "2026-11-25T11:01:00Z", "principal": "APIToken:scraper", "verb": "get", "kind": "OriginPool", "namespace": "retail", "outcome": "denied", "code": 403.0, "reason": "forbidden", "count": 57.0, "prevHash": "aa", "hash": "bb"},
-		{"seq": 3.0, "tenant": "acme", "time": "2026-11-25T11:02:00Z", "principal": "User:alice", "verb": "update", "kind": "OriginPool", "namespace": "retail", "name": "shop", "outcome": "allowed", "code": 200.0, "beforeDigest": "0123456789abcdef0123", "afterDigest": "fedcba9876543210", "prevHash": "bb", "hash": "cc"},
+		{"seq": 3.0, "tenant": "acme", "time": "2026-11-25T11:02:00Z", "principal": "User:alice", "verb": "update", "kind": "OriginPool", "namespace": "retail", "name": "shop", "outcome": "allowed", "code": 200.0, "beforeDigest": "hmac-sha256:0123456789abcdef0123", "afterDigest": "hmac-sha256:fedcba9876543210", "prevHash": "bb", "hash": "cc"},
 	}
 	var buf bytes.Buffer
 	if err := printAuditTable(&buf, records, false, testNow); err != nil {
