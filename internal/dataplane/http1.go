@@ -263,7 +263,11 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 			x.Status = x.Reply.Status
 		}
 	}
-	x.BytesOut = int64(len(ctx.Response.Body()))
+	if ctx.Response.IsBodyStream() {
+		x.BytesOut = int64(max(ctx.Response.Header.ContentLength(), 0))
+	} else {
+		x.BytesOut = int64(len(ctx.Response.Body()))
+	}
 	st.observe(x)
 	pl.Done(x)
 	hx.ctx = nil
@@ -464,6 +468,10 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 		oc := s.origins.get(cp, ep)
 		ep.Begin()
 		t0 := time.Now()
+		// Event streams, and routes seen to answer with large bodies,
+		// stream through (chunked answers are flushed chunk by chunk);
+		// other answers are buffered, which costs no allocation.
+		resp.StreamBody = oc.pool.ProxyProtocol == 0 && (rm != nil && rm.streamy.Load() || acceptsEventStream(&ctx.Request))
 		err := oc.do(&ctx.Request, resp, tryDeadline, x.Peer, s.localAddr(ctx))
 		d := time.Since(t0)
 		x.UpstreamTime += d
@@ -481,7 +489,16 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 		exclude = ep
 		if err == nil {
 			if rt.Retry != nil && try+1 < attempts && rt.Retry.RetryOnStatus(res.Status) {
+				_ = resp.CloseBodyStream()
 				continue
+			}
+			if rm != nil && !resp.IsBodyStream() && len(resp.Body()) > smallBody {
+				rm.streamy.Store(true)
+			}
+			if resp.IsBodyStream() {
+				if cl := resp.Header.ContentLength(); cl >= 0 && cl <= smallBody || s.wantsRespBody(x) {
+					_ = resp.Body() // buffer it and give the connection back
+				}
 			}
 			lastErr = nil
 			if cp.AffinityCookie != "" && string(ctx.Request.Header.Cookie(cp.AffinityCookie)) != ep.ID() {
@@ -524,6 +541,19 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	if clientClose {
 		ctx.SetConnectionClose()
 	}
+}
+
+// smallBody is the largest fixed-length response body buffered rather
+// than streamed.
+const smallBody = 64 << 10
+
+func acceptsEventStream(req *fasthttp.Request) bool {
+	return bytes.Contains(req.Header.Peek("Accept"), []byte("text/event-stream"))
+}
+
+func (s *Server) wantsRespBody(x *Exchange) bool {
+	pl := s.state.Load().pipelines[x.VHost]
+	return pl != nil && pl.WantsResponseBody()
 }
 
 func (s *Server) localAddr(ctx *fasthttp.RequestCtx) netip.AddrPort {

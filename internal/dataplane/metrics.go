@@ -65,6 +65,9 @@ type routeMetrics struct {
 	retries prometheus.Counter
 	budget  retryBudget
 	rt      *config.Route
+	// streamy is set once the route answered with a large body: its
+	// answers are streamed from then on.
+	streamy atomic.Bool
 }
 
 type lbMetrics struct {
