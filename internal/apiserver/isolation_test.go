@@ -242,6 +242,27 @@ func testTenantIsolationMatrix(t *testing.T, open storeOpener) {
 			t.Errorf("%s: %d %s", rq.label, codes[0], answers[0])
 		}
 	}
+	// Real creates (then the same again: a conflict) answer the same for a
+	// name B uses as for a fresh one.
+	for _, ki := range kinds {
+		for round := 0; round < 2; round++ {
+			var answers [2]string
+			var codes [2]int
+			for i, p := range []pair{existing, missing} {
+				ns, path := "", "/api/v1/"+ki.Plural
+				if ki.Scope == v1.ScopeNamespaced {
+					ns, path = "shared", "/api/v1/namespaces/shared/"+ki.Plural
+				}
+				r := e.do("POST", path, a, sample(t, ki.Kind, ns, p.name))
+				codes[i], answers[i] = r.code, normalizeBody(r.body, names)
+			}
+			want := []int{201, 409}[round]
+			if codes[0] != want || codes[0] != codes[1] || answers[0] != answers[1] {
+				t.Errorf("%s create round %d: answers differ:\n B's: %d %s\n none: %d %s", ki.Kind, round, codes[0], answers[0], codes[1], answers[1])
+			}
+		}
+	}
+
 	// Nothing A did changed B's objects.
 	for _, ki := range kinds {
 		path := "/api/v1/" + ki.Plural + "/bx-0"
