@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -266,5 +267,66 @@ spec:
 	out = r.ok("delete", "-f", filepath.Join(dir, "cfg"))
 	if want := "httploadbalancer/shop deleted\noriginpool/web deleted\noriginpool/api deleted\nnamespace/retail deleted\n"; out != want {
 		t.Fatalf("delete -f:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestGetWatchAgainstConsole(t *testing.T) {
+	r := runner{t: t, config: startConsole(t)}
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "ns.yaml"), namespaceDoc)
+	write(t, filepath.Join(dir, "web.yaml"), webPool)
+	r.ok("apply", "-f", filepath.Join(dir, "ns.yaml"))
+	r.ok("apply", "-f", filepath.Join(dir, "web.yaml"))
+
+	var out, errOut syncBuffer
+	streams := cli.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut}
+	root := cli.NewRootCommand(streams)
+	root.SetArgs([]string{"get", "op", "--watch", "-o", "name", "--config", r.config})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	waitFor := func(what string, cond func(string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond(out.String()) {
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("timed out waiting for %s; stdout:\n%s\nstderr:\n%s", what, out.String(), errOut.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("the initial list", func(s string) bool { return s == "originpool/web\n" })
+	write(t, filepath.Join(dir, "api.yaml"), strings.NewReplacer("name: web", "name: api", "9000", "9001").Replace(webPool))
+	r.ok("apply", "-f", filepath.Join(dir, "api.yaml"))
+	waitFor("the new pool", func(s string) bool { return strings.Contains(s, "originpool/api\n") })
+	r.ok("delete", "op", "web")
+	waitFor("the deletion", func(s string) bool { return strings.Count(s, "originpool/web\n") == 2 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("watch ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("get --watch did not stop on cancel")
 	}
 }
