@@ -130,7 +130,11 @@ func (s *Server) newH1Server(l *listener, t config.Timeouts) *fasthttp.Server {
 				mc.meta.raw.Close()
 			}
 		},
+		// Bodies up to MaxRequestBodySize are read before the handler runs
+		// (and can be replayed on retries); larger and chunked bodies
+		// stream to the origin as they arrive.
 		MaxRequestBodySize:           s.opts.MaxRequestBodySize,
+		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		SecureErrorLogMessage:        true,
@@ -221,7 +225,12 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	x.Peer = mc.meta.peer
 	x.Start = time.Now()
 	x.Listener, x.VHost = lc, vh
-	x.BytesIn = int64(len(req.Header.RawHeaders()) + len(req.Body()))
+	x.BytesIn = int64(len(req.Header.RawHeaders()))
+	if req.IsBodyStream() {
+		x.BytesIn += int64(max(req.Header.ContentLength(), 0))
+	} else {
+		x.BytesIn += int64(len(req.Body()))
+	}
 	resolveClient(x, vh)
 	x.Route = vh.Match(x.routeRequest())
 	pl := st.pipelines[vh]
@@ -414,6 +423,14 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	}
 	defer pool.Release()
 	clientClose := ctx.Request.Header.ConnectionClose()
+	replayable := true
+	if ctx.Request.IsBodyStream() {
+		if cl := ctx.Request.Header.ContentLength(); cl >= 0 && cl <= s.opts.MaxRequestBodySize {
+			_ = ctx.Request.Body() // already buffered: make it replayable
+		} else {
+			replayable = false
+		}
+	}
 	s.prepareH1(hx)
 	if rt.Mirror != nil {
 		s.mirrorH1(&ctx.Request, x, rt.Mirror)
@@ -428,7 +445,7 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 		}
 	}
 	attempts := 1
-	if r := rt.Retry; r != nil && (r.NonIdempotent || idempotent(x.Method)) {
+	if r := rt.Retry; r != nil && replayable && (r.NonIdempotent || idempotent(x.Method)) {
 		attempts += r.Attempts
 	}
 	timeout := rt.Timeout

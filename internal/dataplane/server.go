@@ -40,8 +40,9 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// Limits bound request heads (default h1.DefaultLimits).
 	Limits h1.Limits
-	// MaxRequestBodySize bounds buffered HTTP/1.1 request bodies (default
-	// 64 MiB).
+	// MaxRequestBodySize is the largest HTTP/1.1 request body read in full
+	// before forwarding (so that it can be replayed on a retry); larger
+	// and chunked bodies stream through (default 1 MiB).
 	MaxRequestBodySize int
 	// DefaultRouteTimeout bounds an HTTP/1.1 origin exchange when the route
 	// sets no timeout (default 60s).
@@ -94,7 +95,7 @@ func New(opts Options) *Server {
 		opts.Limits = h1.DefaultLimits
 	}
 	if opts.MaxRequestBodySize == 0 {
-		opts.MaxRequestBodySize = 64 << 20
+		opts.MaxRequestBodySize = 1 << 20
 	}
 	if opts.DefaultRouteTimeout <= 0 {
 		opts.DefaultRouteTimeout = 60 * time.Second

@@ -76,3 +76,31 @@ func TestHTTP1Streaming(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTP1LargeUploads(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, _ := io.Copy(h, r.Body)
+		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+	}))
+	defer backend.Close()
+	port := freePort(t)
+	startServer(t, pool("a", hostOf(backend.URL))+lbYAML(port, "a"), Options{})
+	body := bytes.Repeat([]byte("upload-"), 1<<20) // 7 MiB
+	want := fmt.Sprintf("%d %x", len(body), sha256.Sum256(body))
+	for _, chunked := range []bool{false, true} {
+		var rd io.Reader = bytes.NewReader(body)
+		if chunked {
+			rd = io.MultiReader(rd) // hides the length: sent chunked
+		}
+		resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/up", port), "application/octet-stream", rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(got) != want {
+			t.Fatalf("chunked=%v: %d %q", chunked, resp.StatusCode, got)
+		}
+	}
+}
