@@ -624,14 +624,16 @@ func (s *Server) planRefs(ctx context.Context, p *writePlan) error {
 	if err != nil {
 		return err
 	}
-	oldRefs := map[objRef]bool{}
+	oldRefs := map[objRef]string{} // target -> field of the first reference
 	if p.old != nil {
 		olds, err := s.refsOf(p.old)
 		if err != nil {
 			return err
 		}
 		for _, r := range olds {
-			oldRefs[r.target] = true
+			if _, ok := oldRefs[r.target]; !ok {
+				oldRefs[r.target] = r.field
+			}
 		}
 	}
 	var causes v1.FieldErrors
@@ -657,9 +659,14 @@ func (s *Server) planRefs(ctx context.Context, p *writePlan) error {
 		}
 		seen[r.target] = true
 		p.cmp(kv.Key, kv.ModRevision)
-		rv, _ := json.Marshal(refValue{Kind: p.info.Kind, Field: r.field})
-		p.put(refKey(p.tenant, r.target, p.ref), rv)
-		if !oldRefs[r.target] {
+		// Index entries are written only when they change, so that an
+		// update stays a small transaction.
+		oldField, had := oldRefs[r.target]
+		if !had || oldField != r.field {
+			rv, _ := json.Marshal(refValue{Kind: p.info.Kind, Field: r.field})
+			p.put(refKey(p.tenant, r.target, p.ref), rv)
+		}
+		if !had {
 			p.put(guardKey(p.tenant, r.target), []byte(p.ref.suffix()))
 		}
 	}
@@ -667,7 +674,7 @@ func (s *Server) planRefs(ctx context.Context, p *writePlan) error {
 		return errInvalid(p.info.Kind, p.ref.Name, causes)
 	}
 	for t := range oldRefs {
-		if !seen[t] {
+		if !seen[t] && t != p.ref {
 			p.del(refKey(p.tenant, t, p.ref))
 		}
 	}
