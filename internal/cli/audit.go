@@ -33,6 +33,10 @@ func newAuditLogCommand(f *factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "log",
 		Short: "List audit records: who did what, when, from where",
+		Long: `List the tenant's audit records, oldest first: every write, login and
+token creation, and denied requests (aggregated per principal and minute).
+Narrow the window with --since/--until and the filters; --limit bounds the
+number of records (the console caps it at 1000).`,
 		Example: `  # The last 50 records
   meridian audit log --limit 50
 

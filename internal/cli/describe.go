@@ -19,6 +19,10 @@ import (
 // describeAuditLimit is how many recent audit records describe shows.
 const describeAuditLimit = 10
 
+// describeAuditWindow is how many records of the object describe reads to
+// find the most recent ones (the console's maximum page).
+const describeAuditWindow = 1000
+
 func newDescribeCommand(streams IOStreams) *cobra.Command {
 	f := &factory{streams: streams}
 	cmd := &cobra.Command{
@@ -67,11 +71,16 @@ about it (when the caller may read the audit log).`,
 }
 
 func recentAudit(ctx context.Context, c *client.Client, ki v1.KindInfo, obj *client.Raw) ([]client.AuditRecord, error) {
-	l, err := c.AuditRecords(ctx, client.AuditFilter{Kind: ki.Kind, Namespace: obj.Metadata.Namespace, Name: obj.Metadata.Name, Limit: describeAuditLimit})
+	// The console lists oldest first: fetch a window and keep its tail.
+	l, err := c.AuditRecords(ctx, client.AuditFilter{Kind: ki.Kind, Namespace: obj.Metadata.Namespace, Name: obj.Metadata.Name, Limit: describeAuditWindow})
 	if err != nil {
 		return nil, err
 	}
-	return l.Items, nil
+	items := l.Items
+	if len(items) > describeAuditLimit {
+		items = items[len(items)-describeAuditLimit:]
+	}
+	return items, nil
 }
 
 // describeObject writes the human-readable description of obj.
