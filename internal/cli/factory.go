@@ -127,6 +127,10 @@ func (f *factory) client() (*client.Client, Context, error) {
 	return c, ctx, err
 }
 
+// NewClient returns an API client for a CLI context (server, CA, token,
+// and X-Meridian-Tenant when ActAsTenant is set), for tools and tests.
+func NewClient(ctx Context) (*client.Client, error) { return clientFor(ctx) }
+
 func clientFor(ctx Context) (*client.Client, error) {
 	cfg := client.Config{Server: ctx.Server, Token: ctx.Token, CAData: []byte(ctx.CAData), UserAgent: "meridian-cli"}
 	if ctx.ActAsTenant {
