@@ -413,10 +413,9 @@ type writePlan struct {
 	objCmp    int64 // compare on the object key
 	pinned    bool  // objCmp came from the client (conflict goes back to it)
 	txn       store.Txn
-	after     func(rev int64) // runs after a successful commit
-	respond   func() any      // extra response decoration (APIToken token)
-	note      string          // added to the audit record
-	auditOnly bool            // the audit record names no object state (login)
+	respond   func() any // extra response decoration (APIToken token)
+	note      string     // added to the audit record
+	auditOnly bool       // the audit record names no object state (login)
 }
 
 func (p *writePlan) put(key string, v []byte) { p.txn.Ops = append(p.txn.Ops, store.Put(key, v)) }
@@ -738,9 +737,6 @@ func (s *Server) commit(ctx context.Context, p *writePlan, dryRun bool) (any, er
 				return nil, errRetry
 			}
 			return nil, errInternal(fmt.Errorf("writing %s %q: %w", p.info.Kind, p.ref.Name, err))
-		}
-		if p.after != nil {
-			p.after(rev)
 		}
 	}
 	if p.obj == nil {

@@ -1,7 +1,6 @@
 package apiserver
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -195,8 +194,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ctx := withRequest(r.Context(), rc)
-	r = r.WithContext(ctx)
 	if err := s.route(w, r, rc, rest); err != nil {
 		writeError(w, err)
 	}
@@ -322,10 +319,4 @@ type reqCtx struct {
 	// X-Meridian-Tenant for a system admin).
 	Tenant     string
 	RemoteAddr string
-}
-
-type reqCtxKey struct{}
-
-func withRequest(ctx context.Context, rc *reqCtx) context.Context {
-	return context.WithValue(ctx, reqCtxKey{}, rc)
 }
