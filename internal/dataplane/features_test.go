@@ -317,3 +317,78 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1, h2c: true}], d
 		t.Fatalf("h1 on h2c listener: %d %q", resp.StatusCode, body)
 	}
 }
+
+func TestOutlierEjection(t *testing.T) {
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
+	defer bad.Close()
+	good, _ := echoBackend(t, "good")
+	port := freePort(t)
+	s := startServer(t, fmt.Sprintf(`apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: p, namespace: t}
+spec:
+  endpoints: [{address: %q}, {address: %q}]
+  outlierDetection: {consecutive5xx: 3, maxEjectionPercent: 50, baseEjectionTime: 30s}
+`, hostOf(bad.URL), hostOf(good.URL))+lbYAML(port, "p"), Options{})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	for i := 0; i < 10; i++ {
+		get(t, base+"/", nil)
+	}
+	var ejected int
+	for _, e := range s.Registry().Pool("t/p").Stats().Endpoints {
+		if e.Ejected {
+			ejected++
+			if e.Address != hostOf(bad.URL) {
+				t.Fatalf("good endpoint ejected: %+v", e)
+			}
+		}
+	}
+	if ejected != 1 {
+		t.Fatalf("ejected %d endpoints", ejected)
+	}
+	for i := 0; i < 10; i++ {
+		if resp, _ := get(t, base+"/", nil); resp.StatusCode != 200 {
+			t.Fatalf("ejected endpoint still served: %d", resp.StatusCode)
+		}
+	}
+}
+
+func TestClientTimeouts(t *testing.T) {
+	a, _ := echoBackend(t, "a")
+	port := freePort(t)
+	startServer(t, pool("a", hostOf(a.URL))+fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  defaultPool: a
+  timeouts: {requestHeader: 200ms, requestBody: 200ms, idle: 300ms}
+`, port), Options{})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	closedWithin := func(send string, limit time.Duration) bool {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, send)
+		_ = c.SetReadDeadline(time.Now().Add(limit))
+		_, err = io.ReadAll(c)
+		ne, ok := err.(net.Error)
+		return !(ok && ne.Timeout())
+	}
+	// A head that never ends (slowloris) is cut off.
+	if !closedWithin("GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ", 2*time.Second) {
+		t.Fatal("slow head not cut off")
+	}
+	// A body that never arrives is cut off.
+	if !closedWithin("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nabc", 2*time.Second) {
+		t.Fatal("slow body not cut off")
+	}
+	// An idle keep-alive connection is closed.
+	if !closedWithin("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 2*time.Second) {
+		t.Fatal("idle connection kept")
+	}
+}
