@@ -179,3 +179,16 @@ func TestDevWritesContext(t *testing.T) {
 	p.waitFor(reDevReady, 60*time.Second)
 	mustRun(t, []string{"MERIDIAN_CONFIG=" + cfg}, "get", "namespaces")
 }
+
+// The example folder of the README applies as it is.
+func TestConsoleExamplesApply(t *testing.T) {
+	_, env, _ := startConsole(t, filepath.Join(t.TempDir(), "data"))
+	out := mustRun(t, env, "apply", "-f", "../../examples/console/")
+	if strings.Count(out, " created") != 7 {
+		t.Fatalf("apply examples/console:\n%s", out)
+	}
+	out = mustRun(t, env, "get", "httploadbalancer", "shop", "-n", "retail", "-o", "json")
+	if !strings.Contains(out, `"appFirewall": "shop-waf"`) {
+		t.Fatalf("get -o json:\n%s", out)
+	}
+}
