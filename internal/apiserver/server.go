@@ -195,6 +195,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.route(w, r, rc, rest); err != nil {
+		if ae := toAPIError(err); ae.code >= 500 {
+			s.log.Error("apiserver: request failed", "method", r.Method, "path", r.URL.Path, "tenant", rc.Tenant, "err", ae.message)
+		}
 		writeError(w, err)
 	}
 }
