@@ -106,7 +106,7 @@ func (s *Server) serveObjects(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	case "watch":
 		return s.handleWatch(ctx, w, r, tenant, t)
 	case "create":
-		body, err := s.readBody(r, false)
+		body, err := s.readObjectBody(r)
 		if err != nil {
 			return err
 		}
@@ -124,7 +124,7 @@ func (s *Server) serveObjects(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		if t.sub == "rollback" {
 			return s.handleRollback(ctx, w, r, rc, t, ref, dryRun)
 		}
-		body, err := s.readBody(r, false)
+		body, err := s.readObjectBody(r)
 		if err != nil {
 			return err
 		}
@@ -202,9 +202,19 @@ func parseDryRun(q map[string][]string) (bool, error) {
 	return true, nil
 }
 
+// readObjectBody reads an object (JSON or YAML, which the strict decoder
+// reads with line numbers).
+func (s *Server) readObjectBody(r *http.Request) ([]byte, error) {
+	return s.readBodyAs(r, false, false)
+}
+
 // readBody reads a request body within the size limit after checking its
 // Content-Type. YAML bodies are converted to JSON.
 func (s *Server) readBody(r *http.Request, patch bool) ([]byte, error) {
+	return s.readBodyAs(r, patch, true)
+}
+
+func (s *Server) readBodyAs(r *http.Request, patch, convertYAML bool) ([]byte, error) {
 	ct := r.Header.Get("Content-Type")
 	mt := "application/json"
 	if ct != "" {
@@ -237,7 +247,7 @@ func (s *Server) readBody(r *http.Request, patch bool) ([]byte, error) {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil, errBadRequest("request body is empty")
 	}
-	if isYAML {
+	if isYAML && convertYAML {
 		j, err := yaml.YAMLToJSON(body)
 		if err != nil {
 			return nil, errBadRequest("decoding YAML body: %v", err)
