@@ -342,7 +342,7 @@ func testBadInput(t *testing.T, open storeOpener) {
 		{"post with name", "POST", base + "/x", `{}`, "", 405, ReasonMethodNotAllowed, ""},
 		{"bad limit", "GET", base + "?limit=-1", ``, "", 400, ReasonBadRequest, ""},
 		{"bad dryRun", "POST", base + "?dryRun=maybe", `{}`, "", 400, ReasonBadRequest, ""},
-		{"yaml unknown field", "POST", base, "apiVersion: meridian/v1\nkind: OriginPool\nmetadata: {name: y}\nspec:\n  endpoints: [{address: '127.0.0.1:1'}]\n  bogus: 1\n", "application/yaml", 422, ReasonInvalid, "spec.bogus"},
+		{"yaml unknown field", "POST", base, "apiVersion: meridian/v1\nkind: OriginPool\nmetadata: {name: yy}\nspec:\n  endpoints: [{address: '127.0.0.1:1'}]\n  bogus: 1\n", "application/yaml", 422, ReasonInvalid, "spec.bogus"},
 		{"yaml syntax", "POST", base, "apiVersion: meridian/v1\nkind: [\n", "application/yaml", 400, ReasonBadRequest, ""},
 		{"yaml ok but invalid", "POST", base, "apiVersion: meridian/v1\nkind: OriginPool\nmetadata: {name: y}\nspec: {endpoints: []}\n", "application/yaml", 422, ReasonInvalid, ""},
 	}
