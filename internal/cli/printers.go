@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"sort"
@@ -343,14 +345,35 @@ func wideColumns(kind string) []column {
 		}
 	case "RateLimiter":
 		return []column{
-			{"RULES", func(m map[string]any) string { return count(m, "spec", "rules") }},
+			{"RATE", func(m map[string]any) string {
+				r := str(m, "spec", "rate")
+				if per := str(m, "spec", "per"); r != "" && per != "" {
+					r += "/" + per
+				}
+				return r
+			}},
+			{"BURST", func(m map[string]any) string { return str(m, "spec", "burst") }},
 		}
 	case "Certificate":
 		return []column{
-			{"DOMAINS", func(m map[string]any) string {
-				return first(m, []string{"status", "dnsNames"}, []string{"spec", "domains"}, []string{"status", "domains"})
+			{"DNS-NAMES", func(m map[string]any) string {
+				if c := leafCert(str(m, "spec", "certificate")); c != nil {
+					return truncList(c.DNSNames)
+				}
+				return ""
 			}},
-			{"NOT-AFTER", func(m map[string]any) string { return first(m, []string{"status", "notAfter"}) }},
+			{"NOT-AFTER", func(m map[string]any) string {
+				if c := leafCert(str(m, "spec", "certificate")); c != nil {
+					return c.NotAfter.UTC().Format(time.RFC3339)
+				}
+				return ""
+			}},
+			{"KEY", func(m map[string]any) string {
+				if str(m, "spec", "privateKey") != "" {
+					return "set"
+				}
+				return "unset"
+			}},
 		}
 	case "Role":
 		return []column{
@@ -374,9 +397,8 @@ func wideColumns(kind string) []column {
 		}
 	case "User":
 		return []column{
-			{"DISPLAY-NAME", func(m map[string]any) string {
-				return first(m, []string{"spec", "displayName"}, []string{"spec", "email"})
-			}},
+			{"DISPLAY-NAME", func(m map[string]any) string { return str(m, "spec", "displayName") }},
+			{"DISABLED", func(m map[string]any) string { return boolStr(m, "spec", "disabled") }},
 		}
 	case "VirtualSite":
 		return []column{
@@ -387,16 +409,53 @@ func wideColumns(kind string) []column {
 			{"EXPIRES", func(m map[string]any) string {
 				return first(m, []string{"status", "expiresAt"}, []string{"spec", "expires"})
 			}},
-			{"USES", func(m map[string]any) string { return str(m, "status", "uses") }},
+			{"USES", func(m map[string]any) string { return orZero(str(m, "status", "uses")) }},
 			{"MAX-USES", func(m map[string]any) string { return str(m, "spec", "maxUses") }},
+			{"AUTO-APPROVE", func(m map[string]any) string { return boolStr(m, "spec", "autoApprove") }},
 		}
 	case "Site":
 		return []column{
-			{"STATE", func(m map[string]any) string {
-				return first(m, []string{"status", "state"}, []string{"status", "phase"})
-			}},
+			{"STATE", func(m map[string]any) string { return str(m, "status", "state") }},
+			{"ONLINE", func(m map[string]any) string { return boolStr(m, "status", "online") }},
+			{"LAST-SEEN", func(m map[string]any) string { return str(m, "status", "lastSeen") }},
+			{"APPLIED", func(m map[string]any) string { return str(m, "status", "appliedVersion") }},
 			{"LABELS", func(m map[string]any) string { return str(m, "metadata", "labels") }},
 		}
 	}
 	return nil
+}
+
+// boolStr prints a boolean field, false when absent (omitempty).
+func boolStr(m map[string]any, keys ...string) string {
+	if b, ok := get(m, keys...).(bool); ok && b {
+		return "true"
+	}
+	return "false"
+}
+
+func orZero(s string) string {
+	if s == "" {
+		return "0"
+	}
+	return s
+}
+
+// leafCert parses the first certificate of a PEM bundle (nil if none).
+func leafCert(pemData string) *x509.Certificate {
+	rest := []byte(pemData)
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return nil
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil
+		}
+		return c
+	}
 }

@@ -2,6 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"errors"
 	"flag"
 	"os"
@@ -101,9 +109,15 @@ func TestWideColumnsOtherKinds(t *testing.T) {
 		"ServicePolicy":    `{"kind":"ServicePolicy","metadata":{"name":"p","namespace":"retail"},"spec":{"mode":"enforce","rules":[{},{}],"defaultAction":"next"}}`,
 		"VirtualSite":      `{"kind":"VirtualSite","metadata":{"name":"eu"},"spec":{"selector":{"matchLabels":{"region":"eu","tier":"edge"}}}}`,
 		"Namespace":        `{"kind":"Namespace","metadata":{"name":"retail","creationTimestamp":"2024-11-25T12:00:00Z"}}`,
+		"RateLimiter":      `{"kind":"RateLimiter","metadata":{"name":"per-client","namespace":"retail"},"spec":{"rate":100,"per":"second","burst":200}}`,
+		"User":             `{"kind":"User","metadata":{"name":"alice"},"spec":{"displayName":"Alice","password":"(set)","disabled":true}}`,
+		"SiteToken":        `{"kind":"SiteToken","metadata":{"name":"eu"},"spec":{"expires":"72h0m0s","maxUses":25000,"autoApprove":true},"status":{"uses":3,"expiresAt":"2026-11-28T12:00:00Z"}}`,
+		"Site":             `{"kind":"Site","metadata":{"name":"station-1","labels":{"region":"eu"}},"status":{"state":"approved","online":true,"lastSeen":"2026-11-25T11:59:58Z","appliedVersion":"42-ab12"}}`,
+		"Certificate":      certificateJSON(t),
 	}
 	var buf bytes.Buffer
-	for _, kind := range []string{"HTTPLoadBalancer", "TCPLoadBalancer", "RoleBinding", "ServicePolicy", "VirtualSite", "Namespace"} {
+	for _, kind := range []string{"HTTPLoadBalancer", "TCPLoadBalancer", "RoleBinding", "ServicePolicy", "VirtualSite", "Namespace",
+		"RateLimiter", "User", "SiteToken", "Site", "Certificate"} {
 		ki, ok := v1.LookupKind(kind)
 		if !ok {
 			t.Fatalf("kind %s not registered", kind)
@@ -294,4 +308,26 @@ metadata: {name: retail}
 			t.Errorf("%s: carriesSecret = %v, want %v", o.GetMetadata().Name, got, want[i])
 		}
 	}
+}
+
+// certificateJSON returns a Certificate object holding a fresh self-signed
+// certificate for shop.example.com valid until 2027-01-01.
+func certificateJSON(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "shop"},
+		DNSNames: []string{"shop.example.com", "www.shop.example.com"}, NotBefore: testNow.Add(-time.Hour),
+		NotAfter: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemData := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	obj := map[string]any{"kind": "Certificate", "metadata": map[string]any{"name": "shop-cert", "namespace": "retail"},
+		"spec": map[string]any{"certificate": string(pemData), "privateKey": "(set)"}}
+	data, _ := json.Marshal(obj)
+	return string(data)
 }
