@@ -215,3 +215,21 @@ func TestAPIResources(t *testing.T) {
 		}
 	}
 }
+
+func TestParseLabelArgs(t *testing.T) {
+	set, remove, err := parseLabelArgs([]string{"a=1", "b=", "c-"})
+	if err != nil || set["a"] != "1" || set["b"] != "" || len(set) != 2 || len(remove) != 1 || remove[0] != "c" {
+		t.Fatalf("%v %v %v", set, remove, err)
+	}
+	for _, bad := range [][]string{{"=x"}, {"plain"}, {"-"}, {"a=1", "a-"}} {
+		if _, _, err := parseLabelArgs(bad); err == nil {
+			t.Errorf("parseLabelArgs(%q): want an error", bad)
+		}
+	}
+	if _, err := patchJSON("[1]"); err == nil {
+		t.Error("a list is not a merge patch")
+	}
+	if b, err := patchJSON("spec: {a: null}"); err != nil || string(b) != `{"spec":{"a":null}}` {
+		t.Errorf("YAML patch: %s %v", b, err)
+	}
+}

@@ -263,6 +263,33 @@ spec:
 		t.Fatalf("audit verify: %q", out)
 	}
 
+	// label and patch.
+	_, errOut, code = r.run("", "label", "op", "web", "tier=gold")
+	if code != 1 || !strings.Contains(errOut, "already has label tier=web: use --overwrite") {
+		t.Fatalf("label without --overwrite: exit %d %q", code, errOut)
+	}
+	if out := r.ok("label", "op/web", "tier=gold", "app-", "--overwrite"); out != "originpool/web labeled\n" {
+		t.Fatalf("label: %q", out)
+	}
+	out = r.ok("get", "op", "-l", "tier=gold", "-o", "name")
+	if out != "originpool/web\n" {
+		t.Fatalf("after label: %q", out)
+	}
+	out = r.ok("patch", "op", "web", "-p", "spec: {loadBalancing: maglev}", "--dry-run", "-o", "yaml")
+	if !strings.Contains(out, "loadBalancing: maglev") {
+		t.Fatalf("patch --dry-run -o yaml:\n%s", out)
+	}
+	if out := r.ok("get", "op", "web", "-o", "json"); strings.Contains(out, "maglev") {
+		t.Fatal("patch --dry-run stored the change")
+	}
+	_, errOut, code = r.run("", "patch", "op", "web", "-p", `{"spec":{"loadBalancing":"fast"}}`)
+	if code != 1 || !strings.Contains(errOut, "\n  spec.loadBalancing: ") {
+		t.Fatalf("invalid patch: exit %d %q", code, errOut)
+	}
+	if out := r.ok("patch", "op", "web", "-p", `{"spec":{"loadBalancing":"leastRequest"}}`); out != "originpool/web patched\n" {
+		t.Fatalf("patch: %q", out)
+	}
+
 	// delete -f removes referrers first; the namespace goes last.
 	out = r.ok("delete", "-f", filepath.Join(dir, "cfg"))
 	if want := "httploadbalancer/shop deleted\noriginpool/web deleted\noriginpool/api deleted\nnamespace/retail deleted\n"; out != want {

@@ -67,7 +67,8 @@ tenant, default namespace) kept in the CLI config file
 }
 
 // AddCommands adds the CLI verbs (apply, get, describe, delete, diff,
-// history, rollback, login, config, auth, create, audit, api-resources) to
+// patch, label, history, rollback, login, config, auth, create, audit,
+// api-resources) to
 // root. Errors are returned, not printed: run root with Execute.
 func AddCommands(root *cobra.Command, streams IOStreams) {
 	root.SilenceErrors = true
@@ -78,6 +79,8 @@ func AddCommands(root *cobra.Command, streams IOStreams) {
 		newDescribeCommand(streams),
 		newDeleteCommand(streams),
 		newDiffCommand(streams),
+		newPatchCommand(streams),
+		newLabelCommand(streams),
 		newHistoryCommand(streams),
 		newRollbackCommand(streams),
 		newLoginCommand(streams),
