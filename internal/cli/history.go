@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -64,7 +63,11 @@ to see them in full, and ` + "`meridian rollback`" + ` to go back to one.`,
 				fmt.Fprintf(streams.ErrOut, "No previous generations of %s.\n", displayName(ki, names[0]))
 				return nil
 			}
-			return printHistory(streams.Out, l.Items, time.Now())
+			var current int64
+			if cur, err := c.GetRaw(ctx, ki.Kind, ns, names[0]); err == nil {
+				current = cur.Metadata.Generation
+			}
+			return printHistory(streams.Out, l.Items, current)
 		},
 	}
 	f.bindPersistent(cmd, true)
@@ -72,14 +75,19 @@ to see them in full, and ` + "`meridian rollback`" + ` to go back to one.`,
 	return cmd
 }
 
-// printHistory writes one row per generation, newest first.
-func printHistory(w io.Writer, items []*client.Raw, now time.Time) error {
+// printHistory writes one row per generation, newest first, marking the
+// current generation (0: unknown) with "*".
+func printHistory(w io.Writer, items []*client.Raw, current int64) error {
 	sorted := append([]*client.Raw(nil), items...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Metadata.Generation > sorted[j].Metadata.Generation })
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "GENERATION\tRESOURCE-VERSION\tSPEC-DIGEST\tLABELS")
+	fmt.Fprintln(tw, "CURRENT\tGENERATION\tRESOURCE-VERSION\tSPEC-DIGEST\tLABELS")
 	for _, it := range sorted {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", it.Metadata.Generation, orNone(it.Metadata.ResourceVersion), specDigest(it), orNone(format(labelsAny(it.Metadata.Labels))))
+		mark := ""
+		if current != 0 && it.Metadata.Generation == current {
+			mark = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", mark, it.Metadata.Generation, orNone(it.Metadata.ResourceVersion), specDigest(it), orNone(format(labelsAny(it.Metadata.Labels))))
 	}
 	return tw.Flush()
 }

@@ -200,7 +200,7 @@ func TestHistoryTable(t *testing.T) {
 		rawObj(t, `{"kind":"OriginPool","metadata":{"name":"shop","generation":2,"resourceVersion":"7"},"spec":{"loadBalancing":"maglev"}}`),
 	}
 	var buf bytes.Buffer
-	if err := printHistory(&buf, items, testNow); err != nil {
+	if err := printHistory(&buf, items, 3); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "history.txt", buf.Bytes())
