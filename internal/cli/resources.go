@@ -41,3 +41,17 @@ func scopeName(s v1.Scope) string {
 	}
 	return "?"
 }
+
+// completeKinds offers kind names (plurals) for the first argument of a verb.
+func completeKinds(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []string
+	for _, k := range v1.Kinds() {
+		if strings.HasPrefix(k.Plural, strings.ToLower(toComplete)) {
+			out = append(out, k.Plural)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}

@@ -73,16 +73,16 @@ tenant, default namespace) kept in the CLI config file
 func AddCommands(root *cobra.Command, streams IOStreams) {
 	root.SilenceErrors = true
 	root.SilenceUsage = true
+	for _, c := range []*cobra.Command{
+		newGetCommand(streams), newDescribeCommand(streams), newDeleteCommand(streams), newPatchCommand(streams),
+		newLabelCommand(streams), newHistoryCommand(streams), newRollbackCommand(streams),
+	} {
+		c.ValidArgsFunction = completeKinds
+		root.AddCommand(c)
+	}
 	root.AddCommand(
 		newApplyCommand(streams),
-		newGetCommand(streams),
-		newDescribeCommand(streams),
-		newDeleteCommand(streams),
 		newDiffCommand(streams),
-		newPatchCommand(streams),
-		newLabelCommand(streams),
-		newHistoryCommand(streams),
-		newRollbackCommand(streams),
 		newLoginCommand(streams),
 		newConfigCommand(streams),
 		newAuthCommand(streams),
