@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/auth"
@@ -158,6 +159,7 @@ func (s *Server) principalForToken(ctx context.Context, tok string) (Principal, 
 		if at.Status.ExpiresAt != nil && !s.now().Before(*at.Status.ExpiresAt) {
 			return Principal{}, errUnauthorized(fmt.Sprintf("API token %q has expired: create a new one", ti.Name))
 		}
+		s.touchToken(ctx, ti, at)
 		return Principal{Tenant: ti.Tenant, Kind: v1.SubjectAPIToken, Name: ti.Name}, nil
 	}
 	return Principal{}, errBadToken
@@ -403,4 +405,24 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// lastUsedEvery bounds how often an API token's status.lastUsed is written.
+const lastUsedEvery = time.Minute
+
+// touchToken records when an API token was last used, at most once per
+// lastUsedEvery (best effort: a failure only delays the next record).
+func (s *Server) touchToken(ctx context.Context, ti tokenIndex, at *v1.APIToken) {
+	now := s.now().UTC()
+	if lu := at.Status.LastUsed; lu != nil && now.Sub(*lu) < lastUsedEvery {
+		return
+	}
+	err := s.UpdateStatus(ctx, ti.Tenant, "APIToken", "", ti.Name, func(o v1.Object) error {
+		t := now.Truncate(time.Second)
+		o.(*v1.APIToken).Status.LastUsed = &t
+		return nil
+	})
+	if err != nil {
+		s.log.Debug("apiserver: recording token use", "token", ti.Name, "err", err)
+	}
 }

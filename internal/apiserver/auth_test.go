@@ -100,6 +100,9 @@ func testAuthentication(t *testing.T, open storeOpener) {
 		}
 	}
 	e.must(200, "GET", "/api/v1/whoami", ci, nil)
+	if lu := get(e.must(200, "GET", "/api/v1/apitokens/ci", tok, nil).obj(), "status.lastUsed"); lu == nil {
+		t.Fatal("lastUsed not recorded")
+	}
 	e.srv.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 	r = e.must(401, "GET", "/api/v1/whoami", ci, nil)
 	if !strings.Contains(r.status().Message, "expired") {

@@ -22,7 +22,7 @@ func (s *Server) delete(ctx context.Context, rc *reqCtx, t target, ref objRef, c
 	info := t.info
 	tenant := s.storageTenant(rc, info)
 	isNamespace := info.Kind == "Namespace"
-	for attempt := 0; ; attempt++ {
+	return s.retryWrite(ctx, tenant, info.Kind, ref.Name, func() (any, error) {
 		cur, kv, err := s.loadObject(ctx, tenant, info, ref)
 		if err != nil {
 			return nil, err
@@ -54,9 +54,6 @@ func (s *Server) delete(ctx context.Context, rc *reqCtx, t target, ref objRef, c
 			}
 			if len(contents) > 0 {
 				if err := s.cascadeDelete(ctx, p, contents, dryRun); err != nil {
-					if err == errRetry && attempt < maxTxnRetries {
-						continue
-					}
 					return nil, err
 				}
 			}
@@ -68,12 +65,8 @@ func (s *Server) delete(ctx context.Context, rc *reqCtx, t target, ref objRef, c
 			return nil, err
 		}
 		p.cmp(kv.Key, kv.ModRevision)
-		out, err := s.commit(ctx, p, dryRun)
-		if err == errRetry && attempt < maxTxnRetries {
-			continue
-		}
-		return out, err
-	}
+		return s.commit(ctx, p, dryRun)
+	})
 }
 
 func (s *Server) pinGuard(ctx context.Context, p *writePlan, ref objRef) error {

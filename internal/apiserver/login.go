@@ -92,7 +92,7 @@ func (s *Server) login(r *http.Request) (*LoginResponse, error) {
 	}
 	info := s.byKind["User"]
 	ref := objRef{Plural: info.Plural, Name: req.Username}
-	for attempt := 0; ; attempt++ {
+	out, err := s.retryWrite(ctx, req.Tenant, info.Kind, req.Username, func() (any, error) {
 		obj, kv, err := s.loadObject(ctx, req.Tenant, info, ref)
 		if err != nil {
 			if toAPIError(err).code != http.StatusNotFound {
@@ -124,11 +124,15 @@ func (s *Server) login(r *http.Request) (*LoginResponse, error) {
 			return nil, err
 		}
 		if _, err := s.st.Txn(ctx, p.txn); err != nil {
-			if store.IsConflict(err) && attempt < maxTxnRetries {
-				continue
+			if store.IsConflict(err) {
+				return nil, errRetry
 			}
 			return nil, errInternal(fmt.Errorf("opening session: %w", err))
 		}
 		return &LoginResponse{Token: tok, ExpiresAt: se.ExpiresAt}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out.(*LoginResponse), nil
 }

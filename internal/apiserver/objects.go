@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"mime"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
@@ -455,7 +457,7 @@ func (s *Server) create(ctx context.Context, rc *reqCtx, t target, obj v1.Object
 	if err != nil {
 		return nil, errInternal(err)
 	}
-	for attempt := 0; ; attempt++ {
+	return s.retryWrite(ctx, tenant, info.Kind, ref.Name, func() (any, error) {
 		fresh := info.New()
 		if err := json.Unmarshal(client, fresh); err != nil {
 			return nil, errInternal(err)
@@ -476,15 +478,56 @@ func (s *Server) create(ctx context.Context, rc *reqCtx, t target, obj v1.Object
 		if err := s.planWrite(ctx, p, dryRun); err != nil {
 			return nil, err
 		}
-		out, err := s.commit(ctx, p, dryRun)
-		if err == errRetry && attempt < maxTxnRetries {
-			continue
-		}
-		return out, err
-	}
+		return s.commit(ctx, p, dryRun)
+	})
 }
 
 var errRetry = errors.New("apiserver: retry transaction")
+
+// writeLocks serialises the writes of a tenant inside this process: every
+// write of a tenant appends to its audit chain, so concurrent writes would
+// only conflict and retry. Other consoles sharing the store still conflict
+// now and then; retryWrite handles that.
+type writeLocks struct {
+	mu sync.Mutex
+	m  map[string]*sync.Mutex
+}
+
+func (l *writeLocks) lock(tenant string) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*sync.Mutex{}
+	}
+	m := l.m[tenant]
+	if m == nil {
+		m = &sync.Mutex{}
+		l.m[tenant] = m
+	}
+	l.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// retryWrite runs attempt under the tenant's write lock, again while it
+// asks for a retry (a compare failed on a key the client did not pin).
+func (s *Server) retryWrite(ctx context.Context, tenant, kind, name string, attempt func() (any, error)) (any, error) {
+	for i := 0; ; i++ {
+		unlock := s.locks.lock(tenant)
+		out, err := attempt()
+		unlock()
+		if err != errRetry {
+			return out, err
+		}
+		if i >= maxTxnRetries {
+			return nil, errConflict(kind, name, "could not write %s %q: concurrent changes kept conflicting; try again", kind, name)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errInternal(fmt.Errorf("writing %s %q: %w", kind, name, ctx.Err()))
+		case <-time.After(time.Duration(1+mathrand.IntN(1<<min(i, 6))) * time.Millisecond):
+		}
+	}
+}
 
 // update replaces an object with the result of build(current). keepFrom,
 // when set, supplies sealed secrets for redacted values instead of the
@@ -493,7 +536,7 @@ func (s *Server) update(ctx context.Context, rc *reqCtx, t target, ref objRef, v
 	build func(cur v1.Object) (v1.Object, error), keepFrom v1.Object, dryRun bool) (any, error) {
 	info := t.info
 	tenant := s.storageTenant(rc, info)
-	for attempt := 0; ; attempt++ {
+	return s.retryWrite(ctx, tenant, info.Kind, ref.Name, func() (any, error) {
 		cur, kv, err := s.loadObject(ctx, tenant, info, ref)
 		if err != nil {
 			return nil, err
@@ -552,12 +595,8 @@ func (s *Server) update(ctx context.Context, rc *reqCtx, t target, ref objRef, v
 		if err := s.planWrite(ctx, p, dryRun); err != nil {
 			return nil, err
 		}
-		out, err := s.commit(ctx, p, dryRun)
-		if err == errRetry && attempt < maxTxnRetries {
-			continue
-		}
-		return out, err
-	}
+		return s.commit(ctx, p, dryRun)
+	})
 }
 
 func conflictOn(info v1.KindInfo, ref objRef) error {

@@ -71,6 +71,7 @@ type Server struct {
 	byKind  map[string]v1.KindInfo
 	kinds   []v1.KindInfo
 	limits  *tenantLimiters
+	locks   writeLocks
 	openapi struct {
 		once sync.Once
 		doc  []byte
