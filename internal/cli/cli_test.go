@@ -233,3 +233,36 @@ func TestParseLabelArgs(t *testing.T) {
 		t.Errorf("YAML patch: %s %v", b, err)
 	}
 }
+
+func TestServerFlagDoesNotLeakTheContextToken(t *testing.T) {
+	f := &factory{configPath: filepath.Join(t.TempDir(), "c.yaml")}
+	if err := WriteContext(f.configPath, Context{Name: "a", Server: "https://a:7443", Token: "secret-a", CAData: "pem-a", Namespace: "ns"}, true); err != nil {
+		t.Fatal(err)
+	}
+	f.server = "https://b:7443"
+	ctx, err := f.currentContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Token != "" || ctx.CAData != "" || ctx.Server != "https://b:7443" {
+		t.Fatalf("--server to another console kept the context's credentials: %+v", ctx)
+	}
+	f.server, f.token = "https://a:7443/", ""
+	if ctx, _ = f.currentContext(); ctx.Token != "secret-a" || ctx.CAData != "pem-a" {
+		t.Fatalf("--server naming the same console keeps the context: %+v", ctx)
+	}
+	f.server, f.token, f.tenant = "https://b:7443", "tok-b", "globex"
+	if ctx, _ = f.currentContext(); ctx.Token != "tok-b" || ctx.Tenant != "globex" || !ctx.ActAsTenant {
+		t.Fatalf("flags: %+v", ctx)
+	}
+	if got := f.ns(ctx); got != "ns" {
+		t.Fatalf("namespace from the context: %s", got)
+	}
+	f.namespace = "x"
+	if got := f.ns(ctx); got != "x" {
+		t.Fatalf("-n wins: %s", got)
+	}
+	if got := (&factory{}).ns(Context{}); got != "default" {
+		t.Fatalf("fallback namespace: %s", got)
+	}
+}

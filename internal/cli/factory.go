@@ -92,8 +92,9 @@ func (f *factory) currentContext() (Context, error) {
 		}
 	}
 	if f.server != "" {
-		if f.server != ctx.Server {
-			ctx.CAData = ""
+		if !sameServer(f.server, ctx.Server) {
+			// Never send one console's token (or trust its CA) for another.
+			ctx.CAData, ctx.Token = "", ""
 		}
 		ctx.Server = f.server
 	}
