@@ -54,6 +54,9 @@ is stored. Exit status: 0 no differences, 1 differences, 2 or more on error.`,
 					return &ExitError{Code: 2, Err: err}
 				}
 				differ = differ || d
+				if carriesSecret(o) {
+					fmt.Fprintf(streams.ErrOut, "Note: %s sets secret fields; the console never returns them, so their values are not compared\n", displayName(ki, md.Name))
+				}
 			}
 			if differ {
 				return silentExit(1)
