@@ -200,6 +200,14 @@ type ServicePolicyMatch struct {
 	Headers []ValueMatcher `json:"headers,omitempty"`
 	// QueryParams must all match.
 	QueryParams []ValueMatcher `json:"queryParams,omitempty"`
+	// Claims must all match the claims of the JWT that authenticated the
+	// request (string, number and boolean claims compare as text; a list
+	// claim matches when one of its elements matches). A request without a
+	// validated JWT has no claims.
+	Claims []ValueMatcher `json:"claims,omitempty"`
+	// SNI matches the TLS server name the client sent: exact names,
+	// "*.example.com" or "*". A plaintext request has no server name.
+	SNI []string `json:"sni,omitempty"`
 }
 
 // ValueMatcher matches a named header or query parameter: by exact value,
@@ -355,6 +363,14 @@ func (m *ServicePolicyMatch) validate(f string) FieldErrors {
 	}
 	for i, q := range m.QueryParams {
 		errs = append(errs, q.validate(idx(f+".queryParams", i), false)...)
+	}
+	for i, c := range m.Claims {
+		errs = append(errs, c.validate(idx(f+".claims", i), false)...)
+	}
+	for i, h := range m.SNI {
+		if !isHostPattern(h) {
+			errs = append(errs, Invalid(idx(f+".sni", i), h, "must be a host name, optionally starting with \"*.\", or \"*\""))
+		}
 	}
 	return errs
 }

@@ -256,6 +256,9 @@ func TestServicePolicyValidation(t *testing.T) {
 		{"bad header name", func(o Object) { sp(o).Rules[2].Match.Headers[0].Name = "x env" }, "spec.rules[2].match.headers[0].name", ReasonInvalid},
 		{"header two matchers", func(o Object) { sp(o).Rules[2].Match.Headers[1].Exact = "1" }, "spec.rules[2].match.headers[1]", ReasonForbidden},
 		{"bad query regex", func(o Object) { sp(o).Rules[2].Match.QueryParams[0].Regex = "a{2,1}" }, "spec.rules[2].match.queryParams[0].regex", ReasonInvalid},
+		{"claim without name", func(o Object) { sp(o).Rules[2].Match.Claims = []ValueMatcher{{Exact: "x"}} }, "spec.rules[2].match.claims[0].name", ReasonRequired},
+		{"bad claim regex", func(o Object) { sp(o).Rules[2].Match.Claims = []ValueMatcher{{Name: "sub", Regex: "("}} }, "spec.rules[2].match.claims[0].regex", ReasonInvalid},
+		{"bad sni", func(o Object) { sp(o).Rules[2].Match.SNI = []string{"a b"} }, "spec.rules[2].match.sni[0]", ReasonInvalid},
 	})
 }
 
