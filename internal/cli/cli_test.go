@@ -2,6 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -264,5 +268,21 @@ func TestServerFlagDoesNotLeakTheContextToken(t *testing.T) {
 	}
 	if got := (&factory{}).ns(Context{}); got != "default" {
 		t.Fatalf("fallback namespace: %s", got)
+	}
+}
+
+func TestTLSErrorsGetAHint(t *testing.T) {
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.StartTLS()
+	defer ts.Close()
+	// A context for a TLS server whose CA it does not hold.
+	t.Setenv(ConfigEnv, filepath.Join(t.TempDir(), "config.yaml"))
+	if err := WriteContext("", Context{Name: "x", Server: ts.URL, Token: "t"}, true); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := run(t, "", "get", "ns")
+	if code != 1 || !strings.Contains(errOut, "Hint: the context does not trust this console's CA") {
+		t.Fatalf("exit %d: %s", code, errOut)
 	}
 }

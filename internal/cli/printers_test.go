@@ -256,6 +256,8 @@ func TestReportError(t *testing.T) {
 			"Error: OriginPool \"x\" is invalid\n  spec.a: bad\n  spec.b: worse\n"},
 		{wrapf("originpool/x", &client.StatusError{Code: 404, Reason: "NotFound", Message: `OriginPool "x" not found`}), 1, "Error: originpool/x: OriginPool \"x\" not found\n"},
 		{&ExitError{Code: 2, Err: errors.New("boom")}, 2, "Error: boom\n"},
+		{&client.StatusError{Code: 401, Reason: "Unauthorized", Message: "unknown or invalid bearer token"}, 1,
+			"Error: unknown or invalid bearer token\nHint: the token is missing, unknown or expired: run `meridian login`\n"},
 		{silentExit(1), 1, ""},
 	}
 	for _, tc := range cases {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -140,6 +141,19 @@ func ReportError(w io.Writer, err error) int {
 		for _, c := range se.Causes {
 			fmt.Fprintf(w, "  %s\n", c.String())
 		}
+		if se.Reason == client.ReasonUnauthorized {
+			fmt.Fprintln(w, "Hint: the token is missing, unknown or expired: run `meridian login`")
+		}
+		return code
+	}
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	switch {
+	case errors.As(err, &ua):
+		fmt.Fprintf(w, "Error: %s\nHint: the context does not trust this console's CA: pass --certificate-authority FILE to `meridian login` or `meridian config set-context`\n", err)
+		return code
+	case errors.As(err, &hn):
+		fmt.Fprintf(w, "Error: %s\nHint: the console's certificate does not name this host: use the address the console was started with (or its --hosts)\n", err)
 		return code
 	}
 	var de *v1.DecodeError
