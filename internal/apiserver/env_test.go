@@ -25,6 +25,18 @@ type env struct {
 	srv   *Server
 	hs    *httptest.Server
 	admin string // system admin token
+	// master is the master key, for a second console on the same store.
+	master []byte
+}
+
+// replica returns a second console API on the same store and master key,
+// as two consoles sharing etcd are.
+func (e *env) replica() *env {
+	e.t.Helper()
+	srv := newServerWithKey(e.t, e.st, e.master)
+	hs := httptest.NewServer(srv)
+	e.t.Cleanup(hs.Close)
+	return &env{t: e.t, st: e.st, srv: srv, hs: hs, admin: e.admin, master: e.master}
 }
 
 type envOpt func(*Options)
@@ -49,7 +61,8 @@ func newEnv(t testing.TB, open storeOpener, opts ...envOpt) *env {
 
 func newEnvOn(t testing.TB, st store.Store, opts ...envOpt) *env {
 	t.Helper()
-	srv := newServer(t, st, opts...)
+	master := pki.NewMasterKey()
+	srv := newServerWithKey(t, st, master, opts...)
 	res, err := srv.Bootstrap(context.Background(), BootstrapOptions{AdminPassword: "correct horse battery"})
 	if err != nil {
 		t.Fatal(err)
@@ -59,13 +72,16 @@ func newEnvOn(t testing.TB, st store.Store, opts ...envOpt) *env {
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &env{t: t, st: st, srv: srv, hs: hs, admin: res.AdminToken}
+	return &env{t: t, st: st, srv: srv, hs: hs, admin: res.AdminToken, master: master}
 }
 
 func newServer(t testing.TB, st store.Store, opts ...envOpt) *Server {
+	return newServerWithKey(t, st, pki.NewMasterKey(), opts...)
+}
+
+func newServerWithKey(t testing.TB, st store.Store, master []byte, opts ...envOpt) *Server {
 	t.Helper()
 	ctx := context.Background()
-	master := pki.NewMasterKey()
 	kr, err := pki.NewKeyring(ctx, st, master, pki.MasterKeyID(master))
 	if err != nil {
 		t.Fatal(err)

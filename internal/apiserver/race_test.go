@@ -14,6 +14,9 @@ import (
 func testConcurrentDeleteAndReference(t *testing.T, open storeOpener) {
 	e := newEnv(t, open)
 	tok := e.tenant("acme", "retail")
+	// Deletes go to one console, creates to another sharing the store:
+	// only the store transactions keep them apart.
+	e2 := e.replica()
 	ns := "/api/v1/namespaces/retail/"
 	const n = 40
 	for round := 0; round < 2; round++ {
@@ -30,7 +33,7 @@ func testConcurrentDeleteAndReference(t *testing.T, open storeOpener) {
 			go func() {
 				defer wg.Done()
 				<-start
-				cres[i] = e.do("POST", ns+"httploadbalancers", tok, lb("retail", l, p))
+				cres[i] = e2.do("POST", ns+"httploadbalancers", tok, lb("retail", l, p))
 			}()
 		}
 		close(start)
@@ -53,7 +56,7 @@ func testConcurrentDeleteAndReference(t *testing.T, open storeOpener) {
 		var wg sync.WaitGroup
 		wg.Add(2)
 		go func() { defer wg.Done(); e.do("DELETE", "/api/v1/namespaces/"+n, tok, nil) }()
-		go func() { defer wg.Done(); e.do("POST", "/api/v1/namespaces/"+n+"/originpools", tok, pool(n, "x")) }()
+		go func() { defer wg.Done(); e2.do("POST", "/api/v1/namespaces/"+n+"/originpools", tok, pool(n, "x")) }()
 		wg.Wait()
 		nsExists := e.do("GET", "/api/v1/namespaces/"+n, tok, nil).code == 200
 		var l struct{ Items []json.RawMessage }
