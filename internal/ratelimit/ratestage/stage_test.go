@@ -1,0 +1,112 @@
+package ratestage
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/dataplane"
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/ratelimit"
+	"github.com/meridian-platform/meridian/internal/secevents"
+)
+
+type headers map[string]string
+
+func (h headers) Peek(n string) ([]byte, bool) { v, ok := h[strings.ToLower(n)]; return []byte(v), ok }
+func (h headers) Set(n, v string)              { h[strings.ToLower(n)] = v }
+func (h headers) SetBytes(n string, v []byte)  { h[strings.ToLower(n)] = string(v) }
+func (h headers) Add(n, v string)              { h[strings.ToLower(n)] = v }
+func (h headers) Del(n string)                 { delete(h, strings.ToLower(n)) }
+func (h headers) VisitAll(f func(n, v []byte)) {
+	for k, v := range h {
+		f([]byte(k), []byte(v))
+	}
+}
+
+type sink struct{ events []*secevents.Event }
+
+func (s *sink) Emit(e *secevents.Event) { s.events = append(s.events, e) }
+
+func TestStage(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	clock := func() time.Time { return now }
+	objs := map[string]*v1.RateLimiter{
+		"per-client": {Spec: v1.RateLimiterSpec{Rate: 2, Burst: 2, Per: "minute"}},
+		"per-tenant": {Spec: v1.RateLimiterSpec{Rate: 1, Burst: 1, Key: v1.RateLimitKey{Type: "header", Name: "X-Tenant"}}},
+	}
+	for n, o := range objs {
+		o.Metadata.Namespace, o.Metadata.Name = "retail", n
+	}
+	ev := &sink{}
+	reg := ratelimit.NewRegistry(0)
+	f := Factory(func(_, n string) *v1.RateLimiter { return objs[n] }, reg, Options{Events: ev, Now: clock})
+	vh := func(name string) *config.VHost {
+		return &config.VHost{ID: "retail/shop", Namespace: "retail", Spec: &v1.HTTPLoadBalancerSpec{RateLimiter: name}}
+	}
+	x := func(client string, h headers) *dataplane.Exchange {
+		return &dataplane.Exchange{Method: []byte("GET"), Path: []byte("/"), Client: netip.MustParseAddr(client), ReqHeaders: h}
+	}
+
+	st := f(vh("per-client"), nil).(*Stage)
+	for i := 0; i < 2; i++ {
+		if st.OnRequestHeaders(x("198.51.100.1", headers{})) != dataplane.Continue {
+			t.Fatalf("request %d refused", i)
+		}
+	}
+	r := x("198.51.100.1", headers{})
+	if st.OnRequestHeaders(r) != dataplane.Respond || r.Reply.Status != 429 || r.Reply.Headers[0].Value != "30" {
+		t.Fatalf("3rd request: %+v", r.Reply)
+	}
+	if st.OnRequestHeaders(x("198.51.100.2", headers{})) != dataplane.Continue {
+		t.Fatal("another client was limited")
+	}
+	// A configuration push builds a new stage; the buckets survive it.
+	st = f(vh("per-client"), nil).(*Stage)
+	if st.OnRequestHeaders(x("198.51.100.1", headers{})) != dataplane.Respond {
+		t.Fatal("bucket reset by a configuration push")
+	}
+	if len(ev.events) != 2 || ev.events[0].Kind != secevents.KindRateLimit || ev.events[0].Source != "retail/per-client" || ev.events[0].Client != "198.51.100.1" {
+		t.Fatalf("events %+v", ev.events)
+	}
+
+	st = f(vh("per-tenant"), nil).(*Stage)
+	if st.OnRequestHeaders(x("10.0.0.1", headers{"x-tenant": "a"})) != dataplane.Continue ||
+		st.OnRequestHeaders(x("10.0.0.2", headers{"x-tenant": "a"})) != dataplane.Respond {
+		t.Fatal("header key not shared across clients")
+	}
+	long := strings.Repeat("b", 5000)
+	if st.OnRequestHeaders(x("10.0.0.1", headers{"x-tenant": long})) != dataplane.Continue ||
+		st.OnRequestHeaders(x("10.0.0.1", headers{"x-tenant": long})) != dataplane.Respond {
+		t.Fatal("long header values not keyed")
+	}
+	// Without the header, the client address is the key.
+	if st.OnRequestHeaders(x("10.0.0.3", headers{})) != dataplane.Continue {
+		t.Fatal("missing header refused")
+	}
+
+	if f(vh(""), nil) != nil {
+		t.Error("stage without a rate limiter")
+	}
+	miss := f(vh("nope"), nil).(*Stage)
+	r = x("10.0.0.1", headers{})
+	if miss.Err() == nil || miss.OnRequestHeaders(r) != dataplane.Respond || r.Reply.Status != 503 {
+		t.Error("missing limiter does not fail closed")
+	}
+}
+
+func TestStageAllowedPathDoesNotAllocate(t *testing.T) {
+	rl := &v1.RateLimiter{Spec: v1.RateLimiterSpec{Rate: 1_000_000, Burst: 1_000_000}}
+	lim, err := ratelimit.Compile(rl, ratelimit.NewRegistry(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := New("retail/shop", lim, nil, Options{})
+	x := &dataplane.Exchange{Client: netip.MustParseAddr("198.51.100.1"), ReqHeaders: headers{}}
+	st.OnRequestHeaders(x)
+	if n := testing.AllocsPerRun(200, func() { st.OnRequestHeaders(x) }); n != 0 {
+		t.Errorf("%.1f allocations per allowed request", n)
+	}
+}
