@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/auth"
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
@@ -81,4 +82,41 @@ func (s *Server) UpdateStatus(ctx context.Context, tenant, kind, ns, name string
 		}
 		return nil
 	}
+}
+
+// ErrInvalidSiteToken is returned by SiteTokenFor for an unknown, altered
+// or expired registration token.
+var ErrInvalidSiteToken = errors.New("apiserver: invalid or expired site token")
+
+// SiteTokenFor finds the SiteToken a registration token was minted for
+// (site registration). It checks the token's hash and expiry; counting
+// uses and creating the Site are the caller's, in one transaction that
+// compares kv.ModRevision.
+func (s *Server) SiteTokenFor(ctx context.Context, token string) (tenant string, st *v1.SiteToken, kv store.KV, err error) {
+	if _, _, err := auth.ParseToken(token); err != nil {
+		return "", nil, store.KV{}, ErrInvalidSiteToken
+	}
+	ikv, err := s.st.Get(ctx, prefixSiteToken+auth.HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil, store.KV{}, ErrInvalidSiteToken
+	}
+	if err != nil {
+		return "", nil, store.KV{}, fmt.Errorf("looking up site token: %w", err)
+	}
+	var ti tokenIndex
+	if err := json.Unmarshal(ikv.Value, &ti); err != nil {
+		return "", nil, store.KV{}, fmt.Errorf("looking up site token: %w", err)
+	}
+	obj, kv, err := s.loadObject(ctx, ti.Tenant, s.byKind["SiteToken"], objRef{Plural: s.pluralOf("SiteToken"), Name: ti.Name})
+	if err != nil {
+		return "", nil, store.KV{}, ErrInvalidSiteToken
+	}
+	st, ok := obj.(*v1.SiteToken)
+	if !ok || !auth.VerifyToken(token, string(st.Status.TokenHash)) {
+		return "", nil, store.KV{}, ErrInvalidSiteToken
+	}
+	if st.Status.ExpiresAt != nil && !s.now().Before(*st.Status.ExpiresAt) {
+		return "", nil, store.KV{}, ErrInvalidSiteToken
+	}
+	return ti.Tenant, st, kv, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/store"
@@ -399,5 +400,33 @@ func testUpdateStatus(t *testing.T, open storeOpener) {
 	}
 	if k := ObjectKey("acme", "originpools", "retail", "shop"); k != "/o/acme/originpools/retail/shop" {
 		t.Fatal(k)
+	}
+}
+
+func testSiteTokenFor(t *testing.T, open storeOpener) {
+	e := newEnv(t, open)
+	tok := e.tenant("acme")
+	r := e.must(201, "POST", "/api/v1/sitetokens", tok, obj("SiteToken", "", "eu", map[string]any{"expires": "1h", "maxUses": 5}))
+	plain := get(r.obj(), "status.token").(string)
+	if get(r.obj(), "status.tokenHash") != "(set)" || get(e.must(200, "GET", "/api/v1/sitetokens/eu", tok, nil).obj(), "status.token") != nil {
+		t.Fatalf("site token shown: %s", r.body)
+	}
+	tenant, st, _, err := e.srv.SiteTokenFor(context.Background(), plain)
+	if err != nil || tenant != "acme" || st.Metadata.Name != "eu" || st.Spec.MaxUses != 5 {
+		t.Fatalf("lookup: %v %v %+v", tenant, err, st)
+	}
+	// An API token is not a site token, and a site token is not a bearer token.
+	if _, _, _, err := e.srv.SiteTokenFor(context.Background(), tok); !errors.Is(err, ErrInvalidSiteToken) {
+		t.Fatalf("api token accepted: %v", err)
+	}
+	e.must(401, "GET", "/api/v1/whoami", plain, nil)
+	e.srv.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	if _, _, _, err := e.srv.SiteTokenFor(context.Background(), plain); !errors.Is(err, ErrInvalidSiteToken) {
+		t.Fatalf("expired site token accepted: %v", err)
+	}
+	e.srv.now = time.Now
+	e.must(200, "DELETE", "/api/v1/sitetokens/eu", tok, nil)
+	if _, _, _, err := e.srv.SiteTokenFor(context.Background(), plain); !errors.Is(err, ErrInvalidSiteToken) {
+		t.Fatalf("deleted site token accepted: %v", err)
 	}
 }

@@ -33,6 +33,7 @@ var suite = []struct {
 	{"ConcurrentDeleteAndReference", testConcurrentDeleteAndReference},
 	{"OpenAPI", testOpenAPI},
 	{"UpdateStatus", testUpdateStatus},
+	{"SiteTokenFor", testSiteTokenFor},
 }
 
 func TestOnBolt(t *testing.T) {
