@@ -44,10 +44,6 @@ type Principal struct {
 
 func (p Principal) String() string { return p.Tenant + "/" + p.Kind + "/" + p.Name }
 
-// SiteTokenPrefix is how site registration tokens are told apart in logs;
-// they have auth's token format and are looked up under /ts/<hash>.
-const SiteTokenPrefix = auth.APITokenPrefix
-
 // tokenIndex is stored under /t/<hash>.
 type tokenIndex struct {
 	Tenant string `json:"tenant"`
