@@ -244,7 +244,21 @@ func measure(c *consoleProc, storeName string, n, conc int) error {
 	if err := fill(c.cl, "bench", n, conc, lat); err != nil {
 		return err
 	}
-	report(storeName, "create", n, lat, time.Since(t0))
+	report(storeName, fmt.Sprintf("create (%d clients)", conc), n, lat, time.Since(t0))
+
+	// Latency of one client alone, with the n objects in place.
+	one := min(1000, n)
+	olat := make([]time.Duration, one)
+	t0 = time.Now()
+	for i := 0; i < one; i++ {
+		s := time.Now()
+		if err := c.cl.Create(ctx, pool("bench", n+i)); err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		olat[i] = time.Since(s)
+	}
+	report(storeName, "create (1 client)", n, olat, time.Since(t0))
+	n += one
 
 	gets := n
 	glat := make([]time.Duration, gets)
@@ -275,7 +289,7 @@ func measure(c *consoleProc, storeName string, n, conc int) error {
 	if err, _ := gerr.Load().(error); err != nil {
 		return fmt.Errorf("get: %w", err)
 	}
-	report(storeName, "get", n, glat, time.Since(t0))
+	report(storeName, fmt.Sprintf("get (%d clients)", conc), n, glat, time.Since(t0))
 
 	// Paged lists of 500 over the whole namespace, read at one revision.
 	const rounds = 20
