@@ -14,6 +14,7 @@ func main() {
 	root.AddCommand(
 		console.NewCommand(streams.Out, streams.ErrOut),
 		console.NewDevCommand(streams.Out, streams.ErrOut),
+		newNodeCommand(streams.Out, streams.ErrOut),
 	)
 	os.Exit(cli.Execute(root, nil, streams))
 }

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"errors"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meridian-platform/meridian/internal/node"
+)
+
+// newNodeCommand returns `meridian node`: a site's data plane.
+func newNodeCommand(_, _ io.Writer) *cobra.Command {
+	var o node.Options
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a node: the data plane of a site",
+		Long: `Run a Meridian node. With --config it runs standalone from local YAML (a file
+or a folder of files with HTTPLoadBalancer, TCPLoadBalancer, OriginPool,
+HealthCheck and Certificate objects, the same YAML the console accepts).
+Edits are applied live: in-flight requests finish, unchanged listeners keep
+their connections, and an invalid edit is reported with its field path while
+the last good configuration keeps serving.`,
+		Example: `  meridian node --config ./site.yaml
+  meridian node --config ./conf.d/ --admin 127.0.0.1:9901 --pprof
+  curl -s http://127.0.0.1:9901/config    # the effective configuration, secrets redacted`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.ConfigPath == "" {
+				return errors.New("--config is required (a YAML file or folder)")
+			}
+			return node.RunStandalone(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.ConfigPath, "config", "", "YAML/JSON file or folder of objects to serve (standalone mode)")
+	f.StringVar(&o.AdminListen, "admin", "127.0.0.1:9901", "admin listener (/metrics, /healthz, /readyz, /config); empty disables it")
+	f.BoolVar(&o.EnablePprof, "pprof", false, "serve /debug/pprof on the admin listener")
+	f.DurationVar(&o.PollInterval, "poll-interval", 0, "how often the configuration is checked for changes (default 1s)")
+	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "graceful shutdown deadline on SIGTERM (default 30s)")
+	return cmd
+}
