@@ -132,6 +132,9 @@ type SiteTokenSpec struct {
 	// AutoApprove approves sites registered with the token at once;
 	// otherwise an admin approves each (Site spec.approved).
 	AutoApprove bool `json:"autoApprove,omitempty"`
+	// Revoked stops the token from registering more sites (sites already
+	// registered with it are not affected).
+	Revoked bool `json:"revoked,omitempty"`
 }
 
 // SiteTokenStatus is written by the console.

@@ -32,6 +32,7 @@ type Console struct {
 	denials *audit.Denials
 	ln      net.Listener
 	handler http.Handler
+	sites   *siteParts
 }
 
 // New opens the store, loads the master key, the data keys and the CA
@@ -74,6 +75,9 @@ func (c *Console) open(ctx context.Context) error {
 		return err
 	}
 	if c.boot, err = c.api.Bootstrap(ctx, apiserver.BootstrapOptions{AdminPassword: opts.AdminPassword}); err != nil {
+		return err
+	}
+	if err := c.newSiteParts(ctx); err != nil {
 		return err
 	}
 	c.handler = c.routes()
@@ -193,8 +197,11 @@ func (c *Console) serverTLS() (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		NextProtos:     []string{"h2", "http/1.1"},
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		// Sites present their client certificate; it is verified (with
+		// clock skew and re-enrolment grace) by the site registry.
+		ClientAuth:     tls.RequestClientCert,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return rot.get() },
 	}, nil
 }

@@ -34,7 +34,7 @@ func newAPIServer(_ context.Context, c *Console) (*apiserver.Server, error) {
 
 // routes is the console's HTTP surface: the REST API (and /healthz).
 func (c *Console) routes() http.Handler {
-	return c.api
+	return c.siteRoutes(c.api)
 }
 
 // runBackground runs the console's periodic work until ctx ends: denied
@@ -46,4 +46,5 @@ func (c *Console) runBackground(ctx context.Context) {
 	}
 	go c.denials.Run(ctx, c.audit, 10*time.Second, logErr("writing denied-request audit records"))
 	go c.keyring.WatchAndReload(ctx, logErr("reloading data keys"))
+	c.runSites(ctx)
 }

@@ -1,0 +1,69 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"google.golang.org/grpc"
+
+	"github.com/meridian-platform/meridian/internal/distrib"
+	"github.com/meridian-platform/meridian/internal/sites"
+)
+
+// siteParts are the site registry (registration, certificate renewal) and
+// configuration distribution (the sync stream).
+type siteParts struct {
+	reg  *sites.Server
+	dist *distrib.Distributor
+	grpc *grpc.Server
+}
+
+func (c *Console) newSiteParts(ctx context.Context) error {
+	reg, err := sites.New(ctx, sites.Options{Store: c.st, CA: c.ca, Audit: c.audit, Denials: c.denials, Logger: c.log})
+	if err != nil {
+		return fmt.Errorf("building the site registry: %w", err)
+	}
+	dist, err := distrib.New(distrib.Options{Store: c.st, Secrets: c.keyring, Sites: reg, Status: c.api, Logger: c.log,
+		OnDecommission: func(ctx context.Context, tenant, site string) {
+			if err := reg.RevokeSeen(ctx, tenant, site); err != nil {
+				c.log.Warn("revoking site certificates", "tenant", tenant, "site", site, "err", err)
+			}
+		}})
+	if err != nil {
+		return fmt.Errorf("building configuration distribution: %w", err)
+	}
+	c.sites = &siteParts{reg: reg, dist: dist, grpc: dist.NewGRPCServer()}
+	return nil
+}
+
+// siteRoutes sends the sync stream (gRPC) and the registration paths to the
+// site parts, everything else to next.
+func (c *Console) siteRoutes(next http.Handler) http.Handler {
+	regH := c.sites.reg.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case distrib.IsGRPC(r):
+			c.sites.grpc.ServeHTTP(w, r)
+		case strings.HasPrefix(r.URL.Path, "/sites/v1/"):
+			regH.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+func (c *Console) runSites(ctx context.Context) {
+	go func() {
+		if err := c.sites.dist.Run(ctx); err != nil {
+			c.log.Error("configuration distribution stopped", "err", err)
+		}
+	}()
+}
+
+// Sites returns the site registry.
+func (c *Console) Sites() *sites.Server { return c.sites.reg }
+
+// Distributor returns configuration distribution.
+func (c *Console) Distributor() *distrib.Distributor { return c.sites.dist }

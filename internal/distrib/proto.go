@@ -1,0 +1,132 @@
+package distrib
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/grpc"
+)
+
+// CapabilityVersion is the protocol version this console speaks. A node
+// says which version it understands; kinds newer than that are not sent
+// (and are listed as skipped).
+const CapabilityVersion = 1
+
+// Service and method names of the sync stream.
+const (
+	ServiceName  = "meridian.sync.v1.Sync"
+	StreamMethod = "/" + ServiceName + "/Stream"
+)
+
+// NodeMessage is what a node sends on the stream: a Hello first, then
+// Acks.
+type NodeMessage struct {
+	Hello *Hello `json:"hello,omitempty"`
+	Ack   *Ack   `json:"ack,omitempty"`
+}
+
+// Hello opens the stream.
+type Hello struct {
+	// Site must be the site named by the client certificate (or empty).
+	Site              string `json:"site,omitempty"`
+	NodeVersion       string `json:"nodeVersion,omitempty"`
+	CapabilityVersion int    `json:"capabilityVersion"`
+	// AppliedVersion is the snapshot version the node runs (from its
+	// last-known-good copy), "" when it has none.
+	AppliedVersion string `json:"appliedVersion,omitempty"`
+}
+
+// Ack answers an update.
+type Ack struct {
+	// Version is the snapshot version now applied.
+	Version string `json:"version"`
+	// Rejected lists objects the node could not apply (skipped with
+	// everything that depends on them; the rest applied).
+	Rejected []ObjectError `json:"rejected,omitempty"`
+	// Skipped lists objects of kinds the node does not understand.
+	Skipped []ObjectRef `json:"skipped,omitempty"`
+	// Resync asks for a full snapshot (the node could not apply a delta
+	// on top of what it runs).
+	Resync bool `json:"resync,omitempty"`
+}
+
+// ObjectRef names an object of the site's tenant.
+type ObjectRef struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+func (r ObjectRef) String() string {
+	if r.Namespace == "" {
+		return r.Kind + " " + r.Name
+	}
+	return r.Kind + " " + r.Namespace + "/" + r.Name
+}
+
+// ObjectError is one rejected object.
+type ObjectError struct {
+	ObjectRef
+	Error string `json:"error"`
+}
+
+// Update is what the console sends: a full snapshot or a delta on top of
+// Base.
+type Update struct {
+	Tenant string `json:"tenant"`
+	// Version is "<store revision>-<content hash>".
+	Version string `json:"version"`
+	// Full replaces everything the node holds; otherwise the update
+	// applies on top of Base.
+	Full bool   `json:"full,omitempty"`
+	Base string `json:"base,omitempty"`
+	// Objects are the objects added or changed (all of them when Full),
+	// as api/v1 JSON with secrets in clear.
+	Objects []json.RawMessage `json:"objects,omitempty"`
+	// Deleted are objects removed since Base.
+	Deleted []ObjectRef `json:"deleted,omitempty"`
+	// Skipped are objects left out because the node's capability
+	// version is too old for their kind.
+	Skipped []ObjectRef `json:"skipped,omitempty"`
+}
+
+// encoded is a message serialised once and sent to many streams.
+type encoded struct{ b []byte }
+
+// Codec marshals messages as JSON; pre-encoded updates pass through as
+// they are. It is passed explicitly (grpc.ForceServerCodec,
+// grpc.ForceCodec), never registered globally.
+type Codec struct{}
+
+// Name is the content subtype.
+func (Codec) Name() string { return "json" }
+
+// Marshal encodes v.
+func (Codec) Marshal(v any) ([]byte, error) {
+	if e, ok := v.(*encoded); ok {
+		return e.b, nil
+	}
+	return json.Marshal(v)
+}
+
+// Unmarshal decodes data into v.
+func (Codec) Unmarshal(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decoding sync message: %w", err)
+	}
+	return nil
+}
+
+// StreamDesc describes the bidirectional sync stream for clients.
+var StreamDesc = grpc.StreamDesc{StreamName: "Stream", ServerStreams: true, ClientStreams: true}
+
+// syncServer is the (empty) service implementation type.
+type syncServer interface{}
+
+func serviceDesc(h grpc.StreamHandler) *grpc.ServiceDesc {
+	return &grpc.ServiceDesc{
+		ServiceName: ServiceName,
+		HandlerType: (*syncServer)(nil),
+		Streams:     []grpc.StreamDesc{{StreamName: "Stream", Handler: h, ServerStreams: true, ClientStreams: true}},
+	}
+}

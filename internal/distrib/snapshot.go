@@ -1,0 +1,139 @@
+package distrib
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// item is one object of a snapshot, serialised once.
+type item struct {
+	ref  ObjectRef
+	hash [32]byte
+	wire json.RawMessage
+}
+
+// Snapshot is an immutable, internally consistent set of objects for a
+// group of sites, identified by the store revision of the last change that
+// affected it and a content hash.
+type Snapshot struct {
+	Tenant  string
+	Rev     int64
+	Hash    string
+	Version string
+	items   map[string]*item // ref key -> item
+	skipped []ObjectRef
+
+	mu     sync.Mutex
+	full   *encoded            // encoded full update
+	deltas map[string]*encoded // base version -> encoded delta
+}
+
+func refKey(r ObjectRef) string { return r.Kind + "/" + r.Namespace + "/" + r.Name }
+
+func newSnapshot(tenant string, items map[string]*item, skipped []ObjectRef) *Snapshot {
+	keys := make([]string, 0, len(items))
+	for k := range items {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+		ih := items[k].hash
+		h.Write(ih[:])
+	}
+	for _, s := range skipped {
+		h.Write([]byte("skip:" + refKey(s)))
+	}
+	return &Snapshot{Tenant: tenant, Hash: hex.EncodeToString(h.Sum(nil))[:16], items: items, skipped: skipped}
+}
+
+func (s *Snapshot) setRev(rev int64) {
+	s.Rev = rev
+	s.Version = strconv.FormatInt(rev, 10) + "-" + s.Hash
+}
+
+// HashOf returns the content-hash part of a version string.
+func HashOf(version string) string {
+	_, h, _ := strings.Cut(version, "-")
+	return h
+}
+
+// Refs lists the objects of the snapshot.
+func (s *Snapshot) Refs() []ObjectRef {
+	out := make([]ObjectRef, 0, len(s.items))
+	for _, it := range s.items {
+		out = append(out, it.ref)
+	}
+	sort.Slice(out, func(i, j int) bool { return refKey(out[i]) < refKey(out[j]) })
+	return out
+}
+
+func (s *Snapshot) has(key string) bool { _, ok := s.items[key]; return ok }
+
+// encodeFor returns the update that brings a site from base (nil: nothing
+// known) to s, serialised once per base and shared by every stream (of
+// every site of the group) that needs the same.
+func (s *Snapshot) encodeFor(base *Snapshot) (*encoded, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if base == nil && s.full != nil {
+		return s.full, nil
+	}
+	if base != nil {
+		if e, ok := s.deltas[base.Version]; ok {
+			return e, nil
+		}
+	}
+	u := Update{Tenant: s.Tenant, Version: s.Version, Skipped: s.skipped}
+	keys := make([]string, 0, len(s.items))
+	for k := range s.items {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if base == nil {
+		u.Full = true
+		for _, k := range keys {
+			u.Objects = append(u.Objects, s.items[k].wire)
+		}
+	} else {
+		u.Base = base.Version
+		for _, k := range keys {
+			it := s.items[k]
+			if old, ok := base.items[k]; !ok || old.hash != it.hash {
+				u.Objects = append(u.Objects, it.wire)
+			}
+		}
+		var gone []string
+		for k := range base.items {
+			if !s.has(k) {
+				gone = append(gone, k)
+			}
+		}
+		sort.Strings(gone)
+		for _, k := range gone {
+			u.Deleted = append(u.Deleted, base.items[k].ref)
+		}
+	}
+	b, err := json.Marshal(&u)
+	if err != nil {
+		return nil, err
+	}
+	e := &encoded{b: b}
+	if base == nil {
+		s.full = e
+		return e, nil
+	}
+	// Bound the cache: a few bases are live at a time.
+	if s.deltas == nil || len(s.deltas) > 64 {
+		s.deltas = map[string]*encoded{}
+	}
+	s.deltas[base.Version] = e
+	return e, nil
+}

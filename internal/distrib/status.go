@@ -1,0 +1,237 @@
+package distrib
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/apiserver"
+)
+
+// maxFailuresShown bounds the failures quoted in a rollout line.
+const maxFailuresShown = 3
+
+type siteStatusWrite struct {
+	tenant, site string
+	state        string
+	live         siteLive
+}
+
+type rolloutWrite struct {
+	tenant string
+	ref    ObjectRef
+	line   string
+}
+
+// statusLoop summarises the in-memory per-site state into Site and object
+// status, at most once per StatusInterval: thousands of ACKs become a few
+// store writes.
+func (d *Distributor) statusLoop(ctx context.Context) {
+	t := time.NewTicker(d.opts.StatusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.writeStatus(ctx)
+	}
+}
+
+func (d *Distributor) writeStatus(ctx context.Context) {
+	sitesW, rollouts := d.collectStatus()
+	for _, w := range sitesW {
+		err := d.opts.Status.UpdateStatus(ctx, w.tenant, "Site", "", w.site, func(obj v1.Object) error {
+			s := obj.(*v1.Site)
+			s.Status.State = s.Spec.StateOf()
+			s.Status.Online = w.live.online
+			if !w.live.lastSeen.IsZero() {
+				ls := w.live.lastSeen.UTC().Truncate(time.Second)
+				s.Status.LastSeen = &ls
+			}
+			if w.live.nodeVersion != "" {
+				s.Status.NodeVersion = w.live.nodeVersion
+			}
+			if w.live.cap > 0 {
+				s.Status.CapabilityVersion = w.live.cap
+			}
+			if w.live.applied != "" {
+				s.Status.AppliedVersion = w.live.applied
+			}
+			s.Status.Errors = nil
+			for _, r := range w.live.rejected {
+				s.Status.Errors = append(s.Status.Errors, r.ObjectRef.String()+": "+r.Error)
+			}
+			for _, r := range w.live.skipped {
+				s.Status.Errors = append(s.Status.Errors, r.String()+": skipped (capability version too old)")
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, apiserver.ErrNotFound) && ctx.Err() == nil {
+			d.log.Warn("writing site status", "tenant", w.tenant, "site", w.site, "err", err)
+			d.mu.Lock()
+			d.liveOf(w.tenant, w.site).dirty = true
+			d.mu.Unlock()
+		}
+	}
+	for _, w := range rollouts {
+		err := d.opts.Status.UpdateStatus(ctx, w.tenant, w.ref.Kind, w.ref.Namespace, w.ref.Name, func(obj v1.Object) error {
+			st := statusOf(obj)
+			if st == nil {
+				return fmt.Errorf("%s has no rollout status", w.ref.Kind)
+			}
+			st.Rollout = w.line
+			return nil
+		})
+		if err != nil && !errors.Is(err, apiserver.ErrNotFound) && ctx.Err() == nil {
+			d.log.Warn("writing rollout status", "object", w.ref.String(), "err", err)
+			d.statusMu.Lock()
+			delete(d.written, w.tenant+"/"+refKey(w.ref))
+			d.statusMu.Unlock()
+		}
+	}
+}
+
+// statusOf returns the common Status of the namespaced kinds.
+func statusOf(obj v1.Object) *v1.Status {
+	type hasStatus interface{ GetStatus() *v1.Status }
+	if h, ok := obj.(hasStatus); ok {
+		return h.GetStatus()
+	}
+	return reflectStatus(obj)
+}
+
+func (d *Distributor) collectStatus() ([]siteStatusWrite, []rolloutWrite) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var sw []siteStatusWrite
+	grace := d.opts.Now().Sub(d.started) > d.opts.OfflineGrace
+	for _, ts := range d.tenants {
+		for _, se := range ts.sites {
+			k := ts.name + "/" + se.name
+			l := d.live[k]
+			if l == nil {
+				if grace && se.statusOnline {
+					// Shown online by an earlier console; its node has not
+					// come back.
+					l = d.liveOf(ts.name, se.name)
+					l.dirty = true
+				} else {
+					continue
+				}
+			}
+			if !l.dirty {
+				continue
+			}
+			l.dirty = false
+			sw = append(sw, siteStatusWrite{tenant: ts.name, site: se.name, state: se.state, live: *l})
+		}
+	}
+	// Rollouts: per object, how many selected sites run a snapshot with it
+	// and which rejected it.
+	type tally struct {
+		total, applied int
+		failed         []string
+	}
+	tallies := map[string]*tally{}
+	refs := map[string]ObjectRef{}
+	for _, g := range d.groups {
+		if g.snap == nil {
+			continue
+		}
+		for k, it := range g.snap.items {
+			tk := g.tenant + "/" + k
+			t := tallies[tk]
+			if t == nil {
+				t = &tally{}
+				tallies[tk] = t
+				refs[tk] = it.ref
+			}
+			t.total += len(g.sites)
+		}
+		for name := range g.sites {
+			l := d.live[g.tenant+"/"+name]
+			if l == nil || HashOf(l.applied) != g.snap.Hash {
+				continue
+			}
+			rejected := map[string]string{}
+			for _, r := range l.rejected {
+				rejected[refKey(r.ObjectRef)] = r.Error
+			}
+			for k := range g.snap.items {
+				t := tallies[g.tenant+"/"+k]
+				if msg, bad := rejected[k]; bad {
+					t.failed = append(t.failed, name+": "+msg)
+				} else {
+					t.applied++
+				}
+			}
+		}
+	}
+	var rw []rolloutWrite
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
+	for tk, t := range tallies {
+		line := rolloutLine(t.total, t.applied, t.failed)
+		if d.written[tk] == line {
+			continue
+		}
+		d.written[tk] = line
+		tenant, _, _ := strings.Cut(tk, "/")
+		rw = append(rw, rolloutWrite{tenant: tenant, ref: refs[tk], line: line})
+	}
+	for tk := range d.written {
+		if _, ok := tallies[tk]; !ok {
+			tenant, rk, _ := strings.Cut(tk, "/")
+			parts := strings.SplitN(rk, "/", 3)
+			if len(parts) == 3 {
+				rw = append(rw, rolloutWrite{tenant: tenant, ref: ObjectRef{Kind: parts[0], Namespace: parts[1], Name: parts[2]}, line: ""})
+			}
+			delete(d.written, tk)
+		}
+	}
+	return sw, rw
+}
+
+// rolloutLine reads "applied 9,998/10,000 sites; 2 failed: station-0042: ...".
+func rolloutLine(total, applied int, failed []string) string {
+	line := "applied " + thousands(applied) + "/" + thousands(total) + " sites"
+	if len(failed) == 0 {
+		return line
+	}
+	sort.Strings(failed)
+	shown := failed
+	if len(shown) > maxFailuresShown {
+		shown = shown[:maxFailuresShown]
+	}
+	line += "; " + thousands(len(failed)) + " failed: " + strings.Join(shown, "; ")
+	if len(failed) > len(shown) {
+		line += "; ..."
+	}
+	return line
+}
+
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	if len(s) <= 3 {
+		return s
+	}
+	var b strings.Builder
+	pre := len(s) % 3
+	if pre > 0 {
+		b.WriteString(s[:pre])
+	}
+	for i := pre; i < len(s); i += 3 {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(s[i : i+3])
+	}
+	return b.String()
+}

@@ -1,0 +1,334 @@
+package distrib
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/meridian-platform/meridian/internal/pki"
+	"github.com/meridian-platform/meridian/internal/sites"
+)
+
+// helloTimeout bounds the wait for a node's Hello.
+const helloTimeout = 10 * time.Second
+
+// stream is one node's sync stream. Updates follow "latest wins": only
+// the newest snapshot offered is sent once the node is ready for more.
+type stream struct {
+	tenant, site string
+	latest       atomic.Pointer[Snapshot]
+	notify       chan struct{}
+	resync       atomic.Bool
+	cancel       context.CancelCauseFunc
+	closeOnce    sync.Once
+}
+
+func (s *stream) offer(snap *Snapshot) {
+	s.latest.Store(snap)
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *stream) close(cause error) { s.closeOnce.Do(func() { s.cancel(cause) }) }
+
+// ServerOptions are the gRPC server options the sync service needs (the
+// JSON codec; small per-stream buffers so that thousands of streams fit).
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ForceServerCodec(Codec{}),
+		grpc.InitialWindowSize(64 << 10),
+		grpc.InitialConnWindowSize(64 << 10),
+		grpc.WriteBufferSize(16 << 10),
+		grpc.ReadBufferSize(16 << 10),
+		grpc.SharedWriteBuffer(true),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+}
+
+// Register adds the sync service to a gRPC server built with
+// ServerOptions.
+func (d *Distributor) Register(s *grpc.Server) { s.RegisterService(serviceDesc(d.serve), nil) }
+
+// NewGRPCServer returns a gRPC server carrying the sync service; mount it
+// with Handler on the console's TLS listener (client certificates
+// requested) or serve it on its own TLS listener.
+func (d *Distributor) NewGRPCServer() *grpc.Server {
+	s := grpc.NewServer(ServerOptions()...)
+	d.Register(s)
+	return s
+}
+
+// IsGRPC reports whether r is a gRPC call (to route it to the gRPC server
+// on a shared listener).
+func IsGRPC(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return r.ProtoMajor == 2 && len(ct) >= 16 && ct[:16] == "application/grpc"
+}
+
+func grpcError(err error) error {
+	var se *sites.Error
+	if errors.As(err, &se) {
+		switch se.Code {
+		case http.StatusUnauthorized:
+			return status.Error(codes.Unauthenticated, se.Message)
+		case http.StatusForbidden:
+			return status.Error(codes.PermissionDenied, se.Message)
+		}
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+func (d *Distributor) serve(_ any, ss grpc.ServerStream) error {
+	ctx := ss.Context()
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "no peer information")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 {
+		return status.Error(codes.Unauthenticated, "the sync stream needs the site's client certificate (mTLS)")
+	}
+	sp, err := d.opts.Sites.Authenticate(ctx, ti.State.PeerCertificates)
+	if err != nil {
+		return grpcError(err)
+	}
+	select {
+	case <-d.loaded:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	hello, err := recvHello(ctx, ss)
+	if err != nil {
+		return err
+	}
+	if hello.Site != "" && hello.Site != sp.Site {
+		return status.Errorf(codes.PermissionDenied, "hello names site %q but the client certificate is for site %q", hello.Site, sp.Site)
+	}
+	if hello.CapabilityVersion <= 0 {
+		return status.Error(codes.InvalidArgument, "hello: capabilityVersion must be positive")
+	}
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// The certificate stops being good at NotAfter: end the stream then,
+	// so that the node renews and reconnects.
+	expiry := time.AfterFunc(time.Until(sp.NotAfter.Add(pki.ClockSkew)), func() { cancel(errors.New("client certificate expired")) })
+	defer expiry.Stop()
+	st := &stream{tenant: sp.Tenant, site: sp.Site, notify: make(chan struct{}, 1), cancel: cancel}
+	base := d.attach(st, sp, hello)
+	defer d.detach(st)
+
+	errc := make(chan error, 1)
+	go func() { errc <- d.receive(sctx, ss, st) }()
+	err = d.send(sctx, ss, st, base)
+	if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		if errors.Is(cause, errSiteGone) {
+			return status.Error(codes.PermissionDenied, cause.Error())
+		}
+		return status.Error(codes.Unavailable, cause.Error())
+	}
+	if err != nil {
+		return err
+	}
+	return <-errc
+}
+
+func recvHello(ctx context.Context, ss grpc.ServerStream) (*Hello, error) {
+	got := make(chan error, 1)
+	var m NodeMessage
+	go func() { got <- ss.RecvMsg(&m) }()
+	t := time.NewTimer(helloTimeout)
+	defer t.Stop()
+	select {
+	case err := <-got:
+		if err != nil {
+			return nil, err
+		}
+	case <-t.C:
+		return nil, status.Error(codes.DeadlineExceeded, "no hello from the node")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if m.Hello == nil {
+		return nil, status.Error(codes.InvalidArgument, "the first message must be a hello")
+	}
+	return m.Hello, nil
+}
+
+// attach registers the stream (closing an older stream of the same site),
+// places the site in its group and returns the snapshot the node already
+// runs, if its content is current.
+func (d *Distributor) attach(st *stream, sp *sites.Peer, h *Hello) *Snapshot {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.liveOf(st.tenant, st.site)
+	if l.stream != nil {
+		l.stream.close(errors.New("replaced by a newer stream of the same site"))
+	}
+	l.stream = st
+	l.online = true
+	l.lastSeen = d.opts.Now()
+	l.nodeVersion = h.NodeVersion
+	l.cap = h.CapabilityVersion
+	l.applied = h.AppliedVersion
+	l.dirty = true
+	ts := d.tenants[st.tenant]
+	if ts == nil {
+		ts = &tenantState{name: st.tenant, objs: map[string]*entry{}, vs: map[string]*vsEntry{}, sites: map[string]*siteEntry{}}
+		d.tenants[st.tenant] = ts
+	}
+	se := ts.sites[st.site]
+	if se == nil {
+		// Registered a moment ago: the watch has not brought it yet.
+		se = &siteEntry{tenant: st.tenant, name: st.site, labels: sp.Object.Metadata.Labels,
+			state: sp.Object.Spec.StateOf(), statusState: sp.Object.Status.State, statusCap: sp.Object.Status.CapabilityVersion}
+		ts.sites[st.site] = se
+	}
+	key, _, _ := d.groupKeyFor(ts, se)
+	var base *Snapshot
+	if g := d.groups[key]; g != nil && g.snap != nil && se.group == g {
+		st.latest.Store(g.snap)
+		if h.AppliedVersion != "" && HashOf(h.AppliedVersion) == g.snap.Hash {
+			base = g.snap
+			l.applied = g.snap.Version
+		}
+	} else {
+		d.dirty[st.tenant] = true
+		d.kickLocked()
+	}
+	st.notify <- struct{}{}
+	return base
+}
+
+func (d *Distributor) detach(st *stream) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.live[st.tenant+"/"+st.site]
+	if l == nil || l.stream != st {
+		return
+	}
+	l.stream = nil
+	l.online = false
+	l.lastSeen = d.opts.Now()
+	l.dirty = true
+}
+
+// send writes updates: the newest snapshot each time the stream is told,
+// as a delta from what was last sent when there is one.
+func (d *Distributor) send(ctx context.Context, ss grpc.ServerStream, st *stream, last *Snapshot) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-st.notify:
+		}
+		snap := st.latest.Load()
+		if st.resync.Swap(false) {
+			last = nil
+		}
+		if snap == nil || snap == last {
+			continue
+		}
+		msg, err := snap.encodeFor(last)
+		if err != nil {
+			return status.Errorf(codes.Internal, "encoding update: %v", err)
+		}
+		if err := ss.SendMsg(msg); err != nil {
+			return err
+		}
+		last = snap
+	}
+}
+
+func (d *Distributor) receive(ctx context.Context, ss grpc.ServerStream, st *stream) error {
+	for {
+		var m NodeMessage
+		if err := ss.RecvMsg(&m); err != nil {
+			st.close(errors.New("node closed the stream"))
+			return nil
+		}
+		if m.Ack == nil {
+			continue
+		}
+		if m.Ack.Resync {
+			st.resync.Store(true)
+			select {
+			case st.notify <- struct{}{}:
+			default:
+			}
+			continue
+		}
+		d.mu.Lock()
+		l := d.liveOf(st.tenant, st.site)
+		if l.stream == st {
+			l.applied = m.Ack.Version
+			l.rejected = m.Ack.Rejected
+			l.skipped = m.Ack.Skipped
+			l.lastSeen = d.opts.Now()
+			l.dirty = true
+		}
+		d.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// SiteState is the in-memory view of one site's node.
+type SiteState struct {
+	Online         bool
+	LastSeen       time.Time
+	NodeVersion    string
+	Capability     int
+	AppliedVersion string
+	// CurrentVersion is the version of the snapshot the site should run.
+	CurrentVersion string
+	Rejected       []ObjectError
+	Skipped        []ObjectRef
+}
+
+// State returns what the console knows about a site right now.
+func (d *Distributor) State(tenant, site string) (SiteState, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out SiteState
+	l := d.live[tenant+"/"+site]
+	ts := d.tenants[tenant]
+	if ts == nil || ts.sites[site] == nil {
+		return out, false
+	}
+	if g := ts.sites[site].group; g != nil && g.snap != nil {
+		out.CurrentVersion = g.snap.Version
+	}
+	if l != nil {
+		out.Online, out.LastSeen, out.NodeVersion, out.Capability = l.online, l.lastSeen, l.nodeVersion, l.cap
+		out.AppliedVersion = l.applied
+		out.Rejected = append(out.Rejected, l.rejected...)
+		out.Skipped = append(out.Skipped, l.skipped...)
+	}
+	return out, true
+}
+
+// Snapshot returns the current snapshot of a site (for tests and tools).
+func (d *Distributor) Snapshot(tenant, site string) (*Snapshot, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ts := d.tenants[tenant]
+	if ts == nil || ts.sites[site] == nil || ts.sites[site].group == nil || ts.sites[site].group.snap == nil {
+		return nil, fmt.Errorf("no snapshot for site %q of tenant %q yet", site, tenant)
+	}
+	return ts.sites[site].group.snap, nil
+}

@@ -1,0 +1,157 @@
+package sites
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/pki"
+	"github.com/meridian-platform/meridian/internal/store"
+)
+
+// revokedPrefix holds revoked certificate serials:
+// /sitesrevoked/<tenant>/<site>/<serial hex> -> expiry (RFC 3339).
+const revokedPrefix = "/sitesrevoked/"
+
+// Peer is an authenticated site.
+type Peer struct {
+	Tenant string
+	Site   string
+	Serial string
+	// NotAfter is when the certificate expires.
+	NotAfter time.Time
+	// Object is the Site as stored when the peer was checked.
+	Object *v1.Site
+}
+
+// Authenticate checks a client certificate chain presented on an mTLS call
+// (the sync stream): it must chain to the console CA and be valid now
+// (clock skew allowed), not be revoked, name a site that exists, is not
+// decommissioned and was created before the certificate was issued.
+func (s *Server) Authenticate(ctx context.Context, chain []*x509.Certificate) (*Peer, error) {
+	site, _, err := s.check(ctx, chain, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Peer{Tenant: site.Metadata.Tenant, Site: site.Metadata.Name, Serial: serialOf(chain[0]),
+		NotAfter: chain[0].NotAfter, Object: site}, nil
+}
+
+func serialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
+
+func (s *Server) check(ctx context.Context, chain []*x509.Certificate, allowExpired bool) (*v1.Site, bool, error) {
+	if len(chain) == 0 {
+		return nil, false, errf(http.StatusUnauthorized, "Unauthorized", "no client certificate")
+	}
+	cert := chain[0]
+	now := s.opts.Now()
+	expired := false
+	if err := s.opts.CA.VerifyClientCert(cert, now); err != nil {
+		// A certificate that expired while its node was offline may still
+		// re-enrol within the grace window: it must have been valid when
+		// it expired.
+		if !allowExpired || !now.After(cert.NotAfter) || now.Sub(cert.NotAfter) > s.opts.ReenrolGrace ||
+			s.opts.CA.VerifyClientCert(cert, cert.NotAfter.Add(-time.Second)) != nil {
+			return nil, false, errf(http.StatusUnauthorized, "Unauthorized", "client certificate rejected: "+err.Error())
+		}
+		expired = true
+	}
+	tenant, name, err := pki.SiteIdentity(cert)
+	if err != nil {
+		return nil, false, errf(http.StatusUnauthorized, "Unauthorized", "client certificate rejected: "+err.Error())
+	}
+	kv, err := s.opts.Store.Get(ctx, SiteKey(tenant, name))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("site %q no longer exists: register again with a site token", name))
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("reading site %q: %w", name, err)
+	}
+	var site v1.Site
+	if err := json.Unmarshal(kv.Value, &site); err != nil {
+		return nil, false, fmt.Errorf("decoding site %q: %w", name, err)
+	}
+	site.Metadata.Tenant = tenant
+	site.Metadata.ResourceVersion = fmt.Sprint(kv.ModRevision)
+	if site.Spec.Decommissioned {
+		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("site %q is decommissioned", name))
+	}
+	serial := serialOf(cert)
+	s.revMu.RLock()
+	revoked := s.revoked[serial]
+	s.revMu.RUnlock()
+	if revoked {
+		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("the certificate of site %q is revoked", name))
+	}
+	// A certificate issued before the site (of that name) was created
+	// belongs to an earlier site of the same name.
+	if ct := site.Metadata.CreationTimestamp; ct != nil && cert.NotBefore.Add(pki.ClockSkew+time.Second).Before(*ct) {
+		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("the certificate predates site %q: register again", name))
+	}
+	s.revMu.Lock()
+	key := tenant + "/" + name
+	if s.seen[key] == nil {
+		s.seen[key] = map[string]bool{}
+	}
+	s.seen[key][serial] = true
+	s.revMu.Unlock()
+	return &site, expired, nil
+}
+
+func (s *Server) loadRevoked(ctx context.Context) error {
+	opts := store.ListOptions{Limit: 1000}
+	for {
+		res, err := s.opts.Store.List(ctx, revokedPrefix, opts)
+		if err != nil {
+			return fmt.Errorf("loading revoked site certificates: %w", err)
+		}
+		for _, kv := range res.Items {
+			if i := strings.LastIndexByte(kv.Key, '/'); i >= 0 {
+				s.revoked[kv.Key[i+1:]] = true
+			}
+		}
+		if !res.More {
+			return nil
+		}
+		opts.After, opts.Revision = res.Items[len(res.Items)-1].Key, res.Revision
+	}
+}
+
+// RevokeSeen revokes every certificate of the site this console has seen
+// (called when a site is decommissioned or deleted), so that they stay
+// refused even if the site is brought back.
+func (s *Server) RevokeSeen(ctx context.Context, tenant, site string) error {
+	key := tenant + "/" + site
+	s.revMu.Lock()
+	serials := s.seen[key]
+	delete(s.seen, key)
+	for sn := range serials {
+		s.revoked[sn] = true
+	}
+	s.revMu.Unlock()
+	if len(serials) == 0 {
+		return nil
+	}
+	var ops []store.Op
+	exp := s.opts.Now().Add(s.opts.CertTTL + s.opts.ReenrolGrace).UTC().Format(time.RFC3339)
+	for sn := range serials {
+		ops = append(ops, store.Put(revokedPrefix+tenant+"/"+site+"/"+sn, []byte(exp)))
+	}
+	if _, err := s.opts.Store.Txn(ctx, store.Txn{Ops: ops}); err != nil {
+		return fmt.Errorf("revoking certificates of site %q: %w", site, err)
+	}
+	return nil
+}
+
+// IsRevoked reports whether a certificate serial (hex) is revoked.
+func (s *Server) IsRevoked(serial string) bool {
+	s.revMu.RLock()
+	defer s.revMu.RUnlock()
+	return s.revoked[serial]
+}

@@ -1,0 +1,142 @@
+package sites_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/audit"
+	"github.com/meridian-platform/meridian/internal/pki"
+	"github.com/meridian-platform/meridian/internal/sites"
+	"github.com/meridian-platform/meridian/internal/store"
+	"github.com/meridian-platform/meridian/internal/store/bolt"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+// TestReenrolWindow checks renewal with a certificate that expired while
+// the node was offline: accepted within the grace window (the chain was
+// valid when it expired), refused after it, and never for a certificate
+// older than the site or revoked.
+func TestReenrolWindow(t *testing.T) {
+	ctx := context.Background()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadOrCreateCA(ctx, st, kr, "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Now()}
+	srv, err := sites.New(ctx, sites.Options{Store: st, CA: ca, Audit: audit.New(st, kr, audit.Options{}),
+		CertTTL: time.Hour, ReenrolGrace: 48 * time.Hour, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putSite := func(created time.Time, decommissioned bool) {
+		s := &v1.Site{}
+		s.APIVersion, s.Kind = v1.APIVersion, "Site"
+		s.Metadata = v1.ObjectMeta{Name: "shop-7", Tenant: "acme", CreationTimestamp: &created}
+		s.Spec.Approved, s.Spec.Decommissioned = true, decommissioned
+		b, _ := json.Marshal(s)
+		if _, err := st.Txn(ctx, store.Txn{Ops: []store.Op{store.Put(sites.SiteKey("acme", "shop-7"), b)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	issue := func(ttl time.Duration) []*x509.Certificate {
+		ic, err := ca.IssueClientCert(pki.SiteSPIFFEID("acme", "shop-7"), &key.PublicKey, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []*x509.Certificate{ic.Leaf}
+	}
+	putSite(time.Now().Add(-time.Minute), false)
+	chain := issue(time.Hour)
+	csr := newNode(t).csr
+	renew := func() (int, string) {
+		id, err := srv.Renew(ctx, chain, sites.RenewRequest{CSR: csr}, "test")
+		if err != nil {
+			e := err.(*sites.Error)
+			return e.Code, e.Message
+		}
+		if id.Site != "shop-7" || id.Tenant != "acme" {
+			t.Fatalf("renewed identity %+v", id)
+		}
+		return http.StatusOK, ""
+	}
+	cases := []struct {
+		name string
+		at   time.Duration // clock offset from now
+		code int
+	}{
+		{"valid", 0, http.StatusOK},
+		{"node clock behind by less than the skew", -2 * time.Minute, http.StatusOK},
+		{"just expired, offline", 2 * time.Hour, http.StatusOK},
+		{"expired within grace", 40 * time.Hour, http.StatusOK},
+		{"expired beyond grace", 60 * time.Hour, http.StatusUnauthorized},
+	}
+	for _, c := range cases {
+		clk.t = time.Now().Add(c.at)
+		if code, msg := renew(); code != c.code {
+			t.Errorf("%s: %d %s, want %d", c.name, code, msg, c.code)
+		}
+	}
+	clk.t = time.Now()
+	// Stream authentication has no grace.
+	clk.t = time.Now().Add(2 * time.Hour)
+	if _, err := srv.Authenticate(ctx, chain); err == nil {
+		t.Error("expired certificate authenticated a stream")
+	}
+	clk.t = time.Now()
+	if p, err := srv.Authenticate(ctx, chain); err != nil || p.Site != "shop-7" || p.Tenant != "acme" {
+		t.Fatalf("authenticate: %+v %v", p, err)
+	}
+	// A site re-created under the same name does not accept older
+	// certificates.
+	putSite(time.Now().Add(time.Hour), false)
+	if code, msg := renew(); code != http.StatusForbidden || !strings.Contains(msg, "predates") {
+		t.Errorf("certificate older than the site: %d %s", code, msg)
+	}
+	putSite(time.Now().Add(-time.Minute), false)
+	// Revoked certificates stay refused, also for a new Server (loaded
+	// from the store).
+	if err := srv.RevokeSeen(ctx, "acme", "shop-7"); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := renew(); code != http.StatusForbidden || !strings.Contains(msg, "revoked") {
+		t.Errorf("revoked: %d %s", code, msg)
+	}
+	srv2, err := sites.New(ctx, sites.Options{Store: st, CA: ca, Audit: audit.New(st, kr, audit.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv2.Authenticate(ctx, chain); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("revocation not persisted: %v", err)
+	}
+	// Deleted site.
+	chain = issue(time.Hour)
+	if _, err := st.Txn(ctx, store.Txn{Ops: []store.Op{store.Delete(sites.SiteKey("acme", "shop-7"))}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := renew(); code != http.StatusForbidden || !strings.Contains(msg, "no longer exists") {
+		t.Errorf("deleted site: %d %s", code, msg)
+	}
+}

@@ -1,0 +1,151 @@
+package sitestest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/client"
+	"github.com/meridian-platform/meridian/internal/console"
+)
+
+// Env is a running console on a loopback port.
+type Env struct {
+	Console *console.Console
+	URL     string
+	CA      []byte
+	DataDir string
+	// Token is the system admin's bearer token; Tenant the default tenant.
+	Token  string
+	Tenant string
+	stop   func()
+}
+
+// Start runs a console (bbolt, TLS, CA) until the test ends.
+func Start(t testing.TB) *Env {
+	t.Helper()
+	e := &Env{DataDir: filepath.Join(t.TempDir(), "console")}
+	e.start(t, "")
+	t.Cleanup(e.Stop)
+	return e
+}
+
+func (e *Env) start(t testing.TB, listen string) {
+	t.Helper()
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := console.New(ctx, console.Options{DataDir: e.DataDir, Listen: listen,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	url, err := c.Listen()
+	if err != nil {
+		cancel()
+		c.Close()
+		t.Fatal(err)
+	}
+	if b := c.Bootstrap(); b.Created {
+		e.Token, e.Tenant = b.AdminToken, b.DefaultTenant
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Serve(ctx)
+	}()
+	e.Console, e.URL, e.CA = c, url, c.CACertPEM()
+	e.stop = func() {
+		cancel()
+		<-done
+		c.Close()
+	}
+	select {
+	case <-c.Distributor().Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("distribution did not load")
+	}
+}
+
+// Stop stops the console (idempotent).
+func (e *Env) Stop() {
+	if e.stop != nil {
+		e.stop()
+		e.stop = nil
+	}
+}
+
+// Restart starts the console again on the same address and data.
+func (e *Env) Restart(t testing.TB) {
+	t.Helper()
+	e.Stop()
+	e.start(t, e.URL[len("https://"):])
+}
+
+// Client returns an admin client acting in tenant ("" = default tenant).
+func (e *Env) Client(t testing.TB, tenant string) *client.Client {
+	t.Helper()
+	if tenant == "" {
+		tenant = e.Tenant
+	}
+	c, err := client.New(client.Config{Server: e.URL, Token: e.Token, CAData: e.CA, Tenant: tenant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// CreateTenant creates a tenant (as system admin).
+func (e *Env) CreateTenant(t testing.TB, name string) {
+	t.Helper()
+	c, err := client.New(client.Config{Server: e.URL, Token: e.Token, CAData: e.CA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &v1.Tenant{}
+	tn.APIVersion, tn.Kind, tn.Metadata.Name = v1.APIVersion, "Tenant", name
+	if err := c.Create(context.Background(), tn); err != nil {
+		t.Fatalf("creating tenant %q: %v", name, err)
+	}
+}
+
+// CreateToken creates a SiteToken in tenant and returns its plaintext.
+func (e *Env) CreateToken(t testing.TB, tenant, name string, spec v1.SiteTokenSpec) string {
+	t.Helper()
+	tok := &v1.SiteToken{Spec: spec}
+	tok.APIVersion, tok.Kind, tok.Metadata.Name = v1.APIVersion, "SiteToken", name
+	if err := e.Client(t, tenant).Create(context.Background(), tok); err != nil {
+		t.Fatalf("creating site token %q: %v", name, err)
+	}
+	if tok.Status.Token == "" {
+		t.Fatal("site token created without its plaintext")
+	}
+	return tok.Status.Token
+}
+
+// Apply creates each object in tenant.
+func (e *Env) Apply(t testing.TB, tenant string, objs ...v1.Object) {
+	t.Helper()
+	c := e.Client(t, tenant)
+	for _, o := range objs {
+		if err := c.Create(context.Background(), o); err != nil {
+			t.Fatalf("creating %s %q: %v", o.GetTypeMeta().Kind, o.GetMetadata().Name, err)
+		}
+	}
+}
+
+// MustDecode decodes YAML/JSON objects.
+func MustDecode(t testing.TB, doc string) []v1.Object {
+	t.Helper()
+	objs, err := v1.DecodeAll([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
