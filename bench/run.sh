@@ -22,6 +22,7 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
+ONLY_RATE=${ONLY_RATE:-}
 
 need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 if ! need nginx || ! need haproxy || ! need wrk || ! need openssl; then
@@ -174,8 +175,11 @@ run_wrk() { # target case
 run_rate() { # target: prints "rate p99ms"
   local t=$1
   [ -x "$BIN/vegeta" ] || { echo "0 0"; return; }
-  echo "GET http://127.0.0.1:${PORT[$t]}/" | "$BIN/vegeta" attack -rate="$RATE" -duration="$DURATION" -keepalive=true -max-connections=256 2>/dev/null \
-    | "$BIN/vegeta" report -type=json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["throughput"], r["latencies"]["99th"]/1e6)'
+  echo "GET http://127.0.0.1:${PORT[$t]}/" | "$BIN/vegeta" attack -rate="$RATE" -duration="$DURATION" -keepalive=true -max-connections=256 \
+    2>>"$WORK/vegeta-$t.err" > "$WORK/vegeta-$t.bin"
+  "$BIN/vegeta" report < "$WORK/vegeta-$t.bin" >> "$WORK/vegeta-$t.txt"
+  "$BIN/vegeta" report -type=json < "$WORK/vegeta-$t.bin" \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["throughput"], r["latencies"]["99th"]/1e6)'
 }
 
 echo "warming up"
@@ -184,6 +188,7 @@ for t in "${TARGETS[@]}"; do run_wrk "$t" small >/dev/null; run_wrk "$t" https >
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS"
   for c in "${CASES[@]}"; do
+    [ -n "$ONLY_RATE" ] && break
     for t in "${TARGETS[@]}"; do
       echo "$round $c $t $(run_wrk "$t" "$c")" >> "$RES"
     done
@@ -218,4 +223,4 @@ for c in cases:
         pr = f"{p99/bp99:.2f}x" if bp99 else "-"
         print(f"| {c} | {t} | {rps:,.0f} | {p99:.2f} | {rr} | {pr} |")
 PY
-echo "raw results: $RES"
+echo "raw results: $RES; vegeta reports: $WORK/vegeta-*.txt"

@@ -181,6 +181,16 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 		s.rejectH1(ctx, p)
 		return
 	}
+	if uri := req.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
+		if req.Header.IsConnect() {
+			ctx.Error("CONNECT is not supported\n", fasthttp.StatusMethodNotAllowed)
+			ctx.SetConnectionClose()
+			return
+		}
+		// Absolute form: the target's authority replaces Host (RFC 9112
+		// 3.2.2), for routing and for the origin alike.
+		req.Header.SetHostBytes(req.URI().Host())
+	}
 	mc, ok := ctx.Conn().(*metaConn)
 	if !ok {
 		ctx.Error("internal error\n", fasthttp.StatusInternalServerError)

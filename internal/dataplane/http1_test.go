@@ -110,6 +110,18 @@ spec:
 			}
 		})
 	}
+	// Absolute-form targets: the authority replaces Host for routing and
+	// for the origin alike.
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if got := rawExchange(t, addr, "GET http://nope.test/x HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 404") {
+		t.Fatalf("absolute form routed by Host header: %q", got)
+	}
+	if got := rawExchange(t, addr, "GET http://www.shop.test/x HTTP/1.1\r\nHost: nope.test\r\nConnection: close\r\n\r\n"); !strings.Contains(got, "host=www.shop.test") {
+		t.Fatalf("absolute form: %q", got)
+	}
+	if got := rawExchange(t, addr, "CONNECT shop.test:443 HTTP/1.1\r\nHost: shop.test:443\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 405") {
+		t.Fatalf("CONNECT: %q", got)
+	}
 	resp, _ := get(t, base+"/old/x?a=b", map[string]string{"Host": "shop.test"})
 	if resp.StatusCode != 301 || resp.Header.Get("Location") != "http://shop.test/new?a=b" {
 		t.Fatalf("redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))

@@ -49,9 +49,9 @@ func (a stdHeaders) VisitAll(f func(k, v []byte)) {
 
 // serveH2 runs the HTTP/2 server on a connection (TLS with ALPN h2, or h2c
 // with prior knowledge).
-func (s *Server) serveH2(c net.Conn, meta *connMeta) {
+func (s *Server) serveH2(l *listener, c net.Conn, meta *connMeta) {
 	ctx := context.WithValue(context.Background(), metaKey, meta)
-	s.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.h2base, Handler: s.h2base.Handler})
+	l.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: l.h2base, Handler: l.h2base.Handler})
 }
 
 // cleanPath normalizes a request path the way routing sees it.

@@ -19,7 +19,7 @@ type metrics struct {
 	retries      *prometheus.CounterVec
 	bytesIn      *prometheus.CounterVec
 	bytesOut     *prometheus.CounterVec
-	connections  prometheus.Gauge
+	connections  *prometheus.GaugeVec
 	connRejected prometheus.Counter
 	rejected     prometheus.Counter
 	tlsErrors    prometheus.Counter
@@ -41,8 +41,8 @@ func newMetrics(r prometheus.Registerer, reg *lb.Registry) *metrics {
 			Help: "Request bytes received (head and body) by load balancer."}, []string{"namespace", "loadbalancer"}),
 		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_http_response_body_bytes_total",
 			Help: "Response body bytes sent by load balancer."}, []string{"namespace", "loadbalancer"}),
-		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "meridian_active_connections",
-			Help: "Client connections open on all listeners."}),
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "meridian_active_connections",
+			Help: "Client connections open, by listener."}, []string{"listener"}),
 		connRejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_connections_rejected_total",
 			Help: "Client connections closed at accept because the listener was at maxConnections."}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{Name: "meridian_requests_rejected_total",

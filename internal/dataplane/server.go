@@ -111,9 +111,6 @@ func New(opts Options) *Server {
 	}
 	s.alog = NewAccessLogWriter(opts.AccessLog)
 	s.metrics = newMetrics(opts.Metrics, s.reg)
-	s.h2base = &http.Server{Handler: http.HandlerFunc(s.handleH2), ErrorLog: nil}
-	s.h2 = &http2.Server{}
-	_ = http2.ConfigureServer(s.h2base, s.h2)
 	s.state.Store(s.buildState(&config.Table{HTTP: map[string]*config.HTTPListener{}, TCP: map[string]*config.TCPListener{}, Pools: map[string]*config.Pool{}}))
 	return s
 }
@@ -205,6 +202,7 @@ func (s *Server) Apply(ctx context.Context, t *config.Table) error {
 	for k := range t.TCP {
 		want[k] = "tcp"
 	}
+	failed := map[string]string{}
 	for k, kind := range want {
 		if l := s.listeners[k]; l != nil {
 			if l.kind == kind {
@@ -218,7 +216,7 @@ func (s *Server) Apply(ctx context.Context, t *config.Table) error {
 		}
 		l, err := s.startListener(k, kind, t)
 		if err != nil {
-			errs = append(errs, err)
+			failed[k] = kind
 			continue
 		}
 		s.listeners[k] = l
@@ -229,6 +227,16 @@ func (s *Server) Apply(ctx context.Context, t *config.Table) error {
 			l.close()
 			delete(s.listeners, k)
 		}
+	}
+	// A listener may have failed to bind because a removed one (say
+	// ":8080" replaced by "127.0.0.1:8080") still held the port.
+	for k, kind := range failed {
+		l, err := s.startListener(k, kind, t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.listeners[k] = l
 	}
 	live := map[*lb.Endpoint]bool{}
 	for _, p := range s.reg.Pools() {
@@ -264,7 +272,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, l := range ls {
 		l.close()
 	}
-	_ = s.h2base.Shutdown(ctx) // sends GOAWAY to HTTP/2 connections
+	for _, l := range ls {
+		if l.h2base != nil {
+			_ = l.h2base.Shutdown(ctx) // sends GOAWAY to HTTP/2 connections
+		}
+	}
 	var err error
 	for _, l := range ls {
 		if e := l.drain(ctx); e != nil {
@@ -289,6 +301,9 @@ type listener struct {
 	h1     atomic.Pointer[fasthttp.Server]
 	h1t    config.Timeouts
 	tlsCfg *tls.Config
+	h2     *http2.Server
+	h2base *http.Server
+	gauge  prometheus.Gauge
 
 	mu       sync.Mutex
 	conns    map[net.Conn]*connMeta
@@ -303,10 +318,16 @@ func (s *Server) startListener(key, kind string, t *config.Table) (*listener, er
 	if err != nil {
 		return nil, fmt.Errorf("starting listener %s: %w", key, err)
 	}
-	l := &listener{s: s, key: key, kind: kind, ln: ln, conns: map[net.Conn]*connMeta{}}
+	l := &listener{s: s, key: key, kind: kind, ln: ln, conns: map[net.Conn]*connMeta{}, gauge: s.metrics.connections.WithLabelValues(key)}
 	if kind == "http" {
 		l.h1t = t.HTTP[key].Timeouts
 		l.h1.Store(s.newH1Server(l, l.h1t))
+		l.h2base = &http.Server{Handler: http.HandlerFunc(s.handleH2), IdleTimeout: l.h1t.Idle, ReadHeaderTimeout: l.h1t.RequestHeader}
+		l.h2 = &http2.Server{IdleTimeout: l.h1t.Idle}
+		if err := http2.ConfigureServer(l.h2base, l.h2); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("starting listener %s: configuring HTTP/2: %w", key, err)
+		}
 		l.tlsCfg = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			if c := s.state.Load().tlsConfigs[key]; c != nil {
 				return c, nil
@@ -352,7 +373,7 @@ func (l *listener) acceptLoop() {
 		l.wg.Add(1)
 		meta := &connMeta{peer: addrPortOf(c.RemoteAddr()), local: addrPortOf(c.LocalAddr()), lkey: l.key, l: l, raw: c}
 		l.track(c, meta)
-		l.s.metrics.connections.Inc()
+		l.gauge.Inc()
 		go l.serve(c, meta)
 	}
 }
@@ -391,6 +412,10 @@ func (l *listener) close() {
 			}
 		}
 		l.mu.Unlock()
+		if l.h2base != nil {
+			// GOAWAY to HTTP/2 connections; streams in flight finish.
+			go func() { _ = l.h2base.Shutdown(context.Background()) }()
+		}
 		l.s.log.Info("listener stopped", "address", l.key)
 	}
 }
@@ -438,7 +463,7 @@ func (l *listener) serve(c net.Conn, meta *connMeta) {
 		c.Close()
 		l.track(c, nil)
 		l.active.Add(-1)
-		l.s.metrics.connections.Dec()
+		l.gauge.Dec()
 		l.wg.Done()
 	}()
 	s := l.s
@@ -484,7 +509,7 @@ func (l *listener) serve(c net.Conn, meta *connMeta) {
 		_ = c.SetDeadline(time.Time{})
 		meta.tls = true
 		if tc.ConnectionState().NegotiatedProtocol == "h2" {
-			s.serveH2(tc, meta)
+			s.serveH2(l, tc, meta)
 			return
 		}
 		conn = tc
@@ -497,7 +522,7 @@ func (l *listener) serve(c net.Conn, meta *connMeta) {
 		isH2 := peekPreface(br)
 		_ = c.SetReadDeadline(time.Time{})
 		if isH2 {
-			s.serveH2(conn, meta)
+			s.serveH2(l, conn, meta)
 			return
 		}
 	}
