@@ -1,0 +1,390 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/distrib"
+)
+
+// Options configures a node agent.
+type Options struct {
+	// ConsoleURL is the console's base URL (https://HOST:PORT).
+	ConsoleURL string
+	// Token is the SiteToken; needed only until the node is registered.
+	Token string
+	// Name is the site name to register as.
+	Name string
+	// DataDir keeps the key, certificate, console CA and the sealed
+	// last-known-good snapshot.
+	DataDir string
+	// CAData is the console CA (PEM) to trust when registering; once
+	// registered, the CA saved in DataDir is used.
+	CAData []byte
+	// NodeVersion is reported to the console.
+	NodeVersion string
+	// CapabilityVersion is the protocol version the node understands
+	// (default distrib.CapabilityVersion).
+	CapabilityVersion int
+	// Applier puts received objects in force. Required.
+	Applier Applier
+	// MinBackoff and MaxBackoff bound reconnection delays (defaults 500ms
+	// and 30s); each delay is drawn at random up to the exponential bound.
+	MinBackoff, MaxBackoff time.Duration
+	Logger                 *slog.Logger
+	Now                    func() time.Time
+}
+
+// Agent keeps a node in step with its console.
+type Agent struct {
+	opts Options
+	log  *slog.Logger
+	aead interface {
+		NonceSize() int
+		Seal(dst, nonce, plaintext, additionalData []byte) []byte
+		Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
+	}
+
+	mu      sync.Mutex
+	id      *identity
+	version string
+	objects map[string]json.RawMessage // ref key -> object
+	updates chan string
+}
+
+// New checks the options and prepares the data directory.
+func New(opts Options) (*Agent, error) {
+	if opts.Applier == nil {
+		return nil, errors.New("node agent: an Applier is required")
+	}
+	if opts.DataDir == "" {
+		return nil, errors.New("node agent: a data directory is required")
+	}
+	u, err := url.Parse(opts.ConsoleURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("node agent: console URL %q: want https://HOST:PORT", opts.ConsoleURL)
+	}
+	if opts.CapabilityVersion <= 0 {
+		opts.CapabilityVersion = distrib.CapabilityVersion
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = 500 * time.Millisecond
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node agent: creating data directory: %w", err)
+	}
+	a := &Agent{opts: opts, log: opts.Logger.With("component", "node-agent"), objects: map[string]json.RawMessage{},
+		updates: make(chan string, 16)}
+	aead, err := a.stateAEAD()
+	if err != nil {
+		return nil, err
+	}
+	a.aead = aead
+	return a, nil
+}
+
+// Version returns the snapshot version in force ("" before any).
+func (a *Agent) Version() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.version
+}
+
+// Applied receives each version once it is applied and saved (for tests
+// and the dev command; dropped when nobody reads).
+func (a *Agent) Applied() <-chan string { return a.updates }
+
+// Run starts from the last-known-good snapshot, registers when the node
+// has no identity yet, then keeps the sync stream up (renewing the
+// certificate as it goes) until ctx ends. It returns early only when
+// registration is refused for good (bad token, name taken).
+func (a *Agent) Run(ctx context.Context) error {
+	if lg, err := a.loadLastGood(); err != nil {
+		a.log.Error("last-known-good snapshot unusable; waiting for the console", "err", err)
+	} else if lg != nil {
+		objs := map[string]json.RawMessage{}
+		for _, raw := range lg.Objects {
+			objs[rawKey(raw)] = raw
+		}
+		rej, skipped := a.applyObjects(ctx, objs)
+		a.mu.Lock()
+		a.version, a.objects = lg.Version, objs
+		a.mu.Unlock()
+		a.log.Info("serving last-known-good configuration", "version", lg.Version, "objects", len(objs),
+			"rejected", len(rej), "skipped", len(skipped))
+	}
+	id, err := a.loadIdentity()
+	if err != nil {
+		return err
+	}
+	attempt := 0
+	for id == nil {
+		id, err = a.register(ctx)
+		var p *permanent
+		if errors.As(err, &p) {
+			return err
+		}
+		if err != nil {
+			a.log.Warn("registration failed; retrying", "err", err)
+			if !a.sleep(ctx, &attempt) {
+				return nil
+			}
+		}
+	}
+	a.setIdentity(id)
+	attempt = 0
+	for ctx.Err() == nil {
+		id = a.identity()
+		if renewDue(id.leaf, a.opts.Now()) {
+			nid, err := a.renew(ctx, id)
+			if err != nil {
+				a.log.Warn("certificate renewal failed; keeping the current one", "err", err, "expires", id.leaf.NotAfter)
+			} else {
+				a.setIdentity(nid)
+				id = nid
+			}
+		}
+		healthy, err := a.syncOnce(ctx, id)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if healthy {
+			attempt = 0
+		}
+		a.log.Warn("sync stream ended; reconnecting", "err", err)
+		if !a.sleep(ctx, &attempt) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (a *Agent) identity() *identity {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.id
+}
+
+func (a *Agent) setIdentity(id *identity) {
+	a.mu.Lock()
+	a.id = id
+	a.mu.Unlock()
+}
+
+// sleep waits for a random delay up to MinBackoff·2^attempt (capped at
+// MaxBackoff): full jitter, so that thousands of nodes coming back after a
+// console restart spread out.
+func (a *Agent) sleep(ctx context.Context, attempt *int) bool {
+	bound := a.opts.MinBackoff << min(*attempt, 20)
+	if bound > a.opts.MaxBackoff || bound <= 0 {
+		bound = a.opts.MaxBackoff
+	}
+	*attempt++
+	d := a.opts.MinBackoff/2 + time.Duration(rand.Int64N(int64(bound)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// syncOnce runs one stream; healthy reports that it got as far as an
+// update (so the backoff starts over).
+func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, _ error) {
+	u, _ := url.Parse(a.opts.ConsoleURL)
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: id.caPool, ServerName: u.Hostname(), NextProtos: []string{"h2"},
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			cur := a.identity()
+			return &cur.cert, nil
+		}}
+	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(distrib.Codec{})),
+		grpc.WithInitialWindowSize(256<<10), grpc.WithInitialConnWindowSize(256<<10),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
+	if err != nil {
+		return false, fmt.Errorf("dialling the console: %w", err)
+	}
+	defer conn.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Renew while the stream runs; the console ends the stream when the
+	// old certificate expires and the reconnect uses the new one.
+	go a.renewLoop(sctx)
+	cs, err := conn.NewStream(sctx, &distrib.StreamDesc, distrib.StreamMethod)
+	if err != nil {
+		return false, fmt.Errorf("opening the sync stream: %w", err)
+	}
+	if err := cs.SendMsg(&distrib.NodeMessage{Hello: &distrib.Hello{Site: id.rec.Site, NodeVersion: a.opts.NodeVersion,
+		CapabilityVersion: a.opts.CapabilityVersion, AppliedVersion: a.Version()}}); err != nil {
+		return false, fmt.Errorf("sending hello: %w", err)
+	}
+	for {
+		var up distrib.Update
+		if err := cs.RecvMsg(&up); err != nil {
+			if s, ok := status.FromError(err); ok && (s.Code() == codes.Unauthenticated || s.Code() == codes.PermissionDenied) {
+				a.log.Error("the console refused this site", "code", s.Code().String(), "message", s.Message())
+			}
+			return healthy, err
+		}
+		healthy = true
+		ack, err := a.handle(ctx, &up)
+		if err != nil {
+			return healthy, err
+		}
+		if err := cs.SendMsg(&distrib.NodeMessage{Ack: ack}); err != nil {
+			return healthy, fmt.Errorf("sending ack: %w", err)
+		}
+	}
+}
+
+func (a *Agent) renewLoop(ctx context.Context) {
+	for {
+		id := a.identity()
+		life := id.leaf.NotAfter.Sub(id.leaf.NotBefore)
+		due := id.leaf.NotBefore.Add(life * 2 / 3).Sub(a.opts.Now())
+		if due < time.Second {
+			due = time.Second
+		}
+		t := time.NewTimer(due)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if nid, err := a.renew(ctx, id); err != nil {
+			a.log.Warn("certificate renewal failed", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(life/20+time.Second, time.Minute)):
+			}
+		} else {
+			a.setIdentity(nid)
+		}
+	}
+}
+
+// handle applies an update, saves the result as last-known-good and
+// returns the ack to send.
+func (a *Agent) handle(ctx context.Context, up *distrib.Update) (*distrib.Ack, error) {
+	a.mu.Lock()
+	cur, curVersion := a.objects, a.version
+	a.mu.Unlock()
+	next := map[string]json.RawMessage{}
+	if !up.Full {
+		if up.Base != curVersion {
+			a.log.Warn("update does not apply to the running version; asking for a full snapshot", "base", up.Base, "running", curVersion)
+			return &distrib.Ack{Resync: true}, nil
+		}
+		for k, v := range cur {
+			next[k] = v
+		}
+		for _, r := range up.Deleted {
+			delete(next, refKeyOf(r))
+		}
+	}
+	for _, raw := range up.Objects {
+		next[rawKey(raw)] = raw
+	}
+	rejected, skipped := a.applyObjects(ctx, next)
+	lg := &lastGood{Version: up.Version}
+	keys := make([]string, 0, len(next))
+	for k := range next {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		lg.Objects = append(lg.Objects, next[k])
+	}
+	// On disk before the console hears about it.
+	if err := a.saveLastGood(lg); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.objects, a.version = next, up.Version
+	a.mu.Unlock()
+	select {
+	case a.updates <- up.Version:
+	default:
+	}
+	skipped = append(skipped, up.Skipped...)
+	a.log.Info("configuration applied", "version", up.Version, "full", up.Full, "objects", len(next), "rejected", len(rejected))
+	return &distrib.Ack{Version: up.Version, Rejected: rejected, Skipped: skipped}, nil
+}
+
+// applyObjects decodes and applies a full object set. Objects of kinds
+// this node does not know are skipped; undecodable ones are rejected.
+func (a *Agent) applyObjects(ctx context.Context, objs map[string]json.RawMessage) ([]distrib.ObjectError, []distrib.ObjectRef) {
+	var rejected []distrib.ObjectError
+	var skipped []distrib.ObjectRef
+	var list []v1.Object
+	keys := make([]string, 0, len(objs))
+	for k := range objs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		raw := objs[k]
+		ref := rawRef(raw)
+		if _, ok := v1.LookupKind(ref.Kind); !ok {
+			skipped = append(skipped, ref)
+			continue
+		}
+		obj, err := v1.Decode(raw)
+		if err != nil {
+			rejected = append(rejected, distrib.ObjectError{ObjectRef: ref, Error: err.Error()})
+			continue
+		}
+		list = append(list, obj)
+	}
+	rejected = append(rejected, a.opts.Applier.Apply(ctx, list)...)
+	return rejected, skipped
+}
+
+type rawHead struct {
+	Kind     string `json:"kind"`
+	Metadata struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+}
+
+func rawRef(raw json.RawMessage) distrib.ObjectRef {
+	var h rawHead
+	_ = json.Unmarshal(raw, &h)
+	return distrib.ObjectRef{Kind: h.Kind, Namespace: h.Metadata.Namespace, Name: h.Metadata.Name}
+}
+
+func refKeyOf(r distrib.ObjectRef) string { return r.Kind + "/" + r.Namespace + "/" + r.Name }
+
+func rawKey(raw json.RawMessage) string { return refKeyOf(rawRef(raw)) }
