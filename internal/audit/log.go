@@ -264,6 +264,71 @@ func (l *Log) PrepareRecord(ctx context.Context, tenant string, rec Record) ([]s
 	return ops, []store.Compare{{Key: l.HeadKey(tenant), ModRevision: headRev}}, rec, nil
 }
 
+// PrepareBatch is PrepareRecord for several records at once: they get
+// consecutive seqs in the order given, each chained to the one before, and
+// the writes hold every record, a kept checkpoint for each seq that is a
+// multiple of CheckpointEvery, and ONE new signed head, with ONE compare on
+// the head. The caller puts them in a single store.Txn with the changes the
+// records describe; on a head conflict (IsHeadConflict) it calls
+// PrepareBatch again. The records are returned as they will be stored.
+func (l *Log) PrepareBatch(ctx context.Context, tenant string, recs []Record) ([]store.Op, []store.Compare, []Record, error) {
+	if err := checkTenant(tenant); err != nil {
+		return nil, nil, nil, fmt.Errorf("preparing audit records: %w", err)
+	}
+	if len(recs) == 0 {
+		return nil, nil, nil, errors.New("preparing audit records: no records")
+	}
+	head, headRev, err := l.readHead(ctx, tenant)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	now := l.now()
+	out := make([]Record, len(recs))
+	ops := make([]store.Op, 0, len(recs)+2)
+	prev := head.Hash
+	seq := head.Seq
+	var last Checkpoint
+	for i, rec := range recs {
+		if rec.Time.IsZero() {
+			rec.Time = now
+		}
+		rec.Time = rec.Time.UTC().Round(0)
+		if rec.Outcome == "" {
+			rec.Outcome = OutcomeAllowed
+		}
+		seq++
+		rec.Seq = seq
+		rec.Tenant = tenant
+		rec.PrevHash = prev
+		rec.Hash = rec.ComputeHash()
+		prev = rec.Hash
+		recJSON, err := json.Marshal(rec)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("encoding audit record: %w", err)
+		}
+		ops = append(ops, store.Put(l.RecordKey(tenant, rec.Seq), recJSON))
+		last = Checkpoint{Tenant: tenant, Seq: rec.Seq, Hash: rec.Hash, Time: rec.Time}
+		if rec.Seq%l.every == 0 && i < len(recs)-1 {
+			cp := last
+			if err := l.sign(ctx, &cp); err != nil {
+				return nil, nil, nil, err
+			}
+			b, _ := json.Marshal(cp)
+			ops = append(ops, store.Put(l.CheckpointKey(tenant, cp.Seq), b))
+		}
+		out[i] = rec
+	}
+	if err := l.sign(ctx, &last); err != nil {
+		return nil, nil, nil, err
+	}
+	headJSON, _ := json.Marshal(last)
+	ops = append(ops, store.Put(l.HeadKey(tenant), headJSON))
+	if last.Seq%l.every == 0 {
+		ops = append(ops, store.Put(l.CheckpointKey(tenant, last.Seq), headJSON))
+	}
+	return ops, []store.Compare{{Key: l.HeadKey(tenant), ModRevision: headRev}}, out, nil
+}
+
 // maxAppendAttempts bounds the retries of Append under contention.
 const maxAppendAttempts = 100
 
