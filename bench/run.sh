@@ -12,6 +12,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
 DURATION=${DURATION:-5s}
 RATE=${RATE:-10000}
 WORK=$(mktemp -d /tmp/meridian-bench.XXXXXX)
+chmod 755 "$WORK"  # nginx workers (www-data) read the bodies from here
 BIN="$WORK/bin"
 mkdir -p "$BIN"
 PIDS=()
@@ -138,9 +139,9 @@ CONF
 }
 mkcfg "$WORK/meridian" 18082 18445 false
 mkcfg "$WORK/meridian-log" 18083 18446 true
-GOMAXPROCS=2 "${MERIDIAN[@]}" --config "$WORK/meridian" >/dev/null 2>"$WORK/meridian.log" &
+GOMAXPROCS=2 "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 >/dev/null 2>"$WORK/meridian.log" &
 PIDS+=($!)
-GOMAXPROCS=2 "${MERIDIAN[@]}" --config "$WORK/meridian-log" >"$WORK/access.log" 2>"$WORK/meridian-log.log" &
+GOMAXPROCS=2 "${MERIDIAN[@]}" --config "$WORK/meridian-log" --admin 127.0.0.1:18902 >"$WORK/access.log" 2>"$WORK/meridian-log.log" &
 PIDS+=($!)
 for p in 18000 18080 18081 18082 18083 18443 18444 18445 18446; do
   for i in $(seq 1 100); do
@@ -152,6 +153,17 @@ done
 declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083)
 declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446)
 TARGETS=(nginx haproxy meridian meridian-log)
+chmod 644 "$WORK/small" "$WORK/16k"
+
+# Every target must answer 200 with the right bodies before anything is
+# measured.
+for t in "${TARGETS[@]}"; do
+  for u in "http://127.0.0.1:${PORT[$t]}/" "http://127.0.0.1:${PORT[$t]}/16k" "https://127.0.0.1:${TLSPORT[$t]}/"; do
+    got=$(curl -sk -o /dev/null -w '%{http_code} %{size_download}' "$u" || true)
+    case "$u" in */16k) want="200 16384" ;; *) want="200 19" ;; esac
+    if [ "$got" != "$want" ]; then echo "$t: $u answered '$got', want '$want'" >&2; exit 1; fi
+  done
+done
 CASES=(small 16k https close https-close)
 RES="$WORK/results.txt"
 : > "$RES"
