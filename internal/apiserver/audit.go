@@ -16,9 +16,12 @@ import (
 type AuditLog interface {
 	// Digest is the keyed digest of an object's stored bytes.
 	Digest(ctx context.Context, tenant string, data []byte) (string, error)
-	// Prepare returns the writes and compares that append rec to the
-	// tenant's chain inside the caller's transaction.
-	Prepare(ctx context.Context, tenant string, rec audit.Record) ([]store.Op, []store.Compare, error)
+	// PrepareBatch returns the writes and compares that append recs, in
+	// order, to the tenant's chain inside the caller's transaction.
+	PrepareBatch(ctx context.Context, tenant string, recs []audit.Record) ([]store.Op, []store.Compare, []audit.Record, error)
+	// IsHeadConflict reports whether a transaction failed on the tenant's
+	// chain head (another writer appended first: prepare again).
+	IsHeadConflict(err error, tenant string) bool
 	List(ctx context.Context, tenant string, f audit.Filter) (audit.ListResult, error)
 	Verify(ctx context.Context, tenant string, anchors ...audit.Checkpoint) (audit.Report, error)
 }
@@ -29,10 +32,12 @@ type DenialRecorder interface {
 	Add(d audit.Denial)
 }
 
-// planAudit adds the audit record of p to its transaction.
-func (s *Server) planAudit(ctx context.Context, p *writePlan) error {
+// auditRecord builds the audit record of p (the committer chains it and
+// stamps its time). The digests are of the bytes actually stored, so that
+// the after-digest of one record equals the before-digest of the next
+// record of the same object.
+func (s *Server) auditRecord(ctx context.Context, p *writePlan) (audit.Record, error) {
 	rec := audit.Record{
-		Time:      s.now().UTC(),
 		Verb:      p.verb,
 		Kind:      p.info.Kind,
 		Namespace: p.ref.Namespace,
@@ -52,30 +57,21 @@ func (s *Server) planAudit(ctx context.Context, p *writePlan) error {
 	}
 	if !p.auditOnly {
 		var err error
-		if p.old != nil {
+		if p.old != nil && p.oldKV.Value != nil {
 			if rec.BeforeDigest, err = s.opts.Audit.Digest(ctx, p.tenant, p.oldKV.Value); err != nil {
-				return errInternal(fmt.Errorf("digesting %s %q: %w", p.info.Kind, p.ref.Name, err))
+				return audit.Record{}, errInternal(fmt.Errorf("digesting %s %q: %w", p.info.Kind, p.ref.Name, err))
 			}
 		}
 		if p.obj != nil {
-			b, err := jsonMarshal(p.obj)
-			if err != nil {
-				return errInternal(err)
+			if p.stored == nil {
+				return audit.Record{}, errInternal(fmt.Errorf("auditing %s %q: the stored form of the object is unknown", p.info.Kind, p.ref.Name))
 			}
-			if rec.AfterDigest, err = s.opts.Audit.Digest(ctx, p.tenant, b); err != nil {
-				return errInternal(fmt.Errorf("digesting %s %q: %w", p.info.Kind, p.ref.Name, err))
+			if rec.AfterDigest, err = s.opts.Audit.Digest(ctx, p.tenant, p.stored); err != nil {
+				return audit.Record{}, errInternal(fmt.Errorf("digesting %s %q: %w", p.info.Kind, p.ref.Name, err))
 			}
 		}
 	}
-	ops, cmps, err := s.opts.Audit.Prepare(ctx, p.tenant, rec)
-	if err != nil {
-		return errInternal(fmt.Errorf("preparing audit record: %w", err))
-	}
-	p.txn.Ops = append(p.txn.Ops, ops...)
-	for _, c := range cmps {
-		p.cmp(c.Key, c.ModRevision)
-	}
-	return nil
+	return rec, nil
 }
 
 // noteDenial records a refused request with the denial aggregator.

@@ -22,7 +22,7 @@ func (s *Server) delete(ctx context.Context, rc *reqCtx, t target, ref objRef, c
 	info := t.info
 	tenant := s.storageTenant(rc, info)
 	isNamespace := info.Kind == "Namespace"
-	return s.retryWrite(ctx, tenant, info.Kind, ref.Name, func() (any, error) {
+	return s.retryWrite(ctx, tenant, info.Kind, ref, func() (any, error) {
 		cur, kv, err := s.loadObject(ctx, tenant, info, ref)
 		if err != nil {
 			return nil, err
@@ -207,14 +207,8 @@ func (s *Server) cascadeDelete(ctx context.Context, p *writePlan, items []nsItem
 			n++
 		}
 		b.note = fmt.Sprintf("cascade: deleted %d objects of namespace %q", n, p.ref.Name)
-		if err := s.planAudit(ctx, b); err != nil {
+		if _, err := s.submit(ctx, b); err != nil {
 			return err
-		}
-		if _, err := s.st.Txn(ctx, b.txn); err != nil {
-			if store.IsConflict(err) {
-				return errRetry
-			}
-			return errInternal(fmt.Errorf("deleting contents of namespace %q: %w", p.ref.Name, err))
 		}
 	}
 	return nil

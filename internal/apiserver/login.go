@@ -2,13 +2,11 @@ package apiserver
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/auth"
-	"github.com/meridian-platform/meridian/internal/store"
 )
 
 // LoginRequest is the body of POST /api/v1/login.
@@ -92,7 +90,7 @@ func (s *Server) login(r *http.Request) (*LoginResponse, error) {
 	}
 	info := s.byKind["User"]
 	ref := objRef{Plural: info.Plural, Name: req.Username}
-	out, err := s.retryWrite(ctx, req.Tenant, info.Kind, req.Username, func() (any, error) {
+	out, err := s.retryWrite(ctx, req.Tenant, info.Kind, ref, func() (any, error) {
 		obj, kv, err := s.loadObject(ctx, req.Tenant, info, ref)
 		if err != nil {
 			if toAPIError(err).code != http.StatusNotFound {
@@ -120,14 +118,8 @@ func (s *Server) login(r *http.Request) (*LoginResponse, error) {
 		p.cmp(prefixSession+se.ID, 0)
 		p.put(prefixSession+se.ID, val)
 		p.auditOnly = true
-		if err := s.planAudit(ctx, p); err != nil {
+		if _, err := s.submit(ctx, p); err != nil {
 			return nil, err
-		}
-		if _, err := s.st.Txn(ctx, p.txn); err != nil {
-			if store.IsConflict(err) {
-				return nil, errRetry
-			}
-			return nil, errInternal(fmt.Errorf("opening session: %w", err))
 		}
 		return &LoginResponse{Token: tok, ExpiresAt: se.ExpiresAt}, nil
 	})

@@ -420,6 +420,7 @@ type writePlan struct {
 	tenant    string
 	ref       objRef
 	obj       v1.Object // new object (sealed), nil for delete
+	stored    []byte    // obj as stored (for the audit digest)
 	old       v1.Object // stored object (sealed), nil for create
 	oldKV     store.KV
 	objCmp    int64 // compare on the object key
@@ -457,7 +458,7 @@ func (s *Server) create(ctx context.Context, rc *reqCtx, t target, obj v1.Object
 	if err != nil {
 		return nil, errInternal(err)
 	}
-	return s.retryWrite(ctx, tenant, info.Kind, ref.Name, func() (any, error) {
+	return s.retryWrite(ctx, tenant, info.Kind, ref, func() (any, error) {
 		fresh := info.New()
 		if err := json.Unmarshal(client, fresh); err != nil {
 			return nil, errInternal(err)
@@ -484,46 +485,61 @@ func (s *Server) create(ctx context.Context, rc *reqCtx, t target, obj v1.Object
 
 var errRetry = errors.New("apiserver: retry transaction")
 
-// writeLocks serialises the writes of a tenant inside this process: every
-// write of a tenant appends to its audit chain, so concurrent writes would
-// only conflict and retry. Other consoles sharing the store still conflict
-// now and then; retryWrite handles that.
+// writeLocks serialises the writes of one object inside this process, so
+// that concurrent writes of an object (a patch without resourceVersion, a
+// login) wait for each other instead of conflicting and retrying. Writes of
+// different objects of a tenant run concurrently and meet in the tenant's
+// group commit. Other consoles sharing the store still conflict now and
+// then; retryWrite handles that.
 type writeLocks struct {
 	mu sync.Mutex
-	m  map[string]*sync.Mutex
+	m  map[string]*keyLock
 }
 
-func (l *writeLocks) lock(tenant string) func() {
+type keyLock struct {
+	mu   sync.Mutex
+	refs int // holders and waiters; the entry goes when it drops to 0
+}
+
+func (l *writeLocks) lock(key string) func() {
 	l.mu.Lock()
 	if l.m == nil {
-		l.m = map[string]*sync.Mutex{}
+		l.m = map[string]*keyLock{}
 	}
-	m := l.m[tenant]
-	if m == nil {
-		m = &sync.Mutex{}
-		l.m[tenant] = m
+	k := l.m[key]
+	if k == nil {
+		k = &keyLock{}
+		l.m[key] = k
 	}
+	k.refs++
 	l.mu.Unlock()
-	m.Lock()
-	return m.Unlock
+	k.mu.Lock()
+	return func() {
+		k.mu.Unlock()
+		l.mu.Lock()
+		if k.refs--; k.refs == 0 {
+			delete(l.m, key)
+		}
+		l.mu.Unlock()
+	}
 }
 
-// retryWrite runs attempt under the tenant's write lock, again while it
+// retryWrite runs attempt under the object's write lock, again while it
 // asks for a retry (a compare failed on a key the client did not pin).
-func (s *Server) retryWrite(ctx context.Context, tenant, kind, name string, attempt func() (any, error)) (any, error) {
+func (s *Server) retryWrite(ctx context.Context, tenant, kind string, ref objRef, attempt func() (any, error)) (any, error) {
 	for i := 0; ; i++ {
-		unlock := s.locks.lock(tenant)
+		unlock := s.locks.lock(objKey(tenant, ref))
 		out, err := attempt()
 		unlock()
 		if err != errRetry {
 			return out, err
 		}
 		if i >= maxTxnRetries {
-			return nil, errConflict(kind, name, "could not write %s %q: concurrent changes kept conflicting; try again", kind, name)
+			return nil, errConflict(kind, ref.Name, "could not write %s %q: concurrent changes kept conflicting; try again", kind, ref.Name)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, errInternal(fmt.Errorf("writing %s %q: %w", kind, name, ctx.Err()))
+			return nil, errInternal(fmt.Errorf("writing %s %q: %w", kind, ref.Name, ctx.Err()))
 		case <-time.After(time.Duration(1+mathrand.IntN(1<<min(i, 6))) * time.Millisecond):
 		}
 	}
@@ -536,7 +552,7 @@ func (s *Server) update(ctx context.Context, rc *reqCtx, t target, ref objRef, v
 	build func(cur v1.Object) (v1.Object, error), keepFrom v1.Object, dryRun bool) (any, error) {
 	info := t.info
 	tenant := s.storageTenant(rc, info)
-	return s.retryWrite(ctx, tenant, info.Kind, ref.Name, func() (any, error) {
+	return s.retryWrite(ctx, tenant, info.Kind, ref, func() (any, error) {
 		cur, kv, err := s.loadObject(ctx, tenant, info, ref)
 		if err != nil {
 			return nil, err
@@ -647,6 +663,7 @@ func (s *Server) planWrite(ctx context.Context, p *writePlan, dryRun bool) error
 	if err != nil {
 		return errInternal(fmt.Errorf("encoding %s %q: %w", p.info.Kind, md.Name, err))
 	}
+	p.stored = val
 	key := objKey(p.tenant, p.ref)
 	p.cmp(key, p.objCmp)
 	p.put(key, val)
@@ -762,30 +779,14 @@ func (s *Server) refsOf(obj v1.Object) ([]resolvedRef, error) {
 	return out, nil
 }
 
-// commit runs the planned transaction (with its audit record) unless dryRun,
-// and returns the presented object.
+// commit runs the planned transaction (with its audit record) in the
+// tenant's group commit unless dryRun, and returns the presented object.
 func (s *Server) commit(ctx context.Context, p *writePlan, dryRun bool) (any, error) {
 	rev := int64(0)
 	if !dryRun {
-		if err := s.planAudit(ctx, p); err != nil {
-			return nil, err
-		}
 		var err error
-		rev, err = s.st.Txn(ctx, p.txn)
-		if err != nil {
-			var ce *store.ConflictError
-			if errors.As(err, &ce) {
-				if ce.Key == objKey(p.tenant, p.ref) {
-					switch {
-					case p.verb == "create":
-						return nil, errAlreadyExists(p.info.Kind, p.ref.Name)
-					case p.pinned:
-						return nil, conflictOn(p.info, p.ref)
-					}
-				}
-				return nil, errRetry
-			}
-			return nil, errInternal(fmt.Errorf("writing %s %q: %w", p.info.Kind, p.ref.Name, err))
+		if rev, err = s.submit(ctx, p); err != nil {
+			return nil, err
 		}
 	}
 	if p.obj == nil {

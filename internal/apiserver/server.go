@@ -72,6 +72,7 @@ type Server struct {
 	kinds   []v1.KindInfo
 	limits  *tenantLimiters
 	locks   writeLocks
+	group   groupCommit
 	openapi struct {
 		once sync.Once
 		doc  []byte
