@@ -34,7 +34,75 @@ type AppFirewallSpec struct {
 	Exclusions []WAFExclusion `json:"exclusions,omitempty"`
 	// CustomRules are extra rules in SecLang, evaluated after the CRS setup.
 	CustomRules string `json:"customRules,omitempty"`
+	// DetectionParanoiaLevel runs the rules of higher paranoia levels (up
+	// to 4) that only log, never block (default: paranoiaLevel).
+	DetectionParanoiaLevel int `json:"detectionParanoiaLevel,omitempty"`
+	// RequestBody says how request bodies are inspected.
+	RequestBody WAFRequestBody `json:"requestBody,omitempty"`
+	// ResponseInspection turns on inspection of response bodies.
+	ResponseInspection WAFResponseInspection `json:"responseInspection,omitempty"`
+	// BlockResponse is what a blocked client receives.
+	BlockResponse WAFBlockResponse `json:"blockResponse,omitempty"`
 }
+
+// WAF request body processors.
+const (
+	WAFBodyJSON       = "json"
+	WAFBodyURLEncoded = "urlencoded"
+	WAFBodyMultipart  = "multipart"
+	WAFBodyXML        = "xml"
+
+	WAFOnLimitReject         = "reject"
+	WAFOnLimitProcessPartial = "processPartial"
+)
+
+// WAFRequestBody configures request body inspection.
+type WAFRequestBody struct {
+	// Disabled turns request body inspection off.
+	Disabled bool `json:"disabled,omitempty"`
+	// Limit is the largest body inspected, in bytes (default 131072, at
+	// most 13107200).
+	Limit int `json:"limit,omitempty"`
+	// OnLimit is reject (default: a larger body is refused with 413) or
+	// processPartial (the first limit bytes are inspected).
+	OnLimit string `json:"onLimit,omitempty" enum:"reject,processPartial"`
+	// Processors are the body formats parsed into arguments: json,
+	// urlencoded, multipart, xml (default: all four). Other bodies are
+	// inspected as raw bytes.
+	Processors []string `json:"processors,omitempty"`
+	// JSONDepthLimit bounds the nesting of JSON bodies (default 256).
+	JSONDepthLimit int `json:"jsonDepthLimit,omitempty"`
+}
+
+// WAFResponseInspection configures response body inspection.
+type WAFResponseInspection struct {
+	// Enabled turns response body inspection on (default off).
+	Enabled bool `json:"enabled,omitempty"`
+	// Limit is the largest response body inspected, in bytes (default
+	// 524288); the rest passes uninspected.
+	Limit int `json:"limit,omitempty"`
+	// MimeTypes are the content types inspected (default text/plain,
+	// text/html, text/xml, application/json).
+	MimeTypes []string `json:"mimeTypes,omitempty"`
+}
+
+// WAFBlockResponse is the answer to a blocked request.
+type WAFBlockResponse struct {
+	// Status (default 403).
+	Status int `json:"status,omitempty"`
+	// ContentType of Body (default text/html; charset=utf-8).
+	ContentType string `json:"contentType,omitempty"`
+	// Body of the answer (default: a short page naming the request id).
+	Body string `json:"body,omitempty"`
+}
+
+// WAF body limits.
+const (
+	DefaultWAFBodyLimit         = 128 * 1024
+	MaxWAFBodyLimit             = 13107200
+	DefaultWAFResponseBodyLimit = 512 * 1024
+	MaxWAFBlockBody             = 64 * 1024
+)
 
 // AnomalyThreshold holds the CRS inbound and outbound anomaly thresholds.
 type AnomalyThreshold struct {
@@ -81,6 +149,37 @@ func (a *AppFirewall) Default() {
 	if s.AnomalyThreshold.Outbound == 0 {
 		s.AnomalyThreshold.Outbound = 4
 	}
+	if s.DetectionParanoiaLevel == 0 {
+		s.DetectionParanoiaLevel = s.ParanoiaLevel
+	}
+	b := &s.RequestBody
+	if b.Limit == 0 {
+		b.Limit = DefaultWAFBodyLimit
+	}
+	if b.OnLimit == "" {
+		b.OnLimit = WAFOnLimitReject
+	}
+	if b.Processors == nil {
+		b.Processors = []string{WAFBodyJSON, WAFBodyURLEncoded, WAFBodyMultipart, WAFBodyXML}
+	}
+	if b.JSONDepthLimit == 0 {
+		b.JSONDepthLimit = 256
+	}
+	r := &s.ResponseInspection
+	if r.Enabled {
+		if r.Limit == 0 {
+			r.Limit = DefaultWAFResponseBodyLimit
+		}
+		if r.MimeTypes == nil {
+			r.MimeTypes = []string{"text/plain", "text/html", "text/xml", "application/json"}
+		}
+	}
+	if s.BlockResponse.Status == 0 {
+		s.BlockResponse.Status = 403
+	}
+	if s.BlockResponse.ContentType == "" && s.BlockResponse.Body != "" {
+		s.BlockResponse.ContentType = "text/html; charset=utf-8"
+	}
 }
 
 // Validate checks the spec.
@@ -124,7 +223,53 @@ func (a *AppFirewall) Validate() FieldErrors {
 	if len(s.CustomRules) > MaxCustomRulesBytes {
 		errs = append(errs, tooLong("spec.customRules", len(s.CustomRules), MaxCustomRulesBytes))
 	}
+	if d := s.DetectionParanoiaLevel; d < s.ParanoiaLevel || d > 4 {
+		errs = append(errs, Invalid("spec.detectionParanoiaLevel", d, "must be between paranoiaLevel and 4"))
+	}
+	b := &s.RequestBody
+	if b.Limit < 1 || b.Limit > MaxWAFBodyLimit {
+		errs = append(errs, Invalid("spec.requestBody.limit", b.Limit, fmt.Sprintf("must be between 1 and %d", MaxWAFBodyLimit)))
+	}
+	errs = append(errs, oneOf("spec.requestBody.onLimit", b.OnLimit, []string{WAFOnLimitReject, WAFOnLimitProcessPartial})...)
+	seen := map[string]bool{}
+	for i, p := range b.Processors {
+		f := idx("spec.requestBody.processors", i)
+		errs = append(errs, oneOf(f, p, []string{WAFBodyJSON, WAFBodyURLEncoded, WAFBodyMultipart, WAFBodyXML})...)
+		if seen[p] {
+			errs = append(errs, duplicate(f, p))
+		}
+		seen[p] = true
+	}
+	if b.JSONDepthLimit < 1 || b.JSONDepthLimit > 10000 {
+		errs = append(errs, Invalid("spec.requestBody.jsonDepthLimit", b.JSONDepthLimit, "must be between 1 and 10000"))
+	}
+	if r := &s.ResponseInspection; r.Enabled {
+		if r.Limit < 1 || r.Limit > MaxWAFBodyLimit {
+			errs = append(errs, Invalid("spec.responseInspection.limit", r.Limit, fmt.Sprintf("must be between 1 and %d", MaxWAFBodyLimit)))
+		}
+		for i, m := range r.MimeTypes {
+			if !isMimeType(m) {
+				errs = append(errs, Invalid(idx("spec.responseInspection.mimeTypes", i), m, "must be a media type such as text/html"))
+			}
+		}
+	}
+	br := &s.BlockResponse
+	if br.Status < 400 || br.Status > 599 {
+		errs = append(errs, Invalid("spec.blockResponse.status", br.Status, "must be between 400 and 599"))
+	}
+	if len(br.Body) > MaxWAFBlockBody {
+		errs = append(errs, tooLong("spec.blockResponse.body", len(br.Body), MaxWAFBlockBody))
+	}
+	if strings.ContainsAny(br.ContentType, "\r\n") || len(br.ContentType) > 256 {
+		errs = append(errs, Invalid("spec.blockResponse.contentType", br.ContentType, "must be a single-line media type"))
+	}
 	return errs
+}
+
+// isMimeType reports whether s looks like type/subtype.
+func isMimeType(s string) bool {
+	t, sub, ok := strings.Cut(s, "/")
+	return ok && isHTTPToken(t) && isHTTPToken(sub)
 }
 
 // ServicePolicy is an ordered list of allow/deny/redirect rules evaluated

@@ -191,7 +191,9 @@ func TestAppFirewallValidation(t *testing.T) {
 	}
 	a := base().(*AppFirewall)
 	DefaultObject(a)
-	if a.Spec.Mode != "block" || a.Spec.ParanoiaLevel != 1 || a.Spec.AnomalyThreshold != (AnomalyThreshold{5, 4}) {
+	if a.Spec.Mode != "block" || a.Spec.ParanoiaLevel != 1 || a.Spec.AnomalyThreshold != (AnomalyThreshold{5, 4}) ||
+		a.Spec.DetectionParanoiaLevel != 1 || a.Spec.RequestBody.Limit != DefaultWAFBodyLimit || len(a.Spec.RequestBody.Processors) != 4 ||
+		a.Spec.BlockResponse.Status != 403 || a.Spec.ResponseInspection.Enabled {
 		t.Fatalf("defaults: %+v", a.Spec)
 	}
 	checkValidation(t, base, []validationCase{
@@ -206,6 +208,18 @@ func TestAppFirewallValidation(t *testing.T) {
 		{"bad tag", func(o Object) { o.(*AppFirewall).Spec.Exclusions[1].Tags = []string{"a b"} }, "spec.exclusions[1].tags[0]", ReasonInvalid},
 		{"bad arg", func(o Object) { o.(*AppFirewall).Spec.Exclusions[1].ArgName = "a\"b" }, "spec.exclusions[1].argName", ReasonInvalid},
 		{"huge rules", func(o Object) { o.(*AppFirewall).Spec.CustomRules = strings.Repeat("x", MaxCustomRulesBytes+1) }, "spec.customRules", ReasonTooLong},
+		{"detection below blocking", func(o Object) {
+			o.(*AppFirewall).Spec.ParanoiaLevel, o.(*AppFirewall).Spec.DetectionParanoiaLevel = 3, 2
+		}, "spec.detectionParanoiaLevel", ReasonInvalid},
+		{"body limit", func(o Object) { o.(*AppFirewall).Spec.RequestBody.Limit = MaxWAFBodyLimit + 1 }, "spec.requestBody.limit", ReasonInvalid},
+		{"on limit", func(o Object) { o.(*AppFirewall).Spec.RequestBody.OnLimit = "truncate" }, "spec.requestBody.onLimit", ReasonNotSupported},
+		{"processor", func(o Object) { o.(*AppFirewall).Spec.RequestBody.Processors = []string{"json", "yaml"} }, "spec.requestBody.processors[1]", ReasonNotSupported},
+		{"duplicate processor", func(o Object) { o.(*AppFirewall).Spec.RequestBody.Processors = []string{"xml", "xml"} }, "spec.requestBody.processors[1]", ReasonDuplicate},
+		{"mime type", func(o Object) {
+			o.(*AppFirewall).Spec.ResponseInspection = WAFResponseInspection{Enabled: true, MimeTypes: []string{"html"}}
+		}, "spec.responseInspection.mimeTypes[0]", ReasonInvalid},
+		{"block status", func(o Object) { o.(*AppFirewall).Spec.BlockResponse.Status = 200 }, "spec.blockResponse.status", ReasonInvalid},
+		{"block body", func(o Object) { o.(*AppFirewall).Spec.BlockResponse.Body = strings.Repeat("x", MaxWAFBlockBody+1) }, "spec.blockResponse.body", ReasonTooLong},
 	})
 }
 

@@ -1,0 +1,148 @@
+package wafstage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/dataplane"
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/secevents"
+	"github.com/meridian-platform/meridian/internal/waf"
+)
+
+// The tests run real HTTP through a Meridian data-plane listener whose
+// "waf" slot is filled with this package's factory, exactly as the node
+// will (the slot is empty in dataplane.Order until the node wires it).
+var (
+	firewalls sync.Map // "namespace/name" -> *v1.AppFirewall
+	events    = &eventLog{}
+	cache     = waf.NewCache(8)
+)
+
+type eventLog struct {
+	mu sync.Mutex
+	m  map[string][]*secevents.Event // by load balancer and path
+}
+
+func (l *eventLog) Emit(e *secevents.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string][]*secevents.Event{}
+	}
+	l.m[e.LoadBalancer+e.Path] = append(l.m[e.LoadBalancer+e.Path], e)
+}
+
+func (l *eventLog) take(key string) []*secevents.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.m[key]
+	delete(l.m, key)
+	return e
+}
+
+func TestMain(m *testing.M) {
+	for i := range dataplane.Order {
+		if dataplane.Order[i].Name == "waf" {
+			dataplane.Order[i].New = Factory(func(ns, name string) *v1.AppFirewall {
+				if v, ok := firewalls.Load(ns + "/" + name); ok {
+					return v.(*v1.AppFirewall)
+				}
+				return nil
+			}, cache, Options{Events: events})
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// reflectBackend answers like the CRS test backend: POST /reflect with a
+// JSON {"status", "headers", "body"} is answered with those; anything else
+// gets 200 "ok".
+func reflectBackend(t testing.TB) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if strings.HasPrefix(r.URL.Path, "/reflect") {
+			var spec struct {
+				Status  int               `json:"status"`
+				Headers map[string]string `json:"headers"`
+				Body    string            `json:"body"`
+			}
+			if json.Unmarshal(body, &spec) == nil {
+				for k, v := range spec.Headers {
+					w.Header().Set(k, v)
+				}
+				if w.Header().Get("Content-Type") == "" {
+					w.Header().Set("Content-Type", "text/plain")
+				}
+				if spec.Status == 0 {
+					spec.Status = 200
+				}
+				w.WriteHeader(spec.Status)
+				io.WriteString(w, spec.Body)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startFront starts a data-plane server with one load balancer protected
+// by fw in front of backend and returns its address.
+func startFront(t testing.TB, name string, fw v1.AppFirewallSpec, backend string) string {
+	t.Helper()
+	af := &v1.AppFirewall{Spec: fw}
+	af.Metadata.Namespace, af.Metadata.Name = "t", name
+	firewalls.Store("t/"+name, af)
+	port := freePort(t)
+	pool := &v1.OriginPool{Spec: v1.OriginPoolSpec{Endpoints: []v1.OriginEndpoint{{Address: backend}}}}
+	pool.Kind, pool.APIVersion = "OriginPool", "meridian/v1"
+	pool.Metadata.Namespace, pool.Metadata.Name = "t", "backend"
+	lb := &v1.HTTPLoadBalancer{Spec: v1.HTTPLoadBalancerSpec{Domains: []string{"*"},
+		Listeners: []v1.HTTPListener{{Port: port, Address: "127.0.0.1"}}, DefaultPool: "backend", AppFirewall: name}}
+	lb.Kind, lb.APIVersion = "HTTPLoadBalancer", "meridian/v1"
+	lb.Metadata.Namespace, lb.Metadata.Name = "t", name
+	objs := []v1.Object{pool, lb}
+	for _, o := range objs {
+		v1.DefaultObject(o)
+	}
+	tab := config.Compile(objs)
+	if len(tab.Errors) > 0 {
+		t.Fatalf("compile errors: %v", tab.Errors)
+	}
+	s := dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard,
+		MaxRequestBodySize: 1 << 20})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	if err := s.Apply(context.Background(), tab); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}

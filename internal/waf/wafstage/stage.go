@@ -1,0 +1,271 @@
+package wafstage
+
+import (
+	"net/netip"
+	"strconv"
+	"sync"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/dataplane"
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/secevents"
+	"github.com/meridian-platform/meridian/internal/waf"
+)
+
+// Options are the optional hooks of the stage.
+type Options struct {
+	// Events receives one event per blocked request or per request on
+	// which rules matched (may be nil).
+	Events secevents.Sink
+	// RawURI returns the request target as the client sent it. Without it
+	// the URI is rebuilt from the normalized path and the raw query, which
+	// hides encodings in the path from the rules.
+	RawURI func(x *dataplane.Exchange) []byte
+}
+
+// stage is the WAF of one load balancer.
+type stage struct {
+	vhost string
+	name  string // AppFirewall "namespace/name"
+	w     *waf.WAF
+	err   error
+	opts  Options
+	txs   sync.Map // *dataplane.Exchange -> *waf.Tx
+}
+
+// The pipeline calls only the callbacks a stage implements, so the stage
+// comes in variants with and without body callbacks.
+type (
+	reqBodyStage  struct{ *stage }
+	respBodyStage struct{ *stage }
+	bothStage     struct{ *stage }
+)
+
+var (
+	_ dataplane.RequestHeadersFilter  = (*stage)(nil)
+	_ dataplane.ResponseHeadersFilter = (*stage)(nil)
+	_ dataplane.DoneHook              = (*stage)(nil)
+	_ dataplane.RequestBodyFilter     = reqBodyStage{}
+	_ dataplane.ResponseBodyFilter    = respBodyStage{}
+	_ dataplane.RequestBodyFilter     = bothStage{}
+	_ dataplane.ResponseBodyFilter    = bothStage{}
+)
+
+// New builds the stage of a load balancer from a compiled WAF. A non-nil
+// err (a missing or broken AppFirewall) makes it fail closed with 503.
+func New(vhost, firewall string, w *waf.WAF, err error, opts Options) dataplane.Stage {
+	s := &stage{vhost: vhost, name: firewall, w: w, err: err, opts: opts}
+	if err != nil {
+		return s
+	}
+	reqBody := !w.Spec.RequestBody.Disabled
+	respBody := w.Spec.ResponseInspection.Enabled
+	switch {
+	case reqBody && respBody:
+		return bothStage{s}
+	case reqBody:
+		return reqBodyStage{s}
+	case respBody:
+		return respBodyStage{s}
+	}
+	return s
+}
+
+// Factory returns a dataplane.StageFactory for the "waf" slot; compiled
+// instances come from cache.
+func Factory(lookup func(namespace, name string) *v1.AppFirewall, cache *waf.Cache, opts Options) dataplane.StageFactory {
+	return func(vh *config.VHost, _ *dataplane.StageEnv) dataplane.Stage {
+		if vh.Spec == nil || vh.Spec.AppFirewall == "" {
+			return nil
+		}
+		id := vh.Namespace + "/" + vh.Spec.AppFirewall
+		af := lookup(vh.Namespace, vh.Spec.AppFirewall)
+		if af == nil {
+			return New(vh.ID, id, nil, &missingError{id}, opts)
+		}
+		w, err := cache.Get(af.Spec)
+		return New(vh.ID, id, w, err, opts)
+	}
+}
+
+type missingError struct{ id string }
+
+func (e *missingError) Error() string { return "AppFirewall " + e.id + " not found" }
+
+// Err returns the configuration error of a stage built by New or Factory.
+func Err(s dataplane.Stage) error {
+	switch v := s.(type) {
+	case *stage:
+		return v.err
+	case reqBodyStage:
+		return v.err
+	case respBodyStage:
+		return v.err
+	case bothStage:
+		return v.err
+	}
+	return nil
+}
+
+func (s *stage) Name() string { return "waf" }
+
+func (s *stage) reply(x *dataplane.Exchange, v *waf.Verdict) dataplane.Action {
+	ct, body := s.w.BlockPage(string(x.RequestID))
+	if v.Status == 400 || v.Status == 413 {
+		ct, body = "text/plain; charset=utf-8", []byte(strconv.Itoa(v.Status)+" request body refused by the firewall\n")
+	}
+	x.Reply = dataplane.Reply{Status: v.Status, ContentType: ct, Body: body}
+	return dataplane.Respond
+}
+
+func (s *stage) uri(x *dataplane.Exchange) string {
+	if s.opts.RawURI != nil {
+		if u := s.opts.RawURI(x); len(u) > 0 {
+			return string(u)
+		}
+	}
+	if len(x.RawQuery) == 0 {
+		return string(x.Path)
+	}
+	return string(x.Path) + "?" + string(x.RawQuery)
+}
+
+func (s *stage) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
+	if s.err != nil {
+		x.Reply = dataplane.Reply{Status: 503, ContentType: "text/plain; charset=utf-8", Body: []byte("web application firewall configuration error\n")}
+		return dataplane.Respond
+	}
+	tx := s.w.NewTx(string(x.RequestID))
+	s.txs.Store(x, tx)
+	var server netip.AddrPort
+	if x.Listener != nil {
+		if a, err := netip.ParseAddr(x.Listener.Address); err == nil {
+			server = netip.AddrPortFrom(a, uint16(x.Listener.Port))
+		}
+	}
+	tx.Connection(netip.AddrPortFrom(x.Client, x.Peer.Port()), server)
+	host := string(x.Host)
+	v := tx.RequestHeaders(string(x.Method), s.uri(x), x.Proto, host, func(add func(n, v string)) {
+		sawHost := false
+		x.ReqHeaders.VisitAll(func(n, val []byte) {
+			if len(n) == 4 && (n[0]|0x20) == 'h' && (n[1]|0x20) == 'o' && (n[2]|0x20) == 's' && (n[3]|0x20) == 't' {
+				sawHost = true
+			}
+			add(string(n), string(val))
+		})
+		if !sawHost && host != "" {
+			add("Host", host)
+		}
+	})
+	if v != nil {
+		return s.reply(x, v)
+	}
+	// Phase 2 (where CRS adds up the anomaly score) must run even when
+	// no body callback will come: bodiless requests and disabled body
+	// inspection.
+	if s.w.Spec.RequestBody.Disabled || !hasBody(x) {
+		if v := tx.RequestBody(nil, true); v != nil {
+			return s.reply(x, v)
+		}
+	}
+	return dataplane.Continue
+}
+
+func hasBody(x *dataplane.Exchange) bool {
+	if _, ok := x.ReqHeaders.Peek("Transfer-Encoding"); ok {
+		return true
+	}
+	cl, ok := x.ReqHeaders.Peek("Content-Length")
+	return ok && !(len(cl) == 1 && cl[0] == '0')
+}
+
+func (s *stage) tx(x *dataplane.Exchange) *waf.Tx {
+	if v, ok := s.txs.Load(x); ok {
+		return v.(*waf.Tx)
+	}
+	return nil
+}
+
+func (s *stage) onRequestBody(x *dataplane.Exchange, chunk []byte, end bool) dataplane.Action {
+	tx := s.tx(x)
+	if tx == nil {
+		return dataplane.Continue
+	}
+	if v := tx.RequestBody(chunk, end); v != nil {
+		return s.reply(x, v)
+	}
+	return dataplane.Continue
+}
+
+func (s *stage) OnResponseHeaders(x *dataplane.Exchange) dataplane.Action {
+	tx := s.tx(x)
+	if tx == nil || tx.Interrupted() != nil {
+		return dataplane.Continue
+	}
+	v := tx.ResponseHeaders(x.Status, x.Proto, func(add func(n, v string)) {
+		if x.RespHeaders != nil {
+			x.RespHeaders.VisitAll(func(n, val []byte) { add(string(n), string(val)) })
+		}
+	})
+	if v != nil {
+		return s.reply(x, v)
+	}
+	return dataplane.Continue
+}
+
+func (s *stage) onResponseBody(x *dataplane.Exchange, chunk []byte, end bool) dataplane.Action {
+	tx := s.tx(x)
+	if tx == nil || tx.Interrupted() != nil {
+		return dataplane.Continue
+	}
+	if v := tx.ResponseBody(chunk, end); v != nil {
+		return s.reply(x, v)
+	}
+	return dataplane.Continue
+}
+
+// OnDone ends the transaction and emits the event.
+func (s *stage) OnDone(x *dataplane.Exchange) {
+	v, ok := s.txs.LoadAndDelete(x)
+	if !ok {
+		return
+	}
+	tx := v.(*waf.Tx)
+	hits := tx.Close()
+	if s.opts.Events == nil || len(hits) == 0 && tx.Interrupted() == nil {
+		return
+	}
+	e := &secevents.Event{Kind: secevents.KindWAF, Action: secevents.ActionDetected, RequestID: string(x.RequestID),
+		LoadBalancer: s.vhost, Method: string(x.Method), Host: string(x.Host), Path: string(x.Path),
+		Source: s.name, Rules: hits}
+	if iv := tx.Interrupted(); iv != nil {
+		e.Action, e.Status = secevents.ActionBlocked, iv.Status
+		e.Message = "blocked by rule " + strconv.Itoa(iv.RuleID)
+	}
+	if x.Route != nil {
+		e.Route = x.Route.Name
+	}
+	if x.Client.IsValid() {
+		e.Client = x.Client.String()
+	}
+	s.opts.Events.Emit(e)
+}
+
+func (s reqBodyStage) OnRequestBody(x *dataplane.Exchange, chunk []byte, end bool) dataplane.Action {
+	return s.onRequestBody(x, chunk, end)
+}
+func (s reqBodyStage) BufferRequestBody() int { return s.w.Spec.RequestBody.Limit }
+
+func (s respBodyStage) OnResponseBody(x *dataplane.Exchange, chunk []byte, end bool) dataplane.Action {
+	return s.onResponseBody(x, chunk, end)
+}
+func (s respBodyStage) BufferResponseBody() int { return s.w.Spec.ResponseInspection.Limit }
+
+func (s bothStage) OnRequestBody(x *dataplane.Exchange, chunk []byte, end bool) dataplane.Action {
+	return s.onRequestBody(x, chunk, end)
+}
+func (s bothStage) BufferRequestBody() int { return s.w.Spec.RequestBody.Limit }
+func (s bothStage) OnResponseBody(x *dataplane.Exchange, chunk []byte, end bool) dataplane.Action {
+	return s.onResponseBody(x, chunk, end)
+}
+func (s bothStage) BufferResponseBody() int { return s.w.Spec.ResponseInspection.Limit }
