@@ -595,6 +595,7 @@ func (d *Distributor) compileLocked(ctx context.Context, ts *tenantState, g *gro
 		want[v] = true
 	}
 	memo := map[string]bool{}
+	tooNew := map[string]bool{} // left out for the capability version, with dependents
 	var include func(k string, depth int) bool
 	include = func(k string, depth int) bool {
 		if ok, seen := memo[k]; seen {
@@ -606,11 +607,16 @@ func (d *Distributor) compileLocked(ctx context.Context, ts *tenantState, g *gro
 			return false
 		}
 		if d.capOf(e.ref.Kind) > g.cap {
+			tooNew[k] = true
 			skipped = append(skipped, e.ref)
 			return false
 		}
 		for _, r := range e.refs {
 			if r != k && !include(r, depth+1) {
+				if tooNew[r] {
+					tooNew[k] = true
+					skipped = append(skipped, e.ref)
+				}
 				return false
 			}
 		}

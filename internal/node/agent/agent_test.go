@@ -239,3 +239,20 @@ func TestRegistrationRefusedForGood(t *testing.T) {
 		t.Fatalf("Run with a bad token: %v", err)
 	}
 }
+
+func TestRegistrationNeedsTrustedConsole(t *testing.T) {
+	e := sitestest.Start(t)
+	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{})
+	dp := dataplane.New(dataplane.Options{Logger: quiet, AccessLog: io.Discard})
+	defer dp.Shutdown(context.Background())
+	a, err := agent.New(agent.Options{ConsoleURL: e.URL, Token: tok, Name: "s1", DataDir: t.TempDir(),
+		Applier: &agent.DataplaneApplier{DP: dp}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Run(ctx); err == nil || !strings.Contains(err.Error(), "--ca-file") {
+		t.Fatalf("Run against an untrusted console: %v", err)
+	}
+}

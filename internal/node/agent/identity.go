@@ -188,6 +188,11 @@ func (a *Agent) register(ctx context.Context) (*identity, error) {
 	var out sites.Identity
 	err = a.post(ctx, a.httpClient(roots, nil), sites.RegisterPath, sites.RegisterRequest{Token: a.opts.Token, Name: a.opts.Name,
 		CSR: string(csrPEM), NodeVersion: a.opts.NodeVersion, CapabilityVersion: a.opts.CapabilityVersion}, &out)
+	var verr *tls.CertificateVerificationError
+	if errors.As(err, &verr) {
+		return nil, &permanent{fmt.Errorf("registering site %q: the console's certificate is not trusted: "+
+			"pass its CA (the console writes DATA_DIR/ca.crt) with --ca-file: %w", a.opts.Name, err)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("registering site %q: %w", a.opts.Name, err)
 	}

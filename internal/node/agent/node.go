@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/meridian-platform/meridian/internal/dataplane"
+)
+
+// NodeOptions configure `meridian node --console URL`.
+type NodeOptions struct {
+	// Console is the console URL (--console https://HOST:PORT).
+	Console string
+	// Token is the SiteToken (--token), needed for the first start only.
+	Token string
+	// Name is the site name (--name).
+	Name string
+	// DataDir keeps identity and last-known-good state (--data-dir,
+	// suggested default ./.meridian-node).
+	DataDir string
+	// CAFile is the console CA to trust at registration (--ca-file; the
+	// console writes it to its DATA_DIR/ca.crt). Not needed when the
+	// console's certificate chains to the system roots, nor once
+	// registered.
+	CAFile string
+	// NodeVersion is reported to the console.
+	NodeVersion string
+	// AdminListen serves /metrics, /healthz, /readyz and /config (--admin,
+	// default "127.0.0.1:9901"; "" disables it).
+	AdminListen string
+	// DrainTimeout bounds the graceful shutdown (default 30s).
+	DrainTimeout time.Duration
+	AccessLog    io.Writer
+	Logger       *slog.Logger
+}
+
+// RunNode runs a console-managed node until ctx ends or SIGTERM/SIGINT:
+// the data plane, started from the last-known-good snapshot, kept in step
+// with the console.
+func RunNode(ctx context.Context, o NodeOptions) error {
+	if o.Console == "" || o.Name == "" {
+		return errors.New("starting node: --console and --name are required")
+	}
+	if o.DataDir == "" {
+		o.DataDir = ".meridian-node"
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	var caData []byte
+	if o.CAFile != "" {
+		b, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return fmt.Errorf("starting node: reading --ca-file: %w", err)
+		}
+		caData = b
+	} else if b, err := os.ReadFile(filepath.Join(o.DataDir, caFile)); err == nil {
+		caData = b
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	dp := dataplane.New(dataplane.Options{Logger: o.Logger, AccessLog: o.AccessLog, Metrics: reg})
+	a, err := New(Options{ConsoleURL: o.Console, Token: o.Token, Name: o.Name, DataDir: o.DataDir, CAData: caData,
+		NodeVersion: o.NodeVersion, Applier: &DataplaneApplier{DP: dp}, Logger: o.Logger})
+	if err != nil {
+		return err
+	}
+	var admin *http.Server
+	if o.AdminListen != "" {
+		ln, err := net.Listen("tcp", o.AdminListen)
+		if err != nil {
+			return fmt.Errorf("starting admin listener: %w", err)
+		}
+		admin = &http.Server{Handler: a.adminHandler(reg, dp), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = admin.Serve(ln) }()
+	}
+	runErr := a.Run(ctx)
+	dctx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout)
+	defer cancel()
+	if err := dp.Shutdown(dctx); err != nil {
+		o.Logger.Warn("drain ended with connections still open", "error", err)
+	}
+	if admin != nil {
+		_ = admin.Shutdown(dctx)
+	}
+	return runErr
+}
+
+func (a *Agent) adminHandler(reg *prometheus.Registry, dp *dataplane.Server) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if a.Version() == "" {
+			http.Error(w, "no configuration yet (neither from the console nor from disk)", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
+		t := dp.Table()
+		out := struct {
+			Version string `json:"version"`
+			Site    string `json:"site,omitempty"`
+			Objects any    `json:"objects"`
+		}{Version: a.Version(), Objects: t.Objects}
+		if id := a.identity(); id != nil {
+			out.Site = id.rec.Site
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(out)
+	})
+	return mux
+}
