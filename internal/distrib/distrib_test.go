@@ -48,7 +48,7 @@ func (r *recorder) Apply(_ context.Context, objs []v1.Object) []distrib.ObjectEr
 	var out []distrib.ObjectError
 	for _, o := range objs {
 		m := o.GetMetadata()
-		if m.Labels["reject-on"] == r.site {
+		if r.site != "" && m.Labels["reject-on"] == r.site {
 			out = append(out, distrib.ObjectError{ObjectRef: distrib.ObjectRef{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name},
 				Error: "listener port taken on this node"})
 			continue

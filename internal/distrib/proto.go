@@ -3,6 +3,7 @@ package distrib
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 )
@@ -21,8 +22,28 @@ const (
 // NodeMessage is what a node sends on the stream: a Hello first, then
 // Acks.
 type NodeMessage struct {
-	Hello *Hello `json:"hello,omitempty"`
-	Ack   *Ack   `json:"ack,omitempty"`
+	Hello     *Hello     `json:"hello,omitempty"`
+	Ack       *Ack       `json:"ack,omitempty"`
+	Telemetry *Telemetry `json:"telemetry,omitempty"`
+}
+
+// Telemetry carries a node's counters (latest values) and the events it
+// buffered (while the console was away, within a bounded size).
+type Telemetry struct {
+	Counters map[string]float64 `json:"counters,omitempty"`
+	Events   []Event            `json:"events,omitempty"`
+	// Dropped counts events the node had to drop since the last report
+	// because its buffer was full.
+	Dropped int `json:"dropped,omitempty"`
+}
+
+// Event is one thing that happened on a node (a security event, a
+// configuration problem, ...).
+type Event struct {
+	Time    time.Time         `json:"time"`
+	Type    string            `json:"type"`
+	Message string            `json:"message,omitempty"`
+	Attrs   map[string]string `json:"attrs,omitempty"`
 }
 
 // Hello opens the stream.

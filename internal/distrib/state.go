@@ -55,6 +55,12 @@ type Options struct {
 	// status says online may take to reconnect before it is shown offline
 	// (default 30s).
 	OfflineGrace time.Duration
+	// OnTelemetry, when set, receives every telemetry message of every
+	// site (the telemetry intake builds on it); it must not block.
+	OnTelemetry func(tenant, site string, t *Telemetry)
+	// MaxEventsPerSite bounds the events kept in memory per site
+	// (default 100).
+	MaxEventsPerSite int
 	// Debounce gathers changes before recompiling (default 10ms).
 	Debounce time.Duration
 	Logger   *slog.Logger
@@ -137,6 +143,9 @@ type siteLive struct {
 	rejected    []ObjectError
 	skipped     []ObjectRef
 	dirty       bool
+	counters    map[string]float64
+	events      []Event
+	dropped     int
 }
 
 // New returns a Distributor; Run loads the store and keeps it current.
@@ -149,6 +158,9 @@ func New(opts Options) (*Distributor, error) {
 	}
 	if opts.OfflineGrace <= 0 {
 		opts.OfflineGrace = 30 * time.Second
+	}
+	if opts.MaxEventsPerSite <= 0 {
+		opts.MaxEventsPerSite = 100
 	}
 	if opts.Debounce <= 0 {
 		opts.Debounce = 10 * time.Millisecond

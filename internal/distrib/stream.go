@@ -260,6 +260,9 @@ func (d *Distributor) receive(ctx context.Context, ss grpc.ServerStream, st *str
 			st.close(errors.New("node closed the stream"))
 			return nil
 		}
+		if m.Telemetry != nil {
+			d.takeTelemetry(st, m.Telemetry)
+		}
 		if m.Ack == nil {
 			continue
 		}
@@ -331,4 +334,49 @@ func (d *Distributor) Snapshot(tenant, site string) (*Snapshot, error) {
 		return nil, fmt.Errorf("no snapshot for site %q of tenant %q yet", site, tenant)
 	}
 	return ts.sites[site].group.snap, nil
+}
+
+func (d *Distributor) takeTelemetry(st *stream, t *Telemetry) {
+	d.mu.Lock()
+	l := d.liveOf(st.tenant, st.site)
+	if l.stream == st {
+		if t.Counters != nil {
+			l.counters = t.Counters
+		}
+		l.events = append(l.events, t.Events...)
+		if over := len(l.events) - d.opts.MaxEventsPerSite; over > 0 {
+			l.dropped += over
+			l.events = append([]Event(nil), l.events[over:]...)
+		}
+		l.dropped += t.Dropped
+		l.lastSeen = d.opts.Now()
+	}
+	d.mu.Unlock()
+	if d.opts.OnTelemetry != nil {
+		d.opts.OnTelemetry(st.tenant, st.site, t)
+	}
+}
+
+// SiteTelemetry is the latest telemetry of a site, kept in memory.
+type SiteTelemetry struct {
+	Counters map[string]float64
+	// Events are the most recent events (at most MaxEventsPerSite).
+	Events []Event
+	// Dropped counts events lost on the node or here.
+	Dropped int
+}
+
+// Telemetry returns what a site's node last reported.
+func (d *Distributor) Telemetry(tenant, site string) SiteTelemetry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.live[tenant+"/"+site]
+	if l == nil {
+		return SiteTelemetry{}
+	}
+	c := make(map[string]float64, len(l.counters))
+	for k, v := range l.counters {
+		c[k] = v
+	}
+	return SiteTelemetry{Counters: c, Events: append([]Event(nil), l.events...), Dropped: l.dropped}
 }

@@ -48,7 +48,12 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound reconnection delays (defaults 500ms
 	// and 30s); each delay is drawn at random up to the exponential bound.
 	MinBackoff, MaxBackoff time.Duration
-	Logger                 *slog.Logger
+	// MaxBufferedEvents bounds the telemetry events kept while the console
+	// is away (default 1000).
+	MaxBufferedEvents int
+	// TelemetryInterval is how often counters are reported (default 10s).
+	TelemetryInterval time.Duration
+	Logger            *slog.Logger
 	Now                    func() time.Time
 }
 
@@ -67,6 +72,10 @@ type Agent struct {
 	version string
 	objects map[string]json.RawMessage // ref key -> object
 	updates chan string
+
+	telMu   sync.Mutex
+	tel     telemetry
+	telKick chan struct{}
 }
 
 // New checks the options and prepares the data directory.
@@ -90,6 +99,12 @@ func New(opts Options) (*Agent, error) {
 	if opts.MaxBackoff < opts.MinBackoff {
 		opts.MaxBackoff = 30 * time.Second
 	}
+	if opts.MaxBufferedEvents <= 0 {
+		opts.MaxBufferedEvents = 1000
+	}
+	if opts.TelemetryInterval <= 0 {
+		opts.TelemetryInterval = 10 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -100,7 +115,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("node agent: creating data directory: %w", err)
 	}
 	a := &Agent{opts: opts, log: opts.Logger.With("component", "node-agent"), objects: map[string]json.RawMessage{},
-		updates: make(chan string, 16)}
+		updates: make(chan string, 16), telKick: make(chan struct{}, 1)}
 	aead, err := a.stateAEAD()
 	if err != nil {
 		return nil, err
@@ -243,10 +258,17 @@ func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, _ err
 	if err != nil {
 		return false, fmt.Errorf("opening the sync stream: %w", err)
 	}
-	if err := cs.SendMsg(&distrib.NodeMessage{Hello: &distrib.Hello{Site: id.rec.Site, NodeVersion: a.opts.NodeVersion,
+	var sendMu sync.Mutex
+	send := func(m *distrib.NodeMessage) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return cs.SendMsg(m)
+	}
+	if err := send(&distrib.NodeMessage{Hello: &distrib.Hello{Site: id.rec.Site, NodeVersion: a.opts.NodeVersion,
 		CapabilityVersion: a.opts.CapabilityVersion, AppliedVersion: a.Version()}}); err != nil {
 		return false, fmt.Errorf("sending hello: %w", err)
 	}
+	go a.telemetryLoop(sctx, send)
 	for {
 		var up distrib.Update
 		if err := cs.RecvMsg(&up); err != nil {
@@ -260,7 +282,7 @@ func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, _ err
 		if err != nil {
 			return healthy, err
 		}
-		if err := cs.SendMsg(&distrib.NodeMessage{Ack: ack}); err != nil {
+		if err := send(&distrib.NodeMessage{Ack: ack}); err != nil {
 			return healthy, fmt.Errorf("sending ack: %w", err)
 		}
 	}
