@@ -54,7 +54,7 @@ type Options struct {
 	// TelemetryInterval is how often counters are reported (default 10s).
 	TelemetryInterval time.Duration
 	Logger            *slog.Logger
-	Now                    func() time.Time
+	Now               func() time.Time
 }
 
 // Agent keeps a node in step with its console.
