@@ -137,3 +137,24 @@ func (s *Snapshot) encodeFor(base *Snapshot) (*encoded, error) {
 	s.deltas[base.Version] = e
 	return e, nil
 }
+
+// encodeConfirm returns an empty delta from a version with the same
+// content (shared by every node that reports that version).
+func (s *Snapshot) encodeConfirm(from string) (*encoded, error) {
+	key := "confirm|" + from
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.deltas[key]; ok {
+		return e, nil
+	}
+	b, err := json.Marshal(&Update{Tenant: s.Tenant, Version: s.Version, Base: from, Skipped: s.skipped})
+	if err != nil {
+		return nil, err
+	}
+	if s.deltas == nil || len(s.deltas) > 64 {
+		s.deltas = map[string]*encoded{}
+	}
+	e := &encoded{b: b}
+	s.deltas[key] = e
+	return e, nil
+}

@@ -133,6 +133,18 @@ func (d *Distributor) serve(_ any, ss grpc.ServerStream) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- d.receive(sctx, ss, st) }()
+	if base != nil {
+		// The node runs the current content already (a reconnect, a
+		// console restart): confirm it under the current version instead
+		// of sending it again.
+		msg, err := base.encodeConfirm(hello.AppliedVersion)
+		if err == nil {
+			err = ss.SendMsg(msg)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	err = d.send(sctx, ss, st, base)
 	if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		if errors.Is(cause, errSiteGone) {

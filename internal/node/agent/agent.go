@@ -72,6 +72,10 @@ type Agent struct {
 	version string
 	objects map[string]json.RawMessage // ref key -> object
 	updates chan string
+	// rejected and skipped are what the running version left out (sent
+	// again when the console confirms the version).
+	rejected []distrib.ObjectError
+	skipped  []distrib.ObjectRef
 
 	telMu   sync.Mutex
 	tel     telemetry
@@ -149,7 +153,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		rej, skipped := a.applyObjects(ctx, objs)
 		a.mu.Lock()
-		a.version, a.objects = lg.Version, objs
+		a.version, a.objects, a.rejected, a.skipped = lg.Version, objs, rej, skipped
 		a.mu.Unlock()
 		a.log.Info("serving last-known-good configuration", "version", lg.Version, "objects", len(objs),
 			"rejected", len(rej), "skipped", len(skipped))
@@ -338,7 +342,17 @@ func (a *Agent) handle(ctx context.Context, up *distrib.Update) (*distrib.Ack, e
 	for _, raw := range up.Objects {
 		next[rawKey(raw)] = raw
 	}
-	rejected, skipped := a.applyObjects(ctx, next)
+	var rejected []distrib.ObjectError
+	var skipped []distrib.ObjectRef
+	if !up.Full && len(up.Objects) == 0 && len(up.Deleted) == 0 {
+		// A confirmation: same content, maybe a new version name.
+		a.mu.Lock()
+		rejected = append([]distrib.ObjectError(nil), a.rejected...)
+		skipped = append([]distrib.ObjectRef(nil), a.skipped...)
+		a.mu.Unlock()
+	} else {
+		rejected, skipped = a.applyObjects(ctx, next)
+	}
 	lg := &lastGood{Version: up.Version}
 	keys := make([]string, 0, len(next))
 	for k := range next {
@@ -353,7 +367,7 @@ func (a *Agent) handle(ctx context.Context, up *distrib.Update) (*distrib.Ack, e
 		return nil, err
 	}
 	a.mu.Lock()
-	a.objects, a.version = next, up.Version
+	a.objects, a.version, a.rejected, a.skipped = next, up.Version, rejected, skipped
 	a.mu.Unlock()
 	select {
 	case a.updates <- up.Version:
