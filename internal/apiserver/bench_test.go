@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 )
 
@@ -20,4 +21,23 @@ func BenchmarkCreateGet(b *testing.B) {
 			b.Fatalf("get: %d", r.code)
 		}
 	}
+}
+
+// BenchmarkCreateConcurrent measures creates of 8 concurrent clients in
+// one tenant (one audit chain), which the group commit batches.
+func BenchmarkCreateConcurrent(b *testing.B) {
+	e := newEnv(b, openBolt)
+	tok := e.tenant("acme", "retail")
+	var n atomic.Int64
+	b.SetParallelism(4) // 8 clients on 2 CPUs
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			name := fmt.Sprintf("p%d", n.Add(1))
+			if r := e.do("POST", "/api/v1/namespaces/retail/originpools", tok, pool("retail", name)); r.code != 201 {
+				b.Errorf("create: %d %s", r.code, r.body)
+				return
+			}
+		}
+	})
 }

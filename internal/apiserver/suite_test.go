@@ -31,6 +31,7 @@ var suite = []struct {
 	{"WatchBookmarkAndGone", testWatchBookmarkAndGone},
 	{"TenantIsolationMatrix", testTenantIsolationMatrix},
 	{"ConcurrentDeleteAndReference", testConcurrentDeleteAndReference},
+	{"GroupCommit", testGroupCommit},
 	{"OpenAPI", testOpenAPI},
 	{"UpdateStatus", testUpdateStatus},
 	{"SiteTokenFor", testSiteTokenFor},
