@@ -335,3 +335,15 @@ func (c *Cache) Len() int {
 	defer c.mu.Unlock()
 	return len(c.entries)
 }
+
+// CompileForCRSTests compiles spec with the additional settings the CRS
+// project prescribes for running its regression tests (paranoia level 4
+// for blocking, argument limits, UTF-8 validation, the X-CRS-Test marker
+// rule). It exists for the CRS regression suite, not for production use.
+func CompileForCRSTests(spec v1.AppFirewallSpec) (*WAF, error) {
+	d, err := directives(spec, true)
+	if err != nil {
+		return nil, fmt.Errorf("rendering AppFirewall directives: %w", err)
+	}
+	return compileDirectives(spec, d)
+}

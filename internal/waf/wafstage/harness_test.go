@@ -29,6 +29,7 @@ var (
 	firewalls sync.Map // "namespace/name" -> *v1.AppFirewall
 	events    = &eventLog{}
 	cache     = waf.NewCache(8)
+	prebuilt  sync.Map // AppFirewall name -> *waf.WAF
 )
 
 type eventLog struct {
@@ -54,14 +55,21 @@ func (l *eventLog) take(key string) []*secevents.Event {
 }
 
 func TestMain(m *testing.M) {
+	f := Factory(func(ns, name string) *v1.AppFirewall {
+		if v, ok := firewalls.Load(ns + "/" + name); ok {
+			return v.(*v1.AppFirewall)
+		}
+		return nil
+	}, cache, Options{Events: events})
 	for i := range dataplane.Order {
 		if dataplane.Order[i].Name == "waf" {
-			dataplane.Order[i].New = Factory(func(ns, name string) *v1.AppFirewall {
-				if v, ok := firewalls.Load(ns + "/" + name); ok {
-					return v.(*v1.AppFirewall)
+			dataplane.Order[i].New = func(vh *config.VHost, env *dataplane.StageEnv) dataplane.Stage {
+				// Instances compiled outside the cache (the CRS suite's).
+				if v, ok := prebuilt.Load(vh.Spec.AppFirewall); ok {
+					return New(vh.ID, "t/"+vh.Spec.AppFirewall, v.(*waf.WAF), nil, Options{Events: events})
 				}
-				return nil
-			}, cache, Options{Events: events})
+				return f(vh, env)
+			}
 		}
 	}
 	os.Exit(m.Run())
@@ -145,4 +153,18 @@ func startFront(t testing.TB, name string, fw v1.AppFirewallSpec, backend string
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("127.0.0.1:%d", port)
+}
+
+// takeAll removes and returns the events of one load balancer.
+func (l *eventLog) takeAll(lb string) []*secevents.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*secevents.Event
+	for k, e := range l.m {
+		if k == lb || strings.HasPrefix(k, lb+"/") {
+			out = append(out, e...)
+			delete(l.m, k)
+		}
+	}
+	return out
 }

@@ -124,10 +124,36 @@ func (s *stage) uri(x *dataplane.Exchange) string {
 			return string(u)
 		}
 	}
+	p := escapePath(x.Path)
 	if len(x.RawQuery) == 0 {
-		return string(x.Path)
+		return p
 	}
-	return string(x.Path) + "?" + string(x.RawQuery)
+	return p + "?" + string(x.RawQuery)
+}
+
+// escapePath re-encodes what a decoded path cannot carry in a request
+// target ('%', '?', '#', controls, spaces and non-ASCII bytes), so that the
+// rebuilt URI means what the client sent.
+func escapePath(p []byte) string {
+	const hex = "0123456789ABCDEF"
+	n := 0
+	for _, c := range p {
+		if c == '%' || c == '?' || c == '#' || c <= ' ' || c >= 0x7f {
+			n++
+		}
+	}
+	if n == 0 {
+		return string(p)
+	}
+	b := make([]byte, 0, len(p)+2*n)
+	for _, c := range p {
+		if c == '%' || c == '?' || c == '#' || c <= ' ' || c >= 0x7f {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+			continue
+		}
+		b = append(b, c)
+	}
+	return string(b)
 }
 
 func (s *stage) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
