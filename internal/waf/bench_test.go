@@ -1,0 +1,78 @@
+package waf
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+)
+
+var benignHeaders = [][2]string{
+	{"Host", "shop.example.com"},
+	{"User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"},
+	{"Accept", "application/json, text/plain, */*"},
+}
+
+// jsonBody40 is a 2 KiB JSON object of 40 string fields holding ordinary
+// English words (the benchmark request of issue 5).
+func jsonBody40() string {
+	words := []string{"garden", "window", "morning", "river", "yellow", "friendly", "kitchen", "travel", "simple", "number"}
+	var b strings.Builder
+	b.WriteString("{")
+	for i := 0; i < 40; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		v := strings.Repeat(words[i%len(words)]+" ", 4)
+		fmt.Fprintf(&b, `"field%02d":"%s"`, i, strings.TrimSpace(v)+" and more")
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+func benchRequest(b *testing.B, w *WAF, method, uri, ctype string, body []byte) {
+	client := netip.MustParseAddrPort("198.51.100.7:40000")
+	server := netip.MustParseAddrPort("127.0.0.1:8080")
+	b.ReportAllocs()
+	for b.Loop() {
+		tx := w.NewTx("")
+		tx.Connection(client, server)
+		v := tx.RequestHeaders(method, uri, "HTTP/1.1", "shop.example.com", func(add func(n, v string)) {
+			for _, h := range benignHeaders {
+				add(h[0], h[1])
+			}
+			if ctype != "" {
+				add("Content-Type", ctype)
+				add("Content-Length", fmt.Sprint(len(body)))
+			}
+		})
+		if v == nil {
+			v = tx.RequestBody(body, true)
+		}
+		if v == nil {
+			v = tx.ResponseHeaders(200, "HTTP/1.1", func(add func(n, v string)) { add("Content-Type", "application/json") })
+		}
+		if v != nil {
+			b.Fatalf("benign request blocked: %+v", v)
+		}
+		if hits := tx.Close(); len(hits) > 0 {
+			b.Fatalf("benign request matched %v", IDs(hits))
+		}
+	}
+}
+
+func BenchmarkBenignGET(b *testing.B) {
+	w := mustWAF(b, v1.AppFirewallSpec{})
+	benchRequest(b, w, "GET", "/api/users?id=42&name=alice", "", nil)
+}
+
+func BenchmarkBenignJSONPost(b *testing.B) {
+	w := mustWAF(b, v1.AppFirewallSpec{})
+	body := []byte(jsonBody40())
+	if len(body) < 1900 || len(body) > 2200 {
+		b.Fatalf("body is %d bytes, want about 2 KiB", len(body))
+	}
+	benchRequest(b, w, "POST", "/api/users", "application/json", body)
+}
