@@ -46,6 +46,8 @@ type pendingWrite struct {
 	p    *writePlan
 	rec  audit.Record
 	done chan commitResult // buffered: answered exactly once
+	// answered is set (by the committer goroutine) with the answer.
+	answered bool
 }
 
 type commitResult struct {
@@ -53,7 +55,10 @@ type commitResult struct {
 	err error
 }
 
-func (w *pendingWrite) answer(rev int64, err error) { w.done <- commitResult{rev: rev, err: err} }
+func (w *pendingWrite) answer(rev int64, err error) {
+	w.answered = true
+	w.done <- commitResult{rev: rev, err: err}
+}
 
 // submit queues p (whose transaction holds no audit writes yet) for its
 // tenant's committer and waits for the outcome: the revision it was written
@@ -101,9 +106,25 @@ func (s *Server) runCommits(tenant string, q *commitQueue) {
 		q.pending = rest
 		g.mu.Unlock()
 		if len(batch) > 0 {
-			s.commitBatch(tenant, batch)
+			s.commitSafely(tenant, batch)
 		}
 	}
+}
+
+// commitSafely is commitBatch answering the writes it left unanswered if
+// it panics, so that no request waits forever and the queue goes on.
+func (s *Server) commitSafely(tenant string, batch []*pendingWrite) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("group commit failed", "tenant", tenant, "panic", r)
+			for _, w := range batch {
+				if !w.answered {
+					w.answer(0, errInternal(fmt.Errorf("committing %s %q: %v", w.p.info.Kind, w.p.ref.Name, r)))
+				}
+			}
+		}
+	}()
+	s.commitBatch(tenant, batch)
 }
 
 // isTouch tells ops that only mark a guard as changed: several plans of a

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/meridian-platform/meridian/internal/audit"
 	"github.com/meridian-platform/meridian/internal/store"
@@ -23,8 +24,13 @@ func testGroupCommit(t *testing.T, open storeOpener) {
 	auditLog := e.srv.opts.Audit.(*audit.Log)
 
 	// N concurrent creates (and standalone audit appends racing them on
-	// the head) all succeed, and the chain verifies.
+	// the head) all succeed, the chain verifies, and a watch sees each
+	// once, in revision order.
 	const n = 24
+	listRV := get(e.must(200, "GET", ns+"originpools", tok, nil).obj(), "metadata.resourceVersion").(string)
+	wctx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	events, _ := e.openWatch(wctx, ns+"originpools?watch=true&resourceVersion="+listRV, tok)
 	codes := make([]int, n)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
@@ -47,6 +53,30 @@ func testGroupCommit(t *testing.T, open storeOpener) {
 	for i, c := range codes {
 		if c != 201 {
 			t.Fatalf("create %d: %d", i, c)
+		}
+	}
+	seen := map[string]bool{}
+	lastRV := int64(0)
+	for i := 0; i < n; i++ {
+		ev := next(t, events)
+		name, _ := get(ev.Object, "metadata.name").(string)
+		rv, _ := strconv.ParseInt(fmt.Sprint(get(ev.Object, "metadata.resourceVersion")), 10, 64)
+		if ev.Type != "ADDED" || seen[name] || rv < lastRV {
+			t.Fatalf("watch event %d: %s %s at %d after %d (seen %v)", i, ev.Type, name, rv, lastRV, seen[name])
+		}
+		seen[name], lastRV = true, rv
+	}
+	stopWatch()
+	// The tenant's committer goes once its queue is empty.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		e.srv.group.mu.Lock()
+		left := len(e.srv.group.queues)
+		e.srv.group.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tenant committers still running after their writes", left)
 		}
 	}
 	var recs struct{ Items []audit.Record }

@@ -88,16 +88,16 @@ func (s *Server) handleWatch(ctx context.Context, w http.ResponseWriter, r *http
 	w.WriteHeader(http.StatusOK)
 	fl.Flush()
 
+	// send writes one event; flush sends what was written. The events of
+	// one store response (whole revisions: a group commit writes several
+	// objects at one revision) go out in one flush.
 	send := func(typ string, obj any) bool {
 		b, err := json.Marshal(WatchEvent{Type: typ, Object: obj})
 		if err != nil {
 			return false
 		}
-		if _, err := w.Write(append(b, '\n')); err != nil {
-			return false
-		}
-		fl.Flush()
-		return true
+		_, err = w.Write(append(b, '\n'))
+		return err == nil
 	}
 	for _, kv := range initial {
 		obj, err := s.decodeStored(t.info, kv)
@@ -112,6 +112,7 @@ func (s *Server) handleWatch(ctx context.Context, w http.ResponseWriter, r *http
 			return nil
 		}
 	}
+	fl.Flush()
 	last := from
 	tick := time.NewTicker(s.opts.BookmarkInterval)
 	defer tick.Stop()
@@ -124,6 +125,7 @@ func (s *Server) handleWatch(ctx context.Context, w http.ResponseWriter, r *http
 				Metadata: ListMeta{ResourceVersion: strconv.FormatInt(last, 10)}}) {
 				return nil
 			}
+			fl.Flush()
 		case resp, ok := <-ch:
 			if !ok {
 				return nil
@@ -132,6 +134,7 @@ func (s *Server) handleWatch(ctx context.Context, w http.ResponseWriter, r *http
 				ae := toAPIError(listErr(resp.Err))
 				send(EventError, Status{APIVersion: v1.APIVersion, Kind: "Status", Status: "Failure",
 					Code: ae.code, Reason: ae.reason, Message: ae.message})
+				fl.Flush()
 				return nil
 			}
 			for _, ev := range resp.Events {
@@ -146,6 +149,7 @@ func (s *Server) handleWatch(ctx context.Context, w http.ResponseWriter, r *http
 					return nil
 				}
 			}
+			fl.Flush()
 		}
 	}
 }
