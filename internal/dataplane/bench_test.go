@@ -14,11 +14,15 @@ import (
 // client and origin are allocation-free in steady state, so what remains is
 // Meridian's.
 func BenchmarkHTTP1Proxy(b *testing.B) {
+	b.Run("19B", func(b *testing.B) { benchProxy(b, []byte("hello from origin!\n")) })
+	b.Run("16KiB", func(b *testing.B) { benchProxy(b, make([]byte, 16<<10)) })
+}
+
+func benchProxy(b *testing.B, body []byte) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	body := []byte("hello from origin!\n")
 	origin := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBody(body) }}
 	go origin.Serve(ln)
 	defer origin.Shutdown()

@@ -7,6 +7,10 @@ import (
 // StageEnv is what stage factories may use.
 type StageEnv struct {
 	AccessLog *AccessLogWriter
+	// Table is the table being installed: a factory finds the objects its
+	// load balancer names (spec.appFirewall, spec.servicePolicies, ...)
+	// with Table.Object.
+	Table *config.Table
 }
 
 // StageFactory builds a stage for one virtual host, or returns nil when the
@@ -21,7 +25,13 @@ type StageDef struct {
 }
 
 // Order is the one place where the request stages are ordered (DESIGN.md,
-// "Data plane"). Accept, network firewall, TLS and HTTP parsing happen in
+// "Data plane"). To add a capability: write a package with a pure core and
+// a Stage implementing the callbacks it needs (RequestHeadersFilter,
+// RequestBodyFilter with a buffering limit, ResponseHeadersFilter, ...,
+// DoneHook), and set New in its slot below to a factory that returns nil
+// for load balancers that do not use it. Transports need no change.
+//
+// Accept, network firewall, TLS and HTTP parsing happen in
 // the transports before this list; route match and real-client-address
 // resolution happen in the core right before it; load balancing and the
 // origin exchange right after the request callbacks. Response callbacks run

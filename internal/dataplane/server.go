@@ -124,7 +124,7 @@ func (s *Server) Table() *config.Table { return s.state.Load().table }
 func (s *Server) buildState(t *config.Table) *state {
 	st := &state{table: t, pipelines: map[*config.VHost]*Pipeline{}, tlsConfigs: map[string]*tls.Config{},
 		routeMetrics: map[*config.Route]*routeMetrics{}, lbMetrics: map[*config.VHost]*lbMetrics{}}
-	env := &StageEnv{AccessLog: s.alog}
+	env := &StageEnv{AccessLog: s.alog, Table: t}
 	for k, l := range t.HTTP {
 		for _, vh := range l.VHosts() {
 			if _, done := st.pipelines[vh]; done {

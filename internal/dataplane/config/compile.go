@@ -21,16 +21,18 @@ import (
 )
 
 // Compile turns data-plane objects (from files, from the console: the
-// source does not matter) into a Table. Objects of other kinds are ignored.
+// source does not matter) into a Table. Objects of other kinds are kept
+// aside for the stages that use them (Table.Object).
 // An invalid object, or one that refers to a missing or invalid object, is
 // skipped and reported in Table.Errors; everything else is compiled. The
 // objects passed in are not modified.
 func Compile(objs []v1.Object) *Table {
 	c := &compiler{
 		t: &Table{
-			HTTP:  map[string]*HTTPListener{},
-			TCP:   map[string]*TCPListener{},
-			Pools: map[string]*Pool{},
+			HTTP:   map[string]*HTTPListener{},
+			TCP:    map[string]*TCPListener{},
+			Pools:  map[string]*Pool{},
+			others: map[string]v1.Object{},
 		},
 		certs:      map[string]*certEntry{},
 		certPEM:    map[string]string{},
@@ -60,6 +62,8 @@ func Compile(objs []v1.Object) *Table {
 		case *v1.TCPLoadBalancer:
 			tcps = append(tcps, x)
 		default:
+			m := o.GetMetadata()
+			c.t.others[o.GetTypeMeta().Kind+" "+m.Namespace+"/"+m.Name] = o
 			continue
 		}
 		c.t.Objects = append(c.t.Objects, redacted(o))

@@ -272,3 +272,20 @@ func TestTCPRouteSNI(t *testing.T) {
 		}
 	}
 }
+
+func TestCompileKeepsOtherKinds(t *testing.T) {
+	objs := decode(t, shop+`
+---
+apiVersion: meridian/v1
+kind: ServicePolicy
+metadata: {name: block, namespace: retail}
+spec: {mode: enforce, rules: [{name: r, action: deny, match: {clientCIDRs: [203.0.113.0/24]}}], defaultAction: next}
+`)
+	tab := Compile(objs)
+	if o := tab.Object("ServicePolicy", "retail", "block"); o == nil || o.GetMetadata().Name != "block" {
+		t.Fatalf("ServicePolicy not kept: %v", o)
+	}
+	if tab.Object("ServicePolicy", "retail", "nope") != nil {
+		t.Fatal("unknown object found")
+	}
+}

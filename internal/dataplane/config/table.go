@@ -24,6 +24,18 @@ type Table struct {
 	// Objects is the effective configuration (defaults applied, secrets
 	// redacted), for the admin /config endpoint.
 	Objects []v1.Object
+
+	// others holds objects of kinds the compiler does not interpret
+	// (AppFirewall, ServicePolicy, RateLimiter, ...) for the stages that
+	// do, keyed by "Kind namespace/name".
+	others map[string]v1.Object
+}
+
+// Object returns an object of a kind the compiler passes through to stages
+// (AppFirewall, ServicePolicy, RateLimiter, ...), or nil. Stages must not
+// modify it.
+func (t *Table) Object(kind, namespace, name string) v1.Object {
+	return t.others[kind+" "+namespace+"/"+name]
 }
 
 // ObjectError says why one object was skipped.
