@@ -289,11 +289,14 @@ func (d *Distributor) receive(ctx context.Context, ss grpc.ServerStream, st *str
 		d.mu.Lock()
 		l := d.liveOf(st.tenant, st.site)
 		if l.stream == st {
+			// Only what status shows marks the site for a status write.
+			if l.applied != m.Ack.Version || !sameErrors(l.rejected, m.Ack.Rejected) || !sameRefs(l.skipped, m.Ack.Skipped) {
+				l.dirty = true
+			}
 			l.applied = m.Ack.Version
 			l.rejected = m.Ack.Rejected
 			l.skipped = m.Ack.Skipped
 			l.lastSeen = d.opts.Now()
-			l.dirty = true
 		}
 		d.mu.Unlock()
 		if ctx.Err() != nil {
@@ -391,4 +394,28 @@ func (d *Distributor) Telemetry(tenant, site string) SiteTelemetry {
 		c[k] = v
 	}
 	return SiteTelemetry{Counters: c, Events: append([]Event(nil), l.events...), Dropped: l.dropped}
+}
+
+func sameErrors(a, b []ObjectError) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sameRefs(a, b []ObjectRef) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
