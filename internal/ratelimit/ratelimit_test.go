@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
@@ -117,6 +119,11 @@ func TestRegistryKeepsStateAcrossCompiles(t *testing.T) {
 	}
 	if b.Key.Type != v1.RateKeyClientIP {
 		t.Errorf("default key %+v", b.Key)
+	}
+	preg := prometheus.NewPedanticRegistry()
+	preg.MustRegister(reg)
+	if mfs, err := preg.Gather(); err != nil || len(mfs) != 3 {
+		t.Errorf("gathered %d families, %v", len(mfs), err)
 	}
 	reg.Retain(map[string]bool{})
 	c, _ := Compile(rl, reg)

@@ -30,6 +30,7 @@ var (
 	events    = &eventLog{}
 	cache     = waf.NewCache(8)
 	prebuilt  sync.Map // AppFirewall name -> *waf.WAF
+	metrics   = NewMetrics()
 )
 
 type eventLog struct {
@@ -60,7 +61,7 @@ func TestMain(m *testing.M) {
 			return v.(*v1.AppFirewall)
 		}
 		return nil
-	}, cache, Options{Events: events})
+	}, cache, Options{Events: events, Metrics: metrics})
 	for i := range dataplane.Order {
 		if dataplane.Order[i].Name == "waf" {
 			dataplane.Order[i].New = func(vh *config.VHost, env *dataplane.StageEnv) dataplane.Stage {

@@ -21,6 +21,8 @@ type Options struct {
 	// the URI is rebuilt from the normalized path and the raw query, which
 	// hides encodings in the path from the rules.
 	RawURI func(x *dataplane.Exchange) []byte
+	// Metrics counts verdicts and rule hits (may be nil).
+	Metrics *Metrics
 }
 
 // stage is the WAF of one load balancer.
@@ -258,7 +260,15 @@ func (s *stage) OnDone(x *dataplane.Exchange) {
 	}
 	tx := v.(*waf.Tx)
 	hits := tx.Close()
-	if s.opts.Events == nil || len(hits) == 0 && tx.Interrupted() == nil {
+	verdict := "pass"
+	switch {
+	case tx.Interrupted() != nil:
+		verdict = "blocked"
+	case len(hits) > 0:
+		verdict = "detected"
+	}
+	s.opts.Metrics.observe(s.name, verdict, waf.IDs(hits))
+	if s.opts.Events == nil || verdict == "pass" {
 		return
 	}
 	e := &secevents.Event{Kind: secevents.KindWAF, Action: secevents.ActionDetected, RequestID: string(x.RequestID),

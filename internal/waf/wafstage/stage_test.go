@@ -63,6 +63,9 @@ func TestThroughListener(t *testing.T) {
 		ev[0].Status != 403 || len(ev[0].Rules) == 0 {
 		t.Fatalf("events: %+v", ev)
 	}
+	if metrics.RuleHits("t/block", 942100) == 0 || metrics.RuleHits("t/block", 949110) == 0 {
+		t.Error("rule hits not counted")
+	}
 	if rid := ev[0].RequestID; rid == "" || !strings.Contains(body, rid) {
 		t.Errorf("block page does not name the request id %q", rid)
 	}
