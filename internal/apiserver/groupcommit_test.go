@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -267,6 +268,27 @@ func TestGroupCommitBatches(t *testing.T) {
 	}
 	if l := res.Items[1:]; l[0].Name != "a" || l[1].Name != "c" || l[1].Seq != l[0].Seq+1 || l[1].PrevHash != l[0].Hash {
 		t.Fatalf("batched records: %+v", l)
+	}
+
+	// A plan the store refuses for another reason than a conflict (here a
+	// key too long for bbolt) fails alone: the batch is retried plan by
+	// plan.
+	a, b = kvOf("a"), kvOf("b")
+	bad := putPlan(t, s, "acme", "OriginPool", "retail", "c", kvOf("c").ModRevision, relabel(t, kvOf("c"), "y"))
+	bad.p.put("/x/"+strings.Repeat("k", 40000), []byte("v"))
+	ws = []*pendingWrite{
+		putPlan(t, s, "acme", "OriginPool", "retail", "a", a.ModRevision, relabel(t, a, "y")),
+		bad,
+		putPlan(t, s, "acme", "OriginPool", "retail", "b", b.ModRevision, relabel(t, b, "y")),
+	}
+	batch, _ = selectBatch(ws)
+	s.commitBatch("acme", batch)
+	ra, rbad, rb := answer(ws[0]), answer(bad), answer(ws[2])
+	if ra.err != nil || rb.err != nil || toAPIError(rbad.err).code != http.StatusInternalServerError {
+		t.Fatalf("store error in a batch: %+v %+v %+v", ra, rbad, rb)
+	}
+	if v, err := s.opts.Audit.Verify(ctx, "acme"); err != nil || !v.OK || v.Records != after.Records+2 {
+		t.Fatalf("verify after a refused plan: %+v %v", v, err)
 	}
 
 	// Keys a batch may share: the same guard touched by several creates.
