@@ -153,7 +153,7 @@ func (c *Console) Serve(ctx context.Context) error {
 	defer stopBG()
 	c.runBackground(bgCtx)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(tls.NewListener(c.ln, cfg)) }()
+	go func() { errc <- srv.Serve(c.serveSites(bgCtx, tls.NewListener(c.ln, cfg))) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving API: %w", err)

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 
@@ -25,7 +26,7 @@ func (c *Console) newSiteParts(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("building the site registry: %w", err)
 	}
-	dist, err := distrib.New(distrib.Options{Store: c.st, Secrets: c.keyring, Sites: reg, Status: c.api, Logger: c.log,
+	dist, err := distrib.New(distrib.Options{Store: c.st, Secrets: c.keyring, Sites: reg, Renewer: reg, Status: c.api, Logger: c.log,
 		OnDecommission: func(ctx context.Context, tenant, site string) {
 			if err := reg.RevokeSeen(ctx, tenant, site); err != nil {
 				c.log.Warn("revoking site certificates", "tenant", tenant, "site", site, "err", err)
@@ -52,6 +53,23 @@ func (c *Console) siteRoutes(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// serveSites splits the console's TLS listener: connections that present a
+// client certificate (sites) are served by the sync service's gRPC server,
+// the others are returned for the REST API.
+func (c *Console) serveSites(ctx context.Context, ln net.Listener) net.Listener {
+	api, siteLn := distrib.SplitListener(ln)
+	go func() {
+		if err := c.sites.grpc.Serve(siteLn); err != nil && ctx.Err() == nil {
+			c.log.Error("serving the sync service", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		c.sites.grpc.Stop()
+	}()
+	return api
 }
 
 func (c *Console) runSites(ctx context.Context) {

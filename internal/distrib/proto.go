@@ -17,6 +17,9 @@ const CapabilityVersion = 1
 const (
 	ServiceName  = "meridian.sync.v1.Sync"
 	StreamMethod = "/" + ServiceName + "/Stream"
+	// RenewMethod exchanges the connection's (possibly expired) client
+	// certificate for a new one: sites.RenewRequest -> sites.Identity.
+	RenewMethod = "/" + ServiceName + "/Renew"
 )
 
 // NodeMessage is what a node sends on the stream: a Hello first, then
@@ -144,10 +147,11 @@ var StreamDesc = grpc.StreamDesc{StreamName: "Stream", ServerStreams: true, Clie
 // syncServer is the (empty) service implementation type.
 type syncServer interface{}
 
-func serviceDesc(h grpc.StreamHandler) *grpc.ServiceDesc {
+func serviceDesc(h grpc.StreamHandler, renew grpc.MethodHandler) *grpc.ServiceDesc {
 	return &grpc.ServiceDesc{
 		ServiceName: ServiceName,
 		HandlerType: (*syncServer)(nil),
+		Methods:     []grpc.MethodDesc{{MethodName: "Renew", Handler: renew}},
 		Streams:     []grpc.StreamDesc{{StreamName: "Stream", Handler: h, ServerStreams: true, ClientStreams: true}},
 	}
 }

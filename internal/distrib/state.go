@@ -31,6 +31,11 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, chain []*x509.Certificate) (*sites.Peer, error)
 }
 
+// Renewer issues a new certificate for a site's connection (*sites.Server).
+type Renewer interface {
+	Renew(ctx context.Context, chain []*x509.Certificate, req sites.RenewRequest, from string) (*sites.Identity, error)
+}
+
 // StatusWriter changes the status of stored objects (*apiserver.Server).
 type StatusWriter interface {
 	UpdateStatus(ctx context.Context, tenant, kind, ns, name string, update func(obj v1.Object) error) error
@@ -41,6 +46,9 @@ type Options struct {
 	Store   store.Store
 	Secrets Decrypter
 	Sites   Authenticator
+	// Renewer, when set, serves certificate renewal on the sync service
+	// (*sites.Server).
+	Renewer Renewer
 	// Status, when set, receives site liveness and object rollouts.
 	Status StatusWriter
 	// OnDecommission is called when a site is decommissioned or deleted

@@ -48,11 +48,12 @@ func (s *stream) close(cause error) { s.closeOnce.Do(func() { s.cancel(cause) })
 // JSON codec; small per-stream buffers so that thousands of streams fit).
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.Creds(handshaken{}),
 		grpc.ForceServerCodec(Codec{}),
 		grpc.InitialWindowSize(64 << 10),
 		grpc.InitialConnWindowSize(64 << 10),
-		grpc.WriteBufferSize(16 << 10),
-		grpc.ReadBufferSize(16 << 10),
+		grpc.WriteBufferSize(8 << 10),
+		grpc.ReadBufferSize(8 << 10),
 		grpc.SharedWriteBuffer(true),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -61,11 +62,11 @@ func ServerOptions() []grpc.ServerOption {
 
 // Register adds the sync service to a gRPC server built with
 // ServerOptions.
-func (d *Distributor) Register(s *grpc.Server) { s.RegisterService(serviceDesc(d.serve), nil) }
+func (d *Distributor) Register(s *grpc.Server) { s.RegisterService(serviceDesc(d.serve, d.renew), nil) }
 
-// NewGRPCServer returns a gRPC server carrying the sync service; mount it
-// with Handler on the console's TLS listener (client certificates
-// requested) or serve it on its own TLS listener.
+// NewGRPCServer returns a gRPC server carrying the sync service: serve it
+// on the site side of SplitListener (or mount it with ServeHTTP behind a
+// TLS listener that requests client certificates).
 func (d *Distributor) NewGRPCServer() *grpc.Server {
 	s := grpc.NewServer(ServerOptions()...)
 	d.Register(s)
@@ -418,4 +419,34 @@ func sameRefs(a, b []ObjectRef) bool {
 		}
 	}
 	return true
+}
+
+// renew is the unary Renew method: a new certificate for the site named by
+// the connection's client certificate (expired ones within the grace
+// window too).
+func (d *Distributor) renew(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+	var req sites.RenewRequest
+	if err := dec(&req); err != nil {
+		return nil, err
+	}
+	if d.opts.Renewer == nil {
+		return nil, status.Error(codes.Unimplemented, "renewal is not served here")
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "no peer information")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 {
+		return nil, status.Error(codes.Unauthenticated, "renewal needs the site's client certificate (mTLS)")
+	}
+	id, err := d.opts.Renewer.Renew(ctx, ti.State.PeerCertificates, req, p.Addr.String())
+	if err != nil {
+		var se *sites.Error
+		if errors.As(err, &se) && se.Code == http.StatusUnprocessableEntity {
+			return nil, status.Error(codes.InvalidArgument, se.Message)
+		}
+		return nil, grpcError(err)
+	}
+	return id, nil
 }

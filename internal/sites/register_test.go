@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/client"
 	"github.com/meridian-platform/meridian/internal/sites"
@@ -201,18 +204,19 @@ func TestAutoApproveRenewDecommission(t *testing.T) {
 
 	// Renewal needs the client certificate.
 	n2 := newNode(t)
-	if code, _ := post(t, httpClient(t, e, nil), e.URL+sites.RenewPath, sites.RenewRequest{CSR: n2.csr}); code != http.StatusUnauthorized {
-		t.Fatalf("renew without certificate: %d", code)
+	if _, err := e.Renew(t, nil, sites.RenewRequest{CSR: n2.csr}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("renew without certificate: %v", err)
 	}
-	code, body := post(t, httpClient(t, e, &n.cert), e.URL+sites.RenewPath, sites.RenewRequest{CSR: n2.csr})
-	if code != http.StatusOK {
-		t.Fatalf("renew: %d %s", code, body)
+	rid, err := e.Renew(t, &n.cert, sites.RenewRequest{CSR: n2.csr})
+	if err != nil {
+		t.Fatalf("renew: %v", err)
 	}
-	var rid sites.Identity
-	json.Unmarshal(body, &rid)
-	n2.setCert(t, &rid)
-	if rid.Site != "edge-1" || n2.cert.Leaf == nil && rid.Certificate == "" {
+	if rid.Site != "edge-1" || rid.Tenant != e.Tenant || rid.Certificate == "" {
 		t.Fatalf("renewed identity %+v", rid)
+	}
+	n2.setCert(t, rid)
+	if _, err := e.Renew(t, &n.cert, sites.RenewRequest{CSR: "garbage"}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("renew with a bad CSR: %v", err)
 	}
 
 	// A certificate of another CA naming the same site is refused.
@@ -224,8 +228,8 @@ func TestAutoApproveRenewDecommission(t *testing.T) {
 		t.Fatal(omsg)
 	}
 	on.setCert(t, oid)
-	if code, body := post(t, httpClient(t, e, &on.cert), e.URL+sites.RenewPath, sites.RenewRequest{CSR: newNode(t).csr}); code != http.StatusUnauthorized {
-		t.Fatalf("foreign certificate: %d %s", code, body)
+	if _, err := e.Renew(t, &on.cert, sites.RenewRequest{CSR: newNode(t).csr}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("foreign certificate: %v", err)
 	}
 
 	// Decommissioning stops both certificates at once.
@@ -233,9 +237,9 @@ func TestAutoApproveRenewDecommission(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*tls.Certificate{&n.cert, &n2.cert} {
-		code, body := post(t, httpClient(t, e, c), e.URL+sites.RenewPath, sites.RenewRequest{CSR: newNode(t).csr})
-		if code != http.StatusForbidden || !strings.Contains(string(body), "decommissioned") {
-			t.Fatalf("renew after decommission: %d %s", code, body)
+		_, err := e.Renew(t, c, sites.RenewRequest{CSR: newNode(t).csr})
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "decommissioned") {
+			t.Fatalf("renew after decommission: %v", err)
 		}
 	}
 	// The name stays taken.

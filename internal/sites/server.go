@@ -103,11 +103,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler serves RegisterPath and RenewPath.
+// Handler serves RegisterPath. (Renewal is a method of the sync service,
+// on the mTLS side of the listener: see distrib.RenewMethod.)
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+RegisterPath, s.serveRegister)
-	mux.HandleFunc("POST "+RenewPath, s.serveRenew)
 	return mux
 }
 
@@ -147,25 +147,6 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(id)
-}
-
-func (s *Server) serveRenew(w http.ResponseWriter, r *http.Request) {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		writeError(w, errf(http.StatusUnauthorized, "Unauthorized", "renewal needs the site's client certificate (mTLS)"))
-		return
-	}
-	var req RenewRequest
-	if e := readJSON(r, &req); e != nil {
-		writeError(w, e)
-		return
-	}
-	id, err := s.Renew(r.Context(), r.TLS.PeerCertificates, req, clientAddr(r))
-	if err != nil {
-		writeError(w, asError(err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(id)
 }
 

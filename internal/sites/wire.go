@@ -8,12 +8,9 @@ import (
 	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
-// HTTP paths served by Server.Handler. Registration needs TLS only; renewal
-// needs the node's client certificate (mTLS).
-const (
-	RegisterPath = "/sites/v1/register"
-	RenewPath    = "/sites/v1/renew"
-)
+// RegisterPath is served by Server.Handler (TLS, no client certificate).
+const RegisterPath = "/sites/v1/register"
+
 
 // RegisterRequest is the body of POST RegisterPath.
 type RegisterRequest struct {
@@ -30,8 +27,8 @@ type RegisterRequest struct {
 	CapabilityVersion int `json:"capabilityVersion,omitempty"`
 }
 
-// RenewRequest is the body of POST RenewPath, sent over mTLS with the
-// current (or recently expired) certificate.
+// RenewRequest asks for a new certificate; it is sent over mTLS with the
+// current (or recently expired) certificate (distrib.RenewMethod).
 type RenewRequest struct {
 	CSR               string `json:"csr"`
 	NodeVersion       string `json:"nodeVersion,omitempty"`

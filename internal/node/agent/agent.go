@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -236,21 +237,28 @@ func (a *Agent) sleep(ctx context.Context, attempt *int) bool {
 	}
 }
 
-// syncOnce runs one stream; healthy reports that it got as far as an
-// update (so the backoff starts over).
-func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, _ error) {
+// dial returns a gRPC connection to the console presenting the client
+// certificate cert returns.
+func (a *Agent) dial(roots *x509.CertPool, cert func() *tls.Certificate) (*grpc.ClientConn, error) {
 	u, _ := url.Parse(a.opts.ConsoleURL)
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: id.caPool, ServerName: u.Hostname(), NextProtos: []string{"h2"},
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			cur := a.identity()
-			return &cur.cert, nil
-		}}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, ServerName: u.Hostname(), NextProtos: []string{"h2"},
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert(), nil }}
 	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
 		grpc.WithDefaultCallOptions(grpc.ForceCodec(distrib.Codec{})),
 		grpc.WithInitialWindowSize(256<<10), grpc.WithInitialConnWindowSize(256<<10),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
 	if err != nil {
-		return false, fmt.Errorf("dialling the console: %w", err)
+		return nil, fmt.Errorf("dialling the console: %w", err)
+	}
+	return conn, nil
+}
+
+// syncOnce runs one stream; healthy reports that it got as far as an
+// update (so the backoff starts over).
+func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, _ error) {
+	conn, err := a.dial(id.caPool, func() *tls.Certificate { return &a.identity().cert })
+	if err != nil {
+		return false, err
 	}
 	defer conn.Close()
 	sctx, cancel := context.WithCancel(ctx)

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meridian-platform/meridian/internal/distrib"
 	"github.com/meridian-platform/meridian/internal/sites"
 )
 
@@ -140,12 +141,8 @@ type permanent struct{ err error }
 func (p *permanent) Error() string { return p.err.Error() }
 func (p *permanent) Unwrap() error { return p.err }
 
-func (a *Agent) httpClient(roots *x509.CertPool, id *identity) *http.Client {
+func (a *Agent) httpClient(roots *x509.CertPool) *http.Client {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
-	if id != nil {
-		cert := id.cert
-		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
-	}
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}}
 }
 
@@ -186,7 +183,7 @@ func (a *Agent) register(ctx context.Context) (*identity, error) {
 		return nil, &permanent{err}
 	}
 	var out sites.Identity
-	err = a.post(ctx, a.httpClient(roots, nil), sites.RegisterPath, sites.RegisterRequest{Token: a.opts.Token, Name: a.opts.Name,
+	err = a.post(ctx, a.httpClient(roots), sites.RegisterPath, sites.RegisterRequest{Token: a.opts.Token, Name: a.opts.Name,
 		CSR: string(csrPEM), NodeVersion: a.opts.NodeVersion, CapabilityVersion: a.opts.CapabilityVersion}, &out)
 	var verr *tls.CertificateVerificationError
 	if errors.As(err, &verr) {
@@ -220,8 +217,14 @@ func (a *Agent) renew(ctx context.Context, id *identity) (*identity, error) {
 	if err != nil {
 		return nil, err
 	}
+	cert := id.cert
+	conn, err := a.dial(id.caPool, func() *tls.Certificate { return &cert })
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
 	var out sites.Identity
-	err = a.post(ctx, a.httpClient(id.caPool, id), sites.RenewPath, sites.RenewRequest{CSR: string(csrPEM),
+	err = conn.Invoke(ctx, distrib.RenewMethod, &sites.RenewRequest{CSR: string(csrPEM),
 		NodeVersion: a.opts.NodeVersion, CapabilityVersion: a.opts.CapabilityVersion}, &out)
 	if err != nil {
 		return nil, fmt.Errorf("renewing the certificate of site %q: %w", id.rec.Site, err)

@@ -2,15 +2,23 @@ package sitestest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/client"
 	"github.com/meridian-platform/meridian/internal/console"
+	"github.com/meridian-platform/meridian/internal/distrib"
+	"github.com/meridian-platform/meridian/internal/sites"
 )
 
 // Env is a running console on a loopback port.
@@ -148,4 +156,29 @@ func MustDecode(t testing.TB, doc string) []v1.Object {
 		t.Fatal(err)
 	}
 	return objs
+}
+
+// Renew calls the sync service's Renew method with cert (nil: none) and
+// returns the new identity or the gRPC error.
+func (e *Env) Renew(t testing.TB, cert *tls.Certificate, req sites.RenewRequest) (*sites.Identity, error) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(e.CA)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	conn, err := grpc.NewClient(strings.TrimPrefix(e.URL, "https://"), grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(distrib.Codec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out sites.Identity
+	if err := conn.Invoke(ctx, distrib.RenewMethod, &req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/distrib"
+	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+)
+
+type nopApplier struct{}
+
+func (nopApplier) Apply(context.Context, []v1.Object) []distrib.ObjectError { return nil }
+
+// TestRenewOverMTLS: the node renews with a fresh key over the sync
+// service, keeps the new identity on disk, and the console accepts it.
+func TestRenewOverMTLS(t *testing.T) {
+	e := sitestest.Start(t)
+	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{AutoApprove: true})
+	a, err := New(Options{ConsoleURL: e.URL, Token: tok, Name: "r1", DataDir: t.TempDir(), CAData: e.CA,
+		Applier: nopApplier{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	id, err := a.register(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if renewDue(id.leaf, time.Now()) || !renewDue(id.leaf, id.leaf.NotAfter.Add(-time.Hour)) {
+		t.Fatal("renewal due at the wrong time")
+	}
+	nid, err := a.renew(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nid.leaf.SerialNumber.Cmp(id.leaf.SerialNumber) == 0 || nid.leaf.PublicKey.(*ecdsa.PublicKey).Equal(id.leaf.PublicKey) {
+		t.Fatal("renewal kept the serial or the key")
+	}
+	if nid.leaf.URIs[0].String() != id.leaf.URIs[0].String() {
+		t.Fatalf("renewed identity names %s, want %s", nid.leaf.URIs[0], id.leaf.URIs[0])
+	}
+	saved, err := a.loadIdentity()
+	if err != nil || saved.leaf.SerialNumber.Cmp(nid.leaf.SerialNumber) != 0 {
+		t.Fatalf("renewed identity not saved: %v", err)
+	}
+	// The new certificate renews again.
+	if _, err := a.renew(ctx, saved); err != nil {
+		t.Fatal(err)
+	}
+}
