@@ -11,7 +11,6 @@ import (
 // RegisterPath is served by Server.Handler (TLS, no client certificate).
 const RegisterPath = "/sites/v1/register"
 
-
 // RegisterRequest is the body of POST RegisterPath.
 type RegisterRequest struct {
 	// Token is the plaintext SiteToken.
