@@ -97,8 +97,11 @@ func loadCRSTests(t *testing.T) []crsCase {
 }
 
 // loadExclusions reads testdata/crs-exclusions.txt: "<rule>-<test>  reason".
-func loadExclusions(t *testing.T) map[string]string {
-	raw, err := os.ReadFile("testdata/crs-exclusions.txt")
+func loadExclusions(t *testing.T) map[string]string { return loadList(t, "testdata/crs-exclusions.txt") }
+
+// loadList reads a file of "<rule>-<test> reason" lines.
+func loadList(t *testing.T, file string) map[string]string {
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +113,7 @@ func loadExclusions(t *testing.T) map[string]string {
 		}
 		name, reason, _ := strings.Cut(line, " ")
 		if strings.TrimSpace(reason) == "" {
-			t.Fatalf("crs-exclusions.txt line %d: %q has no reason", i+1, name)
+			t.Fatalf("%s line %d: %q has no reason", file, i+1, name)
 		}
 		ex[name] = strings.TrimSpace(reason)
 	}
@@ -217,6 +220,7 @@ func TestCRSRegression(t *testing.T) {
 	var mu sync.Mutex
 	var failures []result
 	passed, ran := 0, 0
+	only := os.Getenv("CRS_ONLY") // e.g. "942" or "920100-4"
 	work := make(chan crsCase)
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
@@ -236,7 +240,6 @@ func TestCRSRegression(t *testing.T) {
 			}
 		}(fronts[i], fmt.Sprintf("t/crs%d", i))
 	}
-	only := os.Getenv("CRS_ONLY") // e.g. "942" or "920100-4"
 	nExcluded := 0
 	for _, c := range cases {
 		if _, ok := excluded[c.name]; ok {
@@ -251,8 +254,20 @@ func TestCRSRegression(t *testing.T) {
 	close(work)
 	wg.Wait()
 	sort.Slice(failures, func(i, j int) bool { return failures[i].name < failures[j].name })
+	known := loadList(t, "testdata/crs-known-failures.txt")
+	failed := map[string]bool{}
 	for _, f := range failures {
-		t.Logf("FAIL %s: %s", f.name, f.why)
+		failed[f.name] = true
+		if cause, ok := known[f.name]; ok {
+			t.Logf("known failure %s: %s (%s)", f.name, f.why, cause)
+		} else {
+			t.Errorf("FAIL %s: %s", f.name, f.why)
+		}
+	}
+	for name := range known {
+		if !failed[name] && (only == "" || strings.HasPrefix(name, only)) {
+			t.Logf("%s passes now: remove it from testdata/crs-known-failures.txt", name)
+		}
 	}
 	exPct := 100 * float64(nExcluded) / float64(len(cases))
 	passPct := 100 * float64(passed) / float64(max(ran, 1))
