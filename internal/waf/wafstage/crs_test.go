@@ -97,7 +97,9 @@ func loadCRSTests(t *testing.T) []crsCase {
 }
 
 // loadExclusions reads testdata/crs-exclusions.txt: "<rule>-<test>  reason".
-func loadExclusions(t *testing.T) map[string]string { return loadList(t, "testdata/crs-exclusions.txt") }
+func loadExclusions(t *testing.T) map[string]string {
+	return loadList(t, "testdata/crs-exclusions.txt")
+}
 
 // loadList reads a file of "<rule>-<test> reason" lines.
 func loadList(t *testing.T, file string) map[string]string {
