@@ -152,7 +152,7 @@ done
 
 declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083)
 declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446)
-TARGETS=(nginx haproxy meridian meridian-log)
+read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log}"
 chmod 644 "$WORK/small" "$WORK/16k"
 
 # Every target must answer 200 with the right bodies before anything is
@@ -164,7 +164,7 @@ for t in "${TARGETS[@]}"; do
     if [ "$got" != "$want" ]; then echo "$t: $u answered '$got', want '$want'" >&2; exit 1; fi
   done
 done
-CASES=(small 16k https close https-close)
+read -r -a CASES <<< "${CASES:-small 16k https close https-close}"
 RES="$WORK/results.txt"
 : > "$RES"
 

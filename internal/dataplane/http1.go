@@ -492,7 +492,7 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 				tryDeadline = d
 			}
 		}
-		oc := s.origins.get(cp, ep)
+		oc := s.origins.get(pool, cp, ep)
 		ep.Begin()
 		t0 := time.Now()
 		// Event streams, and routes seen to answer with large bodies,
@@ -710,7 +710,7 @@ func (s *Server) mirrorH1(req *fasthttp.Request, x *Exchange, m *config.Mirror) 
 		defer fasthttp.ReleaseResponse(resp)
 		ep.Begin()
 		t0 := time.Now()
-		err = s.origins.get(m.Pool, ep).do(mreq, resp, time.Now().Add(s.opts.DefaultRouteTimeout), peer, netip.AddrPort{})
+		err = s.origins.get(pool, m.Pool, ep).do(mreq, resp, time.Now().Add(s.opts.DefaultRouteTimeout), peer, netip.AddrPort{})
 		res := lb.Result{Duration: time.Since(t0), Status: resp.StatusCode()}
 		if err != nil {
 			res.Status = 0

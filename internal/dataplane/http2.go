@@ -280,7 +280,7 @@ type poolTransports struct {
 
 type transports struct{ m sync.Map } // pool ID -> *poolTransports
 
-func (t *transports) get(p *config.Pool) *poolTransports {
+func (t *transports) get(gate pendingGate, p *config.Pool) *poolTransports {
 	if v, ok := t.m.Load(p.ID); ok && v.(*poolTransports).key == p.TransportKey {
 		return v.(*poolTransports)
 	}
@@ -289,7 +289,7 @@ func (t *transports) get(p *config.Pool) *poolTransports {
 		if ep == nil {
 			return nil, errors.New("no endpoint chosen")
 		}
-		return dialOrigin(ctx, p, ep, alpn)
+		return dialOrigin(ctx, gate, p, ep, alpn)
 	}
 	pt := &poolTransports{key: p.TransportKey}
 	pt.h1 = &http.Transport{
@@ -368,7 +368,7 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 		out.URL.Path, out.URL.RawPath = p, ""
 	}
 	grpc := isGRPC(r)
-	pt := s.transports.get(cp)
+	pt := s.transports.get(pool, cp)
 	var rtp http.RoundTripper = pt.h1
 	if grpc || r.ProtoMajor == 2 && r.Header.Get("Te") == "trailers" {
 		rtp = pt.h2

@@ -44,6 +44,7 @@ type originClient struct {
 	key  string // config.Pool.TransportKey it was built for
 	pool *config.Pool
 	ep   *lb.Endpoint
+	gate pendingGate
 	hc   *fasthttp.HostClient
 }
 
@@ -54,7 +55,7 @@ type origins struct {
 	m sync.Map // *lb.Endpoint -> *originClient
 }
 
-func (o *origins) get(p *config.Pool, ep *lb.Endpoint) *originClient {
+func (o *origins) get(gate pendingGate, p *config.Pool, ep *lb.Endpoint) *originClient {
 	if v, ok := o.m.Load(ep); ok {
 		oc := v.(*originClient)
 		if oc.key == p.TransportKey {
@@ -63,7 +64,7 @@ func (o *origins) get(p *config.Pool, ep *lb.Endpoint) *originClient {
 		o.m.Delete(ep)
 		oc.hc.CloseIdleConnections()
 	}
-	oc := newOriginClient(p, ep)
+	oc := newOriginClient(gate, p, ep)
 	if v, loaded := o.m.LoadOrStore(ep, oc); loaded {
 		return v.(*originClient)
 	}
@@ -89,9 +90,23 @@ func (o *origins) closeAll() {
 	})
 }
 
+// pendingGate is the part of *lb.Pool that bounds requests waiting for a
+// connection (circuit breaker maxPendingRequests).
+type pendingGate interface {
+	AcquirePending() error
+	ReleasePending()
+}
+
 // dialOrigin opens a counted connection to an endpoint, with TLS when the
-// pool asks for it.
-func dialOrigin(ctx context.Context, p *config.Pool, ep *lb.Endpoint, alpn []string) (net.Conn, error) {
+// pool asks for it. While the dial is in progress the request counts as
+// pending in gate (when not nil).
+func dialOrigin(ctx context.Context, gate pendingGate, p *config.Pool, ep *lb.Endpoint, alpn []string) (net.Conn, error) {
+	if gate != nil {
+		if err := gate.AcquirePending(); err != nil {
+			return nil, err
+		}
+		defer gate.ReleasePending()
+	}
 	if err := ep.ConnOpened(); err != nil {
 		return nil, err
 	}
@@ -146,14 +161,14 @@ func (c *countedConn) Close() error {
 	return c.Conn.Close()
 }
 
-func newOriginClient(p *config.Pool, ep *lb.Endpoint) *originClient {
-	oc := &originClient{key: p.TransportKey, pool: p, ep: ep}
+func newOriginClient(gate pendingGate, p *config.Pool, ep *lb.Endpoint) *originClient {
+	oc := &originClient{key: p.TransportKey, pool: p, ep: ep, gate: gate}
 	oc.hc = &fasthttp.HostClient{
 		Addr:                          ep.Addr(),
 		NoDefaultUserAgentHeader:      true,
 		DisableHeaderNamesNormalizing: false,
 		Dial: func(string) (net.Conn, error) {
-			return dialOrigin(context.Background(), p, ep, []string{"http/1.1"})
+			return dialOrigin(context.Background(), gate, p, ep, []string{"http/1.1"})
 		},
 		MaxConns:                  4096,
 		MaxIdleConnDuration:       p.IdleConnTimeout,
@@ -187,7 +202,7 @@ func (oc *originClient) do(req *fasthttp.Request, resp *fasthttp.Response, deadl
 func (oc *originClient) doProxyProtocol(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time, peer, local netip.AddrPort) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	c, err := dialOrigin(ctx, oc.pool, oc.ep, []string{"http/1.1"})
+	c, err := dialOrigin(ctx, oc.gate, oc.pool, oc.ep, []string{"http/1.1"})
 	if err != nil {
 		return err
 	}

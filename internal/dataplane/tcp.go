@@ -63,7 +63,7 @@ func (s *Server) serveTCP(l *listener, c net.Conn, meta *connMeta, br *bufio.Rea
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), cp.ConnectTimeout)
-		oc, err = dialOrigin(ctx, cp, ep, nil)
+		oc, err = dialOrigin(ctx, pool, cp, ep, nil)
 		cancel()
 		if err != nil {
 			ep.Begin()

@@ -337,3 +337,34 @@ spec:
 		t.Fatalf("plain: %q", got)
 	}
 }
+
+func TestTLSMinVersion(t *testing.T) {
+	ca, err := dptest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := echoBackend(t, "a")
+	port := freePort(t)
+	startServer(t, certYAML(t, ca, "c", true, "v13.test")+pool("a", hostOf(a.URL))+fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1, tls: {certificateRef: c, minVersion: "1.3"}, http2: false}]
+  defaultPool: a
+`, port), Options{})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, ServerName: "v13.test", MaxVersion: tls.VersionTLS12}); err == nil {
+		c.Close()
+		t.Fatal("TLS 1.2 accepted on a 1.3-only listener")
+	}
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: ca.Pool, ServerName: "v13.test", NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if st := c.ConnectionState(); st.Version != tls.VersionTLS13 || st.NegotiatedProtocol == "h2" {
+		t.Fatalf("version %x alpn %q", st.Version, st.NegotiatedProtocol)
+	}
+}

@@ -32,7 +32,7 @@ func (s *Server) upgradeH1(ctx *fasthttp.RequestCtx, x *Exchange, st *state) {
 	}
 	x.Endpoint = ep.Addr()
 	dctx, cancel := context.WithTimeout(context.Background(), cp.ConnectTimeout)
-	oc, err := dialOrigin(dctx, cp, ep, []string{"http/1.1"})
+	oc, err := dialOrigin(dctx, pool, cp, ep, []string{"http/1.1"})
 	cancel()
 	if err != nil {
 		ep.Begin()
