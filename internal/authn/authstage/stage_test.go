@@ -78,13 +78,12 @@ func TestChain(t *testing.T) {
   {name: admin-others, action: deny, match: {pathPrefix: /admin}}]}`), &pol.Spec); err != nil {
 		t.Fatal(err)
 	}
-	pol.Metadata.Namespace, pol.Metadata.Name = "t", "p"
-	ps := policystage.Factory(func(string, string) *v1.ServicePolicy { return pol }, policy.NewRegistry(),
-		policystage.Options{Claims: ids.Claims})(vh, nil).(*policystage.Stage)
+	pol.Kind, pol.Metadata.Namespace, pol.Metadata.Name = "ServicePolicy", "t", "p"
 	rl := &v1.RateLimiter{Spec: v1.RateLimiterSpec{Rate: 1, Burst: 1, Per: "hour", Key: v1.RateLimitKey{Type: "apiKey"}}}
-	rl.Metadata.Namespace, rl.Metadata.Name = "t", "rl"
-	rs := ratestage.Factory(func(string, string) *v1.RateLimiter { return rl }, ratelimit.NewRegistry(0),
-		ratestage.Options{Claim: ids.Claim, APIKey: ids.APIKey})(vh, nil).(*ratestage.Stage)
+	rl.Kind, rl.Metadata.Namespace, rl.Metadata.Name = "RateLimiter", "t", "rl"
+	env := &dataplane.StageEnv{Table: config.Compile([]v1.Object{pol, rl})}
+	ps := policystage.Factory(policy.NewRegistry(), policystage.Options{Claims: ids.Claims})(vh, env).(*policystage.Stage)
+	rs := ratestage.Factory(ratelimit.NewRegistry(0), ratestage.Options{Claim: ids.Claim, APIKey: ids.APIKey})(vh, env).(*ratestage.Stage)
 
 	run := func(path string, h headers) *dataplane.Exchange {
 		x := &dataplane.Exchange{Method: []byte("GET"), Path: []byte(path), ReqHeaders: h, Client: netip.MustParseAddr("198.51.100.1")}

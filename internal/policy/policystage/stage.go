@@ -48,18 +48,19 @@ func New(vhost string, set *policy.Set, err error, opts Options) *Stage {
 	return &Stage{vhost: vhost, set: set, err: err, sink: opts.Events, claims: opts.Claims, sni: opts.SNI}
 }
 
-// Factory returns a dataplane.StageFactory for the "policy" slot. lookup
-// resolves a ServicePolicy referenced by a load balancer (namespace, name);
-// reg keeps hit counters across configuration pushes.
-func Factory(lookup func(namespace, name string) *v1.ServicePolicy, reg *policy.Registry, opts Options) dataplane.StageFactory {
-	return func(vh *config.VHost, _ *dataplane.StageEnv) dataplane.Stage {
+// Factory returns a dataplane.StageFactory for the "policy" slot. The
+// ServicePolicies a load balancer names are found in the table being
+// installed (StageEnv.Table); reg keeps hit counters across configuration
+// pushes.
+func Factory(reg *policy.Registry, opts Options) dataplane.StageFactory {
+	return func(vh *config.VHost, env *dataplane.StageEnv) dataplane.Stage {
 		if vh.Spec == nil || len(vh.Spec.ServicePolicies) == 0 {
 			return nil
 		}
 		var pols []*v1.ServicePolicy
 		var err error
 		for _, name := range vh.Spec.ServicePolicies {
-			p := lookup(vh.Namespace, name)
+			p := lookup[*v1.ServicePolicy](env, "ServicePolicy", vh.Namespace, name)
 			if p == nil {
 				err = &missingError{namespace: vh.Namespace, name: name}
 				break
@@ -162,4 +163,17 @@ func (s *Stage) emit(x *dataplane.Exchange, v policy.Verdict, action string, sta
 	}
 	e.Rules = []secevents.RuleHit{{Name: name, Message: v.Action.String() + " " + strconv.Itoa(v.Status)}}
 	s.sink.Emit(e)
+}
+
+// lookup finds an object of the table being installed.
+func lookup[T v1.Object](env *dataplane.StageEnv, kind, namespace, name string) T {
+	var zero T
+	if env == nil || env.Table == nil {
+		return zero
+	}
+	o, ok := env.Table.Object(kind, namespace, name).(T)
+	if !ok {
+		return zero
+	}
+	return o
 }

@@ -42,8 +42,18 @@ func pol(t *testing.T, name, spec string) *v1.ServicePolicy {
 	if err := yaml.UnmarshalStrict([]byte(spec), &p.Spec); err != nil {
 		t.Fatal(err)
 	}
+	p.Kind, p.APIVersion = "ServicePolicy", "meridian/v1"
 	p.Metadata.Namespace, p.Metadata.Name = "retail", name
 	return p
+}
+
+// envOf is the StageEnv of a table holding objs.
+func envOf(objs map[string]*v1.ServicePolicy) *dataplane.StageEnv {
+	var list []v1.Object
+	for _, o := range objs {
+		list = append(list, o)
+	}
+	return &dataplane.StageEnv{Table: config.Compile(list)}
 }
 
 func exchange(path, client string, h headers) *dataplane.Exchange {
@@ -59,7 +69,6 @@ func TestStage(t *testing.T) {
   {name: moved, action: redirect, status: 308, redirectURL: "https://new.example.com/", match: {pathPrefix: /old}},
   {name: admins, action: allow, match: {claims: [{name: role, exact: admin}]}}]}`),
 	}
-	lookup := func(ns, name string) *v1.ServicePolicy { return objs[name] }
 	ev := &sink{}
 	claims := func(x *dataplane.Exchange) func(string) ([]byte, bool) {
 		if v, ok := x.ReqHeaders.Peek("x-test-role"); ok {
@@ -67,9 +76,9 @@ func TestStage(t *testing.T) {
 		}
 		return nil
 	}
-	f := Factory(lookup, policy.NewRegistry(), Options{Events: ev, Claims: claims})
+	f := Factory(policy.NewRegistry(), Options{Events: ev, Claims: claims})
 	spec := &v1.HTTPLoadBalancerSpec{ServicePolicies: []string{"watch", "guard"}}
-	st := f(&config.VHost{ID: "retail/shop", Namespace: "retail", Spec: spec}, nil).(*Stage)
+	st := f(&config.VHost{ID: "retail/shop", Namespace: "retail", Spec: spec}, envOf(objs)).(*Stage)
 	if st.Err() != nil {
 		t.Fatal(st.Err())
 	}
@@ -99,13 +108,13 @@ func TestStage(t *testing.T) {
 	}
 
 	// No policies: no stage.
-	if s := f(&config.VHost{ID: "retail/x", Namespace: "retail", Spec: &v1.HTTPLoadBalancerSpec{}}, nil); s != nil {
+	if s := f(&config.VHost{ID: "retail/x", Namespace: "retail", Spec: &v1.HTTPLoadBalancerSpec{}}, envOf(objs)); s != nil {
 		t.Error("stage without policies")
 	}
 	// A missing or broken policy fails closed.
 	for _, names := range [][]string{{"nope"}, {"broken"}} {
 		objs["broken"] = pol(t, "broken", `{rules: [{name: a, action: deny, match: {pathRegex: "("}}]}`)
-		st := f(&config.VHost{ID: "retail/y", Namespace: "retail", Spec: &v1.HTTPLoadBalancerSpec{ServicePolicies: names}}, nil).(*Stage)
+		st := f(&config.VHost{ID: "retail/y", Namespace: "retail", Spec: &v1.HTTPLoadBalancerSpec{ServicePolicies: names}}, envOf(objs)).(*Stage)
 		x := exchange("/", "10.0.0.1", headers{})
 		if st.Err() == nil || st.OnRequestHeaders(x) != dataplane.Respond || x.Reply.Status != 503 {
 			t.Errorf("%v: err %v, reply %+v", names, st.Err(), x.Reply)

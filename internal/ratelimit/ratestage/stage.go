@@ -51,13 +51,18 @@ func New(vhost string, lim *ratelimit.Limiter, err error, opts Options) *Stage {
 	return &Stage{vhost: vhost, lim: lim, err: err, opts: opts, seed: maphash.MakeSeed()}
 }
 
-// Factory returns a dataplane.StageFactory for the "ratelimit" slot.
-func Factory(lookup func(namespace, name string) *v1.RateLimiter, reg *ratelimit.Registry, opts Options) dataplane.StageFactory {
-	return func(vh *config.VHost, _ *dataplane.StageEnv) dataplane.Stage {
+// Factory returns a dataplane.StageFactory for the "ratelimit" slot. The
+// RateLimiter a load balancer names is found in the table being installed
+// (StageEnv.Table); reg keeps the buckets across configuration pushes.
+func Factory(reg *ratelimit.Registry, opts Options) dataplane.StageFactory {
+	return func(vh *config.VHost, env *dataplane.StageEnv) dataplane.Stage {
 		if vh.Spec == nil || vh.Spec.RateLimiter == "" {
 			return nil
 		}
-		rl := lookup(vh.Namespace, vh.Spec.RateLimiter)
+		var rl *v1.RateLimiter
+		if env != nil && env.Table != nil {
+			rl, _ = env.Table.Object("RateLimiter", vh.Namespace, vh.Spec.RateLimiter).(*v1.RateLimiter)
+		}
 		if rl == nil {
 			return New(vh.ID, nil, &missingError{vh.Namespace, vh.Spec.RateLimiter}, opts)
 		}

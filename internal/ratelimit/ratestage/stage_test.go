@@ -37,12 +37,17 @@ func TestStage(t *testing.T) {
 		"per-client": {Spec: v1.RateLimiterSpec{Rate: 2, Burst: 2, Per: "minute"}},
 		"per-tenant": {Spec: v1.RateLimiterSpec{Rate: 1, Burst: 1, Key: v1.RateLimitKey{Type: "header", Name: "X-Tenant"}}},
 	}
+	var list []v1.Object
 	for n, o := range objs {
+		o.Kind, o.APIVersion = "RateLimiter", "meridian/v1"
 		o.Metadata.Namespace, o.Metadata.Name = "retail", n
+		list = append(list, o)
 	}
+	env := &dataplane.StageEnv{Table: config.Compile(list)}
 	ev := &sink{}
 	reg := ratelimit.NewRegistry(0)
-	f := Factory(func(_, n string) *v1.RateLimiter { return objs[n] }, reg, Options{Events: ev, Now: clock})
+	build := Factory(reg, Options{Events: ev, Now: clock})
+	f := func(vh *config.VHost, _ *dataplane.StageEnv) dataplane.Stage { return build(vh, env) }
 	vh := func(name string) *config.VHost {
 		return &config.VHost{ID: "retail/shop", Namespace: "retail", Spec: &v1.HTTPLoadBalancerSpec{RateLimiter: name}}
 	}

@@ -26,11 +26,10 @@ import (
 // "waf" slot is filled with this package's factory, exactly as the node
 // will (the slot is empty in dataplane.Order until the node wires it).
 var (
-	firewalls sync.Map // "namespace/name" -> *v1.AppFirewall
-	events    = &eventLog{}
-	cache     = waf.NewCache(8)
-	prebuilt  sync.Map // AppFirewall name -> *waf.WAF
-	metrics   = NewMetrics()
+	events   = &eventLog{}
+	cache    = waf.NewCache(8)
+	prebuilt sync.Map // AppFirewall name -> *waf.WAF
+	metrics  = NewMetrics()
 )
 
 type eventLog struct {
@@ -56,12 +55,7 @@ func (l *eventLog) take(key string) []*secevents.Event {
 }
 
 func TestMain(m *testing.M) {
-	f := Factory(func(ns, name string) *v1.AppFirewall {
-		if v, ok := firewalls.Load(ns + "/" + name); ok {
-			return v.(*v1.AppFirewall)
-		}
-		return nil
-	}, cache, Options{Events: events, Metrics: metrics})
+	f := Factory(cache, Options{Events: events, Metrics: metrics})
 	for i := range dataplane.Order {
 		if dataplane.Order[i].Name == "waf" {
 			dataplane.Order[i].New = func(vh *config.VHost, env *dataplane.StageEnv) dataplane.Stage {
@@ -125,8 +119,8 @@ func freePort(t testing.TB) int {
 func startFront(t testing.TB, name string, fw v1.AppFirewallSpec, backend string) string {
 	t.Helper()
 	af := &v1.AppFirewall{Spec: fw}
+	af.Kind, af.APIVersion = "AppFirewall", "meridian/v1"
 	af.Metadata.Namespace, af.Metadata.Name = "t", name
-	firewalls.Store("t/"+name, af)
 	port := freePort(t)
 	pool := &v1.OriginPool{Spec: v1.OriginPoolSpec{Endpoints: []v1.OriginEndpoint{{Address: backend}}}}
 	pool.Kind, pool.APIVersion = "OriginPool", "meridian/v1"
@@ -135,7 +129,7 @@ func startFront(t testing.TB, name string, fw v1.AppFirewallSpec, backend string
 		Listeners: []v1.HTTPListener{{Port: port, Address: "127.0.0.1"}}, DefaultPool: "backend", AppFirewall: name}}
 	lb.Kind, lb.APIVersion = "HTTPLoadBalancer", "meridian/v1"
 	lb.Metadata.Namespace, lb.Metadata.Name = "t", name
-	objs := []v1.Object{pool, lb}
+	objs := []v1.Object{pool, lb, af}
 	for _, o := range objs {
 		v1.DefaultObject(o)
 	}

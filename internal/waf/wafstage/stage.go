@@ -73,15 +73,19 @@ func New(vhost, firewall string, w *waf.WAF, err error, opts Options) dataplane.
 	return s
 }
 
-// Factory returns a dataplane.StageFactory for the "waf" slot; compiled
-// instances come from cache.
-func Factory(lookup func(namespace, name string) *v1.AppFirewall, cache *waf.Cache, opts Options) dataplane.StageFactory {
-	return func(vh *config.VHost, _ *dataplane.StageEnv) dataplane.Stage {
+// Factory returns a dataplane.StageFactory for the "waf" slot. The
+// AppFirewall a load balancer names is found in the table being installed
+// (StageEnv.Table); compiled instances come from cache.
+func Factory(cache *waf.Cache, opts Options) dataplane.StageFactory {
+	return func(vh *config.VHost, env *dataplane.StageEnv) dataplane.Stage {
 		if vh.Spec == nil || vh.Spec.AppFirewall == "" {
 			return nil
 		}
 		id := vh.Namespace + "/" + vh.Spec.AppFirewall
-		af := lookup(vh.Namespace, vh.Spec.AppFirewall)
+		var af *v1.AppFirewall
+		if env != nil && env.Table != nil {
+			af, _ = env.Table.Object("AppFirewall", vh.Namespace, vh.Spec.AppFirewall).(*v1.AppFirewall)
+		}
 		if af == nil {
 			return New(vh.ID, id, nil, &missingError{id}, opts)
 		}

@@ -103,8 +103,9 @@ func TestThroughListener(t *testing.T) {
 }
 
 func TestFailsClosed(t *testing.T) {
-	f := Factory(func(string, string) *v1.AppFirewall { return nil }, waf.NewCache(1), Options{})
-	st := f(&config.VHost{ID: "t/x", Namespace: "t", Spec: &v1.HTTPLoadBalancerSpec{AppFirewall: "gone"}}, nil)
+	f := Factory(waf.NewCache(1), Options{})
+	st := f(&config.VHost{ID: "t/x", Namespace: "t", Spec: &v1.HTTPLoadBalancerSpec{AppFirewall: "gone"}},
+		&dataplane.StageEnv{Table: config.Compile(nil)})
 	if Err(st) == nil || !strings.Contains(Err(st).Error(), "t/gone") {
 		t.Fatalf("err %v", Err(st))
 	}
