@@ -296,6 +296,7 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 
 func writeReplyH1(ctx *fasthttp.RequestCtx, x *Exchange) {
 	r := &x.Reply
+	_ = ctx.Response.CloseBodyStream() // give a streamed origin answer's connection back
 	ctx.Response.Reset()
 	ctx.SetStatusCode(r.Status)
 	for _, h := range r.Headers {
