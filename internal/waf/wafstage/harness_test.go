@@ -16,8 +16,14 @@ import (
 	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/authn"
+	"github.com/meridian-platform/meridian/internal/authn/authstage"
 	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/policy"
+	"github.com/meridian-platform/meridian/internal/policy/policystage"
+	"github.com/meridian-platform/meridian/internal/ratelimit"
+	"github.com/meridian-platform/meridian/internal/ratelimit/ratestage"
 	"github.com/meridian-platform/meridian/internal/secevents"
 	"github.com/meridian-platform/meridian/internal/waf"
 )
@@ -30,6 +36,9 @@ var (
 	cache    = waf.NewCache(8)
 	prebuilt sync.Map // AppFirewall name -> *waf.WAF
 	metrics  = NewMetrics()
+	// The other security slots, for the pipeline test.
+	identities  = authstage.NewIdentities()
+	authConfigs sync.Map // load balancer ID -> *authn.Config
 )
 
 type eventLog struct {
@@ -57,6 +66,19 @@ func (l *eventLog) take(key string) []*secevents.Event {
 func TestMain(m *testing.M) {
 	f := Factory(cache, Options{Events: events, Metrics: metrics})
 	for i := range dataplane.Order {
+		switch dataplane.Order[i].Name {
+		case "authn":
+			dataplane.Order[i].New = authstage.Factory(func(vh *config.VHost) *authn.Config {
+				if v, ok := authConfigs.Load(vh.ID); ok {
+					return v.(*authn.Config)
+				}
+				return nil
+			}, authstage.NewCache(), identities, authstage.Options{Events: events})
+		case "policy":
+			dataplane.Order[i].New = policystage.Factory(policy.NewRegistry(), policystage.Options{Events: events, Claims: identities.Claims})
+		case "ratelimit":
+			dataplane.Order[i].New = ratestage.Factory(ratelimit.NewRegistry(0), ratestage.Options{Events: events, Claim: identities.Claim, APIKey: identities.APIKey})
+		}
 		if dataplane.Order[i].Name == "waf" {
 			dataplane.Order[i].New = func(vh *config.VHost, env *dataplane.StageEnv) dataplane.Stage {
 				// Instances compiled outside the cache (the CRS suite's).
@@ -117,6 +139,12 @@ func freePort(t testing.TB) int {
 // startFront starts a data-plane server with one load balancer protected
 // by fw in front of backend and returns its address.
 func startFront(t testing.TB, name string, fw v1.AppFirewallSpec, backend string) string {
+	return startFrontWith(t, name, fw, backend, nil, nil)
+}
+
+// startFrontWith also installs extra objects and lets edit change the load
+// balancer's spec.
+func startFrontWith(t testing.TB, name string, fw v1.AppFirewallSpec, backend string, extra []v1.Object, edit func(*v1.HTTPLoadBalancerSpec)) string {
 	t.Helper()
 	af := &v1.AppFirewall{Spec: fw}
 	af.Kind, af.APIVersion = "AppFirewall", "meridian/v1"
@@ -129,7 +157,10 @@ func startFront(t testing.TB, name string, fw v1.AppFirewallSpec, backend string
 		Listeners: []v1.HTTPListener{{Port: port, Address: "127.0.0.1"}}, DefaultPool: "backend", AppFirewall: name}}
 	lb.Kind, lb.APIVersion = "HTTPLoadBalancer", "meridian/v1"
 	lb.Metadata.Namespace, lb.Metadata.Name = "t", name
-	objs := []v1.Object{pool, lb, af}
+	if edit != nil {
+		edit(&lb.Spec)
+	}
+	objs := append([]v1.Object{pool, lb, af}, extra...)
 	for _, o := range objs {
 		v1.DefaultObject(o)
 	}

@@ -118,3 +118,16 @@ func TestFailsClosed(t *testing.T) {
 	}
 	var _ = bytes.Equal
 }
+
+func newRequest(method, url, apiKey string) (*http.Request, error) {
+	r, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0")
+	r.Header.Set("Accept", "text/html")
+	if apiKey != "" {
+		r.Header.Set("X-API-Key", apiKey)
+	}
+	return r, nil
+}
