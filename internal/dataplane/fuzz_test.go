@@ -43,8 +43,10 @@ func FuzzHTTP1Smuggling(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = c.SetDeadline(time.Now().Add(300 * time.Millisecond))
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 		_, _ = c.Write(in)
+		// Half-close: the proxy answers what it parsed, then closes.
+		_ = c.(*net.TCPConn).CloseWrite()
 		out, _ := io.ReadAll(c)
 		c.Close()
 		// Let the origin finish counting requests that were forwarded.
