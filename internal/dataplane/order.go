@@ -50,13 +50,21 @@ var Order = []StageDef{
 }
 
 // BuildPipeline builds the pipeline of a virtual host from Order.
-func BuildPipeline(vh *config.VHost, env *StageEnv) *Pipeline {
+func BuildPipeline(vh *config.VHost, env *StageEnv) *Pipeline { return buildPipeline(vh, env, nil) }
+
+// buildPipeline builds a pipeline from Order, taking the factory of a slot
+// from extra when it has one.
+func buildPipeline(vh *config.VHost, env *StageEnv, extra map[string]StageFactory) *Pipeline {
 	var stages []Stage
 	for _, d := range Order {
-		if d.New == nil {
+		f := d.New
+		if x, ok := extra[d.Name]; ok {
+			f = x
+		}
+		if f == nil {
 			continue
 		}
-		if s := d.New(vh, env); s != nil {
+		if s := f(vh, env); s != nil {
 			stages = append(stages, s)
 		}
 	}

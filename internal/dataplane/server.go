@@ -50,6 +50,11 @@ type Options struct {
 	// ProxyHeaderTimeout bounds reading a PROXY protocol header and the TLS
 	// handshake (default 10s).
 	ProxyHeaderTimeout time.Duration
+	// Stages fills slots of Order by name ("authn", "policy", "ratelimit",
+	// "waf", ...) with the factories of capabilities built outside this
+	// package (which cannot import them). A factory given here replaces
+	// the slot's own. Unknown names are an error at New.
+	Stages map[string]StageFactory
 }
 
 // Server is a node's data plane. Apply installs a compiled table; requests
@@ -103,6 +108,15 @@ func New(opts Options) *Server {
 	if opts.ProxyHeaderTimeout <= 0 {
 		opts.ProxyHeaderTimeout = 10 * time.Second
 	}
+	for name := range opts.Stages {
+		known := false
+		for _, d := range Order {
+			known = known || d.Name == name
+		}
+		if !known {
+			panic(fmt.Sprintf("dataplane: Options.Stages names unknown stage %q", name))
+		}
+	}
 	s := &Server{opts: opts, log: opts.Logger.With("component", "dataplane"), limits: opts.Limits,
 		reg: opts.Registry, listeners: map[string]*listener{}, mirrorSem: make(chan struct{}, 64)}
 	if s.reg == nil {
@@ -130,7 +144,7 @@ func (s *Server) buildState(t *config.Table) *state {
 			if _, done := st.pipelines[vh]; done {
 				continue
 			}
-			st.pipelines[vh] = BuildPipeline(vh, env)
+			st.pipelines[vh] = buildPipeline(vh, env, s.opts.Stages)
 			st.lbMetrics[vh] = s.metrics.forLB(vh)
 			for _, r := range vh.Routes {
 				st.routeMetrics[r] = s.metrics.forRoute(vh, r)

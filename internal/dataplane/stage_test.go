@@ -69,3 +69,22 @@ func TestBuildPipelineFollowsOrder(t *testing.T) {
 		seen[d.Name] = true
 	}
 }
+
+func TestOptionsStagesFillSlots(t *testing.T) {
+	var log []string
+	extra := map[string]StageFactory{
+		"waf":    func(*config.VHost, *StageEnv) Stage { return &recStage{name: "waf", log: &log} },
+		"policy": func(*config.VHost, *StageEnv) Stage { return &recStage{name: "policy", log: &log} },
+		"authn":  func(*config.VHost, *StageEnv) Stage { return nil }, // not used by this LB
+	}
+	p := buildPipeline(&config.VHost{Routes: []*config.Route{{}}}, &StageEnv{}, extra)
+	if got := strings.Join(p.Names, ","); got != "requestid,policy,waf" {
+		t.Fatalf("names %s", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("unknown stage name accepted")
+		}
+	}()
+	New(Options{Logger: quietLoggerT(), Stages: map[string]StageFactory{"nope": nil}})
+}

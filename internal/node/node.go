@@ -45,6 +45,14 @@ type Options struct {
 	AccessLog io.Writer
 	// Logger receives the node's own log (default JSON on stderr).
 	Logger *slog.Logger
+	// Stages fills slots of dataplane.Order ("authn", "policy",
+	// "ratelimit", "waf", ...) with the factories of those capabilities;
+	// the command that assembles the node passes them (see
+	// dataplane.Options.Stages).
+	Stages map[string]dataplane.StageFactory
+	// Collectors are extra metrics served on /metrics (for example the
+	// policy and rate-limit registries behind Stages).
+	Collectors []prometheus.Collector
 }
 
 // RunStandalone runs a node from local configuration until ctx ends or the
@@ -74,7 +82,12 @@ func RunStandalone(ctx context.Context, opts Options) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	dp := dataplane.New(dataplane.Options{Logger: opts.Logger, AccessLog: opts.AccessLog, Metrics: reg})
+	for _, c := range opts.Collectors {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("starting node: registering metrics: %w", err)
+		}
+	}
+	dp := dataplane.New(dataplane.Options{Logger: opts.Logger, AccessLog: opts.AccessLog, Metrics: reg, Stages: opts.Stages})
 	n := &node{opts: opts, log: opts.Logger.With("component", "node"), dp: dp, lastGood: map[string]v1.Object{},
 		lastFiles: map[string][]v1.Object{}}
 	n.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_config_reloads_total",

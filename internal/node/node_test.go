@@ -15,6 +15,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/dataplane"
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
 )
 
 func freePort(t *testing.T) int {
@@ -218,6 +221,42 @@ spec:
 	}
 	cancel()
 	<-done
+}
+
+// A stage given in Options.Stages runs for the node's load balancers.
+func TestRunStandaloneStages(t *testing.T) {
+	dir := t.TempDir()
+	port, admin := freePort(t), freePort(t)
+	writeFile(t, filepath.Join(dir, "lb.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: site}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  routes: [{directResponse: {status: 200, body: "origin"}}]
+`, port))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- RunStandalone(ctx, Options{ConfigPath: dir, AdminListen: fmt.Sprintf("127.0.0.1:%d", admin),
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard,
+			Stages: map[string]dataplane.StageFactory{"policy": func(*config.VHost, *dataplane.StageEnv) dataplane.Stage { return denyAll{} }}})
+	}()
+	waitFor(t, "readyz", func() bool { c, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/readyz", admin)); return c == 200 })
+	if c, b := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port)); c != 403 || b != "denied" {
+		t.Fatalf("stage not run: %d %q", c, b)
+	}
+	cancel()
+	<-done
+}
+
+type denyAll struct{}
+
+func (denyAll) Name() string { return "policy" }
+func (denyAll) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
+	x.Reply = dataplane.Reply{Status: 403, Body: []byte("denied")}
+	return dataplane.Respond
 }
 
 func TestRunStandaloneNeedsConfig(t *testing.T) {

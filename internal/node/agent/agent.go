@@ -278,6 +278,12 @@ func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, _ err
 	}
 	if err := send(&distrib.NodeMessage{Hello: &distrib.Hello{Site: id.rec.Site, NodeVersion: a.opts.NodeVersion,
 		CapabilityVersion: a.opts.CapabilityVersion, AppliedVersion: a.Version()}}); err != nil {
+		// The console's reason (a refused certificate, ...) comes with
+		// RecvMsg.
+		var up distrib.Update
+		if rerr := cs.RecvMsg(&up); rerr != nil {
+			err = rerr
+		}
 		return false, fmt.Errorf("sending hello: %w", err)
 	}
 	go a.telemetryLoop(sctx, send)
