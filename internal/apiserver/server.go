@@ -36,6 +36,9 @@ type Options struct {
 	// Denials aggregates denied requests (*audit.Denials); nil records
 	// none. Its owner runs Denials.Run to write them.
 	Denials DenialRecorder
+	// Keys rotates the data key on POST /api/v1/system/rotatekey
+	// (*pki.Keyring); nil answers 404 there.
+	Keys KeyRotator
 	// OpenAPI returns the OpenAPI document (called once, then cached); nil
 	// means api/v1/openapi.Generate.
 	OpenAPI func() ([]byte, error)
@@ -217,6 +220,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, rc *reqCtx, rest 
 		return s.handleAuditVerify(w, r, rc)
 	case "openapi.json":
 		return s.handleOpenAPI(w, r)
+	case "system/rotatekey":
+		return s.handleRotateKey(w, r, rc)
 	}
 	tgt, err := s.parseTarget(rest)
 	if err != nil {

@@ -1,12 +1,14 @@
 package console
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/meridian-platform/meridian/internal/cli"
 	"github.com/meridian-platform/meridian/internal/pki"
 )
 
@@ -118,7 +120,8 @@ restored store with the master key the backup was made under.`,
 
 func newRotateKeyCommand(out io.Writer) *cobra.Command {
 	var o Options
-	var newMaster string
+	var newMaster, cliConfig string
+	var online bool
 	cmd := &cobra.Command{
 		Use:   "rotate-key",
 		Short: "Start a new data key, and optionally re-wrap every data key under a new master key",
@@ -129,14 +132,27 @@ it, and older ciphertexts stay readable through their key id. Consoles sharing
 the store pick the new key up on their own, so with etcd this runs while they
 serve. With --new-master-key-file every data key (and so the CA key) is
 re-wrapped under the new master key; start the consoles with that key next.
-With the embedded store, stop the console first (its file is locked).`,
-		Example: `  meridian console rotate-key --data-dir ./.meridian
+With the embedded store the file is locked while the console runs: rotate the
+data key through the running console with --online instead.`,
+		Example: `  meridian console rotate-key --online            # the console of the current CLI context, no downtime
+  meridian console rotate-key --data-dir ./.meridian   # console stopped
   meridian console rotate-key --store etcd --etcd-endpoints http://127.0.0.1:2379 \
       --master-key-file old.key --new-master-key-file new.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := runCtx(cmd)
 			defer cancel()
+			if online {
+				if newMaster != "" {
+					return fmt.Errorf("--new-master-key-file needs the store itself: stop the console (bolt) or run against etcd, without --online")
+				}
+				id, err := rotateOnline(ctx, cliConfig)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "new primary data key %s (rotated by the running console)\n", id)
+				return nil
+			}
 			if err := o.setDefaults(); err != nil {
 				return err
 			}
@@ -174,5 +190,38 @@ With the embedded store, stop the console first (its file is locked).`,
 	}
 	bindOptions(cmd, &o, "./.meridian")
 	cmd.Flags().StringVar(&newMaster, "new-master-key-file", "", "re-wrap every data key under the master key in this file")
+	cmd.Flags().BoolVar(&online, "online", false, "ask the running console of the current CLI context to rotate (system admin token), without stopping it")
+	cmd.Flags().StringVar(&cliConfig, "cli-config", "", "CLI config file for --online (default: $MERIDIAN_CONFIG or the user config dir)")
 	return cmd
+}
+
+// rotateOnline asks the console of the current CLI context to rotate its
+// data key. The request acts in the system tenant (no X-Meridian-Tenant).
+func rotateOnline(ctx context.Context, cliConfig string) (string, error) {
+	path := cliConfig
+	if path == "" {
+		p, err := cli.DefaultConfigPath()
+		if err != nil {
+			return "", err
+		}
+		path = p
+	}
+	cfg, err := cli.LoadConfig(path)
+	if err != nil {
+		return "", err
+	}
+	cur, ok := cfg.Current()
+	if !ok {
+		return "", fmt.Errorf("--online: no current context in %s (run meridian login)", path)
+	}
+	cur.ActAsTenant = false
+	cl, err := cli.NewClient(cur)
+	if err != nil {
+		return "", err
+	}
+	id, err := cl.RotateDataKey(ctx)
+	if err != nil {
+		return "", fmt.Errorf("rotating the data key on %s: %w", cur.Server, err)
+	}
+	return id, nil
 }

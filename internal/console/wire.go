@@ -22,6 +22,7 @@ func newAPIServer(_ context.Context, c *Console) (*apiserver.Server, error) {
 	api, err := apiserver.New(apiserver.Options{
 		Store:   c.st,
 		Secrets: c.keyring,
+		Keys:    c.keyring,
 		Audit:   c.audit,
 		Denials: c.denials,
 		Logger:  c.log,

@@ -125,6 +125,13 @@ func TestConsoleBoltLifecycle(t *testing.T) {
 	}
 	mustRun(t, env, "audit", "verify")
 
+	// The data key rotates while the console serves; writes go on.
+	out = mustRun(t, env, "console", "rotate-key", "--online")
+	if !strings.Contains(out, "new primary data key") {
+		t.Errorf("rotate-key --online: %s", out)
+	}
+	mustRun(t, env, "create", "namespace", "after-rotation")
+
 	// Backup with the console stopped, restore into a new directory, serve it.
 	p.stop()
 	backup := filepath.Join(t.TempDir(), "m.backup")
