@@ -47,6 +47,10 @@ type NodeOptions struct {
 	DrainTimeout time.Duration
 	AccessLog    io.Writer
 	Logger       *slog.Logger
+	// Stages and Collectors are as in node.Options: the capabilities the
+	// command assembles (authn, policy, ratelimit, waf) and their metrics.
+	Stages     map[string]dataplane.StageFactory
+	Collectors []prometheus.Collector
 }
 
 // RunNode runs a console-managed node until ctx ends or SIGTERM/SIGINT:
@@ -79,7 +83,12 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	defer stop()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	dp := dataplane.New(dataplane.Options{Logger: o.Logger, AccessLog: o.AccessLog, Metrics: reg})
+	for _, c := range o.Collectors {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("starting node: registering metrics: %w", err)
+		}
+	}
+	dp := dataplane.New(dataplane.Options{Logger: o.Logger, AccessLog: o.AccessLog, Metrics: reg, Stages: o.Stages})
 	a, err := New(Options{ConsoleURL: o.Console, Token: o.Token, Name: o.Name, DataDir: o.DataDir, CAData: caData,
 		NodeVersion: o.NodeVersion, Applier: &DataplaneApplier{DP: dp}, Logger: o.Logger})
 	if err != nil {
