@@ -3,6 +3,7 @@ package dataplane
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -250,7 +251,7 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 		writeReplyH1(ctx, x)
 	case pl.RequestHeaders(x) == Respond:
 		writeReplyH1(ctx, x)
-	case pl.WantsRequestBody() && pl.RequestBody(x, req.Body(), true) == Respond:
+	case pl.WantsRequestBody() && s.requestBodyH1(ctx, x, pl) == Respond:
 		writeReplyH1(ctx, x)
 	case x.Route.Redirect != nil:
 		s.redirectH1(ctx, x)
@@ -543,6 +544,8 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	}
 	if lastErr != nil {
 		switch {
+		case errors.Is(lastErr, errStoppedByStage):
+			// A body stage stopped the upload; x.Reply is its answer.
 		case errors.Is(lastErr, lb.ErrNoHealthyEndpoint):
 			x.respond(fasthttp.StatusServiceUnavailable, "no healthy endpoint\n")
 		case errors.Is(lastErr, lb.ErrCircuitOpen):
@@ -719,4 +722,66 @@ func (s *Server) mirrorH1(req *fasthttp.Request, x *Exchange, m *config.Mirror) 
 		}
 		ep.End(res)
 	}()
+}
+
+// requestBodyH1 feeds the request body to the stages that asked for it. A
+// buffered body is handed over whole. A streamed body is read up to the
+// largest buffering any stage asked for and handed over as the first chunk;
+// the rest passes through the stages chunk by chunk as it is forwarded, so
+// a large upload is never held in memory.
+func (s *Server) requestBodyH1(ctx *fasthttp.RequestCtx, x *Exchange, pl *Pipeline) Action {
+	req := &ctx.Request
+	if !req.IsBodyStream() {
+		return pl.RequestBody(x, req.Body(), true)
+	}
+	limit := pl.BufferRequest
+	if limit <= 0 {
+		limit = 32 << 10
+	}
+	src := req.BodyStream()
+	buf := make([]byte, limit)
+	n, err := io.ReadFull(src, buf)
+	end := err == io.EOF || err == io.ErrUnexpectedEOF
+	if err != nil && !end {
+		x.respond(fasthttp.StatusBadRequest, "reading request body failed\n")
+		return Respond
+	}
+	if pl.RequestBody(x, buf[:n], end) == Respond {
+		return Respond
+	}
+	if end {
+		req.SetBody(buf[:n]) // whole body in hand: replayable
+		return Continue
+	}
+	size := req.Header.ContentLength()
+	if size < 0 {
+		size = -1
+	}
+	req.SetBodyStream(io.MultiReader(bytes.NewReader(buf[:n]), &stageReader{r: src, x: x, pl: pl}), size)
+	return Continue
+}
+
+// stageReader passes the rest of a streamed request body through the body
+// stages as it is forwarded.
+type stageReader struct {
+	r    io.Reader
+	x    *Exchange
+	pl   *Pipeline
+	done bool
+}
+
+func (b *stageReader) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.done = true
+	}
+	if n > 0 || b.done {
+		if b.pl.RequestBody(b.x, p[:n], b.done) == Respond {
+			return 0, errStoppedByStage
+		}
+	}
+	return n, err
 }
