@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"testing"
 
+	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/distrib"
 )
 
@@ -38,3 +39,7 @@ func FuzzHandleUpdate(f *testing.F) {
 		}
 	})
 }
+
+type nopApplier struct{}
+
+func (nopApplier) Apply(context.Context, []v1.Object) []distrib.ObjectError { return nil }

@@ -273,3 +273,10 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	}
 	return nil
 }
+
+// Registered reports whether dataDir holds a node identity (the node
+// registered before and needs no token).
+func Registered(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, identityFile))
+	return err == nil
+}

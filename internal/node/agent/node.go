@@ -38,6 +38,8 @@ type NodeOptions struct {
 	// console's certificate chains to the system roots, nor once
 	// registered.
 	CAFile string
+	// CAData is the console CA in PEM (instead of CAFile; in-process use).
+	CAData []byte
 	// NodeVersion is reported to the console.
 	NodeVersion string
 	// AdminListen serves /metrics, /healthz, /readyz and /config (--admin,
@@ -69,15 +71,19 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	var caData []byte
-	if o.CAFile != "" {
+	caData := o.CAData
+	switch {
+	case len(caData) > 0:
+	case o.CAFile != "":
 		b, err := os.ReadFile(o.CAFile)
 		if err != nil {
 			return fmt.Errorf("starting node: reading --ca-file: %w", err)
 		}
 		caData = b
-	} else if b, err := os.ReadFile(filepath.Join(o.DataDir, caFile)); err == nil {
-		caData = b
+	default:
+		if b, err := os.ReadFile(filepath.Join(o.DataDir, caFile)); err == nil {
+			caData = b
+		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -1,4 +1,4 @@
-package agent
+package agent_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/distrib"
+	"github.com/meridian-platform/meridian/internal/node/agent"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
 )
 
@@ -22,35 +23,35 @@ func (nopApplier) Apply(context.Context, []v1.Object) []distrib.ObjectError { re
 func TestRenewOverMTLS(t *testing.T) {
 	e := sitestest.Start(t)
 	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{AutoApprove: true})
-	a, err := New(Options{ConsoleURL: e.URL, Token: tok, Name: "r1", DataDir: t.TempDir(), CAData: e.CA,
+	a, err := agent.New(agent.Options{ConsoleURL: e.URL, Token: tok, Name: "r1", DataDir: t.TempDir(), CAData: e.CA,
 		Applier: nopApplier{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	id, err := a.register(ctx)
+	id, err := a.RegisterForTest(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if renewDue(id.leaf, time.Now()) || !renewDue(id.leaf, id.leaf.NotAfter.Add(-time.Hour)) {
+	if agent.RenewDue(id.Leaf(), time.Now()) || !agent.RenewDue(id.Leaf(), id.Leaf().NotAfter.Add(-time.Hour)) {
 		t.Fatal("renewal due at the wrong time")
 	}
-	nid, err := a.renew(ctx, id)
+	nid, err := a.RenewForTest(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nid.leaf.SerialNumber.Cmp(id.leaf.SerialNumber) == 0 || nid.leaf.PublicKey.(*ecdsa.PublicKey).Equal(id.leaf.PublicKey) {
+	if nid.Leaf().SerialNumber.Cmp(id.Leaf().SerialNumber) == 0 || nid.Leaf().PublicKey.(*ecdsa.PublicKey).Equal(id.Leaf().PublicKey) {
 		t.Fatal("renewal kept the serial or the key")
 	}
-	if nid.leaf.URIs[0].String() != id.leaf.URIs[0].String() {
-		t.Fatalf("renewed identity names %s, want %s", nid.leaf.URIs[0], id.leaf.URIs[0])
+	if nid.Leaf().URIs[0].String() != id.Leaf().URIs[0].String() {
+		t.Fatalf("renewed identity names %s, want %s", nid.Leaf().URIs[0], id.Leaf().URIs[0])
 	}
-	saved, err := a.loadIdentity()
-	if err != nil || saved.leaf.SerialNumber.Cmp(nid.leaf.SerialNumber) != 0 {
+	saved, err := a.LoadIdentityForTest()
+	if err != nil || saved.Leaf().SerialNumber.Cmp(nid.Leaf().SerialNumber) != 0 {
 		t.Fatalf("renewed identity not saved: %v", err)
 	}
 	// The new certificate renews again.
-	if _, err := a.renew(ctx, saved); err != nil {
+	if _, err := a.RenewForTest(ctx, saved); err != nil {
 		t.Fatal(err)
 	}
 }

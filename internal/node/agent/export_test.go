@@ -1,0 +1,24 @@
+package agent
+
+import (
+	"context"
+	"crypto/x509"
+	"time"
+)
+
+// Test hooks for the external tests (agent_test), which may import the
+// console without an import cycle.
+
+type Identity = identity
+
+func (id *identity) Leaf() *x509.Certificate { return id.leaf }
+
+func (a *Agent) RegisterForTest(ctx context.Context) (*identity, error) { return a.register(ctx) }
+
+func (a *Agent) RenewForTest(ctx context.Context, id *identity) (*identity, error) {
+	return a.renew(ctx, id)
+}
+
+func (a *Agent) LoadIdentityForTest() (*identity, error) { return a.loadIdentity() }
+
+func RenewDue(leaf *x509.Certificate, now time.Time) bool { return renewDue(leaf, now) }
