@@ -72,8 +72,14 @@ func (o *rxOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	if o.pre != nil && !o.pre.mayMatch(value) {
 		return false
 	}
+	// Most values do not match: finding that out without tracking
+	// submatches is much cheaper, so captures are extracted only after a
+	// match.
+	if !o.re.MatchString(value) {
+		return false
+	}
 	if !tx.Capturing() {
-		return o.re.MatchString(value)
+		return true
 	}
 	m := o.re.FindStringSubmatchIndex(value)
 	if m == nil {
