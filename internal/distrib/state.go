@@ -259,6 +259,17 @@ func (d *Distributor) load(ctx context.Context) (int64, error) {
 	}
 	d.tenants = fresh
 	d.rev = rev
+	// A reload after a broken watch: streams of sites that went away or
+	// were decommissioned meanwhile are closed.
+	for k, l := range d.live {
+		if l.stream == nil {
+			continue
+		}
+		tenant, site, _ := strings.Cut(k, "/")
+		if ts := fresh[tenant]; ts == nil || ts.sites[site] == nil || ts.sites[site].state == v1.SiteStateDecommissioned {
+			d.dropSiteLocked(tenant, site)
+		}
+	}
 	for t, ts := range fresh {
 		d.dirty[t] = true
 		for _, se := range ts.sites {

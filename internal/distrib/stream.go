@@ -50,6 +50,7 @@ func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.Creds(handshaken{}),
 		grpc.ForceServerCodec(Codec{}),
+		grpc.MaxRecvMsgSize(16 << 20),
 		grpc.InitialWindowSize(64 << 10),
 		grpc.InitialConnWindowSize(64 << 10),
 		grpc.WriteBufferSize(8 << 10),

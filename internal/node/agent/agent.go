@@ -25,6 +25,9 @@ import (
 	"github.com/meridian-platform/meridian/internal/distrib"
 )
 
+// MaxUpdateSize bounds one update from the console (a full snapshot).
+const MaxUpdateSize = 256 << 20
+
 // Options configures a node agent.
 type Options struct {
 	// ConsoleURL is the console's base URL (https://HOST:PORT).
@@ -244,7 +247,7 @@ func (a *Agent) dial(roots *x509.CertPool, cert func() *tls.Certificate) (*grpc.
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, ServerName: u.Hostname(), NextProtos: []string{"h2"},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert(), nil }}
 	conn, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(distrib.Codec{})),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(distrib.Codec{}), grpc.MaxCallRecvMsgSize(MaxUpdateSize)),
 		grpc.WithInitialWindowSize(256<<10), grpc.WithInitialConnWindowSize(256<<10),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
 	if err != nil {
