@@ -371,3 +371,61 @@ func FuzzToken(f *testing.F) {
 		}
 	})
 }
+
+// slowSource blocks loads after the first until released.
+type slowSource struct {
+	doc     []byte
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func (s *slowSource) Load(ctx context.Context) ([]byte, error) {
+	if s.calls.Add(1) > 1 {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.doc, nil
+}
+
+func TestStaleKeysRefreshInBackground(t *testing.T) {
+	k := newKeys(t)[1]
+	src := &slowSource{doc: jwksOf(k), release: make(chan struct{})}
+	var mu sync.Mutex
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	a, err := New(Config{JWT: &JWTConfig{JWKSFile: "x", Refresh: time.Minute}}, Options{Now: clock, KeySource: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := sign(t, k, jwt.MapClaims{"sub": "a", "exp": t0.Add(24 * time.Hour).Unix()})
+	if _, e := a.Authenticate(context.Background(), bearer(tok)); e != nil {
+		t.Fatal(e)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour) // keys are stale; the identity provider hangs
+	mu.Unlock()
+	done := make(chan *Error, 1)
+	go func() {
+		_, e := a.Authenticate(context.Background(), bearer(tok))
+		done <- e
+	}()
+	select {
+	case e := <-done:
+		if e != nil {
+			t.Fatal(e)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a known key waited for the identity provider")
+	}
+	close(src.release)
+	deadline := time.Now().Add(2 * time.Second)
+	for src.calls.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if src.calls.Load() < 2 {
+		t.Error("stale keys were not reloaded")
+	}
+}

@@ -185,22 +185,26 @@ func (u URLSource) Load(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
-// KeySet caches the keys of a KeySource. Keys are refreshed when they are
-// older than Refresh, and when a token names an unknown key id, at most
-// once per MinRefresh (so that tokens with made-up key ids cannot make the
-// node hammer the identity provider). On a failed refresh the old keys stay.
+// KeySet caches the keys of a KeySource. Keys older than Refresh are
+// reloaded in the background while the old ones keep serving; a token that
+// names an unknown key id triggers a reload, at most once per MinRefresh (so
+// that tokens with made-up key ids cannot make the node hammer the
+// identity provider). A failed reload keeps the old keys. Only requests
+// that wait for an unknown key id wait for the identity provider.
 type KeySet struct {
 	src        KeySource
 	refresh    time.Duration
 	minRefresh time.Duration
 	now        func() time.Time
 
-	mu        sync.Mutex
+	mu        sync.RWMutex // guards keys, loaded
 	keys      map[string]Key
-	loaded    time.Time // last successful load
-	attempted time.Time // last attempt
+	loaded    time.Time  // last successful load
+	fetch     sync.Mutex // one load at a time; guards attempted, lastErr, loads
+	attempted time.Time
 	lastErr   error
 	loads     int
+	bgRunning bool
 }
 
 // NewKeySet returns a key set; refresh and minRefresh default to 10 min
@@ -221,32 +225,73 @@ func NewKeySet(src KeySource, refresh, minRefresh time.Duration, now func() time
 // Key returns the key with id kid, loading or refreshing the set when
 // needed.
 func (s *KeySet) Key(ctx context.Context, kid string) (Key, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	stale := s.keys == nil || now.Sub(s.loaded) >= s.refresh
+	s.mu.RLock()
 	k, ok := s.keys[kid]
-	if (stale || !ok) && now.Sub(s.attempted) >= s.minRefresh || s.keys == nil && s.attempted.IsZero() {
-		s.loadLocked(ctx, now)
-		k, ok = s.keys[kid]
+	have := s.keys != nil
+	stale := s.now().Sub(s.loaded) >= s.refresh
+	s.mu.RUnlock()
+	if ok {
+		if stale {
+			s.refreshInBackground()
+		}
+		return k, nil
 	}
+	// Unknown key id (or nothing loaded yet): reload now, rate-limited.
+	s.fetch.Lock()
+	// Another request may have loaded it meanwhile.
+	s.mu.RLock()
+	k, ok = s.keys[kid]
+	s.mu.RUnlock()
+	if !ok && (!have || s.now().Sub(s.attempted) >= s.minRefresh || s.attempted.IsZero()) {
+		s.loadLocked(ctx)
+		s.mu.RLock()
+		k, ok = s.keys[kid]
+		have = s.keys != nil
+		s.mu.RUnlock()
+	}
+	err := s.lastErr
+	s.fetch.Unlock()
 	if !ok {
-		if s.keys == nil && s.lastErr != nil {
-			return Key{}, s.lastErr
+		if !have && err != nil {
+			return Key{}, err
 		}
 		return Key{}, fmt.Errorf("unknown key id %q", kid)
 	}
 	return k, nil
 }
 
-func (s *KeySet) loadLocked(ctx context.Context, now time.Time) {
+// refreshInBackground reloads stale keys without making anyone wait.
+func (s *KeySet) refreshInBackground() {
+	s.fetch.Lock()
+	if s.bgRunning || s.now().Sub(s.attempted) < s.minRefresh {
+		s.fetch.Unlock()
+		return
+	}
+	s.bgRunning = true
+	s.fetch.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s.fetch.Lock()
+		s.loadLocked(ctx)
+		s.bgRunning = false
+		s.fetch.Unlock()
+	}()
+}
+
+// loadLocked reads the source; s.fetch is held.
+func (s *KeySet) loadLocked(ctx context.Context) {
+	now := s.now()
 	s.attempted = now
 	s.loads++
 	doc, err := s.src.Load(ctx)
 	if err == nil {
 		var keys map[string]Key
 		if keys, err = ParseJWKS(doc); err == nil {
-			s.keys, s.loaded, s.lastErr = keys, now, nil
+			s.mu.Lock()
+			s.keys, s.loaded = keys, now
+			s.mu.Unlock()
+			s.lastErr = nil
 			return
 		}
 	}
@@ -255,7 +300,7 @@ func (s *KeySet) loadLocked(ctx context.Context, now time.Time) {
 
 // Loads returns how many times the source was read (for tests and metrics).
 func (s *KeySet) Loads() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.fetch.Lock()
+	defer s.fetch.Unlock()
 	return s.loads
 }
