@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/waf/rxlit"
 )
 
 // Request is what rules look at. Byte slices returned are lent for the
@@ -186,7 +188,25 @@ type valueMatcher struct {
 	name    string
 	exact   []byte
 	re      *regexp.Regexp
-	present int8 // 0: must be present (and match exact/re if set), -1: must be absent
+	pre     *rxlit.Set // literals any match of re contains (nil: none)
+	present int8       // 0: must be present (and match exact/re if set), -1: must be absent
+}
+
+// prefilter returns the literal prefilter of a regular expression.
+func prefilter(expr string) *rxlit.Set {
+	p, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	return rxlit.Required(p.Simplify())
+}
+
+// matchRe runs re only when its prefilter allows a match.
+func matchRe(re *regexp.Regexp, pre *rxlit.Set, v []byte) bool {
+	if pre != nil && !pre.MayMatchBytes(v) {
+		return false
+	}
+	return re.Match(v)
 }
 
 func newValueMatchers(field string, ms []v1.ValueMatcher) ([]valueMatcher, error) {
@@ -202,7 +222,7 @@ func newValueMatchers(field string, ms []v1.ValueMatcher) ([]valueMatcher, error
 			if err != nil {
 				return nil, fmt.Errorf("%s[%d].regex: %w", field, i, err)
 			}
-			vm.re = re
+			vm.re, vm.pre = re, prefilter(m.Regex)
 		case m.Exact != "":
 			vm.exact = []byte(m.Exact)
 		case m.Present != nil && !*m.Present:
@@ -222,7 +242,7 @@ func (m *valueMatcher) match(v []byte, ok bool) bool {
 	}
 	switch {
 	case m.re != nil:
-		return m.re.Match(v)
+		return matchRe(m.re, m.pre, v)
 	case m.exact != nil:
 		return bytes.Equal(v, m.exact)
 	}
@@ -258,6 +278,7 @@ type matcher struct {
 	pathKind            uint8 // 0 any, 1 exact, 2 prefix, 3 regex
 	path                []byte
 	pathRe              *regexp.Regexp
+	pathPre             *rxlit.Set
 	methods             [][]byte
 	headers, query      []valueMatcher
 	claims              []valueMatcher
@@ -288,6 +309,7 @@ func compileMatch(field string, m *v1.ServicePolicyMatch) (*matcher, error) {
 			return nil, fmt.Errorf("%s.pathRegex: %w", field, err)
 		}
 		c.pathKind = 3
+		c.pathPre = prefilter(m.PathRegex)
 		n++
 	}
 	if n > 1 {
@@ -366,7 +388,7 @@ func (c *matcher) match(r Request) bool {
 			return false
 		}
 	}
-	if c.pathKind == 3 && !c.pathRe.Match(r.RequestPath()) {
+	if c.pathKind == 3 && !matchRe(c.pathRe, c.pathPre, r.RequestPath()) {
 		return false
 	}
 	return true

@@ -10,6 +10,8 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"rsc.io/binaryregexp"
+
+	"github.com/meridian-platform/meridian/internal/waf/rxlit"
 )
 
 // Meridian replaces Coraza's @rx operator with one that checks, before
@@ -19,7 +21,7 @@ import (
 // check is a few substring searches where the regular expression is a full
 // scan with backtracking. The check is sound by construction (it never
 // says "no" to an input the expression matches: see requiredLiterals and
-// FuzzRequiredLiterals), and the CRS regression suite is run with it.
+// rxlit's fuzz target), and the CRS regression suite is run with it.
 // Matching itself, flags, captures and the binary-regexp fallback are the
 // same as Coraza's operator.
 func init() {
@@ -28,7 +30,7 @@ func init() {
 
 type rxOp struct {
 	re  *regexp.Regexp
-	pre *literalSet // nil: no prefilter
+	pre *rxlit.Set // nil: no prefilter
 }
 
 type binaryRxOp struct{ re *binaryregexp.Regexp }
@@ -51,7 +53,7 @@ func newRX(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		}
 		op := &rxOp{re: re}
 		if parsed, err := syntax.Parse(data, syntax.Perl); err == nil {
-			op.pre = requiredLiterals(parsed.Simplify())
+			op.pre = rxlit.Required(parsed.Simplify())
 		}
 		return op, nil
 	})
@@ -69,7 +71,7 @@ func memoize(m plugintypes.Memoizer, key string, fn func() (any, error)) (any, e
 }
 
 func (o *rxOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
-	if o.pre != nil && !o.pre.mayMatch(value) {
+	if o.pre != nil && !o.pre.MayMatch(value) {
 		return false
 	}
 	// Most values do not match: finding that out without tracking
@@ -149,168 +151,4 @@ func matchesArbitraryBytes(expr string) bool {
 		i += skip
 	}
 	return !utf8.Valid(decoded)
-}
-
-// literalSet is a requirement "the input contains one of lits". With fold,
-// the literals are lower-case ASCII and compared ignoring ASCII case.
-type literalSet struct {
-	lits []string
-	fold bool
-}
-
-const maxLiterals = 32
-
-// requiredLiterals returns literals one of which every match of re
-// contains, or nil when there is no such (useful) set.
-func requiredLiterals(re *syntax.Regexp) *literalSet {
-	switch re.Op {
-	case syntax.OpLiteral:
-		s := string(re.Rune)
-		if s == "" || strings.ContainsRune(s, utf8.RuneError) {
-			return nil
-		}
-		if re.Flags&syntax.FoldCase != 0 {
-			for _, r := range re.Rune {
-				if r >= utf8.RuneSelf {
-					return nil // Unicode case folding: not handled
-				}
-			}
-			return &literalSet{lits: []string{strings.ToLower(s)}, fold: true}
-		}
-		return &literalSet{lits: []string{s}}
-	case syntax.OpCapture:
-		return requiredLiterals(re.Sub[0])
-	case syntax.OpPlus:
-		return requiredLiterals(re.Sub[0])
-	case syntax.OpRepeat:
-		if re.Min >= 1 {
-			return requiredLiterals(re.Sub[0])
-		}
-		return nil
-	case syntax.OpConcat:
-		// Every match contains a match of each part: any part's
-		// requirement is the whole's; keep the most selective.
-		var best *literalSet
-		for _, sub := range re.Sub {
-			if s := requiredLiterals(sub); s != nil && (best == nil || s.better(best)) {
-				best = s
-			}
-		}
-		return best
-	case syntax.OpAlternate:
-		out := &literalSet{}
-		for i, sub := range re.Sub {
-			s := requiredLiterals(sub)
-			if s == nil {
-				return nil
-			}
-			if i == 0 {
-				out.fold = s.fold
-			} else if s.fold != out.fold {
-				// Mixed: compare everything ignoring case (still sound).
-				out.fold = true
-			}
-			out.lits = append(out.lits, s.lits...)
-		}
-		if out.fold {
-			for i, l := range out.lits {
-				out.lits[i] = strings.ToLower(l)
-				if !isASCII(l) {
-					return nil
-				}
-			}
-		}
-		if len(out.lits) > maxLiterals {
-			return nil
-		}
-		return out
-	}
-	// Character classes, any char, empty matches, anchors, stars and
-	// quests require no literal.
-	return nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// better prefers sets whose shortest literal is longer (fewer chance
-// hits), then smaller sets.
-func (s *literalSet) better(o *literalSet) bool {
-	a, b := s.minLen(), o.minLen()
-	if a != b {
-		return a > b
-	}
-	return len(s.lits) < len(o.lits)
-}
-
-func (s *literalSet) minLen() int {
-	m := -1
-	for _, l := range s.lits {
-		if m < 0 || len(l) < m {
-			m = len(l)
-		}
-	}
-	return m
-}
-
-// mayMatch reports whether v contains one of the literals. It is false
-// only when no match is possible.
-func (s *literalSet) mayMatch(v string) bool {
-	if !s.fold {
-		for _, l := range s.lits {
-			if strings.Contains(v, l) {
-				return true
-			}
-		}
-		return false
-	}
-	if !isASCII(v) {
-		return true // Unicode folds (e.g. K, ſ) need the real matcher
-	}
-	for _, l := range s.lits {
-		if containsFold(v, l) {
-			return true
-		}
-	}
-	return false
-}
-
-// containsFold reports whether v contains the lower-case ASCII literal l,
-// ignoring ASCII case.
-func containsFold(v, l string) bool {
-	n := len(l)
-	if n == 0 {
-		return true
-	}
-	first := l[0]
-	upper := first
-	if first >= 'a' && first <= 'z' {
-		upper = first - 'a' + 'A'
-	}
-	for i := 0; i+n <= len(v); i++ {
-		c := v[i]
-		if c != first && c != upper {
-			continue
-		}
-		j := 1
-		for ; j < n; j++ {
-			c := v[i+j]
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != l[j] {
-				break
-			}
-		}
-		if j == n {
-			return true
-		}
-	}
-	return false
 }

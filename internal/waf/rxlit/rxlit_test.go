@@ -1,4 +1,4 @@
-package waf
+package rxlit
 
 import (
 	"regexp"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestRequiredLiterals(t *testing.T) {
+func TestRequired(t *testing.T) {
 	tests := []struct {
 		re   string
 		want []string // nil: no prefilter
@@ -29,38 +29,38 @@ func TestRequiredLiterals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := requiredLiterals(p.Simplify())
+		s := Required(p.Simplify())
 		if tt.want == nil {
 			if s != nil {
 				t.Errorf("%s: prefilter %+v, want none", tt.re, s)
 			}
 			continue
 		}
-		if s == nil || len(s.lits) != len(tt.want) || s.fold != tt.fold {
+		if s == nil || len(s.Lits) != len(tt.want) || s.Fold != tt.fold {
 			t.Errorf("%s: prefilter %+v, want %v fold=%v", tt.re, s, tt.want, tt.fold)
 			continue
 		}
 		for i := range tt.want {
-			if s.lits[i] != tt.want[i] {
-				t.Errorf("%s: literal %q, want %q", tt.re, s.lits[i], tt.want[i])
+			if s.Lits[i] != tt.want[i] {
+				t.Errorf("%s: literal %q, want %q", tt.re, s.Lits[i], tt.want[i])
 			}
 		}
 		for _, in := range tt.yes {
-			if !s.mayMatch(in) {
+			if !s.MayMatch(in) {
 				t.Errorf("%s: prefilter rejects %q", tt.re, in)
 			}
 		}
 		for _, in := range tt.no {
-			if s.mayMatch(in) {
+			if s.MayMatch(in) {
 				t.Errorf("%s: prefilter lets %q through", tt.re, in)
 			}
 		}
 	}
 }
 
-// FuzzRequiredLiterals checks soundness: whenever the expression matches,
+// FuzzRequired checks soundness: whenever the expression matches,
 // the prefilter must let the input through.
-func FuzzRequiredLiterals(f *testing.F) {
+func FuzzRequired(f *testing.F) {
 	f.Add(`(?i)union\s+select`, "1 UNION SELECT 2")
 	f.Add(`(?i)(?:on(?:load|error)|javascript:)`, "<img OnError=x>")
 	f.Add(`(?:\.\./|%2e%2e)`, "a/../b")
@@ -76,8 +76,8 @@ func FuzzRequiredLiterals(f *testing.F) {
 		if err != nil {
 			return
 		}
-		s := requiredLiterals(p.Simplify())
-		if s != nil && re.MatchString(input) && !s.mayMatch(input) {
+		s := Required(p.Simplify())
+		if s != nil && re.MatchString(input) && !s.MayMatch(input) {
 			t.Fatalf("%q matches %q but the prefilter %+v rejects it", pattern, input, s)
 		}
 	})
