@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -29,13 +28,16 @@ import (
 )
 
 // The tests run real HTTP through a Meridian data-plane listener whose
-// "waf" slot is filled with this package's factory, exactly as the node
-// will (the slot is empty in dataplane.Order until the node wires it).
+// security slots are filled through dataplane.Options.Stages, as the node
+// does.
 var (
 	events   = &eventLog{}
 	cache    = waf.NewCache(8)
 	prebuilt sync.Map // AppFirewall name -> *waf.WAF
 	metrics  = NewMetrics()
+	// stagesOnce builds the stage factories once for all servers, so that
+	// registries (counters, buckets) are shared as on a node.
+	stagesOnce = sync.OnceValue(securityStages)
 	// The other security slots, for the pipeline test.
 	identities  = authstage.NewIdentities()
 	authConfigs sync.Map // load balancer ID -> *authn.Config
@@ -63,33 +65,30 @@ func (l *eventLog) take(key string) []*secevents.Event {
 	return e
 }
 
-func TestMain(m *testing.M) {
+// securityStages fills the security slots of dataplane.Order the way the
+// node does (dataplane.Options.Stages), with this package's WAF factory and
+// the authn, policy and rate-limit factories.
+func securityStages() map[string]dataplane.StageFactory {
 	f := Factory(cache, Options{Events: events, Metrics: metrics})
-	for i := range dataplane.Order {
-		switch dataplane.Order[i].Name {
-		case "authn":
-			dataplane.Order[i].New = authstage.Factory(func(vh *config.VHost) *authn.Config {
-				if v, ok := authConfigs.Load(vh.ID); ok {
-					return v.(*authn.Config)
-				}
-				return nil
-			}, authstage.NewCache(), identities, authstage.Options{Events: events})
-		case "policy":
-			dataplane.Order[i].New = policystage.Factory(policy.NewRegistry(), policystage.Options{Events: events, Claims: identities.Claims})
-		case "ratelimit":
-			dataplane.Order[i].New = ratestage.Factory(ratelimit.NewRegistry(0), ratestage.Options{Events: events, Claim: identities.Claim, APIKey: identities.APIKey})
-		}
-		if dataplane.Order[i].Name == "waf" {
-			dataplane.Order[i].New = func(vh *config.VHost, env *dataplane.StageEnv) dataplane.Stage {
-				// Instances compiled outside the cache (the CRS suite's).
+	return map[string]dataplane.StageFactory{
+		"authn": authstage.Factory(func(vh *config.VHost) *authn.Config {
+			if v, ok := authConfigs.Load(vh.ID); ok {
+				return v.(*authn.Config)
+			}
+			return nil
+		}, authstage.NewCache(), identities, authstage.Options{Events: events}),
+		"policy":    policystage.Factory(policy.NewRegistry(), policystage.Options{Events: events, Claims: identities.Claims}),
+		"ratelimit": ratestage.Factory(ratelimit.NewRegistry(0), ratestage.Options{Events: events, Claim: identities.Claim, APIKey: identities.APIKey}),
+		"waf": func(vh *config.VHost, env *dataplane.StageEnv) dataplane.Stage {
+			// Instances compiled outside the cache (the CRS suite's).
+			if vh.Spec != nil {
 				if v, ok := prebuilt.Load(vh.Spec.AppFirewall); ok {
 					return New(vh.ID, "t/"+vh.Spec.AppFirewall, v.(*waf.WAF), nil, Options{Events: events})
 				}
-				return f(vh, env)
 			}
-		}
+			return f(vh, env)
+		},
 	}
-	os.Exit(m.Run())
 }
 
 // reflectBackend answers like the CRS test backend: POST /reflect with a
@@ -169,7 +168,7 @@ func startFrontWith(t testing.TB, name string, fw v1.AppFirewallSpec, backend st
 		t.Fatalf("compile errors: %v", tab.Errors)
 	}
 	s := dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard,
-		MaxRequestBodySize: 1 << 20})
+		MaxRequestBodySize: 1 << 20, Stages: stagesOnce()})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
