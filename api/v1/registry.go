@@ -27,6 +27,8 @@ func Kinds() []KindInfo {
 			New: func() Object { return &Site{} }},
 		{Kind: "VirtualSite", Plural: "virtualsites", Singular: "virtualsite", ShortNames: []string{"vs"}, Scope: ScopeTenant,
 			New: func() Object { return &VirtualSite{} }},
+		{Kind: "SiteShare", Plural: "siteshares", Singular: "siteshare", Scope: ScopeTenant,
+			New: func() Object { return &SiteShare{} }},
 		{Kind: "Certificate", Plural: "certificates", Singular: "certificate", ShortNames: []string{"cert"}, Scope: ScopeNamespaced,
 			New: func() Object { return &Certificate{} }},
 		{Kind: "HealthCheck", Plural: "healthchecks", Singular: "healthcheck", ShortNames: []string{"hc"}, Scope: ScopeNamespaced,

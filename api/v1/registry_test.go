@@ -14,7 +14,7 @@ func TestKindsTable(t *testing.T) {
 		"TCPLoadBalancer": ScopeNamespaced, "AppFirewall": ScopeNamespaced, "ServicePolicy": ScopeNamespaced,
 		"RateLimiter": ScopeNamespaced, "Certificate": ScopeNamespaced,
 		"Namespace": ScopeTenant, "User": ScopeTenant, "Role": ScopeTenant, "RoleBinding": ScopeTenant,
-		"APIToken": ScopeTenant, "VirtualSite": ScopeTenant, "SiteToken": ScopeTenant, "Site": ScopeTenant,
+		"APIToken": ScopeTenant, "VirtualSite": ScopeTenant, "SiteToken": ScopeTenant, "Site": ScopeTenant, "SiteShare": ScopeTenant,
 		"Tenant": ScopeSystem,
 	}
 	kinds := Kinds()

@@ -245,3 +245,38 @@ func (s *SiteSpec) StateOf() string {
 func (s *Site) Validate() FieldErrors {
 	return validateDisplayName("spec.description", s.Spec.Description)
 }
+
+// SiteShare leases one of this tenant's sites to another tenant (tenant
+// scope, in the owner's tenant). The other tenant's virtual sites may then
+// select the site, by the labels its owner gives it, and that tenant's
+// load balancers run there beside the owner's; each tenant sees only its
+// own objects and status. Listeners of two tenants that collide on the
+// site (same port, a common domain) are reported in both objects' status
+// and the one placed first keeps the listener.
+type SiteShare struct {
+	Envelope
+	Spec   SiteShareSpec `json:"spec"`
+	Status Status        `json:"status,omitempty"`
+}
+
+// SiteShareSpec names the site and the tenant it is leased to.
+type SiteShareSpec struct {
+	// Site is the name of a site of this tenant.
+	Site string `json:"site"`
+	// Tenant is the tenant the site is leased to.
+	Tenant string `json:"tenant"`
+}
+
+// Validate checks the names.
+func (s *SiteShare) Validate() FieldErrors {
+	errs := validateNameField("spec.site", s.Spec.Site)
+	return append(errs, validateNameField("spec.tenant", s.Spec.Tenant)...)
+}
+
+// References lists the shared site.
+func (s *SiteShare) References() []Reference {
+	if s.Spec.Site == "" {
+		return nil
+	}
+	return []Reference{{Field: "spec.site", Kind: "Site", Name: s.Spec.Site}}
+}

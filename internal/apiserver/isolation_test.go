@@ -31,6 +31,9 @@ func sample(t testing.TB, kind, ns, name string) map[string]any {
 		return obj(kind, ns, name, map[string]any{"expires": "1h"})
 	case "VirtualSite":
 		return obj(kind, ns, name, map[string]any{"selector": map[string]any{"matchLabels": map[string]any{"region": "eu"}}})
+	case "SiteShare":
+		// Site bx-0 is created first (Kinds order: Site before SiteShare).
+		return obj(kind, ns, name, map[string]any{"site": "bx-0", "tenant": "elsewhere"})
 	case "Certificate":
 		c, k := testCertOnce(t)
 		return obj(kind, ns, name, map[string]any{"certificate": c, "privateKey": k})

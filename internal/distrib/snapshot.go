@@ -12,9 +12,21 @@ import (
 
 // item is one object of a snapshot, serialised once.
 type item struct {
-	ref  ObjectRef
-	hash [32]byte
-	wire json.RawMessage
+	// ref names the object as the node sees it (a guest tenant's
+	// namespace is renamed apart, see guestNamespace); orig is its name in
+	// its tenant.
+	ref    ObjectRef
+	orig   ObjectRef
+	tenant string
+	hash   [32]byte
+	wire   json.RawMessage
+}
+
+// conflict is a listener collision between tenants on a shared site.
+type conflict struct {
+	tenant string
+	ref    ObjectRef
+	msg    string
 }
 
 // Snapshot is an immutable, internally consistent set of objects for a
@@ -25,8 +37,12 @@ type Snapshot struct {
 	Rev     int64
 	Hash    string
 	Version string
-	items   map[string]*item // ref key -> item
+	items   map[string]*item // tenant|ref key -> item
+	byWire  map[string]*item // ref key as the node sees it -> item
 	skipped []ObjectRef
+	// conflicts found while placing several tenants' objects on a shared
+	// site.
+	conflicts []conflict
 
 	mu     sync.Mutex
 	full   *encoded            // encoded full update
@@ -51,7 +67,11 @@ func newSnapshot(tenant string, items map[string]*item, skipped []ObjectRef) *Sn
 	for _, s := range skipped {
 		h.Write([]byte("skip:" + refKey(s)))
 	}
-	return &Snapshot{Tenant: tenant, Hash: hex.EncodeToString(h.Sum(nil))[:16], items: items, skipped: skipped}
+	byWire := make(map[string]*item, len(items))
+	for _, it := range items {
+		byWire[refKey(it.ref)] = it
+	}
+	return &Snapshot{Tenant: tenant, Hash: hex.EncodeToString(h.Sum(nil))[:16], items: items, byWire: byWire, skipped: skipped}
 }
 
 func (s *Snapshot) setRev(rev int64) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,11 +103,27 @@ type entry struct {
 	ref       ObjectRef
 	kind      v1.KindInfo
 	stored    []byte // as stored (secrets sealed)
+	createRev int64
 	specSum   [32]byte
 	placement string
 	refs      []string
+	listens   []listenClaim
 	it        *item
+	guestIt   *item
 	bad       error
+}
+
+// listenClaim is a port (and, for HTTP, the domains) a load balancer asks
+// for on the sites it is placed on.
+type listenClaim struct {
+	port    int
+	address string
+	domains []string // nil: the whole port (TCP)
+}
+
+// share is a SiteShare: site leased to guest.
+type share struct {
+	site, guest string
 }
 
 type vsEntry struct {
@@ -125,19 +142,41 @@ type siteEntry struct {
 }
 
 type tenantState struct {
-	name  string
-	objs  map[string]*entry
-	vs    map[string]*vsEntry
-	sites map[string]*siteEntry
+	name   string
+	objs   map[string]*entry
+	vs     map[string]*vsEntry
+	sites  map[string]*siteEntry
+	shares map[string]share // SiteShare name -> share
+}
+
+func newTenantState(name string) *tenantState {
+	return &tenantState{name: name, objs: map[string]*entry{}, vs: map[string]*vsEntry{}, sites: map[string]*siteEntry{},
+		shares: map[string]share{}}
+}
+
+// part is what one tenant places on the sites of a group: the owner's
+// objects and those of each tenant the site is leased to.
+type part struct {
+	tenant string
+	vs     []string
 }
 
 type group struct {
 	key    string
-	tenant string
+	tenant string // the sites' owner
 	cap    int
-	vs     []string
+	parts  []part
 	snap   *Snapshot
 	sites  map[string]*siteEntry
+}
+
+func (g *group) involves(tenant string) bool {
+	for _, p := range g.parts {
+		if p.tenant == tenant {
+			return true
+		}
+	}
+	return g.tenant == tenant
 }
 
 // siteLive is the in-memory state of a site's node.
@@ -183,7 +222,7 @@ func New(opts Options) (*Distributor, error) {
 		tenants: map[string]*tenantState{}, groups: map[string]*group{}, live: map[string]*siteLive{},
 		dirty: map[string]bool{}, kick: make(chan struct{}, 1), loaded: make(chan struct{}), written: map[string]string{}}
 	for _, k := range v1.Kinds() {
-		if k.Scope == v1.ScopeNamespaced || k.Kind == "VirtualSite" || k.Kind == "Site" {
+		if k.Scope == v1.ScopeNamespaced || k.Kind == "VirtualSite" || k.Kind == "Site" || k.Kind == "SiteShare" {
 			d.kinds[k.Plural] = k
 		}
 	}
@@ -242,7 +281,7 @@ func (d *Distributor) load(ctx context.Context) (int64, error) {
 		}
 		rev = res.Revision
 		for _, kv := range res.Items {
-			d.apply(fresh, kv.Key, kv.Value, false)
+			d.apply(fresh, kv.Key, kv.Value, kv.CreateRevision, false)
 		}
 		if !res.More {
 			break
@@ -307,9 +346,9 @@ func (d *Distributor) follow(ctx context.Context, rev int64) error {
 		d.mu.Lock()
 		for _, ev := range resp.Events {
 			if ev.Type == store.EventDelete {
-				d.apply(d.tenants, ev.KV.Key, nil, true)
+				d.apply(d.tenants, ev.KV.Key, nil, 0, true)
 			} else {
-				d.apply(d.tenants, ev.KV.Key, ev.KV.Value, true)
+				d.apply(d.tenants, ev.KV.Key, ev.KV.Value, ev.KV.CreateRevision, true)
 			}
 			if ev.KV.ModRevision > d.rev {
 				d.rev = ev.KV.ModRevision
@@ -332,7 +371,7 @@ func (d *Distributor) kickLocked() {
 
 // apply records one stored object (value nil: deleted). With live set, the
 // caller holds d.mu and changes mark the tenant for recompilation.
-func (d *Distributor) apply(tenants map[string]*tenantState, key string, value []byte, live bool) {
+func (d *Distributor) apply(tenants map[string]*tenantState, key string, value []byte, createRev int64, live bool) {
 	tenant, plural, ns, name, ok := apiserver.ParseObjectKey(key)
 	if !ok {
 		return
@@ -346,13 +385,31 @@ func (d *Distributor) apply(tenants map[string]*tenantState, key string, value [
 		if value == nil {
 			return
 		}
-		ts = &tenantState{name: tenant, objs: map[string]*entry{}, vs: map[string]*vsEntry{}, sites: map[string]*siteEntry{}}
+		ts = newTenantState(tenant)
 		tenants[tenant] = ts
 	}
 	changed := false
+	var alsoDirty []string
 	switch info.Kind {
 	case "Site":
 		changed = d.applySite(ts, name, value, live)
+	case "SiteShare":
+		old, had := ts.shares[name]
+		if had {
+			alsoDirty = append(alsoDirty, old.guest)
+		}
+		if value == nil {
+			delete(ts.shares, name)
+		} else {
+			var sh v1.SiteShare
+			if err := json.Unmarshal(value, &sh); err != nil {
+				d.log.Warn("undecodable site share", "tenant", tenant, "name", name, "err", err)
+				return
+			}
+			ts.shares[name] = share{site: sh.Spec.Site, guest: sh.Spec.Tenant}
+			alsoDirty = append(alsoDirty, sh.Spec.Tenant)
+		}
+		changed = true
 	case "VirtualSite":
 		if value == nil {
 			delete(ts.vs, name)
@@ -379,6 +436,7 @@ func (d *Distributor) apply(tenants map[string]*tenantState, key string, value [
 			break
 		}
 		e := d.newEntry(ref, info, value)
+		e.createRev = createRev
 		if old, ok := ts.objs[k]; ok && old.specSum == e.specSum {
 			old.stored = value // status-only change: nothing to send
 			return
@@ -388,6 +446,9 @@ func (d *Distributor) apply(tenants map[string]*tenantState, key string, value [
 	}
 	if changed && live {
 		d.dirty[tenant] = true
+		for _, t := range alsoDirty {
+			d.dirty[t] = true
+		}
 		d.kickLocked()
 	}
 }
@@ -419,9 +480,19 @@ func (d *Distributor) newEntry(ref ObjectRef, info v1.KindInfo, value []byte) *e
 		if o.Spec.Sites != nil {
 			e.placement = o.Spec.Sites.VirtualSite
 		}
+		domains := o.Spec.Domains
+		if len(domains) == 0 {
+			domains = []string{"*"}
+		}
+		for _, l := range o.Spec.Listeners {
+			e.listens = append(e.listens, listenClaim{port: l.Port, address: l.Address, domains: domains})
+		}
 	case *v1.TCPLoadBalancer:
 		if o.Spec.Sites != nil {
 			e.placement = o.Spec.Sites.VirtualSite
+		}
+		for _, l := range o.Spec.Listeners {
+			e.listens = append(e.listens, listenClaim{port: l.Port, address: l.Address})
 		}
 	}
 	if rr, ok := obj.(v1.Referrer); ok {
@@ -541,9 +612,10 @@ func (d *Distributor) compileLoop(ctx context.Context) {
 }
 
 // groupKeyFor says which objects a site selects: its tenant, capability
-// version and the virtual sites whose selector matches its labels (none
-// unless approved).
-func (d *Distributor) groupKeyFor(ts *tenantState, se *siteEntry) (string, int, []string) {
+// version, the owner's virtual sites whose selector matches its labels and,
+// for each tenant the site is leased to, that tenant's matching virtual
+// sites (none unless the site is approved).
+func (d *Distributor) groupKeyFor(ts *tenantState, se *siteEntry) (string, int, []part) {
 	c := se.statusCap
 	if l := d.live[se.tenant+"/"+se.name]; l != nil && l.stream != nil && l.cap > 0 {
 		c = l.cap
@@ -551,28 +623,69 @@ func (d *Distributor) groupKeyFor(ts *tenantState, se *siteEntry) (string, int, 
 	if c <= 0 {
 		c = CapabilityVersion
 	}
-	var vs []string
-	if se.state == v1.SiteStateApproved {
-		for name, e := range ts.vs {
+	key := fmt.Sprintf("%s|%d|", se.tenant, c)
+	var parts []part
+	if se.state != v1.SiteStateApproved {
+		return key, c, nil
+	}
+	match := func(t *tenantState) []string {
+		var vs []string
+		if t == nil {
+			return nil
+		}
+		for name, e := range t.vs {
 			if e.err == nil && e.sel.Matches(se.labels) {
 				vs = append(vs, name)
 			}
 		}
 		sort.Strings(vs)
+		return vs
 	}
-	return fmt.Sprintf("%s|%d|%s", se.tenant, c, strings.Join(vs, ",")), c, vs
+	own := match(ts)
+	parts = append(parts, part{tenant: se.tenant, vs: own})
+	key += strings.Join(own, ",")
+	guests := map[string]bool{}
+	for _, sh := range ts.shares {
+		if sh.site == se.name && sh.guest != se.tenant {
+			guests[sh.guest] = true
+		}
+	}
+	names := make([]string, 0, len(guests))
+	for g := range guests {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	for _, g := range names {
+		vs := match(d.tenants[g])
+		if len(vs) == 0 {
+			continue
+		}
+		parts = append(parts, part{tenant: g, vs: vs})
+		key += "|" + g + ":" + strings.Join(vs, ",")
+	}
+	return key, c, parts
 }
 
-// recompileLocked regroups the tenant's sites and recompiles its groups;
+// recompileLocked regroups the sites a change of tenant may move (its own,
+// and those leased to it) and recompiles the groups that involve it;
 // streams whose snapshot changed are told.
 func (d *Distributor) recompileLocked(ctx context.Context, tenant string) {
-	ts := d.tenants[tenant]
-	touched := map[*group]bool{}
-	if ts != nil {
+	owners := map[string]bool{tenant: true}
+	for name, ts := range d.tenants {
+		for _, sh := range ts.shares {
+			if sh.guest == tenant {
+				owners[name] = true
+			}
+		}
+	}
+	for owner := range owners {
+		ts := d.tenants[owner]
+		if ts == nil {
+			continue
+		}
 		for _, se := range ts.sites {
-			key, c, vs := d.groupKeyFor(ts, se)
+			key, c, parts := d.groupKeyFor(ts, se)
 			if se.group != nil && se.group.key == key {
-				touched[se.group] = true
 				continue
 			}
 			if se.group != nil {
@@ -580,23 +693,22 @@ func (d *Distributor) recompileLocked(ctx context.Context, tenant string) {
 			}
 			g := d.groups[key]
 			if g == nil {
-				g = &group{key: key, tenant: tenant, cap: c, vs: vs, sites: map[string]*siteEntry{}}
+				g = &group{key: key, tenant: owner, cap: c, parts: parts, sites: map[string]*siteEntry{}}
 				d.groups[key] = g
 			}
 			g.sites[se.name] = se
 			se.group = g
-			touched[g] = true
 		}
 	}
 	for key, g := range d.groups {
-		if g.tenant != tenant {
+		if !owners[g.tenant] && !g.involves(tenant) {
 			continue
 		}
 		if len(g.sites) == 0 {
 			delete(d.groups, key)
 			continue
 		}
-		snap := d.compileLocked(ctx, ts, g)
+		snap := d.compileLocked(ctx, g)
 		if g.snap != nil && g.snap.Hash == snap.Hash {
 			snap = g.snap
 		} else {
@@ -604,25 +716,43 @@ func (d *Distributor) recompileLocked(ctx context.Context, tenant string) {
 		}
 		g.snap = snap
 		for _, se := range g.sites {
-			if l := d.live[tenant+"/"+se.name]; l != nil && l.stream != nil {
+			if l := d.live[g.tenant+"/"+se.name]; l != nil && l.stream != nil {
 				l.stream.offer(snap)
 			}
 		}
 	}
 }
 
-// compileLocked builds the snapshot of g: the objects placed on the
-// group's virtual sites and everything they refer to, leaving out (with
-// their dependents) objects whose kind is too new for the group's
-// capability version and objects that cannot be resolved.
-func (d *Distributor) compileLocked(ctx context.Context, ts *tenantState, g *group) *Snapshot {
+// compileLocked builds the snapshot of g: for each part, the objects
+// placed on the part's virtual sites and everything they refer to, leaving
+// out (with their dependents) objects whose kind is too new for the
+// group's capability version and objects that cannot be resolved; then,
+// on a shared site, listeners of different tenants that collide.
+func (d *Distributor) compileLocked(ctx context.Context, g *group) *Snapshot {
 	items := map[string]*item{}
 	var skipped []ObjectRef
-	if ts == nil || len(g.vs) == 0 {
-		return newSnapshot(g.tenant, items, nil)
+	for _, p := range g.parts {
+		ts := d.tenants[p.tenant]
+		if ts == nil || len(p.vs) == 0 {
+			continue
+		}
+		skipped = append(skipped, d.compilePart(ctx, ts, p, g, items)...)
 	}
+	sort.Slice(skipped, func(i, j int) bool { return refKey(skipped[i]) < refKey(skipped[j]) })
+	var conflicts []conflict
+	if len(g.parts) > 1 {
+		conflicts = d.placeListeners(g, items)
+	}
+	snap := newSnapshot(g.tenant, items, skipped)
+	snap.conflicts = conflicts
+	return snap
+}
+
+func (d *Distributor) compilePart(ctx context.Context, ts *tenantState, p part, g *group, items map[string]*item) []ObjectRef {
+	var skipped []ObjectRef
+	guest := p.tenant != g.tenant
 	want := map[string]bool{}
-	for _, v := range g.vs {
+	for _, v := range p.vs {
 		want[v] = true
 	}
 	memo := map[string]bool{}
@@ -651,13 +781,13 @@ func (d *Distributor) compileLocked(ctx context.Context, ts *tenantState, g *gro
 				return false
 			}
 		}
-		it, err := d.itemOf(ctx, g.tenant, e)
+		it, err := d.itemOf(ctx, ts.name, e, guest)
 		if err != nil {
-			d.log.Warn("object left out of snapshots", "tenant", g.tenant, "object", e.ref.String(), "err", err)
+			d.log.Warn("object left out of snapshots", "tenant", ts.name, "object", e.ref.String(), "err", err)
 			return false
 		}
 		memo[k] = true
-		items[k] = it
+		items[ts.name+"|"+k] = it
 		return true
 	}
 	keys := make([]string, 0, len(ts.objs))
@@ -670,13 +800,123 @@ func (d *Distributor) compileLocked(ctx context.Context, ts *tenantState, g *gro
 	for _, k := range keys {
 		include(k, 0)
 	}
-	sort.Slice(skipped, func(i, j int) bool { return refKey(skipped[i]) < refKey(skipped[j]) })
-	return newSnapshot(g.tenant, items, skipped)
+	if guest {
+		// What a guest tenant is told it skips stays out of the owner's
+		// view: only the node sees these names.
+		for i := range skipped {
+			skipped[i].Namespace = guestNamespace(ts.name, skipped[i].Namespace)
+		}
+	}
+	return skipped
+}
+
+// placeListeners finds listeners of different tenants that collide on a
+// shared site (same port and address, a common domain; any TCP listener
+// takes the whole port). The load balancer created first keeps the
+// listener; the other is left out of the site's snapshot. Both are
+// reported, without naming the other tenant's object.
+func (d *Distributor) placeListeners(g *group, items map[string]*item) []conflict {
+	type claim struct {
+		key string
+		it  *item
+		e   *entry
+	}
+	var claims []claim
+	for k, it := range items {
+		ts := d.tenants[it.tenant]
+		if ts == nil {
+			continue
+		}
+		if e := ts.objs[refKey(it.orig)]; e != nil && len(e.listens) > 0 {
+			claims = append(claims, claim{key: k, it: it, e: e})
+		}
+	}
+	sort.Slice(claims, func(i, j int) bool {
+		if claims[i].e.createRev != claims[j].e.createRev {
+			return claims[i].e.createRev < claims[j].e.createRev
+		}
+		return claims[i].key < claims[j].key
+	})
+	var kept []claim
+	var out []conflict
+	site := "this site"
+	if len(g.sites) == 1 {
+		for name := range g.sites {
+			site = "site " + name
+		}
+	} else {
+		site = "shared sites"
+	}
+	for _, c := range claims {
+		var clash *claim
+		var what string
+	search:
+		for i := range kept {
+			k := &kept[i]
+			if k.it.tenant == c.it.tenant {
+				continue
+			}
+			for _, a := range c.e.listens {
+				for _, b := range k.e.listens {
+					if w, ok := collide(a, b); ok {
+						clash, what = k, w
+						break search
+					}
+				}
+			}
+		}
+		if clash == nil {
+			kept = append(kept, c)
+			continue
+		}
+		delete(items, c.key)
+		out = append(out,
+			conflict{tenant: c.it.tenant, ref: c.it.orig, msg: fmt.Sprintf("not placed on %s: %s is already used there by another tenant's load balancer", site, what)},
+			conflict{tenant: clash.it.tenant, ref: clash.it.orig, msg: fmt.Sprintf("%s collides on %s with another tenant's load balancer, which was not placed there", what, site)})
+	}
+	return out
+}
+
+// collide reports whether two listeners cannot share a site, and says on
+// what.
+func collide(a, b listenClaim) (string, bool) {
+	if a.port != b.port {
+		return "", false
+	}
+	if a.address != "" && b.address != "" && a.address != b.address && a.address != "0.0.0.0" && b.address != "0.0.0.0" {
+		return "", false
+	}
+	what := fmt.Sprintf("listener :%d", a.port)
+	if a.domains == nil || b.domains == nil {
+		return what, true
+	}
+	for _, x := range a.domains {
+		for _, y := range b.domains {
+			if x == y {
+				return fmt.Sprintf("%s for domain %q", what, x), true
+			}
+		}
+	}
+	return "", false
+}
+
+// guestNamespace is the namespace a guest tenant's objects get on a
+// shared site's node, so that two tenants' namespaces of the same name
+// stay apart.
+func guestNamespace(tenant, ns string) string {
+	if n := tenant + "--" + ns; len(n) <= 63 {
+		return n
+	}
+	sum := sha256.Sum256([]byte(tenant + "/" + ns))
+	return "t" + hex.EncodeToString(sum[:])[:20] + "--" + ns[:min(len(ns), 38)]
 }
 
 // itemOf returns the wire form of an entry: the object without status,
 // with its secrets decrypted (computed once per change of the object).
-func (d *Distributor) itemOf(ctx context.Context, tenant string, e *entry) (*item, error) {
+func (d *Distributor) itemOf(ctx context.Context, tenant string, e *entry, guest bool) (*item, error) {
+	if guest {
+		return d.guestItemOf(ctx, tenant, e)
+	}
 	if e.it != nil {
 		return e.it, nil
 	}
@@ -712,6 +952,36 @@ func (d *Distributor) itemOf(ctx context.Context, tenant string, e *entry) (*ite
 	if b, err = json.Marshal(m); err != nil {
 		return nil, err
 	}
-	e.it = &item{ref: e.ref, hash: sha256.Sum256(b), wire: b}
+	e.it = &item{ref: e.ref, orig: e.ref, tenant: tenant, hash: sha256.Sum256(b), wire: b}
 	return e.it, nil
+}
+
+// guestItemOf is itemOf for a tenant the site is leased to: the object's
+// namespace is renamed apart (guestNamespace).
+func (d *Distributor) guestItemOf(ctx context.Context, tenant string, e *entry) (*item, error) {
+	if e.guestIt != nil {
+		return e.guestIt, nil
+	}
+	it, err := d.itemOf(ctx, tenant, e, false)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(it.wire, &m); err != nil {
+		return nil, err
+	}
+	var meta map[string]json.RawMessage
+	if err := json.Unmarshal(m["metadata"], &meta); err != nil {
+		return nil, err
+	}
+	ref := e.ref
+	ref.Namespace = guestNamespace(tenant, e.ref.Namespace)
+	meta["namespace"], _ = json.Marshal(ref.Namespace)
+	m["metadata"], _ = json.Marshal(meta)
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	e.guestIt = &item{ref: ref, orig: e.ref, tenant: tenant, hash: sha256.Sum256(b), wire: b}
+	return e.guestIt, nil
 }

@@ -29,6 +29,9 @@ type rolloutWrite struct {
 	tenant string
 	ref    ObjectRef
 	line   string
+	// errors are placement problems (listener collisions on shared
+	// sites); they replace the object's status.errors.
+	errors []string
 }
 
 // statusLoop summarises the in-memory per-site state into Site and object
@@ -75,6 +78,7 @@ func (d *Distributor) writeStatus(ctx context.Context) {
 				return fmt.Errorf("%s has no rollout status", w.ref.Kind)
 			}
 			st.Rollout = w.line
+			st.Errors = w.errors
 			return nil
 		})
 		if err != nil && !errors.Is(err, apiserver.ErrNotFound) && ctx.Err() == nil {
@@ -182,7 +186,9 @@ func (d *Distributor) collectStatus() ([]siteStatusWrite, []rolloutWrite) {
 				continue
 			}
 			l.dirty = false
-			sw = append(sw, siteStatusWrite{tenant: ts.name, site: se.name, state: se.state, live: *l})
+			w := siteStatusWrite{tenant: ts.name, site: se.name, state: se.state, live: *l}
+			w.live.rejected, w.live.skipped = ownView(ts, se, l)
+			sw = append(sw, w)
 		}
 	}
 	// Rollouts: per object, how many selected sites run a snapshot with it
@@ -190,6 +196,7 @@ func (d *Distributor) collectStatus() ([]siteStatusWrite, []rolloutWrite) {
 	type tally struct {
 		total, applied int
 		failed         []string
+		conflicts      []string
 	}
 	tallies := map[string]*tally{}
 	refs := map[string]ObjectRef{}
@@ -197,15 +204,25 @@ func (d *Distributor) collectStatus() ([]siteStatusWrite, []rolloutWrite) {
 		if g.snap == nil {
 			continue
 		}
-		for k, it := range g.snap.items {
-			tk := g.tenant + "/" + k
+		for _, it := range g.snap.items {
+			tk := it.tenant + "/" + refKey(it.orig)
 			t := tallies[tk]
 			if t == nil {
 				t = &tally{}
 				tallies[tk] = t
-				refs[tk] = it.ref
+				refs[tk] = it.orig
 			}
 			t.total += len(g.sites)
+		}
+		for _, c := range g.snap.conflicts {
+			tk := c.tenant + "/" + refKey(c.ref)
+			t := tallies[tk]
+			if t == nil {
+				t = &tally{}
+				tallies[tk] = t
+				refs[tk] = c.ref
+			}
+			t.conflicts = append(t.conflicts, c.msg)
 		}
 		for name := range g.sites {
 			l := d.live[g.tenant+"/"+name]
@@ -216,9 +233,9 @@ func (d *Distributor) collectStatus() ([]siteStatusWrite, []rolloutWrite) {
 			for _, r := range l.rejected {
 				rejected[refKey(r.ObjectRef)] = r.Error
 			}
-			for k := range g.snap.items {
-				t := tallies[g.tenant+"/"+k]
-				if msg, bad := rejected[k]; bad {
+			for _, it := range g.snap.items {
+				t := tallies[it.tenant+"/"+refKey(it.orig)]
+				if msg, bad := rejected[refKey(it.ref)]; bad {
 					t.failed = append(t.failed, name+": "+msg)
 				} else {
 					t.applied++
@@ -230,13 +247,18 @@ func (d *Distributor) collectStatus() ([]siteStatusWrite, []rolloutWrite) {
 	d.statusMu.Lock()
 	defer d.statusMu.Unlock()
 	for tk, t := range tallies {
-		line := rolloutLine(t.total, t.applied, t.failed)
-		if d.written[tk] == line {
+		line := ""
+		if t.total > 0 {
+			line = rolloutLine(t.total, t.applied, t.failed)
+		}
+		errs := dedup(t.conflicts)
+		state := line + "\x00" + strings.Join(errs, "\x00")
+		if d.written[tk] == state {
 			continue
 		}
-		d.written[tk] = line
+		d.written[tk] = state
 		tenant, _, _ := strings.Cut(tk, "/")
-		rw = append(rw, rolloutWrite{tenant: tenant, ref: refs[tk], line: line})
+		rw = append(rw, rolloutWrite{tenant: tenant, ref: refs[tk], line: line, errors: errs})
 	}
 	for tk := range d.written {
 		if _, ok := tallies[tk]; !ok {
@@ -286,4 +308,44 @@ func thousands(n int) string {
 		b.WriteString(s[i : i+3])
 	}
 	return b.String()
+}
+
+func dedup(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	sort.Strings(in)
+	out := in[:1]
+	for _, s := range in[1:] {
+		if s != out[len(out)-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ownView keeps, of what a site's node reported, what concerns the
+// site's owner: a leased site's other tenants' objects stay out of the
+// owner's Site status.
+func ownView(ts *tenantState, se *siteEntry, l *siteLive) ([]ObjectError, []ObjectRef) {
+	var snap *Snapshot
+	if se.group != nil {
+		snap = se.group.snap
+	}
+	var rej []ObjectError
+	for _, r := range l.rejected {
+		if snap != nil {
+			if it, ok := snap.byWire[refKey(r.ObjectRef)]; ok && it.tenant != ts.name {
+				continue
+			}
+		}
+		rej = append(rej, r)
+	}
+	var skipped []ObjectRef
+	for _, r := range l.skipped {
+		if _, own := ts.objs[refKey(r)]; own || r.Namespace == "" {
+			skipped = append(skipped, r)
+		}
+	}
+	return rej, skipped
 }

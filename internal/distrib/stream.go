@@ -201,7 +201,7 @@ func (d *Distributor) attach(st *stream, sp *sites.Peer, h *Hello) *Snapshot {
 	l.dirty = true
 	ts := d.tenants[st.tenant]
 	if ts == nil {
-		ts = &tenantState{name: st.tenant, objs: map[string]*entry{}, vs: map[string]*vsEntry{}, sites: map[string]*siteEntry{}}
+		ts = newTenantState(st.tenant)
 		d.tenants[st.tenant] = ts
 	}
 	se := ts.sites[st.site]
