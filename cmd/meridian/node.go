@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -10,14 +13,16 @@ import (
 )
 
 // newNodeCommand returns `meridian node`: a site's data plane.
-func newNodeCommand(_, _ io.Writer) *cobra.Command {
+func newNodeCommand(_, errOut io.Writer) *cobra.Command {
 	var o node.Options
+	var eventsPath string
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run a node: the data plane of a site",
 		Long: `Run a Meridian node. With --config it runs standalone from local YAML (a file
 or a folder of files with HTTPLoadBalancer, TCPLoadBalancer, OriginPool,
-HealthCheck and Certificate objects, the same YAML the console accepts).
+HealthCheck, Certificate, AppFirewall, ServicePolicy and RateLimiter objects,
+the same YAML the console accepts).
 Edits are applied live: in-flight requests finish, unchanged listeners keep
 their connections, and an invalid edit is reported with its field path while
 the last good configuration keeps serving.`,
@@ -29,7 +34,25 @@ the last good configuration keeps serving.`,
 			if o.ConfigPath == "" {
 				return errors.New("--config is required (a YAML file or folder)")
 			}
-			return node.RunStandalone(cmd.Context(), o)
+			events := io.Writer(errOut)
+			if eventsPath != "" {
+				f, err := os.OpenFile(eventsPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+				if err != nil {
+					return fmt.Errorf("opening --events-log: %w", err)
+				}
+				defer f.Close()
+				events = f
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			sec := node.NewSecurity(events)
+			secDone := make(chan struct{})
+			go func() { sec.Run(ctx); close(secDone) }()
+			o.Stages, o.Collectors = sec.Stages, sec.Collectors
+			err := node.RunStandalone(ctx, o)
+			cancel() // flushes the security events before the process exits
+			<-secDone
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -37,6 +60,7 @@ the last good configuration keeps serving.`,
 	f.StringVar(&o.AdminListen, "admin", "127.0.0.1:9901", "admin listener (/metrics, /healthz, /readyz, /config); empty disables it")
 	f.BoolVar(&o.EnablePprof, "pprof", false, "serve /debug/pprof on the admin listener")
 	f.DurationVar(&o.PollInterval, "poll-interval", 0, "how often the configuration is checked for changes (default 1s)")
+	f.StringVar(&eventsPath, "events-log", "", "file to append security events to as JSON lines (default: standard error)")
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "graceful shutdown deadline on SIGTERM (default 30s)")
 	return cmd
 }

@@ -213,6 +213,9 @@ func (n *node) reload(ctx context.Context) {
 	// Metadata checks the compiler does not make.
 	var checked []v1.Object
 	for _, o := range objs {
+		// Defaults first, as the console applies them before validating
+		// (defaulting is idempotent; the compiler does it again).
+		v1.DefaultObject(o)
 		if errs := v1.ValidateObject(o); len(errs) > 0 {
 			problems = append(problems, n.objectProblem(o, errs, &checked))
 			continue
