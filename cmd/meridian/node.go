@@ -10,29 +10,44 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meridian-platform/meridian/internal/node"
+	"github.com/meridian-platform/meridian/internal/node/agent"
 )
 
-// newNodeCommand returns `meridian node`: a site's data plane.
+// version is reported by nodes to the console.
+const version = "0.1.0-dev"
+
+// newNodeCommand returns `meridian node`: a site's data plane, standalone
+// (--config) or managed by a console (--console).
 func newNodeCommand(_, errOut io.Writer) *cobra.Command {
 	var o node.Options
+	var a agent.NodeOptions
 	var eventsPath string
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run a node: the data plane of a site",
-		Long: `Run a Meridian node. With --config it runs standalone from local YAML (a file
-or a folder of files with HTTPLoadBalancer, TCPLoadBalancer, OriginPool,
-HealthCheck, Certificate, AppFirewall, ServicePolicy and RateLimiter objects,
-the same YAML the console accepts).
-Edits are applied live: in-flight requests finish, unchanged listeners keep
-their connections, and an invalid edit is reported with its field path while
-the last good configuration keeps serving.`,
+		Long: `Run a Meridian node.
+
+With --config it runs standalone from local YAML (a file or a folder of files
+with HTTPLoadBalancer, TCPLoadBalancer, OriginPool, HealthCheck, Certificate,
+AppFirewall, ServicePolicy and RateLimiter objects, the same YAML the console
+accepts). Edits are applied live: in-flight requests finish, unchanged
+listeners keep their connections, and an invalid edit is reported with its
+field path while the last good configuration keeps serving.
+
+With --console it registers with a console using a SiteToken (first start
+only), keeps one sync stream to it over mTLS, writes every snapshot it
+applies to DATA_DIR (encrypted) and serves from that copy while the console
+is unreachable. See internal/sites/PROCEDURES.md for renewal and re-enrolment.`,
 		Example: `  meridian node --config ./site.yaml
   meridian node --config ./conf.d/ --admin 127.0.0.1:9901 --pprof
-  curl -s http://127.0.0.1:9901/config    # the effective configuration, secrets redacted`,
+  curl -s http://127.0.0.1:9901/config    # the effective configuration, secrets redacted
+
+  meridian node --console https://console.example.com:7443 --ca-file ca.crt \
+      --token TOKEN --name station-0001 --data-dir /var/lib/meridian`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.ConfigPath == "" {
-				return errors.New("--config is required (a YAML file or folder)")
+			if (o.ConfigPath == "") == (a.Console == "") {
+				return errors.New("give either --config PATH (standalone) or --console URL (managed by a console)")
 			}
 			events := io.Writer(errOut)
 			if eventsPath != "" {
@@ -48,8 +63,16 @@ the last good configuration keeps serving.`,
 			sec := node.NewSecurity(events)
 			secDone := make(chan struct{})
 			go func() { sec.Run(ctx); close(secDone) }()
-			o.Stages, o.Collectors = sec.Stages, sec.Collectors
-			err := node.RunStandalone(ctx, o)
+			var err error
+			if a.Console != "" {
+				a.AdminListen, a.DrainTimeout = o.AdminListen, o.DrainTimeout
+				a.NodeVersion = version
+				a.Stages, a.Collectors = sec.Stages, sec.Collectors
+				err = agent.RunNode(ctx, a)
+			} else {
+				o.Stages, o.Collectors = sec.Stages, sec.Collectors
+				err = node.RunStandalone(ctx, o)
+			}
 			cancel() // flushes the security events before the process exits
 			<-secDone
 			return err
@@ -57,8 +80,13 @@ the last good configuration keeps serving.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.ConfigPath, "config", "", "YAML/JSON file or folder of objects to serve (standalone mode)")
+	f.StringVar(&a.Console, "console", "", "console URL (managed mode), e.g. https://127.0.0.1:7443")
+	f.StringVar(&a.Token, "token", "", "SiteToken for the first registration (managed mode)")
+	f.StringVar(&a.Name, "name", "", "site name (managed mode)")
+	f.StringVar(&a.DataDir, "data-dir", ".meridian-node", "identity and last-known-good configuration (managed mode)")
+	f.StringVar(&a.CAFile, "ca-file", "", "console CA certificate to trust at registration (the console's DATA_DIR/ca.crt)")
 	f.StringVar(&o.AdminListen, "admin", "127.0.0.1:9901", "admin listener (/metrics, /healthz, /readyz, /config); empty disables it")
-	f.BoolVar(&o.EnablePprof, "pprof", false, "serve /debug/pprof on the admin listener")
+	f.BoolVar(&o.EnablePprof, "pprof", false, "serve /debug/pprof on the admin listener (standalone mode)")
 	f.DurationVar(&o.PollInterval, "poll-interval", 0, "how often the configuration is checked for changes (default 1s)")
 	f.StringVar(&eventsPath, "events-log", "", "file to append security events to as JSON lines (default: standard error)")
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "graceful shutdown deadline on SIGTERM (default 30s)")

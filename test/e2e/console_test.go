@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,6 +182,28 @@ func TestDevWritesContext(t *testing.T) {
 	out := mustRun(t, []string{"MERIDIAN_CONFIG=" + cfg}, "get", "namespaces")
 	if !strings.Contains(out, "default") {
 		t.Fatalf("get namespaces after dev:\n%s", out)
+	}
+	// dev also runs a registered node serving the demo load balancer in
+	// front of the demo backend.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://127.0.0.1:8080/api/hello")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.Contains(string(body), "meridian-demo-backend") {
+				break
+			}
+			err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo load balancer: %v\n%s", err, p.Output())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out = mustRun(t, []string{"MERIDIAN_CONFIG=" + cfg}, "get", "sites", "-o", "wide")
+	if !strings.Contains(out, "dev-node") {
+		t.Fatalf("get sites after dev:\n%s", out)
 	}
 	// A restarted dev prints the same token and rewrites the context.
 	p.stop()
