@@ -15,12 +15,13 @@ func newCreateCommand(streams IOStreams) *cobra.Command {
 	f := &factory{streams: streams}
 	cmd := &cobra.Command{
 		Use:   "create",
-		Short: "Create an API token or a namespace",
+		Short: "Create an API token, a namespace or a site token",
 		Example: `  meridian create namespace retail
-  meridian create token ci --expires 720h --role devops -n retail`,
+  meridian create token ci --expires 720h --role devops -n retail
+  meridian create sitetoken eu --labels region=eu --max-uses 25000 --expires 72h --auto-approve`,
 	}
 	f.bindPersistent(cmd, true)
-	cmd.AddCommand(newCreateTokenCommand(f), newCreateNamespaceCommand(f))
+	cmd.AddCommand(newCreateTokenCommand(f), newCreateNamespaceCommand(f), newCreateSiteTokenCommand(f))
 	return cmd
 }
 

@@ -418,7 +418,10 @@ func wideColumns(kind string) []column {
 			{"STATE", func(m map[string]any) string { return str(m, "status", "state") }},
 			{"ONLINE", func(m map[string]any) string { return boolStr(m, "status", "online") }},
 			{"LAST-SEEN", func(m map[string]any) string { return str(m, "status", "lastSeen") }},
+			{"NODE-VERSION", func(m map[string]any) string { return str(m, "status", "nodeVersion") }},
+			{"CAPABILITY", func(m map[string]any) string { return str(m, "status", "capabilityVersion") }},
 			{"APPLIED", func(m map[string]any) string { return str(m, "status", "appliedVersion") }},
+			{"ERRORS", func(m map[string]any) string { return count(m, "status", "errors") }},
 			{"LABELS", func(m map[string]any) string { return str(m, "metadata", "labels") }},
 		}
 	}

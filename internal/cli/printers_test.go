@@ -112,7 +112,7 @@ func TestWideColumnsOtherKinds(t *testing.T) {
 		"RateLimiter":      `{"kind":"RateLimiter","metadata":{"name":"per-client","namespace":"retail"},"spec":{"rate":100,"per":"second","burst":200}}`,
 		"User":             `{"kind":"User","metadata":{"name":"alice"},"spec":{"displayName":"Alice","password":"(set)","disabled":true}}`,
 		"SiteToken":        `{"kind":"SiteToken","metadata":{"name":"eu"},"spec":{"expires":"72h0m0s","maxUses":25000,"autoApprove":true},"status":{"uses":3,"expiresAt":"2026-11-28T12:00:00Z"}}`,
-		"Site":             `{"kind":"Site","metadata":{"name":"station-1","labels":{"region":"eu"}},"status":{"state":"approved","online":true,"lastSeen":"2026-11-25T11:59:58Z","appliedVersion":"42-ab12"}}`,
+		"Site":             `{"kind":"Site","metadata":{"name":"station-1","labels":{"region":"eu"}},"status":{"state":"approved","online":true,"lastSeen":"2026-11-25T11:59:58Z","nodeVersion":"0.4.0","capabilityVersion":3,"appliedVersion":"42-ab12","errors":["shop: listener 8080 taken"]}}`,
 		"Certificate":      certificateJSON(t),
 	}
 	var buf bytes.Buffer

@@ -69,7 +69,7 @@ tenant, default namespace) kept in the CLI config file
 
 // AddCommands adds the CLI verbs (apply, get, describe, delete, diff,
 // patch, label, history, rollback, login, config, auth, create, audit,
-// api-resources) to
+// api-resources, site) to
 // root. Errors are returned, not printed: run root with Execute.
 func AddCommands(root *cobra.Command, streams IOStreams) {
 	root.SilenceErrors = true
@@ -90,6 +90,7 @@ func AddCommands(root *cobra.Command, streams IOStreams) {
 		newCreateCommand(streams),
 		newAuditCommand(streams),
 		newAPIResourcesCommand(streams),
+		newSiteCommand(streams),
 	)
 }
 
