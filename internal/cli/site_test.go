@@ -3,6 +3,9 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,7 +84,8 @@ func TestSiteVerbs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := agent.New(agent.Options{ConsoleURL: cctx.Server, Token: token, Name: "station-1", DataDir: t.TempDir(),
 		CAData: []byte(cctx.CAData), NodeVersion: "9.9.9-test", Applier: nopApplier{},
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -111,6 +115,26 @@ func TestSiteVerbs(t *testing.T) {
 	}
 	if _, ok := s.Metadata.Labels["tier"]; ok {
 		t.Fatalf("tier- did not remove the label: %v", s.Metadata.Labels)
+	}
+
+	// Site labels are for site admins: a devops token may read sites but
+	// not label them (the console enforces it).
+	devTok := strings.TrimSpace(r.ok("create", "token", "dev", "--role", "devops", "-A"))
+	devConfig := filepath.Join(t.TempDir(), "dev.yaml")
+	if err := cli.WriteContext(devConfig, cli.Context{Name: "dev", Server: cctx.Server, CAData: cctx.CAData,
+		Token: devTok, Tenant: cctx.Tenant}, true); err != nil {
+		t.Fatal(err)
+	}
+	dev := runner{t: t, config: devConfig}
+	dev.ok("get", "site", "station-1")
+	if _, errOut, code := dev.run("", "label", "site", "station-1", "region=us", "--overwrite"); code == 0 || !strings.Contains(errOut, `may not patch Site`) {
+		t.Fatalf("devops label site: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := dev.run("", "site", "decommission", "station-1"); code == 0 || !strings.Contains(errOut, `may not patch Site`) {
+		t.Fatalf("devops site decommission: exit %d: %s", code, errOut)
+	}
+	if s := siteState(t, r, "station-1"); s.Metadata.Labels["region"] != "eu" || s.Spec.Decommissioned {
+		t.Fatalf("a refused devops call changed the site: %+v", s)
 	}
 
 	wide := r.ok("get", "sites", "-o", "wide")
