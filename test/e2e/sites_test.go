@@ -203,6 +203,39 @@ spec:
 		t.Fatalf("describe site eu-1:\n%s", d)
 	}
 
+	// Rejection on one node: eu-1 cannot bind the listener of "busy" (the
+	// port is held here); eu-1 says so in its status and keeps serving
+	// shop-a, the other sites are unaffected; deleting "busy" clears it.
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	busyPort := held.Addr().(*net.TCPAddr).Port
+	mustRun(t, env, "apply", "-f", writeFile(t, filepath.Join(dir, "busy.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: busy, namespace: shop}
+spec:
+  domains: ["busy.test"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  defaultPool: web
+  sites: {virtualSite: eu-a}
+`, busyPort)))
+	errorsRe := func(site, n string) *regexp.Regexp {
+		return regexp.MustCompile(`(?m)^` + site + `\s+approved\s+true\s+\S+\s+\S+\s+\d+\s+\S+\s+` + n + `\s`)
+	}
+	waitSiteCLI(t, env, "eu-1 reporting an error", func(s string) bool {
+		return errorsRe("eu-1", "[1-9]").MatchString(s) && errorsRe("eu-2", "0").MatchString(s) && errorsRe("eu-3", "0").MatchString(s)
+	}, 20*time.Second, "get", "sites", "-o", "wide")
+	d := mustRun(t, env, "describe", "site", "eu-1")
+	if !strings.Contains(d, "Errors:") || !strings.Contains(d, fmt.Sprint(busyPort)) {
+		t.Fatalf("describe site eu-1 does not show the listener error:\n%s", d)
+	}
+	waitSiteServes(t, hc, ports["eu-1"], "B", 5*time.Second)
+	mustRun(t, env, "delete", "httploadbalancer", "busy", "-n", "shop")
+	waitSiteCLI(t, env, "eu-1 without errors", func(s string) bool { return errorsRe("eu-1", "0").MatchString(s) },
+		20*time.Second, "get", "sites", "-o", "wide")
+
 	// A decommissioned site gets no more updates.
 	mustRun(t, env, "site", "decommission", "eu-3")
 	waitSiteCLI(t, env, "eu-3 decommissioned and offline", func(s string) bool {
