@@ -113,7 +113,10 @@ the value of an existing label needs --overwrite.`,
   meridian label originpool shop tier=web -n retail
 
   # Change a value and remove a label
-  meridian label op shop tier=api canary- --overwrite`,
+  meridian label op shop tier=api canary- --overwrite
+
+  # Move a site into the virtual sites that select rack=r7 (site admins only)
+  meridian label site station-0001 rack=r7 maintenance-`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
 				return errors.New("give KIND NAME and at least one KEY=VALUE or KEY-")
