@@ -95,7 +95,7 @@ func TestSitesFleet(t *testing.T) {
 		t.Skip("starts four processes")
 	}
 	began := time.Now()
-	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 	// Backends answer with their own letter.
 	backends := map[string]string{}
