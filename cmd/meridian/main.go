@@ -15,6 +15,7 @@ func main() {
 		console.NewCommand(streams.Out, streams.ErrOut),
 		console.NewDevCommand(streams.Out, streams.ErrOut),
 		newNodeCommand(streams.Out, streams.ErrOut),
+		newBenchCommand(streams.Out, streams.ErrOut),
 	)
 	os.Exit(cli.Execute(root, nil, streams))
 }
