@@ -3,9 +3,12 @@ package distrib
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // CapabilityVersion is the protocol version this console speaks. A node
@@ -21,6 +24,15 @@ const (
 	// certificate for a new one: sites.RenewRequest -> sites.Identity.
 	RenewMethod = "/" + ServiceName + "/Renew"
 )
+
+// IsDecommissioned reports whether err is the console saying that the
+// node's site is decommissioned: the sync stream closed because of it, or
+// a stream or renewal refused for it (PermissionDenied, `site "NAME" is
+// decommissioned`). A node told so stops serving its configuration.
+func IsDecommissioned(err error) bool {
+	s, ok := status.FromError(err)
+	return ok && s.Code() == codes.PermissionDenied && strings.Contains(s.Message(), " is decommissioned")
+}
 
 // NodeMessage is what a node sends on the stream: a Hello first, then
 // Acks.

@@ -305,8 +305,10 @@ func (d *Distributor) load(ctx context.Context) (int64, error) {
 			continue
 		}
 		tenant, site, _ := strings.Cut(k, "/")
-		if ts := fresh[tenant]; ts == nil || ts.sites[site] == nil || ts.sites[site].state == v1.SiteStateDecommissioned {
-			d.dropSiteLocked(tenant, site)
+		if ts := fresh[tenant]; ts == nil || ts.sites[site] == nil {
+			d.dropSiteLocked(tenant, site, false)
+		} else if ts.sites[site].state == v1.SiteStateDecommissioned {
+			d.dropSiteLocked(tenant, site, true)
 		}
 	}
 	for t, ts := range fresh {
@@ -525,7 +527,7 @@ func (d *Distributor) applySite(ts *tenantState, name string, value []byte, live
 			delete(old.group.sites, name)
 		}
 		if live {
-			d.dropSiteLocked(ts.name, name)
+			d.dropSiteLocked(ts.name, name, false)
 		}
 		return true
 	}
@@ -546,7 +548,7 @@ func (d *Distributor) applySite(ts *tenantState, name string, value []byte, live
 	se.statusOnline = s.Status.Online
 	se.statusCap = s.Status.CapabilityVersion
 	if live && se.state == v1.SiteStateDecommissioned {
-		d.dropSiteLocked(ts.name, name)
+		d.dropSiteLocked(ts.name, name, true)
 	}
 	if live && se.statusState != se.state {
 		d.liveOf(ts.name, name).dirty = true
@@ -555,11 +557,16 @@ func (d *Distributor) applySite(ts *tenantState, name string, value []byte, live
 }
 
 // dropSiteLocked closes the stream of a site that was decommissioned or
-// deleted and revokes its certificates.
-func (d *Distributor) dropSiteLocked(tenant, site string) {
+// deleted and revokes its certificates. A decommissioned site's node is
+// told so (see IsDecommissioned): it removes its configuration.
+func (d *Distributor) dropSiteLocked(tenant, site string, decommissioned bool) {
 	l := d.live[tenant+"/"+site]
 	if l != nil && l.stream != nil {
-		l.stream.close(errSiteGone)
+		cause := errSiteGone
+		if decommissioned {
+			cause = fmt.Errorf("site %q is decommissioned: %w", site, errSiteGone)
+		}
+		l.stream.close(cause)
 	}
 	if d.opts.OnDecommission != nil {
 		go d.opts.OnDecommission(context.Background(), tenant, site)

@@ -186,6 +186,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		id = a.identity()
 		if renewDue(id.leaf, a.opts.Now()) {
 			nid, err := a.renew(ctx, id)
+			if distrib.IsDecommissioned(err) {
+				return a.decommissioned(ctx, id, err)
+			}
 			if err != nil {
 				a.log.Warn("certificate renewal failed; keeping the current one", "err", err, "expires", id.leaf.NotAfter)
 			} else {
@@ -196,6 +199,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		healthy, err := a.syncOnce(ctx, id)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if distrib.IsDecommissioned(err) {
+			return a.decommissioned(ctx, id, err)
 		}
 		if healthy {
 			attempt = 0
@@ -258,17 +264,24 @@ func (a *Agent) dial(roots *x509.CertPool, cert func() *tls.Certificate) (*grpc.
 
 // syncOnce runs one stream; healthy reports that it got as far as an
 // update (so the backoff starts over).
-func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, _ error) {
+func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, err error) {
 	conn, err := a.dial(id.caPool, func() *tls.Certificate { return &a.identity().cert })
 	if err != nil {
 		return false, err
 	}
 	defer conn.Close()
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	// Renew while the stream runs; the console ends the stream when the
-	// old certificate expires and the reconnect uses the new one.
-	go a.renewLoop(sctx)
+	// old certificate expires and the reconnect uses the new one. A
+	// renewal refused because the site is decommissioned ends the stream
+	// with that cause.
+	go a.renewLoop(sctx, cancel)
+	defer func() {
+		if c := context.Cause(sctx); distrib.IsDecommissioned(c) {
+			err = c
+		}
+	}()
 	cs, err := conn.NewStream(sctx, &distrib.StreamDesc, distrib.StreamMethod)
 	if err != nil {
 		return false, fmt.Errorf("opening the sync stream: %w", err)
@@ -309,7 +322,7 @@ func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, _ err
 	}
 }
 
-func (a *Agent) renewLoop(ctx context.Context) {
+func (a *Agent) renewLoop(ctx context.Context, stop context.CancelCauseFunc) {
 	for {
 		id := a.identity()
 		life := id.leaf.NotAfter.Sub(id.leaf.NotBefore)
@@ -324,7 +337,10 @@ func (a *Agent) renewLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if nid, err := a.renew(ctx, id); err != nil {
+		if nid, err := a.renew(ctx, id); distrib.IsDecommissioned(err) {
+			stop(err)
+			return
+		} else if err != nil {
 			a.log.Warn("certificate renewal failed", "err", err)
 			select {
 			case <-ctx.Done():
@@ -441,3 +457,39 @@ func rawRef(raw json.RawMessage) distrib.ObjectRef {
 func refKeyOf(r distrib.ObjectRef) string { return r.Kind + "/" + r.Namespace + "/" + r.Name }
 
 func rawKey(raw json.RawMessage) string { return refKeyOf(rawRef(raw)) }
+
+// ErrDecommissioned is returned by Run when the console says the node's
+// site is decommissioned; the node has removed its configuration.
+var ErrDecommissioned = errors.New("site decommissioned")
+
+// decommissioned stops serving: the data plane gets an empty
+// configuration and the last-known-good snapshot (and the key sealing it)
+// is deleted, so that a restart does not bring the tenant's configuration
+// back. The identity files stay (the console refuses them from now on, and
+// a restart reports the same thing again).
+func (a *Agent) decommissioned(ctx context.Context, id *identity, cause error) error {
+	site := a.opts.Name
+	if id != nil && id.rec.Site != "" {
+		site = id.rec.Site
+	}
+	a.log.Error("the console decommissioned this site; removing its configuration and last-known-good copy",
+		"site", site, "message", cause.Error())
+	rejected := a.opts.Applier.Apply(ctx, nil)
+	a.mu.Lock()
+	a.version, a.objects, a.rejected, a.skipped = "", map[string]json.RawMessage{}, nil, nil
+	a.mu.Unlock()
+	var errs []error
+	for _, f := range []string{snapshotFile, stateKeyFile} {
+		if err := os.Remove(a.path(f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing %s: %w", f, err))
+		}
+	}
+	if len(rejected) > 0 {
+		errs = append(errs, fmt.Errorf("clearing the data plane: %s", rejected[0].Error))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: site %q: the node stopped serving but %v", ErrDecommissioned, site, err)
+	}
+	return fmt.Errorf("%w: site %q is decommissioned by the console; its configuration and last-known-good copy "+
+		"were removed and the node no longer serves traffic", ErrDecommissioned, site)
+}

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"sort"
+	"strings"
 	"sync"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
@@ -44,7 +46,73 @@ func (d *DataplaneApplier) Apply(ctx context.Context, objs []v1.Object) []distri
 		out = append(out, distrib.ObjectError{ObjectRef: distrib.ObjectRef{Kind: e.Kind, Namespace: e.Namespace, Name: e.Name}, Error: e.Err.Error()})
 	}
 	if err := d.DP.Apply(ctx, tab); err != nil {
-		out = append(out, distrib.ObjectError{ObjectRef: distrib.ObjectRef{Kind: "Node"}, Error: err.Error()})
+		out = append(out, d.attribute(tab, err)...)
+	}
+	return out
+}
+
+// attribute turns the data plane's apply error into object errors: a
+// listener that is not running (it could not bind, say) is blamed on every
+// load balancer that declared it, with the data plane's own message for
+// that listener; what no object owns (the pool registry refusing an
+// update, ...) stays a node-level error (kind "Node").
+func (d *DataplaneApplier) attribute(tab *config.Table, err error) []distrib.ObjectError {
+	var parts []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		parts = j.Unwrap()
+	} else {
+		parts = []error{err}
+	}
+	used := make([]bool, len(parts))
+	msgFor := func(key string) string {
+		for i, p := range parts {
+			// dataplane.Server reports "starting listener KEY: ...".
+			if strings.Contains(p.Error(), "listener "+key+":") || strings.Contains(p.Error(), "listener "+key+" ") {
+				used[i] = true
+				return p.Error()
+			}
+		}
+		return "listener " + key + " is not running"
+	}
+	var out []distrib.ObjectError
+	keys := make([]string, 0, len(tab.HTTP)+len(tab.TCP))
+	for k := range tab.HTTP {
+		keys = append(keys, k)
+	}
+	for k := range tab.TCP {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if d.DP.Addr(k) != nil {
+			continue
+		}
+		msg := msgFor(k)
+		if l := tab.HTTP[k]; l != nil {
+			seen := map[string]bool{}
+			vhs := l.VHosts()
+			sort.Slice(vhs, func(i, j int) bool { return vhs[i].ID < vhs[j].ID })
+			for _, vh := range vhs {
+				if seen[vh.ID] {
+					continue
+				}
+				seen[vh.ID] = true
+				out = append(out, distrib.ObjectError{ObjectRef: distrib.ObjectRef{Kind: "HTTPLoadBalancer", Namespace: vh.Namespace, Name: vh.Name}, Error: msg})
+			}
+		}
+		if l := tab.TCP[k]; l != nil {
+			ns, name, _ := strings.Cut(l.ID, "/")
+			out = append(out, distrib.ObjectError{ObjectRef: distrib.ObjectRef{Kind: "TCPLoadBalancer", Namespace: ns, Name: name}, Error: msg})
+		}
+	}
+	var rest []string
+	for i, p := range parts {
+		if !used[i] {
+			rest = append(rest, p.Error())
+		}
+	}
+	if len(rest) > 0 {
+		out = append(out, distrib.ObjectError{ObjectRef: distrib.ObjectRef{Kind: "Node"}, Error: strings.Join(rest, "; ")})
 	}
 	return out
 }
