@@ -261,9 +261,11 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$RES" "$ROUNDS" "$DURATION" "$CONNS" "$CRS_VER" <<'PY' | tee results.md
+REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+( cd "$ROOT" && git diff --quiet HEAD -- internal/waf internal/dataplane internal/node/security.go 2>/dev/null ) || REV="$REV + uncommitted changes"
+python3 - "$RES" "$ROUNDS" "$DURATION" "$CONNS" "$CRS_VER" "$REV" <<'PY' | tee results.md
 import collections, os, statistics, sys
-path, rounds, duration, conns, crs = sys.argv[1:6]
+path, rounds, duration, conns, crs, rev = sys.argv[1:7]
 rows = collections.defaultdict(lambda: ([], [], [], []))
 for line in open(path):
     _, case, t, rps, p99, non, err = line.split()
@@ -276,19 +278,29 @@ print(f"OWASP CRS {crs.lstrip('v')} (coraza-coreruleset) at paranoia level 1, bl
       f"{rounds} interleaved rounds of {duration} per case, medians; wrk -t1 -c{conns} --timeout 10s; "
       f"{os.cpu_count()} CPUs shared by wrk, the nginx backend and the proxy. Both WAFs were first "
       "checked to answer 403 to `?id=1' OR 1=1--` (query and JSON body) and 200 to the benign requests. "
-      f"Load average when the run ended: {os.getloadavg()[0]:.1f} (other work shared the machine).\n")
+      f"Load average when the run ended: {os.getloadavg()[0]:.1f}. Meridian built from {rev}.\n")
 print("| request | target | req/s | p99 ms | non-2xx | socket errors |")
 print("|---|---|---|---|---|---|")
 for c in ("get", "post"):
     for t in ("nginx-modsec", "meridian-waf", "meridian-nowaf"):
         if (c, t) not in rows: continue
         print(f"| {names[c]} | {t} | {med(c,t,0):,.0f} | {med(c,t,1):.2f} | {sum(rows[(c,t)][2]):.0f} | {sum(rows[(c,t)][3]):.0f} |")
-print("\n| ratio | measured | goal | met |")
-print("|---|---|---|---|")
+print("\n| ratio | ratio of medians | median of per-round ratios | goal | met (ratio of medians) |")
+print("|---|---|---|---|---|")
+# per-round ratios: each pair of runs was measured back to back, so their
+# median is less sensitive to load drifting across the run.
+rounds_of = collections.defaultdict(dict)
+for line in open(path):
+    rnd, case, t, rps = line.split()[:4]
+    rounds_of[(case, rnd)][t] = float(rps)
+def round_ratio(c, a, b):
+    rs = [v[a] / v[b] for (cc, _), v in rounds_of.items() if cc == c and a in v and b in v and v[b] > 0]
+    return statistics.median(rs) if rs else 0
 def ratio(label, c, a, b, goal, p99=False):
     r = med(c, a, 0) / med(c, b, 0) if med(c, b, 0) else 0
+    rr = round_ratio(c, a, b)
     if goal is None:
-        print(f"| {label} | {r:.2f}x | - | - |")
+        print(f"| {label} | {r:.2f}x | {rr:.2f}x | - | - |")
         return
     ok = r >= goal
     extra = ""
@@ -296,7 +308,7 @@ def ratio(label, c, a, b, goal, p99=False):
         lower = med(c, a, 1) < med(c, b, 1)
         ok = ok and lower
         extra = f", p99 {med(c,a,1):.2f} vs {med(c,b,1):.2f} ms"
-    print(f"| {label} | {r:.2f}x{extra} | >= {goal:.2f}x{' with lower p99' if p99 else ''} | {'yes' if ok else 'no'} |")
+    print(f"| {label} | {r:.2f}x{extra} | {rr:.2f}x | >= {goal:.2f}x{' with lower p99' if p99 else ''} | {'yes' if ok else 'no'} |")
 ratio("GET: Meridian WAF vs nginx+ModSecurity", "get", "meridian-waf", "nginx-modsec", 2.0, p99=True)
 ratio("JSON POST: Meridian WAF vs nginx+ModSecurity", "post", "meridian-waf", "nginx-modsec", 1.0)
 ratio("GET: Meridian WAF-on vs WAF-off", "get", "meridian-waf", "meridian-nowaf", 0.25)
