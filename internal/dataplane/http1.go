@@ -107,6 +107,10 @@ var (
 	hopByHop  = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Trailer", "Upgrade", "Expect"}
 )
 
+// h1WriteBufferSize is the client-side write buffer of a connection while
+// it answers; it is returned to a pool between requests.
+const h1WriteBufferSize = 32<<10 + 1024
+
 func (s *Server) newH1Server(l *listener, t config.Timeouts) *fasthttp.Server {
 	bodyTimeout := t.RequestBody
 	return &fasthttp.Server{
@@ -115,10 +119,18 @@ func (s *Server) newH1Server(l *listener, t config.Timeouts) *fasthttp.Server {
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
 		ReadBufferSize:        s.limits.MaxURI + s.limits.MaxHeaderBytes + 1024,
-		WriteBufferSize:       16 << 10,
-		ReadTimeout:           t.RequestHeader,
-		IdleTimeout:           t.Idle,
-		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+		// Large enough for the headers and a body of up to 32 KiB to
+		// leave in one write.
+		WriteBufferSize: h1WriteBufferSize,
+		ReadTimeout:     t.RequestHeader,
+		IdleTimeout:     t.Idle,
+		// The body timeout replaces the header timeout once the headers
+		// are in; a request without a body reads nothing more, so it
+		// keeps the header deadline and saves a deadline update.
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if h.ContentLength() == 0 {
+				return fasthttp.RequestConfig{}
+			}
 			return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
 		},
 		ConnState: func(c net.Conn, cs fasthttp.ConnState) {

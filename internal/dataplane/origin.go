@@ -182,7 +182,9 @@ func newOriginClient(gate pendingGate, p *config.Pool, ep *lb.Endpoint) *originC
 			}
 			return false, attempts < 2 && (errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed))
 		},
-		ReadBufferSize:  16 << 10,
+		// Room for an answer's headers and a body of up to 32 KiB in one
+		// read; buffers go back to a pool between requests.
+		ReadBufferSize:  32<<10 + 1024,
 		WriteBufferSize: 16 << 10,
 	}
 	return oc
