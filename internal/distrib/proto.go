@@ -45,11 +45,23 @@ type NodeMessage struct {
 // Telemetry carries a node's counters (latest values) and the events it
 // buffered (while the console was away, within a bounded size).
 type Telemetry struct {
+	// Counters are node-wide (process, connections refused before any
+	// load balancer is known); only the site's owner sees them.
 	Counters map[string]float64 `json:"counters,omitempty"`
-	Events   []Event            `json:"events,omitempty"`
+	// Objects are per-object counters (latest values), each object named
+	// as the node sees it. On a shared site the console attributes each to
+	// its tenant: a tenant sees only its own objects' counters.
+	Objects []ObjectCounters `json:"objects,omitempty"`
+	Events  []Event          `json:"events,omitempty"`
 	// Dropped counts events the node had to drop since the last report
 	// because its buffer was full.
 	Dropped int `json:"dropped,omitempty"`
+}
+
+// ObjectCounters are the counters of one object on a node.
+type ObjectCounters struct {
+	ObjectRef
+	Counters map[string]float64 `json:"counters"`
 }
 
 // Event is one thing that happened on a node (a security event, a

@@ -191,11 +191,20 @@ type siteLive struct {
 	skipped     []ObjectRef
 	dirty       bool
 	counters    map[string]float64
+	// objCounters are the per-object counters the node reported, by
+	// tenant and then by the object's key in that tenant (not as the node
+	// names it).
+	objCounters map[string]map[string]objCounters
 	events      []Event
 	dropped     int
 }
 
 // New returns a Distributor; Run loads the store and keeps it current.
+type objCounters struct {
+	ref      ObjectRef
+	counters map[string]float64
+}
+
 func New(opts Options) (*Distributor, error) {
 	if opts.Store == nil || opts.Secrets == nil || opts.Sites == nil {
 		return nil, errors.New("distrib: Store, Secrets and Sites are required")

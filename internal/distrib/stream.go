@@ -356,9 +356,16 @@ func (d *Distributor) Snapshot(tenant, site string) (*Snapshot, error) {
 func (d *Distributor) takeTelemetry(st *stream, t *Telemetry) {
 	d.mu.Lock()
 	l := d.liveOf(st.tenant, st.site)
+	var own []ObjectCounters
 	if l.stream == st {
 		if t.Counters != nil {
 			l.counters = t.Counters
+		}
+		if t.Objects != nil {
+			l.objCounters = d.attributeLocked(st.tenant, st.site, t.Objects)
+			for _, oc := range l.objCounters[st.tenant] {
+				own = append(own, ObjectCounters{ObjectRef: oc.ref, Counters: oc.counters})
+			}
 		}
 		l.events = append(l.events, t.Events...)
 		if over := len(l.events) - d.opts.MaxEventsPerSite; over > 0 {
@@ -370,8 +377,64 @@ func (d *Distributor) takeTelemetry(st *stream, t *Telemetry) {
 	}
 	d.mu.Unlock()
 	if d.opts.OnTelemetry != nil {
-		d.opts.OnTelemetry(st.tenant, st.site, t)
+		// The owner's view: its own objects under their own names, never
+		// a guest tenant's.
+		view := *t
+		view.Objects = own
+		d.opts.OnTelemetry(st.tenant, st.site, &view)
 	}
+}
+
+// attributeLocked maps per-object counters, named as the site's node sees
+// the objects, to their tenants and names there, through the snapshot the
+// site is assigned. Counters of objects the snapshot does not hold (a
+// node reporting something it was not sent) are dropped: they are nobody's.
+func (d *Distributor) attributeLocked(tenant, site string, objs []ObjectCounters) map[string]map[string]objCounters {
+	out := map[string]map[string]objCounters{}
+	ts := d.tenants[tenant]
+	if ts == nil || ts.sites[site] == nil || ts.sites[site].group == nil || ts.sites[site].group.snap == nil {
+		return out
+	}
+	snap := ts.sites[site].group.snap
+	for _, oc := range objs {
+		it := snap.byWire[refKey(oc.ObjectRef)]
+		if it == nil {
+			continue
+		}
+		m := out[it.tenant]
+		if m == nil {
+			m = map[string]objCounters{}
+			out[it.tenant] = m
+		}
+		c := make(map[string]float64, len(oc.Counters))
+		for k, v := range oc.Counters {
+			c[k] = v
+		}
+		m[refKey(it.orig)] = objCounters{ref: it.orig, counters: c}
+	}
+	return out
+}
+
+// ObjectTelemetry returns the latest counters of tenant's objects on the
+// site owner/site (owner == tenant for its own sites; another tenant for a
+// site leased to it), keyed by the objects as tenant names them. Other
+// tenants' objects on the same site are never included.
+func (d *Distributor) ObjectTelemetry(tenant, owner, site string) map[ObjectRef]map[string]float64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.live[owner+"/"+site]
+	if l == nil {
+		return nil
+	}
+	out := map[ObjectRef]map[string]float64{}
+	for _, oc := range l.objCounters[tenant] {
+		c := make(map[string]float64, len(oc.counters))
+		for k, v := range oc.counters {
+			c[k] = v
+		}
+		out[oc.ref] = c
+	}
+	return out
 }
 
 // SiteTelemetry is the latest telemetry of a site, kept in memory.
@@ -383,7 +446,9 @@ type SiteTelemetry struct {
 	Dropped int
 }
 
-// Telemetry returns what a site's node last reported.
+// Telemetry returns what a site's node last reported, for the site's
+// owner: node-wide counters and events (per-object counters: see
+// ObjectTelemetry).
 func (d *Distributor) Telemetry(tenant, site string) SiteTelemetry {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -55,6 +56,10 @@ type Options struct {
 	// MaxBufferedEvents bounds the telemetry events kept while the console
 	// is away (default 1000).
 	MaxBufferedEvents int
+	// ObjectMetrics, when set, is read every TelemetryInterval for the data
+	// plane's per-load-balancer counters (requests, bytes, TCP sessions),
+	// reported as object counters (see SetObjectCounter).
+	ObjectMetrics prometheus.Gatherer
 	// TelemetryInterval is how often counters are reported (default 10s).
 	TelemetryInterval time.Duration
 	Logger            *slog.Logger

@@ -96,7 +96,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	}
 	dp := dataplane.New(dataplane.Options{Logger: o.Logger, AccessLog: o.AccessLog, Metrics: reg, Stages: o.Stages})
 	a, err := New(Options{ConsoleURL: o.Console, Token: o.Token, Name: o.Name, DataDir: o.DataDir, CAData: caData,
-		NodeVersion: o.NodeVersion, Applier: &DataplaneApplier{DP: dp}, Logger: o.Logger})
+		NodeVersion: o.NodeVersion, Applier: &DataplaneApplier{DP: dp}, ObjectMetrics: reg, Logger: o.Logger})
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/distrib"
@@ -12,9 +14,11 @@ import (
 // while the console is away.
 type telemetry struct {
 	counters map[string]float64
-	changed  bool
-	events   []distrib.Event
-	dropped  int
+	// objects are per-object counters, by ref key.
+	objects map[string]distrib.ObjectCounters
+	changed bool
+	events  []distrib.Event
+	dropped int
 }
 
 // SetCounter records the latest value of a counter; it goes to the console
@@ -27,6 +31,80 @@ func (a *Agent) SetCounter(name string, v float64) {
 	}
 	a.tel.counters[name] = v
 	a.tel.changed = true
+}
+
+// SetObjectCounter records the latest value of a counter of one object
+// (named as the console sent it); on a shared site the console shows it
+// only to the object's tenant.
+func (a *Agent) SetObjectCounter(ref distrib.ObjectRef, name string, v float64) {
+	a.telMu.Lock()
+	defer a.telMu.Unlock()
+	if a.tel.objects == nil {
+		a.tel.objects = map[string]distrib.ObjectCounters{}
+	}
+	k := refKeyOf(ref)
+	oc, ok := a.tel.objects[k]
+	if !ok {
+		oc = distrib.ObjectCounters{ObjectRef: ref, Counters: map[string]float64{}}
+		a.tel.objects[k] = oc
+	}
+	if cur, ok := oc.Counters[name]; ok && cur == v {
+		return
+	}
+	oc.Counters[name] = v
+	a.tel.changed = true
+}
+
+// objectMetrics are the data plane's per-load-balancer metric families
+// reported as object counters: family -> counter name.
+var objectMetrics = map[string]string{
+	"meridian_http_requests_total":            "requests_total",
+	"meridian_http_request_bytes_total":       "request_bytes_total",
+	"meridian_http_response_body_bytes_total": "response_body_bytes_total",
+	"meridian_tcp_sessions_total":             "sessions_total",
+}
+
+// gatherObjectCounters reads the data plane's per-load-balancer counters
+// from Options.ObjectMetrics (summed over routes, pools and status
+// classes) into object counters.
+func (a *Agent) gatherObjectCounters() {
+	if a.opts.ObjectMetrics == nil {
+		return
+	}
+	mfs, err := a.opts.ObjectMetrics.Gather()
+	if err != nil {
+		a.log.Warn("gathering data-plane metrics", "err", err)
+		return
+	}
+	type key struct {
+		ref  distrib.ObjectRef
+		name string
+	}
+	sums := map[key]float64{}
+	for _, mf := range mfs {
+		name, ok := objectMetrics[mf.GetName()]
+		if !ok {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			ref := distrib.ObjectRef{Kind: "HTTPLoadBalancer", Namespace: labels["namespace"], Name: labels["loadbalancer"]}
+			if mf.GetName() == "meridian_tcp_sessions_total" {
+				ns, n, _ := strings.Cut(labels["loadbalancer"], "/")
+				ref = distrib.ObjectRef{Kind: "TCPLoadBalancer", Namespace: ns, Name: n}
+			}
+			if ref.Name == "" || m.GetCounter() == nil {
+				continue
+			}
+			sums[key{ref, name}] += m.GetCounter().GetValue()
+		}
+	}
+	for k, v := range sums {
+		a.SetObjectCounter(k.ref, k.name, v)
+	}
 }
 
 // RecordEvent queues an event for the console.
@@ -72,6 +150,20 @@ func (a *Agent) takeTelemetry() *distrib.Telemetry {
 		for k, v := range a.tel.counters {
 			t.Counters[k] = v
 		}
+		keys := make([]string, 0, len(a.tel.objects))
+		for k := range a.tel.objects {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		t.Objects = make([]distrib.ObjectCounters, 0, len(keys))
+		for _, k := range keys {
+			oc := a.tel.objects[k]
+			c := make(map[string]float64, len(oc.Counters))
+			for n, v := range oc.Counters {
+				c[n] = v
+			}
+			t.Objects = append(t.Objects, distrib.ObjectCounters{ObjectRef: oc.ObjectRef, Counters: c})
+		}
 	}
 	a.tel.events, a.tel.dropped, a.tel.changed = nil, 0, false
 	return t
@@ -100,6 +192,7 @@ func (a *Agent) telemetryLoop(ctx context.Context, send func(*distrib.NodeMessag
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			a.gatherObjectCounters()
 		case <-a.telKick:
 		}
 		if rep := a.takeTelemetry(); rep != nil {
