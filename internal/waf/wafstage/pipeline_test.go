@@ -1,6 +1,8 @@
 package wafstage
 
 import (
+	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -9,6 +11,8 @@ import (
 	"github.com/meridian-platform/meridian/internal/authn"
 	"github.com/meridian-platform/meridian/internal/secevents"
 )
+
+var pipelineRuns atomic.Int64
 
 // TestSecurityPipeline runs authn → service policies → rate limit → WAF in
 // the order dataplane.Order gives, through a real listener: API-key
@@ -25,10 +29,13 @@ func TestSecurityPipeline(t *testing.T) {
 	}
 	pol.Kind, pol.Metadata.Namespace, pol.Metadata.Name = "ServicePolicy", "t", "guard"
 	rl := &v1.RateLimiter{Spec: v1.RateLimiterSpec{Rate: 3, Burst: 3, Per: "hour", Key: v1.RateLimitKey{Type: "apiKey"}}}
-	rl.Kind, rl.Metadata.Namespace, rl.Metadata.Name = "RateLimiter", "t", "per-key"
+	// The stages (and their rate-limit buckets) live for the whole test
+	// process: a fresh limiter name per run keeps -count=N runs apart.
+	rlName := fmt.Sprintf("per-key-%d", pipelineRuns.Add(1))
+	rl.Kind, rl.Metadata.Namespace, rl.Metadata.Name = "RateLimiter", "t", rlName
 	addr := "http://" + startFrontWith(t, "secure", v1.AppFirewallSpec{}, backend, []v1.Object{pol, rl}, func(s *v1.HTTPLoadBalancerSpec) {
 		s.ServicePolicies = []string{"guard"}
-		s.RateLimiter = "per-key"
+		s.RateLimiter = rlName
 	})
 	call := func(key, path string) int {
 		r, err := newRequest("GET", addr+path, key)
