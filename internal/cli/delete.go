@@ -76,10 +76,7 @@ Objects from files are deleted in the reverse of the order apply uses.`,
 					targets = append(targets, target{kindInfoFor(o.GetTypeMeta().Kind), md.Namespace, md.Name})
 				}
 			} else {
-				ns := f.ns(cctx)
-				if ki.Scope != v1.ScopeNamespaced {
-					ns = ""
-				}
+				ns := f.nsFor(ki, cctx)
 				for _, n := range names {
 					targets = append(targets, target{ki, ns, n})
 				}

@@ -54,10 +54,7 @@ about it (when the caller may read the audit log).`,
 			if err != nil {
 				return err
 			}
-			ns := f.ns(cctx)
-			if ki.Scope != v1.ScopeNamespaced {
-				ns = ""
-			}
+			ns := f.nsFor(ki, cctx)
 			obj, err := c.GetRaw(ctx, ki.Kind, ns, names[0])
 			if err != nil {
 				return err

@@ -142,6 +142,15 @@ func clientFor(ctx Context) (*client.Client, error) {
 	return client.New(cfg)
 }
 
+// nsFor returns the namespace a request about kind ki uses: f.ns for
+// namespaced kinds, "" for tenant-scoped and system kinds.
+func (f *factory) nsFor(ki v1.KindInfo, cctx Context) string {
+	if ki.Scope != v1.ScopeNamespaced {
+		return ""
+	}
+	return f.ns(cctx)
+}
+
 // ns returns the namespace to use: -n, else the context's, else "default".
 func (f *factory) ns(ctx Context) string {
 	if f.namespace != "" {

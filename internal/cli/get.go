@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/client"
 )
 
@@ -64,8 +63,8 @@ or in every namespace with -A.`,
 			if err != nil {
 				return err
 			}
-			ns := f.ns(cctx)
-			if allNamespaces || ki.Scope != v1.ScopeNamespaced {
+			ns := f.nsFor(ki, cctx)
+			if allNamespaces {
 				ns = ""
 			}
 			opts := printOptions{allNamespaces: allNamespaces, noHeaders: noHeaders}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/client"
 )
 
@@ -48,10 +47,7 @@ to see them in full, and ` + "`meridian rollback`" + ` to go back to one.`,
 			if err != nil {
 				return err
 			}
-			ns := f.ns(cctx)
-			if ki.Scope != v1.ScopeNamespaced {
-				ns = ""
-			}
+			ns := f.nsFor(ki, cctx)
 			l, err := c.History(ctx, ki.Kind, ns, names[0])
 			if err != nil {
 				return err
@@ -150,10 +146,7 @@ and is audited like any update.`,
 			if err != nil {
 				return err
 			}
-			ns := f.ns(cctx)
-			if ki.Scope != v1.ScopeNamespaced {
-				ns = ""
-			}
+			ns := f.nsFor(ki, cctx)
 			out := &client.Raw{}
 			if err := c.Rollback(ctx, ki.Kind, ns, names[0], generation, out); err != nil {
 				return err

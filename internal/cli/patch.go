@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
-	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/client"
 )
 
@@ -56,10 +55,7 @@ are replaced whole. The console validates the result like any update.`,
 			if err != nil {
 				return err
 			}
-			ns := f.ns(cctx)
-			if ki.Scope != v1.ScopeNamespaced {
-				ns = ""
-			}
+			ns := f.nsFor(ki, cctx)
 			out := &client.Raw{}
 			if err := c.Patch(ctx, ki.Kind, ns, names[0], body, out, client.DryRunIf(dryRun)); err != nil {
 				return fmt.Errorf("%s: %w", displayName(ki, names[0]), err)
@@ -146,10 +142,7 @@ the value of an existing label needs --overwrite.`,
 			if err != nil {
 				return err
 			}
-			ns := f.ns(cctx)
-			if ki.Scope != v1.ScopeNamespaced {
-				ns = ""
-			}
+			ns := f.nsFor(ki, cctx)
 			name := displayName(ki, names[0])
 			cur, err := c.GetRaw(ctx, ki.Kind, ns, names[0])
 			if err != nil {
