@@ -9,11 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/apiserver"
 	"github.com/meridian-platform/meridian/internal/audit"
+	"github.com/meridian-platform/meridian/internal/fsutil"
 	"github.com/meridian-platform/meridian/internal/pki"
 	"github.com/meridian-platform/meridian/internal/store"
 )
@@ -68,7 +68,7 @@ func (c *Console) open(ctx context.Context) error {
 	if c.ca, err = pki.LoadOrCreateCA(ctx, c.st, c.keyring, "console"); err != nil {
 		return fmt.Errorf("loading console CA: %w", err)
 	}
-	if err := writeFileAtomic(CACertPath(opts.DataDir), c.ca.CACertPEM(), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(CACertPath(opts.DataDir), c.ca.CACertPEM(), 0o644); err != nil {
 		return fmt.Errorf("writing console CA certificate: %w", err)
 	}
 	if c.api, err = newAPIServer(ctx, c); err != nil {
@@ -215,28 +215,4 @@ func (c *Console) Close() error {
 		return c.st.Close()
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meridian-platform/meridian/internal/cli"
+	"github.com/meridian-platform/meridian/internal/fsutil"
 )
 
 // devTokenPath keeps the dev admin token so that a restarted `meridian dev`
@@ -55,7 +56,7 @@ HTTP load balancer on port 8080 in front of the backend.`,
 			token := b.AdminToken
 			tokPath := devTokenPath(c.opts.DataDir)
 			if b.Created {
-				if err := writeFileAtomic(tokPath, []byte(token+"\n"), 0o600); err != nil {
+				if err := fsutil.WriteFileAtomic(tokPath, []byte(token+"\n"), 0o600); err != nil {
 					return fmt.Errorf("saving dev admin token: %w", err)
 				}
 			} else {

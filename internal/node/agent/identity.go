@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/distrib"
+	"github.com/meridian-platform/meridian/internal/fsutil"
 	"github.com/meridian-platform/meridian/internal/sites"
 )
 
@@ -110,7 +111,7 @@ func (a *Agent) saveIdentity(rec identityRecord, id *sites.Identity, keyPEM []by
 		data []byte
 		mode os.FileMode
 	}{{keyFile, keyPEM, 0o600}, {certFile, []byte(id.Certificate), 0o644}, {caFile, []byte(id.CA), 0o644}, {identityFile, recB, 0o644}} {
-		if err := writeFileAtomic(a.path(f.name), f.data, f.mode); err != nil {
+		if err := fsutil.WriteFileAtomic(a.path(f.name), f.data, f.mode); err != nil {
 			return nil, fmt.Errorf("saving %s: %w", f.name, err)
 		}
 	}
@@ -240,38 +241,6 @@ func (a *Agent) renew(ctx context.Context, id *identity) (*identity, error) {
 func renewDue(leaf *x509.Certificate, now time.Time) bool {
 	life := leaf.NotAfter.Sub(leaf.NotBefore)
 	return now.After(leaf.NotBefore.Add(life * 2 / 3))
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// fsync the directory so that the rename survives a crash.
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // Registered reports whether dataDir holds a node identity (the node

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/meridian-platform/meridian/internal/fsutil"
 )
 
 // lastGood is the snapshot the node applied last, kept on disk sealed with
@@ -23,7 +25,7 @@ func (a *Agent) stateAEAD() (cipher.AEAD, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		key = make([]byte, 32)
 		rand.Read(key)
-		if err := writeFileAtomic(p, key, 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(p, key, 0o600); err != nil {
 			return nil, fmt.Errorf("creating the snapshot key: %w", err)
 		}
 	} else if err != nil {
@@ -50,7 +52,7 @@ func (a *Agent) saveLastGood(lg *lastGood) error {
 	nonce := make([]byte, a.aead.NonceSize())
 	rand.Read(nonce)
 	out := a.aead.Seal(nonce, nonce, pt, snapshotAAD)
-	if err := writeFileAtomic(a.path(snapshotFile), out, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(a.path(snapshotFile), out, 0o600); err != nil {
 		return fmt.Errorf("saving last-known-good snapshot: %w", err)
 	}
 	return nil
