@@ -254,6 +254,30 @@ func (k *Keyring) unwrap(rec dataKeyRecord) ([]byte, error) {
 func (k *Keyring) Reload(ctx context.Context) error {
 	k.loadMu.Lock()
 	defer k.loadMu.Unlock()
+	// A read that finds the primary pointer without its data key is retried
+	// at a newer revision: the pointer and the key are written in one
+	// transaction, so a later read sees both (seen with bbolt under
+	// concurrent first starts; the cause in its reads at a past revision is
+	// not found yet).
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = k.reload(ctx); !errors.Is(err, errPrimaryMissing) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// errPrimaryMissing marks a read where the primary pointer names a data key
+// the same read did not find.
+var errPrimaryMissing = errors.New("primary data key is missing from the store")
+
+func (k *Keyring) reload(ctx context.Context) error {
 	keys := map[string]cipher.AEAD{}
 	// The primary pointer and the data keys are read at one revision, so a
 	// key created (with its pointer) by another console in between is seen
@@ -286,7 +310,7 @@ func (k *Keyring) Reload(ctx context.Context) error {
 	}
 	if primary != "" {
 		if _, ok := keys[primary]; !ok {
-			return fmt.Errorf("loading data keys: primary data key %s is missing from the store", primary)
+			return fmt.Errorf("loading data keys: %s: %w", primary, errPrimaryMissing)
 		}
 	}
 	k.mu.Lock()
