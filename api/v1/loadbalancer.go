@@ -28,13 +28,23 @@ type HTTPLoadBalancerSpec struct {
 	Listeners []HTTPListener `json:"listeners"`
 	// Routes are tried in order; the first match wins. A request no route
 	// matches goes to DefaultPool (or gets 404 without one).
-	Routes          []HTTPRoute     `json:"routes,omitempty"`
-	DefaultPool     string          `json:"defaultPool,omitempty"`
-	AppFirewall     string          `json:"appFirewall,omitempty"`
-	ServicePolicies []string        `json:"servicePolicies,omitempty"`
-	RateLimiter     string          `json:"rateLimiter,omitempty"`
-	APIDiscovery    *LBAPIDiscovery `json:"apiDiscovery,omitempty"`
-	Sites           *LBPlacement    `json:"sites,omitempty"`
+	Routes      []HTTPRoute `json:"routes,omitempty"`
+	DefaultPool string      `json:"defaultPool,omitempty"`
+	// AppFirewall names the AppFirewall inspecting requests (a route may
+	// name another). A namespace's SecurityBinding firewall runs as well.
+	AppFirewall string `json:"appFirewall,omitempty"`
+	// ServicePolicies are evaluated in order (a route may give its own
+	// list, which replaces this one), after those of the namespace's
+	// SecurityBindings.
+	ServicePolicies []string `json:"servicePolicies,omitempty"`
+	// RateLimiter names the RateLimiter applied to requests (a route may
+	// name another).
+	RateLimiter string `json:"rateLimiter,omitempty"`
+	// Authentication requires requests to authenticate (JWT, API key or
+	// client certificate); a route may replace or disable it.
+	Authentication *HTTPAuthentication `json:"authentication,omitempty"`
+	APIDiscovery   *LBAPIDiscovery     `json:"apiDiscovery,omitempty"`
+	Sites          *LBPlacement        `json:"sites,omitempty"`
 	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed when
 	// finding the real client address.
 	TrustedProxies []string      `json:"trustedProxies,omitempty"`
@@ -91,6 +101,18 @@ type HTTPRoute struct {
 	Retries *HTTPRetryPolicy `json:"retries,omitempty"`
 	Mirror  *HTTPMirror      `json:"mirror,omitempty"`
 	CORS    *CORSPolicy      `json:"cors,omitempty"`
+	// AppFirewall replaces the load balancer's spec.appFirewall for this
+	// route.
+	AppFirewall string `json:"appFirewall,omitempty"`
+	// ServicePolicies replace (not extend) the load balancer's list for
+	// this route; the namespace's SecurityBinding policies still run first.
+	ServicePolicies []string `json:"servicePolicies,omitempty"`
+	// RateLimiter replaces the load balancer's spec.rateLimiter for this
+	// route.
+	RateLimiter string `json:"rateLimiter,omitempty"`
+	// Authentication replaces the load balancer's authentication for this
+	// route; {disabled: true} exempts the route.
+	Authentication *HTTPAuthentication `json:"authentication,omitempty"`
 }
 
 // HTTPRouteMatch is a conjunction of conditions; empty matches everything.
@@ -333,6 +355,10 @@ func (lb *HTTPLoadBalancer) Default() {
 			c.AllowMethods = []string{"GET", "HEAD", "POST"}
 		}
 	}
+	s.Authentication.defaults()
+	for i := range s.Routes {
+		s.Routes[i].Authentication.defaults()
+	}
 	if s.Timeouts == nil {
 		s.Timeouts = &HTTPTimeouts{}
 	}
@@ -398,9 +424,11 @@ func (lb *HTTPLoadBalancer) Validate() FieldErrors {
 			}
 		}
 	}
+	placed := s.Sites != nil && s.Sites.VirtualSite != ""
 	for i := range s.Routes {
-		errs = append(errs, s.Routes[i].validate(fmt.Sprintf("spec.routes[%d]", i), s.DefaultPool != "")...)
+		errs = append(errs, s.Routes[i].validate(fmt.Sprintf("spec.routes[%d]", i), s.DefaultPool != "", placed)...)
 	}
+	errs = append(errs, s.Authentication.validate("spec.authentication", false, placed)...)
 	if s.DefaultPool != "" && !dpIsDNSLabel(s.DefaultPool) {
 		errs = append(errs, Invalid("spec.defaultPool", s.DefaultPool, "must be a DNS-1123 label"))
 	}
@@ -436,8 +464,20 @@ func (lb *HTTPLoadBalancer) Validate() FieldErrors {
 	return errs
 }
 
-func (r *HTTPRoute) validate(f string, haveDefault bool) FieldErrors {
+func (r *HTTPRoute) validate(f string, haveDefault, placed bool) FieldErrors {
 	var errs FieldErrors
+	if r.AppFirewall != "" && !dpIsDNSLabel(r.AppFirewall) {
+		errs = append(errs, Invalid(f+".appFirewall", r.AppFirewall, "must be a DNS-1123 label"))
+	}
+	for i, p := range r.ServicePolicies {
+		if !dpIsDNSLabel(p) {
+			errs = append(errs, Invalid(fmt.Sprintf("%s.servicePolicies[%d]", f, i), p, "must be a DNS-1123 label"))
+		}
+	}
+	if r.RateLimiter != "" && !dpIsDNSLabel(r.RateLimiter) {
+		errs = append(errs, Invalid(f+".rateLimiter", r.RateLimiter, "must be a DNS-1123 label"))
+	}
+	errs = append(errs, r.Authentication.validate(f+".authentication", true, placed)...)
 	m := &r.Match
 	n := 0
 	if m.Path != "" {
@@ -699,11 +739,23 @@ func (lb *HTTPLoadBalancer) References() []Reference {
 			add(fmt.Sprintf("spec.listeners[%d].tls.certificateRefs[%d]", i, j), "Certificate", c)
 		}
 	}
-	for i, r := range s.Routes {
-		add(fmt.Sprintf("spec.routes[%d].pool", i), "OriginPool", r.Pool)
-		if r.Mirror != nil {
-			add(fmt.Sprintf("spec.routes[%d].mirror.pool", i), "OriginPool", r.Mirror.Pool)
+	authRefs := func(f string, a *HTTPAuthentication) {
+		if a != nil && a.MTLS != nil {
+			add(f+".mtls.caRef", "Certificate", a.MTLS.CARef)
 		}
+	}
+	for i, r := range s.Routes {
+		f := fmt.Sprintf("spec.routes[%d]", i)
+		add(f+".pool", "OriginPool", r.Pool)
+		if r.Mirror != nil {
+			add(f+".mirror.pool", "OriginPool", r.Mirror.Pool)
+		}
+		add(f+".appFirewall", "AppFirewall", r.AppFirewall)
+		for j, p := range r.ServicePolicies {
+			add(fmt.Sprintf("%s.servicePolicies[%d]", f, j), "ServicePolicy", p)
+		}
+		add(f+".rateLimiter", "RateLimiter", r.RateLimiter)
+		authRefs(f+".authentication", r.Authentication)
 	}
 	add("spec.defaultPool", "OriginPool", s.DefaultPool)
 	add("spec.appFirewall", "AppFirewall", s.AppFirewall)
@@ -711,10 +763,21 @@ func (lb *HTTPLoadBalancer) References() []Reference {
 		add(fmt.Sprintf("spec.servicePolicies[%d]", i), "ServicePolicy", p)
 	}
 	add("spec.rateLimiter", "RateLimiter", s.RateLimiter)
+	authRefs("spec.authentication", s.Authentication)
 	if s.Sites != nil && s.Sites.VirtualSite != "" {
 		refs = append(refs, Reference{Field: "spec.sites.virtualSite", Kind: "VirtualSite", Name: s.Sites.VirtualSite})
 	}
 	return refs
+}
+
+// SecretFields returns the API keys of the load balancer's and its routes'
+// authentication.
+func (lb *HTTPLoadBalancer) SecretFields() []SecretField {
+	out := lb.Spec.Authentication.secretFields("spec.authentication")
+	for i := range lb.Spec.Routes {
+		out = append(out, lb.Spec.Routes[i].Authentication.secretFields(fmt.Sprintf("spec.routes[%d].authentication", i))...)
+	}
+	return out
 }
 
 // TCPLoadBalancer forwards TCP connections to origin pools, optionally

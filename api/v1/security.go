@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // AppFirewall is a web application firewall profile (Coraza with the OWASP
@@ -353,6 +354,33 @@ type ServicePolicyMatch struct {
 	// SNI matches the TLS server name the client sent: exact names,
 	// "*.example.com" or "*". A plaintext request has no server name.
 	SNI []string `json:"sni,omitempty"`
+	// Countries match when the client address is located in one of these
+	// countries (ISO 3166-1 alpha-2 codes such as DE). Needs a GeoIP
+	// country (or city) database on the node (meridian node --geoip-db);
+	// without one the policy does not compile. An address the database
+	// does not know matches no country.
+	Countries []string `json:"countries,omitempty"`
+	// NotCountries match when the client address is located in none of
+	// these countries (an unknown location is in none).
+	NotCountries []string `json:"notCountries,omitempty"`
+	// ASNs match when the client address belongs to one of these
+	// autonomous systems. Needs a GeoIP ASN database on the node
+	// (meridian node --geoip-asn-db).
+	ASNs []uint32 `json:"asns,omitempty"`
+	// NotASNs match when the client address belongs to none of these
+	// autonomous systems.
+	NotASNs []uint32 `json:"notASNs,omitempty"`
+}
+
+// UsesCountry reports whether the match needs a country database.
+func (m *ServicePolicyMatch) UsesCountry() bool { return len(m.Countries)+len(m.NotCountries) > 0 }
+
+// UsesASN reports whether the match needs an ASN database.
+func (m *ServicePolicyMatch) UsesASN() bool { return len(m.ASNs)+len(m.NotASNs) > 0 }
+
+// isCountryCode reports whether s is two upper-case ASCII letters.
+func isCountryCode(s string) bool {
+	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
 }
 
 // ValueMatcher matches a named header or query parameter: by exact value,
@@ -397,6 +425,12 @@ func (p *ServicePolicy) Default() {
 		}
 		for j, m := range r.Match.Methods {
 			r.Match.Methods[j] = strings.ToUpper(m)
+		}
+		for j, c := range r.Match.Countries {
+			r.Match.Countries[j] = strings.ToUpper(c)
+		}
+		for j, c := range r.Match.NotCountries {
+			r.Match.NotCountries[j] = strings.ToUpper(c)
 		}
 	}
 }
@@ -515,6 +549,26 @@ func (m *ServicePolicyMatch) validate(f string) FieldErrors {
 	for i, h := range m.SNI {
 		if !isHostPattern(h) {
 			errs = append(errs, Invalid(idx(f+".sni", i), h, "must be a host name, optionally starting with \"*.\", or \"*\""))
+		}
+	}
+	for _, l := range []struct {
+		name  string
+		codes []string
+	}{{"countries", m.Countries}, {"notCountries", m.NotCountries}} {
+		for i, c := range l.codes {
+			if !isCountryCode(c) {
+				errs = append(errs, Invalid(idx(f+"."+l.name, i), c, "must be an ISO 3166-1 alpha-2 country code such as DE"))
+			}
+		}
+	}
+	for _, l := range []struct {
+		name string
+		asns []uint32
+	}{{"asns", m.ASNs}, {"notASNs", m.NotASNs}} {
+		for i, a := range l.asns {
+			if a == 0 {
+				errs = append(errs, Invalid(idx(f+"."+l.name, i), a, "must be an autonomous system number from 1 to 4294967295"))
+			}
 		}
 	}
 	return errs
@@ -637,4 +691,308 @@ func (r *RateLimiter) Validate() FieldErrors {
 		}
 	}
 	return errs
+}
+
+// HTTPAuthentication says how the requests of a load balancer (or of one
+// of its routes) authenticate: at least one of the configured methods must
+// succeed, else the client gets 401 (403 for an mTLS certificate whose
+// name is not allowed). The identity is then usable by service policies
+// (match.claims) and rate limiters (key jwtClaim or apiKey).
+type HTTPAuthentication struct {
+	// Disabled, on a route, exempts it from the load balancer's
+	// authentication (for example /healthz). Not allowed on the load
+	// balancer itself: remove spec.authentication instead.
+	Disabled bool `json:"disabled,omitempty"`
+	// JWT accepts signed bearer tokens checked against a JWKS.
+	JWT *JWTAuthentication `json:"jwt,omitempty"`
+	// APIKey accepts static API keys sent in a header.
+	APIKey *APIKeyAuthentication `json:"apiKey,omitempty"`
+	// MTLS accepts TLS client certificates issued by a CA.
+	MTLS *MTLSAuthentication `json:"mtls,omitempty"`
+	// ForwardClaims copies claims of the validated identity into request
+	// headers for the origin. Headers of those names sent by the client
+	// are always removed first.
+	ForwardClaims []ForwardedClaim `json:"forwardClaims,omitempty"`
+}
+
+// JWTAuthentication validates bearer tokens. Exactly one of JWKSFile and
+// JWKSURL is set.
+type JWTAuthentication struct {
+	// Issuer, when set, must equal the token's iss claim.
+	Issuer string `json:"issuer,omitempty"`
+	// Audiences, when set, must include one of the token's aud values.
+	Audiences []string `json:"audiences,omitempty"`
+	// Algorithms allowed (default RS256, ES256, EdDSA): RS256, RS384,
+	// RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA. "none" and
+	// HMAC algorithms are never accepted.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// ClockSkew tolerated on exp, nbf and iat (default 60s, at most 1h).
+	ClockSkew Duration `json:"clockSkew,omitempty"`
+	// JWKSFile is an absolute path of a JWKS document on the node; for
+	// standalone nodes only (a load balancer placed on sites uses jwksURL).
+	JWKSFile string `json:"jwksFile,omitempty"`
+	// JWKSURL is an http(s) URL the node fetches the JWKS from, cached and
+	// refreshed (also when a token names an unknown key id: rotation).
+	JWKSURL string `json:"jwksURL,omitempty"`
+	// Refresh is how often keys are reloaded (default 10m).
+	Refresh Duration `json:"refresh,omitempty"`
+	// MinRefresh bounds reloads triggered by unknown key ids (default 30s).
+	MinRefresh Duration `json:"minRefresh,omitempty"`
+	// Header carrying the token (default Authorization, with the Bearer
+	// scheme; any other header carries the bare token).
+	Header string `json:"header,omitempty"`
+}
+
+// APIKeyAuthentication accepts static API keys.
+type APIKeyAuthentication struct {
+	// Header carrying the key (default X-API-Key).
+	Header string `json:"header,omitempty"`
+	// Keys are the accepted keys (at least one, at most 1024).
+	Keys []APIKeyCredential `json:"keys"`
+}
+
+// APIKeyCredential is one accepted API key. Exactly one of Key and SHA256
+// is set.
+type APIKeyCredential struct {
+	// Name identifies the key in events and rate-limit keys (a DNS-1123
+	// label, unique in the list).
+	Name string `json:"name"`
+	// Key is the key itself (at least 16 characters); write-only,
+	// encrypted at rest and sent only to the sites that run the load
+	// balancer.
+	Key Secret `json:"key,omitempty"`
+	// SHA256 is the hex SHA-256 digest of the key, as an alternative to
+	// Key that keeps the key itself out of Meridian.
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// MTLSAuthentication accepts client certificates that chain to a CA.
+type MTLSAuthentication struct {
+	// CARef names a Certificate (without private key) holding the CA
+	// certificates client certificates must chain to.
+	CARef string `json:"caRef"`
+	// AllowedNames, when set, must contain one of the client
+	// certificate's URI SANs (spiffe://...), DNS SANs or subject common
+	// name.
+	AllowedNames []string `json:"allowedNames,omitempty"`
+}
+
+// ForwardedClaim forwards one claim of the identity as a request header.
+// For mTLS the claims are sub (the first name) and names (all names).
+type ForwardedClaim struct {
+	Claim  string `json:"claim"`
+	Header string `json:"header"`
+}
+
+// JWTAlgorithms lists the JWT signature algorithms authentication accepts.
+var JWTAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Bounds of HTTPAuthentication.
+const (
+	MaxAPIKeys      = 1024
+	MinAPIKeyLength = 16
+)
+
+// validate checks an authentication block at f. onRoute allows disabled;
+// placed (the load balancer runs on console-managed sites) forbids
+// jwksFile.
+func (a *HTTPAuthentication) validate(f string, onRoute, placed bool) FieldErrors {
+	if a == nil {
+		return nil
+	}
+	var errs FieldErrors
+	methods := 0
+	if a.JWT != nil {
+		methods++
+	}
+	if a.APIKey != nil {
+		methods++
+	}
+	if a.MTLS != nil {
+		methods++
+	}
+	switch {
+	case a.Disabled && !onRoute:
+		errs = append(errs, forbidden(f+".disabled", "only a route can disable authentication; remove spec.authentication instead"))
+	case a.Disabled && (methods > 0 || len(a.ForwardClaims) > 0):
+		errs = append(errs, forbidden(f+".disabled", "a route that disables authentication cannot also configure it"))
+	case !a.Disabled && methods == 0:
+		errs = append(errs, Required(f, "at least one of jwt, apiKey and mtls is required"))
+	}
+	if j := a.JWT; j != nil {
+		jf := f + ".jwt"
+		switch {
+		case j.JWKSFile == "" && j.JWKSURL == "":
+			errs = append(errs, Required(jf+".jwksURL", "jwksURL (or, on a standalone node, jwksFile) says where the keys are"))
+		case j.JWKSFile != "" && j.JWKSURL != "":
+			errs = append(errs, forbidden(jf, "only one of jwksFile and jwksURL may be set"))
+		case j.JWKSFile != "":
+			if placed {
+				errs = append(errs, forbidden(jf+".jwksFile", "a file path is only meaningful on a standalone node; a load balancer placed on sites uses jwksURL"))
+			} else if !strings.HasPrefix(j.JWKSFile, "/") || strings.ContainsAny(j.JWKSFile, "\x00\r\n") {
+				errs = append(errs, Invalid(jf+".jwksFile", j.JWKSFile, "must be an absolute path"))
+			}
+		default:
+			u, err := url.Parse(j.JWKSURL)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(j.JWKSURL) > 4096 {
+				errs = append(errs, Invalid(jf+".jwksURL", j.JWKSURL, "must be an http(s) URL with a host"))
+			}
+		}
+		seen := map[string]bool{}
+		for i, alg := range j.Algorithms {
+			if !slicesContains(JWTAlgorithms, alg) {
+				errs = append(errs, NotSupported(idx(jf+".algorithms", i), alg, JWTAlgorithms))
+			} else if seen[alg] {
+				errs = append(errs, duplicate(idx(jf+".algorithms", i), alg))
+			}
+			seen[alg] = true
+		}
+		if d := j.ClockSkew.Duration; d < 0 || d > time.Hour {
+			errs = append(errs, Invalid(jf+".clockSkew", j.ClockSkew.String(), "must be between 0 and 1h"))
+		}
+		if d := j.Refresh.Duration; d != 0 && (d < time.Second || d > 24*time.Hour) {
+			errs = append(errs, Invalid(jf+".refresh", j.Refresh.String(), "must be between 1s and 24h"))
+		}
+		if d := j.MinRefresh.Duration; d != 0 && (d < time.Second || d > time.Hour) {
+			errs = append(errs, Invalid(jf+".minRefresh", j.MinRefresh.String(), "must be between 1s and 1h"))
+		}
+		if j.Header != "" && !isHTTPToken(j.Header) {
+			errs = append(errs, Invalid(jf+".header", j.Header, "must be an HTTP header name"))
+		}
+		for i, aud := range j.Audiences {
+			if aud == "" || len(aud) > 1024 {
+				errs = append(errs, Invalid(idx(jf+".audiences", i), aud, "must be 1 to 1024 characters"))
+			}
+		}
+		if len(j.Issuer) > 1024 {
+			errs = append(errs, tooLong(jf+".issuer", len(j.Issuer), 1024))
+		}
+	}
+	if k := a.APIKey; k != nil {
+		kf := f + ".apiKey"
+		if k.Header != "" && !isHTTPToken(k.Header) {
+			errs = append(errs, Invalid(kf+".header", k.Header, "must be an HTTP header name"))
+		}
+		if len(k.Keys) == 0 {
+			errs = append(errs, Required(kf+".keys", "at least one key is required"))
+		}
+		if len(k.Keys) > MaxAPIKeys {
+			errs = append(errs, FieldError{Field: kf + ".keys", Reason: ReasonTooLong,
+				Message: fmt.Sprintf("at most %d keys are allowed, got %d", MaxAPIKeys, len(k.Keys))})
+		}
+		names := map[string]int{}
+		for i, c := range k.Keys {
+			cf := idx(kf+".keys", i)
+			errs = append(errs, validateNameField(cf+".name", c.Name)...)
+			if j, dup := names[c.Name]; dup && c.Name != "" {
+				errs = append(errs, FieldError{Field: cf + ".name", Reason: ReasonDuplicate,
+					Message: fmt.Sprintf("duplicate key name %q (also %s)", c.Name, idx(kf+".keys", j)+".name")})
+			} else {
+				names[c.Name] = i
+			}
+			switch {
+			case c.Key != "" && c.SHA256 != "":
+				errs = append(errs, forbidden(cf, "only one of key and sha256 may be set"))
+			case c.Key == "" && c.SHA256 == "":
+				errs = append(errs, Required(cf+".key", "key (or sha256, its hex SHA-256 digest) is required"))
+			case c.Key != "" && c.Key != SecretRedacted && len(c.Key) < MinAPIKeyLength:
+				errs = append(errs, Invalid(cf+".key", "(secret)", fmt.Sprintf("must be at least %d characters", MinAPIKeyLength)))
+			case c.SHA256 != "" && !isHex(c.SHA256, 64):
+				errs = append(errs, Invalid(cf+".sha256", c.SHA256, "must be 64 hex digits"))
+			}
+		}
+	}
+	if m := a.MTLS; m != nil {
+		errs = append(errs, validateNameField(f+".mtls.caRef", m.CARef)...)
+		for i, n := range m.AllowedNames {
+			if n == "" || len(n) > 1024 || strings.ContainsAny(n, " \t\r\n") {
+				errs = append(errs, Invalid(idx(f+".mtls.allowedNames", i), n, "must be a name without spaces, 1 to 1024 characters"))
+			}
+		}
+	}
+	seenHdr := map[string]int{}
+	for i, c := range a.ForwardClaims {
+		cf := idx(f+".forwardClaims", i)
+		if c.Claim == "" {
+			errs = append(errs, Required(cf+".claim", ""))
+		} else if len(c.Claim) > 256 {
+			errs = append(errs, tooLong(cf+".claim", len(c.Claim), 256))
+		}
+		switch h := strings.ToLower(c.Header); {
+		case c.Header == "":
+			errs = append(errs, Required(cf+".header", ""))
+		case !isHTTPToken(c.Header):
+			errs = append(errs, Invalid(cf+".header", c.Header, "must be an HTTP header name"))
+		case dpHopByHop(c.Header) || h == "authorization" || h == "cookie":
+			errs = append(errs, forbidden(cf+".header", "hop-by-hop, framing, Authorization and Cookie headers cannot carry claims"))
+		default:
+			if j, dup := seenHdr[h]; dup {
+				errs = append(errs, FieldError{Field: cf + ".header", Reason: ReasonDuplicate,
+					Message: fmt.Sprintf("header %q is also set by %s", c.Header, idx(f+".forwardClaims", j))})
+			}
+			seenHdr[h] = i
+		}
+	}
+	return errs
+}
+
+// secretFields lists the API keys of an authentication block at f.
+func (a *HTTPAuthentication) secretFields(f string) []SecretField {
+	if a == nil || a.APIKey == nil {
+		return nil
+	}
+	var out []SecretField
+	for i := range a.APIKey.Keys {
+		out = append(out, SecretField{Field: idx(f+".apiKey.keys", i) + ".key", Value: &a.APIKey.Keys[i].Key})
+	}
+	return out
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// defaults fills in the defaults of an authentication block.
+func (a *HTTPAuthentication) defaults() {
+	if a == nil || a.Disabled {
+		return
+	}
+	if j := a.JWT; j != nil {
+		if len(j.Algorithms) == 0 {
+			j.Algorithms = []string{"RS256", "ES256", "EdDSA"}
+		}
+		if j.ClockSkew.Duration == 0 {
+			j.ClockSkew.Duration = time.Minute
+		}
+		if j.Refresh.Duration == 0 {
+			j.Refresh.Duration = 10 * time.Minute
+		}
+		if j.MinRefresh.Duration == 0 {
+			j.MinRefresh.Duration = 30 * time.Second
+		}
+		if j.Header == "" {
+			j.Header = "Authorization"
+		}
+	}
+	if k := a.APIKey; k != nil && k.Header == "" {
+		k.Header = "X-API-Key"
+	}
 }
