@@ -92,6 +92,12 @@ type connMeta struct {
 	// hijacked is set (before the handler returns) when the connection is
 	// handed to an upgrade handler; it is closed when that handler ends.
 	hijacked chan struct{}
+	// guard follows the request heads read from the connection; reqs
+	// counts the requests handed to the handler, badLF is set once the
+	// guard found a bare LF (later reads fail).
+	guard h1.HeadGuard
+	reqs  int
+	badLF bool
 }
 
 // metaConn carries connMeta to the HTTP/1.1 handler.
@@ -101,6 +107,22 @@ type metaConn struct {
 }
 
 func (c *metaConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.meta.peer) }
+
+// Read feeds what the client sends through the head guard. A head with a
+// bare LF is handed to the engine once (the handler rejects it when the
+// engine parses it); a later read fails, so an engine still waiting for
+// the CRLFCRLF that will never come answers 400 at once.
+func (c *metaConn) Read(b []byte) (int, error) {
+	m := c.meta
+	if m.badLF {
+		return 0, h1.ErrBareLF
+	}
+	n, err := c.Conn.Read(b)
+	if n > 0 && m.guard.Scan(b[:n]) != nil {
+		m.badLF = true
+	}
+	return n, err
+}
 
 var (
 	strHTTP11 = []byte("HTTP/1.1")
@@ -166,6 +188,8 @@ func (s *Server) h1Error(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Error("Request Header Fields Too Large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		ctx.Error("Request Entity Too Large\n", fasthttp.StatusRequestEntityTooLarge)
+	case errors.Is(err, h1.ErrBareLF):
+		ctx.Error("Bad Request: bare LF\n", fasthttp.StatusBadRequest)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		ctx.Error("Request Timeout\n", fasthttp.StatusRequestTimeout)
 	default:
@@ -184,8 +208,20 @@ func (s *Server) rejectH1(ctx *fasthttp.RequestCtx, p *h1.Problem) {
 	s.metrics.rejected.Inc()
 }
 
+var problemBareLF = &h1.Problem{Status: fasthttp.StatusBadRequest, Reason: "bare LF"}
+
 func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	req := &ctx.Request
+	mc, ok := ctx.Conn().(*metaConn)
+	if !ok {
+		ctx.Error("internal error\n", fasthttp.StatusInternalServerError)
+		return
+	}
+	mc.meta.reqs++
+	if mc.meta.guard.Bad == mc.meta.reqs {
+		s.rejectH1(ctx, problemBareLF)
+		return
+	}
 	if p := h1.CheckRequestLine(req.Header.Method(), req.Header.RequestURI(), s.limits); p != nil {
 		s.rejectH1(ctx, p)
 		return
@@ -203,11 +239,6 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 		// Absolute form: the target's authority replaces Host (RFC 9112
 		// 3.2.2), for routing and for the origin alike.
 		req.Header.SetHostBytes(req.URI().Host())
-	}
-	mc, ok := ctx.Conn().(*metaConn)
-	if !ok {
-		ctx.Error("internal error\n", fasthttp.StatusInternalServerError)
-		return
 	}
 	if mc.meta.l.draining.Load() {
 		ctx.SetConnectionClose()

@@ -169,6 +169,14 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1}], defaultPool:
 		{"bad name", "GET / HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n", "400"},
 		{"bare lf", "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", "400"},
 		{"bare cr", "GET / HTTP/1.1\r\nHost: a\rX: y\r\n\r\n", "400"},
+		// Heads whose lines end in LF alone are rejected at once, whether
+		// or not a CRLFCRLF follows (RFC 9112 2.2 lets a recipient accept
+		// them; Meridian does not, so no origin can frame them otherwise).
+		{"bare lf request line", "GET / HTTP/1.1\nHost: a\r\n\r\n", "400"},
+		{"bare lf only", "GET / HTTP/1.1\nHost: a\n\n", "400"},
+		{"bare lf last field", "GET / HTTP/1.1\r\nHost: a\n\r\n", "400"},
+		{"bare lf blank line", "GET / HTTP/1.1\r\nHost: a\r\n\n", "400"},
+		{"bare lf blank line, body after", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\nhello", "400"},
 		{"nul value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", "400"},
 		{"no host", "GET / HTTP/1.1\r\n\r\n", "400"},
 		{"te gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", "40"},
@@ -178,9 +186,13 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1}], defaultPool:
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t0 := time.Now()
 			got := rawExchange(t, addr, c.req)
 			if !strings.HasPrefix(got, "HTTP/1.1 "+c.status) {
 				t.Fatalf("got %q", got)
+			}
+			if d := time.Since(t0); d > time.Second {
+				t.Fatalf("answered after %v: the connection waited instead of rejecting", d)
 			}
 			if strings.Count(got, "HTTP/1.1 ") != 1 {
 				t.Fatalf("more than one response: %q", got)
@@ -195,9 +207,15 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1}], defaultPool:
 	if !strings.Contains(got, "body=hello") || hits.Load() != 1 {
 		t.Fatalf("chunked: %q", got)
 	}
+	// A body may hold bare LFs; a bare LF in the head that follows it is
+	// still found, and only that request is refused.
+	got = rawExchange(t, addr, "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\na\n\nbGET /b HTTP/1.1\r\nHost: a\n\n")
+	if !strings.Contains(got, "body=a\n\nb") || !strings.Contains(got, "HTTP/1.1 400") || hits.Load() != 2 {
+		t.Fatalf("bare LF after a body: %q (origin hits %d)", got, hits.Load())
+	}
 	// Pipelined requests on one connection keep their boundaries.
 	got = rawExchange(t, addr, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-	if !strings.Contains(got, "uri=/1") || !strings.Contains(got, "uri=/2") || hits.Load() != 3 {
+	if !strings.Contains(got, "uri=/1") || !strings.Contains(got, "uri=/2") || hits.Load() != 4 {
 		t.Fatalf("pipelined: %q", got)
 	}
 }
