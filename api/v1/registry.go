@@ -43,6 +43,8 @@ func Kinds() []KindInfo {
 			New: func() Object { return &RateLimiter{} }},
 		{Kind: "SecurityBinding", Plural: "securitybindings", Singular: "securitybinding", ShortNames: []string{"secb"}, Scope: ScopeNamespaced,
 			New: func() Object { return &SecurityBinding{} }},
+		{Kind: "NetworkPolicy", Plural: "networkpolicies", Singular: "networkpolicy", ShortNames: []string{"netpol"}, Scope: ScopeNamespaced,
+			New: func() Object { return &NetworkPolicy{} }},
 		{Kind: "HTTPLoadBalancer", Plural: "httploadbalancers", Singular: "httploadbalancer", ShortNames: []string{"hlb"}, Scope: ScopeNamespaced,
 			New: func() Object { return &HTTPLoadBalancer{} }},
 		{Kind: "TCPLoadBalancer", Plural: "tcploadbalancers", Singular: "tcploadbalancer", ShortNames: []string{"tlb"}, Scope: ScopeNamespaced,

@@ -12,7 +12,7 @@ func TestKindsTable(t *testing.T) {
 	wantScope := map[string]Scope{
 		"OriginPool": ScopeNamespaced, "HealthCheck": ScopeNamespaced, "HTTPLoadBalancer": ScopeNamespaced,
 		"TCPLoadBalancer": ScopeNamespaced, "AppFirewall": ScopeNamespaced, "ServicePolicy": ScopeNamespaced,
-		"RateLimiter": ScopeNamespaced, "Certificate": ScopeNamespaced, "SecurityBinding": ScopeNamespaced,
+		"RateLimiter": ScopeNamespaced, "Certificate": ScopeNamespaced, "SecurityBinding": ScopeNamespaced, "NetworkPolicy": ScopeNamespaced,
 		"Namespace": ScopeTenant, "User": ScopeTenant, "Role": ScopeTenant, "RoleBinding": ScopeTenant,
 		"APIToken": ScopeTenant, "VirtualSite": ScopeTenant, "SiteToken": ScopeTenant, "Site": ScopeTenant, "SiteShare": ScopeTenant,
 		"Tenant": ScopeSystem,

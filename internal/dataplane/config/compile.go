@@ -91,6 +91,7 @@ func Compile(objs []v1.Object) *Table {
 	for _, l := range c.t.HTTP {
 		sort.SliceStable(l.wildcard, func(i, j int) bool { return len(l.wildcard[i].suffix) > len(l.wildcard[j].suffix) })
 	}
+	c.netPolicies()
 	return c.t
 }
 
