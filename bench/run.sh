@@ -40,6 +40,9 @@ else
   ( cd "$ROOT" && go build -o "$BIN/nodebench" ./bench/nodebench )
   MERIDIAN=("$BIN/nodebench")
 fi
+# The experimental event-loop proxy (internal/dataplane/evloop) runs from
+# nodebench; it speaks plain HTTP/1.1 only, so it has no HTTPS cases.
+( cd "$ROOT" && go build -o "$BIN/nodebench" ./bench/nodebench )
 GOBIN="$BIN" go install github.com/tsenart/vegeta/v12@v12.13.0 >/dev/null 2>&1 || echo "vegeta unavailable: fixed-rate case skipped"
 
 # ECDSA P-256 certificate, as in the reference figures.
@@ -143,22 +146,26 @@ GOMAXPROCS=2 "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 
 PIDS+=($!)
 GOMAXPROCS=2 "${MERIDIAN[@]}" --config "$WORK/meridian-log" --admin 127.0.0.1:18902 >"$WORK/access.log" 2>"$WORK/meridian-log.log" &
 PIDS+=($!)
-for p in 18000 18080 18081 18082 18083 18443 18444 18445 18446; do
+GOMAXPROCS=2 "$BIN/nodebench" --evloop-listen 127.0.0.1:18084 --evloop-origin 127.0.0.1:18000 2>"$WORK/meridian-evloop.log" &
+PIDS+=($!)
+for p in 18000 18080 18081 18082 18083 18084 18443 18444 18445 18446; do
   for i in $(seq 1 100); do
     (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break
     sleep 0.1
   done
 done
 
-declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083)
+declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084)
 declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446)
-read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log}"
+read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log meridian-evloop}"
 chmod 644 "$WORK/small" "$WORK/16k"
 
 # Every target must answer 200 with the right bodies before anything is
 # measured.
 for t in "${TARGETS[@]}"; do
-  for u in "http://127.0.0.1:${PORT[$t]}/" "http://127.0.0.1:${PORT[$t]}/16k" "https://127.0.0.1:${TLSPORT[$t]}/"; do
+  urls=("http://127.0.0.1:${PORT[$t]}/" "http://127.0.0.1:${PORT[$t]}/16k")
+  [ -n "${TLSPORT[$t]:-}" ] && urls+=("https://127.0.0.1:${TLSPORT[$t]}/")
+  for u in "${urls[@]}"; do
     got=$(curl -sk -o /dev/null -w '%{http_code} %{size_download}' "$u" || true)
     case "$u" in */16k) want="200 16384" ;; *) want="200 19" ;; esac
     if [ "$got" != "$want" ]; then echo "$t: $u answered '$got', want '$want'" >&2; exit 1; fi
@@ -195,16 +202,21 @@ run_rate() { # target: prints "rate p99ms"
 }
 
 echo "warming up"
-for t in "${TARGETS[@]}"; do run_wrk "$t" small >/dev/null; run_wrk "$t" https >/dev/null; done
+for t in "${TARGETS[@]}"; do
+  run_wrk "$t" small >/dev/null
+  [ -z "${TLSPORT[$t]:-}" ] || run_wrk "$t" https >/dev/null
+done
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS"
   for c in "${CASES[@]}"; do
     [ -n "$ONLY_RATE" ] && break
     for t in "${TARGETS[@]}"; do
+      case $c in https*) [ -n "${TLSPORT[$t]:-}" ] || continue ;; esac
       echo "$round $c $t $(run_wrk "$t" "$c")" >> "$RES"
     done
   done
+  [ "$RATE" = 0 ] && continue  # RATE=0 skips the fixed-rate case
   for t in "${TARGETS[@]}"; do
     echo "$round rate-$RATE $t $(run_rate "$t")" >> "$RES"
   done
@@ -228,7 +240,7 @@ for c in cases:
     base = rows.get((c, "nginx"))
     brps = statistics.median(base[0]) if base else 0
     bp99 = statistics.median(base[1]) if base else 0
-    for t in ["nginx", "haproxy", "meridian", "meridian-log"]:
+    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-evloop"]:
         if (c, t) not in rows: continue
         rps = statistics.median(rows[(c, t)][0]); p99 = statistics.median(rows[(c, t)][1])
         rr = f"{rps/brps:.2f}x" if brps else "-"

@@ -1,5 +1,7 @@
 // Command nodebench runs a standalone Meridian node for the benchmarks when
-// the meridian binary at hand has no `node` command yet.
+// the meridian binary at hand has no `node` command yet, or (with
+// -evloop-listen) the experimental event-loop proxy of
+// internal/dataplane/evloop in front of one origin.
 package main
 
 import (
@@ -8,7 +10,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/meridian-platform/meridian/internal/dataplane/evloop"
 	"github.com/meridian-platform/meridian/internal/node"
 )
 
@@ -17,7 +22,17 @@ func main() {
 	admin := flag.String("admin", "", "admin listener address")
 	logOff := flag.Bool("quiet-access-log", false, "discard the access log")
 	pprof := flag.Bool("pprof", false, "serve /debug/pprof on the admin listener")
+	evListen := flag.String("evloop-listen", "", "run the experimental event-loop proxy on this address instead of a node")
+	evOrigin := flag.String("evloop-origin", "127.0.0.1:18000", "origin of the event-loop proxy")
+	evLoops := flag.Int("evloop-loops", 0, "event loops (default GOMAXPROCS)")
 	flag.Parse()
+	if *evListen != "" {
+		if err := runEvloop(*evListen, *evOrigin, *evLoops); err != nil {
+			fmt.Fprintln(os.Stderr, "nodebench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	opts := node.Options{ConfigPath: *cfg, AdminListen: *admin, EnablePprof: *pprof}
 	if *logOff {
 		opts.AccessLog = io.Discard
@@ -26,4 +41,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "nodebench:", err)
 		os.Exit(1)
 	}
+}
+
+func runEvloop(listen, origin string, loops int) error {
+	p, err := evloop.Start(evloop.Config{Listen: listen, Origin: origin, Loops: loops})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "nodebench: event-loop proxy on", p.Addr(), "to", origin)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	return p.Close()
 }

@@ -1,0 +1,102 @@
+//go:build linux
+
+package evloop
+
+import (
+	"bytes"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// fixedOrigin answers every request head on a connection with a fixed
+// answer, without allocating.
+func fixedOrigin(b *testing.B, body int) string {
+	b.Helper()
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\nContent-Length: " +
+		strconv.Itoa(body) + "\r\n\r\n" + strings.Repeat("y", body))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 16<<10)
+				n := 0
+				for {
+					k, err := c.Read(buf[n:])
+					if err != nil {
+						return
+					}
+					n += k
+					for {
+						i := bytes.Index(buf[:n], crlfcrlf)
+						if i < 0 {
+							break
+						}
+						if _, err := c.Write(answer); err != nil {
+							return
+						}
+						n = copy(buf, buf[i+4:n])
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// BenchmarkProxy is one keep-alive client, the event-loop proxy and an
+// origin in one process on loopback; allocations are the whole process's.
+func BenchmarkProxy(b *testing.B) {
+	for _, size := range []int{19, 16 << 10} {
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			addr := startProxy(b, fixedOrigin(b, size))
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			req := []byte("GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+			buf := make([]byte, 64<<10)
+			// The answer's length is learnt from the first one.
+			want := 0
+			roundTrip := func() {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for want == 0 || n < want {
+					k, err := c.Read(buf[n:])
+					if err != nil {
+						b.Fatal(err)
+					}
+					n += k
+					if want == 0 {
+						if i := bytes.Index(buf[:n], crlfcrlf); i >= 0 && n >= i+4+size {
+							want = i + 4 + size
+						}
+					}
+				}
+				if n != want {
+					b.Fatalf("answer of %d bytes, want %d", n, want)
+				}
+			}
+			roundTrip()
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				roundTrip()
+			}
+		})
+	}
+}

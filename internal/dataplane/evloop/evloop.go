@@ -1,0 +1,991 @@
+//go:build linux
+
+package evloop
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/h1"
+)
+
+// Config is one proxy: a listener and the origin every request goes to.
+type Config struct {
+	// Listen is the address to listen on ("127.0.0.1:0" for any port).
+	Listen string
+	// Origin is the origin's address (IP:port).
+	Origin string
+	// Loops is the number of event loops, each with its own SO_REUSEPORT
+	// listener and epoll instance (default GOMAXPROCS).
+	Loops int
+	// MaxIdlePerLoop bounds the idle origin connections each loop keeps
+	// (default 64).
+	MaxIdlePerLoop int
+	// Limits bound request heads (default h1.DefaultLimits).
+	Limits h1.Limits
+}
+
+// Proxy is a running event-loop proxy.
+type Proxy struct {
+	loops []*loop
+	addr  netip.AddrPort
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+const (
+	clientBufSize = 8 << 10
+	originBufSize = 64 << 10
+	// headroom is free space kept before an origin response head so that a
+	// "Connection: close" line can be inserted in place.
+	headroom = 64
+	// maxPendingBody bounds request-body bytes queued for the origin
+	// before the loop stops reading the client.
+	maxPendingBody = 256 << 10
+	epollEvents    = 256
+)
+
+// Start opens the listeners and runs the loops until Close.
+func Start(cfg Config) (*Proxy, error) {
+	lap, err := netip.ParseAddrPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("evloop: listen address %q: %w", cfg.Listen, err)
+	}
+	oap, err := netip.ParseAddrPort(cfg.Origin)
+	if err != nil {
+		return nil, fmt.Errorf("evloop: origin address %q: %w", cfg.Origin, err)
+	}
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	if cfg.MaxIdlePerLoop <= 0 {
+		cfg.MaxIdlePerLoop = 64
+	}
+	if cfg.Limits.MaxURI == 0 {
+		cfg.Limits = h1.DefaultLimits
+	}
+	p := &Proxy{}
+	for i := 0; i < cfg.Loops; i++ {
+		lfd, err := listenFD(lap)
+		if err != nil {
+			p.closeAll()
+			return nil, fmt.Errorf("evloop: listening on %s: %w", lap, err)
+		}
+		if i == 0 {
+			sa, err := unix.Getsockname(lfd)
+			if err != nil {
+				unix.Close(lfd)
+				return nil, fmt.Errorf("evloop: listener address: %w", err)
+			}
+			lap = addrPortOf(sa)
+			p.addr = lap
+		}
+		l, err := newLoop(lfd, oap, cfg)
+		if err != nil {
+			unix.Close(lfd)
+			p.closeAll()
+			return nil, err
+		}
+		p.loops = append(p.loops, l)
+	}
+	for _, l := range p.loops {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			l.run()
+		}()
+	}
+	return p, nil
+}
+
+// Addr is the listening address.
+func (p *Proxy) Addr() netip.AddrPort { return p.addr }
+
+// Close stops the loops and closes every connection.
+func (p *Proxy) Close() error {
+	p.once.Do(func() {
+		for _, l := range p.loops {
+			var one [8]byte
+			one[0] = 1
+			unix.Write(l.efd, one[:])
+		}
+		p.wg.Wait()
+	})
+	return nil
+}
+
+func (p *Proxy) closeAll() {
+	for _, l := range p.loops {
+		l.closeFDs()
+	}
+}
+
+func listenFD(ap netip.AddrPort) (int, error) {
+	fam, sa := sockaddr(ap)
+	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	for _, o := range []int{unix.SO_REUSEADDR, unix.SO_REUSEPORT} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o, 1); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Listen(fd, 4096); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func sockaddr(ap netip.AddrPort) (int, unix.Sockaddr) {
+	if ap.Addr().Is4() || ap.Addr().Is4In6() {
+		return unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+}
+
+func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// loop is one epoll instance with its listener, client connections and
+// idle origin connections. Everything in it runs on its own goroutine.
+type loop struct {
+	epfd, lfd, efd int
+	events         []unix.EpollEvent
+	socks          []sock
+	idle           []*origin
+	maxIdle        int
+	originFam      int
+	originSA       unix.Sockaddr
+	lim            h1.Limits
+	freeClients    []*client
+	freeOrigins    []*origin
+	scratch        []byte
+}
+
+// sock is what a file descriptor belongs to.
+type sock struct {
+	c *client
+	o *origin
+}
+
+type clientState uint8
+
+const (
+	csIdle     clientState = iota // waiting for a request head
+	csBody                        // forwarding the request body
+	csWaitResp                    // request sent, waiting for the answer
+)
+
+type client struct {
+	fd        int
+	buf       []byte
+	r, w      int
+	scanned   int
+	readable  bool
+	hup       bool // the peer's FIN was seen: reads go on until EOF
+	blocked   bool // a write to the client is waiting for EPOLLOUT
+	closed    bool
+	state     clientState
+	close     bool // close after this answer
+	isHead    bool
+	retryable bool
+	chunked   bool
+	bodyLeft  int64
+	cf        chunkFramer
+	o         *origin
+	peer      []byte
+}
+
+type origin struct {
+	fd         int
+	buf        []byte
+	r, w       int
+	sendFrom   int
+	scanned    int
+	readable   bool
+	hup        bool
+	connecting bool
+	reused     bool
+	gotResp    bool
+	headDone   bool
+	done       bool
+	keep       bool
+	chunked    bool
+	untilClose bool
+	bodyLeft   int64
+	cf         chunkFramer
+	out        []byte
+	outOff     int
+	c          *client
+}
+
+func newLoop(lfd int, oap netip.AddrPort, cfg Config) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("evloop: epoll_create: %w", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("evloop: eventfd: %w", err)
+	}
+	fam, sa := sockaddr(oap)
+	l := &loop{epfd: epfd, lfd: lfd, efd: efd, events: make([]unix.EpollEvent, epollEvents),
+		maxIdle: cfg.MaxIdlePerLoop, originFam: fam, originSA: sa, lim: cfg.Limits,
+		scratch: make([]byte, 0, 4096)}
+	for _, fd := range []int{lfd, efd} {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			l.closeFDs()
+			return nil, fmt.Errorf("evloop: epoll_ctl: %w", err)
+		}
+	}
+	return l, nil
+}
+
+func (l *loop) closeFDs() {
+	for _, fd := range []int{l.lfd, l.efd, l.epfd} {
+		if fd > 0 {
+			unix.Close(fd)
+		}
+	}
+	for fd := range l.socks {
+		if l.socks[fd].c != nil || l.socks[fd].o != nil {
+			unix.Close(fd)
+		}
+	}
+	l.socks = nil
+}
+
+func (l *loop) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer l.closeFDs()
+	for {
+		n, err := unix.EpollWait(l.epfd, l.events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return
+		}
+		for i := 0; i < n; i++ {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			switch fd {
+			case l.lfd:
+				l.accept()
+				continue
+			case l.efd:
+				return
+			}
+			if fd >= len(l.socks) {
+				continue
+			}
+			s := l.socks[fd]
+			switch {
+			case s.c != nil:
+				l.clientEvent(s.c, ev.Events)
+			case s.o != nil:
+				l.originEvent(s.o, ev.Events)
+			}
+		}
+	}
+}
+
+// Raw read and write: the sockets are non-blocking, so the scheduler need
+// not be told about these system calls.
+func rawRead(fd int, b []byte) (int, unix.Errno) {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	return int(n), e
+}
+
+func rawWrite(fd int, b []byte) (int, unix.Errno) {
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	return int(n), e
+}
+
+func (l *loop) register(fd int, s sock) error {
+	for fd >= len(l.socks) {
+		l.socks = append(l.socks, make([]sock, len(l.socks)+64)...)
+	}
+	l.socks[fd] = s
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.socks[fd] = sock{}
+		return err
+	}
+	return nil
+}
+
+func (l *loop) accept() {
+	for {
+		fd, sa, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			return // EAGAIN, or a transient error (EMFILE, ECONNABORTED)
+		}
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		var c *client
+		if n := len(l.freeClients); n > 0 {
+			c = l.freeClients[n-1]
+			l.freeClients = l.freeClients[:n-1]
+			*c = client{buf: c.buf[:cap(c.buf)], peer: c.peer[:0]}
+		} else {
+			c = &client{buf: make([]byte, clientBufSize), peer: make([]byte, 0, 48)}
+		}
+		c.fd = fd
+		c.peer = addrPortOf(sa).Addr().AppendTo(c.peer)
+		if err := l.register(fd, sock{c: c}); err != nil {
+			unix.Close(fd)
+			continue
+		}
+	}
+}
+
+func (l *loop) closeClient(c *client) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	if o := c.o; o != nil {
+		c.o, o.c = nil, nil
+		l.closeOrigin(o)
+	}
+	l.socks[c.fd] = sock{}
+	unix.Close(c.fd)
+	if len(c.buf) == clientBufSize {
+		l.freeClients = append(l.freeClients, c)
+	}
+}
+
+func (l *loop) closeOrigin(o *origin) {
+	if o.fd < 0 {
+		return
+	}
+	if o.c != nil {
+		o.c.o = nil
+		o.c = nil
+	}
+	for i, x := range l.idle {
+		if x == o {
+			l.idle = append(l.idle[:i], l.idle[i+1:]...)
+			break
+		}
+	}
+	l.socks[o.fd] = sock{}
+	unix.Close(o.fd)
+	o.fd = -1
+	l.freeOrigins = append(l.freeOrigins, o)
+}
+
+func (l *loop) clientEvent(c *client, ev uint32) {
+	if ev&unix.EPOLLERR != 0 {
+		l.closeClient(c)
+		return
+	}
+	if ev&unix.EPOLLOUT != 0 && c.blocked {
+		c.blocked = false
+		if o := c.o; o != nil {
+			l.pump(o)
+		}
+	}
+	if c.closed {
+		return
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		c.readable = true
+		c.hup = c.hup || ev&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0
+		l.clientRead(c)
+	}
+}
+
+// clientRead reads while the client has data and the loop can take it.
+func (l *loop) clientRead(c *client) {
+	for c.readable && !c.closed {
+		if c.w == len(c.buf) {
+			switch {
+			case c.r > 0:
+				c.w = copy(c.buf, c.buf[c.r:c.w])
+				c.scanned -= c.r
+				c.r = 0
+			case c.state != csIdle:
+				return // backpressure: read again once this exchange moves on
+			case len(c.buf) < l.lim.MaxURI+l.lim.MaxHeaderBytes+1024:
+				nb := make([]byte, l.lim.MaxURI+l.lim.MaxHeaderBytes+1024)
+				copy(nb, c.buf[:c.w])
+				c.buf = nb
+			default:
+				l.reject(c, problemHeadTooLarge)
+				return
+			}
+		}
+		space := len(c.buf) - c.w
+		n, e := rawRead(c.fd, c.buf[c.w:])
+		if e == unix.EAGAIN {
+			c.readable = false
+			return
+		}
+		if e != 0 || n == 0 {
+			l.closeClient(c)
+			return
+		}
+		c.w += n
+		if n < space && !c.hup {
+			// Edge-triggered: a short read emptied the socket; new data
+			// brings a new event, so no read that would fail with EAGAIN.
+			c.readable = false
+		}
+		l.clientProgress(c)
+	}
+}
+
+var (
+	problemHeadTooLarge = &h1.Problem{Status: 431, Reason: "request header fields too large"}
+	problemUpgrade      = &h1.Problem{Status: 501, Reason: "upgrade is not supported by the event-loop engine"}
+	problemForm         = &h1.Problem{Status: 400, Reason: "only origin-form request targets are supported by the event-loop engine"}
+	problemChunk        = &h1.Problem{Status: 400, Reason: "invalid chunked body"}
+	problemBadGateway   = &h1.Problem{Status: 502, Reason: "bad gateway"}
+)
+
+// clientProgress acts on the bytes buffered from the client.
+func (l *loop) clientProgress(c *client) {
+	switch c.state {
+	case csIdle:
+		if c.r == c.w {
+			c.r, c.w, c.scanned = 0, 0, 0
+			return
+		}
+		end := findHeadEnd(c.buf[c.r:c.w], c.scanned)
+		if end < 0 {
+			c.scanned = c.w - c.r
+			if c.w-c.r > l.lim.MaxURI+l.lim.MaxHeaderBytes+1024 {
+				l.reject(c, problemHeadTooLarge)
+			}
+			return
+		}
+		head := c.buf[c.r : c.r+end]
+		rh, p := parseRequest(head, l.lim)
+		if p != nil {
+			l.reject(c, p)
+			return
+		}
+		if rh.upgrade {
+			l.reject(c, problemUpgrade)
+			return
+		}
+		if rh.target[0] != '/' {
+			l.reject(c, problemForm)
+			return
+		}
+		o, err := l.getOrigin()
+		if err != nil {
+			l.reject(c, problemBadGateway)
+			return
+		}
+		o.c, c.o = c, o
+		c.close = rh.close
+		c.isHead = string(rh.method) == "HEAD"
+		c.chunked = rh.chunked
+		c.bodyLeft = rh.contentLength
+		c.cf = chunkFramer{}
+		c.retryable = !rh.chunked && rh.contentLength <= 0 && (c.isHead || string(rh.method) == "GET")
+		o.out = appendRequestHead(o.out[:0], &rh, c.peer)
+		o.outOff = 0
+		c.r += end
+		c.scanned = 0
+		if rh.chunked || rh.contentLength > 0 {
+			c.state = csBody
+			l.forwardBody(c)
+		} else {
+			c.state = csWaitResp
+		}
+		if !c.closed {
+			l.flushOrigin(o)
+		}
+	case csBody:
+		l.forwardBody(c)
+		if c.o != nil {
+			l.flushOrigin(c.o)
+		}
+	}
+}
+
+// forwardBody queues buffered request-body bytes for the origin.
+func (l *loop) forwardBody(c *client) {
+	o := c.o
+	if len(o.out)-o.outOff > maxPendingBody {
+		return
+	}
+	avail := c.buf[c.r:c.w]
+	if c.chunked {
+		n, done, bad := c.cf.feed(avail)
+		if bad {
+			l.reject(c, problemChunk)
+			return
+		}
+		o.out = append(o.out, avail[:n]...)
+		c.r += n
+		if done {
+			c.state = csWaitResp
+		}
+		return
+	}
+	k := int64(len(avail))
+	if k > c.bodyLeft {
+		k = c.bodyLeft
+	}
+	o.out = append(o.out, avail[:k]...)
+	c.r += int(k)
+	c.bodyLeft -= k
+	if c.bodyLeft == 0 {
+		c.state = csWaitResp
+	}
+}
+
+// appendRequestHead writes the head sent to the origin: the request line,
+// the end-to-end headers and X-Forwarded-For/-Proto for the peer.
+func appendRequestHead(b []byte, rh *reqHead, peer []byte) []byte {
+	b = append(b, rh.method...)
+	b = append(b, ' ')
+	b = append(b, rh.target...)
+	b = append(b, " HTTP/1.1\r\n"...)
+	hs := rh.headers
+	for len(hs) > 0 {
+		eol := 0
+		for eol < len(hs) && hs[eol] != '\n' {
+			eol++
+		}
+		line := hs[:eol+1]
+		hs = hs[eol+1:]
+		colon := 0
+		for colon < len(line) && line[colon] != ':' {
+			colon++
+		}
+		name := line[:colon]
+		if hopByHop(name) || equalFold(name, "x-forwarded-for") || equalFold(name, "x-forwarded-proto") || rh.namedInConnection(name) {
+			continue
+		}
+		b = append(b, line...)
+	}
+	b = append(b, "X-Forwarded-For: "...)
+	b = append(b, peer...)
+	b = append(b, "\r\nX-Forwarded-Proto: http\r\n\r\n"...)
+	return b
+}
+
+func (l *loop) reject(c *client, p *h1.Problem) {
+	b := l.scratch[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(p.Status), 10)
+	b = append(b, " \r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(p.Reason)+1), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, p.Reason...)
+	b = append(b, '\n')
+	rawWrite(c.fd, b) // best effort: a short error answer fits the socket buffer
+	l.scratch = b[:0]
+	l.closeClient(c)
+}
+
+func (l *loop) getOrigin() (*origin, error) {
+	if n := len(l.idle); n > 0 {
+		o := l.idle[n-1]
+		l.idle = l.idle[:n-1]
+		o.reused = true
+		return o, nil
+	}
+	fd, err := unix.Socket(l.originFam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	err = unix.Connect(fd, l.originSA)
+	if err != nil && err != unix.EINPROGRESS {
+		unix.Close(fd)
+		return nil, err
+	}
+	var o *origin
+	if n := len(l.freeOrigins); n > 0 {
+		o = l.freeOrigins[n-1]
+		l.freeOrigins = l.freeOrigins[:n-1]
+		*o = origin{buf: o.buf, out: o.out[:0]}
+	} else {
+		o = &origin{buf: make([]byte, originBufSize+headroom), out: make([]byte, 0, 4096)}
+	}
+	o.fd = fd
+	o.connecting = err != nil
+	o.r, o.w, o.sendFrom = headroom, headroom, headroom
+	if err := l.register(fd, sock{o: o}); err != nil {
+		unix.Close(fd)
+		o.fd = -1
+		l.freeOrigins = append(l.freeOrigins, o)
+		return nil, err
+	}
+	return o, nil
+}
+
+func (l *loop) originEvent(o *origin, ev uint32) {
+	if o.connecting && ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		o.connecting = false
+		if e, err := unix.GetsockoptInt(o.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || e != 0 {
+			l.originFailed(o)
+			return
+		}
+	}
+	if ev&unix.EPOLLOUT != 0 && o.c != nil && o.outOff < len(o.out) {
+		l.flushOrigin(o)
+		if o.fd < 0 {
+			return
+		}
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		o.readable = true
+		o.hup = o.hup || ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+		if o.c == nil {
+			// Idle: the origin closed it or sent something unasked.
+			l.closeOrigin(o)
+			return
+		}
+		l.pump(o)
+	}
+}
+
+// flushOrigin writes the queued request bytes.
+func (l *loop) flushOrigin(o *origin) {
+	if o.connecting {
+		return
+	}
+	for o.outOff < len(o.out) {
+		n, e := rawWrite(o.fd, o.out[o.outOff:])
+		if e == unix.EAGAIN {
+			return
+		}
+		if e != 0 {
+			l.originFailed(o)
+			return
+		}
+		o.outOff += n
+	}
+	c := o.c
+	if c == nil {
+		return
+	}
+	if !c.retryable {
+		o.out, o.outOff = o.out[:0], 0
+	}
+	if c.state == csBody {
+		// More of the body may be buffered or waiting in the socket.
+		if c.r < c.w {
+			l.forwardBody(c)
+			if c.o == o && o.outOff < len(o.out) {
+				l.flushOrigin(o)
+				return
+			}
+		}
+		if c.readable {
+			l.clientRead(c)
+		}
+	}
+}
+
+// originFailed handles an origin connection that broke: a request that
+// can be retried goes to a new connection, otherwise the client gets 502
+// (if nothing was sent yet) or is closed.
+func (l *loop) originFailed(o *origin) {
+	c := o.c
+	if c == nil {
+		l.closeOrigin(o)
+		return
+	}
+	if !o.gotResp && c.retryable && o.reused {
+		req := o.out
+		o.out = nil
+		o.c, c.o = nil, nil
+		l.closeOrigin(o)
+		n, err := l.getOrigin()
+		if err == nil {
+			n.reused = false // a new connection is not retried again
+			n.c, c.o = c, n
+			n.out = append(n.out[:0], req...)
+			n.outOff = 0
+			o.out = req[:0]
+			l.flushOrigin(n)
+			return
+		}
+		o.out = req[:0]
+		l.reject(c, problemBadGateway)
+		return
+	}
+	o.c, c.o = nil, nil
+	l.closeOrigin(o)
+	if !o.gotResp {
+		l.reject(c, problemBadGateway)
+		return
+	}
+	l.closeClient(c)
+}
+
+// pump moves the answer from the origin to the client: it sends what is
+// ready, parses what is buffered and reads more, until the client's socket
+// is full, the origin has nothing more for now, or the answer is complete.
+func (l *loop) pump(o *origin) {
+	for {
+		c := o.c
+		if c == nil || c.closed {
+			return
+		}
+		if o.sendFrom < o.r {
+			if c.blocked {
+				return
+			}
+			want := o.r - o.sendFrom
+			n, e := rawWrite(c.fd, o.buf[o.sendFrom:o.r])
+			if e == unix.EAGAIN {
+				c.blocked = true
+				return
+			}
+			if e != 0 {
+				l.closeClient(c)
+				return
+			}
+			o.sendFrom += n
+			if n < want {
+				c.blocked = true
+				return
+			}
+		}
+		if o.done {
+			l.finish(o, c)
+			return
+		}
+		if o.r == o.w {
+			o.r, o.w, o.sendFrom, o.scanned = headroom, headroom, headroom, 0
+		}
+		if o.r < o.w {
+			progressed, ok := l.parseAnswer(o, c)
+			if !ok {
+				return
+			}
+			if progressed {
+				continue
+			}
+		}
+		if !o.readable {
+			return
+		}
+		if o.w == len(o.buf) {
+			if o.sendFrom > headroom {
+				k := copy(o.buf[headroom:], o.buf[o.sendFrom:o.w])
+				d := o.sendFrom - headroom
+				o.r -= d
+				o.sendFrom = headroom
+				o.w = headroom + k
+			} else {
+				// A head that does not fit the buffer.
+				l.answerFailed(o, c)
+				return
+			}
+		}
+		space := len(o.buf) - o.w
+		n, e := rawRead(o.fd, o.buf[o.w:])
+		if e == unix.EAGAIN {
+			o.readable = false
+			return
+		}
+		if e != 0 || n == 0 {
+			if o.headDone && o.untilClose {
+				o.done, o.keep = true, false
+				continue
+			}
+			l.originFailed(o)
+			return
+		}
+		o.w += n
+		if n < space && !o.hup {
+			o.readable = false
+		}
+	}
+}
+
+// parseAnswer advances over buffered answer bytes. It reports whether it
+// made progress and whether the exchange is still alive.
+func (l *loop) parseAnswer(o *origin, c *client) (progressed, ok bool) {
+	if !o.headDone {
+		end := findHeadEnd(o.buf[o.r:o.w], o.scanned)
+		if end < 0 {
+			o.scanned = o.w - o.r
+			return false, true
+		}
+		rh, p := parseResponse(o.buf[o.r : o.r+end])
+		if p != nil {
+			l.answerFailed(o, c)
+			return false, false
+		}
+		if !o.gotResp {
+			o.gotResp = true
+			c.retryable = false
+			if o.outOff >= len(o.out) {
+				o.out, o.outOff = o.out[:0], 0
+			}
+		}
+		o.scanned = 0
+		bodyStart := o.r + end
+		interim := rh.status < 200
+		if rh.status == 101 {
+			l.answerFailed(o, c) // no upgrade was asked for
+			return false, false
+		}
+		o.sendFrom = l.rewriteAnswerHead(o.buf, o.r, bodyStart, c.close && !interim || !interim && rh.contentLength < 0 && !rh.chunked && !c.isHead && rh.status != 204 && rh.status != 304)
+		o.r = bodyStart
+		if interim {
+			return true, true
+		}
+		o.headDone = true
+		o.keep = !rh.close
+		o.chunked, o.untilClose, o.bodyLeft = false, false, 0
+		o.cf = chunkFramer{}
+		switch {
+		case c.isHead || rh.status == 204 || rh.status == 304:
+		case rh.chunked:
+			o.chunked = true
+		case rh.contentLength >= 0:
+			o.bodyLeft = rh.contentLength
+		default:
+			o.untilClose = true
+			o.keep = false
+			c.close = true
+		}
+		if !o.chunked && !o.untilClose && o.bodyLeft == 0 {
+			o.done = true
+		}
+		return true, true
+	}
+	avail := o.buf[o.r:o.w]
+	switch {
+	case o.chunked:
+		n, done, bad := o.cf.feed(avail)
+		if bad {
+			o.c, c.o = nil, nil
+			l.closeOrigin(o)
+			l.closeClient(c)
+			return false, false
+		}
+		o.r += n
+		o.done = done
+	case o.untilClose:
+		o.r = o.w
+	default:
+		k := int64(len(avail))
+		if k > o.bodyLeft {
+			k = o.bodyLeft
+		}
+		o.r += int(k)
+		o.bodyLeft -= k
+		o.done = o.bodyLeft == 0
+	}
+	return true, true
+}
+
+// answerFailed answers 502 when nothing was sent yet, else closes.
+func (l *loop) answerFailed(o *origin, c *client) {
+	o.c, c.o = nil, nil
+	l.closeOrigin(o)
+	if o.sendFrom == headroom && !o.headDone {
+		l.reject(c, problemBadGateway)
+		return
+	}
+	l.closeClient(c)
+}
+
+// rewriteAnswerHead rewrites the head buf[start:end] in place without its
+// hop-by-hop fields (adding "Connection: close" when asked) so that it ends
+// at end, and returns where it now starts.
+func (l *loop) rewriteAnswerHead(buf []byte, start, end int, addClose bool) int {
+	head := buf[start:end]
+	// Fast check: nothing to drop and nothing to add.
+	drop := false
+	forEachHeader(head[:len(head)-2], func(name, _ []byte) {
+		if hopByHop(name) {
+			drop = true
+		}
+	})
+	if !drop && !addClose {
+		return start
+	}
+	b := l.scratch[:0]
+	first := true
+	rest := head[:len(head)-2]
+	for len(rest) > 0 {
+		eol := 0
+		for eol < len(rest) && rest[eol] != '\n' {
+			eol++
+		}
+		line := rest[:eol+1]
+		rest = rest[eol+1:]
+		if !first {
+			colon := 0
+			for colon < len(line) && line[colon] != ':' {
+				colon++
+			}
+			if hopByHop(line[:colon]) {
+				continue
+			}
+		}
+		first = false
+		b = append(b, line...)
+	}
+	if addClose {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	l.scratch = b[:0]
+	ns := end - len(b)
+	copy(buf[ns:end], b)
+	return ns
+}
+
+// finish ends an exchange: the origin connection goes back to the idle
+// list when it can be reused, and the client's next request is served.
+func (l *loop) finish(o *origin, c *client) {
+	o.c, c.o = nil, nil
+	if o.keep && !o.hup && o.r == o.w && len(l.idle) < l.maxIdle && c.state == csWaitResp {
+		o.r, o.w, o.sendFrom, o.scanned = headroom, headroom, headroom, 0
+		o.headDone, o.done, o.gotResp, o.readable = false, false, false, false
+		o.out, o.outOff = o.out[:0], 0
+		l.idle = append(l.idle, o)
+	} else {
+		l.closeOrigin(o)
+	}
+	if c.close || c.state != csWaitResp {
+		// An answer that came before the whole request body closes the
+		// connection too.
+		l.closeClient(c)
+		return
+	}
+	c.state = csIdle
+	l.clientProgress(c)
+	if !c.closed && c.readable && c.state == csIdle {
+		l.clientRead(c)
+	}
+}

@@ -1,0 +1,447 @@
+package evloop
+
+import (
+	"bytes"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/h1"
+)
+
+// reqHead is what the loop needs to know about one request head. Every
+// slice points into the connection's read buffer.
+type reqHead struct {
+	method, target []byte
+	http11         bool
+	// headers is the raw header block after the request line, without the
+	// empty line that ends the head.
+	headers []byte
+	// size is the length of the whole head including the empty line.
+	size int
+	// body framing
+	contentLength int64
+	chunked       bool
+	// connection handling
+	close   bool
+	upgrade bool
+	// skip is the number of empty lines before the request line.
+	skip int
+	// connNames are the other options of the Connection field: header
+	// names that are connection-specific (RFC 9110 7.6.1).
+	connNames [8][]byte
+	nConn     int
+}
+
+func (rh *reqHead) namedInConnection(name []byte) bool {
+	for _, n := range rh.connNames[:rh.nConn] {
+		if len(n) == len(name) && bytes.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// problems of the request line that h1 does not cover.
+var (
+	problemVersion = &h1.Problem{Status: 505, Reason: "HTTP version not supported"}
+	problemLine    = &h1.Problem{Status: 400, Reason: "malformed request line"}
+)
+
+// findHeadEnd returns the index just past the CRLFCRLF that ends a head in
+// b, searching from from (which may lie inside the terminator), or -1.
+func findHeadEnd(b []byte, from int) int {
+	if from > 3 {
+		from -= 3
+	} else {
+		from = 0
+	}
+	i := bytes.Index(b[from:], crlfcrlf)
+	if i < 0 {
+		return -1
+	}
+	return from + i + 4
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
+
+// parseRequest parses and validates a complete request head b (ending in
+// CRLFCRLF, possibly preceded by empty lines). It applies the same checks
+// as the goroutine engine (h1.CheckRequestLine, h1.CheckHeaders) and RFC
+// 9112's framing rules.
+func parseRequest(b []byte, lim h1.Limits) (reqHead, *h1.Problem) {
+	var rh reqHead
+	rh.size = len(b)
+	// RFC 9112 2.2: ignore at least one empty line before the request line.
+	for len(b)-rh.skip >= 2 && b[rh.skip] == '\r' && b[rh.skip+1] == '\n' {
+		rh.skip += 2
+	}
+	b = b[rh.skip:]
+	eol := bytes.IndexByte(b, '\n')
+	if eol < 1 || b[eol-1] != '\r' {
+		return rh, problemLine
+	}
+	line := b[:eol-1]
+	sp1 := bytes.IndexByte(line, ' ')
+	if sp1 < 0 {
+		return rh, problemLine
+	}
+	rest := line[sp1+1:]
+	sp2 := bytes.IndexByte(rest, ' ')
+	if sp2 < 0 {
+		return rh, problemLine
+	}
+	rh.method, rh.target = line[:sp1], rest[:sp2]
+	version := rest[sp2+1:]
+	switch string(version) {
+	case "HTTP/1.1":
+		rh.http11 = true
+	case "HTTP/1.0":
+	default:
+		if len(version) == 8 && bytes.HasPrefix(version, []byte("HTTP/")) {
+			return rh, problemVersion
+		}
+		return rh, problemLine
+	}
+	if p := h1.CheckRequestLine(rh.method, rh.target, lim); p != nil {
+		return rh, p
+	}
+	rh.headers = b[eol+1 : len(b)-2]
+	if p := h1.CheckHeaders(b[eol+1:], rh.http11, lim); p != nil {
+		return rh, p
+	}
+	rh.close = !rh.http11
+	forEachHeader(rh.headers, func(name, value []byte) {
+		switch {
+		case equalFold(name, "content-length"):
+			rh.contentLength = parseDecimal(value)
+		case equalFold(name, "transfer-encoding"):
+			rh.chunked = true // CheckHeaders admits only "chunked"
+		case equalFold(name, "connection"):
+			forEachToken(value, func(tok []byte) {
+				switch {
+				case equalFold(tok, "close"):
+					rh.close = true
+				case equalFold(tok, "keep-alive"):
+					// HTTP/1.0 keep-alive is not offered: such
+					// connections close after one answer.
+				case equalFold(tok, "upgrade"):
+					rh.upgrade = true
+				default:
+					if rh.nConn < len(rh.connNames) {
+						rh.connNames[rh.nConn] = tok
+						rh.nConn++
+					}
+				}
+			})
+		case equalFold(name, "upgrade"):
+			rh.upgrade = true
+		}
+	})
+	return rh, nil
+}
+
+// respHead is what the loop needs to know about a response head.
+type respHead struct {
+	status        int
+	contentLength int64 // -1 when absent
+	chunked       bool
+	close         bool
+	size          int
+}
+
+var problemOrigin = &h1.Problem{Status: 502, Reason: "invalid response from origin"}
+
+// parseResponse parses a complete response head b (ending in CRLFCRLF).
+func parseResponse(b []byte) (respHead, *h1.Problem) {
+	rh := respHead{contentLength: -1, size: len(b)}
+	eol := bytes.IndexByte(b, '\n')
+	if eol < 13 || b[eol-1] != '\r' || !bytes.HasPrefix(b, []byte("HTTP/1.")) || b[8] != ' ' {
+		return rh, problemOrigin
+	}
+	if b[7] == '0' {
+		rh.close = true
+	} else if b[7] != '1' {
+		return rh, problemOrigin
+	}
+	for _, c := range b[9:12] {
+		if c < '0' || c > '9' {
+			return rh, problemOrigin
+		}
+		rh.status = rh.status*10 + int(c-'0')
+	}
+	if rh.status < 100 || (len(b) > 12 && b[12] != ' ' && b[12] != '\r') {
+		return rh, problemOrigin
+	}
+	var bad bool
+	var nCL int
+	forEachHeader(b[eol+1:len(b)-2], func(name, value []byte) {
+		switch {
+		case equalFold(name, "content-length"):
+			nCL++
+			v := parseDecimal(value)
+			if v < 0 || nCL > 1 && v != rh.contentLength {
+				bad = true
+			}
+			rh.contentLength = v
+		case equalFold(name, "transfer-encoding"):
+			// Only chunked (last) is understood; anything else is read
+			// until the origin closes.
+			if hasLastToken(value, "chunked") {
+				rh.chunked = true
+			} else {
+				rh.close = true
+				rh.chunked = false
+			}
+		case equalFold(name, "connection"):
+			forEachToken(value, func(tok []byte) {
+				if equalFold(tok, "close") {
+					rh.close = true
+				}
+			})
+		}
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				bad = true
+			}
+		}
+	})
+	if bad {
+		return rh, problemOrigin
+	}
+	if rh.chunked {
+		rh.contentLength = -1 // RFC 9112 6.3: Transfer-Encoding wins
+	}
+	return rh, nil
+}
+
+// forEachHeader calls f for every "name: value" line of a header block
+// whose lines end in CRLF (already validated).
+func forEachHeader(b []byte, f func(name, value []byte)) {
+	for len(b) > 0 {
+		eol := bytes.IndexByte(b, '\n')
+		var line []byte
+		if eol < 0 {
+			line, b = b, nil
+		} else {
+			line, b = b[:eol], b[eol+1:]
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			continue
+		}
+		f(line[:colon], trimOWS(line[colon+1:]))
+	}
+}
+
+// forEachToken calls f for each element of a comma-separated list.
+func forEachToken(v []byte, f func(tok []byte)) {
+	for len(v) > 0 {
+		i := bytes.IndexByte(v, ',')
+		var tok []byte
+		if i < 0 {
+			tok, v = v, nil
+		} else {
+			tok, v = v[:i], v[i+1:]
+		}
+		if tok = trimOWS(tok); len(tok) > 0 {
+			f(tok)
+		}
+	}
+}
+
+func hasLastToken(v []byte, lower string) bool {
+	var last []byte
+	forEachToken(v, func(tok []byte) { last = tok })
+	return equalFold(last, lower)
+}
+
+// parseDecimal parses a non-negative decimal of at most 18 digits, or -1.
+func parseDecimal(b []byte) int64 {
+	if len(b) == 0 || len(b) > 18 {
+		return -1
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func equalFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// hopByHop reports whether a header is connection-specific and must not be
+// forwarded (RFC 9110 7.6.1), or is one the proxy sets itself.
+func hopByHop(name []byte) bool {
+	switch len(name) {
+	case 2:
+		return equalFold(name, "te")
+	case 7:
+		return equalFold(name, "upgrade") || equalFold(name, "trailer")
+	case 10:
+		return equalFold(name, "connection") || equalFold(name, "keep-alive")
+	case 16:
+		return equalFold(name, "proxy-connection")
+	}
+	return false
+}
+
+// chunkFramer follows chunked framing (RFC 9112 7.1) over a byte stream to
+// find where the message ends; the bytes themselves are forwarded as they
+// are.
+type chunkFramer struct {
+	state   uint8
+	size    int64
+	digits  int
+	lineLen int
+}
+
+const (
+	chSize = iota
+	chExt
+	chSizeLF
+	chData
+	chDataCR
+	chDataLF
+	chTrailerStart
+	chTrailer
+	chTrailerLF
+	chFinalLF
+	chDone
+)
+
+// maxChunkLine bounds a chunk-size line with extensions and a trailer line.
+const maxChunkLine = 4096
+
+// feed consumes b and returns how many bytes belong to the message, whether
+// the message is complete, and whether the framing is invalid.
+func (f *chunkFramer) feed(b []byte) (n int, done, bad bool) {
+	for n < len(b) {
+		c := b[n]
+		switch f.state {
+		case chSize:
+			switch {
+			case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+				if f.digits == 15 {
+					return n, false, true
+				}
+				f.size = f.size<<4 | int64(unhex(c))
+				f.digits++
+			case c == ';' || c == ' ' || c == '\t':
+				if f.digits == 0 {
+					return n, false, true
+				}
+				f.state, f.lineLen = chExt, 0
+			case c == '\r':
+				if f.digits == 0 {
+					return n, false, true
+				}
+				f.state = chSizeLF
+			default:
+				return n, false, true
+			}
+		case chExt:
+			f.lineLen++
+			if c == '\r' {
+				f.state = chSizeLF
+			} else if c == '\n' || f.lineLen > maxChunkLine || c < ' ' && c != '\t' || c == 0x7f {
+				return n, false, true
+			}
+		case chSizeLF:
+			if c != '\n' {
+				return n, false, true
+			}
+			if f.size == 0 {
+				f.state = chTrailerStart
+			} else {
+				f.state = chData
+			}
+		case chData:
+			k := int64(len(b) - n)
+			if k > f.size {
+				k = f.size
+			}
+			f.size -= k
+			n += int(k)
+			if f.size == 0 {
+				f.state = chDataCR
+			}
+			continue
+		case chDataCR:
+			if c != '\r' {
+				return n, false, true
+			}
+			f.state = chDataLF
+		case chDataLF:
+			if c != '\n' {
+				return n, false, true
+			}
+			f.state, f.digits, f.size = chSize, 0, 0
+		case chTrailerStart:
+			if c == '\r' {
+				f.state = chFinalLF
+			} else {
+				f.state, f.lineLen = chTrailer, 1
+			}
+		case chTrailer:
+			f.lineLen++
+			if c == '\r' {
+				f.state = chTrailerLF
+			} else if c == '\n' || f.lineLen > maxChunkLine {
+				return n, false, true
+			}
+		case chTrailerLF:
+			if c != '\n' {
+				return n, false, true
+			}
+			f.state = chTrailerStart
+		case chFinalLF:
+			if c != '\n' {
+				return n, false, true
+			}
+			f.state = chDone
+			return n + 1, true, false
+		case chDone:
+			return n, true, false
+		}
+		n++
+	}
+	return n, f.state == chDone, false
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
