@@ -282,10 +282,32 @@ type matcher struct {
 	methods             [][]byte
 	headers, query      []valueMatcher
 	claims              []valueMatcher
+	geo                 *geoMatch
 }
 
-func compileMatch(field string, m *v1.ServicePolicyMatch) (*matcher, error) {
+func compileMatch(field string, m *v1.ServicePolicyMatch, opts Options) (*matcher, error) {
 	c := &matcher{}
+	if m.UsesCountry() {
+		f := field + ".countries"
+		if len(m.Countries) == 0 {
+			f = field + ".notCountries"
+		}
+		if opts.Geo == nil || !opts.Geo.HasCountry() {
+			return nil, fmt.Errorf("%s: no GeoIP country database is configured on this node (meridian node --geoip-db FILE.mmdb)", f)
+		}
+	}
+	if m.UsesASN() {
+		f := field + ".asns"
+		if len(m.ASNs) == 0 {
+			f = field + ".notASNs"
+		}
+		if opts.Geo == nil || !opts.Geo.HasASN() {
+			return nil, fmt.Errorf("%s: no GeoIP ASN database is configured on this node (meridian node --geoip-asn-db FILE.mmdb)", f)
+		}
+	}
+	if g := (&geoMatch{countries: codes(m.Countries), notCountries: codes(m.NotCountries), asns: m.ASNs, notASNs: m.NotASNs}); !g.empty() {
+		c.geo = g
+	}
 	var err error
 	if c.clients, err = newPrefixSet(field+".clientCIDRs", m.ClientCIDRs); err != nil {
 		return nil, err
@@ -331,7 +353,7 @@ func compileMatch(field string, m *v1.ServicePolicyMatch) (*matcher, error) {
 }
 
 // match evaluates the cheapest conditions first.
-func (c *matcher) match(r Request) bool {
+func (c *matcher) match(r Request, g *geoState) bool {
 	if len(c.methods) > 0 {
 		meth := r.RequestMethod()
 		found := false
@@ -387,6 +409,9 @@ func (c *matcher) match(r Request) bool {
 		if !c.claims[i].matchClaim(v, ok) {
 			return false
 		}
+	}
+	if c.geo != nil && !c.geo.match(r, g) {
+		return false
 	}
 	if c.pathKind == 3 && !matchRe(c.pathRe, c.pathPre, r.RequestPath()) {
 		return false

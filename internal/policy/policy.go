@@ -144,6 +144,7 @@ type compiled struct {
 // for concurrent use.
 type Set struct {
 	policies []*compiled
+	geo      Geo
 }
 
 // Len returns the number of policies.
@@ -172,12 +173,19 @@ func parseAction(a string) (Action, error) {
 // copy, so specs that skipped the console's defaulting work as well).
 // Counters are taken from reg (a new registry when nil).
 func Compile(pols []*v1.ServicePolicy, reg *Registry) (*Set, error) {
+	return CompileWith(pols, reg, Options{})
+}
+
+// CompileWith is Compile with options (a GeoIP database for country and
+// ASN matches). A rule matching countries or ASNs without the database it
+// needs is an error naming the field.
+func CompileWith(pols []*v1.ServicePolicy, reg *Registry, opts Options) (*Set, error) {
 	if reg == nil {
 		reg = NewRegistry()
 	}
-	s := &Set{}
+	s := &Set{geo: opts.Geo}
 	for _, p := range pols {
-		c, err := compileOne(p, reg)
+		c, err := compileOne(p, reg, opts)
 		if err != nil {
 			return nil, fmt.Errorf("compiling ServicePolicy %s/%s: %w", p.Metadata.Namespace, p.Metadata.Name, err)
 		}
@@ -186,7 +194,7 @@ func Compile(pols []*v1.ServicePolicy, reg *Registry) (*Set, error) {
 	return s, nil
 }
 
-func compileOne(src *v1.ServicePolicy, reg *Registry) (*compiled, error) {
+func compileOne(src *v1.ServicePolicy, reg *Registry, opts Options) (*compiled, error) {
 	p := *src
 	p.Spec.Rules = append([]v1.ServicePolicyRule(nil), src.Spec.Rules...)
 	for i := range p.Spec.Rules {
@@ -209,7 +217,7 @@ func compileOne(src *v1.ServicePolicy, reg *Registry) (*compiled, error) {
 		if err != nil || act == None {
 			return nil, fmt.Errorf("%s.action: unknown action %q", f, r.Action)
 		}
-		m, err := compileMatch(f+".match", &r.Match)
+		m, err := compileMatch(f+".match", &r.Match, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -232,12 +240,12 @@ func compileOne(src *v1.ServicePolicy, reg *Registry) (*compiled, error) {
 }
 
 // evaluate returns the policy's verdict (Action None for "next").
-func (c *compiled) evaluate(r Request) Verdict {
+func (c *compiled) evaluate(r Request, g *geoState) Verdict {
 	var chosen *rule
 	switch c.algo {
 	case firstMatch:
 		for i := range c.rules {
-			if c.rules[i].match.match(r) {
+			if c.rules[i].match.match(r, g) {
 				chosen = &c.rules[i]
 				break
 			}
@@ -252,7 +260,7 @@ func (c *compiled) evaluate(r Request) Verdict {
 			if chosen != nil && ru.verdict.Action != want {
 				continue // cannot override what was found
 			}
-			if !ru.match.match(r) {
+			if !ru.match.match(r, g) {
 				continue
 			}
 			chosen = ru
@@ -279,8 +287,9 @@ func (s *Set) Evaluate(r Request) Decision {
 	if s == nil {
 		return d
 	}
+	g := geoState{geo: s.geo}
 	for _, p := range s.policies {
-		v := p.evaluate(r)
+		v := p.evaluate(r, &g)
 		if v.Action == None {
 			continue
 		}

@@ -26,7 +26,7 @@ import (
 // An invalid object, or one that refers to a missing or invalid object, is
 // skipped and reported in Table.Errors; everything else is compiled. The
 // objects passed in are not modified.
-func Compile(objs []v1.Object) *Table {
+func Compile(objs []v1.Object, opts ...CompileOption) *Table {
 	c := &compiler{
 		t: &Table{
 			HTTP:   map[string]*HTTPListener{},
@@ -34,17 +34,24 @@ func Compile(objs []v1.Object) *Table {
 			Pools:  map[string]*Pool{},
 			others: map[string]v1.Object{},
 		},
-		certs:      map[string]*certEntry{},
-		certPEM:    map[string]string{},
-		hcs:        map[string]*v1.HealthCheck{},
-		badObjects: map[string]error{},
-		owner:      map[string]string{},
+		certs:       map[string]*certEntry{},
+		certPEM:     map[string]string{},
+		hcs:         map[string]*v1.HealthCheck{},
+		badObjects:  map[string]error{},
+		owner:       map[string]string{},
+		caPEM:       map[string]string{},
+		bindings:    map[string][]*v1.SecurityBinding{},
+		badBindings: map[string][]string{},
+	}
+	for _, o := range opts {
+		o(&c.opts)
 	}
 	var certs []*v1.Certificate
 	var hcs []*v1.HealthCheck
 	var pools []*v1.OriginPool
 	var https []*v1.HTTPLoadBalancer
 	var tcps []*v1.TCPLoadBalancer
+	var bindings []*v1.SecurityBinding
 	for _, o := range objs {
 		o = deepCopy(o)
 		if d, ok := o.(v1.Defaulter); ok {
@@ -61,6 +68,8 @@ func Compile(objs []v1.Object) *Table {
 			https = append(https, x)
 		case *v1.TCPLoadBalancer:
 			tcps = append(tcps, x)
+		case *v1.SecurityBinding:
+			bindings = append(bindings, x)
 		default:
 			m := o.GetMetadata()
 			c.t.others[o.GetTypeMeta().Kind+" "+m.Namespace+"/"+m.Name] = o
@@ -81,6 +90,15 @@ func Compile(objs []v1.Object) *Table {
 	}
 	for _, x := range pools {
 		c.fail(x, "OriginPool", c.pool(x))
+	}
+	c.checkSecurityObjects()
+	sortByName(bindings)
+	for _, x := range bindings {
+		err := c.securityBinding(x)
+		c.fail(x, "SecurityBinding", err)
+		if err != nil {
+			c.badBindings[x.Metadata.Namespace] = append(c.badBindings[x.Metadata.Namespace], x.Metadata.Name)
+		}
 	}
 	for _, x := range https {
 		c.fail(x, "HTTPLoadBalancer", c.httpLB(x))
@@ -107,6 +125,12 @@ type compiler struct {
 	hcs        map[string]*v1.HealthCheck
 	badObjects map[string]error  // "Kind ns/name" -> error
 	owner      map[string]string // listener key -> "Kind ns/name"
+	opts       compileOptions
+	caPEM      map[string]string // ns/name -> certificates of a Certificate
+	// bindings are the valid SecurityBindings by namespace (name order);
+	// badBindings the names of broken ones.
+	bindings    map[string][]*v1.SecurityBinding
+	badBindings map[string][]string
 }
 
 func key(ns, name string) string { return ns + "/" + name }
@@ -165,6 +189,7 @@ func (c *compiler) certificate(x *v1.Certificate) error {
 		e.cert = &cert
 	}
 	c.certs[key(x.Metadata.Namespace, x.Metadata.Name)] = e
+	c.caPEM[key(x.Metadata.Namespace, x.Metadata.Name)] = x.Spec.Certificate
 	c.certPEM[key(x.Metadata.Namespace, x.Metadata.Name)] = x.Spec.Certificate + string(x.Spec.PrivateKey)
 	return nil
 }
@@ -306,6 +331,8 @@ func (c *compiler) httpLB(x *v1.HTTPLoadBalancer) error {
 		addErr(err)
 		vh.Routes = append(vh.Routes, rt)
 	}
+	clientCerts, err := c.lbSecurity(x, vh)
+	addErr(err)
 	// Listener contributions, checked for conflicts before anything is
 	// merged so that a rejected load balancer leaves no trace.
 	type contrib struct {
@@ -401,6 +428,7 @@ func (c *compiler) httpLB(x *v1.HTTPLoadBalancer) error {
 	}
 	for _, cb := range contribs {
 		l := cb.l
+		l.ClientCertificates = l.ClientCertificates || clientCerts && l.TLS != nil
 		if cb.isNew {
 			c.t.HTTP[l.Key] = l
 			c.owner[l.Key] = "HTTPLoadBalancer " + id

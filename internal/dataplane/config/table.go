@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/authn"
 	"github.com/meridian-platform/meridian/internal/lb"
 	"github.com/meridian-platform/meridian/internal/netpolicy"
 )
@@ -75,6 +76,10 @@ type HTTPListener struct {
 	// MaxConnections bounds concurrent connections (0: unlimited).
 	MaxConnections int
 	Timeouts       Timeouts
+	// ClientCertificates asks TLS clients for a certificate (not
+	// required, not verified by the handshake): some load balancer on the
+	// listener authenticates with mTLS, which checks it per route.
+	ClientCertificates bool
 
 	exact    map[string]*VHost
 	wildcard []wildcardHost // longest suffix first
@@ -100,6 +105,14 @@ type VHost struct {
 	// Spec is the load balancer's effective spec (for stages that read
 	// their own settings: firewall, policies, rate limiter names).
 	Spec *v1.HTTPLoadBalancerSpec
+	// Security lists the distinct effective security settings of the load
+	// balancer's routes; Security[0] is the load balancer's own (its
+	// default route's, and that of requests no route matched). Each
+	// Route.Security points into it.
+	Security []*Security
+	// Authn is the load balancer's own authentication (nil: none); routes
+	// may replace it (Route.Security.Authn).
+	Authn *authn.Config
 }
 
 // PathKind says how Route.PathValue is compared.
@@ -138,6 +151,9 @@ type Route struct {
 	Retry           *Retry
 	Mirror          *Mirror
 	CORS            *v1.CORSPolicy
+	// Security is what the security stages apply to the route's requests
+	// (one of VHost.Security).
+	Security *Security
 }
 
 // ValueMatch matches a header or query parameter.

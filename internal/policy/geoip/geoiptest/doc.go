@@ -1,0 +1,2 @@
+// Package geoiptest writes small MaxMind DB files for tests of GeoIP matching.
+package geoiptest
