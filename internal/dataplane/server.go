@@ -24,6 +24,8 @@ import (
 	"github.com/meridian-platform/meridian/internal/dataplane/h1"
 	"github.com/meridian-platform/meridian/internal/dataplane/proxyproto"
 	"github.com/meridian-platform/meridian/internal/lb"
+	"github.com/meridian-platform/meridian/internal/netpolicy"
+	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
 // Options configures a Server. Every field is optional.
@@ -55,6 +57,9 @@ type Options struct {
 	// package (which cannot import them). A factory given here replaces
 	// the slot's own. Unknown names are an error at New.
 	Stages map[string]StageFactory
+	// SecurityEvents receives the events of NetworkPolicy verdicts taken
+	// at accept time (default: none are produced; counters still count).
+	SecurityEvents secevents.Sink
 }
 
 // Server is a node's data plane. Apply installs a compiled table; requests
@@ -77,6 +82,7 @@ type Server struct {
 	listeners map[string]*listener
 	closed    bool
 	mirrorSem chan struct{}
+	netpol    *netpolicy.Metrics
 }
 
 // state is what one Apply installs atomically.
@@ -125,6 +131,7 @@ func New(opts Options) *Server {
 	}
 	s.alog = NewAccessLogWriter(opts.AccessLog)
 	s.metrics = newMetrics(opts.Metrics, s.reg)
+	s.netpol = netpolicy.NewMetrics(opts.Metrics)
 	s.state.Store(s.buildState(&config.Table{HTTP: map[string]*config.HTTPListener{}, TCP: map[string]*config.TCPListener{}, Pools: map[string]*config.Pool{}}))
 	return s
 }
@@ -402,6 +409,10 @@ func (l *listener) acceptLoop() {
 			continue
 		}
 		delay = 0
+		peer, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
+		if !l.admit(c, peer, local) {
+			continue // refused by a NetworkPolicy, before PROXY header or TLS
+		}
 		if max := l.maxConns(); max > 0 && l.active.Load() >= int64(max) {
 			l.s.metrics.connRejected.Inc()
 			c.Close()
@@ -409,7 +420,7 @@ func (l *listener) acceptLoop() {
 		}
 		l.active.Add(1)
 		l.wg.Add(1)
-		meta := &connMeta{peer: addrPortOf(c.RemoteAddr()), local: addrPortOf(c.LocalAddr()), lkey: l.key, l: l, raw: c}
+		meta := &connMeta{peer: peer, local: local, lkey: l.key, l: l, raw: c}
 		l.track(c, meta)
 		l.gauge.Inc()
 		select {

@@ -1,0 +1,39 @@
+package dataplane
+
+import (
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/meridian-platform/meridian/internal/netpolicy"
+)
+
+// admit checks a just-accepted connection against the NetworkPolicies of
+// the listener in the table in force (swapped atomically by Apply, so a
+// reload changes the verdicts of new connections only). A refused
+// connection is reset at once: no PROXY header is read, no TLS handshake
+// is started. It reports whether the connection may be served.
+func (l *listener) admit(c net.Conn, peer, local netip.AddrPort) bool {
+	m := l.s.state.Load().table.NetPolicy(l.key)
+	if m == nil {
+		return true
+	}
+	r := m.Check(netpolicy.TCP, peer, local)
+	l.s.netpol.Observe(r)
+	if r.Action == netpolicy.Allow && r.DryRun.Action != netpolicy.Deny {
+		return true
+	}
+	if sink := l.s.opts.SecurityEvents; sink != nil {
+		if e := netpolicy.Event(r, time.Now(), peer, local); e != nil {
+			sink.Emit(e)
+		}
+	}
+	if r.Action == netpolicy.Allow {
+		return true
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // RST, not FIN: the client learns at once
+	}
+	_ = c.Close()
+	return false
+}
