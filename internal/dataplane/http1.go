@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -98,6 +99,8 @@ type connMeta struct {
 	guard h1.HeadGuard
 	reqs  int
 	badLF bool
+	// tlsState is the TLS connection's state, set after the handshake.
+	tlsState *tls.ConnectionState
 }
 
 // metaConn carries connMeta to the HTTP/1.1 handler.
@@ -126,6 +129,7 @@ func (c *metaConn) Read(b []byte) (int, error) {
 
 var (
 	strHTTP11 = []byte("HTTP/1.1")
+	strHTTP10 = []byte("HTTP/1.0")
 	hopByHop  = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Trailer", "Upgrade", "Expect"}
 )
 
@@ -208,7 +212,10 @@ func (s *Server) rejectH1(ctx *fasthttp.RequestCtx, p *h1.Problem) {
 	s.metrics.rejected.Inc()
 }
 
-var problemBareLF = &h1.Problem{Status: fasthttp.StatusBadRequest, Reason: "bare LF"}
+var (
+	problemBareLF  = &h1.Problem{Status: fasthttp.StatusBadRequest, Reason: "bare LF"}
+	problemVersion = &h1.Problem{Status: fasthttp.StatusHTTPVersionNotSupported, Reason: "HTTP version not supported"}
+)
 
 func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	req := &ctx.Request
@@ -220,6 +227,10 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	mc.meta.reqs++
 	if mc.meta.guard.Bad == mc.meta.reqs {
 		s.rejectH1(ctx, problemBareLF)
+		return
+	}
+	if p := req.Header.Protocol(); !bytes.Equal(p, strHTTP11) && !bytes.Equal(p, strHTTP10) {
+		s.rejectH1(ctx, problemVersion)
 		return
 	}
 	if p := h1.CheckRequestLine(req.Header.Method(), req.Header.RequestURI(), s.limits); p != nil {
@@ -276,6 +287,9 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	if !req.Header.IsHTTP11() {
 		x.Proto = "HTTP/1.0"
 	}
+	x.RawTarget = req.Header.RequestURI()
+	x.RawHeaders = req.Header.RawHeaders()
+	x.TLS = mc.meta.tlsState
 	x.Peer = mc.meta.peer
 	x.Start = time.Now()
 	x.Listener, x.VHost = lc, vh

@@ -166,9 +166,16 @@ func (s *Server) buildState(t *config.Table) *state {
 			if l.HTTP2 {
 				protos = []string{"h2", "http/1.1"}
 			}
+			var clientAuth tls.ClientAuthType
+			if wantsClientCerts(l) {
+				// Asked for, not verified here: the authn stage checks the
+				// chain against the CA of the load balancer or route.
+				clientAuth = tls.RequestClientCert
+			}
 			st.tlsConfigs[k] = &tls.Config{
 				MinVersion: l.MinTLSVersion,
 				NextProtos: protos,
+				ClientAuth: clientAuth,
 				GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 					if c := certs.Get(hello.ServerName); c != nil {
 						return c, nil
@@ -179,6 +186,26 @@ func (s *Server) buildState(t *config.Table) *state {
 		}
 	}
 	return st
+}
+
+// wantsClientCerts reports whether a load balancer on the listener
+// authenticates with client certificates (spec or route authentication
+// with mtls), so that the handshake asks the client for one.
+func wantsClientCerts(l *config.HTTPListener) bool {
+	for _, vh := range l.VHosts() {
+		if vh.Spec == nil {
+			continue
+		}
+		if a := vh.Spec.Authentication; a != nil && a.MTLS != nil {
+			return true
+		}
+		for _, r := range vh.Spec.Routes {
+			if a := r.Authentication; a != nil && a.MTLS != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // observe records the metrics of a finished exchange.
@@ -584,7 +611,9 @@ func (l *listener) serve(c net.Conn, meta *connMeta) {
 		}
 		_ = c.SetDeadline(time.Time{})
 		meta.tls = true
-		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		cs := tc.ConnectionState()
+		meta.tlsState = &cs
+		if cs.NegotiatedProtocol == "h2" {
 			s.serveH2(l, tc, meta)
 			return
 		}

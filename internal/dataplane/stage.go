@@ -1,6 +1,9 @@
 package dataplane
 
 import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"net/netip"
 	"time"
 
@@ -48,7 +51,21 @@ type Exchange struct {
 	// Host is the Host header or :authority.
 	Host   []byte
 	Scheme string // "http" or "https"
-	Proto  string // "HTTP/1.1", "HTTP/2.0"
+	// Proto is the protocol the client spoke: "HTTP/1.0", "HTTP/1.1" or
+	// "HTTP/2.0".
+	Proto string
+	// RawTarget is the request target exactly as received (the HTTP/1.1
+	// request line's target, the HTTP/2 :path), before any decoding or
+	// normalisation; Path and RawQuery are the normalised forms.
+	RawTarget []byte
+	// RawHeaders is the HTTP/1.1 header block exactly as received: the
+	// field lines with their CRLFs, names in the client's case and order
+	// (see VisitRawHeaders). It is nil for HTTP/2, whose fields reach
+	// Meridian only as a map.
+	RawHeaders []byte
+	// TLS is the state of the client's TLS connection, nil on plaintext;
+	// see SNI and PeerCertificates. It must not be changed.
+	TLS *tls.ConnectionState
 	// Peer is the address of the TCP peer (after PROXY protocol); Client
 	// is the real client address after trusted X-Forwarded-For.
 	Peer   netip.AddrPort
@@ -78,6 +95,58 @@ type Exchange struct {
 
 	query func(name string) ([]byte, bool)
 	idBuf [32]byte
+}
+
+// SNI is the server name the client sent in its TLS hello ("" on
+// plaintext or when the client sent none).
+func (x *Exchange) SNI() string {
+	if x.TLS == nil {
+		return ""
+	}
+	return x.TLS.ServerName
+}
+
+// PeerCertificates is the certificate chain the client presented (leaf
+// first), nil on plaintext or when none was asked for or sent. The chain
+// is verified only when the listener requires verified client certificates.
+func (x *Exchange) PeerCertificates() []*x509.Certificate {
+	if x.TLS == nil {
+		return nil
+	}
+	return x.TLS.PeerCertificates
+}
+
+// VisitRawHeaders calls f for each request header field in the order and
+// name case the client sent (HTTP/1.1), with the value trimmed of the
+// surrounding whitespace. Over HTTP/2 it falls back to ReqHeaders, whose
+// names are canonicalised and whose order is not the wire order. f must
+// not keep the slices.
+func (x *Exchange) VisitRawHeaders(f func(name, value []byte)) {
+	if x.RawHeaders == nil {
+		if x.ReqHeaders != nil {
+			x.ReqHeaders.VisitAll(f)
+		}
+		return
+	}
+	b := x.RawHeaders
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		line := b
+		if i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break // end of the head
+		}
+		c := bytes.IndexByte(line, ':')
+		if c <= 0 {
+			continue
+		}
+		f(line[:c], bytes.Trim(line[c+1:], " \t"))
+	}
 }
 
 // reset clears the exchange for reuse.
