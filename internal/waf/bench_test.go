@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 )
@@ -36,6 +38,7 @@ func benchRequest(b *testing.B, w *WAF, method, uri, ctype string, body []byte) 
 	client := netip.MustParseAddrPort("198.51.100.7:40000")
 	server := netip.MustParseAddrPort("127.0.0.1:8080")
 	b.ReportAllocs()
+	cpu0 := cpuTime()
 	for b.Loop() {
 		tx := w.NewTx("")
 		tx.Connection(client, server)
@@ -61,6 +64,17 @@ func benchRequest(b *testing.B, w *WAF, method, uri, ctype string, body []byte) 
 			b.Fatalf("benign request matched %v", IDs(hits))
 		}
 	}
+	// CPU time per request (user + system, all threads, GC included):
+	// steadier than ns/op on a machine shared with other jobs.
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func BenchmarkBenignGET(b *testing.B) {

@@ -11,6 +11,7 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"rsc.io/binaryregexp"
 
+	"github.com/meridian-platform/meridian/internal/waf/rxdfa"
 	"github.com/meridian-platform/meridian/internal/waf/rxlit"
 )
 
@@ -31,6 +32,7 @@ func init() {
 type rxOp struct {
 	re  *regexp.Regexp
 	pre *rxlit.Set // nil: no prefilter
+	dfa *rxdfa.DFA // nil: the expression does not compile for it
 }
 
 type binaryRxOp struct{ re *binaryregexp.Regexp }
@@ -53,7 +55,11 @@ func newRX(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		}
 		op := &rxOp{re: re}
 		if parsed, err := syntax.Parse(data, syntax.Perl); err == nil {
-			op.pre = rxlit.Required(parsed.Simplify())
+			simple := parsed.Simplify()
+			op.pre = rxlit.Required(simple)
+			if prog, err := syntax.Compile(simple); err == nil {
+				op.dfa = rxdfa.New(prog, 0)
+			}
 		}
 		return op, nil
 	})
@@ -74,11 +80,16 @@ func (o *rxOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	if o.pre != nil && !o.pre.MayMatch(value) {
 		return false
 	}
-	// Most values do not match: finding that out without tracking
-	// submatches is much cheaper, so captures are extracted only after a
-	// match.
-	if !o.re.MatchString(value) {
+	// Most values do not match: the automaton finds that out with one
+	// table lookup per byte; when it cannot tell (non-ASCII input, state
+	// budget spent), the regexp engine, without submatch tracking, does.
+	switch o.dfaMatch(value) {
+	case rxdfa.NoMatch:
 		return false
+	case rxdfa.Unknown:
+		if !o.re.MatchString(value) {
+			return false
+		}
 	}
 	if !tx.Capturing() {
 		return true
@@ -98,6 +109,13 @@ func (o *rxOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
 		}
 	}
 	return true
+}
+
+func (o *rxOp) dfaMatch(value string) rxdfa.Result {
+	if o.dfa == nil {
+		return rxdfa.Unknown
+	}
+	return o.dfa.Match(value)
 }
 
 func (o *binaryRxOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
