@@ -164,7 +164,7 @@ func BuiltinRoles() []string {
 
 // NonObjectKinds returns the names RBAC rules may use besides the kinds of
 // Kinds(): records that are not objects of the resource API.
-func NonObjectKinds() []string { return []string{"AuditRecord"} }
+func NonObjectKinds() []string { return []string{"AuditRecord", "SecurityEvent"} }
 
 // Role is a custom set of permissions (tenant scope).
 type Role struct {

@@ -97,6 +97,9 @@ func (s *Server) serveObjects(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		if t.sub == "history" {
 			return s.handleHistory(ctx, w, tenant, t.info, ref)
 		}
+		if t.sub != "" {
+			return s.serveSubresource(ctx, w, r, tenant, t, ref)
+		}
 		obj, _, err := s.getObject(ctx, tenant, t.info, ref)
 		if err != nil {
 			return err

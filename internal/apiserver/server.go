@@ -76,6 +76,7 @@ type Server struct {
 	limits  *tenantLimiters
 	locks   writeLocks
 	group   groupCommit
+	events  SecurityEventLister
 	openapi struct {
 		once sync.Once
 		doc  []byte
@@ -222,6 +223,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, rc *reqCtx, rest 
 		return s.handleOpenAPI(w, r)
 	case "system/rotatekey":
 		return s.handleRotateKey(w, r, rc)
+	}
+	if ns, ok := securityEventsPath(rest); ok {
+		return s.handleSecurityEvents(w, r, rc, ns)
 	}
 	tgt, err := s.parseTarget(rest)
 	if err != nil {

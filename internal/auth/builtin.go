@@ -17,13 +17,15 @@ import (
 //   - devops: publishes applications: HTTPLoadBalancer, TCPLoadBalancer,
 //     OriginPool, HealthCheck, Certificate (all verbs); reads the security
 //     objects they attach (AppFirewall, ServicePolicy, RateLimiter), the
-//     placement objects (VirtualSite, Site) and Namespace.
+//     security events of their load balancers, the placement objects
+//     (VirtualSite, Site) and Namespace.
 //   - secops: AppFirewall, ServicePolicy, RateLimiter, APIDefinition (all
-//     verbs); reads every kind, audit records included.
+//     verbs); reads every kind, audit records and security events included.
 //   - developer: like devops, but meant to be bound to namespaces: load
 //     balancers, origin pools and health checks (all verbs); reads
 //     Certificate (never writes one, so never handles private keys),
-//     AppFirewall, ServicePolicy, RateLimiter, APIDefinition and Namespace.
+//     AppFirewall, ServicePolicy, RateLimiter, APIDefinition, Namespace and
+//     the security events of their namespaces.
 //   - viewer: reads every kind except those that hold secrets or manage
 //     access: User, APIToken, Role, RoleBinding, SiteToken, Certificate and
 //     AuditRecord.
@@ -60,7 +62,7 @@ func BuiltinRoles() []Role {
 			Description: "Publishes applications: load balancers, origin pools, health checks, certificates.",
 			Rules: []Rule{
 				all("HTTPLoadBalancer", "TCPLoadBalancer", "OriginPool", "HealthCheck", "Certificate"),
-				read("AppFirewall", "ServicePolicy", "RateLimiter", "VirtualSite", "Site", "Namespace"),
+				read("AppFirewall", "ServicePolicy", "RateLimiter", "VirtualSite", "Site", "Namespace", KindSecurityEvent),
 			},
 		},
 		{
@@ -76,7 +78,7 @@ func BuiltinRoles() []Role {
 			Description: "Self-service in bound namespaces: load balancers, origin pools, health checks; reads certificates and security objects.",
 			Rules: []Rule{
 				all("HTTPLoadBalancer", "TCPLoadBalancer", "OriginPool", "HealthCheck"),
-				read("Certificate", "AppFirewall", "ServicePolicy", "RateLimiter", "APIDefinition", "Namespace"),
+				read("Certificate", "AppFirewall", "ServicePolicy", "RateLimiter", "APIDefinition", "Namespace", KindSecurityEvent),
 			},
 		},
 		{
@@ -127,7 +129,9 @@ func BuiltinRolesMarkdown() string {
 		}
 	}
 	b.WriteString("\nTenant objects are managed only by admins of the `system` tenant; audit records are read-only " +
-		"(get, list, watch) and readable by `admin` and `secops`. A binding with namespaces grants the role only " +
+		"(get, list, watch) and readable by `admin` and `secops`. Security events (SecurityEvent, reported by sites) " +
+		"are read-only too: `admin`, `secops` and `viewer` read them tenant-wide, `devops` and `developer` where they " +
+		"are bound. A binding with namespaces grants the role only " +
 		"in those namespaces (never the tenant-scoped kinds); a binding without namespaces is tenant-wide.\n")
 	return b.String()
 }

@@ -155,6 +155,8 @@ func (e *Evaluator) precheck(p Principal, verb, kind string) (Decision, bool) {
 		return Decision{false, fmt.Sprintf("Tenant objects are managed only from the %q tenant", SystemTenant)}, true
 	case kind == KindAuditRecord && !isReadVerb(verb):
 		return Decision{false, "audit records are read-only"}, true
+	case kind == KindSecurityEvent && !isReadVerb(verb):
+		return Decision{false, "security events are read-only"}, true
 	case p.Kind == KindSystem:
 		return Decision{true, "system principal"}, true
 	case p.Kind != KindUser && p.Kind != KindAPIToken:

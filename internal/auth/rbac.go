@@ -27,6 +27,9 @@ const (
 	KindTenant = "Tenant"
 	// KindAuditRecord is read-only: only get, list and watch are ever allowed.
 	KindAuditRecord = "AuditRecord"
+	// KindSecurityEvent (security events reported by sites, per namespace)
+	// is read-only like audit records.
+	KindSecurityEvent = "SecurityEvent"
 )
 
 // Verbs returns every verb, in a stable order.

@@ -60,7 +60,10 @@ about it (when the caller may read the audit log).`,
 				return err
 			}
 			records, auditErr := recentAudit(ctx, c, ki, obj)
-			return describeObject(streams.Out, ki, obj, records, auditErr, time.Now())
+			if err := describeObject(streams.Out, ki, obj, records, auditErr, time.Now()); err != nil {
+				return err
+			}
+			return describeTelemetry(ctx, streams.Out, c, ki, ns, names[0], time.Now())
 		},
 	}
 	f.bindPersistent(cmd, true)

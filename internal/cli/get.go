@@ -18,6 +18,7 @@ func newGetCommand(streams IOStreams) *cobra.Command {
 		output, selector string
 		allNamespaces    bool
 		watch, noHeaders bool
+		events           eventFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "get KIND [NAME...]",
@@ -45,6 +46,15 @@ or in every namespace with -A.`,
 			}
 			kindArg, names, err := splitKindName(args)
 			if err != nil {
+				return err
+			}
+			if isSecurityEvents(kindArg) {
+				if len(names) > 0 || selector != "" {
+					return errors.New("security events have no names or labels: filter with --lb, --site, --rule, --type, --since")
+				}
+				return (&eventsRun{flags: events, output: output, allNamespaces: allNamespaces, noHeaders: noHeaders, watch: watch}).run(cmd, f)
+			}
+			if err := eventFlagsUnused(cmd); err != nil {
 				return err
 			}
 			ki, err := resolveKind(kindArg)
@@ -119,5 +129,6 @@ or in every namespace with -A.`,
 	fl.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "list across every namespace")
 	fl.BoolVarP(&watch, "watch", "w", false, "after listing, print changes as they happen")
 	fl.BoolVar(&noHeaders, "no-headers", false, "omit table headers")
+	events.bind(fl)
 	return cmd
 }

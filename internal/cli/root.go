@@ -91,6 +91,7 @@ func AddCommands(root *cobra.Command, streams IOStreams) {
 		newAuditCommand(streams),
 		newAPIResourcesCommand(streams),
 		newSiteCommand(streams),
+		newEventsCommand(streams),
 	)
 }
 

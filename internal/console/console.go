@@ -33,6 +33,7 @@ type Console struct {
 	ln      net.Listener
 	handler http.Handler
 	sites   *siteParts
+	events  *EventStore
 }
 
 // New opens the store, loads the master key, the data keys and the CA

@@ -27,6 +27,7 @@ func (c *Console) newSiteParts(ctx context.Context) error {
 		return fmt.Errorf("building the site registry: %w", err)
 	}
 	dist, err := distrib.New(distrib.Options{Store: c.st, Secrets: c.keyring, Sites: reg, Renewer: reg, Status: c.api, Logger: c.log,
+		OnTelemetry: c.eventsIntake(),
 		OnDecommission: func(ctx context.Context, tenant, site string) {
 			if err := reg.RevokeSeen(ctx, tenant, site); err != nil {
 				c.log.Warn("revoking site certificates", "tenant", tenant, "site", site, "err", err)
@@ -36,6 +37,7 @@ func (c *Console) newSiteParts(ctx context.Context) error {
 		return fmt.Errorf("building configuration distribution: %w", err)
 	}
 	c.sites = &siteParts{reg: reg, dist: dist, grpc: dist.NewGRPCServer()}
+	c.serveTelemetry()
 	return nil
 }
 

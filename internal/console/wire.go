@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/apiserver"
 	"github.com/meridian-platform/meridian/internal/audit"
 	"github.com/meridian-platform/meridian/internal/auth"
+	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
 // maxDenialBuckets bounds the memory of the denied-request aggregator.
@@ -30,6 +32,8 @@ func newAPIServer(_ context.Context, c *Console) (*apiserver.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the API server: %w", err)
 	}
+	c.events = NewEventStore(filepath.Join(c.opts.DataDir, "events"), secevents.StoreOptions{}, c.log)
+	api.SetSecurityEvents(c.events)
 	return api, nil
 }
 
@@ -47,5 +51,6 @@ func (c *Console) runBackground(ctx context.Context) {
 	}
 	go c.denials.Run(ctx, c.audit, 10*time.Second, logErr("writing denied-request audit records"))
 	go c.keyring.WatchAndReload(ctx, logErr("reloading data keys"))
+	go c.events.Run(ctx)
 	c.runSites(ctx)
 }

@@ -43,6 +43,9 @@ type Snapshot struct {
 	// conflicts found while placing several tenants' objects on a shared
 	// site.
 	conflicts []conflict
+	// sharedListeners are wire keys of load balancers that share a
+	// listener port with another tenant's on this (shared) site.
+	sharedListeners map[string]bool
 
 	mu     sync.Mutex
 	full   *encoded            // encoded full update

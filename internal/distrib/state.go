@@ -761,6 +761,9 @@ func (d *Distributor) compileLocked(ctx context.Context, g *group) *Snapshot {
 	}
 	snap := newSnapshot(g.tenant, items, skipped)
 	snap.conflicts = conflicts
+	if len(g.parts) > 1 {
+		snap.sharedListeners = d.sharedListenerObjects(items)
+	}
 	return snap
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -406,8 +407,13 @@ func (d *Distributor) attributeLocked(tenant, site string, objs []ObjectCounters
 			m = map[string]objCounters{}
 			out[it.tenant] = m
 		}
+		shared := snap.sharedListeners[refKey(oc.ObjectRef)]
 		c := make(map[string]float64, len(oc.Counters))
 		for k, v := range oc.Counters {
+			if shared && strings.HasPrefix(k, listenerCounterPrefix) {
+				// The listener also carries another tenant's traffic.
+				continue
+			}
 			c[k] = v
 		}
 		m[refKey(it.orig)] = objCounters{ref: it.orig, counters: c}

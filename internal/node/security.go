@@ -56,6 +56,10 @@ func NewSecurity(events io.Writer) *Security {
 	}
 }
 
+// ForwardEvents also hands every security event to fn (on a console-managed
+// node: the agent's telemetry buffer); nil stops forwarding.
+func (s *Security) ForwardEvents(fn func(*secevents.Event)) { s.events.SetOnEvent(fn) }
+
 // Run drops idle rate-limit buckets every minute until ctx ends, then
 // flushes the event writer.
 func (s *Security) Run(ctx context.Context) {

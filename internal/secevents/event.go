@@ -70,15 +70,37 @@ var sensitive = []string{"authorization", "cookie", "password", "passwd", "pwd",
 // eight or more digits (card and account numbers) are masked, and the
 // result is cut to MaxMatchedData bytes on a rune boundary.
 func MaskMatched(variable, data string) string {
-	lv := strings.ToLower(variable)
+	if isSensitive(variable) {
+		if data == "" {
+			return ""
+		}
+		return "****"
+	}
+	out := maskDigits(data)
+	if len(out) > MaxMatchedData {
+		cut := MaxMatchedData
+		for cut > 0 && !utf8.RuneStart(out[cut]) {
+			cut--
+		}
+		out = out[:cut] + "…"
+	}
+	return out
+}
+
+// isSensitive reports whether a variable or parameter name suggests a
+// credential.
+func isSensitive(name string) bool {
+	ln := strings.ToLower(name)
 	for _, s := range sensitive {
-		if strings.Contains(lv, s) {
-			if data == "" {
-				return ""
-			}
-			return "****"
+		if strings.Contains(ln, s) {
+			return true
 		}
 	}
+	return false
+}
+
+// maskDigits replaces runs of eight or more digits with asterisks.
+func maskDigits(data string) string {
 	var b strings.Builder
 	run := 0
 	start := 0
@@ -107,13 +129,5 @@ func MaskMatched(variable, data string) string {
 	if run > 0 {
 		flush(len(data))
 	}
-	out := b.String()
-	if len(out) > MaxMatchedData {
-		cut := MaxMatchedData
-		for cut > 0 && !utf8.RuneStart(out[cut]) {
-			cut--
-		}
-		out = out[:cut] + "…"
-	}
-	return out
+	return b.String()
 }

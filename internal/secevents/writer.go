@@ -37,9 +37,9 @@ type Writer struct {
 
 	emitted, dropped, written, writeErrors atomic.Uint64
 	byKind                                 [5]atomic.Uint64 // waf, policy, ratelimit, authn, other
-	// OnEvent, if set before the first Emit, also sees each written event
-	// (from the writer goroutine), e.g. to forward it on a telemetry channel.
-	onEvent func(*Event)
+	// onEvent, if set, also sees each event (from the writer goroutine),
+	// e.g. to forward it on a telemetry channel.
+	onEvent atomic.Pointer[func(*Event)]
 }
 
 // WriterOptions configure a Writer.
@@ -49,7 +49,8 @@ type WriterOptions struct {
 	// FlushInterval bounds how long a written event stays in the buffer
 	// (default 1s).
 	FlushInterval time.Duration
-	// OnEvent is called from the writer goroutine for every event written.
+	// OnEvent is called from the writer goroutine for every event taken
+	// from the queue, written out or not (see also SetOnEvent).
 	OnEvent func(*Event)
 }
 
@@ -62,7 +63,10 @@ func NewWriter(w io.Writer, opts WriterOptions) *Writer {
 		opts.FlushInterval = time.Second
 	}
 	ew := &Writer{q: make(chan *Event, opts.Queue), w: w, out: bufio.NewWriterSize(w, 64<<10),
-		done: make(chan struct{}), onEvent: opts.OnEvent}
+		done: make(chan struct{})}
+	if opts.OnEvent != nil {
+		ew.onEvent.Store(&opts.OnEvent)
+	}
 	go ew.run(opts.FlushInterval)
 	return ew
 }
@@ -118,11 +122,11 @@ func (w *Writer) run(flush time.Duration) {
 			}
 			if err := enc.Encode(e); err != nil {
 				w.writeErrors.Add(1)
-				continue
+			} else {
+				w.written.Add(1)
 			}
-			w.written.Add(1)
-			if w.onEvent != nil {
-				w.onEvent(e)
+			if fn := w.onEvent.Load(); fn != nil {
+				(*fn)(e)
 			}
 		case <-t.C:
 			if w.out.Buffered() > 0 {
@@ -132,6 +136,18 @@ func (w *Writer) run(flush time.Duration) {
 			}
 		}
 	}
+}
+
+// SetOnEvent sets (or, with nil, clears) the function that sees every
+// event after it is written, e.g. to forward it to the console. It may be
+// called while events flow; fn runs on the writer goroutine and must not
+// block for long.
+func (w *Writer) SetOnEvent(fn func(*Event)) {
+	if fn == nil {
+		w.onEvent.Store(nil)
+		return
+	}
+	w.onEvent.Store(&fn)
 }
 
 // Close writes what is queued, flushes and stops the writer.

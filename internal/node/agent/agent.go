@@ -62,8 +62,13 @@ type Options struct {
 	ObjectMetrics prometheus.Gatherer
 	// TelemetryInterval is how often counters are reported (default 10s).
 	TelemetryInterval time.Duration
-	Logger            *slog.Logger
-	Now               func() time.Time
+	// RetryMin and RetryMax bound the delays between applying the
+	// configuration again while the Applier reports that part of it may
+	// start later (Retrier: a listener whose port is taken); the delay
+	// starts at RetryMin and doubles up to RetryMax (defaults 1s and 30s).
+	RetryMin, RetryMax time.Duration
+	Logger             *slog.Logger
+	Now                func() time.Time
 }
 
 // Agent keeps a node in step with its console.
@@ -76,11 +81,24 @@ type Agent struct {
 		Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
 	}
 
-	mu      sync.Mutex
-	id      *identity
-	version string
-	objects map[string]json.RawMessage // ref key -> object
-	updates chan string
+	// applyMu serialises applying configuration (updates, retries, the
+	// decommission) with sending the ack that reports it, so that acks
+	// reach the console in the order the configurations were applied.
+	applyMu sync.Mutex
+	// retryKick starts the retry loop (see Retrier).
+	retryKick chan struct{}
+
+	mu sync.Mutex
+	id *identity
+	// streamSend sends on the current sync stream (nil while there is
+	// none).
+	streamSend func(*distrib.NodeMessage) error
+	// consoleSkipped is what the console said it left out of the running
+	// version (repeated in every ack of that version).
+	consoleSkipped []distrib.ObjectRef
+	version        string
+	objects        map[string]json.RawMessage // ref key -> object
+	updates        chan string
 	// rejected and skipped are what the running version left out (sent
 	// again when the console confirms the version).
 	rejected []distrib.ObjectError
@@ -118,6 +136,12 @@ func New(opts Options) (*Agent, error) {
 	if opts.TelemetryInterval <= 0 {
 		opts.TelemetryInterval = 10 * time.Second
 	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = time.Second
+	}
+	if opts.RetryMax < opts.RetryMin {
+		opts.RetryMax = max(30*time.Second, opts.RetryMin)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -128,7 +152,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("node agent: creating data directory: %w", err)
 	}
 	a := &Agent{opts: opts, log: opts.Logger.With("component", "node-agent"), objects: map[string]json.RawMessage{},
-		updates: make(chan string, 16), telKick: make(chan struct{}, 1)}
+		updates: make(chan string, 16), telKick: make(chan struct{}, 1), retryKick: make(chan struct{}, 1)}
 	aead, err := a.stateAEAD()
 	if err != nil {
 		return nil, err
@@ -153,6 +177,10 @@ func (a *Agent) Applied() <-chan string { return a.updates }
 // certificate as it goes) until ctx ends. It returns early only when
 // registration is refused for good (bad token, name taken).
 func (a *Agent) Run(ctx context.Context) error {
+	rctx, stopRetry := context.WithCancel(ctx)
+	retryDone := make(chan struct{})
+	go func() { defer close(retryDone); a.retryLoop(rctx) }()
+	defer func() { stopRetry(); <-retryDone }()
 	if lg, err := a.loadLastGood(); err != nil {
 		a.log.Error("last-known-good snapshot unusable; waiting for the console", "err", err)
 	} else if lg != nil {
@@ -160,10 +188,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		for _, raw := range lg.Objects {
 			objs[rawKey(raw)] = raw
 		}
+		a.applyMu.Lock()
 		rej, skipped := a.applyObjects(ctx, objs)
 		a.mu.Lock()
 		a.version, a.objects, a.rejected, a.skipped = lg.Version, objs, rej, skipped
 		a.mu.Unlock()
+		a.applyMu.Unlock()
+		a.kickRetry()
 		a.log.Info("serving last-known-good configuration", "version", lg.Version, "objects", len(objs),
 			"rejected", len(rej), "skipped", len(skipped))
 	}
@@ -308,6 +339,14 @@ func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, err e
 		return false, fmt.Errorf("sending hello: %w", err)
 	}
 	go a.telemetryLoop(sctx, send)
+	a.mu.Lock()
+	a.streamSend = send
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.streamSend = nil
+		a.mu.Unlock()
+	}()
 	for {
 		var up distrib.Update
 		if err := cs.RecvMsg(&up); err != nil {
@@ -317,12 +356,16 @@ func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, err e
 			return healthy, err
 		}
 		healthy = true
+		a.applyMu.Lock()
 		ack, err := a.handle(ctx, &up)
+		if err == nil {
+			if err = send(&distrib.NodeMessage{Ack: ack}); err != nil {
+				err = fmt.Errorf("sending ack: %w", err)
+			}
+		}
+		a.applyMu.Unlock()
 		if err != nil {
 			return healthy, err
-		}
-		if err := send(&distrib.NodeMessage{Ack: ack}); err != nil {
-			return healthy, fmt.Errorf("sending ack: %w", err)
 		}
 	}
 }
@@ -406,7 +449,9 @@ func (a *Agent) handle(ctx context.Context, up *distrib.Update) (*distrib.Ack, e
 	}
 	a.mu.Lock()
 	a.objects, a.version, a.rejected, a.skipped = next, up.Version, rejected, skipped
+	a.consoleSkipped = up.Skipped
 	a.mu.Unlock()
+	a.kickRetry()
 	select {
 	case a.updates <- up.Version:
 	default:
@@ -479,10 +524,12 @@ func (a *Agent) decommissioned(ctx context.Context, id *identity, cause error) e
 	}
 	a.log.Error("the console decommissioned this site; removing its configuration and last-known-good copy",
 		"site", site, "message", cause.Error())
+	a.applyMu.Lock()
 	rejected := a.opts.Applier.Apply(ctx, nil)
 	a.mu.Lock()
 	a.version, a.objects, a.rejected, a.skipped = "", map[string]json.RawMessage{}, nil, nil
 	a.mu.Unlock()
+	a.applyMu.Unlock()
 	var errs []error
 	for _, f := range []string{snapshotFile, stateKeyFile} {
 		if err := os.Remove(a.path(f)); err != nil && !errors.Is(err, os.ErrNotExist) {

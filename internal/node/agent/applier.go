@@ -23,7 +23,21 @@ type Applier interface {
 type DataplaneApplier struct {
 	DP *dataplane.Server
 
-	mu sync.Mutex
+	mu     sync.Mutex
+	owners map[string][]distrib.ObjectRef // listener key -> load balancers
+	// pending: the last Apply left listeners that did not start.
+	pending bool
+}
+
+var _ Retrier = (*DataplaneApplier)(nil)
+
+// Pending reports whether the last Apply left listeners that did not start
+// (a port taken by another process, say): applying the same objects again
+// may start them.
+func (d *DataplaneApplier) Pending() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pending
 }
 
 var _ Applier = (*DataplaneApplier)(nil)
@@ -42,6 +56,7 @@ func (d *DataplaneApplier) Apply(ctx context.Context, objs []v1.Object) []distri
 		ok = append(ok, o)
 	}
 	tab := config.Compile(ok)
+	d.setOwners(tab)
 	for _, e := range tab.Errors {
 		out = append(out, distrib.ObjectError{ObjectRef: distrib.ObjectRef{Kind: e.Kind, Namespace: e.Namespace, Name: e.Name}, Error: e.Err.Error()})
 	}
@@ -49,6 +64,32 @@ func (d *DataplaneApplier) Apply(ctx context.Context, objs []v1.Object) []distri
 		out = append(out, d.attribute(tab, err)...)
 	}
 	return out
+}
+
+func (d *DataplaneApplier) setOwners(tab *config.Table) {
+	owners := map[string][]distrib.ObjectRef{}
+	for k, l := range tab.HTTP {
+		seen := map[string]bool{}
+		for _, vh := range l.VHosts() {
+			if !seen[vh.ID] {
+				seen[vh.ID] = true
+				owners[k] = append(owners[k], distrib.ObjectRef{Kind: "HTTPLoadBalancer", Namespace: vh.Namespace, Name: vh.Name})
+			}
+		}
+	}
+	for k, l := range tab.TCP {
+		ns, name, _ := strings.Cut(l.ID, "/")
+		owners[k] = append(owners[k], distrib.ObjectRef{Kind: "TCPLoadBalancer", Namespace: ns, Name: name})
+	}
+	d.owners = owners
+}
+
+// ListenerOwners returns the load balancers using each listener of the
+// configuration last applied.
+func (d *DataplaneApplier) ListenerOwners() map[string][]distrib.ObjectRef {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.owners
 }
 
 // attribute turns the data plane's apply error into object errors: a
@@ -87,6 +128,7 @@ func (d *DataplaneApplier) attribute(tab *config.Table, err error) []distrib.Obj
 		if d.DP.Addr(k) != nil {
 			continue
 		}
+		d.pending = true
 		msg := msgFor(k)
 		if l := tab.HTTP[k]; l != nil {
 			seen := map[string]bool{}

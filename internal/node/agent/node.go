@@ -53,6 +53,9 @@ type NodeOptions struct {
 	// command assembles (authn, policy, ratelimit, waf) and their metrics.
 	Stages     map[string]dataplane.StageFactory
 	Collectors []prometheus.Collector
+	// OnAgent, when set, is called with the agent before it runs (e.g. to
+	// forward security events to the console with RecordEvent).
+	OnAgent func(*Agent)
 }
 
 // RunNode runs a console-managed node until ctx ends or SIGTERM/SIGINT:
@@ -99,6 +102,9 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		NodeVersion: o.NodeVersion, Applier: &DataplaneApplier{DP: dp}, ObjectMetrics: reg, Logger: o.Logger})
 	if err != nil {
 		return err
+	}
+	if o.OnAgent != nil {
+		o.OnAgent(a)
 	}
 	var admin *http.Server
 	if o.AdminListen != "" {

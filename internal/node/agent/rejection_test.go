@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +62,48 @@ func TestListenerBindFailureInRollout(t *testing.T) {
 	if !strings.HasPrefix(s.Status.Errors[0], "HTTPLoadBalancer retail/shop: ") {
 		t.Fatalf("eu-1 status error %q is not attributed to the load balancer", s.Status.Errors[0])
 	}
+}
+
+// TestListenerRetriedWhenPortFrees: a listener that could not bind
+// because another process held the port starts by itself once the port
+// is free (the node applies again with backoff, no update needed), and the
+// node's new ack clears the failure from the rollout line and the Site.
+func TestListenerRetriedWhenPortFrees(t *testing.T) {
+	e := sitestest.Start(t)
+	hold, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	port := hold.Addr().(*net.TCPAddr).Port
+	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, backend(t, "one"), port))...)
+	tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
+	admin := e.Client(t, "")
+	ctx := context.Background()
+	startNode(t, e, tok, "eu-1", filepath.Join(t.TempDir(), "eu-1"))
+
+	var lb v1.HTTPLoadBalancer
+	waitFor(t, "the bind failure in the rollout line", func() bool {
+		admin.Get(ctx, "HTTPLoadBalancer", "retail", "shop", &lb)
+		return strings.HasPrefix(lb.Status.Rollout, "applied 0/1 sites; 1 failed: eu-1: ") && strings.Contains(lb.Status.Rollout, "address already in use")
+	})
+	// Still failing after a few retries while the port is held.
+	time.Sleep(1500 * time.Millisecond)
+	if admin.Get(ctx, "HTTPLoadBalancer", "retail", "shop", &lb); !strings.Contains(lb.Status.Rollout, "1 failed") {
+		t.Fatalf("rollout %q while the port is still taken", lb.Status.Rollout)
+	}
+	hold.Close()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitFor(t, "traffic once the port is free", func() bool { _, b := get(url); return b == "one" })
+	waitFor(t, "the rollout line clear", func() bool {
+		admin.Get(ctx, "HTTPLoadBalancer", "retail", "shop", &lb)
+		return lb.Status.Rollout == "applied 1/1 sites"
+	})
+	var s v1.Site
+	waitFor(t, "eu-1's status errors cleared", func() bool {
+		admin.Get(ctx, "Site", "", "eu-1", &s)
+		return len(s.Status.Errors) == 0
+	})
 }
 
 // TestDecommissionStopsServing: a decommissioned site's node removes the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,9 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/client"
 	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/distrib"
 	"github.com/meridian-platform/meridian/internal/node/agent"
+	"github.com/meridian-platform/meridian/internal/sites"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
 )
 
@@ -123,5 +126,85 @@ func TestSharedSiteCountersPerTenant(t *testing.T) {
 	// A tenant with no lease on s1 sees nothing there.
 	if got := d.ObjectTelemetry("nobody", e.Tenant, "s1"); len(got) != 0 {
 		t.Fatalf("a third tenant sees %v", got)
+	}
+
+	// The same through the REST API, each tenant with its own client.
+	hold, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", guestPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
+	ctx2 := context.Background()
+	ownC, guestC := e.Client(t, ""), e.Client(t, "other")
+	var om, gm *sites.ObjectMetrics
+	waitFor(t, "metrics through the REST API", func() bool {
+		if om, err = sites.GetObjectMetrics(ctx2, ownC, "HTTPLoadBalancer", "retail", "own"); err != nil {
+			t.Fatal(err)
+		}
+		if gm, err = sites.GetObjectMetrics(ctx2, guestC, "HTTPLoadBalancer", "retail", "guest"); err != nil {
+			t.Fatal(err)
+		}
+		return len(om.Sites) == 1 && len(gm.Sites) == 1 && gm.Sites[0].Counters["listener_connections"] >= 1
+	})
+	if om.Sites[0].Site != "s1" || om.Sites[0].Owner != "" || !om.Sites[0].Online || om.Total["requests_total"] != sent[ownURL] {
+		t.Fatalf("owner's metrics: %+v", om)
+	}
+	if gm.Sites[0].Site != "s1" || gm.Sites[0].Owner != e.Tenant || gm.Total["requests_total"] != sent[guestURL] {
+		t.Fatalf("guest's metrics: %+v", gm)
+	}
+	for _, m := range []*sites.ObjectMetrics{om, gm} {
+		var byClass float64
+		for _, c := range []string{"1xx", "2xx", "3xx", "4xx", "5xx", "other"} {
+			byClass += m.Total["requests_"+c]
+		}
+		if byClass != m.Total["requests_total"] || m.Total["requests_2xx"] == 0 {
+			t.Fatalf("status classes do not add up to requests_total: %v", m.Total)
+		}
+	}
+	// Neither tenant reaches the other's object or the owner's site.
+	if _, err := sites.GetObjectMetrics(ctx2, guestC, "HTTPLoadBalancer", "retail", "own"); !client.IsNotFound(err) {
+		t.Fatalf("guest reading the owner's load balancer metrics: %v", err)
+	}
+	if _, err := sites.GetObjectMetrics(ctx2, ownC, "HTTPLoadBalancer", "retail", "guest"); !client.IsNotFound(err) {
+		t.Fatalf("owner reading the guest's load balancer metrics: %v", err)
+	}
+	if _, err := sites.GetSiteTelemetry(ctx2, guestC, "s1"); !client.IsNotFound(err) {
+		t.Fatalf("guest reading the owner's site telemetry: %v", err)
+	}
+	st, err := sites.GetSiteTelemetry(ctx2, ownC, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Online || len(st.Objects) != 1 || st.Objects[0].Name != "own" {
+		t.Fatalf("owner's site telemetry must hold its own load balancer only: %+v", st)
+	}
+
+	// A guest load balancer on the owner's port (another domain): the
+	// listener's connections are no longer shown to either tenant.
+	e.Apply(t, "other", sitestest.MustDecode(t, fmt.Sprintf(`
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: guest2, namespace: retail}
+spec:
+  domains: ["guest2.example"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  defaultPool: shop
+  sites: {virtualSite: eu}
+`, ownPort))...)
+	waitFor(t, "connections of a listener two tenants share dropped", func() bool {
+		om, err = sites.GetObjectMetrics(ctx2, ownC, "HTTPLoadBalancer", "retail", "own")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g2, err := sites.GetObjectMetrics(ctx2, guestC, "HTTPLoadBalancer", "retail", "guest2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ownConns := om.Total["listener_connections"]
+		return len(om.Sites) == 1 && !ownConns && len(g2.Sites) == 1 && g2.Sites[0].Counters != nil &&
+			func() bool { _, ok := g2.Total["listener_connections"]; return !ok }()
+	})
+	if gm, err = sites.GetObjectMetrics(ctx2, guestC, "HTTPLoadBalancer", "retail", "guest"); err != nil || gm.Total["listener_connections"] < 1 {
+		t.Fatalf("the guest's own port keeps its connection count: %+v %v", gm, err)
 	}
 }

@@ -64,9 +64,19 @@ var objectMetrics = map[string]string{
 	"meridian_tcp_sessions_total":             "sessions_total",
 }
 
+// ListenerOwners is implemented by appliers that know which load
+// balancers use each listener ("address:port"); the agent then reports the
+// open connections of a listener as listener_connections of each of them.
+type ListenerOwners interface {
+	ListenerOwners() map[string][]distrib.ObjectRef
+}
+
 // gatherObjectCounters reads the data plane's per-load-balancer counters
-// from Options.ObjectMetrics (summed over routes, pools and status
-// classes) into object counters.
+// from Options.ObjectMetrics (summed over routes and pools) into object
+// counters: requests_total and, per status class, requests_1xx ..
+// requests_5xx and requests_other; the byte counters; sessions_total for
+// TCP; and listener_connections, the connections open on the object's
+// listeners (shared with the other load balancers on the same listener).
 func (a *Agent) gatherObjectCounters() {
 	if a.opts.ObjectMetrics == nil {
 		return
@@ -81,7 +91,27 @@ func (a *Agent) gatherObjectCounters() {
 		name string
 	}
 	sums := map[key]float64{}
+	var owners map[string][]distrib.ObjectRef
+	if lo, ok := a.opts.Applier.(ListenerOwners); ok {
+		owners = lo.ListenerOwners()
+	}
 	for _, mf := range mfs {
+		if mf.GetName() == "meridian_active_connections" {
+			for _, m := range mf.GetMetric() {
+				if m.GetGauge() == nil {
+					continue
+				}
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() != "listener" {
+						continue
+					}
+					for _, ref := range owners[lp.GetValue()] {
+						sums[key{ref, "listener_connections"}] += m.GetGauge().GetValue()
+					}
+				}
+			}
+			continue
+		}
 		name, ok := objectMetrics[mf.GetName()]
 		if !ok {
 			continue
@@ -100,8 +130,21 @@ func (a *Agent) gatherObjectCounters() {
 				continue
 			}
 			sums[key{ref, name}] += m.GetCounter().GetValue()
+			if code := labels["code"]; code != "" && name == "requests_total" {
+				sums[key{ref, "requests_" + code}] += m.GetCounter().GetValue()
+			}
 		}
 	}
+	// Objects whose listeners closed report zero open connections.
+	a.telMu.Lock()
+	for _, oc := range a.tel.objects {
+		if _, ok := oc.Counters["listener_connections"]; ok {
+			if _, now := sums[key{oc.ObjectRef, "listener_connections"}]; !now {
+				sums[key{oc.ObjectRef, "listener_connections"}] = 0
+			}
+		}
+	}
+	a.telMu.Unlock()
 	for k, v := range sums {
 		a.SetObjectCounter(k.ref, k.name, v)
 	}

@@ -1,0 +1,174 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/client"
+	"github.com/meridian-platform/meridian/internal/distrib"
+	"github.com/meridian-platform/meridian/internal/node/agent"
+	"github.com/meridian-platform/meridian/internal/secevents"
+	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+)
+
+const eventsOwner = `
+apiVersion: meridian/v1
+kind: Namespace
+metadata: {name: retail}
+---
+apiVersion: meridian/v1
+kind: VirtualSite
+metadata: {name: eu}
+spec: {selector: {matchLabels: {region: eu}}}
+---
+apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: shop, namespace: retail}
+spec: {endpoints: [{address: "127.0.0.1:9"}]}
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: own, namespace: retail}
+spec:
+  domains: [shop.example]
+  listeners: [{port: 8080}]
+  defaultPool: shop
+  sites: {virtualSite: eu}
+`
+
+const eventsGuest = `
+apiVersion: meridian/v1
+kind: Namespace
+metadata: {name: retail}
+---
+apiVersion: meridian/v1
+kind: VirtualSite
+metadata: {name: leased}
+spec: {selector: {matchLabels: {region: eu}}}
+---
+apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: shop, namespace: retail}
+spec: {endpoints: [{address: "127.0.0.1:10"}]}
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: guest, namespace: retail}
+spec:
+  domains: [guest.example]
+  listeners: [{port: 8081}]
+  defaultPool: shop
+  sites: {virtualSite: leased}
+`
+
+// keeper accepts every object and remembers their names (the data plane is
+// not what this test is about; test/e2e/events_test.go runs a real one).
+type keeper struct {
+	mu   sync.Mutex
+	refs map[string]bool
+}
+
+func (k *keeper) Apply(_ context.Context, objs []v1.Object) []distrib.ObjectError {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.refs = map[string]bool{}
+	for _, o := range objs {
+		k.refs[o.GetTypeMeta().Kind+" "+o.GetMetadata().Namespace+"/"+o.GetMetadata().Name] = true
+	}
+	return nil
+}
+
+func (k *keeper) has(ref string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.refs[ref]
+}
+
+func waitUntil(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func secEvent(lb, source string, rule int) distrib.Event {
+	e := &secevents.Event{Time: time.Now().UTC(), Kind: secevents.KindWAF, Action: secevents.ActionBlocked, RequestID: "req-" + lb,
+		LoadBalancer: lb, Route: "default", Client: "203.0.113.9:4242", Method: "GET", Host: "h", Path: "/?q=1&password=x",
+		Status: 403, Source: source, Message: "blocked by rule", Rules: []secevents.RuleHit{{ID: rule, Message: "SQL injection", Variable: "ARGS:q", Data: "1 or 1=1"}}}
+	return distrib.Event{Time: e.Time, Type: secevents.TelemetryType, Message: e.Message, Attrs: e.Attrs()}
+}
+
+// TestSecurityEventsOnASharedSite: on a site leased to another tenant,
+// each event goes to the tenant owning its load balancer, under the names
+// that tenant uses; a guest's event is never shown to the owner (nor the
+// reverse); events survive a console restart.
+func TestSecurityEventsOnASharedSite(t *testing.T) {
+	e := sitestest.Start(t)
+	e.CreateTenant(t, "other")
+	e.Apply(t, "", sitestest.MustDecode(t, eventsOwner)...)
+	e.Apply(t, "other", sitestest.MustDecode(t, eventsGuest)...)
+	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{MaxUses: 1, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
+
+	k := &keeper{}
+	a, err := agent.New(agent.Options{ConsoleURL: e.URL, Token: tok, Name: "s1", DataDir: filepath.Join(t.TempDir(), "s1"), CAData: e.CA,
+		Applier: k, MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitUntil(t, "the owner's load balancer on s1", func() bool { return k.has("HTTPLoadBalancer retail/own") })
+	share := &v1.SiteShare{Spec: v1.SiteShareSpec{Site: "s1", Tenant: "other"}}
+	share.APIVersion, share.Kind, share.Metadata.Name = v1.APIVersion, "SiteShare", "lease-s1"
+	e.Apply(t, "", share)
+	waitUntil(t, "both tenants' load balancers on s1", func() bool {
+		return k.has("HTTPLoadBalancer retail/own") && k.has("HTTPLoadBalancer other--retail/guest")
+	})
+
+	a.RecordEvent(secEvent("retail/own", "retail/fw", 942100))
+	a.RecordEvent(secEvent("other--retail/guest", "other--retail/fw", 941100))
+	a.RecordEvent(secEvent("other--retail/gone", "", 1)) // a guest's, no longer known: nobody's
+	a.RecordEvent(distrib.Event{Type: secevents.TelemetryType, Attrs: map[string]string{"kind": "waf", "status": "x", "loadBalancer": "retail/own"}})
+
+	owner, guest := e.Client(t, ""), e.Client(t, "other")
+	list := func(c *client.Client) []client.SecurityEvent {
+		t.Helper()
+		l, err := c.SecurityEvents(context.Background(), client.SecurityEventFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Items
+	}
+	waitUntil(t, "the events at the console", func() bool { return len(list(owner)) > 0 && len(list(guest)) > 0 })
+	time.Sleep(300 * time.Millisecond) // let anything misattributed arrive too
+	check := func(when string) {
+		t.Helper()
+		o, g := list(owner), list(guest)
+		if len(o) != 1 || o[0].Namespace != "retail" || o[0].LoadBalancer != "own" || o[0].Site != "s1" || o[0].Rules[0].ID != 942100 ||
+			o[0].Source != "retail/fw" || o[0].Path != "/?q=1&password=****" || o[0].Status != 403 || o[0].Client != "203.0.113.9:4242" {
+			t.Fatalf("%s: owner's events: %+v", when, o)
+		}
+		if len(g) != 1 || g[0].Namespace != "retail" || g[0].LoadBalancer != "guest" || g[0].Source != "retail/fw" || g[0].Rules[0].ID != 941100 {
+			t.Fatalf("%s: guest's events: %+v", when, g)
+		}
+	}
+	check("running")
+	if st := e.Console.EventStats(); st.Unattributed != 2 || st.Written != 2 {
+		t.Errorf("stats = %+v, want 2 written and 2 unattributed", st)
+	}
+	e.Restart(t)
+	owner, guest = e.Client(t, ""), e.Client(t, "other")
+	check("after a console restart")
+}
