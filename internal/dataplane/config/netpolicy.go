@@ -12,7 +12,27 @@ import (
 // NetPolicy returns the matcher of the NetworkPolicies that select the
 // listener with the given key ("address:port"), or nil when none does.
 func (t *Table) NetPolicy(key string) *netpolicy.Matcher {
-	return t.netPolicies[key]
+	if t.netPolicies == nil {
+		return nil
+	}
+	return t.netPolicies.byListener[key]
+}
+
+// NetPolicyWarnings lists the listeners a NetworkPolicy would select but
+// is not enforced on, because they also serve load balancers of other
+// namespaces. The policy is in force everywhere else, so these are not
+// Errors (which make a node fall back to an object's last good version).
+func (t *Table) NetPolicyWarnings() []ObjectError {
+	if t.netPolicies == nil {
+		return nil
+	}
+	return t.netPolicies.warnings
+}
+
+// netPolicyTable is the compiled NetworkPolicy part of a Table.
+type netPolicyTable struct {
+	byListener map[string]*netpolicy.Matcher
+	warnings   []ObjectError
 }
 
 // netPolicies compiles the NetworkPolicy objects (kept with the other
@@ -20,8 +40,9 @@ func (t *Table) NetPolicy(key string) *netpolicy.Matcher {
 // that select it: those of the namespace of the load balancers it serves,
 // filtered by listenerPorts. A listener serving load balancers of several
 // namespaces gets none: one namespace's rules must not refuse another's
-// clients. Such a listener is reported against each policy that would
-// have selected it; the policy is still enforced on its other listeners.
+// clients. Such a listener is reported (NetPolicyWarnings) against each
+// policy that would have selected it; the policy is still enforced on its
+// other listeners.
 func (c *compiler) netPolicies() {
 	var objs []*v1.NetworkPolicy
 	for _, o := range c.t.others {
@@ -69,7 +90,8 @@ func (c *compiler) netPolicies() {
 		ls = append(ls, listener{k, l.Port, []string{ns}})
 	}
 	sort.Slice(ls, func(i, j int) bool { return ls[i].key < ls[j].key })
-	c.t.netPolicies = map[string]*netpolicy.Matcher{}
+	npt := &netPolicyTable{byListener: map[string]*netpolicy.Matcher{}}
+	c.t.netPolicies = npt
 	for _, l := range ls {
 		var sel []*netpolicy.Policy
 		for _, ns := range l.namespaces {
@@ -90,11 +112,11 @@ func (c *compiler) netPolicies() {
 						others = append(others, ns)
 					}
 				}
-				c.t.Errors = append(c.t.Errors, ObjectError{Kind: "NetworkPolicy", Namespace: p.Namespace, Name: p.Name,
+				npt.warnings = append(npt.warnings, ObjectError{Kind: "NetworkPolicy", Namespace: p.Namespace, Name: p.Name,
 					Err: fmt.Errorf("not enforced on listener %s: it also serves load balancers of namespace %s", l.key, strings.Join(others, ", "))})
 			}
 			continue
 		}
-		c.t.netPolicies[l.key] = netpolicy.NewMatcher(sel)
+		npt.byListener[l.key] = netpolicy.NewMatcher(sel)
 	}
 }

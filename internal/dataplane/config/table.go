@@ -10,7 +10,6 @@ import (
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/authn"
 	"github.com/meridian-platform/meridian/internal/lb"
-	"github.com/meridian-platform/meridian/internal/netpolicy"
 )
 
 // Table is an immutable compiled configuration. Nothing in it changes after
@@ -31,9 +30,9 @@ type Table struct {
 	// (AppFirewall, ServicePolicy, RateLimiter, ...) for the stages that
 	// do, keyed by "Kind namespace/name".
 	others map[string]v1.Object
-	// netPolicies are the NetworkPolicy matchers by listener key
+	// netPolicies holds the NetworkPolicy matchers by listener key
 	// (netpolicy.go).
-	netPolicies map[string]*netpolicy.Matcher
+	netPolicies *netPolicyTable
 }
 
 // Object returns an object of a kind the compiler passes through to stages
