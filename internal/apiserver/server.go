@@ -77,6 +77,7 @@ type Server struct {
 	locks   writeLocks
 	group   groupCommit
 	events  SecurityEventLister
+	subs    subresources
 	openapi struct {
 		once sync.Once
 		doc  []byte
@@ -291,7 +292,7 @@ func (s *Server) parseNameSub(t target, segs []string, notFound error) (target, 
 			return target{}, err
 		}
 		if len(segs) == 2 {
-			if segs[1] != "history" && segs[1] != "rollback" {
+			if segs[1] != "history" && segs[1] != "rollback" && s.subs.lookup(t.info.Kind, segs[1]) == nil {
 				return target{}, notFound
 			}
 			t.sub = segs[1]

@@ -92,6 +92,7 @@ func AddCommands(root *cobra.Command, streams IOStreams) {
 		newAPIResourcesCommand(streams),
 		newSiteCommand(streams),
 		newEventsCommand(streams),
+		newTopCommand(streams),
 	)
 }
 
