@@ -98,6 +98,17 @@ func (s *Snapshot) Refs() []ObjectRef {
 	return out
 }
 
+// Origin returns the tenant of an object named as the site's node sees it
+// (a guest tenant's namespace is renamed apart) and its name there; false
+// when the snapshot does not hold it.
+func (s *Snapshot) Origin(wire ObjectRef) (tenant string, orig ObjectRef, ok bool) {
+	it := s.byWire[refKey(wire)]
+	if it == nil {
+		return "", ObjectRef{}, false
+	}
+	return it.tenant, it.orig, true
+}
+
 func (s *Snapshot) has(key string) bool { _, ok := s.items[key]; return ok }
 
 // encodeFor returns the update that brings a site from base (nil: nothing
