@@ -53,6 +53,9 @@ type Options struct {
 	// Collectors are extra metrics served on /metrics (for example the
 	// policy and rate-limit registries behind Stages).
 	Collectors []prometheus.Collector
+	// Compile are options of every configuration compile (for example
+	// Security.CompileOptions: which GeoIP databases policies may use).
+	Compile []config.CompileOption
 }
 
 // RunStandalone runs a node from local configuration until ctx ends or the
@@ -222,7 +225,7 @@ func (n *node) reload(ctx context.Context) {
 		}
 		checked = append(checked, o)
 	}
-	tab := config.Compile(checked)
+	tab := config.Compile(checked, n.opts.Compile...)
 	if len(tab.Errors) > 0 {
 		// Put back the last good version of each failed object and compile
 		// again, so a bad edit does not take the object away.
@@ -248,7 +251,7 @@ func (n *node) reload(ctx context.Context) {
 			}
 			retry = append(retry, o)
 		}
-		tab = config.Compile(retry)
+		tab = config.Compile(retry, n.opts.Compile...)
 		checked = retry
 	}
 	failedNow := map[string]bool{}

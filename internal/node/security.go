@@ -12,10 +12,12 @@ import (
 	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/policy"
+	"github.com/meridian-platform/meridian/internal/policy/geoip"
 	"github.com/meridian-platform/meridian/internal/policy/policystage"
 	"github.com/meridian-platform/meridian/internal/ratelimit"
 	"github.com/meridian-platform/meridian/internal/ratelimit/ratestage"
 	"github.com/meridian-platform/meridian/internal/secevents"
+	"github.com/meridian-platform/meridian/internal/secroute"
 	"github.com/meridian-platform/meridian/internal/waf"
 	"github.com/meridian-platform/meridian/internal/waf/wafstage"
 )
@@ -29,31 +31,55 @@ type Security struct {
 	Collectors []prometheus.Collector
 	events     *secevents.Writer
 	limits     *ratelimit.Registry
+	geo        *geoip.DB
 }
 
 // NewSecurity builds the security stages; events receives one JSON line per
 // security event (WAF block or detection, policy deny, rate-limit hit,
 // authentication failure).
-func NewSecurity(events io.Writer) *Security {
+func NewSecurity(events io.Writer) *Security { return NewSecurityWith(events, SecurityOptions{}) }
+
+// SecurityOptions are the optional inputs of the security stack.
+type SecurityOptions struct {
+	// GeoIP answers the country and ASN matches of service policies
+	// (meridian node --geoip-db / --geoip-asn-db); nil: policies using
+	// them are configuration errors.
+	GeoIP *geoip.DB
+}
+
+// NewSecurityWith is NewSecurity with options. Each slot runs, per request,
+// the settings of the route it matched (secroute): the route's own
+// appFirewall, servicePolicies, rateLimiter and authentication, else the
+// load balancer's, with the namespace's SecurityBindings first.
+func NewSecurityWith(events io.Writer, o SecurityOptions) *Security {
 	evw := secevents.NewWriter(events, secevents.WriterOptions{})
 	ids := authstage.NewIdentities()
 	polReg := policy.NewRegistry()
 	rlReg := ratelimit.NewRegistry(0)
 	wafMetrics := wafstage.NewMetrics()
-	// Load balancers carry no authentication settings yet: authn stays
-	// out of every pipeline until they do.
-	noAuthn := func(*config.VHost) *authn.Config { return nil }
+	authnOf := func(vh *config.VHost) *authn.Config { return vh.Authn }
+	var geo policy.Geo
+	if o.GeoIP != nil {
+		geo = o.GeoIP
+	}
 	return &Security{
 		Stages: map[string]dataplane.StageFactory{
-			"authn":     authstage.Factory(noAuthn, authstage.NewCache(), ids, authstage.Options{Events: evw}),
-			"policy":    policystage.Factory(polReg, policystage.Options{Events: evw, Claims: ids.Claims}),
-			"ratelimit": ratestage.Factory(rlReg, ratestage.Options{Events: evw, Claim: ids.Claim, APIKey: ids.APIKey}),
-			"waf":       wafstage.Factory(waf.NewCache(16), wafstage.Options{Events: evw, Metrics: wafMetrics}),
+			"authn":     secroute.Authn(authstage.Factory(authnOf, authstage.NewCache(), ids, authstage.Options{Events: evw})),
+			"policy":    secroute.Policy(policystage.Factory(polReg, policystage.Options{Events: evw, Claims: ids.Claims, Geo: geo})),
+			"ratelimit": secroute.RateLimit(ratestage.Factory(rlReg, ratestage.Options{Events: evw, Claim: ids.Claim, APIKey: ids.APIKey})),
+			"waf":       secroute.WAF(wafstage.Factory(waf.NewCache(16), wafstage.Options{Events: evw, Metrics: wafMetrics})),
 		},
 		Collectors: []prometheus.Collector{polReg, rlReg, wafMetrics, evw},
 		events:     evw,
 		limits:     rlReg,
+		geo:        o.GeoIP,
 	}
+}
+
+// CompileOptions are the config.Compile options that match this stack
+// (which GeoIP databases policies may use).
+func (s *Security) CompileOptions() []config.CompileOption {
+	return []config.CompileOption{config.WithGeoIP(s.geo.HasCountry(), s.geo.HasASN())}
 }
 
 // ForwardEvents also hands every security event to fn (on a console-managed

@@ -39,6 +39,9 @@ type Options struct {
 	Claims ClaimsFunc
 	// SNI returns the TLS server name of an exchange (nil: none).
 	SNI func(x *dataplane.Exchange) []byte
+	// Geo answers country and ASN matches (nil: policies using them fail
+	// to compile, and the stage fails closed).
+	Geo policy.Geo
 }
 
 // New builds the stage for a load balancer ("namespace/name") from an
@@ -69,7 +72,7 @@ func Factory(reg *policy.Registry, opts Options) dataplane.StageFactory {
 		}
 		var set *policy.Set
 		if err == nil {
-			set, err = policy.Compile(pols, reg)
+			set, err = policy.CompileWith(pols, reg, policy.Options{Geo: opts.Geo})
 		}
 		return New(vh.ID, set, err, opts)
 	}
