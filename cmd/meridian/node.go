@@ -77,11 +77,11 @@ is unreachable. See internal/sites/PROCEDURES.md for renewal and re-enrolment.`,
 			if a.Console != "" {
 				a.AdminListen, a.DrainTimeout = o.AdminListen, o.DrainTimeout
 				a.NodeVersion = version
-				a.Stages, a.Collectors = sec.Stages, sec.Collectors
+				a.Stages, a.Collectors, a.SecurityEvents = sec.Stages, sec.Collectors, sec.Events()
 				a.OnAgent = func(ag *agent.Agent) { sec.ForwardEvents(forwardTo(ag)) }
 				err = agent.RunNode(ctx, a)
 			} else {
-				o.Stages, o.Collectors = sec.Stages, sec.Collectors
+				o.Stages, o.Collectors, o.SecurityEvents = sec.Stages, sec.Collectors, sec.Events()
 				err = node.RunStandalone(ctx, o)
 			}
 			cancel() // flushes the security events before the process exits

@@ -21,6 +21,7 @@ import (
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
 // Options configures a standalone node (`meridian node --config PATH`).
@@ -53,6 +54,9 @@ type Options struct {
 	// Collectors are extra metrics served on /metrics (for example the
 	// policy and rate-limit registries behind Stages).
 	Collectors []prometheus.Collector
+	// SecurityEvents receives the data plane's own security events
+	// (NetworkPolicy verdicts at accept time), e.g. Security.Events().
+	SecurityEvents secevents.Sink
 	// Compile are options of every configuration compile (for example
 	// Security.CompileOptions: which GeoIP databases policies may use).
 	Compile []config.CompileOption
@@ -90,7 +94,8 @@ func RunStandalone(ctx context.Context, opts Options) error {
 			return fmt.Errorf("starting node: registering metrics: %w", err)
 		}
 	}
-	dp := dataplane.New(dataplane.Options{Logger: opts.Logger, AccessLog: opts.AccessLog, Metrics: reg, Stages: opts.Stages})
+	dp := dataplane.New(dataplane.Options{Logger: opts.Logger, AccessLog: opts.AccessLog, Metrics: reg, Stages: opts.Stages,
+		SecurityEvents: opts.SecurityEvents})
 	n := &node{opts: opts, log: opts.Logger.With("component", "node"), dp: dp, lastGood: map[string]v1.Object{},
 		lastFiles: map[string][]v1.Object{}}
 	n.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_config_reloads_total",
@@ -277,6 +282,9 @@ func (n *node) reload(ctx context.Context) {
 	for _, p := range problems {
 		n.log.Error("configuration problem", "file", p.File, "kind", p.Kind, "namespace", p.Namespace, "name", p.Name,
 			"error", p.Error, "serving", p.Serving)
+	}
+	for _, w := range tab.NetPolicyWarnings() {
+		n.log.Warn("network policy not enforced on a shared listener", "namespace", w.Namespace, "name", w.Name, "reason", w.Err.Error())
 	}
 	n.generation++
 	n.appliedAt = time.Now()

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/meridian-platform/meridian/internal/dataplane"
+	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
 // NodeOptions configure `meridian node --console URL`.
@@ -53,6 +54,8 @@ type NodeOptions struct {
 	// command assembles (authn, policy, ratelimit, waf) and their metrics.
 	Stages     map[string]dataplane.StageFactory
 	Collectors []prometheus.Collector
+	// SecurityEvents is as in node.Options (NetworkPolicy verdicts).
+	SecurityEvents secevents.Sink
 	// OnAgent, when set, is called with the agent before it runs (e.g. to
 	// forward security events to the console with RecordEvent).
 	OnAgent func(*Agent)
@@ -97,7 +100,8 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 			return fmt.Errorf("starting node: registering metrics: %w", err)
 		}
 	}
-	dp := dataplane.New(dataplane.Options{Logger: o.Logger, AccessLog: o.AccessLog, Metrics: reg, Stages: o.Stages})
+	dp := dataplane.New(dataplane.Options{Logger: o.Logger, AccessLog: o.AccessLog, Metrics: reg, Stages: o.Stages,
+		SecurityEvents: o.SecurityEvents})
 	a, err := New(Options{ConsoleURL: o.Console, Token: o.Token, Name: o.Name, DataDir: o.DataDir, CAData: caData,
 		NodeVersion: o.NodeVersion, Applier: &DataplaneApplier{DP: dp}, ObjectMetrics: reg, Logger: o.Logger})
 	if err != nil {
