@@ -505,6 +505,12 @@ func (d *Distributor) newEntry(ref ObjectRef, info v1.KindInfo, value []byte) *e
 		for _, l := range o.Spec.Listeners {
 			e.listens = append(e.listens, listenClaim{port: l.Port, address: l.Address})
 		}
+	case *v1.NetworkPolicy:
+		// Enforced on the listeners of its namespace's load balancers on
+		// the sites of its virtual site.
+		if o.Spec.Sites != nil {
+			e.placement = o.Spec.Sites.VirtualSite
+		}
 	}
 	if rr, ok := obj.(v1.Referrer); ok {
 		for _, r := range rr.References() {
