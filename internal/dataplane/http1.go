@@ -62,7 +62,74 @@ type h1Exchange struct {
 	ctx     *fasthttp.RequestCtx
 	queryFn func(string) ([]byte, bool)
 	scratch []byte
+	// body wraps a streamed request body to tell a client's read error
+	// (slow body: 408) from an origin's; buf holds a body read ahead for
+	// the stages or for a replay (bounded by their limits).
+	body clientBody
+	buf  []byte
 }
+
+// clientBody reads a streamed request body from the client. The body
+// timeout bounds each read (the wait for the next bytes, as nginx's
+// client_body_timeout does), not the whole body, so a large upload at a
+// steady pace passes and a stalled one is cut; the first error is kept.
+type clientBody struct {
+	r       io.Reader
+	conn    net.Conn
+	timeout time.Duration
+	err     error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.timeout > 0 && b.conn != nil {
+		_ = b.conn.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// failBody answers a request whose body could not be read from the
+// client: 408 when the body timeout ran out, 400 otherwise. The
+// connection is closed either way: its framing is lost.
+func failBody(ctx *fasthttp.RequestCtx, x *Exchange, err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		x.respond(fasthttp.StatusRequestTimeout, "request body timeout\n")
+	} else {
+		x.respond(fasthttp.StatusBadRequest, "reading request body failed\n")
+	}
+	writeReplyH1(ctx, x)
+	ctx.SetConnectionClose()
+}
+
+// readAhead reads up to n bytes of r into hx.buf (a new buffer when fresh:
+// hx.buf is still in use), returning them and whether r ended (io.EOF)
+// within them.
+func (hx *h1Exchange) readAhead(r io.Reader, n int, fresh bool) ([]byte, bool, error) {
+	var b []byte
+	if fresh {
+		b = make([]byte, n)
+	} else {
+		if cap(hx.buf) < n {
+			hx.buf = make([]byte, n)
+		}
+		b = hx.buf[:n]
+	}
+	got, err := io.ReadFull(r, b)
+	switch err {
+	case nil:
+		return b, false, nil
+	case io.EOF, io.ErrUnexpectedEOF:
+		return b[:got], true, nil
+	}
+	return b[:got], false, err
+}
+
+// maxKeptBuffer is the largest read-ahead buffer an exchange keeps for
+// the next request.
+const maxKeptBuffer = 256 << 10
 
 var h1Pool = sync.Pool{New: func() any {
 	hx := &h1Exchange{scratch: make([]byte, 0, 256)}
@@ -287,6 +354,7 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	if !req.Header.IsHTTP11() {
 		x.Proto = "HTTP/1.0"
 	}
+	hx.body.conn, hx.body.timeout = mc, lc.Timeouts.RequestBody
 	x.RawTarget = req.Header.RequestURI()
 	x.RawHeaders = req.Header.RawHeaders()
 	x.TLS = mc.meta.tlsState
@@ -308,8 +376,11 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 		writeReplyH1(ctx, x)
 	case pl.RequestHeaders(x) == Respond:
 		writeReplyH1(ctx, x)
-	case pl.WantsRequestBody() && s.requestBodyH1(ctx, x, pl) == Respond:
+	case pl.WantsRequestBody() && s.requestBodyH1(ctx, hx, pl) == Respond:
 		writeReplyH1(ctx, x)
+		if hx.body.err != nil {
+			ctx.SetConnectionClose()
+		}
 	case x.Route.Redirect != nil:
 		s.redirectH1(ctx, x)
 	case x.Route.Direct != nil:
@@ -349,6 +420,10 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	pl.Done(x)
 	hx.ctx = nil
 	x.reset()
+	hx.body = clientBody{}
+	if cap(hx.buf) > maxKeptBuffer {
+		hx.buf = nil
+	}
 	h1Pool.Put(hx)
 }
 
@@ -492,13 +567,10 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	}
 	defer pool.Release()
 	clientClose := ctx.Request.Header.ConnectionClose()
-	replayable := true
-	if ctx.Request.IsBodyStream() {
-		if cl := ctx.Request.Header.ContentLength(); cl >= 0 && cl <= s.opts.MaxRequestBodySize {
-			_ = ctx.Request.Body() // already buffered: make it replayable
-		} else {
-			replayable = false
-		}
+	retryWanted := rt.Retry != nil && (rt.Retry.NonIdempotent || idempotent(x.Method))
+	replayable, ok := s.bodyForOriginH1(ctx, hx, retryWanted)
+	if !ok {
+		return
 	}
 	s.prepareH1(hx)
 	if rt.Mirror != nil {
@@ -514,8 +586,8 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 		}
 	}
 	attempts := 1
-	if r := rt.Retry; r != nil && replayable && (r.NonIdempotent || idempotent(x.Method)) {
-		attempts += r.Attempts
+	if retryWanted && replayable {
+		attempts += rt.Retry.Attempts
 	}
 	timeout := rt.Timeout
 	if timeout <= 0 {
@@ -598,6 +670,11 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 		if connectFailed && !rt.Retry.ConnectFailure || !connectFailed && !rt.Retry.Reset {
 			break
 		}
+	}
+	if lastErr != nil && hx.body.err != nil && !errors.Is(lastErr, errStoppedByStage) {
+		// The client's body, not the origin, failed.
+		failBody(ctx, x, hx.body.err)
+		return
 	}
 	if lastErr != nil {
 		switch {
@@ -781,13 +858,84 @@ func (s *Server) mirrorH1(req *fasthttp.Request, x *Exchange, m *config.Mirror) 
 	}()
 }
 
-// requestBodyH1 feeds the request body to the stages that asked for it. A
-// buffered body is handed over whole. A streamed body is read up to the
-// largest buffering any stage asked for and handed over as the first chunk;
-// the rest passes through the stages chunk by chunk as it is forwarded, so
-// a large upload is never held in memory.
-func (s *Server) requestBodyH1(ctx *fasthttp.RequestCtx, x *Exchange, pl *Pipeline) Action {
+// bodyForOriginH1 readies the request body for the origin. A body is
+// held in memory only when a retry may need to send it again, and only up
+// to Options.MaxReplayBodySize; any other body streams to the origin as it
+// arrives. It reports whether the body can be sent more than once, and
+// false in ok when it answered the client itself (the body failed).
+func (s *Server) bodyForOriginH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, retryWanted bool) (replayable, ok bool) {
 	req := &ctx.Request
+	if !req.IsBodyStream() {
+		return true, true
+	}
+	cl := req.Header.ContentLength()
+	if cl == 0 {
+		return true, true
+	}
+	// The stages may have wrapped the client's body already (and read
+	// ahead into hx.buf).
+	src := req.BodyStream()
+	wrapped := hx.body.r != nil
+	if !wrapped {
+		hx.body.r = src
+		src = &hx.body
+	}
+	limit := s.opts.MaxReplayBodySize
+	if retryWanted && cl <= limit {
+		// Small enough to keep for a replay: read it now (a chunked body
+		// only while it stays under the limit).
+		n := cl
+		if cl < 0 {
+			n = limit + 1
+		}
+		b, end, err := hx.readAhead(src, n, wrapped)
+		if err != nil {
+			if hx.body.err == nil {
+				hx.body.err = err // a stage refused the body: errStoppedByStage
+			}
+			return false, s.bodyFailedH1(ctx, hx, err)
+		}
+		if cl >= 0 || end {
+			if cl >= 0 && len(b) < cl {
+				// The client ended the connection inside the body.
+				failBody(ctx, &hx.x, io.ErrUnexpectedEOF)
+				return false, false
+			}
+			req.SetBody(b)
+			return true, true
+		}
+		req.SetBodyStream(io.MultiReader(bytes.NewReader(b), src), -1)
+		return false, true
+	}
+	if !wrapped {
+		req.SetBodyStream(src, cl)
+	}
+	return false, true
+}
+
+// bodyFailedH1 answers a request whose body could not be read ahead: the
+// stage's answer when a stage stopped it, else failBody. It returns false
+// (the request is answered).
+func (s *Server) bodyFailedH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, err error) bool {
+	if errors.Is(err, errStoppedByStage) {
+		writeReplyH1(ctx, &hx.x)
+		ctx.SetConnectionClose()
+		return false
+	}
+	failBody(ctx, &hx.x, err)
+	return false
+}
+
+// requestBodyH1 feeds the request body to the stages that asked for it,
+// before anything is sent to the origin. A buffered body is handed over
+// whole. A streamed body is read up to the largest buffering any stage
+// asked for: when it ends within that, it is handed over whole (end true);
+// otherwise the first chunk holds exactly that many bytes with end false
+// (so a stage can refuse a body over its limit with 413 before the origin
+// sees a byte), and the rest passes through the stages chunk by chunk as
+// it is forwarded, so a large upload is never held in memory.
+func (s *Server) requestBodyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, pl *Pipeline) Action {
+	x, req := &hx.x, &ctx.Request
 	if !req.IsBodyStream() {
 		return pl.RequestBody(x, req.Body(), true)
 	}
@@ -795,26 +943,37 @@ func (s *Server) requestBodyH1(ctx *fasthttp.RequestCtx, x *Exchange, pl *Pipeli
 	if limit <= 0 {
 		limit = 32 << 10
 	}
-	src := req.BodyStream()
-	buf := make([]byte, limit)
-	n, err := io.ReadFull(src, buf)
-	end := err == io.EOF || err == io.ErrUnexpectedEOF
-	if err != nil && !end {
-		x.respond(fasthttp.StatusBadRequest, "reading request body failed\n")
-		return Respond
-	}
-	if pl.RequestBody(x, buf[:n], end) == Respond {
+	hx.body.r = req.BodyStream()
+	b, end, err := hx.readAhead(&hx.body, limit+1, false)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			x.respond(fasthttp.StatusRequestTimeout, "request body timeout\n")
+		} else {
+			x.respond(fasthttp.StatusBadRequest, "reading request body failed\n")
+		}
 		return Respond
 	}
 	if end {
-		req.SetBody(buf[:n]) // whole body in hand: replayable
+		if cl := req.Header.ContentLength(); cl >= 0 && len(b) < cl {
+			hx.body.err = io.ErrUnexpectedEOF
+			x.respond(fasthttp.StatusBadRequest, "reading request body failed\n")
+			return Respond
+		}
+		if pl.RequestBody(x, b, true) == Respond {
+			return Respond
+		}
+		req.SetBody(b) // whole body in hand: replayable
 		return Continue
+	}
+	if pl.RequestBody(x, b[:limit], false) == Respond {
+		return Respond
 	}
 	size := req.Header.ContentLength()
 	if size < 0 {
 		size = -1
 	}
-	req.SetBodyStream(io.MultiReader(bytes.NewReader(buf[:n]), &stageReader{r: src, x: x, pl: pl}), size)
+	rest := io.MultiReader(bytes.NewReader(b[limit:]), &hx.body)
+	req.SetBodyStream(io.MultiReader(bytes.NewReader(b[:limit]), &stageReader{r: rest, x: x, pl: pl}), size)
 	return Continue
 }
 

@@ -176,8 +176,9 @@ func newOriginClient(gate pendingGate, p *config.Pool, ep *lb.Endpoint) *originC
 		// Retry only when a reused keep-alive connection turned out to be
 		// closed by the origin; every other failure is the proxy's to
 		// handle (another endpoint, outlier detection).
-		RetryIfErr: func(_ *fasthttp.Request, attempts int, err error) (bool, bool) {
-			if isDialError(err) || errors.Is(err, lb.ErrCircuitOpen) {
+		// A streamed body cannot be sent twice.
+		RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
+			if isDialError(err) || errors.Is(err, lb.ErrCircuitOpen) || req.IsBodyStream() {
 				return false, false
 			}
 			return false, attempts < 2 && (errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed))

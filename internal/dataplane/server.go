@@ -42,10 +42,14 @@ type Options struct {
 	Metrics prometheus.Registerer
 	// Limits bound request heads (default h1.DefaultLimits).
 	Limits h1.Limits
-	// MaxRequestBodySize is the largest HTTP/1.1 request body read in full
-	// before forwarding (so that it can be replayed on a retry); larger
-	// and chunked bodies stream through (default 1 MiB).
+	// MaxRequestBodySize bounds the part of an HTTP/1.1 request body the
+	// engine reads together with the head (it reads at most 8 KiB ahead in
+	// any case; the rest streams). Default 1 MiB.
 	MaxRequestBodySize int
+	// MaxReplayBodySize is the largest request body kept in memory so that
+	// a retry can send it again (default 64 KiB). Only requests a route
+	// would retry are kept; a larger body streams and is not retried.
+	MaxReplayBodySize int
 	// DefaultRouteTimeout bounds an HTTP/1.1 origin exchange when the route
 	// sets no timeout (default 60s).
 	DefaultRouteTimeout time.Duration
@@ -107,6 +111,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxRequestBodySize == 0 {
 		opts.MaxRequestBodySize = 1 << 20
+	}
+	if opts.MaxReplayBodySize == 0 {
+		opts.MaxReplayBodySize = 64 << 10
 	}
 	if opts.DefaultRouteTimeout <= 0 {
 		opts.DefaultRouteTimeout = 60 * time.Second
