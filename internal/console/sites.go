@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -75,6 +76,9 @@ func (c *Console) serveSites(ctx context.Context, ln net.Listener) net.Listener 
 }
 
 func (c *Console) runSites(ctx context.Context) {
+	// Revoked serials whose certificates can no longer be presented are
+	// dropped (see sites.Server.PruneRevoked).
+	go c.sites.reg.RunPruner(ctx, time.Hour)
 	go func() {
 		if err := c.sites.dist.Run(ctx); err != nil {
 			c.log.Error("configuration distribution stopped", "err", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -16,7 +17,9 @@ import (
 )
 
 // revokedPrefix holds revoked certificate serials:
-// /sitesrevoked/<tenant>/<site>/<serial hex> -> expiry (RFC 3339).
+// /sitesrevoked/<tenant>/<site>/<serial hex> -> keep-until (RFC 3339): the
+// certificate's NotAfter plus the re-enrolment grace and the clock skew,
+// after which the certificate is refused anyway and the entry is dropped.
 const revokedPrefix = "/sitesrevoked/"
 
 // Peer is an authenticated site.
@@ -84,7 +87,7 @@ func (s *Server) check(ctx context.Context, chain []*x509.Certificate, allowExpi
 	}
 	serial := serialOf(cert)
 	s.revMu.RLock()
-	revoked := s.revoked[serial]
+	_, revoked := s.revoked[serial]
 	s.revMu.RUnlock()
 	if revoked {
 		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("the certificate of site %q is revoked", name))
@@ -97,9 +100,9 @@ func (s *Server) check(ctx context.Context, chain []*x509.Certificate, allowExpi
 	s.revMu.Lock()
 	key := tenant + "/" + name
 	if s.seen[key] == nil {
-		s.seen[key] = map[string]bool{}
+		s.seen[key] = map[string]time.Time{}
 	}
-	s.seen[key][serial] = true
+	s.seen[key][serial] = cert.NotAfter
 	s.revMu.Unlock()
 	return &site, expired, nil
 }
@@ -113,7 +116,13 @@ func (s *Server) loadRevoked(ctx context.Context) error {
 		}
 		for _, kv := range res.Items {
 			if i := strings.LastIndexByte(kv.Key, '/'); i >= 0 {
-				s.revoked[kv.Key[i+1:]] = true
+				until, err := time.Parse(time.RFC3339, string(kv.Value))
+				if err != nil {
+					// Unreadable: keep it for as long as any certificate
+					// issued now could still be used.
+					until = s.opts.Now().Add(s.opts.CertTTL + s.opts.ReenrolGrace + pki.ClockSkew)
+				}
+				s.revoked[kv.Key[i+1:]] = revokedEntry{key: kv.Key, until: until}
 			}
 		}
 		if !res.More {
@@ -125,23 +134,25 @@ func (s *Server) loadRevoked(ctx context.Context) error {
 
 // RevokeSeen revokes every certificate of the site this console has seen
 // (called when a site is decommissioned or deleted), so that they stay
-// refused even if the site is brought back.
+// refused even if the site is brought back. Each entry is kept until its
+// certificate would be refused anyway (NotAfter + ReenrolGrace + clock
+// skew); see PruneRevoked.
 func (s *Server) RevokeSeen(ctx context.Context, tenant, site string) error {
 	key := tenant + "/" + site
 	s.revMu.Lock()
 	serials := s.seen[key]
 	delete(s.seen, key)
-	for sn := range serials {
-		s.revoked[sn] = true
-	}
-	s.revMu.Unlock()
-	if len(serials) == 0 {
-		return nil
-	}
 	var ops []store.Op
-	exp := s.opts.Now().Add(s.opts.CertTTL + s.opts.ReenrolGrace).UTC().Format(time.RFC3339)
-	for sn := range serials {
-		ops = append(ops, store.Put(revokedPrefix+tenant+"/"+site+"/"+sn, []byte(exp)))
+	for sn, notAfter := range serials {
+		e := revokedEntry{key: revokedPrefix + tenant + "/" + site + "/" + sn,
+			until: notAfter.Add(s.opts.ReenrolGrace + pki.ClockSkew).UTC().Truncate(time.Second).Add(time.Second)}
+		s.revoked[sn] = e
+		ops = append(ops, store.Put(e.key, []byte(e.until.Format(time.RFC3339))))
+	}
+	ops = append(ops, s.evictLocked()...)
+	s.revMu.Unlock()
+	if len(ops) == 0 {
+		return nil
 	}
 	if _, err := s.opts.Store.Txn(ctx, store.Txn{Ops: ops}); err != nil {
 		return fmt.Errorf("revoking certificates of site %q: %w", site, err)
@@ -149,9 +160,92 @@ func (s *Server) RevokeSeen(ctx context.Context, tenant, site string) error {
 	return nil
 }
 
+// revokedEntry is a revoked serial: its store key and how long it must be
+// kept.
+type revokedEntry struct {
+	key   string
+	until time.Time
+}
+
+// evictLocked bounds the revoked list to MaxRevoked entries: those whose
+// keep-until passed go first, then (with a warning) those that expire
+// soonest. It returns the store deletions.
+func (s *Server) evictLocked() []store.Op {
+	var ops []store.Op
+	now := s.opts.Now()
+	for sn, e := range s.revoked {
+		if now.After(e.until) {
+			delete(s.revoked, sn)
+			ops = append(ops, store.Delete(e.key))
+		}
+	}
+	over := len(s.revoked) - s.opts.MaxRevoked
+	if over <= 0 {
+		return ops
+	}
+	type kv struct {
+		sn string
+		e  revokedEntry
+	}
+	all := make([]kv, 0, len(s.revoked))
+	for sn, e := range s.revoked {
+		all = append(all, kv{sn, e})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].e.until.Before(all[j].e.until) })
+	for _, x := range all[:over] {
+		delete(s.revoked, x.sn)
+		ops = append(ops, store.Delete(x.e.key))
+	}
+	s.log.Warn("revoked site certificates over the bound: dropped those that expire soonest (a decommissioned or deleted site refuses them anyway)",
+		"dropped", over, "max", s.opts.MaxRevoked)
+	return ops
+}
+
+// PruneRevoked drops revoked serials whose certificates would be refused
+// anyway by now (NotAfter + ReenrolGrace + clock skew passed) and keeps the
+// list within MaxRevoked; it returns how many entries are left.
+func (s *Server) PruneRevoked(ctx context.Context) (int, error) {
+	s.revMu.Lock()
+	ops := s.evictLocked()
+	n := len(s.revoked)
+	s.revMu.Unlock()
+	for len(ops) > 0 {
+		batch := ops[:min(len(ops), 256)]
+		ops = ops[len(batch):]
+		if _, err := s.opts.Store.Txn(ctx, store.Txn{Ops: batch}); err != nil {
+			return n, fmt.Errorf("pruning revoked site certificates: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// RunPruner calls PruneRevoked every interval until ctx ends.
+func (s *Server) RunPruner(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.PruneRevoked(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("pruning revoked site certificates", "err", err)
+		}
+	}
+}
+
 // IsRevoked reports whether a certificate serial (hex) is revoked.
 func (s *Server) IsRevoked(serial string) bool {
 	s.revMu.RLock()
 	defer s.revMu.RUnlock()
-	return s.revoked[serial]
+	_, ok := s.revoked[serial]
+	return ok
+}
+
+// RevokedCount returns how many revoked serials the console keeps.
+func (s *Server) RevokedCount() int {
+	s.revMu.RLock()
+	defer s.revMu.RUnlock()
+	return len(s.revoked)
 }

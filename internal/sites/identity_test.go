@@ -140,3 +140,120 @@ func TestReenrolWindow(t *testing.T) {
 		t.Errorf("deleted site: %d %s", code, msg)
 	}
 }
+
+// TestRevokedSerialsPruned: a revoked serial is kept while its certificate
+// could still be presented (NotAfter + re-enrolment grace + clock skew),
+// dropped from memory and the store after that, and the list stays within
+// MaxRevoked (the entries that expire soonest go first).
+func TestRevokedSerialsPruned(t *testing.T) {
+	ctx := context.Background()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadOrCreateCA(ctx, st, kr, "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	clk := &clock{t: start}
+	const grace = 48 * time.Hour
+	opts := sites.Options{Store: st, CA: ca, Audit: audit.New(st, kr, audit.Options{}), CertTTL: time.Hour,
+		ReenrolGrace: grace, MaxRevoked: 3, Now: clk.now}
+	srv, err := sites.New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	created := start.Add(-time.Minute)
+	// Five sites, each with a certificate living one hour longer than the
+	// previous one's, seen by the console and then revoked.
+	var chains [][]*x509.Certificate
+	for i := 0; i < 5; i++ {
+		name := "s" + string(rune('0'+i))
+		s := &v1.Site{}
+		s.APIVersion, s.Kind = v1.APIVersion, "Site"
+		s.Metadata = v1.ObjectMeta{Name: name, Tenant: "acme", CreationTimestamp: &created}
+		s.Spec.Approved = true
+		b, _ := json.Marshal(s)
+		if _, err := st.Txn(ctx, store.Txn{Ops: []store.Op{store.Put(sites.SiteKey("acme", name), b)}}); err != nil {
+			t.Fatal(err)
+		}
+		ic, err := ca.IssueClientCert(pki.SiteSPIFFEID("acme", name), &key.PublicKey, time.Duration(i+1)*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain := []*x509.Certificate{ic.Leaf}
+		if _, err := srv.Authenticate(ctx, chain); err != nil {
+			t.Fatal(err)
+		}
+		chains = append(chains, chain)
+	}
+	for i := 0; i < 2; i++ {
+		if err := srv.RevokeSeen(ctx, "acme", "s"+string(rune('0'+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := srv.RevokedCount(); n != 2 {
+		t.Fatalf("%d revoked serials, want 2", n)
+	}
+	for i := 2; i < 5; i++ {
+		if err := srv.RevokeSeen(ctx, "acme", "s"+string(rune('0'+i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Bounded: the two that expire soonest went.
+	if n := srv.RevokedCount(); n != 3 {
+		t.Fatalf("%d revoked serials, want the bound 3", n)
+	}
+	for i, chain := range chains {
+		want := i >= 2
+		if got := srv.IsRevoked(chain[0].SerialNumber.Text(16)); got != want {
+			t.Errorf("s%d revoked = %v, want %v", i, got, want)
+		}
+	}
+	if _, err := srv.Authenticate(ctx, chains[4]); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a revoked certificate authenticated: %v", err)
+	}
+	stored := func() int {
+		res, err := st.List(ctx, "/sitesrevoked/", store.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Items)
+	}
+	if n := stored(); n != 3 {
+		t.Fatalf("%d revoked serials in the store, want 3", n)
+	}
+	// Just before s2's certificate could no longer be presented (expired
+	// 3h + grace + skew): kept.
+	clk.t = chains[2][0].NotAfter.Add(grace + pki.ClockSkew - time.Minute)
+	if n, err := srv.PruneRevoked(ctx); err != nil || n != 3 {
+		t.Fatalf("prune before the end of the grace: %d %v, want 3 kept", n, err)
+	}
+	// After it: dropped, from memory and store; the others stay.
+	clk.t = chains[2][0].NotAfter.Add(grace + pki.ClockSkew + 2*time.Second)
+	if n, err := srv.PruneRevoked(ctx); err != nil || n != 2 {
+		t.Fatalf("prune after s2's certificate is refused anyway: %d %v, want 2 left", n, err)
+	}
+	if srv.IsRevoked(chains[2][0].SerialNumber.Text(16)) || !srv.IsRevoked(chains[3][0].SerialNumber.Text(16)) {
+		t.Fatal("pruned the wrong entry")
+	}
+	if n := stored(); n != 2 {
+		t.Fatalf("%d revoked serials in the store after pruning, want 2", n)
+	}
+	// A console started later prunes what expired meanwhile when it loads.
+	clk.t = chains[4][0].NotAfter.Add(grace + pki.ClockSkew + 2*time.Second)
+	srv2, err := sites.New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := srv2.RevokedCount(); n != 0 || stored() != 0 {
+		t.Fatalf("after every certificate's end: %d kept, %d stored", n, stored())
+	}
+}

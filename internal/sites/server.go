@@ -31,8 +31,10 @@ const (
 	// DefaultReenrolGrace is how long after its expiry a certificate may
 	// still be exchanged for a new one (a node that was offline).
 	DefaultReenrolGrace = 30 * 24 * time.Hour
-	maxBody             = 64 << 10
-	maxTxnAttempts      = 50
+	// DefaultMaxRevoked bounds the revoked certificate serials kept.
+	DefaultMaxRevoked = 100000
+	maxBody           = 64 << 10
+	maxTxnAttempts    = 50
 )
 
 // AuditLog appends audit records inside the caller's transaction
@@ -59,8 +61,11 @@ type Options struct {
 	// ReenrolGrace is how long an expired certificate may still renew
 	// (default 30 days).
 	ReenrolGrace time.Duration
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// MaxRevoked bounds the revoked serials kept (default 100,000); see
+	// PruneRevoked.
+	MaxRevoked int
+	Now        func() time.Time
+	Logger     *slog.Logger
 }
 
 // Server registers sites and renews their certificates.
@@ -75,8 +80,8 @@ type Server struct {
 	tenantMu sync.Map // tenant -> *sync.Mutex
 
 	revMu   sync.RWMutex
-	revoked map[string]bool            // serial hex
-	seen    map[string]map[string]bool // tenant/site -> serials seen
+	revoked map[string]revokedEntry         // serial hex
+	seen    map[string]map[string]time.Time // tenant/site -> serials seen -> NotAfter
 }
 
 // New returns a Server and loads the revoked serials.
@@ -90,14 +95,20 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.ReenrolGrace <= 0 {
 		opts.ReenrolGrace = DefaultReenrolGrace
 	}
+	if opts.MaxRevoked <= 0 {
+		opts.MaxRevoked = DefaultMaxRevoked
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, log: opts.Logger.With("component", "sites"), revoked: map[string]bool{}, seen: map[string]map[string]bool{}}
+	s := &Server{opts: opts, log: opts.Logger.With("component", "sites"), revoked: map[string]revokedEntry{}, seen: map[string]map[string]time.Time{}}
 	if err := s.loadRevoked(ctx); err != nil {
+		return nil, err
+	}
+	if _, err := s.PruneRevoked(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
