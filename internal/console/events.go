@@ -121,8 +121,11 @@ func attribute(snap *distrib.Snapshot, owner, site string, e *secevents.Event) (
 	if ns != wireNS && strings.HasPrefix(source, wireNS+"/") {
 		source = ns + source[len(wireNS):]
 	}
+	// The data plane names routes "namespace/loadbalancer#route": keep the
+	// route's own name (the node's namespace may be a renamed one).
+	route := strings.TrimPrefix(e.Route, e.LoadBalancer+"#")
 	return tenant, secevents.Record{Time: e.Time, Type: e.Kind, Action: e.Action, RequestID: e.RequestID,
-		Namespace: ns, LoadBalancer: name, Route: e.Route, Site: site, Client: e.Client, Method: e.Method,
+		Namespace: ns, LoadBalancer: name, Route: route, Site: site, Client: e.Client, Method: e.Method,
 		Host: e.Host, Path: e.Path, Status: e.Status, Source: source, Message: e.Message, Rules: e.Rules}, true
 }
 

@@ -103,7 +103,7 @@ func waitUntil(t *testing.T, what string, f func() bool) {
 
 func secEvent(lb, source string, rule int) distrib.Event {
 	e := &secevents.Event{Time: time.Now().UTC(), Kind: secevents.KindWAF, Action: secevents.ActionBlocked, RequestID: "req-" + lb,
-		LoadBalancer: lb, Route: "default", Client: "203.0.113.9:4242", Method: "GET", Host: "h", Path: "/?q=1&password=x",
+		LoadBalancer: lb, Route: lb + "#default", Client: "203.0.113.9:4242", Method: "GET", Host: "h", Path: "/?q=1&password=x",
 		Status: 403, Source: source, Message: "blocked by rule", Rules: []secevents.RuleHit{{ID: rule, Message: "SQL injection", Variable: "ARGS:q", Data: "1 or 1=1"}}}
 	return distrib.Event{Time: e.Time, Type: secevents.TelemetryType, Message: e.Message, Attrs: e.Attrs()}
 }
@@ -157,10 +157,10 @@ func TestSecurityEventsOnASharedSite(t *testing.T) {
 		t.Helper()
 		o, g := list(owner), list(guest)
 		if len(o) != 1 || o[0].Namespace != "retail" || o[0].LoadBalancer != "own" || o[0].Site != "s1" || o[0].Rules[0].ID != 942100 ||
-			o[0].Source != "retail/fw" || o[0].Path != "/?q=1&password=****" || o[0].Status != 403 || o[0].Client != "203.0.113.9:4242" {
+			o[0].Source != "retail/fw" || o[0].Route != "default" || o[0].Path != "/?q=1&password=****" || o[0].Status != 403 || o[0].Client != "203.0.113.9:4242" {
 			t.Fatalf("%s: owner's events: %+v", when, o)
 		}
-		if len(g) != 1 || g[0].Namespace != "retail" || g[0].LoadBalancer != "guest" || g[0].Source != "retail/fw" || g[0].Rules[0].ID != 941100 {
+		if len(g) != 1 || g[0].Namespace != "retail" || g[0].LoadBalancer != "guest" || g[0].Source != "retail/fw" || g[0].Route != "default" || g[0].Rules[0].ID != 941100 {
 			t.Fatalf("%s: guest's events: %+v", when, g)
 		}
 	}

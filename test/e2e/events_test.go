@@ -1,0 +1,196 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// eventsGet sends GET path to the load balancer's listener and returns the
+// status.
+func eventsGet(t *testing.T, hc *http.Client, port int, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
+	req.Host = "shop.test"
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+type e2eEvent struct {
+	Time         time.Time `json:"time"`
+	Type         string    `json:"type"`
+	Action       string    `json:"action"`
+	RequestID    string    `json:"requestId"`
+	Namespace    string    `json:"namespace"`
+	LoadBalancer string    `json:"loadBalancer"`
+	Site         string    `json:"site"`
+	Client       string    `json:"client"`
+	Path         string    `json:"path"`
+	Status       int       `json:"status"`
+	Source       string    `json:"source"`
+	Rules        []struct {
+		Name string `json:"name"`
+	} `json:"rules"`
+}
+
+func eventsJSON(t *testing.T, out string) []e2eEvent {
+	t.Helper()
+	var l struct {
+		Kind  string     `json:"kind"`
+		Items []e2eEvent `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &l); err != nil || l.Kind != "SecurityEventList" {
+		t.Fatalf("not a SecurityEventList (%v):\n%s", err, out)
+	}
+	return l.Items
+}
+
+// TestSecurityEventsReachTheConsole: a console-managed node denies a
+// request by a ServicePolicy (and a dryRun policy would deny another); the
+// events are listed by `meridian get securityevents` within seconds, with
+// their load balancer, site, client, rule and action, and are also in the
+// node's event log. Events produced while the console is down arrive when
+// it is back, and the earlier ones survive its restart.
+func TestSecurityEventsReachTheConsole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a console and a node")
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(backend.Close)
+
+	dataDir := filepath.Join(t.TempDir(), "console")
+	consoleAddr := fmt.Sprintf("127.0.0.1:%d", siteFreePort(t))
+	console, env, url := startConsole(t, dataDir, "--listen", consoleAddr)
+	out := mustRun(t, env, "create", "sitetoken", "edge", "--labels", "region=eu", "--max-uses", "1", "--expires", "1h", "--auto-approve")
+	token := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	eventLog := filepath.Join(t.TempDir(), "events.log")
+	start(t, nil, "node", "--console", url, "--name", "edge-1", "--data-dir", filepath.Join(t.TempDir(), "node"),
+		"--ca-file", filepath.Join(dataDir, "ca.crt"), "--token", token, "--admin", "", "--events-log", eventLog)
+
+	port := siteFreePort(t)
+	mustRun(t, env, "create", "namespace", "shop")
+	mustRun(t, env, "apply", "-f", writeFile(t, filepath.Join(t.TempDir(), "shop.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
+kind: VirtualSite
+metadata: {name: eu}
+spec: {selector: {matchLabels: {region: eu}}}
+---
+apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: web, namespace: shop}
+spec: {endpoints: [{address: %q}]}
+---
+apiVersion: meridian/v1
+kind: ServicePolicy
+metadata: {name: guard, namespace: shop}
+spec: {defaultAction: allow, rules: [{name: no-admin, action: deny, match: {pathPrefix: /admin}}]}
+---
+apiVersion: meridian/v1
+kind: ServicePolicy
+metadata: {name: watch, namespace: shop}
+spec: {mode: dryRun, defaultAction: allow, rules: [{name: no-probe, action: deny, match: {pathPrefix: /probe}}]}
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: front, namespace: shop}
+spec:
+  domains: ["shop.test"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  defaultPool: web
+  servicePolicies: [watch, guard]
+  sites: {virtualSite: eu}
+`, strings.TrimPrefix(backend.URL, "http://"), port)))
+	waitSiteServes(t, hc, port, "ok", 30*time.Second)
+
+	if c := eventsGet(t, hc, port, "/admin/users?token=s3cret"); c != 403 {
+		t.Fatalf("GET /admin/users: %d, want 403", c)
+	}
+	if c := eventsGet(t, hc, port, "/probe"); c != 200 {
+		t.Fatalf("GET /probe (dryRun policy): %d, want 200", c)
+	}
+	sent := time.Now()
+	table := waitSiteCLI(t, env, "both events in meridian get securityevents", func(s string) bool {
+		return strings.Contains(s, "no-admin") && strings.Contains(s, "no-probe")
+	}, 10*time.Second, "get", "securityevents", "-n", "shop")
+	t.Logf("events listed %v after the requests", time.Since(sent).Round(time.Millisecond))
+	lines := scanLines(table)
+	for _, col := range []string{"TIME", "TYPE", "ACTION", "LB", "ROUTE", "SITE", "CLIENT", "RULES", "MESSAGE"} {
+		if !strings.Contains(lines[0], col) {
+			t.Fatalf("no %s column:\n%s", col, table)
+		}
+	}
+	denied := regexp.MustCompile(`(?m)^\S+\s+policy\s+denied\s+front\s+default\s+edge-1\s+127\.0\.0\.1\s+no-admin\s`)
+	detected := regexp.MustCompile(`(?m)^\S+\s+policy\s+detected\s+front\s+default\s+edge-1\s+127\.0\.0\.1\s+no-probe\s`)
+	if !denied.MatchString(table) || !detected.MatchString(table) {
+		t.Fatalf("rows do not match:\n%s", table)
+	}
+
+	evs := eventsJSON(t, mustRun(t, env, "events", "-A", "--type", "policy", "--rule", "no-admin", "--since", "5m", "-o", "json"))
+	if len(evs) != 1 {
+		t.Fatalf("filtered events: %+v", evs)
+	}
+	e := evs[0]
+	if e.Namespace != "shop" || e.LoadBalancer != "front" || e.Site != "edge-1" || e.Status != 403 || e.RequestID == "" ||
+		e.Source != "shop/guard" || e.Path != "/admin/users" || e.Client != "127.0.0.1" {
+		t.Fatalf("event: %+v", e)
+	}
+	if out := mustRun(t, env, "get", "sev", "-n", "shop", "--lb", "other"); !strings.Contains(out, "No security events found") {
+		t.Fatalf("--lb other:\n%s", out)
+	}
+	if out := mustFail(t, env, "get", "securityevents", "--type", "nope"); !strings.Contains(out, `invalid type "nope"`) {
+		t.Fatalf("--type nope:\n%s", out)
+	}
+	if out := mustFail(t, env, "get", "namespaces", "--lb", "front"); !strings.Contains(out, "--lb filters security events only") {
+		t.Fatalf("get namespaces --lb:\n%s", out)
+	}
+
+	// The console dies; the node keeps serving and buffers what happens.
+	if err := console.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-console.done
+	if c := eventsGet(t, hc, port, "/admin/while-down"); c != 403 {
+		t.Fatalf("GET /admin/while-down with the console down: %d, want 403", c)
+	}
+	time.Sleep(300 * time.Millisecond)
+	console = start(t, nil, "console", "--data-dir", dataDir, "--listen", consoleAddr)
+	console.waitFor(reListening, 30*time.Second)
+	back := time.Now()
+	out = waitSiteCLI(t, env, "the event produced while the console was down", func(s string) bool {
+		return strings.Contains(s, "/admin/while-down")
+	}, 30*time.Second, "events", "-n", "shop", "-o", "json")
+	t.Logf("buffered event listed %v after the console came back", time.Since(back).Round(time.Millisecond))
+	evs = eventsJSON(t, out)
+	if len(evs) != 3 || evs[0].Path != "/admin/while-down" || evs[1].Rules[0].Name != "no-probe" && evs[2].Rules[0].Name != "no-probe" {
+		t.Fatalf("after the restart, newest first: %+v", evs)
+	}
+
+	// The node's own event log has them too (flushed within a second).
+	var b []byte
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var err error
+		if b, err = os.ReadFile(eventLog); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(b), `"kind":"policy"`); n == 3 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("event log has %d policy events, want 3:\n%s", n, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
