@@ -12,6 +12,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/distrib"
 	"github.com/meridian-platform/meridian/internal/node"
 	"github.com/meridian-platform/meridian/internal/node/agent"
+	"github.com/meridian-platform/meridian/internal/policy/geoip"
 	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
@@ -32,6 +33,8 @@ func newNodeCommand(_, errOut io.Writer) *cobra.Command {
 	var o node.Options
 	var a agent.NodeOptions
 	var eventsPath string
+	var geoDBs []string
+	var geoASNDB string
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run a node: the data plane of a site",
@@ -70,7 +73,23 @@ is unreachable. See internal/sites/PROCEDURES.md for renewal and re-enrolment.`,
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
-			sec := node.NewSecurity(events)
+			var secOpts node.SecurityOptions
+			if len(geoDBs) > 0 || geoASNDB != "" {
+				if geoASNDB != "" {
+					chk, err := geoip.OpenFiles("", geoASNDB)
+					if err != nil {
+						return fmt.Errorf("--geoip-asn-db: %w", err)
+					}
+					chk.Close()
+				}
+				db, err := geoip.Open(append(append([]string(nil), geoDBs...), geoASNDB)...)
+				if err != nil {
+					return fmt.Errorf("--geoip-db: %w", err)
+				}
+				defer db.Close()
+				secOpts.GeoIP = db
+			}
+			sec := node.NewSecurityWith(events, secOpts)
 			secDone := make(chan struct{})
 			go func() { sec.Run(ctx); close(secDone) }()
 			var err error
@@ -82,6 +101,7 @@ is unreachable. See internal/sites/PROCEDURES.md for renewal and re-enrolment.`,
 				err = agent.RunNode(ctx, a)
 			} else {
 				o.Stages, o.Collectors, o.SecurityEvents = sec.Stages, sec.Collectors, sec.Events()
+				o.Compile = sec.CompileOptions()
 				err = node.RunStandalone(ctx, o)
 			}
 			cancel() // flushes the security events before the process exits
@@ -101,5 +121,7 @@ is unreachable. See internal/sites/PROCEDURES.md for renewal and re-enrolment.`,
 	f.DurationVar(&o.PollInterval, "poll-interval", 0, "how often the configuration is checked for changes (default 1s)")
 	f.StringVar(&eventsPath, "events-log", "", "file to append security events to as JSON lines (default: standard error)")
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "graceful shutdown deadline on SIGTERM (default 30s)")
+	f.StringSliceVar(&geoDBs, "geoip-db", nil, "MaxMind DB file(s) for country and ASN matches of service policies: a (Geo)Lite2 Country or City database, optionally followed by an ASN one (the kind is read from each file)")
+	f.StringVar(&geoASNDB, "geoip-asn-db", "", "MaxMind ASN database (GeoLite2-ASN) for asns matches of service policies")
 	return cmd
 }

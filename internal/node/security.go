@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -64,8 +65,10 @@ func NewSecurityWith(events io.Writer, o SecurityOptions) *Security {
 	}
 	return &Security{
 		Stages: map[string]dataplane.StageFactory{
-			"authn":     secroute.Authn(authstage.Factory(authnOf, authstage.NewCache(), ids, authstage.Options{Events: evw})),
-			"policy":    secroute.Policy(policystage.Factory(polReg, policystage.Options{Events: evw, Claims: ids.Claims, Geo: geo})),
+			"authn": secroute.Authn(authstage.Factory(authnOf, authstage.NewCache(), ids,
+				authstage.Options{Events: evw, PeerCertificates: (*dataplane.Exchange).PeerCertificates})),
+			"policy": secroute.Policy(policystage.Factory(polReg,
+				policystage.Options{Events: evw, Claims: ids.Claims, Geo: geo, SNI: sniBytes})),
 			"ratelimit": secroute.RateLimit(ratestage.Factory(rlReg, ratestage.Options{Events: evw, Claim: ids.Claim, APIKey: ids.APIKey})),
 			"waf":       secroute.WAF(wafstage.Factory(waf.NewCache(16), wafstage.Options{Events: evw, Metrics: wafMetrics})),
 		},
@@ -74,6 +77,16 @@ func NewSecurityWith(events io.Writer, o SecurityOptions) *Security {
 		limits:     rlReg,
 		geo:        o.GeoIP,
 	}
+}
+
+// sniBytes lends the exchange's TLS server name to the policy matcher,
+// which only reads it (no copy per request).
+func sniBytes(x *dataplane.Exchange) []byte {
+	s := x.SNI()
+	if s == "" {
+		return nil
+	}
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // CompileOptions are the config.Compile options that match this stack
