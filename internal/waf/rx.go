@@ -77,16 +77,24 @@ func memoize(m plugintypes.Memoizer, key string, fn func() (any, error)) (any, e
 }
 
 func (o *rxOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
-	if o.pre != nil && !o.pre.MayMatch(value) {
+	// A single case-sensitive literal is one vectorized substring search:
+	// cheaper than anything else, so it goes first. Sets of literals and
+	// case-insensitive ones cost more than the automaton, which decides
+	// exactly, so they only guard the regexp engine when the automaton
+	// cannot tell (non-ASCII input, state budget spent).
+	cheap := o.pre != nil && !o.pre.Fold && len(o.pre.Lits) == 1
+	if cheap && !strings.Contains(value, o.pre.Lits[0]) {
 		return false
 	}
-	// Most values do not match: the automaton finds that out with one
-	// table lookup per byte; when it cannot tell (non-ASCII input, state
-	// budget spent), the regexp engine, without submatch tracking, does.
 	switch o.dfaMatch(value) {
 	case rxdfa.NoMatch:
 		return false
 	case rxdfa.Unknown:
+		if o.pre != nil && !cheap && !o.pre.MayMatch(value) {
+			return false
+		}
+		// Without submatch tracking: much cheaper, and most values do
+		// not match.
 		if !o.re.MatchString(value) {
 			return false
 		}
