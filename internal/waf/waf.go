@@ -4,13 +4,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"sort"
 	"strings"
 	"sync"
 
-	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/types"
 
@@ -44,7 +42,11 @@ func Compile(spec v1.AppFirewallSpec) (*WAF, error) {
 func compileDirectives(spec v1.AppFirewallSpec, d string) (*WAF, error) {
 	af := v1.AppFirewall{Spec: spec}
 	af.Default()
-	cfg := coraza.NewWAFConfig().WithRootFS(rootFS()).WithDirectives(d)
+	root, err := rootFS()
+	if err != nil {
+		return nil, fmt.Errorf("reading the embedded CRS: %w", err)
+	}
+	cfg := coraza.NewWAFConfig().WithRootFS(root).WithDirectives(d)
 	cw, err := coraza.NewWAF(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("compiling AppFirewall rules: %w", err)
@@ -59,8 +61,6 @@ func compileDirectives(spec v1.AppFirewallSpec, d string) (*WAF, error) {
 	}
 	return w, nil
 }
-
-func rootFS() fs.FS { return coreruleset.FS }
 
 // BlockPage returns the content type and body answered to a blocked
 // request; the default page names the request id so that support can find
