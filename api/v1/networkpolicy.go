@@ -123,8 +123,14 @@ func (p *NetworkPolicy) Default() {
 // Validate checks the spec: enumerations, CIDRs, ports and rule names.
 func (p *NetworkPolicy) Validate() FieldErrors {
 	s := &p.Spec
-	errs := oneOf("spec.mode", s.Mode, []string{PolicyModeEnforce, PolicyModeDryRun})
-	errs = append(errs, oneOf("spec.defaultAction", s.DefaultAction, []string{PolicyActionAllow, PolicyActionDeny})...)
+	// Empty enumerations take their defaults (Default may not have run).
+	var errs FieldErrors
+	if s.Mode != "" {
+		errs = append(errs, oneOf("spec.mode", s.Mode, []string{PolicyModeEnforce, PolicyModeDryRun})...)
+	}
+	if s.DefaultAction != "" {
+		errs = append(errs, oneOf("spec.defaultAction", s.DefaultAction, []string{PolicyActionAllow, PolicyActionDeny})...)
+	}
 	if s.Priority < 0 || s.Priority > MaxNetworkPolicyPriority {
 		errs = append(errs, Invalid("spec.priority", s.Priority, fmt.Sprintf("must be between 0 and %d", MaxNetworkPolicyPriority)))
 	}
@@ -159,7 +165,9 @@ func (p *NetworkPolicy) Validate() FieldErrors {
 			names[r.Name] = i
 		}
 		errs = append(errs, oneOf(f+".action", r.Action, []string{PolicyActionAllow, PolicyActionDeny})...)
-		errs = append(errs, oneOf(f+".protocol", r.Protocol, []string{NetworkProtocolTCP, NetworkProtocolUDP, NetworkProtocolAny})...)
+		if r.Protocol != "" {
+			errs = append(errs, oneOf(f+".protocol", r.Protocol, []string{NetworkProtocolTCP, NetworkProtocolUDP, NetworkProtocolAny})...)
+		}
 		for _, l := range []struct {
 			field string
 			cidrs []string

@@ -343,6 +343,14 @@ func wideColumns(kind string) []column {
 			{"RULES", func(m map[string]any) string { return count(m, "spec", "rules") }},
 			{"DEFAULT", func(m map[string]any) string { return str(m, "spec", "defaultAction") }},
 		}
+	case "NetworkPolicy":
+		return []column{
+			{"MODE", func(m map[string]any) string { return str(m, "spec", "mode") }},
+			{"RULES", func(m map[string]any) string { return count(m, "spec", "ingress") }},
+			{"DEFAULT", func(m map[string]any) string { return str(m, "spec", "defaultAction") }},
+			{"LISTENER-PORTS", func(m map[string]any) string { return str(m, "spec", "listenerPorts") }},
+			{"VIRTUAL-SITE", func(m map[string]any) string { return str(m, "spec", "sites", "virtualSite") }},
+		}
 	case "RateLimiter":
 		return []column{
 			{"RATE", func(m map[string]any) string {
