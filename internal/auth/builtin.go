@@ -16,16 +16,18 @@ import (
 //     TCPLoadBalancer and Namespace.
 //   - devops: publishes applications: HTTPLoadBalancer, TCPLoadBalancer,
 //     OriginPool, HealthCheck, Certificate (all verbs); reads the security
-//     objects they attach (AppFirewall, ServicePolicy, RateLimiter), the
+//     objects they attach (AppFirewall, ServicePolicy, RateLimiter) and
+//     the SecurityBindings that SecOps imposes on their namespaces, the
 //     security events of their load balancers, the placement objects
 //     (VirtualSite, Site) and Namespace.
-//   - secops: AppFirewall, ServicePolicy, RateLimiter, APIDefinition (all
-//     verbs); reads every kind, audit records and security events included.
+//   - secops: AppFirewall, ServicePolicy, RateLimiter, SecurityBinding
+//     (namespace-wide mandatory protection), APIDefinition (all verbs);
+//     reads every kind, audit records and security events included.
 //   - developer: like devops, but meant to be bound to namespaces: load
 //     balancers, origin pools and health checks (all verbs); reads
 //     Certificate (never writes one, so never handles private keys),
-//     AppFirewall, ServicePolicy, RateLimiter, APIDefinition, Namespace and
-//     the security events of their namespaces.
+//     AppFirewall, ServicePolicy, RateLimiter, SecurityBinding,
+//     APIDefinition, Namespace and the security events of their namespaces.
 //   - viewer: reads every kind except those that hold secrets or manage
 //     access: User, APIToken, Role, RoleBinding, SiteToken, Certificate and
 //     AuditRecord.
@@ -62,14 +64,14 @@ func BuiltinRoles() []Role {
 			Description: "Publishes applications: load balancers, origin pools, health checks, certificates.",
 			Rules: []Rule{
 				all("HTTPLoadBalancer", "TCPLoadBalancer", "OriginPool", "HealthCheck", "Certificate"),
-				read("AppFirewall", "ServicePolicy", "RateLimiter", "VirtualSite", "Site", "Namespace", KindSecurityEvent),
+				read("AppFirewall", "ServicePolicy", "RateLimiter", "SecurityBinding", "VirtualSite", "Site", "Namespace", KindSecurityEvent),
 			},
 		},
 		{
 			Name:        RoleSecOps,
-			Description: "Owns WAF, service policies, rate limits and API definitions; reads everything, audit included.",
+			Description: "Owns WAF, service policies, rate limits, namespace security bindings and API definitions; reads everything, audit included.",
 			Rules: []Rule{
-				all("AppFirewall", "ServicePolicy", "RateLimiter", "APIDefinition"),
+				all("AppFirewall", "ServicePolicy", "RateLimiter", "SecurityBinding", "APIDefinition"),
 				read(KindAll),
 			},
 		},
@@ -78,7 +80,7 @@ func BuiltinRoles() []Role {
 			Description: "Self-service in bound namespaces: load balancers, origin pools, health checks; reads certificates and security objects.",
 			Rules: []Rule{
 				all("HTTPLoadBalancer", "TCPLoadBalancer", "OriginPool", "HealthCheck"),
-				read("Certificate", "AppFirewall", "ServicePolicy", "RateLimiter", "APIDefinition", "Namespace", KindSecurityEvent),
+				read("Certificate", "AppFirewall", "ServicePolicy", "RateLimiter", "SecurityBinding", "APIDefinition", "Namespace", KindSecurityEvent),
 			},
 		},
 		{

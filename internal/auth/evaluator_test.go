@@ -22,13 +22,14 @@ func TestBuiltinRoles(t *testing.T) {
 		RoleAdmin: {
 			{"create", "OriginPool", "retail", true}, {"delete", "User", "", true}, {"create", "RoleBinding", "", true},
 			{"list", "AuditRecord", "", true}, {"delete", "AuditRecord", "", false}, {"create", "Tenant", "", false},
-			{"get", "APIToken", "", true},
+			{"get", "APIToken", "", true}, {"create", "SecurityBinding", "retail", true},
 		},
 		RoleNetOps: {
 			{"create", "Site", "", true}, {"delete", "SiteToken", "", true}, {"update", "VirtualSite", "", true},
 			{"create", "NetworkPolicy", "retail", true}, {"get", "TCPLoadBalancer", "retail", true},
 			{"update", "TCPLoadBalancer", "retail", false}, {"create", "HTTPLoadBalancer", "retail", false},
 			{"list", "AuditRecord", "", false}, {"create", "User", "", false},
+			{"create", "SecurityBinding", "retail", false},
 		},
 		RoleDevOps: {
 			{"create", "HTTPLoadBalancer", "retail", true}, {"patch", "TCPLoadBalancer", "retail", true},
@@ -36,18 +37,22 @@ func TestBuiltinRoles(t *testing.T) {
 			{"create", "Certificate", "retail", true}, {"get", "AppFirewall", "retail", true},
 			{"update", "AppFirewall", "retail", false}, {"create", "SiteToken", "", false}, {"list", "AuditRecord", "", false},
 			{"get", "VirtualSite", "", true},
+			{"get", "SecurityBinding", "retail", true}, {"update", "SecurityBinding", "retail", false},
+			{"delete", "SecurityBinding", "retail", false},
 		},
 		RoleSecOps: {
 			{"create", "AppFirewall", "retail", true}, {"update", "ServicePolicy", "retail", true},
 			{"delete", "RateLimiter", "retail", true}, {"get", "HTTPLoadBalancer", "retail", true},
 			{"update", "HTTPLoadBalancer", "retail", false}, {"list", "AuditRecord", "", true},
 			{"watch", "User", "", true}, {"create", "User", "", false},
+			{"create", "SecurityBinding", "retail", true}, {"delete", "SecurityBinding", "retail", true},
 		},
 		RoleDeveloper: {
 			{"create", "HTTPLoadBalancer", "retail", true}, {"create", "OriginPool", "retail", true},
 			{"get", "Certificate", "retail", true}, {"create", "Certificate", "retail", false},
 			{"update", "Certificate", "retail", false}, {"update", "AppFirewall", "retail", false},
 			{"list", "AuditRecord", "", false},
+			{"get", "SecurityBinding", "retail", true}, {"patch", "SecurityBinding", "retail", false},
 		},
 		RoleViewer: {
 			{"get", "HTTPLoadBalancer", "retail", true}, {"list", "Site", "", true}, {"watch", "OriginPool", "retail", true},
