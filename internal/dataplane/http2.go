@@ -1,12 +1,14 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -134,10 +136,14 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 		x.respond(http.StatusNotFound, "no route\n")
 		writeReplyStd(rw, x)
 	default:
-		if pl.WantsRequestBody() && r.Body != nil {
-			r.Body = &stageBody{rc: r.Body, x: x, pl: pl}
+		rt := x.Route
+		retryWanted := rt.Retry != nil && (rt.Retry.NonIdempotent || idempotent(x.Method))
+		replay, ok := s.requestBodyStd(w, r, x, pl, lc.Timeouts.RequestBody, retryWanted)
+		if !ok {
+			writeReplyStd(rw, x)
+			break
 		}
-		s.proxyStd(rw, r, x, st, pl)
+		s.proxyStd(rw, r, x, st, pl, replay)
 	}
 	x.Status = rw.status
 	x.BytesOut = rw.n
@@ -232,6 +238,145 @@ func itoa(n int) string {
 	}
 }
 
+// h2Body reads a request body from an HTTP/2 (or h2c) stream: the body
+// timeout bounds each wait for more data, and the first error is kept to
+// tell a client's failure from an origin's.
+type h2Body struct {
+	rc      io.ReadCloser
+	ctl     *http.ResponseController
+	timeout time.Duration
+	err     error
+}
+
+func (b *h2Body) Read(p []byte) (int, error) {
+	if b.timeout > 0 {
+		_ = b.ctl.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *h2Body) Close() error { return b.rc.Close() }
+
+// hasBody reports whether a request carries a body.
+func hasBody(r *http.Request) bool {
+	return r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+}
+
+// requestBodyStd readies the body of a request that arrived over HTTP/2
+// for the stages and the origin, before anything is sent to the origin:
+//
+//   - A stage that asks for N bytes gets the whole body when it has at
+//     most N bytes, else its first N bytes with end false (a body over a
+//     stage's limit can be refused before the origin sees a byte); the
+//     rest passes through the stages as it is forwarded.
+//   - A body a retry may have to send again is kept when it has at most
+//     Options.MaxReplayBodySize bytes; replay is that body (nil: the
+//     request cannot be replayed; an empty slice: it has no body).
+//
+// gRPC bodies are never read ahead (a streaming call would wait for an
+// answer before sending more): stages see their chunks as they pass.
+// It returns ok false when x.Reply is the answer (a stage refused the
+// body, or the client's body failed: 408 on the body timeout).
+func (s *Server) requestBodyStd(w http.ResponseWriter, r *http.Request, x *Exchange, pl *Pipeline, timeout time.Duration, retryWanted bool) (replay []byte, ok bool) {
+	if !hasBody(r) {
+		if r.Body != nil {
+			r.Body = http.NoBody
+		}
+		return []byte{}, true
+	}
+	hb := &h2Body{rc: r.Body, ctl: http.NewResponseController(w), timeout: timeout}
+	r.Body = hb
+	stages := pl.WantsRequestBody()
+	if isGRPC(r) {
+		if stages {
+			r.Body = &stageBody{rc: hb, x: x, pl: pl}
+		}
+		return nil, true
+	}
+	stageLimit, keep := 0, 0
+	if stages {
+		stageLimit = pl.BufferRequest
+		if stageLimit <= 0 {
+			stageLimit = 32 << 10
+		}
+	}
+	if retryWanted && r.ContentLength <= int64(s.opts.MaxReplayBodySize) {
+		keep = s.opts.MaxReplayBodySize
+	}
+	n := max(stageLimit, keep)
+	if n == 0 {
+		return nil, true
+	}
+	if r.ContentLength > 0 && r.ContentLength <= int64(n) {
+		n = int(r.ContentLength) // the whole body, nothing more to tell
+	} else {
+		n++ // one more byte tells a body longer than n
+	}
+	b := make([]byte, n)
+	got, err := io.ReadFull(hb, b)
+	end := err == io.EOF || err == io.ErrUnexpectedEOF || err == nil && int64(got) == r.ContentLength
+	if err != nil && !end {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			x.respond(http.StatusRequestTimeout, "request body timeout\n")
+		} else {
+			x.respond(http.StatusBadRequest, "reading request body failed\n")
+		}
+		return nil, false
+	}
+	b = b[:got]
+	if end {
+		if stages && pl.RequestBody(x, b, true) == Respond {
+			return nil, false
+		}
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		if keep > 0 && len(b) <= keep {
+			return b, true
+		}
+		return nil, true
+	}
+	var rest io.Reader = io.MultiReader(bytes.NewReader(b), hb)
+	if stages {
+		if pl.RequestBody(x, b[:stageLimit], false) == Respond {
+			return nil, false
+		}
+		rest = io.MultiReader(bytes.NewReader(b[:stageLimit]), &stageBody{rc: io.NopCloser(io.MultiReader(bytes.NewReader(b[stageLimit:]), hb)), x: x, pl: pl})
+	}
+	r.Body = readCloser{rest, hb}
+	return nil, true
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (rc readCloser) Close() error { return rc.c.Close() }
+
+// clientBodyErr is the error reading the client's body, if that failed.
+func clientBodyErr(r *http.Request, orig io.ReadCloser) error {
+	for b := orig; b != nil; {
+		switch v := b.(type) {
+		case *h2Body:
+			return v.err
+		case *stageBody:
+			b = v.rc
+		case readCloser:
+			if hb, ok := v.c.(*h2Body); ok {
+				return hb.err
+			}
+			return nil
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
 // stageBody feeds request body chunks to the pipeline as they stream.
 type stageBody struct {
 	rc io.ReadCloser
@@ -322,7 +467,9 @@ func isGRPC(r *http.Request) bool {
 // proxyStd forwards a request that arrived over HTTP/2 (or any net/http
 // request). gRPC goes to origins over HTTP/2 (h2c or TLS), everything else
 // over HTTP/1.1 keep-alive.
-func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *state, pl *Pipeline) {
+//
+// replay is the request body kept for retries (see requestBodyStd).
+func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *state, pl *Pipeline, replay []byte) {
 	rt := x.Route
 	cp := rt.Pool
 	pool := s.reg.Pool(cp.ID)
@@ -346,7 +493,7 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 	out := r.Clone(ctx)
 	out.RequestURI = ""
 	out.Close = false
-	if r.Body == nil || r.ContentLength == 0 && r.Body == http.NoBody {
+	if r.Body == nil || r.Body == http.NoBody {
 		out.Body = nil
 	}
 	removeHopByHop(out.Header)
@@ -385,8 +532,9 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 	}
 	hash := hashFor(x, cp)
 	attempts := 1
-	// Only bodiless requests can be replayed on another endpoint.
-	if rr := rt.Retry; rr != nil && out.Body == nil && (rr.NonIdempotent || idempotent(x.Method)) {
+	// Only bodiless requests and bodies kept in full can be replayed on
+	// another endpoint.
+	if rr := rt.Retry; rr != nil && replay != nil && (rr.NonIdempotent || idempotent(x.Method)) {
 		attempts += rr.Attempts
 	}
 	rm := st.routeMetrics[rt]
@@ -411,6 +559,9 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 		if out.Host == "" {
 			out.Host = r.Host
 		}
+		if try > 0 && len(replay) > 0 {
+			out.Body = io.NopCloser(bytes.NewReader(replay))
+		}
 		req := out.WithContext(context.WithValue(ctx, endpointKey, ep))
 		ep.Begin()
 		t0 := time.Now()
@@ -432,6 +583,18 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 		}
 		if rt.Retry == nil || res.ConnectFailed && !rt.Retry.ConnectFailure || !res.ConnectFailed && !rt.Retry.Reset {
 			break
+		}
+	}
+	if err != nil && !grpc && !errors.Is(err, errStoppedByStage) {
+		if berr := clientBodyErr(r, r.Body); berr != nil {
+			// The client's body failed, not the origin.
+			if errors.Is(berr, os.ErrDeadlineExceeded) {
+				x.respond(http.StatusRequestTimeout, "request body timeout\n")
+			} else {
+				x.respond(http.StatusBadRequest, "reading request body failed\n")
+			}
+			writeReplyStd(w, x)
+			return
 		}
 	}
 	if err != nil && grpc && !errors.Is(err, errStoppedByStage) {
