@@ -17,17 +17,20 @@ import (
 //   - devops: publishes applications: HTTPLoadBalancer, TCPLoadBalancer,
 //     OriginPool, HealthCheck, Certificate (all verbs); reads the security
 //     objects they attach (AppFirewall, ServicePolicy, RateLimiter) and
-//     the SecurityBindings that SecOps imposes on their namespaces, the
+//     the SecurityBindings and NetworkPolicies that SecOps or NetOps
+//     impose on their namespaces, the
 //     security events of their load balancers, the placement objects
 //     (VirtualSite, Site) and Namespace.
 //   - secops: AppFirewall, ServicePolicy, RateLimiter, SecurityBinding
-//     (namespace-wide mandatory protection), APIDefinition (all verbs);
-//     reads every kind, audit records and security events included.
+//     (namespace-wide mandatory protection), NetworkPolicy, APIDefinition
+//     (all verbs); reads every kind, audit records and security events
+//     included.
 //   - developer: like devops, but meant to be bound to namespaces: load
 //     balancers, origin pools and health checks (all verbs); reads
 //     Certificate (never writes one, so never handles private keys),
 //     AppFirewall, ServicePolicy, RateLimiter, SecurityBinding,
-//     APIDefinition, Namespace and the security events of their namespaces.
+//     NetworkPolicy, APIDefinition, Namespace and the security events of
+//     their namespaces.
 //   - viewer: reads every kind except those that hold secrets or manage
 //     access: User, APIToken, Role, RoleBinding, SiteToken, Certificate and
 //     AuditRecord.
@@ -64,14 +67,14 @@ func BuiltinRoles() []Role {
 			Description: "Publishes applications: load balancers, origin pools, health checks, certificates.",
 			Rules: []Rule{
 				all("HTTPLoadBalancer", "TCPLoadBalancer", "OriginPool", "HealthCheck", "Certificate"),
-				read("AppFirewall", "ServicePolicy", "RateLimiter", "SecurityBinding", "VirtualSite", "Site", "Namespace", KindSecurityEvent),
+				read("AppFirewall", "ServicePolicy", "RateLimiter", "SecurityBinding", "NetworkPolicy", "VirtualSite", "Site", "Namespace", KindSecurityEvent),
 			},
 		},
 		{
 			Name:        RoleSecOps,
-			Description: "Owns WAF, service policies, rate limits, namespace security bindings and API definitions; reads everything, audit included.",
+			Description: "Owns WAF, service policies, rate limits, namespace security bindings, network policies and API definitions; reads everything, audit included.",
 			Rules: []Rule{
-				all("AppFirewall", "ServicePolicy", "RateLimiter", "SecurityBinding", "APIDefinition"),
+				all("AppFirewall", "ServicePolicy", "RateLimiter", "SecurityBinding", "NetworkPolicy", "APIDefinition"),
 				read(KindAll),
 			},
 		},
@@ -80,7 +83,7 @@ func BuiltinRoles() []Role {
 			Description: "Self-service in bound namespaces: load balancers, origin pools, health checks; reads certificates and security objects.",
 			Rules: []Rule{
 				all("HTTPLoadBalancer", "TCPLoadBalancer", "OriginPool", "HealthCheck"),
-				read("Certificate", "AppFirewall", "ServicePolicy", "RateLimiter", "SecurityBinding", "APIDefinition", "Namespace", KindSecurityEvent),
+				read("Certificate", "AppFirewall", "ServicePolicy", "RateLimiter", "SecurityBinding", "NetworkPolicy", "APIDefinition", "Namespace", KindSecurityEvent),
 			},
 		},
 		{
