@@ -24,7 +24,7 @@ func (l *listener) admit(c net.Conn, peer, local netip.AddrPort) bool {
 		return true
 	}
 	if sink := l.s.opts.SecurityEvents; sink != nil {
-		if e := netpolicy.Event(r, time.Now(), peer, local); e != nil {
+		if e := netpolicy.Event(r, time.Now(), m.LoadBalancer, peer, local); e != nil {
 			sink.Emit(e)
 		}
 	}

@@ -115,7 +115,7 @@ spec:
 	// Denied: reset before a byte is read, so before the TLS handshake.
 	expectReset(t, "127.0.0.2", addr)
 	e := nextEvent(t, ch)
-	if e.Kind != netpolicy.EventKind || e.Action != secevents.ActionDenied || e.Source != "t/edge/lab" || !strings.HasPrefix(e.Client, "127.0.0.2:") {
+	if e.Kind != netpolicy.EventKind || e.Action != secevents.ActionDenied || e.Source != "t/edge/lab" || e.LoadBalancer != "t/lb" || !strings.HasPrefix(e.Client, "127.0.0.2:") {
 		t.Fatalf("deny event %+v", e)
 	}
 	// A TLS client is refused too, and the server never saw a handshake.

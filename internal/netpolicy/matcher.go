@@ -10,9 +10,13 @@ import (
 // order: priority (lower first), then namespace and name. It is immutable
 // and safe for concurrent use.
 type Matcher struct {
-	policies []*Policy
-	dryRun   bool // some policy is in dryRun mode
-	enforce  bool // some policy is enforced
+	// LoadBalancer ("namespace/name") names a load balancer served on the
+	// listener, so that events can be attributed to it; set it before the
+	// matcher is shared.
+	LoadBalancer string
+	policies     []*Policy
+	dryRun       bool // some policy is in dryRun mode
+	enforce      bool // some policy is enforced
 }
 
 // NewMatcher orders the policies; it does not modify them.

@@ -138,7 +138,7 @@ func TestDryRun(t *testing.T) {
 	if r.DryRun.Policy != trial || r.DryRun.RuleName() != "lab" || r.DryRun.Action != Deny {
 		t.Fatalf("dry-run verdict %+v", r.DryRun)
 	}
-	if e := Event(r, time.Unix(0, 0), ap("192.0.2.5:1"), ap("10.0.0.1:443")); e == nil || e.Action != secevents.ActionDetected || e.Source != "a/trial/lab" {
+	if e := Event(r, time.Unix(0, 0), "a/web", ap("192.0.2.5:1"), ap("10.0.0.1:443")); e == nil || e.Action != secevents.ActionDetected || e.Source != "a/trial/lab" {
 		t.Fatalf("dry-run event %+v", e)
 	}
 	// Refused by its default: allowed, reported.
@@ -151,7 +151,7 @@ func TestDryRun(t *testing.T) {
 	if r.Action != Allow || r.DryRun.Policy != trial || r.DryRun.Action != Allow {
 		t.Fatalf("dry-run allow: %+v", r)
 	}
-	if e := Event(r, time.Now(), ap("198.51.100.1:1"), ap("10.0.0.1:443")); e != nil {
+	if e := Event(r, time.Now(), "", ap("198.51.100.1:1"), ap("10.0.0.1:443")); e != nil {
 		t.Fatalf("event for an allowed connection: %+v", e)
 	}
 	// The enforced policy denies first: a real deny, no dry-run hit.
@@ -159,8 +159,8 @@ func TestDryRun(t *testing.T) {
 	if r.Action != Deny || r.Hit.RuleName() != "scanners" || r.DryRun.Policy != nil {
 		t.Fatalf("enforced deny: %+v", r)
 	}
-	e := Event(r, time.Now(), ap("203.0.113.1:1"), ap("10.0.0.1:443"))
-	if e == nil || e.Action != secevents.ActionDenied || e.Kind != EventKind || e.Client != "203.0.113.1:1" || !strings.Contains(e.Message, "a/enforced") {
+	e := Event(r, time.Now(), "a/web", ap("203.0.113.1:1"), ap("10.0.0.1:443"))
+	if e == nil || e.LoadBalancer != "a/web" || e.Action != secevents.ActionDenied || e.Kind != EventKind || e.Client != "203.0.113.1:1" || !strings.Contains(e.Message, "a/enforced") {
 		t.Fatalf("deny event %+v", e)
 	}
 	// Only dryRun policies: nothing is ever refused.

@@ -71,23 +71,28 @@ func (c *compiler) netPolicies() {
 		key        string
 		port       int
 		namespaces []string
+		lb         string // one load balancer served, for events
 	}
 	var ls []listener
 	for k, l := range c.t.HTTP {
 		seen := map[string]bool{}
 		var nss []string
+		lb := ""
 		for _, vh := range l.VHosts() {
 			if !seen[vh.Namespace] {
 				seen[vh.Namespace] = true
 				nss = append(nss, vh.Namespace)
 			}
+			if lb == "" || vh.ID < lb {
+				lb = vh.ID
+			}
 		}
 		sort.Strings(nss)
-		ls = append(ls, listener{k, l.Port, nss})
+		ls = append(ls, listener{k, l.Port, nss, lb})
 	}
 	for k, l := range c.t.TCP {
 		ns, _, _ := strings.Cut(l.ID, "/")
-		ls = append(ls, listener{k, l.Port, []string{ns}})
+		ls = append(ls, listener{k, l.Port, []string{ns}, l.ID})
 	}
 	sort.Slice(ls, func(i, j int) bool { return ls[i].key < ls[j].key })
 	npt := &netPolicyTable{byListener: map[string]*netpolicy.Matcher{}}
@@ -117,6 +122,8 @@ func (c *compiler) netPolicies() {
 			}
 			continue
 		}
-		npt.byListener[l.key] = netpolicy.NewMatcher(sel)
+		m := netpolicy.NewMatcher(sel)
+		m.LoadBalancer = l.lb
+		npt.byListener[l.key] = m
 	}
 }

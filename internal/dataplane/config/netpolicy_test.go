@@ -101,6 +101,9 @@ func TestCompileNetworkPolicies(t *testing.T) {
 		t.Fatalf("warnings %v: want the shared listener", w)
 	}
 	r := tab.NetPolicy("127.0.0.1:6432").Check(netpolicy.TCP, netip.MustParseAddrPort("10.2.0.1:3333"), netip.MustParseAddrPort("127.0.0.1:6432"))
+	if m := tab.NetPolicy("127.0.0.1:6432"); m.LoadBalancer != "data/pg" || tab.NetPolicy("127.0.0.1:8443").LoadBalancer != "retail/shop" {
+		t.Fatalf("listeners' load balancers: %q, %q", m.LoadBalancer, tab.NetPolicy("127.0.0.1:8443").LoadBalancer)
+	}
 	if r.Action != netpolicy.Deny || r.Hit.Policy.ID() != "data/admin-only" || r.Hit.Rule != -1 {
 		t.Fatalf("outsider on the database listener: %+v", r)
 	}
