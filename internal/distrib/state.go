@@ -782,6 +782,10 @@ func (d *Distributor) compilePart(ctx context.Context, ts *tenantState, p part, 
 	}
 	memo := map[string]bool{}
 	tooNew := map[string]bool{} // left out for the capability version, with dependents
+	// The SecurityBindings of a namespace travel with each of its HTTP
+	// load balancers (SecOps made them mandatory): a load balancer whose
+	// bindings cannot be sent is not sent either.
+	bindings := map[string][]string{} // namespace -> keys, sorted
 	var include func(k string, depth int) bool
 	include = func(k string, depth int) bool {
 		if ok, seen := memo[k]; seen {
@@ -797,7 +801,11 @@ func (d *Distributor) compilePart(ctx context.Context, ts *tenantState, p part, 
 			skipped = append(skipped, e.ref)
 			return false
 		}
-		for _, r := range e.refs {
+		refs := e.refs
+		if e.ref.Kind == "HTTPLoadBalancer" {
+			refs = append(refs[:len(refs):len(refs)], bindings[e.ref.Namespace]...)
+		}
+		for _, r := range refs {
 			if r != k && !include(r, depth+1) {
 				if tooNew[r] {
 					tooNew[k] = true
@@ -820,6 +828,12 @@ func (d *Distributor) compilePart(ctx context.Context, ts *tenantState, p part, 
 		if e.placement != "" && want[e.placement] {
 			keys = append(keys, k)
 		}
+		if e.ref.Kind == "SecurityBinding" {
+			bindings[e.ref.Namespace] = append(bindings[e.ref.Namespace], k)
+		}
+	}
+	for _, b := range bindings {
+		sort.Strings(b)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
