@@ -3,8 +3,10 @@ package secevents
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -207,5 +209,66 @@ func TestStoreRotationBoundsDisk(t *testing.T) {
 	got, err = s2.List(context.Background(), "acme", Filter{Limit: 1})
 	if err != nil || len(got) != 1 || !got[0].Time.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("after a torn line: %v %+v", err, got)
+	}
+}
+
+// TestStoreListEqualsBruteForce: the prefilter and the heap never change
+// what List answers: the newest Limit records that Filter.Match accepts.
+func TestStoreListEqualsBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := NewStore(t.TempDir(), StoreOptions{})
+	t0 := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	var all []Record
+	for b := 0; b < 50; b++ {
+		var batch []Record
+		for i := 0; i < 40; i++ {
+			r := Record{Time: t0.Add(time.Duration(rng.IntN(3600)) * time.Second), Type: pick(KindWAF, KindPolicy, KindRateLimit),
+				Action: ActionBlocked, Namespace: pick("retail", "hr"), LoadBalancer: pick("shop", "portal"), Site: pick("paris", "oslo"),
+				RequestID: fmt.Sprint(b*100 + i)}
+			if rng.IntN(2) == 0 {
+				r.Rules = []RuleHit{{ID: 942100 + rng.IntN(3)}}
+			} else {
+				r.Rules = []RuleHit{{Name: pick("no-admin", "<a&b>")}}
+			}
+			batch = append(batch, r)
+		}
+		all = append(all, batch...)
+		if err := s.Append("acme", batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filters := []Filter{
+		{}, {Limit: 7}, {LoadBalancer: "shop"}, {LoadBalancer: "hr/portal", Limit: 500}, {Site: "oslo", Type: KindPolicy},
+		{Rule: "942101"}, {Rule: "<a&b>", Limit: 1000}, {Namespaces: map[string]bool{"hr": true}}, {Namespaces: map[string]bool{"hr": true, "retail": true}, Limit: 3},
+		{Since: t0.Add(30 * time.Minute), Until: t0.Add(40 * time.Minute), Limit: 1000},
+	}
+	for _, f := range filters {
+		got, err := s.List(context.Background(), "acme", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []Record
+		for i := range all {
+			if f.Match(&all[i]) {
+				want = append(want, all[i])
+			}
+		}
+		sort.SliceStable(want, func(i, j int) bool { return want[i].Time.After(want[j].Time) })
+		limit := f.Limit
+		if limit == 0 {
+			limit = defaultListLimit
+		}
+		want = want[:min(limit, len(want))]
+		if len(got) != len(want) {
+			t.Fatalf("%+v: %d records, want %d", f, len(got), len(want))
+		}
+		for i := range got {
+			// Equal times may come in any order: compare the times, and
+			// that each record matches.
+			if !got[i].Time.Equal(want[i].Time) || !f.Match(&got[i]) {
+				t.Fatalf("%+v: record %d = %+v, want time %v", f, i, got[i], want[i].Time)
+			}
+		}
 	}
 }

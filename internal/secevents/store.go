@@ -2,6 +2,7 @@ package secevents
 
 import (
 	"bufio"
+	"bytes"
 	"container/heap"
 	"context"
 	"encoding/json"
@@ -12,7 +13,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 )
 
 // Store bounds and defaults.
@@ -203,11 +206,14 @@ func (s *Store) List(ctx context.Context, tenant string, f Filter) ([]Record, er
 	te.mu.RLock()
 	defer te.mu.RUnlock()
 	h := &recordHeap{}
+	pf := newPrefilter(&f)
+	// Newest file first: once the heap holds limit records, older lines
+	// are skipped on their time alone.
 	for i := 0; i < s.files; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := scanFile(s.fileName(tenant, i), &f, h, limit); err != nil {
+		if err := scanFile(s.fileName(tenant, i), &f, pf, h, limit); err != nil {
 			return nil, err
 		}
 	}
@@ -216,7 +222,7 @@ func (s *Store) List(ctx context.Context, tenant string, f Filter) ([]Record, er
 	return out, nil
 }
 
-func scanFile(path string, f *Filter, h *recordHeap, limit int) error {
+func scanFile(path string, f *Filter, pf *prefilter, h *recordHeap, limit int) error {
 	file, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -228,8 +234,12 @@ func scanFile(path string, f *Filter, h *recordHeap, limit int) error {
 	sc := bufio.NewScanner(file)
 	sc.Buffer(make([]byte, 64<<10), maxStoreLine)
 	for sc.Scan() {
+		line := sc.Bytes()
+		if !pf.pass(line, h, limit) {
+			continue
+		}
 		var r Record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+		if err := json.Unmarshal(line, &r); err != nil {
 			continue // a line cut short by a crash: skip it
 		}
 		if !f.Match(&r) {
@@ -246,6 +256,82 @@ func scanFile(path string, f *Filter, h *recordHeap, limit int) error {
 		return fmt.Errorf("reading security events: %w", err)
 	}
 	return nil
+}
+
+// prefilter rejects most lines that cannot be listed without decoding
+// them: the fields a filter names must appear verbatim (as json.Marshal
+// wrote them), and the time (the first field) must fall in the window and,
+// once the heap is full, be newer than its oldest record. It may let
+// through lines that do not match (Filter.Match decides), never the
+// reverse.
+type prefilter struct {
+	needles      [][]byte
+	since, until time.Time
+}
+
+func jsonField(name, v string) []byte {
+	b, _ := json.Marshal(v)
+	return append([]byte(`"`+name+`":`), b...)
+}
+
+func newPrefilter(f *Filter) *prefilter {
+	pf := &prefilter{since: f.Since, until: f.Until}
+	if f.LoadBalancer != "" {
+		ns, n, ok := strings.Cut(f.LoadBalancer, "/")
+		if ok {
+			pf.needles = append(pf.needles, jsonField("namespace", ns))
+		} else {
+			n = ns
+		}
+		pf.needles = append(pf.needles, jsonField("loadBalancer", n))
+	}
+	if len(f.Namespaces) == 1 {
+		for ns := range f.Namespaces {
+			pf.needles = append(pf.needles, jsonField("namespace", ns))
+		}
+	}
+	if f.Site != "" {
+		pf.needles = append(pf.needles, jsonField("site", f.Site))
+	}
+	if f.Type != "" {
+		pf.needles = append(pf.needles, jsonField("type", f.Type))
+	}
+	if f.Rule != "" {
+		q, _ := json.Marshal(f.Rule)
+		pf.needles = append(pf.needles, q[1:len(q)-1])
+	}
+	return pf
+}
+
+var timePrefix = []byte(`{"time":"`)
+
+func (pf *prefilter) pass(line []byte, h *recordHeap, limit int) bool {
+	for _, n := range pf.needles {
+		if !bytes.Contains(line, n) {
+			return false
+		}
+	}
+	if !bytes.HasPrefix(line, timePrefix) {
+		return true
+	}
+	rest := line[len(timePrefix):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return true
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:end]))
+	if err != nil {
+		return true
+	}
+	switch {
+	case !pf.since.IsZero() && t.Before(pf.since):
+		return false
+	case !pf.until.IsZero() && !t.Before(pf.until):
+		return false
+	case h.Len() >= limit && !t.After((*h)[0].Time):
+		return false
+	}
+	return true
 }
 
 // recordHeap is a min-heap on time: the oldest kept record on top.
