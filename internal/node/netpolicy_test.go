@@ -1,0 +1,101 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// resetFrom reports whether a connection from the loopback address src to
+// addr is reset before anything is read.
+func resetFrom(src, addr string) bool {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 2 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err == nil {
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+	}
+	return errors.Is(err, syscall.ECONNRESET)
+}
+
+// A standalone node enforces the NetworkPolicies of its files, counts
+// their verdicts on /metrics, writes their events, and follows edits.
+func TestRunStandaloneNetworkPolicy(t *testing.T) {
+	dir := t.TempDir()
+	port, admin := freePort(t), freePort(t)
+	writeFile(t, filepath.Join(dir, "lb.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: site}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  routes: [{directResponse: {status: 200, body: "origin"}}]
+`, port))
+	policy := `apiVersion: meridian/v1
+kind: NetworkPolicy
+metadata: {name: edge}
+spec:
+  sites: {virtualSite: ignored-when-standalone}
+  mode: %s
+  ingress: [{name: lab, action: deny, sources: [127.0.0.2/32]}]
+`
+	writeFile(t, filepath.Join(dir, "netpol.yaml"), fmt.Sprintf(policy, "enforce"))
+	events := &syncBuf{}
+	sec := NewSecurity(events)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	secDone := make(chan struct{})
+	go func() { sec.Run(ctx); close(secDone) }()
+	done := make(chan error, 1)
+	go func() {
+		done <- RunStandalone(ctx, Options{ConfigPath: dir, AdminListen: fmt.Sprintf("127.0.0.1:%d", admin),
+			PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard,
+			Stages: sec.Stages, Collectors: sec.Collectors, SecurityEvents: sec.Events()})
+	}()
+	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitFor(t, "readyz", func() bool { c, _ := httpGet(adminURL + "/readyz"); return c == 200 })
+
+	if !resetFrom("127.0.0.2", addr) {
+		t.Fatal("the denied client was not reset")
+	}
+	if c, b := httpGet("http://" + addr + "/"); c != 200 || b != "origin" {
+		t.Fatalf("allowed client: %d %q", c, b)
+	}
+	counter := func(mode string) string {
+		_, m := httpGet(adminURL + "/metrics")
+		for _, line := range strings.Split(m, "\n") {
+			if strings.HasPrefix(line, "meridian_netpolicy_connections_total{") && strings.Contains(line, `rule="lab"`) &&
+				strings.Contains(line, `mode="`+mode+`"`) && strings.Contains(line, `namespace="default"`) && strings.Contains(line, `action="deny"`) {
+				return line[strings.LastIndexByte(line, ' ')+1:]
+			}
+		}
+		return ""
+	}
+	if v := counter("enforce"); v != "1" {
+		t.Fatalf("deny counter %q, want 1", v)
+	}
+	waitFor(t, "the deny event", func() bool {
+		return strings.Contains(events.String(), `"kind":"network"`) && strings.Contains(events.String(), `"action":"denied"`)
+	})
+
+	// Edited to dryRun: the lab gets in, and is counted as a would-be deny.
+	writeFile(t, filepath.Join(dir, "netpol.yaml"), fmt.Sprintf(policy, "dryRun"))
+	waitFor(t, "the dry-run policy", func() bool { return !resetFrom("127.0.0.2", addr) })
+	if v := counter("dryRun"); v != "1" {
+		t.Fatalf("dry-run counter %q, want 1", v)
+	}
+	waitFor(t, "the detected event", func() bool { return strings.Contains(events.String(), `"action":"detected"`) })
+	cancel()
+	<-done
+	<-secDone
+}
