@@ -9,20 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/meridian-platform/meridian/internal/distrib"
 	"github.com/meridian-platform/meridian/internal/node"
 	"github.com/meridian-platform/meridian/internal/node/agent"
 	"github.com/meridian-platform/meridian/internal/policy/geoip"
-	"github.com/meridian-platform/meridian/internal/secevents"
 )
-
-// forwardTo puts each security event into the agent's telemetry buffer
-// (bounded; it waits there while the console is away).
-func forwardTo(ag *agent.Agent) func(*secevents.Event) {
-	return func(e *secevents.Event) {
-		ag.RecordEvent(distrib.Event{Time: e.Time, Type: secevents.TelemetryType, Message: e.Message, Attrs: e.Attrs()})
-	}
-}
 
 // version is reported by nodes to the console.
 const version = "0.1.0-dev"
@@ -97,7 +87,7 @@ is unreachable. See internal/sites/PROCEDURES.md for renewal and re-enrolment.`,
 				a.AdminListen, a.DrainTimeout = o.AdminListen, o.DrainTimeout
 				a.NodeVersion = version
 				a.Stages, a.Collectors, a.SecurityEvents = sec.Stages, sec.Collectors, sec.Events()
-				a.OnAgent = func(ag *agent.Agent) { sec.ForwardEvents(forwardTo(ag)) }
+				a.OnAgent = sec.ForwardToAgent // security events also go to the console
 				err = agent.RunNode(ctx, a)
 			} else {
 				o.Stages, o.Collectors, o.SecurityEvents = sec.Stages, sec.Collectors, sec.Events()
