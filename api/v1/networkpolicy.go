@@ -9,7 +9,11 @@ import (
 // load balancers (namespaced): ordered allow/deny rules on the client
 // address, the local address, the port and the protocol, checked when a
 // connection is accepted, before any PROXY protocol header or TLS
-// handshake is read. A denied connection is reset at once.
+// handshake is read. A denied connection is reset at once. Every verdict
+// is counted (meridian_netpolicy_connections_total, by policy, rule,
+// action and mode); refusals, and those a dryRun policy would make, are
+// security events of type network (at most 100 a second per rule, the
+// rest counted).
 //
 // The policies that select a listener combine as follows: they are taken
 // in order of priority (lower first), then namespace and name. Within one

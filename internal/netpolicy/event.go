@@ -2,6 +2,8 @@ package netpolicy
 
 import (
 	"net/netip"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/secevents"
@@ -26,11 +28,18 @@ func Event(r Result, now time.Time, lb string, src, dst netip.AddrPort) *seceven
 	if h.Policy == nil {
 		return nil
 	}
+	suppressed, ok := h.Policy.budget(h.Rule).take(now.Unix())
+	if !ok {
+		return nil
+	}
 	client := netip.AddrPortFrom(src.Addr().Unmap(), src.Port()).String()
 	local := netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()).String()
 	msg := "connection from " + client + " to " + local + " refused by NetworkPolicy " + h.Policy.ID() + " rule " + h.RuleName()
 	if action == secevents.ActionDetected {
 		msg = "connection from " + client + " to " + local + " would be refused by NetworkPolicy " + h.Policy.ID() + " (dryRun) rule " + h.RuleName()
+	}
+	if suppressed > 0 {
+		msg += " (" + strconv.FormatUint(suppressed, 10) + " similar events suppressed)"
 	}
 	return &secevents.Event{
 		Time:   now,
@@ -44,4 +53,46 @@ func Event(r Result, now time.Time, lb string, src, dst netip.AddrPort) *seceven
 		Message:      msg,
 		Rules:        []secevents.RuleHit{{Name: h.RuleName(), Message: h.Action.String()}},
 	}
+}
+
+// MaxEventsPerRule bounds the events one rule (or a policy's default
+// action) produces per second: a flood of refused connections is counted
+// in full, but reported by at most this many events a second; the next
+// event says how many were left out.
+const MaxEventsPerRule = 100
+
+// eventBudget is the event allowance of one rule in the current second.
+type eventBudget struct {
+	second     atomic.Int64
+	n          atomic.Int64
+	suppressed atomic.Uint64
+}
+
+// budget returns the budget of rule (-1: the default action); a nil
+// budget (a Policy not made by Compile) is unbounded.
+func (p *Policy) budget(rule int) *eventBudget {
+	i := rule
+	if i < 0 {
+		i = len(p.Rules)
+	}
+	if i >= len(p.budgets) {
+		return nil
+	}
+	return &p.budgets[i]
+}
+
+// take spends one event of the second now; it reports whether the event
+// may go out, and then how many were suppressed since the last one.
+func (b *eventBudget) take(now int64) (suppressed uint64, ok bool) {
+	if b == nil {
+		return 0, true
+	}
+	if s := b.second.Load(); s != now && b.second.CompareAndSwap(s, now) {
+		b.n.Store(0)
+	}
+	if b.n.Add(1) > MaxEventsPerRule {
+		b.suppressed.Add(1)
+		return 0, false
+	}
+	return b.suppressed.Swap(0), true
 }

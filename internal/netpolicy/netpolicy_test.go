@@ -291,3 +291,30 @@ func BenchmarkCheck(b *testing.B) {
 		met.Observe(m.Check(TCP, src, dst))
 	}
 }
+
+func TestEventFloodIsBounded(t *testing.T) {
+	p := policy(t, "a", "p", v1.NetworkPolicySpec{Ingress: []v1.NetworkPolicyRule{{Name: "r", Action: "deny", Sources: []string{"192.0.2.0/24"}}}})
+	m := NewMatcher([]*Policy{p})
+	src, dst := ap("192.0.2.1:1"), ap("10.0.0.1:80")
+	t0 := time.Unix(1_800_000_000, 0)
+	n := 0
+	for range MaxEventsPerRule + 50 {
+		if Event(m.Check(TCP, src, dst), t0, "", src, dst) != nil {
+			n++
+		}
+	}
+	if n != MaxEventsPerRule {
+		t.Fatalf("%d events in one second, want %d", n, MaxEventsPerRule)
+	}
+	// The default action has its own budget.
+	if Event(m.Check(TCP, ap("198.51.100.1:1"), dst), t0, "", src, dst) != nil {
+		t.Fatal("an allowed connection made an event")
+	}
+	e := Event(m.Check(TCP, src, dst), t0.Add(time.Second), "", src, dst)
+	if e == nil || !strings.Contains(e.Message, "(50 similar events suppressed)") {
+		t.Fatalf("next second's event: %+v", e)
+	}
+	if e = Event(m.Check(TCP, src, dst), t0.Add(time.Second), "", src, dst); e == nil || strings.Contains(e.Message, "suppressed") {
+		t.Fatalf("second event of the new second: %+v", e)
+	}
+}

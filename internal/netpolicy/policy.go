@@ -49,6 +49,10 @@ type Policy struct {
 	// ListenerPorts is the listener selection (empty: every listener of
 	// the namespace's load balancers).
 	ListenerPorts []int
+
+	// budgets bound the events of each rule, then of the default action
+	// (len(Rules)+1; nil: unbounded).
+	budgets []eventBudget
 }
 
 // ID is "namespace/name".
@@ -121,6 +125,7 @@ func Compile(np *v1.NetworkPolicy) (*Policy, error) {
 		return nil, err
 	}
 	p.Rules = make([]Rule, len(s.Ingress))
+	p.budgets = make([]eventBudget, len(s.Ingress)+1)
 	for i := range s.Ingress {
 		if err := compileRule(&p.Rules[i], &s.Ingress[i], fmt.Sprintf("spec.ingress[%d]", i)); err != nil {
 			return nil, err
