@@ -100,12 +100,13 @@ func newSiteCommand(streams IOStreams) *cobra.Command {
 	f := &factory{streams: streams}
 	cmd := &cobra.Command{
 		Use:   "site",
-		Short: "Admit, decommission sites and revoke site tokens",
+		Short: "Admit, decommission, recommission sites and revoke site tokens",
 		Long: `Administer sites. A site appears when a node registers with a
 SiteToken; see them with ` + "`meridian get sites -o wide`" + `, set their labels
 with ` + "`meridian label site NAME k=v`" + `.`,
 		Example: `  meridian site approve station-0001
   meridian site decommission station-0001
+  meridian site recommission station-0001 --approve
   meridian site revoke-token eu`,
 	}
 	f.bindPersistent(cmd, false)
@@ -150,7 +151,75 @@ with ` + "`meridian label site NAME k=v`" + `.`,
 			return sites.RevokeToken(ctx, c, name)
 		})
 	revoke.Use = "revoke-token NAME"
-	cmd.AddCommand(revoke)
+	cmd.AddCommand(revoke, newSiteRecommissionCommand(f))
+	return cmd
+}
+
+// newSiteRecommissionCommand is `meridian site recommission NAME`.
+func newSiteRecommissionCommand(f *factory) *cobra.Command {
+	var (
+		approve bool
+		expires time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "recommission NAME",
+		Short: "Bring a decommissioned site back: print a one-use token its node registers again with",
+		Long: `Bring a decommissioned site back into service under the same name.
+
+The console deletes its record of the decommissioned site and creates a
+SiteToken for one registration carrying the site's labels (valid 24h unless
+--expires says otherwise). The token is printed once, alone on standard
+output. On the site, start the node with it and the same name:
+
+  meridian node --console https://HOST:PORT --token TOKEN --name NAME [--data-dir DIR]
+
+The node registers again (a node that kept its data directory drops the
+refused identity by itself) and gets a new certificate with a new serial.
+The old certificate never works again: it was revoked at decommissioning
+and it predates the new site. With --approve the site receives
+configuration as soon as it registers; otherwise it waits as pending until
+` + "`meridian site approve NAME`" + `.
+
+Until the node registers, the name is free: any valid SiteToken of the
+tenant could register it. Start the node promptly, or revoke the token
+(` + "`meridian site revoke-token TOKEN-NAME`" + `) to cancel.
+See docs/sites.md.`,
+		Example: `  # Bring station-0001 back, admitted at once when it registers
+  TOKEN=$(meridian site recommission station-0001 --approve)
+  # then on the station:
+  meridian node --console https://console:8443 --token "$TOKEN" --name station-0001`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if expires < 0 {
+				return fmt.Errorf("--expires must not be negative")
+			}
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			c, _, err := f.client()
+			if err != nil {
+				return err
+			}
+			tok, err := sites.Recommission(ctx, c, name, approve, expires)
+			if err != nil {
+				return err
+			}
+			if tok.Status.Token == "" {
+				return fmt.Errorf("site %q: sitetoken/%s was created but the console returned no token", name, tok.Metadata.Name)
+			}
+			fmt.Fprintln(f.streams.Out, tok.Status.Token)
+			until := ""
+			if tok.Status.ExpiresAt != nil {
+				until = " until " + tok.Status.ExpiresAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(f.streams.ErrOut, "site/%s recommissioned: sitetoken/%s registers it once%s. On the site run:\n"+
+				"  meridian node --console %s --token TOKEN --name %s\nStore the token now: it is not shown again.\n",
+				name, tok.Metadata.Name, until, c.Server(), name)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&approve, "approve", false, "admit the site as soon as it registers instead of leaving it pending")
+	cmd.Flags().DurationVar(&expires, "expires", 0, "how long the token stays usable (default 24h)")
 	return cmd
 }
 

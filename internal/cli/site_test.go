@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -161,6 +162,36 @@ func TestSiteVerbs(t *testing.T) {
 	waitSite(t, r, "station-1", "decommissioned and offline", func(s v1.Site) bool {
 		return s.Status.State == v1.SiteStateDecommissioned && !s.Status.Online
 	})
+
+	// Recommission: a one-use token with the site's labels; the old
+	// record goes (the node registers again with the token).
+	out, errOut, code = r.run("", "site", "recommission", "station-1", "--approve", "--expires", "2h")
+	if code != 0 {
+		t.Fatalf("recommission: exit %d: %s", code, errOut)
+	}
+	if rtok := strings.TrimSpace(out); rtok == "" || strings.ContainsAny(rtok, " \n") {
+		t.Fatalf("recommission printed %q: want the token alone", out)
+	}
+	m := regexp.MustCompile(`site/station-1 recommissioned: sitetoken/(station-1-r[0-9a-f]{6}) registers it once until `).FindStringSubmatch(errOut)
+	if m == nil || !strings.Contains(errOut, "--name station-1") {
+		t.Fatalf("recommission stderr: %q", errOut)
+	}
+	var rt v1.SiteToken
+	if err := json.Unmarshal([]byte(r.ok("get", "sitetoken", m[1], "-o", "json")), &rt); err != nil {
+		t.Fatal(err)
+	}
+	if rt.Spec.MaxUses != 1 || !rt.Spec.AutoApprove || rt.Spec.Labels["rack"] != "r7" || rt.Spec.Labels["region"] != "eu" {
+		t.Fatalf("recommission token: %+v", rt.Spec)
+	}
+	if _, errOut, code := r.run("", "get", "site", "station-1"); code == 0 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("the recommissioned site's old record: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := r.run("", "site", "recommission", "nowhere"); code == 0 || !strings.Contains(errOut, `"nowhere"`) {
+		t.Fatalf("recommission of a missing site: exit %d: %s", code, errOut)
+	}
+	if out := r.ok("site", "recommission", "--help"); !strings.Contains(out, "new serial") || !strings.Contains(out, "Examples:") {
+		t.Fatalf("site recommission --help:\n%s", out)
+	}
 
 	if out := r.ok("site", "revoke-token", "lab"); out != "sitetoken/lab revoked\n" {
 		t.Fatalf("revoke-token: %q", out)

@@ -2,7 +2,10 @@ package sites
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -69,4 +72,45 @@ func patchSite(ctx context.Context, c *client.Client, name, what, patch string) 
 		return nil, fmt.Errorf("%s site %q: %w", what, name, err)
 	}
 	return &s, nil
+}
+
+// DefaultRecommissionTokenTTL is how long the token Recommission creates
+// stays usable.
+const DefaultRecommissionTokenTTL = 24 * time.Hour
+
+// Recommission brings a decommissioned site back under the same name. The
+// console's record of the old site is deleted (its certificates stay
+// refused: they are revoked and predate any new site of that name) and a
+// one-use SiteToken carrying the old site's labels is created and returned
+// (status.token holds the plaintext, shown once). The site's node then
+// registers again with it under the same name and gets a new certificate;
+// with approve the site receives configuration at once, otherwise it waits
+// as pending. A site that is not decommissioned is refused.
+func Recommission(ctx context.Context, c *client.Client, name string, approve bool, expires time.Duration) (*v1.SiteToken, error) {
+	var s v1.Site
+	if err := c.Get(ctx, "Site", "", name, &s); err != nil {
+		return nil, fmt.Errorf("recommissioning site %q: %w", name, err)
+	}
+	if !s.Spec.Decommissioned {
+		return nil, fmt.Errorf("recommissioning site %q: it is %s, not decommissioned (decommission it first: meridian site decommission %s)",
+			name, s.Spec.StateOf(), name)
+	}
+	if expires <= 0 {
+		expires = DefaultRecommissionTokenTTL
+	}
+	var sfx [3]byte
+	rand.Read(sfx[:])
+	tokName := fmt.Sprintf("%s-r%s", name[:min(len(name), 55)], hex.EncodeToString(sfx[:]))
+	tok, err := CreateToken(ctx, c, tokName, s.Metadata.Labels, 1, expires, approve)
+	if err != nil {
+		return nil, fmt.Errorf("recommissioning site %q: %w", name, err)
+	}
+	if err := c.Delete(ctx, "Site", "", name); err != nil {
+		// Leave nothing usable behind.
+		if rerr := RevokeToken(ctx, c, tokName); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return nil, fmt.Errorf("recommissioning site %q: deleting the decommissioned site: %w", name, err)
+	}
+	return tok, nil
 }

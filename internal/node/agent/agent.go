@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -202,22 +203,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	attempt := 0
-	for id == nil {
-		id, err = a.register(ctx)
-		var p *permanent
-		if errors.As(err, &p) {
+	if id == nil {
+		if id, err = a.registerLoop(ctx); id == nil {
 			return err
-		}
-		if err != nil {
-			a.log.Warn("registration failed; retrying", "err", err)
-			if !a.sleep(ctx, &attempt) {
-				return nil
-			}
 		}
 	}
 	a.setIdentity(id)
-	attempt = 0
+	attempt := 0
 	for ctx.Err() == nil {
 		id = a.identity()
 		if renewDue(id.leaf, a.opts.Now()) {
@@ -239,6 +231,22 @@ func (a *Agent) Run(ctx context.Context) error {
 		if distrib.IsDecommissioned(err) {
 			return a.decommissioned(ctx, id, err)
 		}
+		if a.opts.Token != "" && mustRegisterAgain(err) {
+			// The site was deleted (a recommissioned site, say) or
+			// registered again elsewhere: enrol with the token given.
+			a.log.Warn("the console no longer accepts this node's identity; registering again with the site token",
+				"site", id.rec.Site, "err", err)
+			if a.opts.Name == "" {
+				a.opts.Name = id.rec.Site
+			}
+			nid, err := a.registerLoop(ctx)
+			if nid == nil {
+				return err
+			}
+			a.setIdentity(nid)
+			attempt = 0
+			continue
+		}
 		if healthy {
 			attempt = 0
 		}
@@ -248,6 +256,38 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// registerLoop registers with the token, retrying with backoff; it
+// returns a nil identity when ctx ends (nil error) or registration is
+// refused for good.
+func (a *Agent) registerLoop(ctx context.Context) (*identity, error) {
+	attempt := 0
+	for {
+		id, err := a.register(ctx)
+		var p *permanent
+		if errors.As(err, &p) {
+			return nil, err
+		}
+		if err == nil {
+			return id, nil
+		}
+		a.log.Warn("registration failed; retrying", "err", err)
+		if !a.sleep(ctx, &attempt) {
+			return nil, nil
+		}
+	}
+}
+
+// mustRegisterAgain reports whether the console refused the node's
+// certificate because its site no longer exists or is a newer site of the
+// same name (the console says "register again").
+func mustRegisterAgain(err error) bool {
+	st, ok := status.FromError(errors.Unwrap(err))
+	if !ok {
+		st, ok = status.FromError(err)
+	}
+	return ok && st.Code() == codes.PermissionDenied && strings.Contains(st.Message(), "register again")
 }
 
 func (a *Agent) identity() *identity {
