@@ -20,6 +20,7 @@ func TestExamplesCompile(t *testing.T) {
 				t.Fatalf("%s: %v", f, fo.err)
 			}
 			for _, o := range fo.objs {
+				v1.DefaultObject(o) // as the node does before validating
 				if errs := v1.ValidateObject(o); len(errs) > 0 {
 					t.Fatalf("%s: %s: %v", f, objectKey(o), errs)
 				}
