@@ -64,20 +64,41 @@ func (m *Metrics) Value(namespace, policy, rule string, action Action, dryRun bo
 }
 
 func (m *Metrics) counter(h Hit, dryRun bool) *atomic.Uint64 {
+	i := h.Rule
+	if i < 0 {
+		i = len(h.Policy.Rules)
+	}
+	var ref *atomic.Pointer[cellRef]
+	if i < len(h.Policy.cells) {
+		ref = &h.Policy.cells[i]
+		if r := ref.Load(); r != nil && r.m == m && r.action == h.Action && r.dryRun == dryRun {
+			return r.c
+		}
+	}
 	k := cellKey{h.Policy.Namespace, h.Policy.Name, h.RuleName(), h.Action, dryRun}
 	m.mu.RLock()
 	c := m.cell[k]
 	m.mu.RUnlock()
-	if c != nil {
-		return c
+	if c == nil {
+		m.mu.Lock()
+		if c = m.cell[k]; c == nil {
+			c = new(atomic.Uint64)
+			m.cell[k] = c
+		}
+		m.mu.Unlock()
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if c = m.cell[k]; c == nil {
-		c = new(atomic.Uint64)
-		m.cell[k] = c
+	if ref != nil {
+		ref.Store(&cellRef{m: m, c: c, action: h.Action, dryRun: dryRun})
 	}
 	return c
+}
+
+// cellRef is a counter cached in a compiled policy.
+type cellRef struct {
+	m      *Metrics
+	c      *atomic.Uint64
+	action Action
+	dryRun bool
 }
 
 // Describe implements prometheus.Collector.

@@ -256,6 +256,14 @@ func TestMetrics(t *testing.T) {
 	if v := met.Value("a", "p", DefaultRule, Allow, false); v != 1 {
 		t.Fatalf("default allow counter %d, want 1", v)
 	}
+	// Another Metrics (another server) counting the same compiled policy
+	// keeps its own counters.
+	other := NewMetrics(nil)
+	other.Observe(m.Check(TCP, ap("192.0.2.1:1"), ap("10.0.0.1:80")))
+	met.Observe(m.Check(TCP, ap("192.0.2.1:1"), ap("10.0.0.1:80")))
+	if a, b := other.Value("a", "p", "r", Deny, false), met.Value("a", "p", "r", Deny, false); a != 1 || b != 5 {
+		t.Fatalf("counters %d and %d, want 1 and 5", a, b)
+	}
 }
 
 func TestCheckDoesNotAllocate(t *testing.T) {
@@ -316,5 +324,14 @@ func TestEventFloodIsBounded(t *testing.T) {
 	}
 	if e = Event(m.Check(TCP, src, dst), t0.Add(time.Second), "", src, dst); e == nil || strings.Contains(e.Message, "suppressed") {
 		t.Fatalf("second event of the new second: %+v", e)
+	}
+}
+
+func BenchmarkCheckOnly(b *testing.B) {
+	m, _ := benchMatcher(b)
+	src, dst := ap("[::ffff:198.51.100.7]:40000"), ap("10.0.0.1:8443")
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Check(TCP, src, dst)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 )
@@ -53,6 +54,10 @@ type Policy struct {
 	// budgets bound the events of each rule, then of the default action
 	// (len(Rules)+1; nil: unbounded).
 	budgets []eventBudget
+	// cells cache the counter of each rule, then of the default action,
+	// in the last Metrics that counted it (a policy's rule always decides
+	// with the same action and mode).
+	cells []atomic.Pointer[cellRef]
 }
 
 // ID is "namespace/name".
@@ -126,6 +131,7 @@ func Compile(np *v1.NetworkPolicy) (*Policy, error) {
 	}
 	p.Rules = make([]Rule, len(s.Ingress))
 	p.budgets = make([]eventBudget, len(s.Ingress)+1)
+	p.cells = make([]atomic.Pointer[cellRef], len(s.Ingress)+1)
 	for i := range s.Ingress {
 		if err := compileRule(&p.Rules[i], &s.Ingress[i], fmt.Sprintf("spec.ingress[%d]", i)); err != nil {
 			return nil, err
