@@ -103,7 +103,7 @@ func TestRxDFAAgreesWithRegexpOnCRS(t *testing.T) {
 	}
 	patterns := crsRxPatterns(t)
 	inputs := crsPayloads(t, every)
-	decided, matches := 0, 0
+	decided, matches, states, bytes, maxBytes := 0, 0, 0, 0, 0
 	for _, p := range patterns {
 		op, err := newRX(plugintypes.OperatorOptions{Arguments: p})
 		if err != nil {
@@ -127,8 +127,11 @@ func TestRxDFAAgreesWithRegexpOnCRS(t *testing.T) {
 				t.Errorf("@rx %.80q on %.80q: automaton %v, regexp match=%v", p, in, got, want)
 			}
 		}
+		n, b := rx.dfa.Size()
+		states, bytes, maxBytes = states+n, bytes+b, max(maxBytes, b)
 	}
-	t.Logf("%d patterns, %d inputs, %d decided by the automaton (%d matches)", len(patterns), len(inputs), decided, matches)
+	t.Logf("%d patterns, %d inputs, %d decided by the automaton (%d matches); %d states, %d KiB in all, %d KiB at most",
+		len(patterns), len(inputs), decided, matches, states, bytes>>10, maxBytes>>10)
 	if matches == 0 || decided < len(patterns)*len(inputs)/2 {
 		t.Fatalf("the automaton decided %d of %d evaluations (%d matches): too few to judge", decided, len(patterns)*len(inputs), matches)
 	}

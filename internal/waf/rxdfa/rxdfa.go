@@ -22,16 +22,17 @@ const (
 	Match
 )
 
-// DefaultMaxStates bounds the states kept per automaton; when a search
-// needs more, the cache is dropped and the search answers Unknown.
-const DefaultMaxStates = 2000
+// DefaultMaxBytes bounds the memory an automaton keeps for its states
+// (their instruction lists and transition tables); when a search needs
+// more, the states are dropped and that search answers Unknown.
+const DefaultMaxBytes = 128 << 10
 
 // DFA is a lazily built automaton for one expression, safe for concurrent
 // use. States are created on first use and kept (up to a budget); the warm
 // path takes no lock and allocates nothing.
 type DFA struct {
-	prog      *syntax.Prog
-	maxStates int
+	prog     *syntax.Prog
+	maxBytes int
 
 	// byte classes over ASCII: bytes that every instruction, and the
 	// empty-width assertions, treat alike share a class.
@@ -45,6 +46,7 @@ type DFA struct {
 
 type cache struct {
 	states map[string]*state
+	bytes  int // memory held by states, roughly
 	start  atomic.Pointer[state]
 }
 
@@ -66,16 +68,28 @@ type state struct {
 	end  atomic.Int32            // 0 unknown, 1 no match at end, 2 match at end
 }
 
+// stateOverhead is a state's fixed size plus its map entry, roughly.
+const stateOverhead = 128
+
+// Size returns the number of states the automaton holds and the memory
+// they take, roughly.
+func (d *DFA) Size() (states, bytes int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.cache.Load()
+	return len(c.states), c.bytes
+}
+
 // matched is the sentinel state reached when a match was found.
 var matched = &state{}
 
-// New builds the automaton for prog (from syntax.Compile). maxStates <= 0
-// means DefaultMaxStates.
-func New(prog *syntax.Prog, maxStates int) *DFA {
-	if maxStates <= 0 {
-		maxStates = DefaultMaxStates
+// New builds the automaton for prog (from syntax.Compile). maxBytes <= 0
+// means DefaultMaxBytes.
+func New(prog *syntax.Prog, maxBytes int) *DFA {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
 	}
-	d := &DFA{prog: prog, maxStates: maxStates}
+	d := &DFA{prog: prog, maxBytes: maxBytes}
 	d.computeClasses()
 	d.cache.Store(&cache{states: map[string]*state{}})
 	return d
@@ -239,12 +253,14 @@ func (d *DFA) internLocked(c *cache, pcs []uint32, ctx uint8) (*state, bool) {
 	if st := c.states[string(key)]; st != nil {
 		return st, true
 	}
-	if len(c.states) >= d.maxStates {
+	size := stateOverhead + 2*len(key) + 8*d.nclass
+	if c.bytes+size > d.maxBytes {
 		d.cache.Store(&cache{states: map[string]*state{}})
 		return nil, false
 	}
 	st := &state{pcs: pcs, ctx: ctx, next: make([]atomic.Pointer[state], d.nclass)}
 	c.states[string(key)] = st
+	c.bytes += size
 	return st, true
 }
 

@@ -70,7 +70,7 @@ func TestBudget(t *testing.T) {
 	// (a|b)*a(a|b){8}: needs 2^9 states; a budget of 16 runs out.
 	re := regexp.MustCompile(`a[ab]{8}c`)
 	d, _ := Compile(`a[ab]{8}c`)
-	d.maxStates = 16
+	d.maxBytes = 16 * (stateOverhead + 8*d.nclass + 64)
 	unknown := 0
 	rng := rand.New(rand.NewPCG(3, 4))
 	for range 200 {
@@ -95,12 +95,15 @@ func TestBudget(t *testing.T) {
 	if unknown == 0 {
 		t.Fatal("budget never ran out")
 	}
+	if _, bytes := d.Size(); bytes > d.maxBytes {
+		t.Fatalf("automaton holds %d bytes, budget %d", bytes, d.maxBytes)
+	}
 }
 
 func TestConcurrent(t *testing.T) {
 	re := regexp.MustCompile(`(?i)\b(?:select|union|insert)\b.{0,10}from`)
 	d, _ := Compile(re.String())
-	d.maxStates = 64
+	d.maxBytes = 64 * (stateOverhead + 8*d.nclass + 64)
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
