@@ -47,8 +47,13 @@ type HTTPLoadBalancerSpec struct {
 	Sites          *LBPlacement        `json:"sites,omitempty"`
 	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed when
 	// finding the real client address.
-	TrustedProxies []string      `json:"trustedProxies,omitempty"`
-	Timeouts       *HTTPTimeouts `json:"timeouts,omitempty"`
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// Timeouts bound the client side. On a listener shared with other
+	// load balancers (same address and port), requestHeader and idle run
+	// before the Host header names the load balancer, so the shortest of
+	// the load balancers' values applies; requestBody is this load
+	// balancer's own.
+	Timeouts *HTTPTimeouts `json:"timeouts,omitempty"`
 	// MaxConnections bounds concurrent client connections per listener
 	// (default 10000).
 	MaxConnections int              `json:"maxConnections,omitempty"`
@@ -275,11 +280,14 @@ type CORSPolicy struct {
 	AllowCredentials bool     `json:"allowCredentials,omitempty"`
 }
 
-// HTTPTimeouts are client-side timeouts.
+// HTTPTimeouts are client-side timeouts (see HTTPLoadBalancerSpec.Timeouts
+// for listeners shared by several load balancers).
 type HTTPTimeouts struct {
 	// RequestHeader bounds reading a request's headers (default 10s).
 	RequestHeader Duration `json:"requestHeader,omitempty"`
-	// RequestBody bounds reading a request's body (default 60s).
+	// RequestBody bounds each wait for more of a request's body (default
+	// 60s): a body that stops arriving for this long gets 408, a large
+	// body that keeps arriving is not cut.
 	RequestBody Duration `json:"requestBody,omitempty"`
 	// Idle closes keep-alive connections idle this long (default 60s).
 	Idle Duration `json:"idle,omitempty"`

@@ -308,3 +308,62 @@ func TestHTTP1RetryWithBody(t *testing.T) {
 		t.Fatal("a streamed body was retried (or the dead endpoint was never picked)")
 	}
 }
+
+// TestSharedPortTimeouts runs two load balancers on one port: before the
+// Host is known the strictest header timeout applies; the body timeout is
+// the one of the load balancer the Host names.
+func TestSharedPortTimeouts(t *testing.T) {
+	origin, _, _ := bodyOrigin(t)
+	port := freePort(t)
+	lb := func(name, domain, timeouts string) string {
+		return fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: %s, namespace: t}
+spec:
+  domains: [%s]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  defaultPool: a
+  timeouts: %s
+`, name, domain, port, timeouts)
+	}
+	startServer(t, pool("a", hostOf(origin.URL))+
+		lb("fast-body", "a.test", "{requestHeader: 10s, requestBody: 300ms, idle: 60s}")+
+		lb("slow-body", "b.test", "{requestHeader: 300ms, requestBody: 10s, idle: 60s}"), Options{})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	// answer sends req and returns what came back within wait (timedOut:
+	// nothing came and the connection stayed open).
+	answer := func(req string, wait time.Duration) (got string, timedOut bool) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(c)
+		ne, ok := err.(net.Error)
+		return string(b), ok && ne.Timeout()
+	}
+	cases := []struct {
+		name, req string
+		cut       bool // cut off (408 or closed) within a second
+	}{
+		{"slow body, fast-body host", "POST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 10000), true},
+		{"slow body, slow-body host", "POST / HTTP/1.1\r\nHost: b.test\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 10000), false},
+		{"slow head: strictest header timeout", "GET / HTTP/1.1\r\nHost: a.test\r\nX-Slow: ", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, timedOut := answer(c.req, time.Second)
+			if c.cut == timedOut {
+				t.Fatalf("cut off %v, want %v (got %q)", !timedOut, c.cut, got)
+			}
+			if c.cut && strings.HasPrefix(c.req, "POST") && !strings.HasPrefix(got, "HTTP/1.1 408") {
+				t.Fatalf("got %q", got)
+			}
+		})
+	}
+}

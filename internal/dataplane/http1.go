@@ -205,7 +205,7 @@ var (
 const h1WriteBufferSize = 32<<10 + 1024
 
 func (s *Server) newH1Server(l *listener, t config.Timeouts) *fasthttp.Server {
-	bodyTimeout := t.RequestBody
+	listenerBody := t.RequestBody
 	return &fasthttp.Server{
 		Handler:               func(ctx *fasthttp.RequestCtx) { s.handleH1(ctx) },
 		ErrorHandler:          s.h1Error,
@@ -224,7 +224,12 @@ func (s *Server) newH1Server(l *listener, t config.Timeouts) *fasthttp.Server {
 			if h.ContentLength() == 0 {
 				return fasthttp.RequestConfig{}
 			}
-			return fasthttp.RequestConfig{ReadTimeout: bodyTimeout}
+			// The Host is known now: the body timeout of its load
+			// balancer applies (the listener's when none serves it).
+			if lc := s.state.Load().table.HTTP[l.key]; lc != nil {
+				return fasthttp.RequestConfig{ReadTimeout: bodyTimeout(lc, lc.VHost(h.Host()))}
+			}
+			return fasthttp.RequestConfig{ReadTimeout: listenerBody}
 		},
 		ConnState: func(c net.Conn, cs fasthttp.ConnState) {
 			mc, ok := c.(*metaConn)
@@ -246,6 +251,15 @@ func (s *Server) newH1Server(l *listener, t config.Timeouts) *fasthttp.Server {
 		SecureErrorLogMessage:        true,
 		Logger:                       quietLogger{},
 	}
+}
+
+// bodyTimeout is the request body timeout of a request for vh on lc:
+// vh's own, else the listener's.
+func bodyTimeout(lc *config.HTTPListener, vh *config.VHost) time.Duration {
+	if vh != nil && vh.Timeouts.RequestBody > 0 {
+		return vh.Timeouts.RequestBody
+	}
+	return lc.Timeouts.RequestBody
 }
 
 type quietLogger struct{}
@@ -354,7 +368,7 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	if !req.Header.IsHTTP11() {
 		x.Proto = "HTTP/1.0"
 	}
-	hx.body.conn, hx.body.timeout = mc, lc.Timeouts.RequestBody
+	hx.body.conn, hx.body.timeout = mc, bodyTimeout(lc, vh)
 	x.RawTarget = req.Header.RequestURI()
 	x.RawHeaders = req.Header.RawHeaders()
 	x.TLS = mc.meta.tlsState

@@ -138,7 +138,7 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 	default:
 		rt := x.Route
 		retryWanted := rt.Retry != nil && (rt.Retry.NonIdempotent || idempotent(x.Method))
-		replay, ok := s.requestBodyStd(w, r, x, pl, lc.Timeouts.RequestBody, retryWanted)
+		replay, ok := s.requestBodyStd(w, r, x, pl, bodyTimeout(lc, vh), retryWanted)
 		if !ok {
 			writeReplyStd(rw, x)
 			break

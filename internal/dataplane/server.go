@@ -174,7 +174,7 @@ func (s *Server) buildState(t *config.Table) *state {
 				protos = []string{"h2", "http/1.1"}
 			}
 			var clientAuth tls.ClientAuthType
-			if wantsClientCerts(l) {
+			if l.ClientCertificates {
 				// Asked for, not verified here: the authn stage checks the
 				// chain against the CA of the load balancer or route.
 				clientAuth = tls.RequestClientCert
@@ -193,26 +193,6 @@ func (s *Server) buildState(t *config.Table) *state {
 		}
 	}
 	return st
-}
-
-// wantsClientCerts reports whether a load balancer on the listener
-// authenticates with client certificates (spec or route authentication
-// with mtls), so that the handshake asks the client for one.
-func wantsClientCerts(l *config.HTTPListener) bool {
-	for _, vh := range l.VHosts() {
-		if vh.Spec == nil {
-			continue
-		}
-		if a := vh.Spec.Authentication; a != nil && a.MTLS != nil {
-			return true
-		}
-		for _, r := range vh.Spec.Routes {
-			if a := r.Authentication; a != nil && a.MTLS != nil {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // observe records the metrics of a finished exchange.

@@ -303,6 +303,9 @@ func (c *compiler) httpLB(x *v1.HTTPLoadBalancer) error {
 	ns, s := x.Metadata.Namespace, &x.Spec
 	id := key(ns, x.Metadata.Name)
 	vh := &VHost{ID: id, Namespace: ns, Name: x.Metadata.Name, AccessLog: s.AccessLog, Spec: s}
+	if s.Timeouts != nil {
+		vh.Timeouts = Timeouts{RequestHeader: s.Timeouts.RequestHeader.Duration, RequestBody: s.Timeouts.RequestBody.Duration, Idle: s.Timeouts.Idle.Duration}
+	}
 	var errs v1.FieldErrors
 	addErr := func(err error) {
 		var fe v1.FieldErrors
@@ -381,9 +384,7 @@ func (c *compiler) httpLB(x *v1.HTTPLoadBalancer) error {
 		if l == nil {
 			l = &HTTPListener{Key: k, Address: ls.Address, Port: ls.Port, H2C: ls.H2C, ProxyProtocol: ls.ProxyProtocol,
 				MaxConnections: s.MaxConnections, exact: map[string]*VHost{}}
-			if s.Timeouts != nil {
-				l.Timeouts = Timeouts{RequestHeader: s.Timeouts.RequestHeader.Duration, RequestBody: s.Timeouts.RequestBody.Duration, Idle: s.Timeouts.Idle.Duration}
-			}
+			l.Timeouts = vh.Timeouts
 			if ls.TLS != nil {
 				l.TLS = &Certs{exact: map[string]*tls.Certificate{}, wildcard: map[string]*tls.Certificate{}}
 				l.HTTP2 = ls.HTTP2 == nil || *ls.HTTP2
@@ -432,6 +433,10 @@ func (c *compiler) httpLB(x *v1.HTTPLoadBalancer) error {
 		if cb.isNew {
 			c.t.HTTP[l.Key] = l
 			c.owner[l.Key] = "HTTPLoadBalancer " + id
+		} else {
+			// A shared listener: the strictest timeouts before the Host
+			// is known, whatever the order the load balancers came in.
+			l.Timeouts = l.Timeouts.Strictest(vh.Timeouts)
 		}
 		for _, d := range s.Domains {
 			d = strings.TrimSuffix(strings.ToLower(d), ".")

@@ -61,6 +61,18 @@ type Timeouts struct {
 	Idle          time.Duration
 }
 
+// Strictest returns, field by field, the shorter of two timeouts (a zero
+// field is unset and loses to any other).
+func (t Timeouts) Strictest(o Timeouts) Timeouts {
+	pick := func(a, b time.Duration) time.Duration {
+		if a == 0 || b != 0 && b < a {
+			return b
+		}
+		return a
+	}
+	return Timeouts{RequestHeader: pick(t.RequestHeader, o.RequestHeader), RequestBody: pick(t.RequestBody, o.RequestBody), Idle: pick(t.Idle, o.Idle)}
+}
+
 // HTTPListener is one HTTP(S) listening address and the virtual hosts it
 // serves.
 type HTTPListener struct {
@@ -74,7 +86,12 @@ type HTTPListener struct {
 	ProxyProtocol bool
 	// MaxConnections bounds concurrent connections (0: unlimited).
 	MaxConnections int
-	Timeouts       Timeouts
+	// Timeouts apply before the Host header tells which load balancer a
+	// request is for (reading the head, idle keep-alive connections):
+	// when load balancers share the listener, the strictest of theirs,
+	// field by field. Once the Host is known, the request body is bounded
+	// by its load balancer's VHost.Timeouts.
+	Timeouts Timeouts
 	// ClientCertificates asks TLS clients for a certificate (not
 	// required, not verified by the handshake): some load balancer on the
 	// listener authenticates with mTLS, which checks it per route.
@@ -101,6 +118,10 @@ type VHost struct {
 	Default        *Route
 	TrustedProxies []netip.Prefix
 	AccessLog      *v1.AccessLogConfig
+	// Timeouts are the load balancer's own (spec.timeouts); of them, the
+	// request body timeout applies to its requests (the listener's
+	// Timeouts bound what happens before the Host is known).
+	Timeouts Timeouts
 	// Spec is the load balancer's effective spec (for stages that read
 	// their own settings: firewall, policies, rate limiter names).
 	Spec *v1.HTTPLoadBalancerSpec
