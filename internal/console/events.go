@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/meridian-platform/meridian/internal/distrib"
 	"github.com/meridian-platform/meridian/internal/secevents"
@@ -130,11 +131,22 @@ func attribute(snap *distrib.Snapshot, owner, site string, e *secevents.Event) (
 }
 
 // Run writes queued batches until ctx ends, then writes what is queued.
+// Once a minute it logs how many events were dropped or could not be
+// attributed, when that grew.
 func (s *EventStore) Run(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	var last EventStats
 	for {
 		select {
 		case b := <-s.q:
 			s.write(b)
+		case <-t.C:
+			if st := s.Stats(); st.Dropped > last.Dropped || st.Unattributed > last.Unattributed {
+				s.log.Warn("security events lost at the console", "dropped", st.Dropped-last.Dropped,
+					"unattributed", st.Unattributed-last.Unattributed, "written", st.Written-last.Written)
+				last = st
+			}
 		case <-ctx.Done():
 			for {
 				select {

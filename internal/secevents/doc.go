@@ -17,7 +17,10 @@
 // costs one append per telemetry batch, survives console restarts, and
 // bounds disk by construction (StoreOptions.FileBytes × Files per tenant,
 // 32 MiB by default); a List keeps only its Limit records (a heap) while
-// it scans, so memory stays bounded too. The price: a List reads the
-// tenant's files (at most 32 MiB), and with several consoles each keeps
-// the events of the nodes connected to it.
+// it scans, and a prefilter skips most lines without decoding them, so
+// memory stays bounded too. The price: a List reads the tenant's files (at
+// most 32 MiB), and with several consoles each keeps the events of the
+// nodes connected to it. Delivery is at most once: the node buffers events
+// while the console is away, but a report the console received and had
+// not written when it crashed is lost.
 package secevents
