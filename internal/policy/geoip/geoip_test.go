@@ -129,3 +129,41 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatalf("OpenFiles: %v", err)
 	}
 }
+
+func BenchmarkCountryASN(b *testing.B) {
+	dir := b.TempDir()
+	country, asn := filepath.Join(dir, "c.mmdb"), filepath.Join(dir, "a.mmdb")
+	nets := map[string]string{}
+	asns := map[string]uint32{}
+	codes := []string{"DE", "FR", "US", "JP", "BR", "IN"}
+	for i := range 4096 {
+		cidr := fmt.Sprintf("%d.%d.%d.0/24", 11+i/65536, (i/256)%256, i%256)
+		nets[cidr] = codes[i%len(codes)]
+		asns[cidr] = uint32(64512 + i)
+	}
+	if err := geoiptest.WriteCountry(country, nets); err != nil {
+		b.Fatal(err)
+	}
+	if err := geoiptest.WriteASN(asn, asns); err != nil {
+		b.Fatal(err)
+	}
+	db, err := geoip.Open(country, asn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	addrs := make([]netip.Addr, 1024)
+	for i := range addrs {
+		addrs[i] = netip.AddrFrom4([4]byte{11, byte(i / 64), byte(i * 7), byte(i)})
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			a := addrs[i%len(addrs)]
+			db.Country(a)
+			db.ASN(a)
+			i++
+		}
+	})
+}
