@@ -42,7 +42,10 @@ type e2eEvent struct {
 	Status       int       `json:"status"`
 	Source       string    `json:"source"`
 	Rules        []struct {
-		Name string `json:"name"`
+		ID       int    `json:"id"`
+		Name     string `json:"name"`
+		Variable string `json:"variable"`
+		Data     string `json:"data"`
 	} `json:"rules"`
 }
 
@@ -104,6 +107,11 @@ metadata: {name: watch, namespace: shop}
 spec: {mode: dryRun, defaultAction: allow, rules: [{name: no-probe, action: deny, match: {pathPrefix: /probe}}]}
 ---
 apiVersion: meridian/v1
+kind: AppFirewall
+metadata: {name: fw, namespace: shop}
+spec: {mode: block, paranoiaLevel: 1}
+---
+apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: front, namespace: shop}
 spec:
@@ -111,6 +119,7 @@ spec:
   listeners: [{port: %d, address: 127.0.0.1}]
   defaultPool: web
   servicePolicies: [watch, guard]
+  appFirewall: fw
   sites: {virtualSite: eu}
 `, strings.TrimPrefix(backend.URL, "http://"), port)))
 	waitSiteServes(t, hc, port, "ok", 30*time.Second)
@@ -121,9 +130,12 @@ spec:
 	if c := eventsGet(t, hc, port, "/probe"); c != 200 {
 		t.Fatalf("GET /probe (dryRun policy): %d, want 200", c)
 	}
+	if c := eventsGet(t, hc, port, "/login?password=1%27%20OR%201=1--"); c != 403 {
+		t.Fatalf("GET /login with an SQL injection: %d, want 403", c)
+	}
 	sent := time.Now()
 	table := waitSiteCLI(t, env, "both events in meridian get securityevents", func(s string) bool {
-		return strings.Contains(s, "no-admin") && strings.Contains(s, "no-probe")
+		return strings.Contains(s, "no-admin") && strings.Contains(s, "no-probe") && strings.Contains(s, "waf")
 	}, 10*time.Second, "get", "securityevents", "-n", "shop")
 	t.Logf("events listed %v after the requests", time.Since(sent).Round(time.Millisecond))
 	lines := scanLines(table)
@@ -146,6 +158,19 @@ spec:
 	if e.Namespace != "shop" || e.LoadBalancer != "front" || e.Site != "edge-1" || e.Status != 403 || e.RequestID == "" ||
 		e.Source != "shop/guard" || e.Path != "/admin/users" || e.Client != "127.0.0.1" {
 		t.Fatalf("event: %+v", e)
+	}
+	waf := eventsJSON(t, mustRun(t, env, "get", "securityevents", "-n", "shop", "--type", "waf", "-o", "json"))
+	if len(waf) != 1 || waf[0].Action != "blocked" || waf[0].Status != 403 || waf[0].Source != "shop/fw" || len(waf[0].Rules) == 0 {
+		t.Fatalf("WAF event: %+v", waf)
+	}
+	t.Logf("WAF event rules: %+v", waf[0].Rules)
+	for _, r := range waf[0].Rules {
+		if strings.Contains(r.Data, "OR") || strings.Contains(r.Data, "1=1") {
+			t.Fatalf("matched data of ARGS:password shown unmasked: %+v", waf[0].Rules)
+		}
+	}
+	if out := mustRun(t, env, "get", "securityevents", "-n", "shop", "--rule", fmt.Sprint(waf[0].Rules[0].ID)); !strings.Contains(out, "waf") {
+		t.Fatalf("--rule %d:\n%s", waf[0].Rules[0].ID, out)
 	}
 	if out := mustRun(t, env, "get", "sev", "-n", "shop", "--lb", "other"); !strings.Contains(out, "No security events found") {
 		t.Fatalf("--lb other:\n%s", out)
@@ -174,7 +199,7 @@ spec:
 	}, 30*time.Second, "events", "-n", "shop", "-o", "json")
 	t.Logf("buffered event listed %v after the console came back", time.Since(back).Round(time.Millisecond))
 	evs = eventsJSON(t, out)
-	if len(evs) != 3 || evs[0].Path != "/admin/while-down" || evs[1].Rules[0].Name != "no-probe" && evs[2].Rules[0].Name != "no-probe" {
+	if len(evs) != 4 || evs[0].Path != "/admin/while-down" {
 		t.Fatalf("after the restart, newest first: %+v", evs)
 	}
 
@@ -186,10 +211,10 @@ spec:
 		if b, err = os.ReadFile(eventLog); err != nil {
 			t.Fatal(err)
 		}
-		if n := strings.Count(string(b), `"kind":"policy"`); n == 3 {
+		if n := strings.Count(string(b), `"kind":"policy"`) + strings.Count(string(b), `"kind":"waf"`); n == 4 {
 			break
 		} else if time.Now().After(deadline) {
-			t.Fatalf("event log has %d policy events, want 3:\n%s", n, b)
+			t.Fatalf("event log has %d policy and WAF events, want 4:\n%s", n, b)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
