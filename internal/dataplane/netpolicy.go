@@ -14,8 +14,17 @@ import (
 // connection is reset at once: no PROXY header is read, no TLS handshake
 // is started. It reports whether the connection may be served.
 func (l *listener) admit(c net.Conn, peer, local netip.AddrPort) bool {
-	m := l.s.state.Load().table.NetPolicy(l.key)
+	t := l.s.state.Load().table
+	m := t.NetPolicy(l.key)
 	if m == nil {
+		if t.HTTP[l.key] == nil && t.TCP[l.key] == nil {
+			// A listener Apply has started but not yet put in force (or
+			// one that is stopping): the table that will name it may hold
+			// policies for it that this one cannot check, so the
+			// connection, a moment early, is not let through unchecked.
+			_ = c.Close()
+			return false
+		}
 		return true
 	}
 	r := m.Check(netpolicy.TCP, peer, local)
