@@ -74,21 +74,93 @@ type lbMetrics struct {
 	bytesIn, bytesOut prometheus.Counter
 }
 
-func (m *metrics) forLB(vh *config.VHost) *lbMetrics {
+// seriesKey names one labelled series of a metric vector.
+type seriesKey struct {
+	vec    seriesVec
+	labels [5]string
+}
+
+type seriesVec uint8
+
+const (
+	vecRequests seriesVec = iota
+	vecLatency
+	vecRetries
+	vecBytesIn
+	vecBytesOut
+	vecTCPSessions
+)
+
+// seriesSet is the labelled series a configuration has. When a new
+// configuration replaces it, the series of load balancers, routes and
+// pools it no longer has are deleted (a series for something that is gone
+// disappears from /metrics); those still there keep their values.
+type seriesSet map[seriesKey]struct{}
+
+func (ss seriesSet) add(v seriesVec, labels ...string) {
+	var k seriesKey
+	k.vec = v
+	copy(k.labels[:], labels)
+	ss[k] = struct{}{}
+}
+
+func (m *metrics) forLB(vh *config.VHost, ss seriesSet) *lbMetrics {
+	ss.add(vecBytesIn, vh.Namespace, vh.Name)
+	ss.add(vecBytesOut, vh.Namespace, vh.Name)
 	return &lbMetrics{bytesIn: m.bytesIn.WithLabelValues(vh.Namespace, vh.Name), bytesOut: m.bytesOut.WithLabelValues(vh.Namespace, vh.Name)}
 }
 
-func (m *metrics) forRoute(vh *config.VHost, r *config.Route) *routeMetrics {
+func (m *metrics) forRoute(vh *config.VHost, r *config.Route, ss seriesSet) *routeMetrics {
 	pool := ""
 	if r.Pool != nil {
 		pool = r.Pool.Name
 	}
 	rm := &routeMetrics{latency: m.latency.WithLabelValues(vh.Namespace, vh.Name, r.Name),
 		retries: m.retries.WithLabelValues(vh.Namespace, vh.Name, r.Name), rt: r}
+	ss.add(vecLatency, vh.Namespace, vh.Name, r.Name)
+	ss.add(vecRetries, vh.Namespace, vh.Name, r.Name)
 	for i, c := range statusClasses {
 		rm.codes[i] = m.requests.WithLabelValues(vh.Namespace, vh.Name, r.Name, pool, c)
+		ss.add(vecRequests, vh.Namespace, vh.Name, r.Name, pool, c)
 	}
 	return rm
+}
+
+// forTCP records the series a TCP load balancer may use.
+func (m *metrics) forTCP(tl *config.TCPListener, ss seriesSet) {
+	if tl.Default != nil {
+		ss.add(vecTCPSessions, tl.ID, tl.Default.ID)
+	}
+	for _, r := range tl.Routes {
+		if r.Pool != nil {
+			ss.add(vecTCPSessions, tl.ID, r.Pool.ID)
+		}
+	}
+}
+
+// dropStale deletes the series old has and cur does not. Requests still
+// running on the old configuration count into detached series.
+func (m *metrics) dropStale(old, cur seriesSet) {
+	for k := range old {
+		if _, ok := cur[k]; ok {
+			continue
+		}
+		l := k.labels[:]
+		switch k.vec {
+		case vecRequests:
+			m.requests.DeleteLabelValues(l...)
+		case vecLatency:
+			m.latency.DeleteLabelValues(l[:3]...)
+		case vecRetries:
+			m.retries.DeleteLabelValues(l[:3]...)
+		case vecBytesIn:
+			m.bytesIn.DeleteLabelValues(l[:2]...)
+		case vecBytesOut:
+			m.bytesOut.DeleteLabelValues(l[:2]...)
+		case vecTCPSessions:
+			m.tcpSessions.DeleteLabelValues(l[:2]...)
+		}
+	}
 }
 
 func (rm *routeMetrics) observe(status int, d time.Duration) {

@@ -96,6 +96,7 @@ type state struct {
 	tlsConfigs   map[string]*tls.Config
 	routeMetrics map[*config.Route]*routeMetrics
 	lbMetrics    map[*config.VHost]*lbMetrics
+	series       seriesSet
 }
 
 // New returns a server with an empty table.
@@ -151,7 +152,7 @@ func (s *Server) Table() *config.Table { return s.state.Load().table }
 
 func (s *Server) buildState(t *config.Table) *state {
 	st := &state{table: t, pipelines: map[*config.VHost]*Pipeline{}, tlsConfigs: map[string]*tls.Config{},
-		routeMetrics: map[*config.Route]*routeMetrics{}, lbMetrics: map[*config.VHost]*lbMetrics{}}
+		routeMetrics: map[*config.Route]*routeMetrics{}, lbMetrics: map[*config.VHost]*lbMetrics{}, series: seriesSet{}}
 	env := &StageEnv{AccessLog: s.alog, Table: t}
 	for k, l := range t.HTTP {
 		for _, vh := range l.VHosts() {
@@ -159,12 +160,12 @@ func (s *Server) buildState(t *config.Table) *state {
 				continue
 			}
 			st.pipelines[vh] = buildPipeline(vh, env, s.opts.Stages)
-			st.lbMetrics[vh] = s.metrics.forLB(vh)
+			st.lbMetrics[vh] = s.metrics.forLB(vh, st.series)
 			for _, r := range vh.Routes {
-				st.routeMetrics[r] = s.metrics.forRoute(vh, r)
+				st.routeMetrics[r] = s.metrics.forRoute(vh, r, st.series)
 			}
 			if vh.Default != nil {
-				st.routeMetrics[vh.Default] = s.metrics.forRoute(vh, vh.Default)
+				st.routeMetrics[vh.Default] = s.metrics.forRoute(vh, vh.Default, st.series)
 			}
 		}
 		if l.TLS != nil {
@@ -191,6 +192,9 @@ func (s *Server) buildState(t *config.Table) *state {
 				},
 			}
 		}
+	}
+	for _, tl := range t.TCP {
+		s.metrics.forTCP(tl, st.series)
 	}
 	return st
 }
@@ -256,13 +260,15 @@ func (s *Server) Apply(ctx context.Context, t *config.Table) error {
 		}
 		s.listeners[k] = l
 	}
-	s.state.Store(st)
+	old := s.state.Swap(st)
 	for k, l := range s.listeners {
 		if _, ok := want[k]; !ok {
 			l.close()
 			delete(s.listeners, k)
+			s.metrics.connections.DeleteLabelValues(k)
 		}
 	}
+	s.metrics.dropStale(old.series, st.series)
 	// A listener may have failed to bind because a removed one (say
 	// ":8080" replaced by "127.0.0.1:8080") still held the port.
 	for k, kind := range failed {

@@ -191,7 +191,14 @@ type RequestHeadersFilter interface {
 }
 
 // RequestBodyFilter sees the request body. BufferRequestBody returns how
-// many bytes it wants buffered before its first call (0: streamed chunks).
+// many bytes it wants buffered before its first call (0: 32 KiB). On both
+// HTTP/1.1 and HTTP/2 the body is read that far before the origin sees any
+// of it: a body of at most that many bytes comes whole in one call with
+// end true; a longer one comes first as exactly that many bytes with end
+// false (so a stage can refuse a body over its limit, 413, before anything
+// is forwarded), then in chunks as it streams to the origin. When several
+// stages ask, the largest limit is read. gRPC bodies are not read ahead:
+// their chunks come as they pass.
 type RequestBodyFilter interface {
 	OnRequestBody(x *Exchange, chunk []byte, end bool) Action
 	BufferRequestBody() int
