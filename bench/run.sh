@@ -85,6 +85,11 @@ http {
     listen 127.0.0.1:18443 ssl;
     ssl_certificate $WORK/cert.pem;
     ssl_certificate_key $WORK/key.pem;
+    # nginx 1.22 offers only TLS 1.2 by default (1.23.4+ adds 1.3); HAProxy
+    # and Meridian negotiate TLS 1.3 with wrk, so nginx must too, or the
+    # HTTPS cases compare different handshakes. Session tickets are on
+    # (the default) in all three.
+    ssl_protocols TLSv1.2 TLSv1.3;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
@@ -142,22 +147,29 @@ CONF
 }
 mkcfg "$WORK/meridian" 18082 18445 false
 mkcfg "$WORK/meridian-log" 18083 18446 true
-GOMAXPROCS=2 "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 >/dev/null 2>"$WORK/meridian.log" &
+GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 >/dev/null 2>"$WORK/meridian.log" &
 PIDS+=($!)
-GOMAXPROCS=2 "${MERIDIAN[@]}" --config "$WORK/meridian-log" --admin 127.0.0.1:18902 >"$WORK/access.log" 2>"$WORK/meridian-log.log" &
+declare -A PROCS=([meridian]=$!)
+GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} "${MERIDIAN[@]}" --config "$WORK/meridian-log" --admin 127.0.0.1:18902 >"$WORK/access.log" 2>"$WORK/meridian-log.log" &
 PIDS+=($!)
+PROCS[meridian-log]=$!
 GOMAXPROCS=2 "$BIN/nodebench" --evloop-listen 127.0.0.1:18084 --evloop-origin 127.0.0.1:18000 2>"$WORK/meridian-evloop.log" &
 PIDS+=($!)
-for p in 18000 18080 18081 18082 18083 18084 18443 18444 18445 18446; do
+PROCS[meridian-evloop]=$!
+# The same with idle loops waiting in epoll_wait without giving up their P.
+GOMAXPROCS=2 "$BIN/nodebench" --evloop-listen 127.0.0.1:18085 --evloop-origin 127.0.0.1:18000 --evloop-rawblock 2>"$WORK/meridian-evloop-raw.log" &
+PIDS+=($!)
+PROCS[meridian-evloop-raw]=$!
+for p in 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446; do
   for i in $(seq 1 100); do
     (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break
     sleep 0.1
   done
 done
 
-declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084)
+declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085)
 declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446)
-read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log meridian-evloop}"
+read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log meridian-evloop meridian-evloop-raw}"
 chmod 644 "$WORK/small" "$WORK/16k"
 
 # Every target must answer 200 with the right bodies before anything is
@@ -171,6 +183,29 @@ for t in "${TARGETS[@]}"; do
     if [ "$got" != "$want" ]; then echo "$t: $u answered '$got', want '$want'" >&2; exit 1; fi
   done
 done
+# The HTTPS peers must do the same handshake: print what each negotiates
+# and whether it resumes a session (wrk resumes with tickets when offered).
+for t in "${TARGETS[@]}"; do
+  [ -n "${TLSPORT[$t]:-}" ] || continue
+  req=$'GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n'
+  first=$(printf '%s' "$req" | openssl s_client -connect "127.0.0.1:${TLSPORT[$t]}" -servername bench.test -sess_out "$WORK/sess-$t" -ign_eof 2>/dev/null | grep -E '^(New|Reused),' | head -1)
+  again=$(printf '%s' "$req" | openssl s_client -connect "127.0.0.1:${TLSPORT[$t]}" -servername bench.test -sess_in "$WORK/sess-$t" -ign_eof 2>/dev/null | grep -E '^(New|Reused),' | head -1)
+  echo "$t TLS: $first; second connection: ${again%%,*}"
+done
+# CPU time each proxy spends per request (user+system, all its processes
+# or threads) does not depend on how busy the machine is, unlike req/s.
+PROCS[nginx]="$(cat "$WORK/nginx-proxy.pid") $(pgrep -P "$(cat "$WORK/nginx-proxy.pid")" | tr '\n' ' ')"
+PROCS[haproxy]=$(cat "$WORK/haproxy.pid")
+cpu_ticks() { # pids...: user+system clock ticks
+  local sum=0 p f
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    read -r -a f < <(sed 's/^.*) //' "/proc/$p/stat")
+    sum=$((sum + f[11] + f[12]))
+  done
+  echo "$sum"
+}
+TICK=$(getconf CLK_TCK)
 read -r -a CASES <<< "${CASES:-small 16k https close https-close}"
 RES="$WORK/results.txt"
 : > "$RES"
@@ -185,10 +220,17 @@ run_wrk() { # target case
     close) url="http://127.0.0.1:${PORT[$t]}/"; conns=16; hdr=(-H "Connection: close") ;;
     https-close) url="https://127.0.0.1:${TLSPORT[$t]}/"; conns=16; hdr=(-H "Connection: close") ;;
   esac
-  wrk -t1 -c"$conns" -d"$DURATION" --latency "${hdr[@]}" "$url" 2>/dev/null | awk '
+  local before after
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks ${PROCS[$t]:-})
+  wrk -t1 -c"$conns" -d"$DURATION" --latency "${hdr[@]}" "$url" 2>/dev/null > "$WORK/wrk.out"
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks ${PROCS[$t]:-})
+  awk -v ticks=$((after - before)) -v hz="$TICK" '
+    /requests in/ {n=$1}
     /Requests\/sec/ {rps=$2}
     /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
-    END {printf "%s %s\n", rps+0, p99+0}'
+    END {printf "%s %s %.1f\n", rps+0, p99+0, (n > 0 ? ticks / hz * 1e6 / n : 0)}' "$WORK/wrk.out"
 }
 
 run_rate() { # target: prints "rate p99ms"
@@ -222,29 +264,49 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee results.md
-import statistics, sys, collections, platform, os
+python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee "${RESULTS:-results.md}"
+import statistics, sys, collections, os
 path, rounds, duration = sys.argv[1], sys.argv[2], sys.argv[3]
-rows = collections.defaultdict(lambda: ([], []))
+rows = collections.defaultdict(lambda: ([], [], []))
+per_round = collections.defaultdict(dict)  # (case, round) -> target -> (rps, p99)
 for line in open(path):
-    r, case, target, rps, p99 = line.split()
+    parts = line.split()
+    r, case, target, rps, p99 = parts[:5]
+    cpu = float(parts[5]) if len(parts) > 5 else 0.0
     rows[(case, target)][0].append(float(rps)); rows[(case, target)][1].append(float(p99))
+    rows[(case, target)][2].append(cpu)
+    per_round[(case, r)][target] = (float(rps), float(p99), cpu)
 cases = []
 for (c, _) in rows:
     if c not in cases: cases.append(c)
+def round_ratios(c, t, i):
+    out = []
+    for (case, r), m in per_round.items():
+        if case == c and t in m and "nginx" in m and m["nginx"][i] > 0:
+            out.append(m[t][i] / m["nginx"][i])
+    return out
 print(f"# Meridian data-plane benchmark\n\n{rounds} interleaved rounds of {duration} per case, medians; "
-      f"wrk -t1 (64 connections, 16 for new-connection cases); {os.cpu_count()} CPUs shared by wrk, backend and proxy.\n")
-print("| case | target | req/s | p99 ms | req/s vs nginx | p99 vs nginx |")
-print("|---|---|---|---|---|---|")
+      f"wrk -t1 (64 connections, 16 for new-connection cases); {os.cpu_count()} CPUs shared by wrk, backend and proxy. "
+      f"The last two columns are the medians of the per-round ratios (each target measured right after nginx), "
+      f"which hold up better than the ratio of medians when the machine is busy. CPU is the proxy's user+system "
+      f"CPU time per request (all its processes/threads), which does not depend on how busy the machine is.\n")
+print("| case | target | req/s | p99 ms | req/s vs nginx | p99 vs nginx | per-round req/s ratio | per-round p99 ratio | CPU µs/req | CPU vs nginx |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for c in cases:
     base = rows.get((c, "nginx"))
     brps = statistics.median(base[0]) if base else 0
     bp99 = statistics.median(base[1]) if base else 0
-    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-evloop"]:
+    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-evloop", "meridian-evloop-raw"]:
         if (c, t) not in rows: continue
         rps = statistics.median(rows[(c, t)][0]); p99 = statistics.median(rows[(c, t)][1])
         rr = f"{rps/brps:.2f}x" if brps else "-"
         pr = f"{p99/bp99:.2f}x" if bp99 else "-"
-        print(f"| {c} | {t} | {rps:,.0f} | {p99:.2f} | {rr} | {pr} |")
+        q = round_ratios(c, t, 0); w = round_ratios(c, t, 1)
+        qr = f"{statistics.median(q):.2f}x" if q else "-"
+        wr = f"{statistics.median(w):.2f}x" if w else "-"
+        cpu = statistics.median(rows[(c, t)][2]); bcpu = statistics.median(base[2]) if base else 0
+        cs = f"{cpu:.1f}" if cpu else "-"
+        cr = f"{cpu/bcpu:.2f}x" if cpu and bcpu else "-"
+        print(f"| {c} | {t} | {rps:,.0f} | {p99:.2f} | {rr} | {pr} | {qr} | {wr} | {cs} | {cr} |")
 PY
 echo "raw results: $RES; vegeta reports: $WORK/vegeta-*.txt"

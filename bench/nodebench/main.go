@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/meridian-platform/meridian/internal/dataplane/evloop"
@@ -25,9 +26,11 @@ func main() {
 	evListen := flag.String("evloop-listen", "", "run the experimental event-loop proxy on this address instead of a node")
 	evOrigin := flag.String("evloop-origin", "127.0.0.1:18000", "origin of the event-loop proxy")
 	evLoops := flag.Int("evloop-loops", 0, "event loops (default GOMAXPROCS)")
+	evRaw := flag.Bool("evloop-rawblock", false, "idle event loops keep their P while waiting (evloop.Config.RawBlock)")
+	evProfile := flag.String("evloop-cpuprofile", "", "write a CPU profile of the event-loop proxy to this file on exit")
 	flag.Parse()
 	if *evListen != "" {
-		if err := runEvloop(*evListen, *evOrigin, *evLoops); err != nil {
+		if err := runEvloop(evloop.Config{Listen: *evListen, Origin: *evOrigin, Loops: *evLoops, RawBlock: *evRaw}, *evProfile); err != nil {
 			fmt.Fprintln(os.Stderr, "nodebench:", err)
 			os.Exit(1)
 		}
@@ -43,12 +46,23 @@ func main() {
 	}
 }
 
-func runEvloop(listen, origin string, loops int) error {
-	p, err := evloop.Start(evloop.Config{Listen: listen, Origin: origin, Loops: loops})
+func runEvloop(cfg evloop.Config, profile string) error {
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return fmt.Errorf("creating the CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("starting the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	p, err := evloop.Start(cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "nodebench: event-loop proxy on", p.Addr(), "to", origin)
+	fmt.Fprintln(os.Stderr, "nodebench: event-loop proxy on", p.Addr(), "to", cfg.Origin)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig

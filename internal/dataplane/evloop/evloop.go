@@ -30,6 +30,10 @@ type Config struct {
 	MaxIdlePerLoop int
 	// Limits bound request heads (default h1.DefaultLimits).
 	Limits h1.Limits
+	// RawBlock makes idle loops wait in epoll_wait without releasing
+	// their P to the scheduler: no hand-off and no sysmon polling while
+	// they wait, but the loops then hold Loops of the GOMAXPROCS Ps.
+	RawBlock bool
 }
 
 // Proxy is a running event-loop proxy.
@@ -178,6 +182,7 @@ type loop struct {
 	originFam      int
 	originSA       unix.Sockaddr
 	lim            h1.Limits
+	rawBlock       bool
 	freeClients    []*client
 	freeOrigins    []*origin
 	scratch        []byte
@@ -252,7 +257,7 @@ func newLoop(lfd int, oap netip.AddrPort, cfg Config) (*loop, error) {
 	}
 	fam, sa := sockaddr(oap)
 	l := &loop{epfd: epfd, lfd: lfd, efd: efd, events: make([]unix.EpollEvent, epollEvents),
-		maxIdle: cfg.MaxIdlePerLoop, originFam: fam, originSA: sa, lim: cfg.Limits,
+		maxIdle: cfg.MaxIdlePerLoop, originFam: fam, originSA: sa, lim: cfg.Limits, rawBlock: cfg.RawBlock,
 		scratch: make([]byte, 0, 4096)}
 	for _, fd := range []int{lfd, efd} {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
@@ -283,7 +288,17 @@ func (l *loop) run() {
 	defer runtime.UnlockOSThread()
 	defer l.closeFDs()
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events, -1)
+		// Look for ready events without telling the scheduler first; only
+		// a loop with nothing to do blocks in a system call that the
+		// runtime knows about (and may hand the P to another thread).
+		n, err := l.pollNow(0)
+		if n == 0 && err == nil {
+			if l.rawBlock {
+				n, err = l.pollNow(-1)
+			} else {
+				n, err = unix.EpollWait(l.epfd, l.events, -1)
+			}
+		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
@@ -312,6 +327,18 @@ func (l *loop) run() {
 			}
 		}
 	}
+}
+
+// pollNow is epoll_wait without telling the scheduler: with a zero timeout
+// it never blocks; with -1 (RawBlock) the loop keeps its P while it waits,
+// and the runtime's preemption signal (EINTR) is what lets a
+// stop-the-world go ahead.
+func (l *loop) pollNow(timeout int) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.epfd), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), uintptr(timeout), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // Raw read and write: the sockets are non-blocking, so the scheduler need
@@ -878,8 +905,10 @@ func (l *loop) parseAnswer(o *origin, c *client) (progressed, ok bool) {
 		}
 		if !o.chunked && !o.untilClose && o.bodyLeft == 0 {
 			o.done = true
+			return true, true
 		}
-		return true, true
+		// Go on with the body bytes of the same read, so that the head
+		// and the body leave in one write.
 	}
 	avail := o.buf[o.r:o.w]
 	switch {
