@@ -2,6 +2,7 @@ package wafstage
 
 import (
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -23,6 +24,40 @@ type Options struct {
 	RawURI func(x *dataplane.Exchange) []byte
 	// Metrics counts verdicts and rule hits (may be nil).
 	Metrics *Metrics
+	// Concurrency is how many requests the stages of one Factory inspect
+	// at once; the others wait their turn in arrival order. Inspection
+	// is CPU work: running more at once than there are CPUs only
+	// interleaves them, which stretches every request's latency and
+	// keeps more transactions alive for the garbage collector. 0 means
+	// GOMAXPROCS; a negative value, no limit.
+	Concurrency int
+}
+
+// gate admits a bounded number of holders at a time, first come first
+// served (a goroutine blocked sending on a channel is woken in order). A
+// nil gate admits everyone.
+type gate chan struct{}
+
+func newGate(n int) gate {
+	if n == 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	if n < 0 {
+		return nil
+	}
+	return make(gate, n)
+}
+
+func (g gate) enter() {
+	if g != nil {
+		g <- struct{}{}
+	}
+}
+
+func (g gate) leave() {
+	if g != nil {
+		<-g
+	}
 }
 
 // stage is the WAF of one load balancer.
@@ -32,6 +67,7 @@ type stage struct {
 	w     *waf.WAF
 	err   error
 	opts  Options
+	gate  gate
 	txs   sync.Map // *dataplane.Exchange -> *waf.Tx
 }
 
@@ -55,8 +91,13 @@ var (
 
 // New builds the stage of a load balancer from a compiled WAF. A non-nil
 // err (a missing or broken AppFirewall) makes it fail closed with 503.
+// opts.Concurrency bounds the requests this stage inspects at once.
 func New(vhost, firewall string, w *waf.WAF, err error, opts Options) dataplane.Stage {
-	s := &stage{vhost: vhost, name: firewall, w: w, err: err, opts: opts}
+	return newStage(vhost, firewall, w, err, opts, newGate(opts.Concurrency))
+}
+
+func newStage(vhost, firewall string, w *waf.WAF, err error, opts Options, g gate) dataplane.Stage {
+	s := &stage{vhost: vhost, name: firewall, w: w, err: err, opts: opts, gate: g}
 	if err != nil {
 		return s
 	}
@@ -75,8 +116,10 @@ func New(vhost, firewall string, w *waf.WAF, err error, opts Options) dataplane.
 
 // Factory returns a dataplane.StageFactory for the "waf" slot. The
 // AppFirewall a load balancer names is found in the table being installed
-// (StageEnv.Table); compiled instances come from cache.
+// (StageEnv.Table); compiled instances come from cache. The stages it
+// builds share one opts.Concurrency bound.
 func Factory(cache *waf.Cache, opts Options) dataplane.StageFactory {
+	g := newGate(opts.Concurrency)
 	return func(vh *config.VHost, env *dataplane.StageEnv) dataplane.Stage {
 		if vh.Spec == nil || vh.Spec.AppFirewall == "" {
 			return nil
@@ -87,10 +130,10 @@ func Factory(cache *waf.Cache, opts Options) dataplane.StageFactory {
 			af, _ = env.Table.Object("AppFirewall", vh.Namespace, vh.Spec.AppFirewall).(*v1.AppFirewall)
 		}
 		if af == nil {
-			return New(vh.ID, id, nil, &missingError{id}, opts)
+			return newStage(vh.ID, id, nil, &missingError{id}, opts, g)
 		}
 		w, err := cache.Get(af.Spec)
-		return New(vh.ID, id, w, err, opts)
+		return newStage(vh.ID, id, w, err, opts, g)
 	}
 }
 
@@ -167,6 +210,8 @@ func (s *stage) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
 		x.Reply = dataplane.Reply{Status: 503, ContentType: "text/plain; charset=utf-8", Body: []byte("web application firewall configuration error\n")}
 		return dataplane.Respond
 	}
+	s.gate.enter()
+	defer s.gate.leave()
 	tx := s.w.NewTx(string(x.RequestID))
 	s.txs.Store(x, tx)
 	var server netip.AddrPort
@@ -223,10 +268,16 @@ func (s *stage) onRequestBody(x *dataplane.Exchange, chunk []byte, end bool) dat
 	if tx == nil {
 		return dataplane.Continue
 	}
-	if v := tx.RequestBody(chunk, end); v != nil {
+	if v := s.inspectBody(tx, chunk, end); v != nil {
 		return s.reply(x, v)
 	}
 	return dataplane.Continue
+}
+
+func (s *stage) inspectBody(tx *waf.Tx, chunk []byte, end bool) *waf.Verdict {
+	s.gate.enter()
+	defer s.gate.leave()
+	return tx.RequestBody(chunk, end)
 }
 
 func (s *stage) OnResponseHeaders(x *dataplane.Exchange) dataplane.Action {
