@@ -88,6 +88,7 @@ is unreachable. See internal/sites/PROCEDURES.md for renewal and re-enrolment.`,
 				a.NodeVersion = version
 				a.Stages, a.Collectors, a.SecurityEvents = sec.Stages, sec.Collectors, sec.Events()
 				a.OnAgent = sec.ForwardToAgent // security events also go to the console
+				a.Compile = sec.CompileOptions()
 				err = agent.RunNode(ctx, a)
 			} else {
 				o.Stages, o.Collectors, o.SecurityEvents = sec.Stages, sec.Collectors, sec.Events()

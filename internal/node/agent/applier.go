@@ -22,6 +22,8 @@ type Applier interface {
 // swaps them into a running data-plane server.
 type DataplaneApplier struct {
 	DP *dataplane.Server
+	// Compile are options of every compile (see node.Options.Compile).
+	Compile []config.CompileOption
 
 	mu     sync.Mutex
 	owners map[string][]distrib.ObjectRef // listener key -> load balancers
@@ -55,7 +57,7 @@ func (d *DataplaneApplier) Apply(ctx context.Context, objs []v1.Object) []distri
 		}
 		ok = append(ok, o)
 	}
-	tab := config.Compile(ok)
+	tab := config.Compile(ok, d.Compile...)
 	d.setOwners(tab)
 	for _, e := range tab.Errors {
 		out = append(out, distrib.ObjectError{ObjectRef: distrib.ObjectRef{Kind: e.Kind, Namespace: e.Namespace, Name: e.Name}, Error: e.Err.Error()})

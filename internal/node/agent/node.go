@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/meridian-platform/meridian/internal/dataplane"
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
@@ -56,6 +57,9 @@ type NodeOptions struct {
 	Collectors []prometheus.Collector
 	// SecurityEvents is as in node.Options (NetworkPolicy verdicts).
 	SecurityEvents secevents.Sink
+	// Compile is as in node.Options (which GeoIP databases policies may
+	// use).
+	Compile []config.CompileOption
 	// OnAgent, when set, is called with the agent before it runs (e.g. to
 	// forward security events to the console with RecordEvent).
 	OnAgent func(*Agent)
@@ -103,7 +107,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	dp := dataplane.New(dataplane.Options{Logger: o.Logger, AccessLog: o.AccessLog, Metrics: reg, Stages: o.Stages,
 		SecurityEvents: o.SecurityEvents})
 	a, err := New(Options{ConsoleURL: o.Console, Token: o.Token, Name: o.Name, DataDir: o.DataDir, CAData: caData,
-		NodeVersion: o.NodeVersion, Applier: &DataplaneApplier{DP: dp}, ObjectMetrics: reg, Logger: o.Logger})
+		NodeVersion: o.NodeVersion, Applier: &DataplaneApplier{DP: dp, Compile: o.Compile}, ObjectMetrics: reg, Logger: o.Logger})
 	if err != nil {
 		return err
 	}
