@@ -20,6 +20,10 @@ import (
 // events (not an object kind: records the sites report).
 var securityEventNames = []string{"securityevents", "securityevent", "secevents", "secevent", "sev"}
 
+// securityEventsResourceRow is the api-resources row of security events
+// (records the sites report, listed read-only; not an object kind).
+const securityEventsResourceRow = "securityevents\tsecevents,sev\tSecurityEvent\tNamespaced (read-only)"
+
 // isSecurityEvents reports whether a KIND argument names security events.
 func isSecurityEvents(kind string) bool {
 	for _, n := range securityEventNames {

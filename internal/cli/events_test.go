@@ -30,6 +30,12 @@ func TestSecurityEventsAgainstConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	var res syncBuffer
+	rs := cli.IOStreams{In: strings.NewReader(""), Out: &res, ErrOut: &res}
+	cli.Execute(cli.NewRootCommand(rs), []string{"api-resources"}, rs)
+	if out := res.String(); !regexp.MustCompile(`(?m)^securityevents\s+secevents,sev\s+SecurityEvent\s+Namespaced \(read-only\)$`).MatchString(out) {
+		t.Fatalf("api-resources lacks security events:\n%s", out)
+	}
 	out := r.ok("get", "securityevents") // the context's namespace: retail
 	row := regexp.MustCompile(`(?m)^TIME\s+TYPE\s+ACTION\s+LB\s+ROUTE\s+SITE\s+CLIENT\s+RULES\s+MESSAGE\n\S+\s+waf\s+blocked\s+shop\s+api\s+paris\s+203\.0\.113\.7\s+942100,949110\s+blocked by rule 942100\n$`)
 	if !row.MatchString(out) {

@@ -39,7 +39,10 @@ or in every namespace with -A.`,
   meridian get httploadbalancers -A -l 'app=shop,tier in (web,api)' -o wide
 
   # Watch changes as they happen
-  meridian get op --watch`,
+  meridian get op --watch
+
+  # Security events the sites reported (also: meridian events)
+  meridian get securityevents -A --lb retail/shop --since 1h`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err

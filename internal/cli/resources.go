@@ -25,6 +25,7 @@ func newAPIResourcesCommand(streams IOStreams) *cobra.Command {
 			for _, k := range kinds {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Plural, strings.Join(k.ShortNames, ","), k.Kind, scopeName(k.Scope))
 			}
+			fmt.Fprintln(tw, securityEventsResourceRow)
 			return tw.Flush()
 		},
 	}
