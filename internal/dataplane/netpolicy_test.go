@@ -239,3 +239,88 @@ spec:
 	last := dialFrom(t, "127.0.0.1", addr)
 	roundTrip(last, bufio.NewReader(last))
 }
+
+// A TCP load balancer on an IPv6 address: the policy's IPv6 rule resets
+// the client before its bytes reach the origin; a PROXY protocol listener
+// checks the socket's peer (the proxy), not the address in the header.
+func TestNetworkPolicyTCPAndIPv6(t *testing.T) {
+	ln6, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	port := ln6.Addr().(*net.TCPAddr).Port
+	ln6.Close()
+	origin, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { origin.Close() })
+	got := make(chan string, 4)
+	go func() {
+		for {
+			c, err := origin.Accept()
+			if err != nil {
+				return
+			}
+			b := make([]byte, 64)
+			n, _ := c.Read(b)
+			got <- string(b[:n])
+			c.Write([]byte("pong"))
+			c.Close()
+		}
+	}()
+	ppPort := freePort(t)
+	src := pool("o", origin.Addr().String()) + fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: TCPLoadBalancer
+metadata: {name: v6, namespace: t}
+spec: {listeners: [{port: %d, address: "::1"}], pool: o}
+---
+apiVersion: meridian/v1
+kind: TCPLoadBalancer
+metadata: {name: pp, namespace: t}
+spec: {listeners: [{port: %d, address: 127.0.0.1, proxyProtocol: true}], pool: o}
+---
+apiVersion: meridian/v1
+kind: NetworkPolicy
+metadata: {name: v6-only-global, namespace: t}
+spec:
+  ingress:
+    - {name: loopback6, action: deny, sources: ["::1/128"], ports: [{port: %d}]}
+    - {name: proxied, action: deny, sources: ["198.51.100.0/24"]}
+`, port, ppPort, port)
+	s := startServer(t, src, Options{})
+	expectResetV6 := func() {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("[::1]:%d", port), 5*time.Second)
+		if err == nil {
+			defer c.Close()
+			_, _ = c.Write([]byte("ping"))
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = c.Read(make([]byte, 1))
+		}
+		if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+			t.Fatalf("IPv6 client: %v, want a reset", err)
+		}
+	}
+	expectResetV6()
+	select {
+	case b := <-got:
+		t.Fatalf("the origin received %q from a denied client", b)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n := s.netpol.Value("t", "v6-only-global", "loopback6", netpolicy.Deny, false); n != 1 {
+		t.Fatalf("deny counter %d", n)
+	}
+	// PROXY header naming a client in 198.51.100.0/24: the socket's peer
+	// (127.0.0.1) is what the policy sees, so it is served.
+	c := dialFrom(t, "127.0.0.1", fmt.Sprintf("127.0.0.1:%d", ppPort))
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "PROXY TCP4 198.51.100.7 127.0.0.1 5555 80\r\nping"); err != nil {
+		t.Fatal(err)
+	}
+	reply, _ := io.ReadAll(c)
+	if string(reply) != "pong" || <-got != "ping" {
+		t.Fatalf("proxied client: reply %q", reply)
+	}
+}
