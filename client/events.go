@@ -13,7 +13,7 @@ import (
 // attributed to a load balancer of the tenant.
 type SecurityEvent struct {
 	Time time.Time `json:"time"`
-	// Type is waf, policy, ratelimit or authn.
+	// Type is waf, policy, ratelimit, authn or network.
 	Type string `json:"type"`
 	// Action is blocked, detected, denied, limited or rejected.
 	Action       string            `json:"action"`

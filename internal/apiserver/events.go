@@ -24,7 +24,7 @@ type SecurityEventLister interface {
 func (s *Server) SetSecurityEvents(l SecurityEventLister) { s.events = l }
 
 // eventTypes are the values of the type filter.
-var eventTypes = []string{secevents.KindWAF, secevents.KindPolicy, secevents.KindRateLimit, secevents.KindAuthn}
+var eventTypes = []string{secevents.KindWAF, secevents.KindPolicy, secevents.KindRateLimit, secevents.KindAuthn, secevents.KindNetwork}
 
 // securityEventsPath reports whether rest names the security events of a
 // namespace ("namespaces/NS/securityevents") or of every namespace

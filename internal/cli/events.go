@@ -47,7 +47,7 @@ func (e *eventFlags) bind(fl *pflag.FlagSet) {
 	fl.StringVar(&e.lb, "lb", "", "security events: only this load balancer (NAME or NAMESPACE/NAME)")
 	fl.StringVar(&e.site, "site", "", "security events: only events from this site")
 	fl.StringVar(&e.rule, "rule", "", "security events: only events where this rule matched (WAF rule id or policy rule name)")
-	fl.StringVar(&e.typ, "type", "", "security events: only this type (waf, policy, ratelimit, authn)")
+	fl.StringVar(&e.typ, "type", "", "security events: only this type (waf, policy, ratelimit, authn, network)")
 	fl.StringVar(&e.since, "since", "", "security events: only newer than a duration (1h, 30m) or an RFC 3339 time")
 	fl.StringVar(&e.until, "until", "", "security events: only older than a duration or an RFC 3339 time")
 	fl.IntVar(&e.limit, "limit", 100, "security events: at most this many, newest first (the console caps it at 5000)")
@@ -285,8 +285,9 @@ func newEventsCommand(streams IOStreams) *cobra.Command {
 		Short:   "List security events reported by the sites (WAF, policy, rate limit, authentication)",
 		Long: `List the security events the sites reported to the console, newest first:
 WAF blocks and detections, service-policy denials (and dryRun would-be
-denials, action "detected"), rate-limit hits and authentication failures,
-each attributed to a load balancer of the tenant. Events of -n (default:
+denials, action "detected"), rate-limit hits, authentication failures and
+connections refused by NetworkPolicies, each attributed to a load balancer
+(or NetworkPolicy) of the tenant. Events of -n (default:
 the context's namespace, else "default"), or of every namespace with -A.
 The same as 'meridian get securityevents'.`,
 		Example: `  # The newest events of the namespace

@@ -97,19 +97,36 @@ func (s *EventStore) Intake(snapshot SnapshotFunc, owner, site string, t *distri
 	}
 }
 
-// attribute names the tenant and the load balancer of an event. An event
-// of a load balancer the site's current snapshot does not hold (deleted
-// since) goes to the site's owner unless its namespace is a guest's
-// renamed one: a guest's event is never shown to the owner.
+// attribute names the tenant and the load balancer of an event: through
+// its load balancer, or for a NetworkPolicy event without one, through the
+// policy (its Source, "namespace/name/rule"). An event of an object the
+// site's current snapshot does not hold (deleted since) goes to the site's
+// owner unless its namespace is a guest's renamed one: a guest's event is
+// never shown to the owner.
 func attribute(snap *distrib.Snapshot, owner, site string, e *secevents.Event) (string, secevents.Record, bool) {
-	wireNS, name, ok := strings.Cut(e.LoadBalancer, "/")
-	if !ok || wireNS == "" || name == "" {
+	var kinds []string
+	var wireNS, name string
+	switch {
+	case e.LoadBalancer != "":
+		wireNS, name, _ = strings.Cut(e.LoadBalancer, "/")
+		kinds = []string{"HTTPLoadBalancer", "TCPLoadBalancer"}
+	case e.Kind == secevents.KindNetwork:
+		parts := strings.SplitN(e.Source, "/", 3)
+		if len(parts) >= 2 {
+			wireNS, name = parts[0], parts[1]
+		}
+		kinds = []string{"NetworkPolicy"}
+	}
+	if wireNS == "" || name == "" {
 		return "", secevents.Record{}, false
 	}
 	tenant, ns := "", wireNS
 	if snap != nil {
-		if t, orig, ok := snap.Origin(distrib.ObjectRef{Kind: "HTTPLoadBalancer", Namespace: wireNS, Name: name}); ok {
-			tenant, ns, name = t, orig.Namespace, orig.Name
+		for _, k := range kinds {
+			if t, orig, ok := snap.Origin(distrib.ObjectRef{Kind: k, Namespace: wireNS, Name: name}); ok {
+				tenant, ns, name = t, orig.Namespace, orig.Name
+				break
+			}
 		}
 	}
 	if tenant == "" {
@@ -118,16 +135,24 @@ func attribute(snap *distrib.Snapshot, owner, site string, e *secevents.Event) (
 		}
 		tenant = owner
 	}
-	source := e.Source
-	if ns != wireNS && strings.HasPrefix(source, wireNS+"/") {
-		source = ns + source[len(wireNS):]
+	source, msg := e.Source, e.Message
+	if ns != wireNS {
+		// Names as the tenant knows them, never the renamed namespace.
+		if strings.HasPrefix(source, wireNS+"/") {
+			source = ns + source[len(wireNS):]
+		}
+		msg = strings.ReplaceAll(msg, wireNS+"/", ns+"/")
+	}
+	lb := name
+	if e.LoadBalancer == "" {
+		lb = ""
 	}
 	// The data plane names routes "namespace/loadbalancer#route": keep the
 	// route's own name (the node's namespace may be a renamed one).
 	route := strings.TrimPrefix(e.Route, e.LoadBalancer+"#")
 	return tenant, secevents.Record{Time: e.Time, Type: e.Kind, Action: e.Action, RequestID: e.RequestID,
-		Namespace: ns, LoadBalancer: name, Route: route, Site: site, Client: e.Client, Method: e.Method,
-		Host: e.Host, Path: e.Path, Status: e.Status, Source: source, Message: e.Message, Rules: e.Rules}, true
+		Namespace: ns, LoadBalancer: lb, Route: route, Site: site, Client: e.Client, Method: e.Method,
+		Host: e.Host, Path: e.Path, Status: e.Status, Source: source, Message: msg, Rules: e.Rules}, true
 }
 
 // Run writes queued batches until ctx ends, then writes what is queued.

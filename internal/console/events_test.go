@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/client"
 	"github.com/meridian-platform/meridian/internal/distrib"
+	"github.com/meridian-platform/meridian/internal/node"
 	"github.com/meridian-platform/meridian/internal/node/agent"
 	"github.com/meridian-platform/meridian/internal/secevents"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
@@ -141,6 +143,14 @@ func TestSecurityEventsOnASharedSite(t *testing.T) {
 	a.RecordEvent(secEvent("other--retail/guest", "other--retail/fw", 941100))
 	a.RecordEvent(secEvent("other--retail/gone", "", 1)) // a guest's, no longer known: nobody's
 	a.RecordEvent(distrib.Event{Type: secevents.TelemetryType, Attrs: map[string]string{"kind": "waf", "status": "x", "loadBalancer": "retail/own"}})
+	netEvent := func(lb, source string) distrib.Event {
+		e := &secevents.Event{Time: time.Now().UTC(), Kind: secevents.KindNetwork, Action: secevents.ActionDenied, LoadBalancer: lb,
+			Client: "198.51.100.4:999", Source: source, Message: "connection refused by NetworkPolicy " + source}
+		return node.TelemetryEvent(e)
+	}
+	a.RecordEvent(netEvent("other--retail/guest", "other--retail/np/r1")) // the guest's, through its load balancer
+	a.RecordEvent(netEvent("", "retail/np/r2"))                           // the owner's, through its namespace
+	a.RecordEvent(netEvent("", "other--retail/np/r3"))                    // a guest's policy the snapshot does not hold: nobody's
 
 	owner, guest := e.Client(t, ""), e.Client(t, "other")
 	list := func(c *client.Client) []client.SecurityEvent {
@@ -156,17 +166,38 @@ func TestSecurityEventsOnASharedSite(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		o, g := list(owner), list(guest)
-		if len(o) != 1 || o[0].Namespace != "retail" || o[0].LoadBalancer != "own" || o[0].Site != "s1" || o[0].Rules[0].ID != 942100 ||
-			o[0].Source != "retail/fw" || o[0].Route != "default" || o[0].Path != "/?q=1&password=****" || o[0].Status != 403 || o[0].Client != "203.0.113.9:4242" {
+		var ow, gw, on, gn []client.SecurityEvent
+		for _, e := range o {
+			if e.Type == "network" {
+				on = append(on, e)
+			} else {
+				ow = append(ow, e)
+			}
+		}
+		for _, e := range g {
+			if e.Type == "network" {
+				gn = append(gn, e)
+			} else {
+				gw = append(gw, e)
+			}
+		}
+		if len(ow) != 1 || ow[0].Namespace != "retail" || ow[0].LoadBalancer != "own" || ow[0].Site != "s1" || ow[0].Rules[0].ID != 942100 ||
+			ow[0].Source != "retail/fw" || ow[0].Route != "default" || ow[0].Path != "/?q=1&password=****" || ow[0].Status != 403 || ow[0].Client != "203.0.113.9:4242" {
 			t.Fatalf("%s: owner's events: %+v", when, o)
 		}
-		if len(g) != 1 || g[0].Namespace != "retail" || g[0].LoadBalancer != "guest" || g[0].Source != "retail/fw" || g[0].Route != "default" || g[0].Rules[0].ID != 941100 {
+		if len(gw) != 1 || gw[0].Namespace != "retail" || gw[0].LoadBalancer != "guest" || gw[0].Source != "retail/fw" || gw[0].Route != "default" || gw[0].Rules[0].ID != 941100 {
 			t.Fatalf("%s: guest's events: %+v", when, g)
+		}
+		if len(on) != 1 || on[0].Namespace != "retail" || on[0].LoadBalancer != "" || on[0].Source != "retail/np/r2" {
+			t.Fatalf("%s: owner's network events: %+v", when, on)
+		}
+		if len(gn) != 1 || gn[0].LoadBalancer != "guest" || gn[0].Source != "retail/np/r1" || strings.Contains(gn[0].Message, "other--") {
+			t.Fatalf("%s: guest's network events: %+v", when, gn)
 		}
 	}
 	check("running")
-	if st := e.Console.EventStats(); st.Unattributed != 2 || st.Written != 2 {
-		t.Errorf("stats = %+v, want 2 written and 2 unattributed", st)
+	if st := e.Console.EventStats(); st.Unattributed != 3 || st.Written != 4 {
+		t.Errorf("stats = %+v, want 4 written and 3 unattributed", st)
 	}
 	e.Restart(t)
 	owner, guest = e.Client(t, ""), e.Client(t, "other")

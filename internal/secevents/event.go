@@ -12,6 +12,9 @@ const (
 	KindPolicy    = "policy"
 	KindRateLimit = "ratelimit"
 	KindAuthn     = "authn"
+	// KindNetwork events are NetworkPolicy verdicts on connections (no
+	// request: no request id, route or status).
+	KindNetwork = "network"
 )
 
 // Event actions.

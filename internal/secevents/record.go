@@ -24,7 +24,7 @@ const (
 // node's event attributed to a tenant's load balancer and a site.
 type Record struct {
 	Time time.Time `json:"time"`
-	// Type is waf, policy, ratelimit or authn.
+	// Type is waf, policy, ratelimit, authn or network.
 	Type string `json:"type"`
 	// Action is blocked, detected, denied, limited or rejected.
 	Action    string `json:"action"`
@@ -154,7 +154,7 @@ type Filter struct {
 	Site         string
 	// Rule matches a rule id (WAF) or a rule name (policy, authn).
 	Rule string
-	// Type is waf, policy, ratelimit or authn.
+	// Type is waf, policy, ratelimit, authn or network.
 	Type         string
 	Since, Until time.Time
 	// Limit bounds the records returned (newest first).

@@ -36,7 +36,7 @@ type Writer struct {
 	closed bool
 
 	emitted, dropped, written, writeErrors atomic.Uint64
-	byKind                                 [5]atomic.Uint64 // waf, policy, ratelimit, authn, other
+	byKind                                 [6]atomic.Uint64 // waf, policy, ratelimit, authn, network, other
 	// onEvent, if set, also sees each event (from the writer goroutine),
 	// e.g. to forward it on a telemetry channel.
 	onEvent atomic.Pointer[func(*Event)]
@@ -81,8 +81,10 @@ func kindIndex(k string) int {
 		return 2
 	case KindAuthn:
 		return 3
+	case KindNetwork:
+		return 4
 	}
-	return 4
+	return 5
 }
 
 // Emit queues an event; the writer owns it afterwards.
@@ -166,7 +168,7 @@ func (w *Writer) Close() error {
 func (w *Writer) Stats() Stats {
 	s := Stats{Emitted: w.emitted.Load(), Dropped: w.dropped.Load(), Written: w.written.Load(),
 		WriteErrors: w.writeErrors.Load(), ByKind: map[string]uint64{}}
-	for i, k := range []string{KindWAF, KindPolicy, KindRateLimit, KindAuthn, "other"} {
+	for i, k := range []string{KindWAF, KindPolicy, KindRateLimit, KindAuthn, KindNetwork, "other"} {
 		if n := w.byKind[i].Load(); n > 0 {
 			s.ByKind[k] = n
 		}
