@@ -48,6 +48,12 @@ type OriginPoolSpec struct {
 	// ProxyProtocol, when 1 or 2, sends a PROXY protocol header of that
 	// version on every new origin connection.
 	ProxyProtocol int `json:"proxyProtocol,omitempty"`
+	// Protocol is the HTTP version spoken to the origins: http1 (default,
+	// keep-alive connections), http2 (HTTP/2 over TLS negotiated with
+	// ALPN; needs tls) or h2c (HTTP/2 over plaintext with prior
+	// knowledge; no tls). With http2 and h2c, requests to an endpoint share
+	// a few multiplexed connections. gRPC requests always use HTTP/2.
+	Protocol string `json:"protocol,omitempty" enum:"http1,http2,h2c"`
 	// ConnectTimeout bounds dialing an endpoint (default 5s).
 	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
 	// MaxIdleConnsPerEndpoint is the number of idle keep-alive connections
@@ -60,6 +66,13 @@ type OriginPoolSpec struct {
 	// (default 30s).
 	ResolveInterval Duration `json:"resolveInterval,omitempty"`
 }
+
+// Origin protocols (OriginPoolSpec.Protocol).
+const (
+	OriginHTTP1 = "http1"
+	OriginHTTP2 = "http2"
+	OriginH2C   = "h2c"
+)
 
 // OriginEndpoint is one origin server.
 type OriginEndpoint struct {
@@ -260,6 +273,21 @@ func (p *OriginPool) Validate() FieldErrors {
 	}
 	if s.ProxyProtocol != 0 && s.ProxyProtocol != 1 && s.ProxyProtocol != 2 {
 		errs = append(errs, NotSupported("spec.proxyProtocol", s.ProxyProtocol, []string{"1", "2"}))
+	}
+	switch s.Protocol {
+	case "", OriginHTTP1:
+	case OriginHTTP2, OriginH2C:
+		switch {
+		case s.Protocol == OriginHTTP2 && s.TLS == nil:
+			errs = append(errs, Invalid("spec.protocol", s.Protocol, "http2 needs spec.tls (HTTP/2 over plaintext is h2c)"))
+		case s.Protocol == OriginH2C && s.TLS != nil:
+			errs = append(errs, Invalid("spec.protocol", s.Protocol, "h2c is plaintext: use http2 with spec.tls"))
+		}
+		if s.ProxyProtocol != 0 {
+			errs = append(errs, Invalid("spec.proxyProtocol", s.ProxyProtocol, "cannot be used with protocol "+s.Protocol+": its connections are shared between clients"))
+		}
+	default:
+		errs = append(errs, NotSupported("spec.protocol", s.Protocol, []string{OriginHTTP1, OriginHTTP2, OriginH2C}))
 	}
 	if s.MaxIdleConnsPerEndpoint < 0 {
 		errs = append(errs, Invalid("spec.maxIdleConnsPerEndpoint", s.MaxIdleConnsPerEndpoint, "must not be negative"))

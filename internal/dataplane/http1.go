@@ -609,6 +609,13 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	}
 	deadline := x.Start.Add(timeout)
 	rm := st.routeMetrics[rt]
+	if cp.HTTP2 {
+		s.forwardH1ToH2(ctx, hx, rm, pool, hash, affinity, attempts, deadline)
+		if clientClose {
+			ctx.SetConnectionClose()
+		}
+		return
+	}
 	var exclude *lb.Endpoint
 	var lastErr error
 	resp := &ctx.Response

@@ -518,7 +518,7 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 	grpc := isGRPC(r)
 	pt := s.transports.get(pool, cp)
 	var rtp http.RoundTripper = pt.h1
-	if grpc || r.ProtoMajor == 2 && r.Header.Get("Te") == "trailers" {
+	if grpc || cp.HTTP2 || r.ProtoMajor == 2 && r.Header.Get("Te") == "trailers" {
 		rtp = pt.h2
 	}
 	out.URL.Scheme = "http"

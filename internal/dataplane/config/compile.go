@@ -210,6 +210,7 @@ func (c *compiler) pool(x *v1.OriginPool) error {
 	p := &Pool{
 		ID: key(ns, x.Metadata.Name), Namespace: ns, Name: x.Metadata.Name,
 		ProxyProtocol:   s.ProxyProtocol,
+		HTTP2:           s.Protocol == v1.OriginHTTP2 || s.Protocol == v1.OriginH2C,
 		ConnectTimeout:  s.ConnectTimeout.Duration,
 		MaxIdleConns:    s.MaxIdleConnsPerEndpoint,
 		IdleConnTimeout: s.IdleConnTimeout.Duration,
@@ -274,7 +275,7 @@ func (c *compiler) pool(x *v1.OriginPool) error {
 	}
 	p.LB = cfg
 	tk := sha256.New()
-	fmt.Fprintf(tk, "%d|%s|%s|%d", p.ProxyProtocol, p.ConnectTimeout, p.IdleConnTimeout, p.MaxIdleConns)
+	fmt.Fprintf(tk, "%d|%s|%s|%d|%v", p.ProxyProtocol, p.ConnectTimeout, p.IdleConnTimeout, p.MaxIdleConns, p.HTTP2)
 	if t := s.TLS; t != nil {
 		fmt.Fprintf(tk, "|tls|%s|%v", t.SNI, t.InsecureSkipVerify)
 		if e := c.certs[key(ns, t.CARef)]; t.CARef != "" && e != nil {

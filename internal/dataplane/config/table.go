@@ -230,8 +230,11 @@ type Pool struct {
 	Name      string
 	LB        lb.PoolConfig
 	// TLS to origins (nil: plaintext).
-	TLS                *tls.Config
-	ProxyProtocol      int
+	TLS           *tls.Config
+	ProxyProtocol int
+	// HTTP2 says requests go to the origins over HTTP/2 (TLS with ALPN
+	// when TLS is set, h2c otherwise) instead of HTTP/1.1.
+	HTTP2              bool
 	ConnectTimeout     time.Duration
 	MaxIdleConns       int
 	IdleConnTimeout    time.Duration
