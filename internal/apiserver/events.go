@@ -113,7 +113,7 @@ func parseEventFilter(r *http.Request, now time.Time, f *secevents.Filter) error
 		if v == "" {
 			continue
 		}
-		t, err := ParseTimeOrAgo(v, now)
+		t, err := parseTimeOrAgo(v, now)
 		if err != nil {
 			return errBadRequest("invalid %s %q: %v", tp.name, v, err)
 		}
@@ -126,9 +126,9 @@ func parseEventFilter(r *http.Request, now time.Time, f *secevents.Filter) error
 	return nil
 }
 
-// ParseTimeOrAgo reads an RFC 3339 time or a positive duration meaning that
+// parseTimeOrAgo reads an RFC 3339 time or a positive duration meaning that
 // long before now ("1h", "15m").
-func ParseTimeOrAgo(v string, now time.Time) (time.Time, error) {
+func parseTimeOrAgo(v string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t, nil
 	}
