@@ -15,8 +15,13 @@ import (
 	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
-// eventQueueBatches bounds the telemetry batches waiting to be written.
-const eventQueueBatches = 1024
+// The intake queue holds at most eventQueueBatches batches and
+// maxQueuedEvents events (each event is bounded by secevents.FromAttrs):
+// what comes beyond is dropped and counted.
+const (
+	eventQueueBatches = 1024
+	maxQueuedEvents   = 20000
+)
 
 // eventBatch is a tenant's records from one telemetry message.
 type eventBatch struct {
@@ -33,6 +38,7 @@ type EventStore struct {
 	q     chan eventBatch
 
 	dropped, unattributed, written atomic.Uint64
+	queued                         atomic.Int64
 }
 
 // NewEventStore returns an intake writing under dir; Run writes what
@@ -89,10 +95,17 @@ func (s *EventStore) Intake(snapshot SnapshotFunc, owner, site string, t *distri
 		byTenant[tenant] = append(byTenant[tenant], rec)
 	}
 	for tenant, recs := range byTenant {
+		n := int64(len(recs))
+		if s.queued.Add(n) > maxQueuedEvents {
+			s.queued.Add(-n)
+			s.dropped.Add(uint64(n))
+			continue
+		}
 		select {
 		case s.q <- eventBatch{tenant: tenant, records: recs}:
 		default:
-			s.dropped.Add(uint64(len(recs)))
+			s.queued.Add(-n)
+			s.dropped.Add(uint64(n))
 		}
 	}
 }
@@ -186,6 +199,7 @@ func (s *EventStore) Run(ctx context.Context) {
 }
 
 func (s *EventStore) write(b eventBatch) {
+	defer s.queued.Add(-int64(len(b.records)))
 	if err := s.files.Append(b.tenant, b.records); err != nil {
 		s.dropped.Add(uint64(len(b.records)))
 		s.log.Warn("writing security events", "tenant", b.tenant, "err", err)
