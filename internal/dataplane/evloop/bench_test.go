@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
 )
 
 // fixedOrigin answers every request head on a connection with a fixed
@@ -57,46 +59,69 @@ func fixedOrigin(b *testing.B, body int) string {
 // BenchmarkProxy is one keep-alive client, the event-loop proxy and an
 // origin in one process on loopback; allocations are the whole process's.
 func BenchmarkProxy(b *testing.B) {
-	for _, size := range []int{19, 16 << 10} {
-		b.Run(strconv.Itoa(size), func(b *testing.B) {
-			addr := startProxy(b, fixedOrigin(b, size))
-			c, err := net.Dial("tcp", addr)
+	for _, routed := range []bool{false, true} {
+		for _, size := range []int{19, 16 << 10} {
+			name := strconv.Itoa(size)
+			if routed {
+				name = "table-" + name
+			}
+			b.Run(name, func(b *testing.B) { benchProxy(b, size, routed) })
+		}
+	}
+}
+
+// benchProxy runs the benchmark, with one fixed origin or (routed) through
+// a TableRouter over a compiled configuration.
+func benchProxy(b *testing.B, size int, routed bool) {
+	origin := fixedOrigin(b, size)
+	var addr string
+	if routed {
+		lc, reg := startTable(b, origin, origin)
+		p, err := Start(Config{Listen: "127.0.0.1:0", Loops: 2,
+			Router: &TableRouter{Listener: func() *config.HTTPListener { return lc }, Pools: reg.Pool}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { p.Close() })
+		addr = p.Addr().String()
+	} else {
+		addr = startProxy(b, origin)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET /b/x?q=1 HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	buf := make([]byte, 64<<10)
+	// The answer's length is learnt from the first one.
+	want := 0
+	roundTrip := func() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for want == 0 || n < want {
+			k, err := c.Read(buf[n:])
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer c.Close()
-			req := []byte("GET / HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
-			buf := make([]byte, 64<<10)
-			// The answer's length is learnt from the first one.
-			want := 0
-			roundTrip := func() {
-				if _, err := c.Write(req); err != nil {
-					b.Fatal(err)
-				}
-				n := 0
-				for want == 0 || n < want {
-					k, err := c.Read(buf[n:])
-					if err != nil {
-						b.Fatal(err)
-					}
-					n += k
-					if want == 0 {
-						if i := bytes.Index(buf[:n], crlfcrlf); i >= 0 && n >= i+4+size {
-							want = i + 4 + size
-						}
-					}
-				}
-				if n != want {
-					b.Fatalf("answer of %d bytes, want %d", n, want)
+			n += k
+			if want == 0 {
+				if i := bytes.Index(buf[:n], crlfcrlf); i >= 0 && n >= i+4+size {
+					want = i + 4 + size
 				}
 			}
-			roundTrip()
-			b.ReportAllocs()
-			b.SetBytes(int64(size))
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				roundTrip()
-			}
-		})
+		}
+		if n != want {
+			b.Fatalf("answer of %d bytes, want %d", n, want)
+		}
+	}
+	roundTrip()
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		roundTrip()
 	}
 }

@@ -5,10 +5,13 @@ package evloop
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -20,8 +23,16 @@ import (
 type Config struct {
 	// Listen is the address to listen on ("127.0.0.1:0" for any port).
 	Listen string
-	// Origin is the origin's address (IP:port).
+	// Origin is the origin's address (IP:port) when there is no Router.
 	Origin string
+	// Router picks each request's origin, or hands the connection to
+	// Handoff (nil: every request goes to Origin).
+	Router Router
+	// Handoff takes over connections whose next request the loop does not
+	// serve itself (the Router said so, an upgrade, a request target not
+	// in origin form), with the bytes already read from them; it runs on
+	// its own goroutine. Nil: such requests are answered with an error.
+	Handoff func(conn net.Conn, buffered []byte)
 	// Loops is the number of event loops, each with its own SO_REUSEPORT
 	// listener and epoll instance (default GOMAXPROCS).
 	Loops int
@@ -36,12 +47,64 @@ type Config struct {
 	RawBlock bool
 }
 
+// Request is what a Router sees of a request head. The slices point into
+// the connection's buffer and are valid only during the call.
+type Request struct {
+	Method, Target, Host []byte
+	// Path is the target's path when it is in normal form (no
+	// percent-encoding, dot segments or empty segments), else nil; Query
+	// is what follows "?".
+	Path, Query []byte
+	// Headers is the raw header block (lines ending in CRLF).
+	Headers []byte
+	Peer    netip.AddrPort
+
+	match matchRequest
+}
+
+// Header returns the first value of the named header (ASCII
+// case-insensitive).
+func (r *Request) Header(name string) ([]byte, bool) {
+	var v []byte
+	found := false
+	forEachHeader(r.Headers, func(n, val []byte) {
+		if !found && len(n) == len(name) && equalFoldString(n, name) {
+			v, found = val, true
+		}
+	})
+	return v, found
+}
+
+// Router decides where a request goes: to the origin at the returned
+// address, or (ok false) to Handoff with its connection.
+type Router interface {
+	Route(r *Request) (origin netip.AddrPort, ok bool)
+}
+
+// Stats counts what the loops did.
+type Stats struct {
+	Connections, Requests, Rejected, Handoffs, OriginConnects uint64
+}
+
 // Proxy is a running event-loop proxy.
 type Proxy struct {
 	loops []*loop
 	addr  netip.AddrPort
 	wg    sync.WaitGroup
 	once  sync.Once
+}
+
+// Stats sums the loops' counters.
+func (p *Proxy) Stats() Stats {
+	var st Stats
+	for _, l := range p.loops {
+		st.Connections += l.nConns.Load()
+		st.Requests += l.nReqs.Load()
+		st.Rejected += l.nRejected.Load()
+		st.Handoffs += l.nHandoffs.Load()
+		st.OriginConnects += l.nConnects.Load()
+	}
+	return st
 }
 
 const (
@@ -62,9 +125,11 @@ func Start(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("evloop: listen address %q: %w", cfg.Listen, err)
 	}
-	oap, err := netip.ParseAddrPort(cfg.Origin)
-	if err != nil {
-		return nil, fmt.Errorf("evloop: origin address %q: %w", cfg.Origin, err)
+	var oap netip.AddrPort
+	if cfg.Router == nil {
+		if oap, err = netip.ParseAddrPort(cfg.Origin); err != nil {
+			return nil, fmt.Errorf("evloop: origin address %q: %w", cfg.Origin, err)
+		}
 	}
 	if cfg.Loops <= 0 {
 		cfg.Loops = runtime.GOMAXPROCS(0)
@@ -177,11 +242,18 @@ type loop struct {
 	epfd, lfd, efd int
 	events         []unix.EpollEvent
 	socks          []sock
-	idle           []*origin
+	idle           map[netip.AddrPort][]*origin
 	maxIdle        int
-	originFam      int
-	originSA       unix.Sockaddr
+	origin         netip.AddrPort
+	router         Router
+	handoffFn      func(net.Conn, []byte)
+	req            Request
 	lim            h1.Limits
+	nConns         atomic.Uint64
+	nReqs          atomic.Uint64
+	nRejected      atomic.Uint64
+	nHandoffs      atomic.Uint64
+	nConnects      atomic.Uint64
 	rawBlock       bool
 	freeClients    []*client
 	freeOrigins    []*origin
@@ -220,6 +292,7 @@ type client struct {
 	cf        chunkFramer
 	o         *origin
 	peer      []byte
+	peerAP    netip.AddrPort
 }
 
 type origin struct {
@@ -243,6 +316,7 @@ type origin struct {
 	out        []byte
 	outOff     int
 	c          *client
+	addr       netip.AddrPort
 }
 
 func newLoop(lfd int, oap netip.AddrPort, cfg Config) (*loop, error) {
@@ -255,9 +329,8 @@ func newLoop(lfd int, oap netip.AddrPort, cfg Config) (*loop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("evloop: eventfd: %w", err)
 	}
-	fam, sa := sockaddr(oap)
-	l := &loop{epfd: epfd, lfd: lfd, efd: efd, events: make([]unix.EpollEvent, epollEvents),
-		maxIdle: cfg.MaxIdlePerLoop, originFam: fam, originSA: sa, lim: cfg.Limits, rawBlock: cfg.RawBlock,
+	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff,epfd: epfd, lfd: lfd, efd: efd, events: make([]unix.EpollEvent, epollEvents),
+		maxIdle: cfg.MaxIdlePerLoop, lim: cfg.Limits, rawBlock: cfg.RawBlock,
 		scratch: make([]byte, 0, 4096)}
 	for _, fd := range []int{lfd, efd} {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
@@ -382,7 +455,9 @@ func (l *loop) accept() {
 			c = &client{buf: make([]byte, clientBufSize), peer: make([]byte, 0, 48)}
 		}
 		c.fd = fd
-		c.peer = addrPortOf(sa).Addr().AppendTo(c.peer)
+		c.peerAP = addrPortOf(sa)
+		c.peer = c.peerAP.Addr().AppendTo(c.peer)
+		l.nConns.Add(1)
 		if err := l.register(fd, sock{c: c}); err != nil {
 			unix.Close(fd)
 			continue
@@ -414,9 +489,10 @@ func (l *loop) closeOrigin(o *origin) {
 		o.c.o = nil
 		o.c = nil
 	}
-	for i, x := range l.idle {
+	idle := l.idle[o.addr]
+	for i, x := range idle {
 		if x == o {
-			l.idle = append(l.idle[:i], l.idle[i+1:]...)
+			l.idle[o.addr] = append(idle[:i], idle[i+1:]...)
 			break
 		}
 	}
@@ -493,6 +569,7 @@ var (
 	problemForm         = &h1.Problem{Status: 400, Reason: "only origin-form request targets are supported by the event-loop engine"}
 	problemChunk        = &h1.Problem{Status: 400, Reason: "invalid chunked body"}
 	problemBadGateway   = &h1.Problem{Status: 502, Reason: "bad gateway"}
+	problemNoRoute      = &h1.Problem{Status: 404, Reason: "no route"}
 )
 
 // clientProgress acts on the bytes buffered from the client.
@@ -518,14 +595,26 @@ func (l *loop) clientProgress(c *client) {
 			return
 		}
 		if rh.upgrade {
-			l.reject(c, problemUpgrade)
+			l.handoffOr(c, problemUpgrade)
 			return
 		}
 		if rh.target[0] != '/' {
-			l.reject(c, problemForm)
+			l.handoffOr(c, problemForm)
 			return
 		}
-		o, err := l.getOrigin()
+		dst := l.origin
+		if l.router != nil {
+			r := &l.req
+			*r = Request{Method: rh.method, Target: rh.target, Host: rh.host, Headers: rh.headers, Peer: c.peerAP}
+			r.Path, r.Query = normalPath(rh.target)
+			var ok bool
+			if dst, ok = l.router.Route(r); !ok {
+				l.handoffOr(c, problemNoRoute)
+				return
+			}
+		}
+		l.nReqs.Add(1)
+		o, err := l.getOrigin(dst)
 		if err != nil {
 			l.reject(c, problemBadGateway)
 			return
@@ -621,6 +710,31 @@ func appendRequestHead(b []byte, rh *reqHead, peer []byte) []byte {
 	return b
 }
 
+// handoffOr gives the connection to Handoff, or answers p without one.
+func (l *loop) handoffOr(c *client, p *h1.Problem) {
+	if l.handoffFn == nil {
+		l.reject(c, p)
+		return
+	}
+	buffered := append([]byte(nil), c.buf[c.r:c.w]...)
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	l.socks[c.fd] = sock{}
+	c.closed = true
+	// net.FileConn duplicates the descriptor into Go's poller; closing
+	// the file closes the loop's copy.
+	f := os.NewFile(uintptr(c.fd), "evloop-handoff")
+	conn, err := net.FileConn(f)
+	f.Close()
+	if len(c.buf) == clientBufSize {
+		l.freeClients = append(l.freeClients, c)
+	}
+	if err != nil {
+		return
+	}
+	l.nHandoffs.Add(1)
+	go l.handoffFn(conn, buffered)
+}
+
 func (l *loop) reject(c *client, p *h1.Problem) {
 	b := l.scratch[:0]
 	b = append(b, "HTTP/1.1 "...)
@@ -631,23 +745,26 @@ func (l *loop) reject(c *client, p *h1.Problem) {
 	b = append(b, p.Reason...)
 	b = append(b, '\n')
 	rawWrite(c.fd, b) // best effort: a short error answer fits the socket buffer
+	l.nRejected.Add(1)
 	l.scratch = b[:0]
 	l.closeClient(c)
 }
 
-func (l *loop) getOrigin() (*origin, error) {
-	if n := len(l.idle); n > 0 {
-		o := l.idle[n-1]
-		l.idle = l.idle[:n-1]
+func (l *loop) getOrigin(addr netip.AddrPort) (*origin, error) {
+	if idle := l.idle[addr]; len(idle) > 0 {
+		o := idle[len(idle)-1]
+		l.idle[addr] = idle[:len(idle)-1]
 		o.reused = true
 		return o, nil
 	}
-	fd, err := unix.Socket(l.originFam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fam, sa := sockaddr(addr)
+	l.nConnects.Add(1)
+	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	err = unix.Connect(fd, l.originSA)
+	err = unix.Connect(fd, sa)
 	if err != nil && err != unix.EINPROGRESS {
 		unix.Close(fd)
 		return nil, err
@@ -661,6 +778,7 @@ func (l *loop) getOrigin() (*origin, error) {
 		o = &origin{buf: make([]byte, originBufSize+headroom), out: make([]byte, 0, 4096)}
 	}
 	o.fd = fd
+	o.addr = addr
 	o.connecting = err != nil
 	o.r, o.w, o.sendFrom = headroom, headroom, headroom
 	if err := l.register(fd, sock{o: o}); err != nil {
@@ -750,7 +868,7 @@ func (l *loop) originFailed(o *origin) {
 		o.out = nil
 		o.c, c.o = nil, nil
 		l.closeOrigin(o)
-		n, err := l.getOrigin()
+		n, err := l.getOrigin(o.addr)
 		if err == nil {
 			n.reused = false // a new connection is not retried again
 			n.c, c.o = c, n
@@ -998,11 +1116,11 @@ func (l *loop) rewriteAnswerHead(buf []byte, start, end int, addClose bool) int 
 // list when it can be reused, and the client's next request is served.
 func (l *loop) finish(o *origin, c *client) {
 	o.c, c.o = nil, nil
-	if o.keep && !o.hup && o.r == o.w && len(l.idle) < l.maxIdle && c.state == csWaitResp {
+	if o.keep && !o.hup && o.r == o.w && len(l.idle[o.addr]) < l.maxIdle && c.state == csWaitResp {
 		o.r, o.w, o.sendFrom, o.scanned = headroom, headroom, headroom, 0
 		o.headDone, o.done, o.gotResp, o.readable = false, false, false, false
 		o.out, o.outOff = o.out[:0], 0
-		l.idle = append(l.idle, o)
+		l.idle[o.addr] = append(l.idle[o.addr], o)
 	} else {
 		l.closeOrigin(o)
 	}

@@ -9,7 +9,7 @@ import (
 // reqHead is what the loop needs to know about one request head. Every
 // slice points into the connection's read buffer.
 type reqHead struct {
-	method, target []byte
+	method, target, host []byte
 	http11         bool
 	// headers is the raw header block after the request line, without the
 	// empty line that ends the head.
@@ -133,6 +133,8 @@ func parseRequest(b []byte, lim h1.Limits) (reqHead, *h1.Problem) {
 			})
 		case equalFold(name, "upgrade"):
 			rh.upgrade = true
+		case equalFold(name, "host"):
+			rh.host = value
 		}
 	})
 	return rh, nil
@@ -444,4 +446,49 @@ func unhex(c byte) byte {
 	default:
 		return c - 'A' + 10
 	}
+}
+
+// normalPath splits an origin-form target into path and query when the
+// path needs no normalization (no percent-encoding, no dot or empty
+// segments); otherwise path is nil and routing is left to the goroutine
+// engine, which normalizes.
+func normalPath(target []byte) (path, query []byte) {
+	path = target
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
+		path, query = target[:i], target[i+1:]
+	}
+	if len(path) == 0 || path[0] != '/' {
+		return nil, query
+	}
+	for i, c := range path {
+		switch c {
+		case '%', '\\', '#':
+			return nil, query
+		case '/':
+			if i+1 < len(path) && path[i+1] == '/' {
+				return nil, query
+			}
+		case '.':
+			if path[i-1] == '/' && (i+1 == len(path) || path[i+1] == '/' || path[i+1] == '.' && (i+2 == len(path) || path[i+2] == '/')) {
+				return nil, query
+			}
+		}
+	}
+	return path, query
+}
+
+func equalFoldString(b []byte, s string) bool {
+	for i, c := range b {
+		d := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if d >= 'A' && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,129 @@
+package evloop
+
+import (
+	"bytes"
+	"net/netip"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/lb"
+)
+
+// TableRouter routes through the compiled configuration of one listener:
+// the Host header picks the load balancer (config.HTTPListener.VHost), its
+// routes pick the pool (config.VHost.Match) and the pool's load balancer
+// picks the endpoint (lb.Pool.Pick). A request that needs anything more
+// than forwarding goes to Handoff: a load balancer with security settings,
+// trusted proxies or an access log, or one that Eligible (when set)
+// refuses; a route with a redirect, direct answer, rewrite, header
+// changes, CORS, retries or a mirror; a pool with TLS or PROXY protocol to
+// its origins, hashing, affinity, outlier detection, a circuit breaker or a
+// least-request balancer; a path that needs normalization; no match.
+type TableRouter struct {
+	// Listener returns the listener's current configuration (nil: gone).
+	Listener func() *config.HTTPListener
+	// Pools returns a pool's runtime state by ID.
+	Pools func(id string) *lb.Pool
+	// Eligible, when set, must also accept the load balancer (the node's
+	// hook passes "its stage pipeline is empty").
+	Eligible func(vh *config.VHost) bool
+}
+
+// Route implements Router.
+func (t *TableRouter) Route(r *Request) (netip.AddrPort, bool) {
+	lc := t.Listener()
+	if lc == nil || r.Path == nil {
+		return netip.AddrPort{}, false
+	}
+	vh := lc.VHost(r.Host)
+	if vh == nil || !plainVHost(vh) || t.Eligible != nil && !t.Eligible(vh) {
+		return netip.AddrPort{}, false
+	}
+	if len(r.Query) > 0 && bytes.ContainsAny(r.Query, "%+") {
+		// Query matchers compare decoded values.
+		for _, rt := range vh.Routes {
+			if len(rt.Query) > 0 {
+				return netip.AddrPort{}, false
+			}
+		}
+	}
+	r.match.r = r
+	rt := vh.Match(&r.match)
+	if rt == nil || !plainRoute(rt) {
+		return netip.AddrPort{}, false
+	}
+	pool := t.Pools(rt.Pool.ID)
+	if pool == nil {
+		return netip.AddrPort{}, false
+	}
+	e, err := pool.Pick(0, nil)
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	ap, err := netip.ParseAddrPort(e.Addr())
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	return ap, true
+}
+
+func plainVHost(vh *config.VHost) bool {
+	if vh.Authn != nil || len(vh.TrustedProxies) > 0 || vh.AccessLog != nil && vh.AccessLog.Enabled {
+		return false
+	}
+	for _, s := range vh.Security {
+		if !plainSecurity(s) {
+			return false
+		}
+	}
+	return true
+}
+
+func plainSecurity(s *config.Security) bool {
+	return s == nil || s.Authn == nil && len(s.AppFirewalls) == 0 && len(s.ServicePolicies) == 0 && len(s.RateLimiters) == 0
+}
+
+func plainRoute(rt *config.Route) bool {
+	if rt.Pool == nil || rt.Redirect != nil || rt.Direct != nil || rt.PrefixRewrite != "" || rt.HostRewrite != "" ||
+		rt.RequestHeaders != nil || rt.ResponseHeaders != nil || rt.CORS != nil || rt.Retry != nil || rt.Mirror != nil ||
+		!plainSecurity(rt.Security) {
+		return false
+	}
+	p := rt.Pool
+	switch p.LB.Algorithm {
+	case "", lb.RoundRobin, lb.Random:
+	default:
+		return false
+	}
+	return p.TLS == nil && p.ProxyProtocol == 0 && p.HashHeader == "" && p.HashCookie == "" && !p.HashSourceIP &&
+		p.AffinityCookie == "" && p.LB.Outlier == nil && p.LB.Breaker == nil
+}
+
+// matchRequest adapts a Request to config.Request. It lives inside the
+// Request so that passing it as an interface allocates nothing.
+type matchRequest struct{ r *Request }
+
+func (m *matchRequest) Method() []byte { return m.r.Method }
+
+func (m *matchRequest) Path() []byte { return m.r.Path }
+
+func (m *matchRequest) Header(name string) ([]byte, bool) { return m.r.Header(name) }
+
+func (m *matchRequest) Query(name string) ([]byte, bool) {
+	q := m.r.Query
+	for len(q) > 0 {
+		var kv []byte
+		if i := bytes.IndexByte(q, '&'); i >= 0 {
+			kv, q = q[:i], q[i+1:]
+		} else {
+			kv, q = q, nil
+		}
+		k, v := kv, []byte{}
+		if i := bytes.IndexByte(kv, '='); i >= 0 {
+			k, v = kv[:i], kv[i+1:]
+		}
+		if string(k) == name {
+			return v, true
+		}
+	}
+	return nil, false
+}
