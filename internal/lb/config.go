@@ -128,6 +128,10 @@ type HTTPCheck struct {
 	Method string // default GET
 	// ExpectedStatus lists the healthy status codes (default [200]).
 	ExpectedStatus []int
+	// HTTP2 makes the probe speak HTTP/2: over TLS (ALPN h2) when the
+	// check has TLS, else h2c with prior knowledge. For origins that speak
+	// HTTP/2 only.
+	HTTP2 bool
 }
 
 // TCPCheck probes by connecting; when Send is set it is written, and when

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // checker is the running active health check of one endpoint.
@@ -139,15 +141,6 @@ func (r *Registry) newProber(e *Endpoint, cfg *HealthCheckConfig) prober {
 	}
 	h := cfg.HTTP
 	dialer, addr := r.opts.Dialer, e.addr
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, "tcp", addr)
-		},
-		TLSClientConfig:    tlsCfg,
-		DisableKeepAlives:  true,
-		DisableCompression: true,
-		ForceAttemptHTTP2:  false,
-	}
 	scheme := "http"
 	if tlsCfg != nil {
 		scheme = "https"
@@ -156,9 +149,46 @@ func (r *Registry) newProber(e *Endpoint, cfg *HealthCheckConfig) prober {
 	if host == "" {
 		host = e.configAddr
 	}
+	var tr idleCloser
+	var rt http.RoundTripper
+	if h.HTTP2 {
+		t2 := &http2.Transport{
+			AllowHTTP: true,
+			DialTLSContext: func(ctx context.Context, _, _ string, _ *tls.Config) (net.Conn, error) {
+				c, err := dialer.DialContext(ctx, "tcp", addr)
+				if err != nil || tlsCfg == nil {
+					return c, err
+				}
+				cfg := tlsCfg.Clone()
+				cfg.NextProtos = []string{"h2"}
+				tc := tls.Client(c, cfg)
+				if err := tc.HandshakeContext(ctx); err != nil {
+					c.Close()
+					return nil, fmt.Errorf("tls handshake: %w", err)
+				}
+				if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+					tc.Close()
+					return nil, fmt.Errorf("the endpoint does not offer HTTP/2 (ALPN %q)", p)
+				}
+				return tc, nil
+			},
+		}
+		tr, rt = t2, t2
+	} else {
+		t1 := &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return dialer.DialContext(ctx, "tcp", addr)
+			},
+			TLSClientConfig:    tlsCfg,
+			DisableKeepAlives:  true,
+			DisableCompression: true,
+			ForceAttemptHTTP2:  false,
+		}
+		tr, rt = t1, t1
+	}
 	return &httpProber{
 		client: &http.Client{
-			Transport:     tr,
+			Transport:     rt,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		tr:       tr,
@@ -169,9 +199,11 @@ func (r *Registry) newProber(e *Endpoint, cfg *HealthCheckConfig) prober {
 	}
 }
 
+type idleCloser interface{ CloseIdleConnections() }
+
 type httpProber struct {
 	client   *http.Client
-	tr       *http.Transport
+	tr       idleCloser
 	method   string
 	url      string
 	host     string
@@ -191,6 +223,9 @@ func (h *httpProber) probe(ctx context.Context) error {
 	}
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 	resp.Body.Close()
+	// Every probe opens its own connection (HTTP/1.1 probes disable
+	// keep-alive; HTTP/2 ones drop the connection here).
+	h.tr.CloseIdleConnections()
 	if !slices.Contains(h.expected, resp.StatusCode) {
 		return fmt.Errorf("unexpected status %d", resp.StatusCode)
 	}

@@ -353,3 +353,52 @@ func TestTCPHealthCheckShortReply(t *testing.T) {
 	waitHealth(t, e, HealthUnhealthy)
 	eventually(t, 5*time.Second, "short reply logged", func() bool { return contains(logs.String(), `reply \"PO\" is shorter`) })
 }
+
+// TestHTTP2HealthCheck probes origins that speak HTTP/2 only, over h2c
+// and over TLS with ALPN: an HTTP/2 probe finds them healthy, an HTTP/1.1
+// probe does not.
+func TestHTTP2HealthCheck(t *testing.T) {
+	var protos sync.Map
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos.Store(r.Proto, true)
+		w.WriteHeader(204)
+	})
+	h2c := httptest.NewUnstartedServer(h)
+	h2c.Config.Protocols = new(http.Protocols)
+	h2c.Config.Protocols.SetUnencryptedHTTP2(true) // and not HTTP/1
+	h2c.Config.ErrorLog = log.New(io.Discard, "", 0)
+	h2c.Start()
+	defer h2c.Close()
+	h2 := httptest.NewUnstartedServer(h)
+	h2.EnableHTTP2 = true
+	h2.Config.ErrorLog = log.New(io.Discard, "", 0)
+	h2.StartTLS()
+	defer h2.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(h2.Certificate())
+	tlsCfg := &tls.Config{RootCAs: roots, ServerName: "example.com"}
+	cases := []struct {
+		name  string
+		addr  string
+		tls   *tls.Config
+		http2 bool
+		want  HealthState
+	}{
+		{"h2c probe", h2c.Listener.Addr().String(), nil, true, HealthHealthy},
+		{"http/1.1 probe of an h2c-only origin", h2c.Listener.Addr().String(), nil, false, HealthUnhealthy},
+		{"h2 over tls probe", h2.Listener.Addr().String(), tlsCfg, true, HealthHealthy},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, _ := newTestRegistry(t, RegistryOptions{})
+			p := mustPool(t, r, PoolConfig{
+				Endpoints:   []EndpointConfig{{Address: c.addr}},
+				HealthCheck: fastCheck(HealthCheckConfig{HTTP: &HTTPCheck{ExpectedStatus: []int{204}, HTTP2: c.http2}, TLS: c.tls}),
+			})
+			waitHealth(t, p.Endpoints()[0], c.want)
+		})
+	}
+	if _, ok := protos.Load("HTTP/2.0"); !ok {
+		t.Fatal("no probe arrived over HTTP/2")
+	}
+}

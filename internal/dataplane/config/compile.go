@@ -258,7 +258,9 @@ func (c *compiler) pool(x *v1.OriginPool) error {
 		hcc := &lb.HealthCheckConfig{Interval: hc.Interval.Duration, Timeout: hc.Timeout.Duration,
 			HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold, Jitter: hc.Jitter.Duration, TLS: p.TLS}
 		if h := hc.HTTP; h != nil {
-			hcc.HTTP = &lb.HTTPCheck{Path: h.Path, Host: h.Host, Method: h.Method, ExpectedStatus: h.ExpectedStatus}
+			// Probes speak the pool's protocol: an HTTP/2-only origin is
+			// healthy.
+			hcc.HTTP = &lb.HTTPCheck{Path: h.Path, Host: h.Host, Method: h.Method, ExpectedStatus: h.ExpectedStatus, HTTP2: p.HTTP2}
 		}
 		if t := hc.TCP; t != nil {
 			hcc.TCP = &lb.TCPCheck{Send: t.Send, Expect: t.Expect}
