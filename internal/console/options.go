@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Store backends.
@@ -44,6 +45,10 @@ type Options struct {
 	AdminPassword string
 	// Logger receives the console's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// SiteClock is the clock the site registry checks certificates with
+	// (validity, the re-enrolment grace); nil means time.Now. Tests move
+	// it to act out a node that was offline for days.
+	SiteClock func() time.Time
 }
 
 func (o *Options) setDefaults() error {

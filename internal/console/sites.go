@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/meridian-platform/meridian/internal/distrib"
+	"github.com/meridian-platform/meridian/internal/pki"
 	"github.com/meridian-platform/meridian/internal/sites"
 )
 
@@ -23,7 +24,8 @@ type siteParts struct {
 }
 
 func (c *Console) newSiteParts(ctx context.Context) error {
-	reg, err := sites.New(ctx, sites.Options{Store: c.st, CA: c.ca, Audit: c.audit, Denials: c.denials, Logger: c.log})
+	reg, err := sites.New(ctx, sites.Options{Store: c.st, CA: c.ca, Audit: c.audit, Denials: c.denials, Logger: c.log,
+		Now: c.opts.SiteClock})
 	if err != nil {
 		return fmt.Errorf("building the site registry: %w", err)
 	}
@@ -88,6 +90,9 @@ func (c *Console) runSites(ctx context.Context) {
 
 // Sites returns the site registry.
 func (c *Console) Sites() *sites.Server { return c.sites.reg }
+
+// SiteCA returns the CA that signs site certificates.
+func (c *Console) SiteCA() *pki.CA { return c.ca }
 
 // Distributor returns configuration distribution.
 func (c *Console) Distributor() *distrib.Distributor { return c.sites.dist }

@@ -210,6 +210,15 @@ func (ic *IssuedCert) TLSCertificate() (tls.Certificate, error) {
 	return c, nil
 }
 
+// WithClock returns the CA signing with the same key but reading the time
+// from now, for tests and tools that must issue certificates as of another
+// time (a certificate that expired while its node was offline, say).
+func (c *CA) WithClock(now func() time.Time) *CA {
+	cp := *c
+	cp.now = now
+	return &cp
+}
+
 func (c *CA) validity(ttl time.Duration) (time.Time, time.Time, error) {
 	if ttl <= 0 || ttl > MaxLeafTTL {
 		return time.Time{}, time.Time{}, fmt.Errorf("ttl %s out of range (0, %s]", ttl, MaxLeafTTL)

@@ -210,9 +210,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.setIdentity(id)
 	attempt := 0
+	// forceRenew: the console refused the certificate as expired or not
+	// yet valid although the node's clock says otherwise (the clocks
+	// drifted apart): renew before the next stream.
+	forceRenew := false
 	for ctx.Err() == nil {
 		id = a.identity()
-		if renewDue(id.leaf, a.opts.Now()) {
+		if renewDue(id.leaf, a.opts.Now()) || forceRenew {
+			forceRenew = false
 			nid, err := a.renew(ctx, id)
 			if distrib.IsDecommissioned(err) {
 				return a.decommissioned(ctx, id, err)
@@ -231,6 +236,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if distrib.IsDecommissioned(err) {
 			return a.decommissioned(ctx, id, err)
 		}
+		forceRenew = refusedAsExpired(err)
 		if a.opts.Token != "" && mustRegisterAgain(err) {
 			// The site was deleted (a recommissioned site, say) or
 			// registered again elsewhere: enrol with the token given.
@@ -288,6 +294,16 @@ func mustRegisterAgain(err error) bool {
 		st, ok = status.FromError(err)
 	}
 	return ok && st.Code() == codes.PermissionDenied && strings.Contains(st.Message(), "register again")
+}
+
+// refusedAsExpired reports whether the console refused the node's
+// certificate as outside its validity.
+func refusedAsExpired(err error) bool {
+	st, ok := status.FromError(errors.Unwrap(err))
+	if !ok {
+		st, ok = status.FromError(err)
+	}
+	return ok && st.Code() == codes.Unauthenticated && strings.Contains(st.Message(), "expired or is not yet valid")
 }
 
 func (a *Agent) identity() *identity {

@@ -22,3 +22,5 @@ func (a *Agent) RenewForTest(ctx context.Context, id *identity) (*identity, erro
 func (a *Agent) LoadIdentityForTest() (*identity, error) { return a.loadIdentity() }
 
 func RenewDue(leaf *x509.Certificate, now time.Time) bool { return renewDue(leaf, now) }
+
+func NewKeyAndCSRForTest(site string) (keyPEM, csrPEM []byte, err error) { return newKeyAndCSR(site) }

@@ -27,6 +27,7 @@ import (
 // Files in the data directory.
 const (
 	keyFile      = "node.key"      // the node's private key (PKCS#8 PEM, 0600)
+	nextKeyFile  = "node.key.next" // a renewed key until its certificate is saved
 	certFile     = "node.crt"      // its client certificate chain
 	caFile       = "ca.crt"        // the console CA
 	identityFile = "identity.json" // console URL, tenant, site
@@ -79,7 +80,24 @@ func (a *Agent) loadIdentity() (*identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading console CA: %w", err)
 	}
-	return newIdentity(rec, certPEM, keyPEM, caPEM)
+	id, err := newIdentity(rec, certPEM, keyPEM, caPEM)
+	if err == nil {
+		return id, nil
+	}
+	// Stopped in the middle of saving a renewal: the new certificate is
+	// in place and its key still under its temporary name.
+	next, nerr := os.ReadFile(a.path(nextKeyFile))
+	if nerr != nil {
+		return nil, err
+	}
+	id, nerr = newIdentity(rec, certPEM, next, caPEM)
+	if nerr != nil {
+		return nil, err
+	}
+	if err := os.Rename(a.path(nextKeyFile), a.path(keyFile)); err != nil {
+		return nil, fmt.Errorf("completing the saved renewal: %w", err)
+	}
+	return id, nil
 }
 
 func newIdentity(rec identityRecord, certPEM, keyPEM, caPEM []byte) (*identity, error) {
@@ -100,6 +118,9 @@ func newIdentity(rec identityRecord, certPEM, keyPEM, caPEM []byte) (*identity, 
 }
 
 // saveIdentity writes key, certificate, CA and record (each atomically).
+// The key is written under a temporary name first and renamed once the
+// certificate is in place, so that a node stopped in between finds a
+// matching pair (loadIdentity completes the rename).
 func (a *Agent) saveIdentity(rec identityRecord, id *sites.Identity, keyPEM []byte) (*identity, error) {
 	ident, err := newIdentity(rec, []byte(id.Certificate), keyPEM, []byte(id.CA))
 	if err != nil {
@@ -110,9 +131,14 @@ func (a *Agent) saveIdentity(rec identityRecord, id *sites.Identity, keyPEM []by
 		name string
 		data []byte
 		mode os.FileMode
-	}{{keyFile, keyPEM, 0o600}, {certFile, []byte(id.Certificate), 0o644}, {caFile, []byte(id.CA), 0o644}, {identityFile, recB, 0o644}} {
+	}{{nextKeyFile, keyPEM, 0o600}, {certFile, []byte(id.Certificate), 0o644}, {caFile, []byte(id.CA), 0o644}, {identityFile, recB, 0o644}} {
 		if err := fsutil.WriteFileAtomic(a.path(f.name), f.data, f.mode); err != nil {
 			return nil, fmt.Errorf("saving %s: %w", f.name, err)
+		}
+		if f.name == certFile {
+			if err := os.Rename(a.path(nextKeyFile), a.path(keyFile)); err != nil {
+				return nil, fmt.Errorf("saving %s: %w", keyFile, err)
+			}
 		}
 	}
 	return ident, nil

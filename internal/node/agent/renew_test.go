@@ -5,6 +5,9 @@ import (
 	"crypto/ecdsa"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +26,8 @@ func (nopApplier) Apply(context.Context, []v1.Object) []distrib.ObjectError { re
 func TestRenewOverMTLS(t *testing.T) {
 	e := sitestest.Start(t)
 	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{AutoApprove: true})
-	a, err := agent.New(agent.Options{ConsoleURL: e.URL, Token: tok, Name: "r1", DataDir: t.TempDir(), CAData: e.CA,
+	dir := t.TempDir()
+	a, err := agent.New(agent.Options{ConsoleURL: e.URL, Token: tok, Name: "r1", DataDir: dir, CAData: e.CA,
 		Applier: nopApplier{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -53,5 +57,37 @@ func TestRenewOverMTLS(t *testing.T) {
 	// The new certificate renews again.
 	if _, err := a.RenewForTest(ctx, saved); err != nil {
 		t.Fatal(err)
+	}
+	// Stopped between saving a renewed certificate and renaming its key
+	// into place: the next start finds the pair.
+	cur, err := os.ReadFile(filepath.Join(dir, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "node.key"), filepath.Join(dir, "node.key.next")); err != nil {
+		t.Fatal(err)
+	}
+	oldKey, _, err := agent.NewKeyAndCSRForTest("r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "node.key"), oldKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.LoadIdentityForTest(); err != nil {
+		t.Fatalf("identity after an interrupted save: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "node.key")); string(got) != string(cur) {
+		t.Fatal("the renewed key was not put in place")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node.key.next")); !os.IsNotExist(err) {
+		t.Fatalf("node.key.next left behind: %v", err)
+	}
+	// A mismatched pair with no renewed key to complete it is an error.
+	if err := os.WriteFile(filepath.Join(dir, "node.key"), oldKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.LoadIdentityForTest(); err == nil || !strings.Contains(err.Error(), "private key does not match") {
+		t.Fatalf("mismatched key and certificate: %v", err)
 	}
 }

@@ -31,12 +31,21 @@ type Env struct {
 	Token  string
 	Tenant string
 	stop   func()
+	// configure adjusts the console options (StartWith).
+	configure func(*console.Options)
 }
 
 // Start runs a console (bbolt, TLS, CA) until the test ends.
 func Start(t testing.TB) *Env {
 	t.Helper()
-	e := &Env{DataDir: filepath.Join(t.TempDir(), "console")}
+	return StartWith(t, nil)
+}
+
+// StartWith is Start with console options adjusted by configure (kept
+// for Restart).
+func StartWith(t testing.TB, configure func(*console.Options)) *Env {
+	t.Helper()
+	e := &Env{DataDir: filepath.Join(t.TempDir(), "console"), configure: configure}
 	e.start(t, "")
 	t.Cleanup(e.Stop)
 	return e
@@ -48,8 +57,11 @@ func (e *Env) start(t testing.TB, listen string) {
 		listen = "127.0.0.1:0"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := console.New(ctx, console.Options{DataDir: e.DataDir, Listen: listen,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts := console.Options{DataDir: e.DataDir, Listen: listen, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if e.configure != nil {
+		e.configure(&opts)
+	}
+	c, err := console.New(ctx, opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
