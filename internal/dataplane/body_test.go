@@ -367,3 +367,61 @@ spec:
 		})
 	}
 }
+
+// TestHTTP1MirrorWithBody checks that a mirrored request's body reaches
+// the shadow pool whole when it is small enough to keep, and that a
+// larger (streamed) body goes to the origin only, never truncated.
+func TestHTTP1MirrorWithBody(t *testing.T) {
+	origin, _, bytesIn := bodyOrigin(t)
+	shadow, shadowReqs, shadowBytes := bodyOrigin(t)
+	port := freePort(t)
+	startServer(t, pool("a", hostOf(origin.URL))+"---\n"+pool("shadow", hostOf(shadow.URL))+fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  routes: [{pool: a, mirror: {pool: shadow}}]
+`, port), Options{})
+	url := fmt.Sprintf("http://127.0.0.1:%d/m", port)
+	for _, c := range []struct {
+		size       int64
+		chunked    bool
+		mirrorGets int64 // bytes the shadow gets
+	}{
+		{10 << 10, false, 10 << 10},
+		{10 << 10, true, 10 << 10},
+		{300 << 10, false, 0},
+		{300 << 10, true, 0},
+	} {
+		before, sBefore, sReqs := bytesIn.Load(), shadowBytes.Load(), shadowReqs.Load()
+		req, _ := http.NewRequest("POST", url, &patternReader{left: c.size})
+		if !c.chunked {
+			req.ContentLength = c.size
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || bytesIn.Load()-before != c.size {
+			t.Fatalf("size %d chunked %v: %d, origin got %d bytes", c.size, c.chunked, resp.StatusCode, bytesIn.Load()-before)
+		}
+		if c.mirrorGets > 0 {
+			deadline := time.Now().Add(3 * time.Second)
+			for shadowBytes.Load()-sBefore < c.mirrorGets && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if got := shadowBytes.Load() - sBefore; got != c.mirrorGets {
+				t.Fatalf("size %d chunked %v: the shadow got %d bytes", c.size, c.chunked, got)
+			}
+		} else {
+			time.Sleep(50 * time.Millisecond)
+			if shadowReqs.Load() != sReqs {
+				t.Fatalf("size %d chunked %v: a streamed body was mirrored", c.size, c.chunked)
+			}
+		}
+	}
+}

@@ -582,7 +582,9 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	defer pool.Release()
 	clientClose := ctx.Request.Header.ConnectionClose()
 	retryWanted := rt.Retry != nil && (rt.Retry.NonIdempotent || idempotent(x.Method))
-	replayable, ok := s.bodyForOriginH1(ctx, hx, retryWanted)
+	// A mirror needs its own copy of the body: small bodies are kept for
+	// it as for a retry.
+	replayable, ok := s.bodyForOriginH1(ctx, hx, retryWanted || rt.Mirror != nil)
 	if !ok {
 		return
 	}
@@ -842,8 +844,11 @@ func portOf(host []byte) string {
 
 // mirrorH1 sends a copy of the request to the shadow pool in the
 // background; its answer is discarded. At most 64 mirrors are in flight.
+//
+// A request whose body streams (larger than Options.MaxReplayBodySize) is
+// not mirrored: its body is read once, for the origin.
 func (s *Server) mirrorH1(req *fasthttp.Request, x *Exchange, m *config.Mirror) {
-	if m.Pool == nil || (m.Percent < 100 && int(requestIDCounter.Load()%100) >= m.Percent) {
+	if m.Pool == nil || (m.Percent < 100 && int(requestIDCounter.Load()%100) >= m.Percent) || req.IsBodyStream() {
 		return
 	}
 	select {
@@ -880,11 +885,11 @@ func (s *Server) mirrorH1(req *fasthttp.Request, x *Exchange, m *config.Mirror) 
 }
 
 // bodyForOriginH1 readies the request body for the origin. A body is
-// held in memory only when a retry may need to send it again, and only up
-// to Options.MaxReplayBodySize; any other body streams to the origin as it
-// arrives. It reports whether the body can be sent more than once, and
+// held in memory only when it may be sent more than once (keep: a retry
+// or a mirror), and only up to Options.MaxReplayBodySize; any other body
+// streams to the origin as it arrives. It reports whether the body can be sent more than once, and
 // false in ok when it answered the client itself (the body failed).
-func (s *Server) bodyForOriginH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, retryWanted bool) (replayable, ok bool) {
+func (s *Server) bodyForOriginH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, keep bool) (replayable, ok bool) {
 	req := &ctx.Request
 	if !req.IsBodyStream() {
 		return true, true
@@ -902,7 +907,7 @@ func (s *Server) bodyForOriginH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, retry
 		src = &hx.body
 	}
 	limit := s.opts.MaxReplayBodySize
-	if retryWanted && cl <= limit {
+	if keep && cl <= limit {
 		// Small enough to keep for a replay: read it now (a chunked body
 		// only while it stays under the limit).
 		n := cl
