@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -45,7 +46,24 @@ type Config struct {
 	// their P to the scheduler: no hand-off and no sysmon polling while
 	// they wait, but the loops then hold Loops of the GOMAXPROCS Ps.
 	RawBlock bool
+	// Admit, when set, decides at accept whether a peer may connect
+	// (the node's NetworkPolicy check); refused connections are closed.
+	Admit func(peer netip.AddrPort) bool
+	// HeaderTimeout bounds reading a request head, and each pause while
+	// reading a request body (default 10s; 408 when it runs out).
+	HeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive client connections without a request
+	// and idle origin connections (default 60s).
+	IdleTimeout time.Duration
+	// OriginTimeout bounds connecting to the origin, waiting for its
+	// answer and each pause in it (default 60s; 504 when nothing was
+	// answered yet).
+	OriginTimeout time.Duration
 }
+
+// sweepEvery is how often a loop looks for connections past their
+// deadline; timeouts are accurate to this much.
+const sweepEvery = 250 * time.Millisecond
 
 // Request is what a Router sees of a request head. The slices point into
 // the connection's buffer and are valid only during the call.
@@ -136,6 +154,15 @@ func Start(cfg Config) (*Proxy, error) {
 	}
 	if cfg.MaxIdlePerLoop <= 0 {
 		cfg.MaxIdlePerLoop = 64
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 60 * time.Second
+	}
+	if cfg.OriginTimeout <= 0 {
+		cfg.OriginTimeout = 60 * time.Second
 	}
 	if cfg.Limits.MaxURI == 0 {
 		cfg.Limits = h1.DefaultLimits
@@ -247,17 +274,23 @@ type loop struct {
 	origin         netip.AddrPort
 	router         Router
 	handoffFn      func(net.Conn, []byte)
-	req            Request
-	lim            h1.Limits
-	nConns         atomic.Uint64
-	nReqs          atomic.Uint64
-	nRejected      atomic.Uint64
-	nHandoffs      atomic.Uint64
-	nConnects      atomic.Uint64
-	rawBlock       bool
-	freeClients    []*client
-	freeOrigins    []*origin
-	scratch        []byte
+	admit          func(netip.AddrPort) bool
+	// now is the loop's clock (monotonic nanoseconds), read once per
+	// batch of events; deadlines are in the same unit.
+	now                        int64
+	lastSweep                  int64
+	headerTO, idleTO, originTO int64
+	req                        Request
+	lim                        h1.Limits
+	nConns                     atomic.Uint64
+	nReqs                      atomic.Uint64
+	nRejected                  atomic.Uint64
+	nHandoffs                  atomic.Uint64
+	nConnects                  atomic.Uint64
+	rawBlock                   bool
+	freeClients                []*client
+	freeOrigins                []*origin
+	scratch                    []byte
 }
 
 // sock is what a file descriptor belongs to.
@@ -293,6 +326,7 @@ type client struct {
 	o         *origin
 	peer      []byte
 	peerAP    netip.AddrPort
+	deadline  int64
 }
 
 type origin struct {
@@ -317,6 +351,7 @@ type origin struct {
 	outOff     int
 	c          *client
 	addr       netip.AddrPort
+	deadline   int64
 }
 
 func newLoop(lfd int, oap netip.AddrPort, cfg Config) (*loop, error) {
@@ -329,7 +364,8 @@ func newLoop(lfd int, oap netip.AddrPort, cfg Config) (*loop, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("evloop: eventfd: %w", err)
 	}
-	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff,epfd: epfd, lfd: lfd, efd: efd, events: make([]unix.EpollEvent, epollEvents),
+	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff, admit: cfg.Admit,
+		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), epfd: epfd, lfd: lfd, efd: efd, events: make([]unix.EpollEvent, epollEvents),
 		maxIdle: cfg.MaxIdlePerLoop, lim: cfg.Limits, rawBlock: cfg.RawBlock,
 		scratch: make([]byte, 0, 4096)}
 	for _, fd := range []int{lfd, efd} {
@@ -366,11 +402,17 @@ func (l *loop) run() {
 		// runtime knows about (and may hand the P to another thread).
 		n, err := l.pollNow(0)
 		if n == 0 && err == nil {
+			wait := int(sweepEvery / time.Millisecond)
 			if l.rawBlock {
-				n, err = l.pollNow(-1)
+				n, err = l.pollNow(wait)
 			} else {
-				n, err = unix.EpollWait(l.epfd, l.events, -1)
+				n, err = unix.EpollWait(l.epfd, l.events, wait)
 			}
+		}
+		l.now = int64(time.Since(clockBase))
+		if l.now-l.lastSweep >= int64(sweepEvery) {
+			l.lastSweep = l.now
+			l.sweep()
 		}
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
@@ -439,11 +481,49 @@ func (l *loop) register(fd int, s sock) error {
 	return nil
 }
 
+// clockBase makes time.Since a monotonic clock reading.
+var clockBase = time.Now()
+
+// sweep ends connections past their deadline.
+func (l *loop) sweep() {
+	for fd := range l.socks {
+		s := l.socks[fd]
+		switch {
+		case s.c != nil && s.c.deadline != 0 && l.now > s.c.deadline:
+			c := s.c
+			if c.state == csIdle && c.r == c.w {
+				l.closeClient(c) // idle keep-alive connection
+			} else {
+				l.reject(c, problemTimeout)
+			}
+		case s.o != nil && s.o.deadline != 0 && l.now > s.o.deadline:
+			o := s.o
+			c := o.c
+			if c == nil {
+				l.closeOrigin(o)
+				continue
+			}
+			o.c, c.o = nil, nil
+			l.closeOrigin(o)
+			if o.sendFrom == headroom && !o.headDone && !o.gotResp {
+				l.reject(c, problemGatewayTimeout)
+			} else {
+				l.closeClient(c)
+			}
+		}
+	}
+}
+
 func (l *loop) accept() {
 	for {
 		fd, sa, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
 			return // EAGAIN, or a transient error (EMFILE, ECONNABORTED)
+		}
+		peer := addrPortOf(sa)
+		if l.admit != nil && !l.admit(peer) {
+			unix.Close(fd)
+			continue
 		}
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		var c *client
@@ -455,7 +535,8 @@ func (l *loop) accept() {
 			c = &client{buf: make([]byte, clientBufSize), peer: make([]byte, 0, 48)}
 		}
 		c.fd = fd
-		c.peerAP = addrPortOf(sa)
+		c.peerAP = peer
+		c.deadline = l.now + l.headerTO
 		c.peer = c.peerAP.Addr().AppendTo(c.peer)
 		l.nConns.Add(1)
 		if err := l.register(fd, sock{c: c}); err != nil {
@@ -544,6 +625,7 @@ func (l *loop) clientRead(c *client) {
 			}
 		}
 		space := len(c.buf) - c.w
+		fresh := c.r == c.w && c.state == csIdle
 		n, e := rawRead(c.fd, c.buf[c.w:])
 		if e == unix.EAGAIN {
 			c.readable = false
@@ -554,6 +636,9 @@ func (l *loop) clientRead(c *client) {
 			return
 		}
 		c.w += n
+		if fresh || c.state == csBody {
+			c.deadline = l.now + l.headerTO
+		}
 		if n < space && !c.hup {
 			// Edge-triggered: a short read emptied the socket; new data
 			// brings a new event, so no read that would fail with EAGAIN.
@@ -564,12 +649,14 @@ func (l *loop) clientRead(c *client) {
 }
 
 var (
-	problemHeadTooLarge = &h1.Problem{Status: 431, Reason: "request header fields too large"}
-	problemUpgrade      = &h1.Problem{Status: 501, Reason: "upgrade is not supported by the event-loop engine"}
-	problemForm         = &h1.Problem{Status: 400, Reason: "only origin-form request targets are supported by the event-loop engine"}
-	problemChunk        = &h1.Problem{Status: 400, Reason: "invalid chunked body"}
-	problemBadGateway   = &h1.Problem{Status: 502, Reason: "bad gateway"}
-	problemNoRoute      = &h1.Problem{Status: 404, Reason: "no route"}
+	problemHeadTooLarge   = &h1.Problem{Status: 431, Reason: "request header fields too large"}
+	problemUpgrade        = &h1.Problem{Status: 501, Reason: "upgrade is not supported by the event-loop engine"}
+	problemForm           = &h1.Problem{Status: 400, Reason: "only origin-form request targets are supported by the event-loop engine"}
+	problemChunk          = &h1.Problem{Status: 400, Reason: "invalid chunked body"}
+	problemBadGateway     = &h1.Problem{Status: 502, Reason: "bad gateway"}
+	problemNoRoute        = &h1.Problem{Status: 404, Reason: "no route"}
+	problemTimeout        = &h1.Problem{Status: 408, Reason: "request timeout"}
+	problemGatewayTimeout = &h1.Problem{Status: 504, Reason: "origin timeout"}
 )
 
 // clientProgress acts on the bytes buffered from the client.
@@ -628,6 +715,12 @@ func (l *loop) clientProgress(c *client) {
 		c.retryable = !rh.chunked && rh.contentLength <= 0 && (c.isHead || string(rh.method) == "GET")
 		o.out = appendRequestHead(o.out[:0], &rh, c.peer)
 		o.outOff = 0
+		o.deadline = l.now + l.originTO
+		if rh.chunked || rh.contentLength > 0 {
+			c.deadline = l.now + l.headerTO
+		} else {
+			c.deadline = 0
+		}
 		c.r += end
 		c.scanned = 0
 		if rh.chunked || rh.contentLength > 0 {
@@ -664,6 +757,7 @@ func (l *loop) forwardBody(c *client) {
 		c.r += n
 		if done {
 			c.state = csWaitResp
+			c.deadline = 0
 		}
 		return
 	}
@@ -676,6 +770,7 @@ func (l *loop) forwardBody(c *client) {
 	c.bodyLeft -= k
 	if c.bodyLeft == 0 {
 		c.state = csWaitResp
+		c.deadline = 0
 	}
 }
 
@@ -755,6 +850,7 @@ func (l *loop) getOrigin(addr netip.AddrPort) (*origin, error) {
 		o := idle[len(idle)-1]
 		l.idle[addr] = idle[:len(idle)-1]
 		o.reused = true
+		o.deadline = l.now + l.originTO
 		return o, nil
 	}
 	fam, sa := sockaddr(addr)
@@ -779,6 +875,7 @@ func (l *loop) getOrigin(addr netip.AddrPort) (*origin, error) {
 	}
 	o.fd = fd
 	o.addr = addr
+	o.deadline = l.now + l.originTO
 	o.connecting = err != nil
 	o.r, o.w, o.sendFrom = headroom, headroom, headroom
 	if err := l.register(fd, sock{o: o}); err != nil {
@@ -967,6 +1064,7 @@ func (l *loop) pump(o *origin) {
 			return
 		}
 		o.w += n
+		o.deadline = l.now + l.originTO
 		if n < space && !o.hup {
 			o.readable = false
 		}
@@ -1120,6 +1218,7 @@ func (l *loop) finish(o *origin, c *client) {
 		o.r, o.w, o.sendFrom, o.scanned = headroom, headroom, headroom, 0
 		o.headDone, o.done, o.gotResp, o.readable = false, false, false, false
 		o.out, o.outOff = o.out[:0], 0
+		o.deadline = l.now + l.idleTO
 		l.idle[o.addr] = append(l.idle[o.addr], o)
 	} else {
 		l.closeOrigin(o)
@@ -1131,6 +1230,10 @@ func (l *loop) finish(o *origin, c *client) {
 		return
 	}
 	c.state = csIdle
+	c.deadline = l.now + l.idleTO
+	if c.r < c.w {
+		c.deadline = l.now + l.headerTO
+	}
 	l.clientProgress(c)
 	if !c.closed && c.readable && c.state == csIdle {
 		l.clientRead(c)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -280,5 +281,72 @@ func TestStartErrors(t *testing.T) {
 			p.Close()
 			t.Errorf("%+v: no error", cfg)
 		}
+	}
+}
+
+func TestTimeoutsAndAdmit(t *testing.T) {
+	// An origin that accepts and never answers.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	refused := netip.MustParseAddr("127.0.0.2")
+	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: silent.Addr().String(), Loops: 1,
+		HeaderTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond, OriginTimeout: 300 * time.Millisecond,
+		Admit: func(peer netip.AddrPort) bool { return peer.Addr() != refused }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	addr := p.Addr().String()
+
+	start := time.Now()
+	c := dial(t, addr)
+	resp, _ := c.roundTrip(t, "GET / HTTP/1.1\r\nHost: a\r\n", "GET") // no end of head
+	if resp.StatusCode != 408 {
+		t.Errorf("slow head: got %d, want 408", resp.StatusCode)
+	}
+	c = dial(t, addr)
+	resp, _ = c.roundTrip(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET")
+	if resp.StatusCode != 504 {
+		t.Errorf("silent origin: got %d, want 504", resp.StatusCode)
+	}
+	c = dial(t, addr)
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection: got %v, want EOF", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("timeouts took %v", d)
+	}
+	// A refused peer is closed at once.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: refused.AsSlice()}}
+	rc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	rc.SetDeadline(time.Now().Add(2 * time.Second))
+	io.WriteString(rc, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if n, err := rc.Read(make([]byte, 1)); err == nil || n > 0 {
+		t.Errorf("refused peer: read %d bytes, %v", n, err)
+	}
+	if st := p.Stats(); st.Connections != 3 {
+		t.Errorf("stats %+v: want 3 admitted connections", st)
 	}
 }
