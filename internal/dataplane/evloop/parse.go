@@ -10,7 +10,7 @@ import (
 // slice points into the connection's read buffer.
 type reqHead struct {
 	method, target, host []byte
-	http11         bool
+	http11               bool
 	// headers is the raw header block after the request line, without the
 	// empty line that ends the head.
 	headers []byte
