@@ -42,7 +42,7 @@ func Compile(spec v1.AppFirewallSpec) (*WAF, error) {
 func compileDirectives(spec v1.AppFirewallSpec, d string) (*WAF, error) {
 	af := v1.AppFirewall{Spec: spec}
 	af.Default()
-	root, err := rootFS()
+	root, err := rootFS(strings.TrimSpace(spec.CustomRules) != "")
 	if err != nil {
 		return nil, fmt.Errorf("reading the embedded CRS: %w", err)
 	}
