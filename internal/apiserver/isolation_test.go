@@ -15,8 +15,8 @@ import (
 )
 
 // sample returns a valid object of kind; references point to "p0" (an
-// OriginPool in namespace "shared"), "u0" (a User) and "vs0" (a
-// VirtualSite), which exist in both tenants.
+// OriginPool in namespace "shared"), "sp0" (a ServicePolicy there), "u0"
+// (a User) and "vs0" (a VirtualSite), which exist in both tenants.
 func sample(t testing.TB, kind, ns, name string) map[string]any {
 	switch kind {
 	case "Namespace", "Site", "APIToken":
@@ -47,6 +47,10 @@ func sample(t testing.TB, kind, ns, name string) map[string]any {
 		return obj(kind, ns, name, map[string]any{"defaultAction": "allow"})
 	case "RateLimiter":
 		return obj(kind, ns, name, map[string]any{"rate": 10})
+	case "NetworkPolicy":
+		return obj(kind, ns, name, map[string]any{"defaultAction": "allow"})
+	case "SecurityBinding":
+		return obj(kind, ns, name, map[string]any{"servicePolicies": []string{"sp0"}})
 	case "HTTPLoadBalancer":
 		return lb(ns, name, "p0")
 	case "TCPLoadBalancer":
@@ -92,8 +96,10 @@ func testTenantIsolationMatrix(t *testing.T, open storeOpener) {
 	// Objects both tenants have (reference targets).
 	for _, tk := range []string{a, b} {
 		e.must(201, "POST", "/api/v1/namespaces/shared/originpools", tk, pool("shared", "p0"))
+		e.must(201, "POST", "/api/v1/namespaces/shared/servicepolicies", tk, sample(t, "ServicePolicy", "shared", "sp0"))
 		if tk == b {
 			e.must(201, "POST", "/api/v1/namespaces/bsecret/originpools", tk, pool("bsecret", "p0"))
+			e.must(201, "POST", "/api/v1/namespaces/bsecret/servicepolicies", tk, sample(t, "ServicePolicy", "bsecret", "sp0"))
 		}
 		e.must(201, "POST", "/api/v1/users", tk, sample(t, "User", "", "u0"))
 		e.must(201, "POST", "/api/v1/virtualsites", tk, sample(t, "VirtualSite", "", "vs0"))
