@@ -351,6 +351,12 @@ func wideColumns(kind string) []column {
 			{"LISTENER-PORTS", func(m map[string]any) string { return str(m, "spec", "listenerPorts") }},
 			{"VIRTUAL-SITE", func(m map[string]any) string { return str(m, "spec", "sites", "virtualSite") }},
 		}
+	case "SecurityBinding":
+		return []column{
+			{"FIREWALL", func(m map[string]any) string { return str(m, "spec", "appFirewall") }},
+			{"POLICIES", func(m map[string]any) string { return str(m, "spec", "servicePolicies") }},
+			{"RATE-LIMITER", func(m map[string]any) string { return str(m, "spec", "rateLimiter") }},
+		}
 	case "RateLimiter":
 		return []column{
 			{"RATE", func(m map[string]any) string {

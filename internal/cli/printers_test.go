@@ -114,10 +114,11 @@ func TestWideColumnsOtherKinds(t *testing.T) {
 		"SiteToken":        `{"kind":"SiteToken","metadata":{"name":"eu"},"spec":{"expires":"72h0m0s","maxUses":25000,"autoApprove":true},"status":{"uses":3,"expiresAt":"2026-11-28T12:00:00Z"}}`,
 		"Site":             `{"kind":"Site","metadata":{"name":"station-1","labels":{"region":"eu"}},"status":{"state":"approved","online":true,"lastSeen":"2026-11-25T11:59:58Z","nodeVersion":"0.4.0","capabilityVersion":3,"appliedVersion":"42-ab12","errors":["shop: listener 8080 taken"]}}`,
 		"Certificate":      certificateJSON(t),
+		"SecurityBinding":  `{"kind":"SecurityBinding","metadata":{"name":"baseline","namespace":"retail"},"spec":{"appFirewall":"crs","servicePolicies":["block-bad-ips","geo"]}}`,
 	}
 	var buf bytes.Buffer
 	for _, kind := range []string{"HTTPLoadBalancer", "TCPLoadBalancer", "RoleBinding", "ServicePolicy", "VirtualSite", "Namespace",
-		"RateLimiter", "User", "SiteToken", "Site", "Certificate"} {
+		"RateLimiter", "User", "SiteToken", "Site", "Certificate", "SecurityBinding"} {
 		ki, ok := v1.LookupKind(kind)
 		if !ok {
 			t.Fatalf("kind %s not registered", kind)
