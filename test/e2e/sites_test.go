@@ -121,16 +121,16 @@ func TestSitesFleet(t *testing.T) {
 	slots := []string{"a", "b", "c"}
 	nodeDirs := map[string]string{}
 	nodes := map[string]*proc{}
-	startNode := func(name string, withToken bool) *proc {
+	startNode := func(name, token string) *proc {
 		args := []string{"node", "--console", url, "--name", name, "--data-dir", nodeDirs[name], "--ca-file", caFile, "--admin", ""}
-		if withToken {
+		if token != "" {
 			args = append(args, "--token", token)
 		}
 		return start(t, nil, args...)
 	}
 	for _, n := range names {
 		nodeDirs[n] = filepath.Join(t.TempDir(), n)
-		nodes[n] = startNode(n, true)
+		nodes[n] = startNode(n, token)
 	}
 
 	// Registration: three approved sites with the token's labels, online.
@@ -202,6 +202,11 @@ spec:
 	if d := mustRun(t, env, "describe", "site", "eu-1"); !strings.Contains(d, "online: true") || !strings.Contains(d, "slot=a") {
 		t.Fatalf("describe site eu-1:\n%s", d)
 	}
+	// The requests above reach the console as per-site counters (the
+	// nodes report every 10 s).
+	topRe := regexp.MustCompile(`(?m)^eu-1\s+true\s+[1-9]\d*\s+[1-9]\d*\s`)
+	waitSiteCLI(t, env, "eu-1's request counters in meridian top", topRe.MatchString, 30*time.Second,
+		"top", "httploadbalancer", "shop-a", "-n", "shop")
 
 	// Rejection on one node: eu-1 cannot bind the listener of "busy" (the
 	// port is held here); eu-1 says so in its status and keeps serving
@@ -232,9 +237,14 @@ spec:
 		t.Fatalf("describe site eu-1 does not show the listener error:\n%s", d)
 	}
 	waitSiteServes(t, hc, ports["eu-1"], "B", 5*time.Second)
+	// The port frees up: eu-1 starts the listener by itself (it retries
+	// with backoff) and the error clears, with no change to the object.
+	held.Close()
+	waitSiteCLI(t, env, "eu-1 without errors once the port is free", func(s string) bool { return errorsRe("eu-1", "0").MatchString(s) },
+		40*time.Second, "get", "sites", "-o", "wide")
+	waitSiteCLI(t, env, "busy applied on eu-1", func(s string) bool { return strings.Contains(s, "Rollout: applied 1/1 sites\n") },
+		20*time.Second, "describe", "httploadbalancer", "busy", "-n", "shop")
 	mustRun(t, env, "delete", "httploadbalancer", "busy", "-n", "shop")
-	waitSiteCLI(t, env, "eu-1 without errors", func(s string) bool { return errorsRe("eu-1", "0").MatchString(s) },
-		20*time.Second, "get", "sites", "-o", "wide")
 
 	// A decommissioned site gets no more updates.
 	mustRun(t, env, "site", "decommission", "eu-3")
@@ -284,7 +294,7 @@ spec:
 
 	// eu-2 restarts while the console is down and serves its last-known-good copy.
 	nodes["eu-2"].stop()
-	nodes["eu-2"] = startNode("eu-2", false)
+	nodes["eu-2"] = startNode("eu-2", "")
 	waitSiteServes(t, hc, ports["eu-2"], "C", 20*time.Second)
 
 	// The console comes back on the same address; the nodes resync and
@@ -310,5 +320,20 @@ spec:
 	mustRun(t, env, "rollback", "originpool", "web", "-n", "shop", "--to-generation", "2")
 	waitSiteServes(t, hc, ports["eu-1"], "B", 20*time.Second)
 	waitSiteServes(t, hc, ports["eu-2"], "B", 20*time.Second)
+
+	// eu-3 is recommissioned: its node, started again on its data
+	// directory with the one-use token, registers under the same name with
+	// its labels (slot=c) and serves again.
+	out = mustRun(t, env, "site", "recommission", "eu-3", "--approve")
+	rtoken := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
+	if rtoken == "" || !strings.Contains(out, "site/eu-3 recommissioned") {
+		t.Fatalf("site recommission:\n%s", out)
+	}
+	nodes["eu-3"].stop()
+	nodes["eu-3"] = startNode("eu-3", rtoken)
+	waitSiteServes(t, hc, ports["eu-3"], "B", 30*time.Second)
+	waitSiteCLI(t, env, "eu-3 approved and online again", func(s string) bool {
+		return regexp.MustCompile(`(?m)^eu-3\s+approved\s+true\s`).MatchString(s)
+	}, 20*time.Second, "get", "sites", "-o", "wide")
 	t.Logf("whole scenario took %v", time.Since(began).Round(time.Millisecond))
 }
