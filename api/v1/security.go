@@ -3,6 +3,7 @@ package v1
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -759,7 +760,8 @@ type APIKeyCredential struct {
 	Name string `json:"name"`
 	// Key is the key itself (at least 16 characters); write-only,
 	// encrypted at rest and sent only to the sites that run the load
-	// balancer.
+	// balancer. Writing back "(set)" keeps the key stored at the same
+	// position of the list.
 	Key Secret `json:"key,omitempty"`
 	// SHA256 is the hex SHA-256 digest of the key, as an alternative to
 	// Key that keeps the key itself out of Meridian.
@@ -840,7 +842,7 @@ func (a *HTTPAuthentication) validate(f string, onRoute, placed bool) FieldError
 		}
 		seen := map[string]bool{}
 		for i, alg := range j.Algorithms {
-			if !slicesContains(JWTAlgorithms, alg) {
+			if !slices.Contains(JWTAlgorithms, alg) {
 				errs = append(errs, NotSupported(idx(jf+".algorithms", i), alg, JWTAlgorithms))
 			} else if seen[alg] {
 				errs = append(errs, duplicate(idx(jf+".algorithms", i), alg))
@@ -959,15 +961,6 @@ func isHex(s string, n int) bool {
 		}
 	}
 	return true
-}
-
-func slicesContains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // defaults fills in the defaults of an authentication block.
