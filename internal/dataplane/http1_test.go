@@ -213,9 +213,15 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1}], defaultPool:
 	if !strings.Contains(got, "body=a\n\nb") || !strings.Contains(got, "HTTP/1.1 400") || hits.Load() != 2 {
 		t.Fatalf("bare LF after a body: %q (origin hits %d)", got, hits.Load())
 	}
+	// The same after a chunked body, answered at once.
+	t0 := time.Now()
+	got = rawExchange(t, addr, "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na\n\nb\r\n0\r\n\r\nGET /d HTTP/1.1\r\nHost: a\n\n")
+	if !strings.Contains(got, "body=a\n\nb") || !strings.Contains(got, "HTTP/1.1 400") || hits.Load() != 3 || time.Since(t0) > time.Second {
+		t.Fatalf("bare LF after a chunked body: %q (origin hits %d) after %v", got, hits.Load(), time.Since(t0))
+	}
 	// Pipelined requests on one connection keep their boundaries.
 	got = rawExchange(t, addr, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-	if !strings.Contains(got, "uri=/1") || !strings.Contains(got, "uri=/2") || hits.Load() != 4 {
+	if !strings.Contains(got, "uri=/1") || !strings.Contains(got, "uri=/2") || hits.Load() != 5 {
 		t.Fatalf("pipelined: %q", got)
 	}
 }

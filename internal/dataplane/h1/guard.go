@@ -19,10 +19,11 @@ var ErrBareLF = errors.New("bare LF in request head")
 // terminator, so a head ending in LF LF would otherwise wait for the
 // header timeout; the guard lets the connection answer 400 at once.
 //
-// The guard tracks message framing only as far as it is cheap and exact:
-// heads, and bodies framed by Content-Length. After a head with
-// Transfer-Encoding or Upgrade it stops looking at the connection (it
-// reports nothing further; the engine's own checks still apply).
+// The guard follows message framing as far as it is cheap and exact:
+// heads, bodies framed by Content-Length, and chunked bodies (chunk sizes,
+// data, trailers). After a head with an Upgrade, another transfer coding
+// or anything else it cannot follow, it stops looking at the connection
+// (it reports nothing further; the engine's own checks still apply).
 //
 // The zero value is ready to use. A guard is not safe for concurrent use.
 type HeadGuard struct {
@@ -32,8 +33,10 @@ type HeadGuard struct {
 	lineLen  int
 	carry    [40]byte
 	bodyLeft int64
+	next     uint8 // the phase after the body bytes
 	cl       int64
-	framed   bool // Transfer-Encoding or Upgrade seen in the current head
+	framed   bool // a head the guard cannot follow past (Upgrade, ...)
+	chunked  bool // Transfer-Encoding: chunked in the current head
 	// heads counts the heads that ended; Bad is the 1-based number of the
 	// head that had a bare LF (0: none yet).
 	heads int
@@ -43,6 +46,8 @@ type HeadGuard struct {
 const (
 	phaseHead uint8 = iota
 	phaseBody
+	phaseChunkSize
+	phaseTrailers
 	phaseOff
 )
 
@@ -62,7 +67,7 @@ func (g *HeadGuard) Scan(p []byte) error {
 			g.bodyLeft -= n
 			p = p[n:]
 			if g.bodyLeft == 0 {
-				g.phase = phaseHead
+				g.phase = g.next
 			}
 			continue
 		}
@@ -75,6 +80,11 @@ func (g *HeadGuard) Scan(p []byte) error {
 		p = p[j+1:]
 		cr := len(seg) > 0 && seg[len(seg)-1] == '\r' || len(seg) == 0 && g.prevCR
 		if !cr {
+			if g.phase != phaseHead {
+				// A chunk line or trailer the engine will judge.
+				g.phase = phaseOff
+				return nil
+			}
 			g.phase = phaseOff
 			g.Bad = g.heads + 1
 			return ErrBareLF
@@ -109,23 +119,61 @@ func (g *HeadGuard) take(b []byte) {
 // endLine handles a complete line without its CRLF; truncated says line
 // holds only the first bytes of a longer one.
 func (g *HeadGuard) endLine(line []byte, truncated bool) {
+	switch g.phase {
+	case phaseChunkSize:
+		var size int64
+		n := 0
+		for _, c := range line {
+			var d byte
+			switch {
+			case c >= '0' && c <= '9':
+				d = c - '0'
+			case c|0x20 >= 'a' && c|0x20 <= 'f':
+				d = c | 0x20 - 'a' + 10
+			default:
+				goto done
+			}
+			if n++; n > 15 {
+				g.phase = phaseOff // not a size the guard can follow
+				return
+			}
+			size = size<<4 | int64(d)
+		}
+	done:
+		switch {
+		case n == 0:
+			g.phase = phaseOff
+		case size == 0:
+			g.phase = phaseTrailers
+		default:
+			g.phase, g.bodyLeft, g.next = phaseBody, size+2, phaseChunkSize // data and its CRLF
+		}
+		return
+	case phaseTrailers:
+		if len(line) == 0 {
+			g.phase = phaseHead
+		}
+		return
+	}
 	switch {
 	case len(line) == 0 && !g.started:
 		// Empty lines before a request line are ignored.
 	case len(line) == 0:
 		g.heads++
 		g.started = false
-		if g.framed {
+		switch {
+		case g.framed:
 			g.phase = phaseOff
 			return
+		case g.chunked:
+			g.phase = phaseChunkSize
+		case g.cl > 0:
+			g.phase, g.bodyLeft, g.next = phaseBody, g.cl, phaseHead
 		}
-		if g.cl > 0 {
-			g.phase, g.bodyLeft = phaseBody, g.cl
-		}
-		g.cl, g.framed = 0, false
+		g.cl, g.framed, g.chunked = 0, false, false
 	case !g.started:
 		g.started = true
-		g.cl, g.framed = 0, false
+		g.cl, g.framed, g.chunked = 0, false, false
 	default:
 		if c := line[0] | 0x20; c != 'c' && c != 't' && c != 'u' {
 			return // not a framing field: the common case, decided cheaply
@@ -139,7 +187,12 @@ func (g *HeadGuard) endLine(line []byte, truncated bool) {
 		}
 		name := trimOWS(line[:colon])
 		switch {
-		case equalFold(name, "transfer-encoding"), equalFold(name, "upgrade"):
+		case equalFold(name, "transfer-encoding"):
+			if g.chunked || truncated || !equalFold(trimOWS(line[colon+1:]), "chunked") {
+				g.framed = true // the engine refuses it; stop to be safe
+			}
+			g.chunked = true
+		case equalFold(name, "upgrade"):
 			g.framed = true
 		case equalFold(name, "content-length"):
 			v := trimOWS(line[colon+1:])
