@@ -267,7 +267,7 @@ func TestHTTP1BodyStageLimit(t *testing.T) {
 // body is not retried (it was not kept).
 func TestHTTP1RetryWithBody(t *testing.T) {
 	origin, _, bytesIn := bodyOrigin(t)
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dead := deadAddr // nothing listens there, unlike a port that was free a moment ago
 	port := freePort(t)
 	startServer(t, pool("a", dead, hostOf(origin.URL))+bodyLB(port, ""), Options{})
 	url := fmt.Sprintf("http://127.0.0.1:%d/retry", port)

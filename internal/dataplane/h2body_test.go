@@ -125,7 +125,7 @@ spec:
 // body is not retried.
 func TestHTTP2RetryWithBody(t *testing.T) {
 	origin, _, bytesIn := bodyOrigin(t)
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dead := deadAddr // nothing listens there, unlike a port that was free a moment ago
 	port := freePort(t)
 	startServer(t, pool("a", dead, hostOf(origin.URL))+strings.Replace(bodyLB(port, ""), "address: 127.0.0.1}", "address: 127.0.0.1, h2c: true}", 1), Options{})
 	c := h2cClient()

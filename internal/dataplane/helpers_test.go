@@ -98,3 +98,8 @@ spec: {endpoints: [%s]}
 func hostOf(url string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
 }
+
+// deadAddr is an address no test server listens on: connecting to it
+// fails at once. (A port found free by freePort may be taken by another
+// process before the test connects.)
+const deadAddr = "127.0.0.1:1"

@@ -228,7 +228,7 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1}], defaultPool:
 
 func TestHTTP1Retries(t *testing.T) {
 	a, _ := echoBackend(t, "a")
-	dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	dead := deadAddr // nothing listens there, unlike a port that was free a moment ago
 	var flakyHits atomic.Int64
 	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		flakyHits.Add(1)
