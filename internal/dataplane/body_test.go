@@ -36,7 +36,7 @@ func (r *patternReader) Read(p []byte) (int, error) {
 
 // limitStage asks for limit bytes up front and refuses bodies longer
 // than that (413) or holding "EVIL" (403), the way a WAF with a reject
-// limit does.
+// limit does: it counts what it has seen.
 type limitStage struct {
 	limit int
 	first atomic.Int64 // length of the first chunk, +1 if it was the end
@@ -52,7 +52,7 @@ func (s *limitStage) OnRequestBody(x *Exchange, chunk []byte, end bool) Action {
 		}
 		s.first.Store(v)
 	}
-	if !end && len(chunk) >= s.limit {
+	if len(chunk) > s.limit {
 		x.Reply = Reply{Status: 413, Body: []byte("too large")}
 		return Respond
 	}
@@ -218,8 +218,8 @@ func TestHTTP1SlowBody(t *testing.T) {
 }
 
 // TestHTTP1BodyStageLimit checks that a stage asking for N bytes gets the
-// whole body when it has at most N bytes, and N bytes with end false when
-// it is longer, before the origin sees anything.
+// whole body when it has at most N bytes, and N+1 bytes with end false
+// when it is longer, before the origin sees anything.
 func TestHTTP1BodyStageLimit(t *testing.T) {
 	origin, reqs, _ := bodyOrigin(t)
 	port := freePort(t)
@@ -235,9 +235,9 @@ func TestHTTP1BodyStageLimit(t *testing.T) {
 	}{
 		{"at the limit", 4096, false, 200, 2*4096 + 1, 1},
 		{"at the limit, chunked", 4096, true, 200, 2*4096 + 1, 1},
-		{"one over", 4097, false, 413, 2 * 4096, 0},
-		{"one over, chunked", 4097, true, 413, 2 * 4096, 0},
-		{"far over", 10 << 20, false, 413, 2 * 4096, 0},
+		{"one over", 4097, false, 413, 2 * 4097, 0},
+		{"one over, chunked", 4097, true, 413, 2 * 4097, 0},
+		{"far over", 10 << 20, false, 413, 2 * 4097, 0},
 		{"small", 10, false, 200, 2*10 + 1, 1},
 	}
 	for _, c := range cases {

@@ -956,7 +956,7 @@ func (s *Server) bodyFailedH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, err erro
 // before anything is sent to the origin. A buffered body is handed over
 // whole. A streamed body is read up to the largest buffering any stage
 // asked for: when it ends within that, it is handed over whole (end true);
-// otherwise the first chunk holds exactly that many bytes with end false
+// otherwise the first chunk holds one byte more than that with end false
 // (so a stage can refuse a body over its limit with 413 before the origin
 // sees a byte), and the rest passes through the stages chunk by chunk as
 // it is forwarded, so a large upload is never held in memory.
@@ -991,15 +991,14 @@ func (s *Server) requestBodyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, pl *Pip
 		req.SetBody(b) // whole body in hand: replayable
 		return Continue
 	}
-	if pl.RequestBody(x, b[:limit], false) == Respond {
+	if pl.RequestBody(x, b, false) == Respond {
 		return Respond
 	}
 	size := req.Header.ContentLength()
 	if size < 0 {
 		size = -1
 	}
-	rest := io.MultiReader(bytes.NewReader(b[limit:]), &hx.body)
-	req.SetBodyStream(io.MultiReader(bytes.NewReader(b[:limit]), &stageReader{r: rest, x: x, pl: pl}), size)
+	req.SetBodyStream(io.MultiReader(bytes.NewReader(b), &stageReader{r: &hx.body, x: x, pl: pl}), size)
 	return Continue
 }
 

@@ -270,7 +270,7 @@ func hasBody(r *http.Request) bool {
 // for the stages and the origin, before anything is sent to the origin:
 //
 //   - A stage that asks for N bytes gets the whole body when it has at
-//     most N bytes, else its first N bytes with end false (a body over a
+//     most N bytes, else its first N+1 bytes with end false (a body over a
 //     stage's limit can be refused before the origin sees a byte); the
 //     rest passes through the stages as it is forwarded.
 //   - A body a retry may have to send again is kept when it has at most
@@ -340,10 +340,11 @@ func (s *Server) requestBodyStd(w http.ResponseWriter, r *http.Request, x *Excha
 	}
 	var rest io.Reader = io.MultiReader(bytes.NewReader(b), hb)
 	if stages {
-		if pl.RequestBody(x, b[:stageLimit], false) == Respond {
+		first := min(stageLimit+1, len(b)) // one more than asked: the body is longer
+		if pl.RequestBody(x, b[:first], false) == Respond {
 			return nil, false
 		}
-		rest = io.MultiReader(bytes.NewReader(b[:stageLimit]), &stageBody{rc: io.NopCloser(io.MultiReader(bytes.NewReader(b[stageLimit:]), hb)), x: x, pl: pl})
+		rest = io.MultiReader(bytes.NewReader(b[:first]), &stageBody{rc: io.NopCloser(io.MultiReader(bytes.NewReader(b[first:]), hb)), x: x, pl: pl})
 	}
 	r.Body = readCloser{rest, hb}
 	return nil, true

@@ -194,9 +194,10 @@ type RequestHeadersFilter interface {
 // many bytes it wants buffered before its first call (0: 32 KiB). On both
 // HTTP/1.1 and HTTP/2 the body is read that far before the origin sees any
 // of it: a body of at most that many bytes comes whole in one call with
-// end true; a longer one comes first as exactly that many bytes with end
-// false (so a stage can refuse a body over its limit, 413, before anything
-// is forwarded), then in chunks as it streams to the origin. When several
+// end true; a longer one comes first as one byte more than that with end
+// false (so a stage sees the body is over its limit and can refuse it,
+// 413, before anything is forwarded; the WAF's reject limit does), then in
+// chunks as it streams to the origin. When several
 // stages ask, the largest limit is read. gRPC bodies are not read ahead:
 // their chunks come as they pass.
 type RequestBodyFilter interface {
