@@ -10,11 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"runtime/pprof"
-	"syscall"
 
-	"github.com/meridian-platform/meridian/internal/dataplane/evloop"
 	"github.com/meridian-platform/meridian/internal/node"
 )
 
@@ -30,7 +26,7 @@ func main() {
 	evProfile := flag.String("evloop-cpuprofile", "", "write a CPU profile of the event-loop proxy to this file on exit")
 	flag.Parse()
 	if *evListen != "" {
-		if err := runEvloop(evloop.Config{Listen: *evListen, Origin: *evOrigin, Loops: *evLoops, RawBlock: *evRaw}, *evProfile); err != nil {
+		if err := runEvloop(*evListen, *evOrigin, *evLoops, *evRaw, *evProfile); err != nil {
 			fmt.Fprintln(os.Stderr, "nodebench:", err)
 			os.Exit(1)
 		}
@@ -44,27 +40,4 @@ func main() {
 		fmt.Fprintln(os.Stderr, "nodebench:", err)
 		os.Exit(1)
 	}
-}
-
-func runEvloop(cfg evloop.Config, profile string) error {
-	if profile != "" {
-		f, err := os.Create(profile)
-		if err != nil {
-			return fmt.Errorf("creating the CPU profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("starting the CPU profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	p, err := evloop.Start(cfg)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "nodebench: event-loop proxy on", p.Addr(), "to", cfg.Origin)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	<-sig
-	return p.Close()
 }

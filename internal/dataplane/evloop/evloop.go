@@ -65,45 +65,6 @@ type Config struct {
 // deadline; timeouts are accurate to this much.
 const sweepEvery = 250 * time.Millisecond
 
-// Request is what a Router sees of a request head. The slices point into
-// the connection's buffer and are valid only during the call.
-type Request struct {
-	Method, Target, Host []byte
-	// Path is the target's path when it is in normal form (no
-	// percent-encoding, dot segments or empty segments), else nil; Query
-	// is what follows "?".
-	Path, Query []byte
-	// Headers is the raw header block (lines ending in CRLF).
-	Headers []byte
-	Peer    netip.AddrPort
-
-	match matchRequest
-}
-
-// Header returns the first value of the named header (ASCII
-// case-insensitive).
-func (r *Request) Header(name string) ([]byte, bool) {
-	var v []byte
-	found := false
-	forEachHeader(r.Headers, func(n, val []byte) {
-		if !found && len(n) == len(name) && equalFoldString(n, name) {
-			v, found = val, true
-		}
-	})
-	return v, found
-}
-
-// Router decides where a request goes: to the origin at the returned
-// address, or (ok false) to Handoff with its connection.
-type Router interface {
-	Route(r *Request) (origin netip.AddrPort, ok bool)
-}
-
-// Stats counts what the loops did.
-type Stats struct {
-	Connections, Requests, Rejected, Handoffs, OriginConnects uint64
-}
-
 // Proxy is a running event-loop proxy.
 type Proxy struct {
 	loops []*loop
@@ -772,37 +733,6 @@ func (l *loop) forwardBody(c *client) {
 		c.state = csWaitResp
 		c.deadline = 0
 	}
-}
-
-// appendRequestHead writes the head sent to the origin: the request line,
-// the end-to-end headers and X-Forwarded-For/-Proto for the peer.
-func appendRequestHead(b []byte, rh *reqHead, peer []byte) []byte {
-	b = append(b, rh.method...)
-	b = append(b, ' ')
-	b = append(b, rh.target...)
-	b = append(b, " HTTP/1.1\r\n"...)
-	hs := rh.headers
-	for len(hs) > 0 {
-		eol := 0
-		for eol < len(hs) && hs[eol] != '\n' {
-			eol++
-		}
-		line := hs[:eol+1]
-		hs = hs[eol+1:]
-		colon := 0
-		for colon < len(line) && line[colon] != ':' {
-			colon++
-		}
-		name := line[:colon]
-		if hopByHop(name) || equalFold(name, "x-forwarded-for") || equalFold(name, "x-forwarded-proto") || rh.namedInConnection(name) {
-			continue
-		}
-		b = append(b, line...)
-	}
-	b = append(b, "X-Forwarded-For: "...)
-	b = append(b, peer...)
-	b = append(b, "\r\nX-Forwarded-Proto: http\r\n\r\n"...)
-	return b
 }
 
 // handoffOr gives the connection to Handoff, or answers p without one.

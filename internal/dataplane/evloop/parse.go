@@ -492,3 +492,34 @@ func equalFoldString(b []byte, s string) bool {
 	}
 	return true
 }
+
+// appendRequestHead writes the head sent to the origin: the request line,
+// the end-to-end headers and X-Forwarded-For/-Proto for the peer.
+func appendRequestHead(b []byte, rh *reqHead, peer []byte) []byte {
+	b = append(b, rh.method...)
+	b = append(b, ' ')
+	b = append(b, rh.target...)
+	b = append(b, " HTTP/1.1\r\n"...)
+	hs := rh.headers
+	for len(hs) > 0 {
+		eol := 0
+		for eol < len(hs) && hs[eol] != '\n' {
+			eol++
+		}
+		line := hs[:eol+1]
+		hs = hs[eol+1:]
+		colon := 0
+		for colon < len(line) && line[colon] != ':' {
+			colon++
+		}
+		name := line[:colon]
+		if hopByHop(name) || equalFold(name, "x-forwarded-for") || equalFold(name, "x-forwarded-proto") || rh.namedInConnection(name) {
+			continue
+		}
+		b = append(b, line...)
+	}
+	b = append(b, "X-Forwarded-For: "...)
+	b = append(b, peer...)
+	b = append(b, "\r\nX-Forwarded-Proto: http\r\n\r\n"...)
+	return b
+}

@@ -15,9 +15,10 @@ import (
 // than forwarding goes to Handoff: a load balancer with security settings,
 // trusted proxies or an access log, or one that Eligible (when set)
 // refuses; a route with a redirect, direct answer, rewrite, header
-// changes, CORS, retries or a mirror; a pool with TLS or PROXY protocol to
-// its origins, hashing, affinity, outlier detection, a circuit breaker or a
-// least-request balancer; a path that needs normalization; no match.
+// changes, CORS, retries or a mirror; a pool with TLS, PROXY protocol or
+// HTTP/2 to its origins, hashing, affinity, outlier detection, a circuit
+// breaker or a least-request balancer; a path that needs normalization; no
+// match.
 type TableRouter struct {
 	// Listener returns the listener's current configuration (nil: gone).
 	Listener func() *config.HTTPListener
@@ -94,8 +95,8 @@ func plainRoute(rt *config.Route) bool {
 	default:
 		return false
 	}
-	return p.TLS == nil && p.ProxyProtocol == 0 && p.HashHeader == "" && p.HashCookie == "" && !p.HashSourceIP &&
-		p.AffinityCookie == "" && p.LB.Outlier == nil && p.LB.Breaker == nil
+	return p.TLS == nil && p.ProxyProtocol == 0 && !p.HTTP2 && p.HashHeader == "" && p.HashCookie == "" && !p.HashSourceIP &&
+		p.AffinityCookie == "" && p.LB.Outlier == nil && p.LB.Breaker == nil && p.MaxConnsPerBreaker == 0
 }
 
 // matchRequest adapts a Request to config.Request. It lives inside the

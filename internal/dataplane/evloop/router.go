@@ -1,0 +1,42 @@
+package evloop
+
+import "net/netip"
+
+// Request is what a Router sees of a request head. The slices point into
+// the connection's buffer and are valid only during the call.
+type Request struct {
+	Method, Target, Host []byte
+	// Path is the target's path when it is in normal form (no
+	// percent-encoding, dot segments or empty segments), else nil; Query
+	// is what follows "?".
+	Path, Query []byte
+	// Headers is the raw header block (lines ending in CRLF).
+	Headers []byte
+	Peer    netip.AddrPort
+
+	match matchRequest
+}
+
+// Header returns the first value of the named header (ASCII
+// case-insensitive).
+func (r *Request) Header(name string) ([]byte, bool) {
+	var v []byte
+	found := false
+	forEachHeader(r.Headers, func(n, val []byte) {
+		if !found && len(n) == len(name) && equalFoldString(n, name) {
+			v, found = val, true
+		}
+	})
+	return v, found
+}
+
+// Router decides where a request goes: to the origin at the returned
+// address, or (ok false) to Handoff with its connection.
+type Router interface {
+	Route(r *Request) (origin netip.AddrPort, ok bool)
+}
+
+// Stats counts what the loops did.
+type Stats struct {
+	Connections, Requests, Rejected, Handoffs, OriginConnects uint64
+}
