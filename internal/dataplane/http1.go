@@ -295,7 +295,7 @@ func (s *Server) rejectH1(ctx *fasthttp.RequestCtx, p *h1.Problem) {
 
 var (
 	problemBareLF  = &h1.Problem{Status: fasthttp.StatusBadRequest, Reason: "bare LF"}
-	problemVersion = &h1.Problem{Status: fasthttp.StatusHTTPVersionNotSupported, Reason: "HTTP version not supported"}
+	problemConnect = &h1.Problem{Status: fasthttp.StatusBadRequest, Reason: "CONNECT needs a host:port target"}
 )
 
 func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
@@ -311,8 +311,10 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if p := req.Header.Protocol(); !bytes.Equal(p, strHTTP11) && !bytes.Equal(p, strHTTP10) {
-		s.rejectH1(ctx, problemVersion)
-		return
+		if p := h1.CheckVersion(p); p != nil {
+			s.rejectH1(ctx, p)
+			return
+		}
 	}
 	if p := h1.CheckRequestLine(req.Header.Method(), req.Header.RequestURI(), s.limits); p != nil {
 		s.rejectH1(ctx, p)
@@ -324,6 +326,10 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	}
 	if uri := req.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
 		if req.Header.IsConnect() {
+			if _, port, err := net.SplitHostPort(string(uri)); err != nil || port == "" {
+				s.rejectH1(ctx, problemConnect) // not even authority form
+				return
+			}
 			ctx.Error("CONNECT is not supported\n", fasthttp.StatusMethodNotAllowed)
 			ctx.SetConnectionClose()
 			return

@@ -181,6 +181,10 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1}], defaultPool:
 		{"no host", "GET / HTTP/1.1\r\n\r\n", "400"},
 		{"te gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", "40"},
 		{"long uri", "GET /" + strings.Repeat("a", 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n", "414"},
+		{"fragment in target", "GET /#fragment HTTP/1.1\r\nHost: a\r\n\r\n", "400"},
+		{"CONNECT without a port", "CONNECT www.example.test HTTP/1.1\r\nHost: a\r\n\r\n", "400"},
+		{"HTTP/0.9 version", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", "400"},
+		{"HTTP/4.0 version", "GET / HTTP/4.0\r\nHost: a\r\n\r\n", "505"},
 		{"big headers", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("a", 33<<10) + "\r\n\r\n", "431"},
 		{"huge headers", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("a", 80<<10) + "\r\n\r\n", "431"},
 	}

@@ -32,7 +32,24 @@ var (
 	problemHost        = &Problem{400, "missing or duplicate Host"}
 	problemTarget      = &Problem{400, "invalid request target"}
 	problemMethod      = &Problem{400, "invalid method"}
+	problemFragment    = &Problem{400, "fragment in request target"}
+	problemBadVersion  = &Problem{400, "invalid HTTP version"}
+	problemVersion     = &Problem{505, "HTTP version not supported"}
 )
+
+// CheckVersion checks the request line's protocol: HTTP/1.0 and HTTP/1.1
+// are served; other HTTP/1.x and later versions get 505, anything else
+// (HTTP/0.x included: an HTTP/0.9 request has no version) 400.
+func CheckVersion(proto []byte) *Problem {
+	if len(proto) != 8 || string(proto[:5]) != "HTTP/" || proto[6] != '.' ||
+		proto[5] < '0' || proto[5] > '9' || proto[7] < '0' || proto[7] > '9' || proto[5] == '0' {
+		return problemBadVersion
+	}
+	if proto[5] == '1' && (proto[7] == '0' || proto[7] == '1') {
+		return nil
+	}
+	return problemVersion
+}
 
 // CheckRequestLine checks the method and the request target.
 func CheckRequestLine(method, target []byte, lim Limits) *Problem {
@@ -53,6 +70,11 @@ func CheckRequestLine(method, target []byte, lim Limits) *Problem {
 	for _, c := range target {
 		if c <= ' ' || c == 0x7f {
 			return problemTarget
+		}
+		if c == '#' {
+			// A fragment is never sent (RFC 9112 3.2); origins differ in
+			// what they make of one.
+			return problemFragment
 		}
 	}
 	return nil

@@ -57,6 +57,32 @@ func TestCheckRequestLine(t *testing.T) {
 	if p := CheckRequestLine([]byte("GET"), []byte("/a?b=c"), DefaultLimits); p != nil {
 		t.Fatal(p)
 	}
+	for _, target := range []string{"/#fragment", "/get/index.html:80?I=Like#tag"} {
+		if p := CheckRequestLine([]byte("GET"), []byte(target), DefaultLimits); p == nil || p.Status != 400 {
+			t.Fatalf("%q: %v", target, p)
+		}
+	}
+}
+
+func TestCheckVersion(t *testing.T) {
+	cases := []struct {
+		proto  string
+		status int // 0: accepted
+	}{
+		{"HTTP/1.1", 0}, {"HTTP/1.0", 0},
+		{"HTTP/1.2", 505}, {"HTTP/2.0", 505}, {"HTTP/4.0", 505},
+		{"HTTP/0.9", 400}, {"HTTP/0.8", 400}, {"HTTP/1", 400}, {"http/1.1", 400}, {"HTTP/1.x", 400}, {"", 400},
+	}
+	for _, c := range cases {
+		p := CheckVersion([]byte(c.proto))
+		got := 0
+		if p != nil {
+			got = p.Status
+		}
+		if got != c.status {
+			t.Errorf("%q: status %d, want %d", c.proto, got, c.status)
+		}
+	}
 }
 
 func BenchmarkCheckHeaders(b *testing.B) {
