@@ -15,6 +15,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/cli"
 	"github.com/meridian-platform/meridian/internal/distrib"
 	"github.com/meridian-platform/meridian/internal/node/agent"
+	"github.com/meridian-platform/meridian/internal/secevents"
 	"github.com/meridian-platform/meridian/internal/sites"
 )
 
@@ -83,6 +84,10 @@ func TestTopAndDescribeTelemetry(t *testing.T) {
 		a.SetObjectCounter(ref, name, v)
 	}
 	a.SetCounter("process_open_fds", 7)
+	a.RecordEvent(distrib.Event{Type: "config.warning", Message: "listener 8080 shared"})
+	// A security event is its load balancer's tenant's (served by
+	// securityevents), never part of the site's telemetry.
+	a.RecordEvent(distrib.Event{Type: secevents.TelemetryType, Message: "blocked", Attrs: map[string]string{"loadBalancer": "retail/shop"}})
 
 	row := regexp.MustCompile(`(?m)^station-1\s+true\s+12\s+10\s+-\s+-\s+2\s+3\s+4096\s+-\s+\S+ ago$`)
 	deadline := time.Now().Add(15 * time.Second)
@@ -107,10 +112,13 @@ func TestTopAndDescribeTelemetry(t *testing.T) {
 		t.Fatalf("describe httploadbalancer: no per-site metrics:\n%s", desc)
 	}
 	desc = r.ok("describe", "site", "station-1")
-	for _, want := range []string{"\nTelemetry:\n", "Online: true", "process_open_fds: 7"} {
+	for _, want := range []string{"\nTelemetry:\n", "Online: true", "process_open_fds: 7", "config.warning  listener 8080 shared"} {
 		if !strings.Contains(desc, want) {
 			t.Fatalf("describe site: no %q in:\n%s", want, desc)
 		}
+	}
+	if strings.Contains(desc, "blocked") {
+		t.Fatalf("describe site shows a security event:\n%s", desc)
 	}
 	if !regexp.MustCompile(`(?m)^    HTTPLoadBalancer\s+retail/shop\s+12\s+10\s`).MatchString(desc) {
 		t.Fatalf("describe site: no object row:\n%s", desc)
@@ -120,7 +128,8 @@ func TestTopAndDescribeTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	if tel.Kind != "SiteTelemetry" || tel.Site != "station-1" || !tel.Online || tel.Counters["process_open_fds"] != 7 ||
-		len(tel.Objects) != 1 || tel.Objects[0].Name != "shop" || tel.Objects[0].Counters["requests_5xx"] != 2 {
+		len(tel.Objects) != 1 || tel.Objects[0].Name != "shop" || tel.Objects[0].Counters["requests_5xx"] != 2 ||
+		len(tel.Events) != 1 || tel.Events[0].Type != "config.warning" {
 		t.Fatalf("top site -o json: %+v", tel)
 	}
 	var m sites.ObjectMetrics

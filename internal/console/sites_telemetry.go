@@ -8,6 +8,7 @@ import (
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/apiserver"
 	"github.com/meridian-platform/meridian/internal/distrib"
+	"github.com/meridian-platform/meridian/internal/secevents"
 	"github.com/meridian-platform/meridian/internal/sites"
 )
 
@@ -41,6 +42,12 @@ func siteTelemetry(d *distrib.Distributor, tenant, site string) *sites.SiteTelem
 	}
 	out.DroppedEvents = tel.Dropped
 	for _, ev := range tel.Events {
+		if ev.Type == secevents.TelemetryType {
+			// Security events belong to the tenant of their load
+			// balancer (a guest's on a shared site): they are served,
+			// attributed, by GET .../securityevents.
+			continue
+		}
 		out.Events = append(out.Events, sites.Event{Time: ev.Time, Type: ev.Type, Message: ev.Message, Attrs: ev.Attrs})
 	}
 	for ref, c := range d.ObjectTelemetry(tenant, tenant, site) {

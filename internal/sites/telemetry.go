@@ -48,7 +48,8 @@ type SiteTelemetry struct {
 	// Objects are the latest counters of the caller's tenant's objects on
 	// the site (never another tenant's on a shared site).
 	Objects []CounterRef `json:"objects,omitempty"`
-	// Events are the most recent events of the node.
+	// Events are the most recent events of the node (security events are
+	// not among them: they are listed, per tenant, by securityevents).
 	Events []Event `json:"events,omitempty"`
 	// DroppedEvents counts events lost on the node or the console.
 	DroppedEvents int `json:"droppedEvents,omitempty"`
