@@ -32,7 +32,7 @@ func (c *Console) newSiteParts(ctx context.Context) error {
 	dist, err := distrib.New(distrib.Options{Store: c.st, Secrets: c.keyring, Sites: reg, Renewer: reg, Status: c.api, Logger: c.log,
 		OnTelemetry: c.eventsIntake(),
 		OnDecommission: func(ctx context.Context, tenant, site string) {
-			if err := reg.RevokeSeen(ctx, tenant, site); err != nil {
+			if err := reg.Retire(ctx, tenant, site); err != nil {
 				c.log.Warn("revoking site certificates", "tenant", tenant, "site", site, "err", err)
 			}
 		}})

@@ -22,6 +22,13 @@ import (
 // after which the certificate is refused anyway and the entry is dropped.
 const revokedPrefix = "/sitesrevoked/"
 
+// cutoffPrefix holds, per decommissioned site, when the console saw the
+// decommission: /sitescutoff/<tenant>/<site> -> RFC 3339 (nanoseconds).
+// Certificates issued before it stay refused even if the site's spec is
+// later set back to not decommissioned (recommissioning goes through a new
+// registration instead).
+const cutoffPrefix = "/sitescutoff/"
+
 // Peer is an authenticated site.
 type Peer struct {
 	Tenant string
@@ -92,6 +99,14 @@ func (s *Server) check(ctx context.Context, chain []*x509.Certificate, allowExpi
 	if revoked {
 		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("the certificate of site %q is revoked", name))
 	}
+	s.revMu.RLock()
+	cut, hasCut := s.cutoffs[tenant+"/"+name]
+	s.revMu.RUnlock()
+	// Certificate times have a one-second resolution.
+	if hasCut && cert.NotBefore.Add(pki.ClockSkew).Before(cut.Truncate(time.Second)) {
+		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("the certificate of site %q was issued before the site "+
+			"was decommissioned: decommission it again and bring it back with `meridian site recommission %s`", name, name))
+	}
 	// A certificate issued before the site (of that name) was created
 	// belongs to an earlier site of the same name.
 	if ct := site.Metadata.CreationTimestamp; ct != nil && cert.NotBefore.Add(pki.ClockSkew+time.Second).Before(*ct) {
@@ -105,6 +120,28 @@ func (s *Server) check(ctx context.Context, chain []*x509.Certificate, allowExpi
 	s.seen[key][serial] = cert.NotAfter
 	s.revMu.Unlock()
 	return &site, expired, nil
+}
+
+func (s *Server) loadCutoffs(ctx context.Context) error {
+	opts := store.ListOptions{Limit: 1000}
+	for {
+		res, err := s.opts.Store.List(ctx, cutoffPrefix, opts)
+		if err != nil {
+			return fmt.Errorf("loading decommissioned sites: %w", err)
+		}
+		for _, kv := range res.Items {
+			t, err := time.Parse(time.RFC3339Nano, string(kv.Value))
+			if err != nil {
+				// Unreadable: refuse every certificate issued so far.
+				t = s.opts.Now()
+			}
+			s.cutoffs[strings.TrimPrefix(kv.Key, cutoffPrefix)] = t
+		}
+		if !res.More {
+			return nil
+		}
+		opts.After, opts.Revision = res.Items[len(res.Items)-1].Key, res.Revision
+	}
 }
 
 func (s *Server) loadRevoked(ctx context.Context) error {
@@ -130,6 +167,34 @@ func (s *Server) loadRevoked(ctx context.Context) error {
 		}
 		opts.After, opts.Revision = res.Items[len(res.Items)-1].Key, res.Revision
 	}
+}
+
+// Retire is called when a site was decommissioned or deleted: it revokes
+// the certificates seen for it (RevokeSeen) and, when the site is
+// decommissioned, records the moment so that every certificate issued
+// before it stays refused, seen or not.
+func (s *Server) Retire(ctx context.Context, tenant, site string) error {
+	err := s.RevokeSeen(ctx, tenant, site)
+	kv, gerr := s.opts.Store.Get(ctx, SiteKey(tenant, site))
+	if errors.Is(gerr, store.ErrNotFound) {
+		return err
+	}
+	if gerr != nil {
+		return errors.Join(err, fmt.Errorf("reading site %q: %w", site, gerr))
+	}
+	var obj v1.Site
+	if uerr := json.Unmarshal(kv.Value, &obj); uerr != nil || !obj.Spec.Decommissioned {
+		return err
+	}
+	now := s.opts.Now().UTC()
+	s.revMu.Lock()
+	s.cutoffs[tenant+"/"+site] = now
+	s.revMu.Unlock()
+	if _, perr := s.opts.Store.Txn(ctx, store.Txn{Ops: []store.Op{
+		store.Put(cutoffPrefix+tenant+"/"+site, []byte(now.Format(time.RFC3339Nano)))}}); perr != nil {
+		return errors.Join(err, fmt.Errorf("recording the decommission of site %q: %w", site, perr))
+	}
+	return err
 }
 
 // RevokeSeen revokes every certificate of the site this console has seen
@@ -173,6 +238,14 @@ type revokedEntry struct {
 func (s *Server) evictLocked() []store.Op {
 	var ops []store.Op
 	now := s.opts.Now()
+	// A certificate issued before a cutoff expired by cutoff + CertTTL and
+	// is refused anyway after the grace.
+	for k, cut := range s.cutoffs {
+		if now.After(cut.Add(s.opts.CertTTL + s.opts.ReenrolGrace + pki.ClockSkew)) {
+			delete(s.cutoffs, k)
+			ops = append(ops, store.Delete(cutoffPrefix+k))
+		}
+	}
 	for sn, e := range s.revoked {
 		if now.After(e.until) {
 			delete(s.revoked, sn)

@@ -257,3 +257,102 @@ func TestRevokedSerialsPruned(t *testing.T) {
 		t.Fatalf("after every certificate's end: %d kept, %d stored", n, stored())
 	}
 }
+
+// TestDecommissionCutoff: once a decommission is recorded (Retire), every
+// certificate issued before it stays refused, whether or not the console
+// saw it, even if the site's spec is set back to not decommissioned and in
+// a console started later; certificates issued afterwards work; the record
+// goes once no certificate from before it can be presented.
+func TestDecommissionCutoff(t *testing.T) {
+	ctx := context.Background()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadOrCreateCA(ctx, st, kr, "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Now()}
+	opts := sites.Options{Store: st, CA: ca, Audit: audit.New(st, kr, audit.Options{}), CertTTL: time.Hour,
+		ReenrolGrace: 48 * time.Hour, Now: clk.now}
+	srv, err := sites.New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now().Add(-time.Minute)
+	putSite := func(decommissioned bool) {
+		s := &v1.Site{}
+		s.APIVersion, s.Kind = v1.APIVersion, "Site"
+		s.Metadata = v1.ObjectMeta{Name: "shop-7", Tenant: "acme", CreationTimestamp: &created}
+		s.Spec.Approved, s.Spec.Decommissioned = true, decommissioned
+		b, _ := json.Marshal(s)
+		if _, err := st.Txn(ctx, store.Txn{Ops: []store.Op{store.Put(sites.SiteKey("acme", "shop-7"), b)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	issue := func(ago time.Duration) []*x509.Certificate {
+		ic, err := ca.WithClock(func() time.Time { return time.Now().Add(-ago) }).
+			IssueClientCert(pki.SiteSPIFFEID("acme", "shop-7"), &key.PublicKey, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []*x509.Certificate{ic.Leaf}
+	}
+	putSite(false)
+	old := issue(10 * time.Second) // never presented: the console has not seen it
+	putSite(true)
+	clk.t = time.Now().Add(-5 * time.Second) // the console saw the decommission then
+	if err := srv.Retire(ctx, "acme", "shop-7"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Authenticate(ctx, old); err == nil || !strings.Contains(err.Error(), "is decommissioned") {
+		t.Fatalf("decommissioned: %v", err)
+	}
+	// The spec set back by hand: the old certificate stays refused.
+	putSite(false)
+	for _, s := range []*sites.Server{srv, mustNew(t, opts)} {
+		if _, err := s.Authenticate(ctx, old); err == nil || !strings.Contains(err.Error(), "issued before the site was decommissioned") {
+			t.Fatalf("a certificate from before the decommission: %v", err)
+		}
+	}
+	if _, err := srv.Authenticate(ctx, issue(0)); err != nil {
+		t.Fatalf("a certificate issued after the decommission: %v", err)
+	}
+	// Retire of a deleted site records nothing.
+	if err := srv.Retire(ctx, "acme", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	cutoffs := func() int {
+		res, err := st.List(ctx, "/sitescutoff/", store.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Items)
+	}
+	if n := cutoffs(); n != 1 {
+		t.Fatalf("%d decommission records, want 1", n)
+	}
+	clk.t = clk.t.Add(time.Hour + 48*time.Hour + pki.ClockSkew + time.Second)
+	if _, err := srv.PruneRevoked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := cutoffs(); n != 0 {
+		t.Fatalf("%d decommission records after every older certificate ended, want 0", n)
+	}
+}
+
+func mustNew(t *testing.T, opts sites.Options) *sites.Server {
+	t.Helper()
+	s, err := sites.New(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

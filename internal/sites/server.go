@@ -82,6 +82,7 @@ type Server struct {
 	revMu   sync.RWMutex
 	revoked map[string]revokedEntry         // serial hex
 	seen    map[string]map[string]time.Time // tenant/site -> serials seen -> NotAfter
+	cutoffs map[string]time.Time            // tenant/site -> when its decommission was seen
 }
 
 // New returns a Server and loads the revoked serials.
@@ -104,8 +105,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, log: opts.Logger.With("component", "sites"), revoked: map[string]revokedEntry{}, seen: map[string]map[string]time.Time{}}
+	s := &Server{opts: opts, log: opts.Logger.With("component", "sites"), revoked: map[string]revokedEntry{}, seen: map[string]map[string]time.Time{},
+		cutoffs: map[string]time.Time{}}
 	if err := s.loadRevoked(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.loadCutoffs(ctx); err != nil {
 		return nil, err
 	}
 	if _, err := s.PruneRevoked(ctx); err != nil {
