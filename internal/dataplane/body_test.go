@@ -436,3 +436,47 @@ spec:
 		}
 	}
 }
+
+// TestHTTP2IdleTimeoutReload checks that a reload's new idle timeout
+// applies to new HTTP/2 connections.
+func TestHTTP2IdleTimeoutReload(t *testing.T) {
+	origin, _, _ := bodyOrigin(t)
+	port := freePort(t)
+	src := func(idle string) string {
+		return pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1, h2c: true}]
+  defaultPool: a
+  timeouts: {idle: %s}
+`, port, idle)
+	}
+	s := startServer(t, src("60s"), Options{})
+	// closedWithin opens an h2c connection and says whether the server
+	// closes it, idle, within d.
+	closedWithin := func(d time.Duration) bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// Client preface and an empty SETTINGS frame.
+		if _, err := c.Write(append(append([]byte(nil), h2Preface...), 0, 0, 0, 4, 0, 0, 0, 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(d))
+		_, err = io.Copy(io.Discard, c)
+		ne, ok := err.(net.Error)
+		return !(ok && ne.Timeout())
+	}
+	if closedWithin(500 * time.Millisecond) {
+		t.Fatal("closed before the 60s idle timeout")
+	}
+	apply(t, s, src("200ms"))
+	if !closedWithin(3 * time.Second) {
+		t.Fatal("the reloaded 200ms idle timeout did not close a new HTTP/2 connection")
+	}
+}

@@ -53,7 +53,8 @@ func (a stdHeaders) VisitAll(f func(k, v []byte)) {
 // with prior knowledge).
 func (s *Server) serveH2(l *listener, c net.Conn, meta *connMeta) {
 	ctx := context.WithValue(context.Background(), metaKey, meta)
-	l.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: l.h2base, Handler: l.h2base.Handler})
+	h := l.h2.Load()
+	h.srv.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: h.base, Handler: h.base.Handler})
 }
 
 // cleanPath normalizes a request path the way routing sees it.

@@ -314,9 +314,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		l.close()
 	}
 	for _, l := range ls {
-		if l.h2base != nil {
-			_ = l.h2base.Shutdown(ctx) // sends GOAWAY to HTTP/2 connections
-		}
+		l.shutdownH2(ctx) // sends GOAWAY to HTTP/2 connections
 	}
 	var err error
 	for _, l := range ls {
@@ -342,9 +340,12 @@ type listener struct {
 	h1     atomic.Pointer[fasthttp.Server]
 	h1t    config.Timeouts
 	tlsCfg *tls.Config
-	h2     *http2.Server
-	h2base *http.Server
-	gauge  prometheus.Gauge
+	// h2 serves new HTTP/2 connections; a change of timeouts installs a
+	// new one. h2all (under mu) keeps every one still serving connections,
+	// so that closing the listener sends GOAWAY on all of them.
+	h2    atomic.Pointer[h2Server]
+	h2all []*h2Server
+	gauge prometheus.Gauge
 
 	mu       sync.Mutex
 	conns    map[net.Conn]*connMeta
@@ -387,9 +388,7 @@ func (s *Server) startListener(key, kind string, t *config.Table) (*listener, er
 	if kind == "http" {
 		l.h1t = t.HTTP[key].Timeouts
 		l.h1.Store(s.newH1Server(l, l.h1t))
-		l.h2base = &http.Server{Handler: http.HandlerFunc(s.handleH2), IdleTimeout: l.h1t.Idle, ReadHeaderTimeout: l.h1t.RequestHeader}
-		l.h2 = &http2.Server{IdleTimeout: l.h1t.Idle}
-		if err := http2.ConfigureServer(l.h2base, l.h2); err != nil {
+		if err := l.newH2(l.h1t); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("starting listener %s: configuring HTTP/2: %w", key, err)
 		}
@@ -409,10 +408,51 @@ func (l *listener) setTimeouts(t config.Timeouts) {
 	if t == l.h1t {
 		return
 	}
+	old := l.h1t
 	l.h1t = t
-	old := l.h1.Swap(l.s.newH1Server(l, t))
-	// Connections being served by the old engine keep it until they end.
-	_ = old
+	// Connections being served by the old engines keep them until they
+	// end; new ones get the new timeouts.
+	l.h1.Swap(l.s.newH1Server(l, t))
+	if t.Idle != old.Idle {
+		if err := l.newH2(t); err != nil {
+			l.s.log.Error("HTTP/2 keeps its former idle timeout", "listener", l.key, "error", err)
+		}
+	}
+}
+
+// h2Server is the HTTP/2 server of a listener and the net/http server it
+// is configured on (whose Shutdown sends GOAWAY to its connections).
+type h2Server struct {
+	base *http.Server
+	srv  *http2.Server
+}
+
+// newH2 installs an HTTP/2 server with the timeouts t for the listener's
+// new connections.
+func (l *listener) newH2(t config.Timeouts) error {
+	h := &h2Server{
+		base: &http.Server{Handler: http.HandlerFunc(l.s.handleH2), IdleTimeout: t.Idle, ReadHeaderTimeout: t.RequestHeader},
+		srv:  &http2.Server{IdleTimeout: t.Idle},
+	}
+	if err := http2.ConfigureServer(h.base, h.srv); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.h2all = append(l.h2all, h)
+	l.mu.Unlock()
+	l.h2.Store(h)
+	return nil
+}
+
+// shutdownH2 sends GOAWAY to the listener's HTTP/2 connections and waits
+// for their streams, or for ctx.
+func (l *listener) shutdownH2(ctx context.Context) {
+	l.mu.Lock()
+	all := append([]*h2Server(nil), l.h2all...)
+	l.mu.Unlock()
+	for _, h := range all {
+		_ = h.base.Shutdown(ctx)
+	}
 }
 
 func (l *listener) acceptLoop() {
@@ -508,10 +548,8 @@ func (l *listener) close() {
 			}
 		}
 		l.mu.Unlock()
-		if l.h2base != nil {
-			// GOAWAY to HTTP/2 connections; streams in flight finish.
-			go func() { _ = l.h2base.Shutdown(context.Background()) }()
-		}
+		// GOAWAY to HTTP/2 connections; streams in flight finish.
+		go l.shutdownH2(context.Background())
 		l.s.log.Info("listener stopped", "address", l.key)
 	}
 }
