@@ -191,3 +191,54 @@ func TestHTTP2SlowBody(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTP2GRPCStreamNotCutByBodyTimeout checks that a gRPC request body
+// that pauses longer than the body timeout is not cut: streaming calls
+// idle rightly.
+func TestHTTP2GRPCStreamNotCutByBodyTimeout(t *testing.T) {
+	ca, err := dptest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := newH2Origin(t, ca, false)
+	port := freePort(t)
+	startServer(t, fmt.Sprintf(`apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: g, namespace: t}
+spec: {endpoints: [{address: %q}], protocol: h2c}
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1, h2c: true}]
+  defaultPool: g
+  timeouts: {requestBody: 200ms}
+`, hostOf(origin.srv.URL), port), Options{})
+	for _, c := range []struct {
+		contentType string
+		status      int
+	}{{"application/grpc", 200}, {"application/octet-stream", 408}} {
+		t.Run(c.contentType, func(t *testing.T) {
+			pr, pw := io.Pipe()
+			go func() {
+				_, _ = pw.Write([]byte("first "))
+				time.Sleep(600 * time.Millisecond)
+				_, _ = pw.Write([]byte("second"))
+				pw.Close()
+			}()
+			req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/svc/Method", port), pr)
+			req.Header.Set("Content-Type", c.contentType)
+			resp, err := h2cClient().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status || c.status == 200 && !strings.HasSuffix(string(b), "body=first second") {
+				t.Fatalf("%d %q", resp.StatusCode, b)
+			}
+		})
+	}
+}

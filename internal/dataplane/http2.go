@@ -148,6 +148,9 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 	}
 	x.Status = rw.status
 	x.BytesOut = rw.n
+	if r.ContentLength > 0 {
+		x.BytesIn = r.ContentLength
+	}
 	st.observe(x)
 	pl.Done(x)
 }
@@ -293,6 +296,9 @@ func (s *Server) requestBodyStd(w http.ResponseWriter, r *http.Request, x *Excha
 	r.Body = hb
 	stages := pl.WantsRequestBody()
 	if isGRPC(r) {
+		// A streaming call may rightly send nothing for long: its
+		// deadline (grpc-timeout) bounds it, not the body timeout.
+		hb.timeout = 0
 		if stages {
 			r.Body = &stageBody{rc: hb, x: x, pl: pl}
 		}
