@@ -130,3 +130,18 @@ func TestConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func BenchmarkMatch(b *testing.B) {
+	d, err := Compile(`(?i)(?:[\n\r;` + "`" + `\{]|\|\|?|&&?)[\s\x0b]*[\s\x0b"'\(,@]*(?:["'\.-9A-Z_a-z]+/|[ "'\.-9A-Z\x5c\^_a-z]*\x5c)?["\^]*(?:a["\^]*(?:c|s["\^]*n["\^]*p)|e["\^]*b["\^]*p)\b`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := "garden window morning river yellow friendly kitchen and more"
+	d.Match(in)
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if d.Match(in) != NoMatch {
+			b.Fatal("match")
+		}
+	}
+}
