@@ -287,7 +287,7 @@ def round_ratios(c, t, i):
     return out
 print(f"# Meridian data-plane benchmark\n\n{rounds} interleaved rounds of {duration} per case, medians; "
       f"wrk -t1 (64 connections, 16 for new-connection cases); {os.cpu_count()} CPUs shared by wrk, backend and proxy. "
-      f"The last two columns are the medians of the per-round ratios (each target measured right after nginx), "
+      f"The last two columns are the medians of the per-round ratios (each target against nginx measured in the same round, seconds before), "
       f"which hold up better than the ratio of medians when the machine is busy. CPU is the proxy's user+system "
       f"CPU time per request (all its processes/threads), which does not depend on how busy the machine is.\n")
 print("| case | target | req/s | p99 ms | req/s vs nginx | p99 vs nginx | per-round req/s ratio | per-round p99 ratio | CPU µs/req | CPU vs nginx |")
