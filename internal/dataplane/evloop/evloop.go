@@ -3,6 +3,7 @@
 package evloop
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -59,6 +60,9 @@ type Config struct {
 	// answer and each pause in it (default 60s; 504 when nothing was
 	// answered yet).
 	OriginTimeout time.Duration
+	// MaxConnections bounds the client connections of all loops together
+	// (0: unlimited); more are closed at accept.
+	MaxConnections int
 }
 
 // sweepEvery is how often a loop looks for connections past their
@@ -67,10 +71,28 @@ const sweepEvery = 250 * time.Millisecond
 
 // Proxy is a running event-loop proxy.
 type Proxy struct {
-	loops []*loop
-	addr  netip.AddrPort
-	wg    sync.WaitGroup
-	once  sync.Once
+	loops  []*loop
+	addr   netip.AddrPort
+	wg     sync.WaitGroup
+	once   sync.Once
+	active atomic.Int64 // client connections the loops hold
+	done   chan struct{}
+	// mu guards waking the loops against closing their eventfds.
+	mu         sync.Mutex
+	efdsClosed bool
+}
+
+// wakeAll sets a flag on every loop and interrupts its epoll_wait.
+func (p *Proxy) wakeAll(flag func(*loop) *atomic.Bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.efdsClosed {
+		return
+	}
+	for _, l := range p.loops {
+		flag(l).Store(true)
+		l.wake()
+	}
 }
 
 // Stats sums the loops' counters.
@@ -128,7 +150,7 @@ func Start(cfg Config) (*Proxy, error) {
 	if cfg.Limits.MaxURI == 0 {
 		cfg.Limits = h1.DefaultLimits
 	}
-	p := &Proxy{}
+	p := &Proxy{done: make(chan struct{})}
 	for i := 0; i < cfg.Loops; i++ {
 		lfd, err := listenFD(lap)
 		if err != nil {
@@ -144,7 +166,7 @@ func Start(cfg Config) (*Proxy, error) {
 			lap = addrPortOf(sa)
 			p.addr = lap
 		}
-		l, err := newLoop(lfd, oap, cfg)
+		l, err := newLoop(lfd, oap, cfg, &p.active)
 		if err != nil {
 			unix.Close(lfd)
 			p.closeAll()
@@ -159,6 +181,16 @@ func Start(cfg Config) (*Proxy, error) {
 			l.run()
 		}()
 	}
+	go func() {
+		p.wg.Wait()
+		p.mu.Lock()
+		for _, l := range p.loops {
+			unix.Close(l.efd)
+		}
+		p.efdsClosed = true
+		p.mu.Unlock()
+		close(p.done)
+	}()
 	return p, nil
 }
 
@@ -168,19 +200,33 @@ func (p *Proxy) Addr() netip.AddrPort { return p.addr }
 // Close stops the loops and closes every connection.
 func (p *Proxy) Close() error {
 	p.once.Do(func() {
-		for _, l := range p.loops {
-			var one [8]byte
-			one[0] = 1
-			unix.Write(l.efd, one[:])
-		}
-		p.wg.Wait()
+		p.wakeAll(func(l *loop) *atomic.Bool { return &l.stop })
+		<-p.done
 	})
 	return nil
 }
 
+// Shutdown stops accepting, closes idle connections, lets the requests in
+// flight finish (their answers say "Connection: close") and returns when
+// every connection is closed, or closes the rest when ctx ends first.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.wakeAll(func(l *loop) *atomic.Bool { return &l.draining })
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		p.Close()
+		return fmt.Errorf("evloop: shutting down: %w", ctx.Err())
+	}
+}
+
+// Active is the number of client connections the loops hold.
+func (p *Proxy) Active() int64 { return p.active.Load() }
+
 func (p *Proxy) closeAll() {
 	for _, l := range p.loops {
 		l.closeFDs()
+		unix.Close(l.efd)
 	}
 }
 
@@ -249,6 +295,12 @@ type loop struct {
 	nHandoffs                  atomic.Uint64
 	nConnects                  atomic.Uint64
 	rawBlock                   bool
+	maxConns                   int64
+	active                     *atomic.Int64
+	clients                    int // client connections of this loop
+	stop                       atomic.Bool
+	draining                   atomic.Bool
+	drainStarted               bool
 	freeClients                []*client
 	freeOrigins                []*origin
 	scratch                    []byte
@@ -315,7 +367,7 @@ type origin struct {
 	deadline   int64
 }
 
-func newLoop(lfd int, oap netip.AddrPort, cfg Config) (*loop, error) {
+func newLoop(lfd int, oap netip.AddrPort, cfg Config, active *atomic.Int64) (*loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("evloop: epoll_create: %w", err)
@@ -326,21 +378,25 @@ func newLoop(lfd int, oap netip.AddrPort, cfg Config) (*loop, error) {
 		return nil, fmt.Errorf("evloop: eventfd: %w", err)
 	}
 	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff, admit: cfg.Admit,
+		maxConns: int64(cfg.MaxConnections), active: active,
 		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), epfd: epfd, lfd: lfd, efd: efd, events: make([]unix.EpollEvent, epollEvents),
 		maxIdle: cfg.MaxIdlePerLoop, lim: cfg.Limits, rawBlock: cfg.RawBlock,
 		scratch: make([]byte, 0, 4096)}
 	for _, fd := range []int{lfd, efd} {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
 		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-			l.closeFDs()
+			unix.Close(epfd)
+			unix.Close(efd)
 			return nil, fmt.Errorf("evloop: epoll_ctl: %w", err)
 		}
 	}
 	return l, nil
 }
 
+// closeFDs closes the loop's descriptors except its eventfd, which the
+// Proxy closes once every loop has ended.
 func (l *loop) closeFDs() {
-	for _, fd := range []int{l.lfd, l.efd, l.epfd} {
+	for _, fd := range []int{l.lfd, l.epfd} {
 		if fd > 0 {
 			unix.Close(fd)
 		}
@@ -381,6 +437,9 @@ func (l *loop) run() {
 			}
 			return
 		}
+		if l.drainStarted && l.clients == 0 {
+			return
+		}
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
@@ -389,7 +448,15 @@ func (l *loop) run() {
 				l.accept()
 				continue
 			case l.efd:
-				return
+				var b [8]byte
+				unix.Read(l.efd, b[:])
+				if l.stop.Load() {
+					return
+				}
+				if l.draining.Load() && !l.drainStarted {
+					l.startDrain()
+				}
+				continue
 			}
 			if fd >= len(l.socks) {
 				continue
@@ -482,7 +549,7 @@ func (l *loop) accept() {
 			return // EAGAIN, or a transient error (EMFILE, ECONNABORTED)
 		}
 		peer := addrPortOf(sa)
-		if l.admit != nil && !l.admit(peer) {
+		if l.admit != nil && !l.admit(peer) || l.maxConns > 0 && l.active.Load() >= l.maxConns {
 			unix.Close(fd)
 			continue
 		}
@@ -504,7 +571,34 @@ func (l *loop) accept() {
 			unix.Close(fd)
 			continue
 		}
+		l.clients++
+		l.active.Add(1)
 	}
+}
+
+// wake interrupts the loop's epoll_wait.
+func (l *loop) wake() {
+	var one [8]byte
+	one[0] = 1
+	unix.Write(l.efd, one[:])
+}
+
+// startDrain stops accepting and closes the connections without a request.
+func (l *loop) startDrain() {
+	l.drainStarted = true
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil)
+	unix.Close(l.lfd)
+	l.lfd = -1
+	for fd := range l.socks {
+		if c := l.socks[fd].c; c != nil && c.state == csIdle && c.r == c.w {
+			l.closeClient(c)
+		}
+	}
+}
+
+func (l *loop) dropClient() {
+	l.clients--
+	l.active.Add(-1)
 }
 
 func (l *loop) closeClient(c *client) {
@@ -512,6 +606,7 @@ func (l *loop) closeClient(c *client) {
 		return
 	}
 	c.closed = true
+	l.dropClient()
 	if o := c.o; o != nil {
 		c.o, o.c = nil, nil
 		l.closeOrigin(o)
@@ -668,7 +763,7 @@ func (l *loop) clientProgress(c *client) {
 			return
 		}
 		o.c, c.o = c, o
-		c.close = rh.close
+		c.close = rh.close || l.drainStarted
 		c.isHead = string(rh.method) == "HEAD"
 		c.chunked = rh.chunked
 		c.bodyLeft = rh.contentLength
@@ -745,6 +840,7 @@ func (l *loop) handoffOr(c *client, p *h1.Problem) {
 	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	l.socks[c.fd] = sock{}
 	c.closed = true
+	l.dropClient()
 	// net.FileConn duplicates the descriptor into Go's poller; closing
 	// the file closes the loop's copy.
 	f := os.NewFile(uintptr(c.fd), "evloop-handoff")
@@ -1028,6 +1124,9 @@ func (l *loop) parseAnswer(o *origin, c *client) (progressed, ok bool) {
 		if rh.status == 101 {
 			l.answerFailed(o, c) // no upgrade was asked for
 			return false, false
+		}
+		if l.drainStarted && !interim {
+			c.close = true // the answer tells the client to go
 		}
 		o.sendFrom = l.rewriteAnswerHead(o.buf, o.r, bodyStart, c.close && !interim || !interim && rh.contentLength < 0 && !rh.chunked && !c.isHead && rh.status != 204 && rh.status != 304)
 		o.r = bodyStart

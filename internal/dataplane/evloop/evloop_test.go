@@ -5,6 +5,7 @@ package evloop
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -348,5 +349,62 @@ func TestTimeoutsAndAdmit(t *testing.T) {
 	}
 	if st := p.Stats(); st.Connections != 3 {
 		t.Errorf("stats %+v: want 3 admitted connections", st)
+	}
+}
+
+func TestShutdownAndMaxConnections(t *testing.T) {
+	// An origin that answers after 300 ms.
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, "late")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	defer srv.Close()
+	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: ln.Addr().String(), Loops: 1, MaxConnections: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	addr := p.Addr().String()
+	idle := dial(t, addr)
+	busy := dial(t, addr)
+	if _, err := io.WriteString(busy, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// A third connection is over the limit and closed at accept.
+	for deadline := time.Now().Add(2 * time.Second); p.Active() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	extra := dial(t, addr)
+	if _, err := extra.br.ReadByte(); err == nil {
+		t.Error("connection over MaxConnections was served")
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- p.Shutdown(ctx)
+	}()
+	if _, err := idle.br.ReadByte(); err != io.EOF {
+		t.Errorf("idle connection on shutdown: %v, want EOF", err)
+	}
+	resp, body := busy.roundTrip(t, "", "GET")
+	if resp.StatusCode != 200 || body != "late" || !resp.Close {
+		t.Errorf("request in flight: %d %q close=%v, want 200 \"late\" with Connection: close", resp.StatusCode, body, resp.Close)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("still accepting after Shutdown")
+	}
+	if n := p.Active(); n != 0 {
+		t.Errorf("%d connections left", n)
 	}
 }
