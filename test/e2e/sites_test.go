@@ -331,6 +331,11 @@ spec:
 	}
 	nodes["eu-3"].stop()
 	nodes["eu-3"] = startNode("eu-3", rtoken)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("eu-3 output:\n%s", nodes["eu-3"].Output())
+		}
+	})
 	waitSiteServes(t, hc, ports["eu-3"], "B", 30*time.Second)
 	waitSiteCLI(t, env, "eu-3 approved and online again", func(s string) bool {
 		return regexp.MustCompile(`(?m)^eu-3\s+approved\s+true\s`).MatchString(s)

@@ -289,21 +289,26 @@ func (a *Agent) registerLoop(ctx context.Context) (*identity, error) {
 // certificate because its site no longer exists or is a newer site of the
 // same name (the console says "register again").
 func mustRegisterAgain(err error) bool {
-	st, ok := status.FromError(errors.Unwrap(err))
-	if !ok {
-		st, ok = status.FromError(err)
+	st := statusOf(err)
+	return st != nil && st.Code() == codes.PermissionDenied && strings.Contains(st.Message(), "register again")
+}
+
+// statusOf returns the gRPC status in err's chain (nil when there is
+// none).
+func statusOf(err error) *status.Status {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if st, ok := status.FromError(e); ok {
+			return st
+		}
 	}
-	return ok && st.Code() == codes.PermissionDenied && strings.Contains(st.Message(), "register again")
+	return nil
 }
 
 // refusedAsExpired reports whether the console refused the node's
 // certificate as outside its validity.
 func refusedAsExpired(err error) bool {
-	st, ok := status.FromError(errors.Unwrap(err))
-	if !ok {
-		st, ok = status.FromError(err)
-	}
-	return ok && st.Code() == codes.Unauthenticated && strings.Contains(st.Message(), "expired or is not yet valid")
+	st := statusOf(err)
+	return st != nil && st.Code() == codes.Unauthenticated && strings.Contains(st.Message(), "expired or is not yet valid")
 }
 
 func (a *Agent) identity() *identity {

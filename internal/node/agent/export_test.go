@@ -24,3 +24,7 @@ func (a *Agent) LoadIdentityForTest() (*identity, error) { return a.loadIdentity
 func RenewDue(leaf *x509.Certificate, now time.Time) bool { return renewDue(leaf, now) }
 
 func NewKeyAndCSRForTest(site string) (keyPEM, csrPEM []byte, err error) { return newKeyAndCSR(site) }
+
+func MustRegisterAgainForTest(err error) bool { return mustRegisterAgain(err) }
+
+func RefusedAsExpiredForTest(err error) bool { return refusedAsExpired(err) }
