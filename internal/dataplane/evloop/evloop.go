@@ -104,6 +104,7 @@ func (p *Proxy) Stats() Stats {
 		st.Rejected += l.nRejected.Load()
 		st.Handoffs += l.nHandoffs.Load()
 		st.OriginConnects += l.nConnects.Load()
+		st.Panics += l.nPanics.Load()
 	}
 	return st
 }
@@ -294,6 +295,7 @@ type loop struct {
 	nRejected                  atomic.Uint64
 	nHandoffs                  atomic.Uint64
 	nConnects                  atomic.Uint64
+	nPanics                    atomic.Uint64
 	rawBlock                   bool
 	maxConns                   int64
 	active                     *atomic.Int64
@@ -461,14 +463,34 @@ func (l *loop) run() {
 			if fd >= len(l.socks) {
 				continue
 			}
-			s := l.socks[fd]
-			switch {
-			case s.c != nil:
-				l.clientEvent(s.c, ev.Events)
-			case s.o != nil:
-				l.originEvent(s.o, ev.Events)
+			l.dispatch(fd, ev.Events)
+		}
+	}
+}
+
+// dispatch handles one socket's event. A panic (a bug) ends the
+// connection it happened on, not the loop and its other connections.
+func (l *loop) dispatch(fd int, events uint32) {
+	s := l.socks[fd]
+	defer func() {
+		if r := recover(); r != nil {
+			l.nPanics.Add(1)
+			if s.o != nil && s.o.c != nil {
+				s.c = s.o.c
+			}
+			if s.c != nil {
+				l.closeClient(s.c)
+			}
+			if s.o != nil {
+				l.closeOrigin(s.o)
 			}
 		}
+	}()
+	switch {
+	case s.c != nil:
+		l.clientEvent(s.c, events)
+	case s.o != nil:
+		l.originEvent(s.o, events)
 	}
 }
 

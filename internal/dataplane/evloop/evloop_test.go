@@ -408,3 +408,50 @@ func TestShutdownAndMaxConnections(t *testing.T) {
 		t.Errorf("%d connections left", n)
 	}
 }
+
+// FuzzProxyStream sends arbitrary bytes to a running proxy (in front of a
+// net/http origin): the proxy must answer or close, never panic, and keep
+// serving other connections.
+func FuzzProxyStream(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /x HTTP/1.0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, x\r\nX: y\r\n\r\n",
+		"HEAD /chunked HTTP/1.1\r\nHost: a\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: startOrigin(f), Loops: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { p.Close() })
+	addr := p.Addr().String()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write(in)
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c)
+		// The proxy still serves.
+		h, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		h.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(h, "GET /alive HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(h), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("after %q the proxy does not serve: %v", in, err)
+		}
+		if n := p.Stats().Panics; n > 0 {
+			t.Fatalf("after %q: %d panics in the loop", in, n)
+		}
+	})
+}

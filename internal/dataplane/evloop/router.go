@@ -39,4 +39,7 @@ type Router interface {
 // Stats counts what the loops did.
 type Stats struct {
 	Connections, Requests, Rejected, Handoffs, OriginConnects uint64
+	// Panics counts events whose handling panicked (a bug); the
+	// connection was closed and the loop went on.
+	Panics uint64
 }
