@@ -60,6 +60,12 @@ type Config struct {
 	// answer and each pause in it (default 60s; 504 when nothing was
 	// answered yet).
 	OriginTimeout time.Duration
+	// Observe, when set, is called on the loop when an exchange ends, with
+	// the Router's Tag, the status sent (499 when the client went away
+	// before an answer), the time since the request head was read (to
+	// the loop's clock, read once per batch of events) and the bytes sent
+	// to the client. It must not block.
+	Observe func(tag any, status int, elapsed time.Duration, bytesOut int64)
 	// MaxConnections bounds the client connections of all loops together
 	// (0: unlimited); more are closed at accept.
 	MaxConnections int
@@ -283,6 +289,7 @@ type loop struct {
 	router         Router
 	handoffFn      func(net.Conn, []byte)
 	admit          func(netip.AddrPort) bool
+	observeFn      func(any, int, time.Duration, int64)
 	// now is the loop's clock (monotonic nanoseconds), read once per
 	// batch of events; deadlines are in the same unit.
 	now                        int64
@@ -342,6 +349,12 @@ type client struct {
 	peer      []byte
 	peerAP    netip.AddrPort
 	deadline  int64
+	// the exchange in progress, for Observe
+	inExchange bool
+	tag        any
+	start      int64
+	status     int
+	sent       int64
 }
 
 type origin struct {
@@ -379,7 +392,7 @@ func newLoop(lfd int, oap netip.AddrPort, cfg Config, active *atomic.Int64) (*lo
 		unix.Close(epfd)
 		return nil, fmt.Errorf("evloop: eventfd: %w", err)
 	}
-	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff, admit: cfg.Admit,
+	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff, admit: cfg.Admit, observeFn: cfg.Observe,
 		maxConns: int64(cfg.MaxConnections), active: active,
 		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), epfd: epfd, lfd: lfd, efd: efd, events: make([]unix.EpollEvent, epollEvents),
 		maxIdle: cfg.MaxIdlePerLoop, lim: cfg.Limits, rawBlock: cfg.RawBlock,
@@ -623,9 +636,26 @@ func (l *loop) dropClient() {
 	l.active.Add(-1)
 }
 
+// observe reports the end of the client's exchange to Observe.
+func (l *loop) observe(c *client, status int) {
+	if !c.inExchange {
+		return
+	}
+	c.inExchange = false
+	if l.observeFn != nil {
+		l.observeFn(c.tag, status, time.Duration(l.now-c.start), c.sent)
+	}
+	c.tag = nil
+}
+
 func (l *loop) closeClient(c *client) {
 	if c.closed {
 		return
+	}
+	if c.status == 0 {
+		l.observe(c, 499)
+	} else {
+		l.observe(c, c.status)
 	}
 	c.closed = true
 	l.dropClient()
@@ -767,7 +797,7 @@ func (l *loop) clientProgress(c *client) {
 			l.handoffOr(c, problemForm)
 			return
 		}
-		dst := l.origin
+		dst := Target{Origin: l.origin}
 		if l.router != nil {
 			r := &l.req
 			*r = Request{Method: rh.method, Target: rh.target, Host: rh.host, Headers: rh.headers, Peer: c.peerAP}
@@ -779,7 +809,8 @@ func (l *loop) clientProgress(c *client) {
 			}
 		}
 		l.nReqs.Add(1)
-		o, err := l.getOrigin(dst)
+		c.inExchange, c.tag, c.start, c.status, c.sent = true, dst.Tag, l.now, 0, 0
+		o, err := l.getOrigin(dst.Origin)
 		if err != nil {
 			l.reject(c, problemBadGateway)
 			return
@@ -887,7 +918,9 @@ func (l *loop) reject(c *client, p *h1.Problem) {
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, p.Reason...)
 	b = append(b, '\n')
-	rawWrite(c.fd, b) // best effort: a short error answer fits the socket buffer
+	n, _ := rawWrite(c.fd, b) // best effort: a short error answer fits the socket buffer
+	c.sent += int64(max(n, 0))
+	l.observe(c, p.Status)
 	l.nRejected.Add(1)
 	l.scratch = b[:0]
 	l.closeClient(c)
@@ -1060,6 +1093,7 @@ func (l *loop) pump(o *origin) {
 				return
 			}
 			o.sendFrom += n
+			c.sent += int64(n)
 			if n < want {
 				c.blocked = true
 				return
@@ -1146,6 +1180,9 @@ func (l *loop) parseAnswer(o *origin, c *client) (progressed, ok bool) {
 		if rh.status == 101 {
 			l.answerFailed(o, c) // no upgrade was asked for
 			return false, false
+		}
+		if !interim {
+			c.status = rh.status
 		}
 		if l.drainStarted && !interim {
 			c.close = true // the answer tells the client to go
@@ -1265,6 +1302,7 @@ func (l *loop) rewriteAnswerHead(buf []byte, start, end int, addClose bool) int 
 // list when it can be reused, and the client's next request is served.
 func (l *loop) finish(o *origin, c *client) {
 	o.c, c.o = nil, nil
+	l.observe(c, c.status)
 	if o.keep && !o.hup && o.r == o.w && len(l.idle[o.addr]) < l.maxIdle && c.state == csWaitResp {
 		o.r, o.w, o.sendFrom, o.scanned = headroom, headroom, headroom, 0
 		o.headDone, o.done, o.gotResp, o.readable = false, false, false, false

@@ -30,10 +30,18 @@ func (r *Request) Header(name string) ([]byte, bool) {
 	return v, found
 }
 
-// Router decides where a request goes: to the origin at the returned
-// address, or (ok false) to Handoff with its connection.
+// Router decides where a request goes: to an origin, or (ok false) to
+// Handoff with its connection.
 type Router interface {
-	Route(r *Request) (origin netip.AddrPort, ok bool)
+	Route(r *Request) (t Target, ok bool)
+}
+
+// Target is where a Router sends a request.
+type Target struct {
+	Origin netip.AddrPort
+	// Tag is handed back to Config.Observe when the exchange ends (for
+	// example the route, for its metrics); a pointer costs no allocation.
+	Tag any
 }
 
 // Stats counts what the loops did.

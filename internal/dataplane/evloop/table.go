@@ -11,7 +11,8 @@ import (
 // TableRouter routes through the compiled configuration of one listener:
 // the Host header picks the load balancer (config.HTTPListener.VHost), its
 // routes pick the pool (config.VHost.Match) and the pool's load balancer
-// picks the endpoint (lb.Pool.Pick). A request that needs anything more
+// picks the endpoint (lb.Pool.Pick); the Target's Tag is the
+// *config.Route. A request that needs anything more
 // than forwarding goes to Handoff: a load balancer with security settings,
 // trusted proxies or an access log, or one that Eligible (when set)
 // refuses; a route with a redirect, direct answer, rewrite, header
@@ -30,41 +31,50 @@ type TableRouter struct {
 }
 
 // Route implements Router.
-func (t *TableRouter) Route(r *Request) (netip.AddrPort, bool) {
+func (t *TableRouter) Route(r *Request) (Target, bool) {
+	ap, rt, ok := t.route(r)
+	if !ok {
+		return Target{}, false
+	}
+	return Target{Origin: ap, Tag: rt}, true
+}
+
+// route returns the origin and the route (the Target's Tag).
+func (t *TableRouter) route(r *Request) (netip.AddrPort, *config.Route, bool) {
 	lc := t.Listener()
 	if lc == nil || r.Path == nil {
-		return netip.AddrPort{}, false
+		return netip.AddrPort{}, nil, false
 	}
 	vh := lc.VHost(r.Host)
 	if vh == nil || !plainVHost(vh) || t.Eligible != nil && !t.Eligible(vh) {
-		return netip.AddrPort{}, false
+		return netip.AddrPort{}, nil, false
 	}
 	if len(r.Query) > 0 && bytes.ContainsAny(r.Query, "%+") {
 		// Query matchers compare decoded values.
 		for _, rt := range vh.Routes {
 			if len(rt.Query) > 0 {
-				return netip.AddrPort{}, false
+				return netip.AddrPort{}, nil, false
 			}
 		}
 	}
 	r.match.r = r
 	rt := vh.Match(&r.match)
 	if rt == nil || !plainRoute(rt) {
-		return netip.AddrPort{}, false
+		return netip.AddrPort{}, nil, false
 	}
 	pool := t.Pools(rt.Pool.ID)
 	if pool == nil {
-		return netip.AddrPort{}, false
+		return netip.AddrPort{}, nil, false
 	}
 	e, err := pool.Pick(0, nil)
 	if err != nil {
-		return netip.AddrPort{}, false
+		return netip.AddrPort{}, nil, false
 	}
 	ap, err := netip.ParseAddrPort(e.Addr())
 	if err != nil {
-		return netip.AddrPort{}, false
+		return netip.AddrPort{}, nil, false
 	}
-	return ap, true
+	return ap, rt, true
 }
 
 func plainVHost(vh *config.VHost) bool {

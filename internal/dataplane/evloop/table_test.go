@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
@@ -99,7 +101,14 @@ func startTable(t testing.TB, a, b string) (*config.HTTPListener, *lb.Registry) 
 func TestTableRouterAndHandoff(t *testing.T) {
 	lc, reg := startTable(t, namedOrigin(t, "A"), namedOrigin(t, "B"))
 	handed := make(chan string, 16)
+	var mu sync.Mutex
+	var observed []string
 	p, err := Start(Config{
+		Observe: func(tag any, status int, elapsed time.Duration, bytesOut int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			observed = append(observed, fmt.Sprintf("%s %d %v", tag.(*config.Route).Name, status, bytesOut > 100 && elapsed >= 0))
+		},
 		Listen: "127.0.0.1:0",
 		Loops:  2,
 		Router: &TableRouter{Listener: func() *config.HTTPListener { return lc }, Pools: reg.Pool},
@@ -156,6 +165,13 @@ func TestTableRouterAndHandoff(t *testing.T) {
 		if got := <-handed; got != tt.want {
 			t.Errorf("%s: handoff saw %q, want %q", tt.name, got, tt.want)
 		}
+	}
+	mu.Lock()
+	got := strings.Join(observed, ", ")
+	mu.Unlock()
+	want := "ns/shop#default 200 true, ns/shop#0 200 true, ns/shop#default 200 true" + strings.Repeat(", ns/shop#default 200 true", 7)
+	if got != want {
+		t.Errorf("observed %s, want %s", got, want)
 	}
 	st := p.Stats()
 	if st.Handoffs != 7 || st.Requests != 10 {
