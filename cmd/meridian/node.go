@@ -124,6 +124,6 @@ is unreachable. See internal/sites/PROCEDURES.md for renewal and re-enrolment.`,
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "graceful shutdown deadline on SIGTERM (default 30s)")
 	f.StringSliceVar(&geoDBs, "geoip-db", nil, "MaxMind DB file(s) for country and ASN matches of service policies: a (Geo)Lite2 Country or City database, optionally followed by an ASN one (the kind is read from each file)")
 	f.StringVar(&geoASNDB, "geoip-asn-db", "", "MaxMind ASN database (GeoLite2-ASN) for asns matches of service policies")
-	f.IntVar(&gcPercent, "gc-percent", 400, "garbage-collector target percentage (Go's GOGC; the GOGC environment variable wins; negative disables collection)")
+	f.IntVar(&gcPercent, "gc-percent", 400, "garbage-collector target percentage (Go's GOGC; the GOGC environment variable wins; 0 keeps Go's default of 100, negative disables collection)")
 	return cmd
 }
