@@ -81,6 +81,8 @@ func (c *Console) runSites(ctx context.Context) {
 	// Revoked serials whose certificates can no longer be presented are
 	// dropped (see sites.Server.PruneRevoked).
 	go c.sites.reg.RunPruner(ctx, time.Hour)
+	// Other consoles of the same store revoke and prune too.
+	go c.sites.reg.RunSync(ctx)
 	go func() {
 		if err := c.sites.dist.Run(ctx); err != nil {
 			c.log.Error("configuration distribution stopped", "err", err)

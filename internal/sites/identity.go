@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
@@ -120,53 +119,6 @@ func (s *Server) check(ctx context.Context, chain []*x509.Certificate, allowExpi
 	s.seen[key][serial] = cert.NotAfter
 	s.revMu.Unlock()
 	return &site, expired, nil
-}
-
-func (s *Server) loadCutoffs(ctx context.Context) error {
-	opts := store.ListOptions{Limit: 1000}
-	for {
-		res, err := s.opts.Store.List(ctx, cutoffPrefix, opts)
-		if err != nil {
-			return fmt.Errorf("loading decommissioned sites: %w", err)
-		}
-		for _, kv := range res.Items {
-			t, err := time.Parse(time.RFC3339Nano, string(kv.Value))
-			if err != nil {
-				// Unreadable: refuse every certificate issued so far.
-				t = s.opts.Now()
-			}
-			s.cutoffs[strings.TrimPrefix(kv.Key, cutoffPrefix)] = t
-		}
-		if !res.More {
-			return nil
-		}
-		opts.After, opts.Revision = res.Items[len(res.Items)-1].Key, res.Revision
-	}
-}
-
-func (s *Server) loadRevoked(ctx context.Context) error {
-	opts := store.ListOptions{Limit: 1000}
-	for {
-		res, err := s.opts.Store.List(ctx, revokedPrefix, opts)
-		if err != nil {
-			return fmt.Errorf("loading revoked site certificates: %w", err)
-		}
-		for _, kv := range res.Items {
-			if i := strings.LastIndexByte(kv.Key, '/'); i >= 0 {
-				until, err := time.Parse(time.RFC3339, string(kv.Value))
-				if err != nil {
-					// Unreadable: keep it for as long as any certificate
-					// issued now could still be used.
-					until = s.opts.Now().Add(s.opts.CertTTL + s.opts.ReenrolGrace + pki.ClockSkew)
-				}
-				s.revoked[kv.Key[i+1:]] = revokedEntry{key: kv.Key, until: until}
-			}
-		}
-		if !res.More {
-			return nil
-		}
-		opts.After, opts.Revision = res.Items[len(res.Items)-1].Key, res.Revision
-	}
 }
 
 // Retire is called when a site was decommissioned or deleted: it revokes

@@ -356,3 +356,87 @@ func mustNew(t *testing.T, opts sites.Options) *sites.Server {
 	}
 	return s
 }
+
+// TestRevocationsFollowedAcrossConsoles: two consoles on one store (as
+// with etcd): what one revokes, records or prunes, the other follows
+// (RunSync) without a restart.
+func TestRevocationsFollowedAcrossConsoles(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.LoadOrCreateCA(ctx, st, kr, "console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Now()}
+	opts := sites.Options{Store: st, CA: ca, Audit: audit.New(st, kr, audit.Options{}), CertTTL: time.Hour,
+		ReenrolGrace: 48 * time.Hour, Now: clk.now}
+	one, two := mustNew(t, opts), mustNew(t, opts)
+	done := make(chan struct{})
+	go func() { defer close(done); two.RunSync(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	created := time.Now().Add(-time.Minute)
+	putSite := func(decommissioned bool) {
+		s := &v1.Site{}
+		s.APIVersion, s.Kind = v1.APIVersion, "Site"
+		s.Metadata = v1.ObjectMeta{Name: "shop-7", Tenant: "acme", CreationTimestamp: &created}
+		s.Spec.Approved, s.Spec.Decommissioned = true, decommissioned
+		b, _ := json.Marshal(s)
+		if _, err := st.Txn(ctx, store.Txn{Ops: []store.Op{store.Put(sites.SiteKey("acme", "shop-7"), b)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	issue := func(ago time.Duration) []*x509.Certificate {
+		ic, err := ca.WithClock(func() time.Time { return time.Now().Add(-ago) }).
+			IssueClientCert(pki.SiteSPIFFEID("acme", "shop-7"), &key.PublicKey, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []*x509.Certificate{ic.Leaf}
+	}
+	eventually := func(what string, f func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !f(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("the second console did not follow: %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	putSite(false)
+	seen, unseen := issue(20*time.Second), issue(20*time.Second)
+	if _, err := one.Authenticate(ctx, seen); err != nil {
+		t.Fatal(err)
+	}
+	putSite(true)
+	clk.t = time.Now().Add(-5 * time.Second)
+	if err := one.Retire(ctx, "acme", "shop-7"); err != nil {
+		t.Fatal(err)
+	}
+	putSite(false) // set back by hand
+	serial := seen[0].SerialNumber.Text(16)
+	eventually("the revoked serial", func() bool { return two.IsRevoked(serial) })
+	eventually("the decommission record", func() bool {
+		_, err := two.Authenticate(ctx, unseen)
+		return err != nil && strings.Contains(err.Error(), "issued before the site was decommissioned")
+	})
+	if _, err := two.Authenticate(ctx, issue(0)); err != nil {
+		t.Fatalf("a certificate issued after the decommission, on the second console: %v", err)
+	}
+	// Pruned by the first console: gone from the second.
+	clk.t = time.Now().Add(time.Hour + 48*time.Hour + pki.ClockSkew + time.Minute)
+	if _, err := one.PruneRevoked(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually("the pruning", func() bool { return two.RevokedCount() == 0 })
+}

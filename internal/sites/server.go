@@ -107,10 +107,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger.With("component", "sites"), revoked: map[string]revokedEntry{}, seen: map[string]map[string]time.Time{},
 		cutoffs: map[string]time.Time{}}
-	if err := s.loadRevoked(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.loadCutoffs(ctx); err != nil {
+	if err := s.reload(ctx, 0); err != nil {
 		return nil, err
 	}
 	if _, err := s.PruneRevoked(ctx); err != nil {
