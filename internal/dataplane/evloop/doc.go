@@ -1,2 +1,2 @@
-// Package evloop is an experimental epoll event-loop HTTP/1.1 keep-alive reverse proxy (Linux), measured by bench/run.sh.
+// Package evloop is an epoll event-loop HTTP/1.1 reverse-proxy engine (Linux), not yet selected by any node listener; bench/README.md has its figures.
 package evloop
