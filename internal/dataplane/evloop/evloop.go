@@ -1042,22 +1042,25 @@ func (l *loop) originFailed(o *origin) {
 		return
 	}
 	if !o.gotResp && c.retryable && o.reused {
-		req := o.out
+		addr, req := o.addr, o.out
 		o.out = nil
 		o.c, c.o = nil, nil
 		l.closeOrigin(o)
-		n, err := l.getOrigin(o.addr)
-		if err == nil {
-			n.reused = false // a new connection is not retried again
-			n.c, c.o = c, n
-			n.out = append(n.out[:0], req...)
-			n.outOff = 0
-			o.out = req[:0]
-			l.flushOrigin(n)
+		// getOrigin may hand back the same struct from the free list.
+		n, err := l.getOrigin(addr)
+		if err != nil {
+			l.reject(c, problemBadGateway)
 			return
 		}
-		o.out = req[:0]
-		l.reject(c, problemBadGateway)
+		n.reused = false // a new connection is not retried again
+		n.c, c.o = c, n
+		if n == o {
+			n.out = req
+		} else {
+			n.out, o.out = append(n.out[:0], req...), req[:0]
+		}
+		n.outOff = 0
+		l.flushOrigin(n)
 		return
 	}
 	o.c, c.o = nil, nil

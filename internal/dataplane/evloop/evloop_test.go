@@ -455,3 +455,52 @@ func FuzzProxyStream(f *testing.F) {
 		}
 	})
 }
+
+// TestRetryOnReusedConnection: an origin that closes a kept-alive
+// connection when the next request arrives, without answering it; the
+// proxy must send that (idempotent) request again on a new connection.
+func TestRetryOnReusedConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				http.ReadRequest(br) // the next request: closed unanswered
+			}()
+		}
+	}()
+	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: ln.Addr().String(), Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := dial(t, p.Addr().String())
+	for i := 0; i < 4; i++ {
+		resp, body := c.roundTrip(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET")
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if st := p.Stats(); st.OriginConnects < 4 {
+		t.Errorf("stats %+v: want a new origin connection per request", st)
+	}
+	// A POST is not retried: on the kept-alive connection the origin
+	// drops, the client gets 502.
+	resp, _ := c.roundTrip(t, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx", "POST")
+	if resp.StatusCode != 502 {
+		t.Errorf("POST on a reused connection the origin dropped: %d, want 502", resp.StatusCode)
+	}
+}
