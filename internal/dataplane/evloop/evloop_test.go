@@ -155,6 +155,20 @@ func TestProxyFraming(t *testing.T) {
 			t.Errorf("pipelined: got %q, want %q", body, want)
 		}
 	}
+	// An HTTP/1.0 client never gets a chunked answer.
+	{
+		c := dial(t, addr)
+		if _, err := io.WriteString(c, "GET /chunked HTTP/1.0\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(bytes.ToLower(raw), []byte("transfer-encoding")) || !bytes.HasSuffix(raw, []byte("part0;part1;part2;")) {
+			t.Errorf("HTTP/1.0 client got %q", raw)
+		}
+	}
 	// HTTP/1.0 and Connection: close end the connection after the answer.
 	for _, raw := range []string{"GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"} {
 		c := dial(t, addr)

@@ -172,6 +172,9 @@ func parseResponse(b []byte) (respHead, *h1.Problem) {
 	if rh.status < 100 || (len(b) > 12 && b[12] != ' ' && b[12] != '\r') {
 		return rh, problemOrigin
 	}
+	if !wellFormedFields(b[eol+1 : len(b)-2]) {
+		return rh, problemOrigin
+	}
 	var bad bool
 	var nCL int
 	forEachHeader(b[eol+1:len(b)-2], func(name, value []byte) {
@@ -212,6 +215,29 @@ func parseResponse(b []byte) (respHead, *h1.Problem) {
 		rh.contentLength = -1 // RFC 9112 6.3: Transfer-Encoding wins
 	}
 	return rh, nil
+}
+
+// wellFormedFields reports whether every line of a header block ends in
+// CRLF, has no other CR or LF, is not an obs-fold continuation, and starts
+// with a token followed by a colon: what is forwarded as it is must not be
+// able to split an answer.
+func wellFormedFields(b []byte) bool {
+	for len(b) > 0 {
+		eol := bytes.IndexByte(b, '\n')
+		if eol < 1 || b[eol-1] != '\r' {
+			return false
+		}
+		line := b[:eol-1]
+		b = b[eol+1:]
+		if bytes.IndexByte(line, '\r') >= 0 {
+			return false
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !h1.IsToken(line[:colon]) {
+			return false
+		}
+	}
+	return true
 }
 
 // forEachHeader calls f for every "name: value" line of a header block
@@ -499,7 +525,13 @@ func appendRequestHead(b []byte, rh *reqHead, peer []byte) []byte {
 	b = append(b, rh.method...)
 	b = append(b, ' ')
 	b = append(b, rh.target...)
-	b = append(b, " HTTP/1.1\r\n"...)
+	if rh.http11 {
+		b = append(b, " HTTP/1.1\r\n"...)
+	} else {
+		// An HTTP/1.0 client cannot read a chunked answer: the origin
+		// must not send one.
+		b = append(b, " HTTP/1.0\r\n"...)
+	}
 	hs := rh.headers
 	for len(hs) > 0 {
 		eol := 0

@@ -66,6 +66,10 @@ func TestParseResponse(t *testing.T) {
 		{"HTTP/1.1 20 OK\r\n\r\n", true, 0, 0, false, false},
 		{"HTTP/2.0 200 OK\r\n\r\n", true, 0, 0, false, false},
 		{"HTTP/1.1 200 OK\r\nX: a\x01\r\n\r\n", true, 0, 0, false, false},
+		{"HTTP/1.1 200 OK\r\nX: a\nSet-Cookie: b\r\n\r\n", true, 0, 0, false, false},
+		{"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n", true, 0, 0, false, false},
+		{"HTTP/1.1 200 OK\r\nX\rY: a\r\n\r\n", true, 0, 0, false, false},
+		{"HTTP/1.1 200 OK\r\nBad Name: a\r\n\r\n", true, 0, 0, false, false},
 	}
 	for _, tt := range tests {
 		rh, p := parseResponse([]byte(tt.head))
