@@ -171,3 +171,64 @@ func TestRolloutLine(t *testing.T) {
 		}
 	}
 }
+
+// TestBindingHeldBackFromOldNodes: by default SecurityBinding and
+// NetworkPolicy need capability version 2. A version-1 node gets neither,
+// nor the load balancers of a namespace with a binding (they would run
+// there without the protection SecOps made mandatory); other namespaces'
+// load balancers still reach it.
+func TestBindingHeldBackFromOldNodes(t *testing.T) {
+	ctx := context.Background()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, st, "acme", "virtualsites", "", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"VirtualSite","metadata":{"name":"all"},"spec":{"selector":{}}}`))
+	for _, ns := range []string{"guarded", "open"} {
+		put(t, st, "acme", "originpools", ns, decodeOne(t, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"p","namespace":"`+ns+`"},"spec":{"endpoints":[{"address":"127.0.0.1:2"}]}}`))
+		put(t, st, "acme", "httploadbalancers", ns, decodeOne(t, `{"apiVersion":"meridian/v1","kind":"HTTPLoadBalancer","metadata":{"name":"lb","namespace":"`+ns+
+			`"},"spec":{"domains":["*"],"listeners":[{"port":8080}],"defaultPool":"p","sites":{"virtualSite":"all"}}}`))
+	}
+	put(t, st, "acme", "servicepolicies", "guarded", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"ServicePolicy","metadata":{"name":"deny-all","namespace":"guarded"},"spec":{"defaultAction":"deny"}}`))
+	put(t, st, "acme", "securitybindings", "guarded", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"SecurityBinding","metadata":{"name":"mandatory","namespace":"guarded"},"spec":{"servicePolicies":["deny-all"]}}`))
+	put(t, st, "acme", "networkpolicies", "open", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"NetworkPolicy","metadata":{"name":"np","namespace":"open"},"spec":{"sites":{"virtualSite":"all"},"ingress":[{"name":"r","action":"deny","sources":["203.0.113.0/24"]}]}}`))
+	for _, s := range []struct {
+		name string
+		cap  int
+	}{{"old", 1}, {"new", CapabilityVersion}} {
+		site := &v1.Site{}
+		site.APIVersion, site.Kind, site.Metadata.Name = v1.APIVersion, "Site", s.name
+		site.Spec.Approved = true
+		site.Status.CapabilityVersion = s.cap
+		put(t, st, "acme", "sites", "", site)
+	}
+	d, err := New(Options{Store: st, Secrets: kr, Sites: noStreams{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.recompileLocked(ctx, "acme")
+	d.mu.Unlock()
+	old, err := d.Snapshot("acme", "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, _ := d.Snapshot("acme", "new")
+	if got := names(old.Refs()); strings.Contains(got, "guarded/lb") || strings.Contains(got, "SecurityBinding") || strings.Contains(got, "NetworkPolicy") || !strings.Contains(got, "HTTPLoadBalancer open/lb") {
+		t.Errorf("version-1 node gets %s", got)
+	}
+	if got := names(old.skipped); !strings.Contains(got, "HTTPLoadBalancer guarded/lb") || !strings.Contains(got, "SecurityBinding guarded/mandatory") || !strings.Contains(got, "NetworkPolicy open/np") {
+		t.Errorf("version-1 node is told it skips %s", got)
+	}
+	if got := names(newer.Refs()); !strings.Contains(got, "HTTPLoadBalancer guarded/lb") || !strings.Contains(got, "SecurityBinding guarded/mandatory") || !strings.Contains(got, "NetworkPolicy open/np") || len(newer.skipped) != 0 {
+		t.Errorf("current node gets %s (skipped %s)", got, names(newer.skipped))
+	}
+}

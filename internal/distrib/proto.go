@@ -14,7 +14,19 @@ import (
 // CapabilityVersion is the protocol version this console speaks. A node
 // says which version it understands; kinds newer than that are not sent
 // (and are listed as skipped).
-const CapabilityVersion = 1
+//
+//	1: load balancers, pools, health checks, certificates, AppFirewall,
+//	   ServicePolicy, RateLimiter.
+//	2: NetworkPolicy and SecurityBinding.
+const CapabilityVersion = 2
+
+// DefaultKindCapabilities is the capability version each kind newer than
+// version 1 needs (Options.KindCapabilities when that is nil). A load
+// balancer whose namespace has a SecurityBinding is held back from a
+// node too old for the binding, since it would run unprotected there.
+func DefaultKindCapabilities() map[string]int {
+	return map[string]int{"NetworkPolicy": 2, "SecurityBinding": 2}
+}
 
 // Service and method names of the sync stream.
 const (

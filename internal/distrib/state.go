@@ -56,7 +56,8 @@ type Options struct {
 	// (after its stream is closed), e.g. to revoke its certificates.
 	OnDecommission func(ctx context.Context, tenant, site string)
 	// KindCapabilities gives the capability version a node needs to
-	// understand a kind (default 1 for every kind).
+	// understand a kind (nil: DefaultKindCapabilities; a kind not listed
+	// needs version 1).
 	KindCapabilities map[string]int
 	// StatusInterval bounds how often status is written (default 2s).
 	StatusInterval time.Duration
@@ -208,6 +209,9 @@ type objCounters struct {
 func New(opts Options) (*Distributor, error) {
 	if opts.Store == nil || opts.Secrets == nil || opts.Sites == nil {
 		return nil, errors.New("distrib: Store, Secrets and Sites are required")
+	}
+	if opts.KindCapabilities == nil {
+		opts.KindCapabilities = DefaultKindCapabilities()
 	}
 	if opts.StatusInterval <= 0 {
 		opts.StatusInterval = 2 * time.Second
