@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
@@ -18,10 +19,6 @@ type Options struct {
 	// Events receives one event per blocked request or per request on
 	// which rules matched (may be nil).
 	Events secevents.Sink
-	// RawURI returns the request target as the client sent it. Without it
-	// the URI is rebuilt from the normalized path and the raw query, which
-	// hides encodings in the path from the rules.
-	RawURI func(x *dataplane.Exchange) []byte
 	// Metrics counts verdicts and rule hits (may be nil).
 	Metrics *Metrics
 	// Concurrency is how many requests the stages of one Factory inspect
@@ -167,11 +164,14 @@ func (s *stage) reply(x *dataplane.Exchange, v *waf.Verdict) dataplane.Action {
 	return dataplane.Respond
 }
 
-func (s *stage) uri(x *dataplane.Exchange) string {
-	if s.opts.RawURI != nil {
-		if u := s.opts.RawURI(x); len(u) > 0 {
-			return string(u)
-		}
+// uri is the request target for the WAF: as the client sent it
+// (Exchange.RawTarget), so that REQUEST_URI, REQUEST_LINE, REQUEST_FILENAME
+// and ARGS_GET see every encoding, doubled slash and scheme in it. Only
+// when the engine gives no raw target is one rebuilt from the normalized
+// path and the raw query.
+func uri(x *dataplane.Exchange) string {
+	if len(x.RawTarget) > 0 {
+		return string(x.RawTarget)
 	}
 	p := escapePath(x.Path)
 	if len(x.RawQuery) == 0 {
@@ -222,17 +222,9 @@ func (s *stage) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
 	}
 	tx.Connection(netip.AddrPortFrom(x.Client, x.Peer.Port()), server)
 	host := string(x.Host)
-	v := tx.RequestHeaders(string(x.Method), s.uri(x), x.Proto, host, func(add func(n, v string)) {
-		sawHost := false
-		x.ReqHeaders.VisitAll(func(n, val []byte) {
-			if len(n) == 4 && (n[0]|0x20) == 'h' && (n[1]|0x20) == 'o' && (n[2]|0x20) == 's' && (n[3]|0x20) == 't' {
-				sawHost = true
-			}
-			add(string(n), string(val))
-		})
-		if !sawHost && host != "" {
-			add("Host", host)
-		}
+	body := false
+	v := tx.RequestHeaders(string(x.Method), uri(x), x.Proto, host, func(add func(n, v string)) {
+		body = requestHeaders(x, host, add)
 	})
 	if v != nil {
 		return s.reply(x, v)
@@ -240,7 +232,7 @@ func (s *stage) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
 	// Phase 2 (where CRS adds up the anomaly score) must run even when
 	// no body callback will come: bodiless requests and disabled body
 	// inspection.
-	if s.w.Spec.RequestBody.Disabled || !hasBody(x) {
+	if s.w.Spec.RequestBody.Disabled || !body {
 		if v := tx.RequestBody(nil, true); v != nil {
 			return s.reply(x, v)
 		}
@@ -248,12 +240,96 @@ func (s *stage) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
 	return dataplane.Continue
 }
 
-func hasBody(x *dataplane.Exchange) bool {
-	if _, ok := x.ReqHeaders.Peek("Transfer-Encoding"); ok {
-		return true
+// requestHeaders gives add the request's header fields and reports whether
+// they announce a body (Transfer-Encoding, or a Content-Length other than
+// 0).
+//
+// Over HTTP/1.x the fields are those of the head as received
+// (Exchange.RawHeaders): in the client's order and name case, repeated
+// fields apart, empty values kept, Cookie and Connection as sent, nothing
+// the engine added. The block is copied into one string and every name and
+// value handed to the WAF (which keeps them for the transaction) is a
+// substring of it: one allocation for the whole head instead of two per
+// field. The fields are split as Exchange.VisitRawHeaders splits them
+// (TestRawFieldsMatchVisitRawHeaders holds the two together).
+//
+// Over HTTP/2 there is no raw block: the fields come from the engine's
+// header map, plus a Host field for the :authority, which is not one of
+// them.
+func requestHeaders(x *dataplane.Exchange, host string, add func(n, v string)) (body bool) {
+	if x.RawHeaders == nil {
+		sawHost := false
+		if x.ReqHeaders != nil {
+			x.ReqHeaders.VisitAll(func(n, val []byte) {
+				if len(n) == 4 && (n[0]|0x20) == 'h' && (n[1]|0x20) == 'o' && (n[2]|0x20) == 's' && (n[3]|0x20) == 't' {
+					sawHost = true
+				}
+				body = body || announcesBody(n, val)
+				add(string(n), string(val))
+			})
+		}
+		if !sawHost && host != "" {
+			add("Host", host)
+		}
+		return body
 	}
-	cl, ok := x.ReqHeaders.Peek("Content-Length")
-	return ok && !(len(cl) == 1 && cl[0] == '0')
+	rawFields(string(x.RawHeaders), func(n, val string) {
+		body = body || announcesBody(n, val)
+		add(n, val)
+	})
+	return body
+}
+
+// rawFields calls f for each field line of a raw header block, in order:
+// the name as sent, the value without surrounding blanks. It stops at the
+// empty line that ends the head and skips lines without a name.
+func rawFields(b string, f func(name, value string)) {
+	for len(b) > 0 {
+		line := b
+		if i := strings.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = ""
+		}
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			return
+		}
+		c := strings.IndexByte(line, ':')
+		if c <= 0 {
+			continue
+		}
+		f(line[:c], strings.Trim(line[c+1:], " \t"))
+	}
+}
+
+// announcesBody reports whether a request header field says a body
+// follows.
+func announcesBody[T string | []byte](name, value T) bool {
+	switch len(name) {
+	case len("content-length"):
+		return equalFold(name, "content-length") && !(len(value) == 1 && value[0] == '0')
+	case len("transfer-encoding"):
+		return equalFold(name, "transfer-encoding")
+	}
+	return false
+}
+
+// equalFold compares an ASCII header name with a lower-case one.
+func equalFold[T string | []byte](name T, lower string) bool {
+	if len(name) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(lower); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *stage) tx(x *dataplane.Exchange) *waf.Tx {
