@@ -105,7 +105,7 @@ func (c *Console) startDevNode(ctx context.Context, token, tenant, demoAddr stri
 	go sec.Run(ctx)
 	go func() {
 		err := c.RunDevNode(ctx, DevNodeOptions{AdminToken: token, Tenant: tenant, AdminListen: "",
-			AccessLog: io.Discard, Stages: sec.Stages, Collectors: sec.Collectors})
+			AccessLog: io.Discard, Security: sec})
 		if err != nil && ctx.Err() == nil {
 			c.log.Error("dev node stopped", "err", err)
 		}

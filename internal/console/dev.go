@@ -86,7 +86,8 @@ HTTP load balancer on port 8080 in front of the backend.`,
 				if err := c.startDevNode(ctx, token, tenant, demoAddr, errOut); err != nil {
 					fmt.Fprintf(errOut, "warning: %v (the console keeps running)\n", err)
 				} else {
-					demoLine = "  Demo app:     curl -s http://127.0.0.1:8080/api/hello   (load balancer \"demo\" on the dev node)\n"
+					demoLine = "  Demo app:     curl -s http://127.0.0.1:8080/api/hello   (load balancer \"demo\" on the dev node)\n" +
+						"  Blocked:      curl -s -o /dev/null -w '%{http_code}\\n' 'http://127.0.0.1:8080/api/hello?q=<script>alert(1)</script>'\n"
 				}
 			}
 			fmt.Fprintf(out, "Meridian dev is running.\n\n")
@@ -100,6 +101,9 @@ HTTP load balancer on port 8080 in front of the backend.`,
 			fmt.Fprintf(out, "  go run ./cmd/meridian get sites -o wide\n")
 			fmt.Fprintf(out, "  go run ./cmd/meridian get httploadbalancers -n demo -o wide\n")
 			fmt.Fprintf(out, "  go run ./cmd/meridian apply -f examples/console/\n")
+			if demoLine != "" {
+				fmt.Fprintf(out, "  go run ./cmd/meridian events -n demo   (the WAF block above, with its rule ids)\n")
+			}
 			fmt.Fprintf(out, "  go run ./cmd/meridian audit log\n\nPress Ctrl-C to stop.\n")
 			return <-serveErr
 		},

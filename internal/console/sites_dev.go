@@ -10,11 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/client"
-	"github.com/meridian-platform/meridian/internal/dataplane"
+	"github.com/meridian-platform/meridian/internal/node"
 	"github.com/meridian-platform/meridian/internal/node/agent"
 )
 
@@ -33,8 +31,10 @@ type DevNodeOptions struct {
 	AdminListen string
 	AccessLog   io.Writer
 	Logger      *slog.Logger
-	Stages      map[string]dataplane.StageFactory
-	Collectors  []prometheus.Collector
+	// Security is the node's security stack (stages, metrics, events);
+	// nil runs the node without one. Its events also go to the console,
+	// as with `meridian node --console`.
+	Security *node.Security
 }
 
 // RunDevNode runs a node registered to this console until ctx ends. On
@@ -82,7 +82,12 @@ func (c *Console) RunDevNode(ctx context.Context, o DevNodeOptions) error {
 		}
 		token = tok.Status.Token
 	}
-	return agent.RunNode(ctx, agent.NodeOptions{Console: c.URL(), Token: token, Name: o.Name, DataDir: o.DataDir,
+	no := agent.NodeOptions{Console: c.URL(), Token: token, Name: o.Name, DataDir: o.DataDir,
 		CAData: c.CACertPEM(), NodeVersion: "dev", AdminListen: o.AdminListen, DrainTimeout: 5 * time.Second,
-		AccessLog: o.AccessLog, Logger: o.Logger, Stages: o.Stages, Collectors: o.Collectors})
+		AccessLog: o.AccessLog, Logger: o.Logger}
+	if sec := o.Security; sec != nil {
+		no.Stages, no.Collectors, no.SecurityEvents = sec.Stages, sec.Collectors, sec.Events()
+		no.Compile, no.OnAgent = sec.CompileOptions(), sec.ForwardToAgent
+	}
+	return agent.RunNode(ctx, no)
 }

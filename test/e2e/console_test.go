@@ -205,6 +205,25 @@ func TestDevWritesContext(t *testing.T) {
 	if !strings.Contains(out, "dev-node") {
 		t.Fatalf("get sites after dev:\n%s", out)
 	}
+	// The demo load balancer has an AppFirewall: an attack is blocked and
+	// the block is listed by the console, as dev's banner says.
+	resp, err := http.Get("http://127.0.0.1:8080/api/hello?q=%3Cscript%3Ealert(1)%3C/script%3E")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("XSS through the demo load balancer: status %d, want 403", resp.StatusCode)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out = mustRun(t, []string{"MERIDIAN_CONFIG=" + cfg}, "events", "-n", "demo", "--type", "waf")
+		if strings.Contains(out, "blocked") && strings.Contains(out, "dev-node") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("meridian events -n demo never listed the WAF block:\n%s\n%s", out, p.Output())
+		}
+	}
 	// A restarted dev prints the same token and rewrites the context.
 	p.stop()
 	p = start(t, nil, "dev", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0", "--cli-config", cfg)
