@@ -42,7 +42,7 @@ field path while the last good configuration keeps serving.
 With --console it registers with a console using a SiteToken (first start
 only), keeps one sync stream to it over mTLS, writes every snapshot it
 applies to DATA_DIR (encrypted) and serves from that copy while the console
-is unreachable. See internal/sites/PROCEDURES.md for renewal and re-enrolment.`,
+is unreachable. See docs/sites.md for renewal, re-enrolment and recommission.`,
 		Example: `  meridian node --config ./site.yaml
   meridian node --config ./conf.d/ --admin 127.0.0.1:9901 --pprof
   curl -s http://127.0.0.1:9901/config    # the effective configuration, secrets redacted
