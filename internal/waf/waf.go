@@ -27,6 +27,13 @@ type WAF struct {
 	waf       coraza.WAF
 	blockBody []byte
 	blockType string
+
+	// The no-match fast path (fastpath.go); nil when the configuration is
+	// not one it handles (custom rules) or it is switched off.
+	fp      *fpProgram
+	lean    coraza.WAF
+	fpWhy   string // why there is no fast path
+	fpStats fpStats
 }
 
 // Compile compiles an AppFirewall spec. Compiling CRS takes a while: use a
@@ -53,6 +60,17 @@ func compileDirectives(spec v1.AppFirewallSpec, d string) (*WAF, error) {
 	}
 	sum := sha256.Sum256([]byte(d))
 	w := &WAF{Hash: hex.EncodeToString(sum[:]), Spec: af.Spec, waf: cw}
+	if strings.TrimSpace(spec.CustomRules) != "" {
+		w.fpWhy = "custom rules"
+	} else if p, why := compileFastPath(d, root); p == nil {
+		w.fpWhy = why
+	} else {
+		lean, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(root).WithDirectives(p.lean))
+		if err != nil {
+			return nil, fmt.Errorf("compiling the AppFirewall's bookkeeping rules: %w", err)
+		}
+		w.fp, w.lean, w.fpStats = p, lean, p.stats
+	}
 	w.blockType = af.Spec.BlockResponse.ContentType
 	if af.Spec.BlockResponse.Body != "" {
 		w.blockBody = []byte(af.Spec.BlockResponse.Body)
@@ -92,6 +110,7 @@ type Tx struct {
 	tx       types.Transaction
 	v        *Verdict
 	bodyDone bool
+	bodySeen bool // RequestBody was called
 }
 
 // NewTx starts a transaction; id is the request id.
@@ -165,6 +184,7 @@ func (t *Tx) WantsRequestBody() bool { return t.tx.IsRequestBodyAccessible() }
 // RequestBody feeds a chunk of the request body; at end it runs phase 2.
 // Bodies larger than the limit are refused (413) or cut, as configured.
 func (t *Tx) RequestBody(chunk []byte, end bool) *Verdict {
+	t.bodySeen = true
 	if t.v != nil || t.bodyDone {
 		return t.v
 	}
@@ -189,6 +209,16 @@ func (t *Tx) RequestBody(chunk []byte, end bool) *Verdict {
 		return t.verdict(&types.Interruption{Status: 400, Action: "deny"})
 	}
 	return nil
+}
+
+// FinishRequest runs phase 2 without a body when RequestBody was never
+// called (a body was expected but none came), so that the request's
+// anomaly score is still added up; otherwise it only returns the verdict.
+func (t *Tx) FinishRequest() *Verdict {
+	if t.bodySeen {
+		return t.v
+	}
+	return t.RequestBody(nil, true)
 }
 
 // ResponseHeaders runs phase 3.

@@ -198,3 +198,46 @@ func TestCacheSharesInstances(t *testing.T) {
 		t.Errorf("len %d", c.Len())
 	}
 }
+
+// FinishRequest runs phase 2 (where CRS blocks on the anomaly score) when
+// no body was fed, and only then.
+func TestFinishRequest(t *testing.T) {
+	w := mustWAF(t, v1.AppFirewallSpec{})
+	headers := func(add func(n, v string)) {
+		add("Host", "shop.example.com")
+		add("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0")
+		add("Accept", "text/html")
+	}
+	tx := w.NewTx("")
+	if v := tx.RequestHeaders("GET", "/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--", "HTTP/2.0", "shop.example.com", headers); v != nil {
+		t.Fatalf("phase 1 blocked already (rule %d): the test needs the phase-2 evaluation", v.RuleID)
+	}
+	v := tx.FinishRequest()
+	if v == nil || v.Status != 403 {
+		t.Fatalf("FinishRequest: %+v, want a 403 verdict", v)
+	}
+	if again := tx.FinishRequest(); again != v {
+		t.Errorf("second FinishRequest: %+v", again)
+	}
+	tx.Close()
+
+	// After a body was fed, FinishRequest does not run phase 2 again.
+	tx = w.NewTx("")
+	if v := tx.RequestHeaders("POST", "/api", "HTTP/2.0", "shop.example.com", func(add func(n, v string)) {
+		headers(add)
+		add("Content-Type", "application/x-www-form-urlencoded")
+		add("Content-Length", "3")
+	}); v != nil {
+		t.Fatal(v)
+	}
+	if v := tx.RequestBody([]byte("a=1"), false); v != nil {
+		t.Fatal(v)
+	}
+	if v := tx.FinishRequest(); v != nil {
+		t.Errorf("FinishRequest after a body chunk: %+v", v)
+	}
+	if v := tx.RequestBody(nil, true); v != nil {
+		t.Errorf("end of a benign body: %+v", v)
+	}
+	tx.Close()
+}
