@@ -11,8 +11,8 @@ import (
 )
 
 // runEvloop runs the event-loop proxy until SIGINT or SIGTERM.
-func runEvloop(listen, origin string, loops int, rawBlock bool, profile string) error {
-	cfg := evloop.Config{Listen: listen, Origin: origin, Loops: loops, RawBlock: rawBlock}
+func runEvloop(listen, origin string, loops int, rawBlock, perLoop bool, profile string) error {
+	cfg := evloop.Config{Listen: listen, Origin: origin, Loops: loops, RawBlock: rawBlock, ListenerPerLoop: perLoop}
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {

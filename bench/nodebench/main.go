@@ -23,10 +23,11 @@ func main() {
 	evOrigin := flag.String("evloop-origin", "127.0.0.1:18000", "origin of the event-loop proxy")
 	evLoops := flag.Int("evloop-loops", 0, "event loops (default GOMAXPROCS)")
 	evRaw := flag.Bool("evloop-rawblock", false, "idle event loops keep their P while waiting (evloop.Config.RawBlock)")
+	evPerLoop := flag.Bool("evloop-listener-per-loop", false, "one SO_REUSEPORT listener per event loop (evloop.Config.ListenerPerLoop)")
 	evProfile := flag.String("evloop-cpuprofile", "", "write a CPU profile of the event-loop proxy to this file on exit")
 	flag.Parse()
 	if *evListen != "" {
-		if err := runEvloop(*evListen, *evOrigin, *evLoops, *evRaw, *evProfile); err != nil {
+		if err := runEvloop(*evListen, *evOrigin, *evLoops, *evRaw, *evPerLoop, *evProfile); err != nil {
 			fmt.Fprintln(os.Stderr, "nodebench:", err)
 			os.Exit(1)
 		}

@@ -66,6 +66,12 @@ type Config struct {
 	// the loop's clock, read once per batch of events) and the bytes sent
 	// to the client. It must not block.
 	Observe func(tag any, status int, elapsed time.Duration, bytesOut int64)
+	// ListenerPerLoop gives every loop its own SO_REUSEPORT listener (the
+	// kernel spreads connections by address hash) instead of one listener
+	// all loops accept from (EPOLLEXCLUSIVE: whichever loop is awake takes
+	// the connection, which keeps a busy or descheduled loop from holding
+	// new connections back).
+	ListenerPerLoop bool
 	// MaxConnections bounds the client connections of all loops together
 	// (0: unlimited); more are closed at accept.
 	MaxConnections int
@@ -86,6 +92,7 @@ type Proxy struct {
 	// mu guards waking the loops against closing their eventfds.
 	mu         sync.Mutex
 	efdsClosed bool
+	sharedLFD  int // -1 with ListenerPerLoop
 }
 
 // wakeAll sets a flag on every loop and interrupts its epoll_wait.
@@ -157,12 +164,17 @@ func Start(cfg Config) (*Proxy, error) {
 	if cfg.Limits.MaxURI == 0 {
 		cfg.Limits = h1.DefaultLimits
 	}
-	p := &Proxy{done: make(chan struct{})}
+	p := &Proxy{done: make(chan struct{}), sharedLFD: -1}
 	for i := 0; i < cfg.Loops; i++ {
-		lfd, err := listenFD(lap)
-		if err != nil {
-			p.closeAll()
-			return nil, fmt.Errorf("evloop: listening on %s: %w", lap, err)
+		lfd := p.sharedLFD
+		if lfd < 0 {
+			if lfd, err = listenFD(lap); err != nil {
+				p.closeAll()
+				return nil, fmt.Errorf("evloop: listening on %s: %w", lap, err)
+			}
+			if !cfg.ListenerPerLoop {
+				p.sharedLFD = lfd
+			}
 		}
 		if i == 0 {
 			sa, err := unix.Getsockname(lfd)
@@ -173,9 +185,11 @@ func Start(cfg Config) (*Proxy, error) {
 			lap = addrPortOf(sa)
 			p.addr = lap
 		}
-		l, err := newLoop(lfd, oap, cfg, &p.active)
+		l, err := newLoop(lfd, p.sharedLFD < 0, oap, cfg, &p.active)
 		if err != nil {
-			unix.Close(lfd)
+			if p.sharedLFD < 0 {
+				unix.Close(lfd)
+			}
 			p.closeAll()
 			return nil, err
 		}
@@ -193,6 +207,9 @@ func Start(cfg Config) (*Proxy, error) {
 		p.mu.Lock()
 		for _, l := range p.loops {
 			unix.Close(l.efd)
+		}
+		if p.sharedLFD >= 0 {
+			unix.Close(p.sharedLFD)
 		}
 		p.efdsClosed = true
 		p.mu.Unlock()
@@ -234,6 +251,9 @@ func (p *Proxy) closeAll() {
 	for _, l := range p.loops {
 		l.closeFDs()
 		unix.Close(l.efd)
+	}
+	if p.sharedLFD >= 0 {
+		unix.Close(p.sharedLFD)
 	}
 }
 
@@ -281,6 +301,7 @@ func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
 // idle origin connections. Everything in it runs on its own goroutine.
 type loop struct {
 	epfd, lfd, efd int
+	ownsLFD        bool // false: the listener is shared, the Proxy closes it
 	events         []unix.EpollEvent
 	socks          []sock
 	idle           map[netip.AddrPort][]*origin
@@ -382,7 +403,7 @@ type origin struct {
 	deadline   int64
 }
 
-func newLoop(lfd int, oap netip.AddrPort, cfg Config, active *atomic.Int64) (*loop, error) {
+func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atomic.Int64) (*loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("evloop: epoll_create: %w", err)
@@ -394,11 +415,14 @@ func newLoop(lfd int, oap netip.AddrPort, cfg Config, active *atomic.Int64) (*lo
 	}
 	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff, admit: cfg.Admit, observeFn: cfg.Observe,
 		maxConns: int64(cfg.MaxConnections), active: active,
-		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), epfd: epfd, lfd: lfd, efd: efd, events: make([]unix.EpollEvent, epollEvents),
+		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), epfd: epfd, lfd: lfd, ownsLFD: ownsLFD, efd: efd, events: make([]unix.EpollEvent, epollEvents),
 		maxIdle: cfg.MaxIdlePerLoop, lim: cfg.Limits, rawBlock: cfg.RawBlock,
 		scratch: make([]byte, 0, 4096)}
 	for _, fd := range []int{lfd, efd} {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if fd == lfd && !ownsLFD {
+			ev.Events |= unix.EPOLLEXCLUSIVE
+		}
 		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 			unix.Close(epfd)
 			unix.Close(efd)
@@ -411,11 +435,10 @@ func newLoop(lfd int, oap netip.AddrPort, cfg Config, active *atomic.Int64) (*lo
 // closeFDs closes the loop's descriptors except its eventfd, which the
 // Proxy closes once every loop has ended.
 func (l *loop) closeFDs() {
-	for _, fd := range []int{l.lfd, l.epfd} {
-		if fd > 0 {
-			unix.Close(fd)
-		}
+	if l.ownsLFD && l.lfd >= 0 {
+		unix.Close(l.lfd)
 	}
+	unix.Close(l.epfd)
 	for fd := range l.socks {
 		if l.socks[fd].c != nil || l.socks[fd].o != nil {
 			unix.Close(fd)
@@ -577,8 +600,12 @@ func (l *loop) sweep() {
 	}
 }
 
+// acceptBatch bounds the connections one loop takes per listener event,
+// so that a shared listener's connections spread over the loops.
+const acceptBatch = 16
+
 func (l *loop) accept() {
-	for {
+	for i := 0; i < acceptBatch; i++ {
 		fd, sa, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
 			return // EAGAIN, or a transient error (EMFILE, ECONNABORTED)
@@ -622,7 +649,9 @@ func (l *loop) wake() {
 func (l *loop) startDrain() {
 	l.drainStarted = true
 	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil)
-	unix.Close(l.lfd)
+	if l.ownsLFD {
+		unix.Close(l.lfd)
+	}
 	l.lfd = -1
 	for fd := range l.socks {
 		if c := l.socks[fd].c; c != nil && c.state == csIdle && c.r == c.w {

@@ -518,3 +518,28 @@ func TestRetryOnReusedConnection(t *testing.T) {
 		t.Errorf("POST on a reused connection the origin dropped: %d, want 502", resp.StatusCode)
 	}
 }
+
+func TestListenerPerLoop(t *testing.T) {
+	origin := startOrigin(t)
+	for _, perLoop := range []bool{false, true} {
+		p, err := Start(Config{Listen: "127.0.0.1:0", Origin: origin, Loops: 3, ListenerPerLoop: perLoop})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 6; i++ {
+			c := dial(t, p.Addr().String())
+			if resp, body := c.roundTrip(t, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", "GET"); resp.StatusCode != 200 || body != "hello /x" {
+				t.Fatalf("per-loop %v: %d %q", perLoop, resp.StatusCode, body)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := p.Shutdown(ctx); err != nil {
+			t.Fatalf("per-loop %v: %v", perLoop, err)
+		}
+		cancel()
+		if c, err := net.DialTimeout("tcp", p.Addr().String(), time.Second); err == nil {
+			c.Close()
+			t.Errorf("per-loop %v: still accepting after Shutdown", perLoop)
+		}
+	}
+}
