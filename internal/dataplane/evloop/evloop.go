@@ -600,17 +600,43 @@ func (l *loop) sweep() {
 	}
 }
 
-// acceptBatch bounds the connections one loop takes per listener event,
-// so that a shared listener's connections spread over the loops.
-const acceptBatch = 16
+// rawAccept is accept4 with the peer's address decoded here: unix.Accept4
+// allocates the address and asks the socket's protocol with one more
+// system call.
+func rawAccept(lfd int) (int, netip.AddrPort, unix.Errno) {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	fd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)),
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, netip.AddrPort{}, e
+	}
+	var ap netip.AddrPort
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		port := (*[2]byte)(unsafe.Pointer(&a.Port))
+		ap = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(port[0])<<8|uint16(port[1]))
+	case unix.AF_INET6:
+		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+		port := (*[2]byte)(unsafe.Pointer(&a.Port))
+		ap = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(port[0])<<8|uint16(port[1]))
+	}
+	return int(fd), ap, 0
+}
+
+// acceptBatch bounds the connections one loop takes per listener event
+// (the listener is level-triggered, so more wait for the next round): one,
+// like nginx's default, spreads a shared listener's connections over the
+// loops and saves the accept that would end in EAGAIN.
+const acceptBatch = 1
 
 func (l *loop) accept() {
 	for i := 0; i < acceptBatch; i++ {
-		fd, sa, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		if err != nil {
+		fd, peer, e := rawAccept(l.lfd)
+		if e != 0 {
 			return // EAGAIN, or a transient error (EMFILE, ECONNABORTED)
 		}
-		peer := addrPortOf(sa)
 		if l.admit != nil && !l.admit(peer) || l.maxConns > 0 && l.active.Load() >= l.maxConns {
 			unix.Close(fd)
 			continue

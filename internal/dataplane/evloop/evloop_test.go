@@ -543,3 +543,21 @@ func TestListenerPerLoop(t *testing.T) {
 		}
 	}
 }
+
+func TestIPv6Peer(t *testing.T) {
+	if ln, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	} else {
+		ln.Close()
+	}
+	p, err := Start(Config{Listen: "[::1]:0", Origin: startOrigin(t), Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := dial(t, p.Addr().String())
+	resp, _ := c.roundTrip(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET")
+	if got := resp.Header.Get("X-Seen-XFF"); got != "::1" {
+		t.Errorf("origin saw X-Forwarded-For %q, want ::1", got)
+	}
+}
