@@ -377,6 +377,7 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	hx.body.conn, hx.body.timeout = mc, bodyTimeout(lc, vh)
 	x.RawTarget = req.Header.RequestURI()
 	x.RawHeaders = req.Header.RawHeaders()
+	x.BodyFollows = req.Header.ContentLength() != 0 // -1: chunked
 	x.TLS = mc.meta.tlsState
 	x.Peer = mc.meta.peer
 	x.Start = time.Now()

@@ -89,7 +89,7 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 	x := &Exchange{
 		Method: []byte(r.Method), Path: []byte(cleanPath(r.URL.Path)), RawQuery: []byte(r.URL.RawQuery), Host: []byte(r.Host),
 		Scheme: "http", Proto: r.Proto, Peer: meta.peer, Start: time.Now(), Listener: lc, VHost: vh,
-		RawTarget: []byte(r.RequestURI), TLS: meta.tlsState,
+		RawTarget: []byte(r.RequestURI), TLS: meta.tlsState, BodyFollows: r.ContentLength != 0,
 		ReqHeaders: stdHeaders{r.Header}, RespHeaders: stdHeaders{w.Header()},
 	}
 	if meta.tls {

@@ -63,6 +63,11 @@ type Exchange struct {
 	// (see VisitRawHeaders). It is nil for HTTP/2, whose fields reach
 	// Meridian only as a map.
 	RawHeaders []byte
+	// BodyFollows says the client announced a request body: a
+	// Content-Length other than 0 or a chunked coding on HTTP/1.x, a
+	// stream left open after its HEADERS frame on HTTP/2 (where a body
+	// needs no content-length).
+	BodyFollows bool
 	// TLS is the state of the client's TLS connection, nil on plaintext;
 	// see SNI and PeerCertificates. It must not be changed.
 	TLS *tls.ConnectionState

@@ -256,20 +256,17 @@ func (s *stage) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
 // Over HTTP/2 there is no raw block: the fields come from the engine's
 // header map, plus a Host field for the :authority, which is not one of
 // them. An HTTP/2 body needs no Content-Length (DATA frames until the
-// stream ends) and the exchange does not say whether one follows, so
-// without a Content-Length a request whose method carries a body (any but
-// GET, HEAD, DELETE, OPTIONS, TRACE and CONNECT) is taken to have one:
-// phase 2 waits for the body, and runs at the latest on the response
-// headers when none came (see OnResponseHeaders).
+// stream ends), so whether one follows is the engine's
+// Exchange.BodyFollows (the stream stayed open after its HEADERS frame),
+// whatever the method: phase 2 waits for that body.
 func requestHeaders(x *dataplane.Exchange, host string, add func(n, v string)) (body bool) {
 	if x.RawHeaders == nil {
-		sawHost, sawLength := false, false
+		sawHost := false
 		if x.ReqHeaders != nil {
 			x.ReqHeaders.VisitAll(func(n, val []byte) {
 				if len(n) == 4 && (n[0]|0x20) == 'h' && (n[1]|0x20) == 'o' && (n[2]|0x20) == 's' && (n[3]|0x20) == 't' {
 					sawHost = true
 				}
-				sawLength = sawLength || equalFold(n, "content-length")
 				body = body || announcesBody(n, val)
 				add(string(n), string(val))
 			})
@@ -277,7 +274,7 @@ func requestHeaders(x *dataplane.Exchange, host string, add func(n, v string)) (
 		if !sawHost && host != "" {
 			add("Host", host)
 		}
-		return body || !sawLength && methodCarriesBody(x.Method)
+		return body || x.BodyFollows
 	}
 	rawFields(string(x.RawHeaders), func(n, val string) {
 		body = body || announcesBody(n, val)
@@ -307,16 +304,6 @@ func rawFields(b string, f func(name, value string)) {
 		}
 		f(line[:c], strings.Trim(line[c+1:], " \t"))
 	}
-}
-
-// methodCarriesBody reports whether requests of a method usually carry a
-// body: not those whose body has no defined meaning.
-func methodCarriesBody(m []byte) bool {
-	switch string(m) {
-	case "GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT":
-		return false
-	}
-	return true
 }
 
 // announcesBody reports whether a request header field says a body
