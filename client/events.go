@@ -6,49 +6,17 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
-// SecurityEvent is one security verdict a site reported (a WAF block or
-// detection, a policy deny, a rate-limit hit, an authentication failure),
-// attributed to a load balancer of the tenant.
-type SecurityEvent struct {
-	Time time.Time `json:"time"`
-	// Type is waf, policy, ratelimit, authn or network.
-	Type string `json:"type"`
-	// Action is blocked, detected, denied, limited or rejected.
-	Action       string            `json:"action"`
-	RequestID    string            `json:"requestId,omitempty"`
-	Namespace    string            `json:"namespace,omitempty"`
-	LoadBalancer string            `json:"loadBalancer,omitempty"`
-	Route        string            `json:"route,omitempty"`
-	Site         string            `json:"site,omitempty"`
-	Client       string            `json:"client,omitempty"`
-	Method       string            `json:"method,omitempty"`
-	Host         string            `json:"host,omitempty"`
-	Path         string            `json:"path,omitempty"`
-	Status       int               `json:"status,omitempty"`
-	Source       string            `json:"source,omitempty"`
-	Message      string            `json:"message,omitempty"`
-	Rules        []SecurityRuleHit `json:"rules,omitempty"`
-}
-
-// SecurityRuleHit is one rule that matched; Data is masked by the node.
-type SecurityRuleHit struct {
-	ID       int    `json:"id,omitempty"`
-	Name     string `json:"name,omitempty"`
-	Message  string `json:"message,omitempty"`
-	Severity string `json:"severity,omitempty"`
-	Variable string `json:"variable,omitempty"`
-	Data     string `json:"data,omitempty"`
-}
-
-// SecurityEventList is the answer to a security event query (newest
-// first).
-type SecurityEventList struct {
-	APIVersion string          `json:"apiVersion"`
-	Kind       string          `json:"kind"`
-	Items      []SecurityEvent `json:"items"`
-}
+// SecurityEvent, SecurityRuleHit and SecurityEventList are the API's
+// types (api/v1).
+type (
+	SecurityEvent     = v1.SecurityEvent
+	SecurityRuleHit   = v1.SecurityRuleHit
+	SecurityEventList = v1.SecurityEventList
+)
 
 // SecurityEventFilter selects security events; zero fields select all.
 type SecurityEventFilter struct {

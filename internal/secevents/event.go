@@ -4,6 +4,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
 // Event kinds.
@@ -51,16 +53,7 @@ type Event struct {
 }
 
 // RuleHit is one rule that matched.
-type RuleHit struct {
-	ID       int    `json:"id,omitempty"`
-	Name     string `json:"name,omitempty"`
-	Message  string `json:"message,omitempty"`
-	Severity string `json:"severity,omitempty"`
-	// Variable is where the rule matched (e.g. ARGS:id).
-	Variable string `json:"variable,omitempty"`
-	// Data is the matched data, masked with MaskMatched.
-	Data string `json:"data,omitempty"`
-}
+type RuleHit = v1.SecurityRuleHit
 
 // MaxMatchedData bounds the matched data kept in an event.
 const MaxMatchedData = 64

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
 // TelemetryType is the type of the telemetry events (distrib.Event.Type)
@@ -22,29 +24,7 @@ const (
 
 // Record is a security event as the console keeps and serves it: the
 // node's event attributed to a tenant's load balancer and a site.
-type Record struct {
-	Time time.Time `json:"time"`
-	// Type is waf, policy, ratelimit, authn or network.
-	Type string `json:"type"`
-	// Action is blocked, detected, denied, limited or rejected.
-	Action    string `json:"action"`
-	RequestID string `json:"requestId,omitempty"`
-	// Namespace and LoadBalancer name the HTTPLoadBalancer in the tenant.
-	Namespace    string `json:"namespace,omitempty"`
-	LoadBalancer string `json:"loadBalancer,omitempty"`
-	Route        string `json:"route,omitempty"`
-	Site         string `json:"site,omitempty"`
-	Client       string `json:"client,omitempty"`
-	Method       string `json:"method,omitempty"`
-	Host         string `json:"host,omitempty"`
-	Path         string `json:"path,omitempty"`
-	Status       int    `json:"status,omitempty"`
-	// Source names the object that decided ("namespace/name" of an
-	// AppFirewall, ServicePolicy or RateLimiter).
-	Source  string    `json:"source,omitempty"`
-	Message string    `json:"message,omitempty"`
-	Rules   []RuleHit `json:"rules,omitempty"`
-}
+type Record = v1.SecurityEvent
 
 // Attrs flattens e into telemetry attributes (see FromAttrs); the path's
 // credential-like query values are masked.
