@@ -90,3 +90,13 @@ func BenchmarkBenignJSONPost(b *testing.B) {
 	}
 	benchRequest(b, w, "POST", "/api/users", "application/json", body)
 }
+
+func BenchmarkBenignGETSlowPath(b *testing.B) {
+	w := mustWAF(b, v1.AppFirewallSpec{}).WithoutFastPath()
+	benchRequest(b, w, "GET", "/api/users?id=42&name=alice", "", nil)
+}
+
+func BenchmarkBenignJSONPostSlowPath(b *testing.B) {
+	w := mustWAF(b, v1.AppFirewallSpec{}).WithoutFastPath()
+	benchRequest(b, w, "POST", "/api/users", "application/json", []byte(jsonBody40()))
+}

@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
@@ -65,7 +67,7 @@ func compileDirectives(spec v1.AppFirewallSpec, d string) (*WAF, error) {
 	} else if p, why := compileFastPath(d, root); p == nil {
 		w.fpWhy = why
 	} else {
-		lean, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(root).WithDirectives(p.lean))
+		lean, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(p.leanFS).WithDirectives(p.lean))
 		if err != nil {
 			return nil, fmt.Errorf("compiling the AppFirewall's bookkeeping rules: %w", err)
 		}
@@ -105,23 +107,152 @@ type Verdict struct {
 }
 
 // Tx is the WAF transaction of one request. Not safe for concurrent use.
+//
+// With the fast path, the transaction runs in the lean instance (bookkeeping
+// rules only) and records what it was given; after each phase the
+// detection rules of that phase are checked, and as soon as one of them
+// might match, everything recorded is replayed into a transaction of the
+// full instance, which then carries on alone.
 type Tx struct {
 	w        *WAF
+	id       string
 	tx       types.Transaction
 	v        *Verdict
 	bodyDone bool
-	bodySeen bool // RequestBody was called
+	bodySeen bool
+
+	fast    bool
+	checked types.RulePhase // phases checked by the fast path
+	rec     *fpRecord
+	// FellBackAt is the id of the rule the fast path could not rule out
+	// (0: none, or no fast path).
+	fellBackAt int
 }
+
+// fpRecord is what a fast transaction was given, for a replay.
+type fpRecord struct {
+	conn                     bool
+	client, server           netip.AddrPort
+	reqHeaders               bool
+	method, uri, proto, host string
+	hdrs                     []string // name, value, ...
+	body                     [][]byte
+	bodyLen                  int
+	bodyEnd                  bool
+	respHeaders              bool
+	status                   int
+	respProto                string
+	respHdrs                 []string
+	respBody                 [][]byte
+	respLen                  int
+	respEnd                  bool
+}
+
+// fpMaxRecorded bounds the body bytes a fast transaction keeps for a
+// replay; past it the transaction goes to the full instance at once.
+const fpMaxRecorded = 256 << 10
 
 // NewTx starts a transaction; id is the request id.
 func (w *WAF) NewTx(id string) *Tx {
-	var tx types.Transaction
-	if id != "" {
-		tx = w.waf.NewTransactionWithID(id)
-	} else {
-		tx = w.waf.NewTransaction()
+	if w.fp != nil {
+		return &Tx{w: w, id: id, tx: newCorazaTx(w.lean, id), fast: true, rec: &fpRecord{}}
 	}
-	return &Tx{w: w, tx: tx}
+	return &Tx{w: w, id: id, tx: newCorazaTx(w.waf, id)}
+}
+
+func newCorazaTx(w coraza.WAF, id string) types.Transaction {
+	if id != "" {
+		return w.NewTransactionWithID(id)
+	}
+	return w.NewTransaction()
+}
+
+// WithoutFastPath returns the same WAF with the fast path switched off
+// (every request runs through all rules in Coraza).
+func (w *WAF) WithoutFastPath() *WAF {
+	c := *w
+	c.fp, c.lean = nil, nil
+	if c.fpWhy == "" {
+		c.fpWhy = "switched off"
+	}
+	return &c
+}
+
+// FastPath reports whether the fast path is on, and why not.
+func (w *WAF) FastPath() (on bool, why string) { return w.fp != nil, w.fpWhy }
+
+// Fast reports whether the transaction has so far been decided by the fast
+// path alone (no detection rule could match).
+func (t *Tx) Fast() bool { return t.fast }
+
+// FellBackAt returns the id of the detection rule that sent the
+// transaction to the full rule set (0 if none did).
+func (t *Tx) FellBackAt() int { return t.fellBackAt }
+
+// check runs the fast path's checks after the lean transaction ran phase
+// (0: no phase ran); when they do not clear the request (or the lean
+// transaction was interrupted, or another phase ran), it replays into the
+// full instance.
+func (t *Tx) check(v *Verdict, phase types.RulePhase) *Verdict {
+	if !t.fast {
+		return v
+	}
+	if v != nil {
+		return t.replay()
+	}
+	if phase == 0 {
+		return nil
+	}
+	st, ok := t.tx.(plugintypes.TransactionState)
+	if !ok || st.LastPhase() != phase {
+		return t.replay()
+	}
+	if ok, id := t.w.fp.noMatch(st, int(phase)); !ok {
+		t.fellBackAt = id
+		return t.replay()
+	}
+	t.checked = phase
+	return nil
+}
+
+// replay moves the transaction to the full instance.
+func (t *Tx) replay() *Verdict {
+	r := t.rec
+	_ = t.tx.Close()
+	t.fast, t.rec, t.v, t.bodyDone = false, nil, nil, false
+	t.tx = newCorazaTx(t.w.waf, t.id)
+	if r.conn {
+		t.doConnection(r.client, r.server)
+	}
+	if !r.reqHeaders {
+		return nil
+	}
+	v := t.doRequestHeaders(r.method, r.uri, r.proto, r.host, func(add func(n, v string)) {
+		for i := 0; i+1 < len(r.hdrs); i += 2 {
+			add(r.hdrs[i], r.hdrs[i+1])
+		}
+	})
+	for i, c := range r.body {
+		v = t.doRequestBody(c, r.bodyEnd && i == len(r.body)-1)
+	}
+	if r.bodyEnd && len(r.body) == 0 {
+		v = t.doRequestBody(nil, true)
+	}
+	if !r.respHeaders {
+		return v
+	}
+	v = t.doResponseHeaders(r.status, r.respProto, func(add func(n, v string)) {
+		for i := 0; i+1 < len(r.respHdrs); i += 2 {
+			add(r.respHdrs[i], r.respHdrs[i+1])
+		}
+	})
+	for i, c := range r.respBody {
+		v = t.doResponseBody(c, r.respEnd && i == len(r.respBody)-1)
+	}
+	if r.respEnd && len(r.respBody) == 0 {
+		v = t.doResponseBody(nil, true)
+	}
+	return v
 }
 
 func (t *Tx) verdict(it *types.Interruption) *Verdict {
@@ -144,6 +275,13 @@ func (t *Tx) Interrupted() *Verdict { return t.v }
 
 // Connection records the client and server addresses.
 func (t *Tx) Connection(client, server netip.AddrPort) {
+	if t.fast {
+		t.rec.conn, t.rec.client, t.rec.server = true, client, server
+	}
+	t.doConnection(client, server)
+}
+
+func (t *Tx) doConnection(client, server netip.AddrPort) {
 	ca, sa := "", ""
 	if client.Addr().IsValid() {
 		ca = client.Addr().Unmap().String()
@@ -157,6 +295,20 @@ func (t *Tx) Connection(client, server netip.AddrPort) {
 // RequestHeaders runs phase 1. uri is the request target as sent (raw, with
 // the query); headers visits every request header including Host.
 func (t *Tx) RequestHeaders(method, uri, proto, host string, headers func(add func(name, value string))) *Verdict {
+	if !t.fast {
+		return t.doRequestHeaders(method, uri, proto, host, headers)
+	}
+	r := t.rec
+	r.reqHeaders, r.method, r.uri, r.proto, r.host = true, method, uri, proto, host
+	return t.check(t.doRequestHeaders(method, uri, proto, host, func(add func(n, v string)) {
+		headers(func(n, v string) {
+			r.hdrs = append(r.hdrs, n, v)
+			add(n, v)
+		})
+	}), types.PhaseRequestHeaders)
+}
+
+func (t *Tx) doRequestHeaders(method, uri, proto, host string, headers func(add func(name, value string))) *Verdict {
 	t.tx.ProcessURI(uri, method, proto)
 	if h := hostOnly(host); h != "" {
 		t.tx.SetServerName(h)
@@ -185,6 +337,29 @@ func (t *Tx) WantsRequestBody() bool { return t.tx.IsRequestBodyAccessible() }
 // Bodies larger than the limit are refused (413) or cut, as configured.
 func (t *Tx) RequestBody(chunk []byte, end bool) *Verdict {
 	t.bodySeen = true
+	if !t.fast {
+		return t.doRequestBody(chunk, end)
+	}
+	if t.v != nil || t.bodyDone {
+		return t.v
+	}
+	r := t.rec
+	if len(chunk) > 0 || end {
+		r.body = append(r.body, bytes.Clone(chunk))
+		r.bodyLen += len(chunk)
+		r.bodyEnd = end
+	}
+	if r.bodyLen > fpMaxRecorded {
+		return t.replay()
+	}
+	ph := types.RulePhase(0)
+	if end {
+		ph = types.PhaseRequestBody
+	}
+	return t.check(t.doRequestBody(chunk, end), ph)
+}
+
+func (t *Tx) doRequestBody(chunk []byte, end bool) *Verdict {
 	if t.v != nil || t.bodyDone {
 		return t.v
 	}
@@ -223,6 +398,23 @@ func (t *Tx) FinishRequest() *Verdict {
 
 // ResponseHeaders runs phase 3.
 func (t *Tx) ResponseHeaders(status int, proto string, headers func(add func(name, value string))) *Verdict {
+	if !t.fast {
+		return t.doResponseHeaders(status, proto, headers)
+	}
+	if t.v != nil {
+		return t.v
+	}
+	r := t.rec
+	r.respHeaders, r.status, r.respProto = true, status, proto
+	return t.check(t.doResponseHeaders(status, proto, func(add func(n, v string)) {
+		headers(func(n, v string) {
+			r.respHdrs = append(r.respHdrs, n, v)
+			add(n, v)
+		})
+	}), types.PhaseResponseHeaders)
+}
+
+func (t *Tx) doResponseHeaders(status int, proto string, headers func(add func(name, value string))) *Verdict {
 	if t.v != nil {
 		return t.v
 	}
@@ -238,6 +430,29 @@ func (t *Tx) WantsResponseBody() bool {
 
 // ResponseBody feeds a chunk of the response body; at end it runs phase 4.
 func (t *Tx) ResponseBody(chunk []byte, end bool) *Verdict {
+	if !t.fast {
+		return t.doResponseBody(chunk, end)
+	}
+	if t.v != nil {
+		return t.v
+	}
+	r := t.rec
+	if len(chunk) > 0 && t.WantsResponseBody() || end {
+		r.respBody = append(r.respBody, bytes.Clone(chunk))
+		r.respLen += len(chunk)
+		r.respEnd = end
+	}
+	if r.respLen > fpMaxRecorded {
+		return t.replay()
+	}
+	ph := types.RulePhase(0)
+	if end {
+		ph = types.PhaseResponseBody
+	}
+	return t.check(t.doResponseBody(chunk, end), ph)
+}
+
+func (t *Tx) doResponseBody(chunk []byte, end bool) *Verdict {
 	if t.v != nil {
 		return t.v
 	}
@@ -264,6 +479,12 @@ type Hit = secevents.RuleHit
 // that matched and logged (in rule id order, matched data masked).
 func (t *Tx) Close() []Hit {
 	t.tx.ProcessLogging()
+	if t.fast {
+		t.check(nil, types.PhaseLogging)
+		if !t.fast { // replayed: the full instance's logging phase
+			t.tx.ProcessLogging()
+		}
+	}
 	var hits []Hit
 	for _, m := range t.tx.MatchedRules() {
 		r := m.Rule()
