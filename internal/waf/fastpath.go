@@ -49,12 +49,13 @@ type fpProgram struct {
 	flows   [6][]fpFlow // by phase, in load order: markers, skip rules, detection rules
 	markers int
 	slots   int
+	chains  int       // distinct transformation lists
 	pool    sync.Pool // *fpEval
 	stats   fpStats
 }
 
 type fpStats struct {
-	Bookkeeping, Detection, Guards, StaticUnknown int
+	Bookkeeping, LeanDropped, Detection, Guards, StaticUnknown int
 }
 
 // fpFlow is one step of a phase's control flow.
@@ -406,12 +407,43 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 	for _, d := range others {
 		emit(d.dir, d.raw)
 	}
+	// Skip rules whose range (up to their marker, in their phase) holds
+	// only detection rules and other such skip rules change nothing in the
+	// lean instance: they stay out of it (the fast path follows them).
+	dropped := map[int]bool{}
+	for changed := true; changed; {
+		changed = false
+		for _, it := range items {
+			if it.rule == nil || it.detect || dropped[it.pos] || !pureSkip(it.rule) {
+				continue
+			}
+			m, _ := it.rule.action("skipafter")
+			ok := true
+			for j := it.pos + 1; j < len(items) && ok; j++ {
+				x := items[j]
+				switch {
+				case x.rule == nil:
+					if x.marker == m {
+						j = len(items)
+					}
+				case x.phase != it.phase || x.detect:
+				default:
+					ok = dropped[j]
+				}
+			}
+			if ok {
+				dropped[it.pos], changed = true, true
+			}
+		}
+	}
 	bookIDs := map[int]bool{}
 	bookTags := map[string]bool{}
 	for _, it := range items {
 		switch {
 		case it.rule == nil:
 			emit(curDir, fmt.Sprintf("SecMarker %q", it.marker))
+		case dropped[it.pos]:
+			p.stats.LeanDropped++
 		case !it.detect:
 			p.stats.Bookkeeping++
 			bookIDs[it.rule.id] = true
@@ -633,7 +665,7 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 	var skipRules []*fpItem
 	chainIDs := map[string]int32{}
 	slotIDs := map[string]int{}
-	defer func() { p.slots = len(slotIDs) }()
+	defer func() { p.slots, p.chains = len(slotIDs), len(chainIDs) }()
 	for _, it := range items {
 		if it.rule == nil {
 			for ph := 1; ph <= 5; ph++ {
@@ -1123,4 +1155,23 @@ func keysOverlap(a, b string) bool {
 		return strings.HasPrefix(pa, pb)
 	}
 	return pa == pb
+}
+
+// pureSkip reports whether r only jumps (a single link whose actions are
+// meta data, pass/nolog and skipAfter).
+func pureSkip(r *slRule) bool {
+	if r.chain != nil {
+		return false
+	}
+	jump := false
+	for _, a := range r.actions {
+		switch a.key {
+		case "id", "phase", "pass", "nolog", "noauditlog", "t", "tag", "ver", "rev", "severity":
+		case "skipafter":
+			jump = true
+		default:
+			return false
+		}
+	}
+	return jump
 }

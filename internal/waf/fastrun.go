@@ -128,15 +128,11 @@ type fpCtx struct {
 // fpEval is the state of one phase's checks: the lean transaction and
 // what was already extracted and transformed.
 type fpEval struct {
+	p    *fpProgram
 	st   plugintypes.TransactionState
 	vals [][]types.MatchData // by variable slot
 	have []bool
-	tf   map[tfMemoKey]tfMemoVal
-}
-
-type tfMemoKey struct {
-	v     string
-	chain int32
+	tf   map[int32][]tfMemoVal // by slot and transformation list: one per value
 }
 
 type tfMemoVal struct {
@@ -147,9 +143,9 @@ type tfMemoVal struct {
 func (p *fpProgram) newEval(st plugintypes.TransactionState) *fpEval {
 	e, _ := p.pool.Get().(*fpEval)
 	if e == nil {
-		e = &fpEval{vals: make([][]types.MatchData, p.slots), have: make([]bool, p.slots), tf: map[tfMemoKey]tfMemoVal{}}
+		e = &fpEval{vals: make([][]types.MatchData, p.slots), have: make([]bool, p.slots), tf: map[int32][]tfMemoVal{}}
 	}
-	e.st = st
+	e.st, e.p = st, p
 	return e
 }
 
@@ -192,23 +188,25 @@ func (e *fpEval) values(v *fpVar) ([]types.MatchData, bool) {
 	return out, true
 }
 
-// transform applies the link's transformations, memoized per value.
-func (e *fpEval) transform(l *fpLink, v string) (string, bool) {
-	if len(l.tfs) == 0 {
-		return v, true
-	}
-	k := tfMemoKey{v, l.chain}
+// transformed returns the values of variable v after the link's
+// transformations, computed once per phase and transformation list.
+func (e *fpEval) transformed(p *fpProgram, l *fpLink, v *fpVar, ms []types.MatchData) []tfMemoVal {
+	k := int32(v.slot)*int32(p.chains) + l.chain
 	if r, ok := e.tf[k]; ok {
-		return r.v, r.ok
+		return r
 	}
-	out, ok := v, true
-	for _, t := range l.tfs {
-		if out, ok = tfApply(t, out); !ok {
-			break
+	out := make([]tfMemoVal, len(ms))
+	for i, m := range ms {
+		val, ok := m.Value(), true
+		for _, t := range l.tfs {
+			if val, ok = tfApply(t, val); !ok {
+				break
+			}
 		}
+		out[i] = tfMemoVal{val, ok}
 	}
-	e.tf[k] = tfMemoVal{out, ok}
-	return out, ok
+	e.tf[k] = out
+	return out
 }
 
 // certainlyNoMatch: Coraza evaluates the links of a chain in order and
@@ -300,6 +298,19 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 			}
 			continue
 		}
+		if !l.multi && !l.needCtx && len(v.later) == 0 {
+			// The common case: transformed values memoized per phase.
+			for _, tv := range e.transformed(e.p, l, v, ms) {
+				if !tv.ok {
+					return false
+				}
+				m, known := l.op.evalAll(e.st, ctx, tv.v)
+				if !known || m != l.neg {
+					return false
+				}
+			}
+			continue
+		}
 		for _, m := range ms {
 			if writtenLater(v.later, m.Key()) || !visit(m.Value()) {
 				return false
@@ -328,9 +339,11 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 // to out.
 func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no, ok bool) {
 	if !l.multi && !l.needCtx {
-		v, tok := e.transform(l, raw)
-		if !tok {
-			return false, true
+		v, tok := raw, true
+		for _, t := range l.tfs {
+			if v, tok = tfApply(t, v); !tok {
+				return false, true
+			}
 		}
 		m, known := l.op.evalAll(e.st, ctx, v)
 		return known && m == l.neg, true
