@@ -213,13 +213,19 @@ func TestFastPathDifferential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Paranoia level 2 with exclusions (configuration-time removals and
+	// target updates, run-time ctl rules for a path and a host).
+	excl, err := Compile(exclusionSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
 	crsReqs := crsRequests(t)
 	benign := benignRequests()
 	every := diffEvery(3)
 	for _, cfg := range []struct {
 		name string
 		w    *WAF
-	}{{"pl1", pl1}, {"crs-tests", crs}} {
+	}{{"pl1", pl1}, {"crs-tests", crs}, {"pl2-exclusions", excl}} {
 		if on, why := cfg.w.FastPath(); !on {
 			t.Fatalf("%s: no fast path: %s", cfg.name, why)
 		}
@@ -254,4 +260,48 @@ func crsSuiteSpec() v1.AppFirewallSpec {
 	return v1.AppFirewallSpec{Mode: v1.AppFirewallMonitor, ParanoiaLevel: 4,
 		RequestBody:        v1.WAFRequestBody{Limit: v1.MaxWAFBodyLimit, JSONDepthLimit: 1024},
 		ResponseInspection: v1.WAFResponseInspection{Enabled: true, MimeTypes: []string{"text/plain", "text/html", "text/xml"}}}
+}
+
+func exclusionSpec() v1.AppFirewallSpec {
+	return v1.AppFirewallSpec{ParanoiaLevel: 2, DetectionParanoiaLevel: 3, Exclusions: []v1.WAFExclusion{
+		{RuleIDs: []int{942100}, ArgName: "q"},
+		{RuleIDs: []int{920350}},
+		{Tags: []string{"attack-xss"}, Path: "/api/"},
+		{RuleIDs: []int{932235, 942200}, Host: "shop.example.com"},
+		{Tags: []string{"attack-rce"}, ArgName: "cmd"},
+	}}
+}
+
+// FuzzFastPath: for any request, the fast path's outcome is Coraza's, and
+// a request it decides alone is one Coraza finds nothing in.
+func FuzzFastPath(f *testing.F) {
+	for _, r := range benignRequests()[:20] {
+		f.Add(r.method, r.uri, r.headers[1][1], "", r.body)
+	}
+	f.Add("GET", "/?q=1%27%20or%201=1--", "curl/8", "", "")
+	f.Add("POST", "/api/x", "Mozilla/5.0", "application/json", `{"a":"<script>alert(1)</script>"}`)
+	f.Add("GET", "/../../etc/passwd", "Mozilla/5.0", "", "")
+	f.Add("POST", "/f", "Mozilla/5.0", "application/x-www-form-urlencoded", "cmd=;cat+/etc/passwd&x=%u0041")
+	w := mustWAF(f, v1.AppFirewallSpec{})
+	slow := w.WithoutFastPath()
+	f.Fuzz(func(t *testing.T, method, uri, ua, ctype, body string) {
+		if method == "" || strings.ContainsAny(method, " \r\n") || !strings.HasPrefix(uri, "/") || strings.ContainsAny(uri, " \r\n") {
+			return
+		}
+		h := [][2]string{{"Host", "shop.example.com"}, {"User-Agent", ua}, {"Accept", "*/*"}}
+		if ctype != "" {
+			h = append(h, [2]string{"Content-Type", ctype})
+		}
+		if body != "" {
+			h = append(h, [2]string{"Content-Length", strconv.Itoa(len(body))})
+		}
+		r := fpRequest{name: "fuzz", method: method, uri: uri, body: body, headers: h}
+		want, got := outcome(slow, r), outcome(w, r)
+		if got.fast && (want.verdict != "" || len(want.hits) > 0) {
+			t.Fatalf("fast path said no match; Coraza: verdict %q, rules %v", want.verdict, want.hits)
+		}
+		if got.verdict != want.verdict || !slices.Equal(got.hits, want.hits) {
+			t.Fatalf("with the fast path %q %v, without %q %v", got.verdict, got.hits, want.verdict, want.hits)
+		}
+	})
 }

@@ -91,3 +91,11 @@ func TestTfBase64Decode(t *testing.T) {
 
 // raceEnabled is set under the race detector (slower: tests sample less).
 var raceEnabled = false
+
+func TestTfUTF8ToUnicode(t *testing.T) {
+	for in, want := range map[string]string{"abc": "abc", "café": "caf%u00e9", "€1": "%u20ac1", "\xff": "%ufffd", "😀": "%u1f600"} {
+		if got, ok := tfUTF8ToUnicode(in); !ok || got != want {
+			t.Errorf("utf8toUnicode(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -291,8 +291,26 @@ func tfNormalisePathWin(s string) (string, bool) {
 	return out, true
 }
 
+// utf8toUnicode: every non-ASCII code point (U+FFFD for a byte that is
+// not valid UTF-8) becomes %u and its lower-case hex digits, padded to four.
 func tfUTF8ToUnicode(s string) (string, bool) {
-	return s, !hasNonASCII(s)
+	if !hasNonASCII(s) {
+		return s, true
+	}
+	b := make([]byte, 0, len(s)+16)
+	for _, r := range s {
+		if r < 0x80 {
+			b = append(b, byte(r))
+			continue
+		}
+		h := strconv.FormatInt(int64(r), 16)
+		b = append(b, '%', 'u')
+		for i := len(h); i < 4; i++ {
+			b = append(b, '0')
+		}
+		b = append(b, h...)
+	}
+	return string(b), true
 }
 
 // base64Decode (ModSecurity's lenient decoder): CR and LF are skipped, it
