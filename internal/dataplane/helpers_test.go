@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,11 @@ func decodeObjects(t testing.TB, src string) []v1.Object {
 	return out
 }
 
+// testEngine is the HTTP/1.1 engine the package's tests run with:
+// DATAPLANE_HTTP1_ENGINE=evloop runs them all with the event-loop engine
+// (in front of the goroutine engine); TestEnginesAgree compares the two.
+var testEngine = os.Getenv("DATAPLANE_HTTP1_ENGINE")
+
 func quietLoggerT() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // startServer compiles src and applies it to a new server; it fails the
@@ -61,6 +67,9 @@ func startServer(t testing.TB, src string, opts Options) *Server {
 	}
 	if opts.AccessLog == nil {
 		opts.AccessLog = io.Discard
+	}
+	if opts.HTTP1Engine == "" {
+		opts.HTTP1Engine = testEngine
 	}
 	s := New(opts)
 	t.Cleanup(func() {

@@ -14,6 +14,21 @@ import (
 // connection is reset at once: no PROXY header is read, no TLS handshake
 // is started. It reports whether the connection may be served.
 func (l *listener) admit(c net.Conn, peer, local netip.AddrPort) bool {
+	ok, reset := l.verdict(peer, local)
+	if ok {
+		return true
+	}
+	if tc, isTCP := c.(*net.TCPConn); isTCP && reset {
+		_ = tc.SetLinger(0) // RST, not FIN: the client learns at once
+	}
+	_ = c.Close()
+	return false
+}
+
+// verdict is admit's decision for a connection from peer to local: whether
+// it may be served, and when not, whether it is reset (a NetworkPolicy
+// refused it) rather than closed.
+func (l *listener) verdict(peer, local netip.AddrPort) (ok, reset bool) {
 	t := l.s.state.Load().table
 	m := t.NetPolicy(l.key)
 	if m == nil {
@@ -22,15 +37,14 @@ func (l *listener) admit(c net.Conn, peer, local netip.AddrPort) bool {
 			// one that is stopping): the table that will name it may hold
 			// policies for it that this one cannot check, so the
 			// connection, a moment early, is not let through unchecked.
-			_ = c.Close()
-			return false
+			return false, false
 		}
-		return true
+		return true, false
 	}
 	r := m.Check(netpolicy.TCP, peer, local)
 	l.s.netpol.Observe(r)
 	if r.Action == netpolicy.Allow && r.DryRun.Action != netpolicy.Deny {
-		return true
+		return true, false
 	}
 	if sink := l.s.opts.SecurityEvents; sink != nil {
 		if e := netpolicy.Event(r, time.Now(), m.LoadBalancer, peer, local); e != nil {
@@ -38,11 +52,7 @@ func (l *listener) admit(c net.Conn, peer, local netip.AddrPort) bool {
 		}
 	}
 	if r.Action == netpolicy.Allow {
-		return true
+		return true, false
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0) // RST, not FIN: the client learns at once
-	}
-	_ = c.Close()
-	return false
+	return false, true
 }

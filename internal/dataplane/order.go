@@ -68,5 +68,12 @@ func buildPipeline(vh *config.VHost, env *StageEnv, extra map[string]StageFactor
 			stages = append(stages, s)
 		}
 	}
-	return newPipeline(stages)
+	p := newPipeline(stages)
+	p.onlyRequestID = true
+	for _, s := range stages {
+		if _, ok := s.(*requestIDStage); !ok {
+			p.onlyRequestID = false
+		}
+	}
+	return p
 }

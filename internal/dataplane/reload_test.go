@@ -124,7 +124,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}))
 	defer slow.Close()
 	port := freePort(t)
-	s := New(Options{Logger: quietLoggerT(), AccessLog: io.Discard})
+	s := New(Options{Logger: quietLoggerT(), AccessLog: io.Discard, HTTP1Engine: testEngine})
 	apply(t, s, pool("a", hostOf(slow.URL))+lbYAML(port, "a"))
 	res := make(chan string, 1)
 	go func() {

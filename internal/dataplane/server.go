@@ -64,7 +64,33 @@ type Options struct {
 	// SecurityEvents receives the events of NetworkPolicy verdicts taken
 	// at accept time (default: none are produced; counters still count).
 	SecurityEvents secevents.Sink
+	// HTTP1Engine picks how plain HTTP/1.1 listeners (no TLS, h2c or PROXY
+	// protocol) are served: "goroutine" (the default, also "") serves
+	// every connection on its own goroutine; "evloop" serves them on epoll
+	// event loops (Linux; package evloop), which forward the requests of
+	// load balancers without stages, security settings or route features
+	// themselves and hand every other connection to the goroutine engine
+	// on the same socket.
+	HTTP1Engine string
 }
+
+// HTTP/1.1 engines (Options.HTTP1Engine).
+const (
+	EngineGoroutine = "goroutine"
+	EngineEvloop    = "evloop"
+)
+
+// CheckHTTP1Engine returns an error naming the field when name is not an
+// HTTP/1.1 engine.
+func CheckHTTP1Engine(name string) error {
+	switch name {
+	case "", EngineGoroutine, EngineEvloop:
+		return nil
+	}
+	return fmt.Errorf("http1Engine: %q is not an HTTP/1.1 engine (want %q or %q)", name, EngineGoroutine, EngineEvloop)
+}
+
+var errNoEvloop = errors.New("the event-loop engine cannot serve this listener")
 
 // Server is a node's data plane. Apply installs a compiled table; requests
 // already running finish on the table they started with.
@@ -96,7 +122,9 @@ type state struct {
 	tlsConfigs   map[string]*tls.Config
 	routeMetrics map[*config.Route]*routeMetrics
 	lbMetrics    map[*config.VHost]*lbMetrics
-	series       seriesSet
+	// routeLB is the load-balancer metrics of each route's load balancer.
+	routeLB map[*config.Route]*lbMetrics
+	series  seriesSet
 }
 
 // New returns a server with an empty table.
@@ -121,6 +149,12 @@ func New(opts Options) *Server {
 	}
 	if opts.ProxyHeaderTimeout <= 0 {
 		opts.ProxyHeaderTimeout = 10 * time.Second
+	}
+	if err := CheckHTTP1Engine(opts.HTTP1Engine); err != nil {
+		panic("dataplane: Options." + err.Error())
+	}
+	if opts.HTTP1Engine == "" {
+		opts.HTTP1Engine = EngineGoroutine
 	}
 	for name := range opts.Stages {
 		known := false
@@ -152,7 +186,8 @@ func (s *Server) Table() *config.Table { return s.state.Load().table }
 
 func (s *Server) buildState(t *config.Table) *state {
 	st := &state{table: t, pipelines: map[*config.VHost]*Pipeline{}, tlsConfigs: map[string]*tls.Config{},
-		routeMetrics: map[*config.Route]*routeMetrics{}, lbMetrics: map[*config.VHost]*lbMetrics{}, series: seriesSet{}}
+		routeMetrics: map[*config.Route]*routeMetrics{}, lbMetrics: map[*config.VHost]*lbMetrics{}, series: seriesSet{},
+		routeLB: map[*config.Route]*lbMetrics{}}
 	env := &StageEnv{AccessLog: s.alog, Table: t}
 	for k, l := range t.HTTP {
 		for _, vh := range l.VHosts() {
@@ -163,9 +198,11 @@ func (s *Server) buildState(t *config.Table) *state {
 			st.lbMetrics[vh] = s.metrics.forLB(vh, st.series)
 			for _, r := range vh.Routes {
 				st.routeMetrics[r] = s.metrics.forRoute(vh, r, st.series)
+				st.routeLB[r] = st.lbMetrics[vh]
 			}
 			if vh.Default != nil {
 				st.routeMetrics[vh.Default] = s.metrics.forRoute(vh, vh.Default, st.series)
+				st.routeLB[vh.Default] = st.lbMetrics[vh]
 			}
 		}
 		if l.TLS != nil {
@@ -244,7 +281,9 @@ func (s *Server) Apply(ctx context.Context, t *config.Table) error {
 	failed := map[string]string{}
 	for k, kind := range want {
 		if l := s.listeners[k]; l != nil {
-			if l.kind == kind {
+			// A listener keeps its socket unless its kind changes, or its
+			// HTTP/1.1 engine does (TLS, h2c or PROXY protocol came or went).
+			if l.kind == kind && (kind != "http" || l.evWanted == s.wantEvloop(k, t.HTTP[k])) {
 				if kind == "http" {
 					l.setTimeouts(t.HTTP[k].Timeouts)
 				}
@@ -294,6 +333,9 @@ func (s *Server) Addr(key string) net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l := s.listeners[key]; l != nil {
+		if l.ev != nil {
+			return l.ev.addr()
+		}
 		return l.ln.Addr()
 	}
 	return nil
@@ -332,14 +374,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // listener is one bound socket and its connections.
 type listener struct {
-	s      *Server
-	key    string
-	kind   string // "http" or "tcp"
-	ln     net.Listener
-	active atomic.Int64
-	h1     atomic.Pointer[fasthttp.Server]
-	h1t    config.Timeouts
-	tlsCfg *tls.Config
+	s    *Server
+	key  string
+	kind string       // "http" or "tcp"
+	ln   net.Listener // nil when ev serves the socket
+	// ev is the event-loop engine serving the socket (nil: the goroutine
+	// engine's acceptLoop does); evWanted says the listener asked for it.
+	ev       *evEngine
+	evWanted bool
+	active   atomic.Int64
+	h1       atomic.Pointer[fasthttp.Server]
+	h1t      config.Timeouts
+	tlsCfg   *tls.Config
 	// h2 serves new HTTP/2 connections; a change of timeouts installs a
 	// new one. h2all (under mu) keeps every one still serving connections,
 	// so that closing the listener sends GOAWAY on all of them.
@@ -372,7 +418,39 @@ type connJob struct {
 // 4% of the CPU with a new connection per request).
 const workerIdle = 10 * time.Second
 
+// wantEvloop says whether the HTTP listener hl (key) is served by the
+// event-loop engine: when Options.HTTP1Engine asks for it and the listener
+// has no TLS, h2c or PROXY protocol.
+func (s *Server) wantEvloop(key string, hl *config.HTTPListener) bool {
+	if s.opts.HTTP1Engine != EngineEvloop || !evloopSupported || hl == nil || hl.TLS != nil || hl.H2C || hl.ProxyProtocol {
+		return false
+	}
+	_, ok := evloopAddr(key)
+	return ok
+}
+
 func (s *Server) startListener(key, kind string, t *config.Table) (*listener, error) {
+	if kind == "http" && s.wantEvloop(key, t.HTTP[key]) {
+		l := &listener{s: s, key: key, kind: kind, evWanted: true, conns: map[net.Conn]*connMeta{}, work: make(chan connJob), stop: make(chan struct{}), gauge: s.metrics.connections.WithLabelValues(key)}
+		l.h1t = t.HTTP[key].Timeouts
+		l.h1.Store(s.newH1Server(l, l.h1t))
+		err := s.startEvloop(l, t.HTTP[key])
+		if err == nil {
+			s.log.Info("listener started", "address", l.ev.addr().String(), "kind", kind, "engine", EngineEvloop)
+			return l, nil
+		}
+		s.log.Warn("event-loop engine not started, the goroutine engine serves the listener", "address", key, "error", err)
+		nl, err := s.startListenerGo(key, kind, t)
+		if nl != nil {
+			nl.evWanted = true
+		}
+		return nl, err
+	}
+	return s.startListenerGo(key, kind, t)
+}
+
+// startListenerGo starts a listener served by the goroutine engine.
+func (s *Server) startListenerGo(key, kind string, t *config.Table) (*listener, error) {
 	var lc net.ListenConfig
 	if kind == "http" {
 		// HTTP connections end on the idle timeout; TCP keep-alive probes
@@ -410,6 +488,9 @@ func (l *listener) setTimeouts(t config.Timeouts) {
 	}
 	old := l.h1t
 	l.h1t = t
+	if l.ev != nil {
+		l.ev.setTimeouts(t)
+	}
 	// Connections being served by the old engines keep them until they
 	// end; new ones get the new timeouts.
 	l.h1.Swap(l.s.newH1Server(l, t))
@@ -538,7 +619,11 @@ func (l *listener) track(c net.Conn, m *connMeta) {
 // closed now, busy ones after their current response.
 func (l *listener) close() {
 	if l.closed.CompareAndSwap(false, true) {
-		l.ln.Close()
+		if l.ev != nil {
+			l.ev.shutdown(l) // answers in flight finish, idle connections close
+		} else {
+			l.ln.Close()
+		}
 		close(l.stop)
 		l.draining.Store(true)
 		l.mu.Lock()
@@ -563,6 +648,9 @@ func (l *listener) drain(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		if l.ev != nil {
+			l.ev.forceClose()
+		}
 		l.mu.Lock()
 		for c := range l.conns {
 			c.Close()
@@ -682,4 +770,13 @@ func peekPreface(br *bufio.Reader) bool {
 		n = min(max(br.Buffered(), len(p)+1), len(h2Preface))
 	}
 	return false
+}
+
+// evActive is the number of client connections the listener's event loops
+// hold (handed-off ones are counted in active).
+func (l *listener) evActive() int64 {
+	if l.ev == nil {
+		return 0
+	}
+	return l.ev.active()
 }

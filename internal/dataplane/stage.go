@@ -248,6 +248,9 @@ type Pipeline struct {
 	done         []DoneHook
 	// BufferRequest / BufferResponse are the largest buffering asked for.
 	BufferRequest, BufferResponse int
+	// onlyRequestID is set when the pipeline has no stage but the built-in
+	// request id (which the event-loop engine does itself).
+	onlyRequestID bool
 }
 
 func newPipeline(stages []Stage) *Pipeline {

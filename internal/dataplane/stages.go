@@ -49,16 +49,28 @@ func (s *requestIDStage) OnRequestHeaders(x *Exchange) Action {
 			return Continue
 		}
 	}
-	copy(x.idBuf[:16], s.prefix[:])
-	v := s.n.Add(1)
-	const digits = "0123456789abcdef"
-	for i := 31; i >= 16; i-- {
-		x.idBuf[i] = digits[v&0xf]
-		v >>= 4
-	}
+	s.fill(&x.idBuf)
 	x.RequestID = x.idBuf[:]
 	x.ReqHeaders.SetBytes(requestIDHeader, x.RequestID)
 	return Continue
+}
+
+// fill writes a new id: the prefix and the next counter value in hex.
+func (s *requestIDStage) fill(b *[32]byte) {
+	copy(b[:16], s.prefix[:])
+	v := s.n.Add(1)
+	const digits = "0123456789abcdef"
+	for i := 31; i >= 16; i-- {
+		b[i] = digits[v&0xf]
+		v >>= 4
+	}
+}
+
+// appendID appends a new id to b.
+func (s *requestIDStage) appendID(b []byte) []byte {
+	var id [32]byte
+	s.fill(&id)
+	return append(b, id[:]...)
 }
 
 // ---- CORS ----

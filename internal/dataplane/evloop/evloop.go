@@ -3,6 +3,7 @@
 package evloop
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,8 +33,9 @@ type Config struct {
 	Router Router
 	// Handoff takes over connections whose next request the loop does not
 	// serve itself (the Router said so, an upgrade, a request target not
-	// in origin form), with the bytes already read from them; it runs on
-	// its own goroutine. Nil: such requests are answered with an error.
+	// in origin form), with the bytes already read from them. It is
+	// called on the loop and must not block: it starts the goroutine that
+	// serves the connection. Nil: such requests are answered with an error.
 	Handoff func(conn net.Conn, buffered []byte)
 	// Loops is the number of event loops, each with its own SO_REUSEPORT
 	// listener and epoll instance (default GOMAXPROCS).
@@ -47,12 +49,20 @@ type Config struct {
 	// their P to the scheduler: no hand-off and no sysmon polling while
 	// they wait, but the loops then hold Loops of the GOMAXPROCS Ps.
 	RawBlock bool
-	// Admit, when set, decides at accept whether a peer may connect
-	// (the node's NetworkPolicy check); refused connections are closed.
-	Admit func(peer netip.AddrPort) bool
-	// HeaderTimeout bounds reading a request head, and each pause while
-	// reading a request body (default 10s; 408 when it runs out).
+	// Admit, when set, decides at accept whether a peer may connect to
+	// the local address (the node's NetworkPolicy check and connection
+	// limit); refused connections are closed, with a reset when reset is
+	// true.
+	Admit func(peer, local netip.AddrPort) (ok, reset bool)
+	// RequestID, when set, appends a request id to b: it is sent to the
+	// origin as X-Request-Id, replacing any the client sent.
+	RequestID func(b []byte) []byte
+	// HeaderTimeout bounds reading a request head (default 10s; 408 when
+	// it runs out).
 	HeaderTimeout time.Duration
+	// BodyTimeout bounds each pause while reading a request body (default
+	// HeaderTimeout; 408 when it runs out).
+	BodyTimeout time.Duration
 	// IdleTimeout closes keep-alive client connections without a request
 	// and idle origin connections (default 60s).
 	IdleTimeout time.Duration
@@ -60,6 +70,9 @@ type Config struct {
 	// answer and each pause in it (default 60s; 504 when nothing was
 	// answered yet).
 	OriginTimeout time.Duration
+	// ConnectTimeout bounds connecting to the origin (default
+	// OriginTimeout; 502 when it runs out).
+	ConnectTimeout time.Duration
 	// Observe, when set, is called on the loop when an exchange ends, with
 	// the Router's Tag, the status sent (499 when the client went away
 	// before an answer), the time since the request head was read (to
@@ -93,6 +106,7 @@ type Proxy struct {
 	mu         sync.Mutex
 	efdsClosed bool
 	sharedLFD  int // -1 with ListenerPerLoop
+	timeouts   atomic.Pointer[timeouts]
 }
 
 // wakeAll sets a flag on every loop and interrupts its epoll_wait.
@@ -161,10 +175,17 @@ func Start(cfg Config) (*Proxy, error) {
 	if cfg.OriginTimeout <= 0 {
 		cfg.OriginTimeout = 60 * time.Second
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = cfg.HeaderTimeout
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = cfg.OriginTimeout
+	}
 	if cfg.Limits.MaxURI == 0 {
 		cfg.Limits = h1.DefaultLimits
 	}
 	p := &Proxy{done: make(chan struct{}), sharedLFD: -1}
+	p.timeouts.Store(&timeouts{header: int64(cfg.HeaderTimeout), body: int64(cfg.BodyTimeout), idle: int64(cfg.IdleTimeout), origin: int64(cfg.OriginTimeout)})
 	for i := 0; i < cfg.Loops; i++ {
 		lfd := p.sharedLFD
 		if lfd < 0 {
@@ -186,6 +207,9 @@ func Start(cfg Config) (*Proxy, error) {
 			p.addr = lap
 		}
 		l, err := newLoop(lfd, p.sharedLFD < 0, oap, cfg, &p.active)
+		if err == nil {
+			l.local, l.timeouts = lap, &p.timeouts
+		}
 		if err != nil {
 			if p.sharedLFD < 0 {
 				unix.Close(lfd)
@@ -235,6 +259,14 @@ func (p *Proxy) Close() error {
 // every connection is closed, or closes the rest when ctx ends first.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.wakeAll(func(l *loop) *atomic.Bool { return &l.draining })
+	p.mu.Lock()
+	if !p.efdsClosed && p.sharedLFD >= 0 {
+		// Stop listening now (new connections are refused, and another
+		// socket may bind the address) although the descriptor stays
+		// open until the loops have ended.
+		unix.Shutdown(p.sharedLFD, unix.SHUT_RD)
+	}
+	p.mu.Unlock()
 	select {
 	case <-p.done:
 		return nil
@@ -242,6 +274,30 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		p.Close()
 		return fmt.Errorf("evloop: shutting down: %w", ctx.Err())
 	}
+}
+
+// timeouts are the loops' timeouts in nanoseconds.
+type timeouts struct{ header, body, idle, origin int64 }
+
+// SetTimeouts changes the timeouts (zero: keep that one) for what the
+// loops start from now on: deadlines already set run out as they were.
+func (p *Proxy) SetTimeouts(header, body, idle, origin time.Duration) {
+	old := p.timeouts.Load()
+	t := *old
+	if header > 0 {
+		t.header = int64(header)
+	}
+	if body > 0 {
+		t.body = int64(body)
+	}
+	if idle > 0 {
+		t.idle = int64(idle)
+	}
+	if origin > 0 {
+		t.origin = int64(origin)
+	}
+	p.timeouts.Store(&t)
+	p.wakeAll(func(l *loop) *atomic.Bool { return &l.reconf })
 }
 
 // Active is the number of client connections the loops hold.
@@ -309,13 +365,18 @@ type loop struct {
 	origin         netip.AddrPort
 	router         Router
 	handoffFn      func(net.Conn, []byte)
-	admit          func(netip.AddrPort) bool
+	admit          func(peer, local netip.AddrPort) (bool, bool)
+	local          netip.AddrPort // the listener's address; unspecified: ask each connection
+	requestID      func([]byte) []byte
+	timeouts       *atomic.Pointer[timeouts]
+	reconf         atomic.Bool
 	observeFn      func(any, int, time.Duration, int64)
 	// now is the loop's clock (monotonic nanoseconds), read once per
 	// batch of events; deadlines are in the same unit.
 	now                        int64
 	lastSweep                  int64
 	headerTO, idleTO, originTO int64
+	connectTO, bodyTO          int64
 	req                        Request
 	lim                        h1.Limits
 	nConns                     atomic.Uint64
@@ -413,9 +474,9 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 		unix.Close(epfd)
 		return nil, fmt.Errorf("evloop: eventfd: %w", err)
 	}
-	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff, admit: cfg.Admit, observeFn: cfg.Observe,
+	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff, admit: cfg.Admit, observeFn: cfg.Observe, requestID: cfg.RequestID,
 		maxConns: int64(cfg.MaxConnections), active: active,
-		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), epfd: epfd, lfd: lfd, ownsLFD: ownsLFD, efd: efd, events: make([]unix.EpollEvent, epollEvents),
+		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), connectTO: int64(cfg.ConnectTimeout), bodyTO: int64(cfg.BodyTimeout), epfd: epfd, lfd: lfd, ownsLFD: ownsLFD, efd: efd, events: make([]unix.EpollEvent, epollEvents),
 		maxIdle: cfg.MaxIdlePerLoop, lim: cfg.Limits, rawBlock: cfg.RawBlock,
 		scratch: make([]byte, 0, 4096)}
 	for _, fd := range []int{lfd, efd} {
@@ -490,6 +551,10 @@ func (l *loop) run() {
 				unix.Read(l.efd, b[:])
 				if l.stop.Load() {
 					return
+				}
+				if l.reconf.CompareAndSwap(true, false) {
+					t := l.timeouts.Load()
+					l.headerTO, l.idleTO, l.originTO, l.bodyTO = t.header, t.idle, t.origin, t.body
 				}
 				if l.draining.Load() && !l.drainStarted {
 					l.startDrain()
@@ -590,8 +655,11 @@ func (l *loop) sweep() {
 				continue
 			}
 			o.c, c.o = nil, nil
+			connecting := o.connecting
 			l.closeOrigin(o)
-			if o.sendFrom == headroom && !o.headDone && !o.gotResp {
+			if connecting {
+				l.reject(c, problemBadGateway) // the origin cannot be reached
+			} else if o.sendFrom == headroom && !o.headDone && !o.gotResp {
 				l.reject(c, problemGatewayTimeout)
 			} else {
 				l.closeClient(c)
@@ -637,7 +705,22 @@ func (l *loop) accept() {
 		if e != 0 {
 			return // EAGAIN, or a transient error (EMFILE, ECONNABORTED)
 		}
-		if l.admit != nil && !l.admit(peer) || l.maxConns > 0 && l.active.Load() >= l.maxConns {
+		if l.admit != nil {
+			local := l.local
+			if !local.Addr().IsValid() || local.Addr().IsUnspecified() {
+				if sa, err := unix.Getsockname(fd); err == nil {
+					local = addrPortOf(sa)
+				}
+			}
+			if ok, reset := l.admit(peer, local); !ok {
+				if reset {
+					unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+				}
+				unix.Close(fd)
+				continue
+			}
+		}
+		if l.maxConns > 0 && l.active.Load() >= l.maxConns {
 			unix.Close(fd)
 			continue
 		}
@@ -799,8 +882,10 @@ func (l *loop) clientRead(c *client) {
 			return
 		}
 		c.w += n
-		if fresh || c.state == csBody {
+		if fresh {
 			c.deadline = l.now + l.headerTO
+		} else if c.state == csBody {
+			c.deadline = l.now + l.bodyTO
 		}
 		if n < space && !c.hup {
 			// Edge-triggered: a short read emptied the socket; new data
@@ -819,6 +904,7 @@ var (
 	problemBadGateway     = &h1.Problem{Status: 502, Reason: "bad gateway"}
 	problemNoRoute        = &h1.Problem{Status: 404, Reason: "no route"}
 	problemTimeout        = &h1.Problem{Status: 408, Reason: "request timeout"}
+	problemBareLF         = &h1.Problem{Status: 400, Reason: "bare LF"}
 	problemGatewayTimeout = &h1.Problem{Status: 504, Reason: "origin timeout"}
 )
 
@@ -832,6 +918,12 @@ func (l *loop) clientProgress(c *client) {
 		}
 		end := findHeadEnd(c.buf[c.r:c.w], c.scanned)
 		if end < 0 {
+			if bareLF(c.buf[c.r:c.w], c.scanned) {
+				// A head with a line ending in LF alone is refused at once
+				// (it may never see a CRLFCRLF).
+				l.handoffOr(c, problemBareLF)
+				return
+			}
 			c.scanned = c.w - c.r
 			if c.w-c.r > l.lim.MaxURI+l.lim.MaxHeaderBytes+1024 {
 				l.reject(c, problemHeadTooLarge)
@@ -841,7 +933,9 @@ func (l *loop) clientProgress(c *client) {
 		head := c.buf[c.r : c.r+end]
 		rh, p := parseRequest(head, l.lim)
 		if p != nil {
-			l.reject(c, p)
+			// The fallback engine, when there is one, answers malformed
+			// requests in its own words.
+			l.handoffOr(c, p)
 			return
 		}
 		if rh.upgrade {
@@ -855,7 +949,7 @@ func (l *loop) clientProgress(c *client) {
 		dst := Target{Origin: l.origin}
 		if l.router != nil {
 			r := &l.req
-			*r = Request{Method: rh.method, Target: rh.target, Host: rh.host, Headers: rh.headers, Peer: c.peerAP}
+			*r = Request{Method: rh.method, Target: rh.target, Host: rh.host, Headers: rh.headers, Peer: c.peerAP, HTTP10: !rh.http11}
 			r.Path, r.Query = normalPath(rh.target)
 			var ok bool
 			if dst, ok = l.router.Route(r); !ok {
@@ -877,11 +971,11 @@ func (l *loop) clientProgress(c *client) {
 		c.bodyLeft = rh.contentLength
 		c.cf = chunkFramer{}
 		c.retryable = !rh.chunked && rh.contentLength <= 0 && (c.isHead || string(rh.method) == "GET")
-		o.out = appendRequestHead(o.out[:0], &rh, c.peer)
+		o.out = appendRequestHead(o.out[:0], &rh, c.peer, l.requestID)
 		o.outOff = 0
 		o.deadline = l.now + l.originTO
 		if rh.chunked || rh.contentLength > 0 {
-			c.deadline = l.now + l.headerTO
+			c.deadline = l.now + l.bodyTO
 		} else {
 			c.deadline = 0
 		}
@@ -961,7 +1055,7 @@ func (l *loop) handoffOr(c *client, p *h1.Problem) {
 		return
 	}
 	l.nHandoffs.Add(1)
-	go l.handoffFn(conn, buffered)
+	l.handoffFn(conn, buffered)
 }
 
 func (l *loop) reject(c *client, p *h1.Problem) {
@@ -1013,6 +1107,9 @@ func (l *loop) getOrigin(addr netip.AddrPort) (*origin, error) {
 	o.addr = addr
 	o.deadline = l.now + l.originTO
 	o.connecting = err != nil
+	if o.connecting {
+		o.deadline = l.now + l.connectTO
+	}
 	o.r, o.w, o.sendFrom = headroom, headroom, headroom
 	if err := l.register(fd, sock{o: o}); err != nil {
 		unix.Close(fd)
@@ -1030,6 +1127,7 @@ func (l *loop) originEvent(o *origin, ev uint32) {
 			l.originFailed(o)
 			return
 		}
+		o.deadline = l.now + l.originTO
 	}
 	if ev&unix.EPOLLOUT != 0 && o.c != nil && o.outOff < len(o.out) {
 		l.flushOrigin(o)
@@ -1384,5 +1482,22 @@ func (l *loop) finish(o *origin, c *client) {
 	l.clientProgress(c)
 	if !c.closed && c.readable && c.state == csIdle {
 		l.clientRead(c)
+	}
+}
+
+// bareLF reports whether b, from offset from on (less one byte, the CR of
+// a CRLF split across reads), has an LF not preceded by CR.
+func bareLF(b []byte, from int) bool {
+	from = max(from-1, 0)
+	for {
+		i := bytes.IndexByte(b[from:], '\n')
+		if i < 0 {
+			return false
+		}
+		i += from
+		if i == 0 || b[i-1] != '\r' {
+			return true
+		}
+		from = i + 1
 	}
 }

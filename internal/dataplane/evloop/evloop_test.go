@@ -324,7 +324,7 @@ func TestTimeoutsAndAdmit(t *testing.T) {
 	refused := netip.MustParseAddr("127.0.0.2")
 	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: silent.Addr().String(), Loops: 1,
 		HeaderTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond, OriginTimeout: 300 * time.Millisecond,
-		Admit: func(peer netip.AddrPort) bool { return peer.Addr() != refused }})
+		Admit: func(peer, _ netip.AddrPort) (bool, bool) { return peer.Addr() != refused, false }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ type reqHead struct {
 	// body framing
 	contentLength int64
 	chunked       bool
+	contentType   bool
 	// connection handling
 	close   bool
 	upgrade bool
@@ -112,6 +113,8 @@ func parseRequest(b []byte, lim h1.Limits) (reqHead, *h1.Problem) {
 		switch {
 		case equalFold(name, "content-length"):
 			rh.contentLength = parseDecimal(value)
+		case equalFold(name, "content-type"):
+			rh.contentType = true
 		case equalFold(name, "transfer-encoding"):
 			rh.chunked = true // CheckHeaders admits only "chunked"
 		case equalFold(name, "connection"):
@@ -521,7 +524,7 @@ func equalFoldString(b []byte, s string) bool {
 
 // appendRequestHead writes the head sent to the origin: the request line,
 // the end-to-end headers and X-Forwarded-For/-Proto for the peer.
-func appendRequestHead(b []byte, rh *reqHead, peer []byte) []byte {
+func appendRequestHead(b []byte, rh *reqHead, peer []byte, requestID func([]byte) []byte) []byte {
 	b = append(b, rh.method...)
 	b = append(b, ' ')
 	b = append(b, rh.target...)
@@ -545,10 +548,21 @@ func appendRequestHead(b []byte, rh *reqHead, peer []byte) []byte {
 			colon++
 		}
 		name := line[:colon]
-		if hopByHop(name) || equalFold(name, "x-forwarded-for") || equalFold(name, "x-forwarded-proto") || rh.namedInConnection(name) {
+		if hopByHop(name) || equalFold(name, "x-forwarded-for") || equalFold(name, "x-forwarded-proto") || rh.namedInConnection(name) ||
+			equalFold(name, "expect") || equalFold(name, "proxy-authorization") || requestID != nil && equalFold(name, "x-request-id") {
 			continue
 		}
 		b = append(b, line...)
+	}
+	if rh.contentLength > 0 && !rh.contentType {
+		// As the goroutine engine does (its HTTP library names a body
+		// with a length that has no type).
+		b = append(b, "Content-Type: application/octet-stream\r\n"...)
+	}
+	if requestID != nil {
+		b = append(b, "X-Request-Id: "...)
+		b = requestID(b)
+		b = append(b, "\r\n"...)
 	}
 	b = append(b, "X-Forwarded-For: "...)
 	b = append(b, peer...)

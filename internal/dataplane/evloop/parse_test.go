@@ -142,7 +142,7 @@ func FuzzParseRequest(f *testing.F) {
 		if h1.CheckRequestLine(rh.method, rh.target, h1.DefaultLimits) != nil {
 			t.Fatal("request line accepted that h1 rejects")
 		}
-		out := appendRequestHead(nil, &rh, []byte("192.0.2.1"))
+		out := appendRequestHead(nil, &rh, []byte("192.0.2.1"), nil)
 		if !bytes.HasSuffix(out, []byte("\r\n\r\n")) || findHeadEnd(out, 0) != len(out) {
 			t.Fatalf("forwarded head is not one head: %q", out)
 		}

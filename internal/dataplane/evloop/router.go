@@ -13,6 +13,8 @@ type Request struct {
 	// Headers is the raw header block (lines ending in CRLF).
 	Headers []byte
 	Peer    netip.AddrPort
+	// HTTP10 is set for an HTTP/1.0 request.
+	HTTP10 bool
 
 	match matchRequest
 }

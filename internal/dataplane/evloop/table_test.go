@@ -115,15 +115,17 @@ func TestTableRouterAndHandoff(t *testing.T) {
 		// The fallback answers itself here; in the node it is the
 		// goroutine engine.
 		Handoff: func(conn net.Conn, buffered []byte) {
-			defer conn.Close()
-			br := bufio.NewReader(io.MultiReader(strings.NewReader(string(buffered)), conn))
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				handed <- "error: " + err.Error()
-				return
-			}
-			handed <- req.Host + " " + req.URL.Path
-			io.WriteString(conn, "HTTP/1.1 299 Handed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(io.MultiReader(strings.NewReader(string(buffered)), conn))
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					handed <- "error: " + err.Error()
+					return
+				}
+				handed <- req.Host + " " + req.URL.Path
+				io.WriteString(conn, "HTTP/1.1 299 Handed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			}()
 		},
 	})
 	if err != nil {

@@ -1,0 +1,215 @@
+//go:build linux
+
+package dataplane
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/dataplane/evloop"
+)
+
+// evloopSupported says whether this build has the event-loop engine.
+const evloopSupported = true
+
+// evEngine is a listener's event-loop proxy.
+type evEngine struct {
+	p *evloop.Proxy
+	// done is closed when the proxy has stopped (after close's graceful
+	// shutdown, or a forced close).
+	done chan struct{}
+}
+
+func (e *evEngine) addr() net.Addr { return net.TCPAddrFromAddrPort(e.p.Addr()) }
+
+func (e *evEngine) active() int64 { return e.p.Active() }
+
+func (e *evEngine) setTimeouts(t config.Timeouts) {
+	e.p.SetTimeouts(t.RequestHeader, t.RequestBody, t.Idle, 0)
+}
+
+// shutdown stops accepting, closes idle connections and lets the answers in
+// flight finish (they say "Connection: close"); the listener's wait group
+// counts the proxy until it has stopped, so that the connections it hands
+// off until then are counted before a drain can see zero.
+func (e *evEngine) shutdown(l *listener) {
+	go func() {
+		_ = e.p.Shutdown(context.Background())
+		close(e.done)
+		l.wg.Done()
+	}()
+}
+
+// forceClose closes every connection the loops hold.
+func (e *evEngine) forceClose() { _ = e.p.Close() }
+
+// evloopAddr turns a listener key into the address the event loop binds:
+// an empty host is every address (IPv6 and IPv4, as net.Listen does). A
+// host name is not supported (ok false).
+func evloopAddr(key string) (string, bool) {
+	host, port, err := net.SplitHostPort(key)
+	if err != nil {
+		return "", false
+	}
+	if host == "" {
+		host = "::"
+	}
+	ap, err := netip.ParseAddrPort(net.JoinHostPort(host, port))
+	if err != nil {
+		return "", false
+	}
+	return ap.String(), true
+}
+
+// startEvloop serves an HTTP listener with the event-loop engine: the loops
+// forward the requests they can (see evloop.TableRouter, plus the checks of
+// evRouter and evEligible) and hand every other connection, with the bytes
+// already read, to the goroutine engine on the same socket.
+func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
+	addr, ok := evloopAddr(l.key)
+	if !ok {
+		return errNoEvloop
+	}
+	key := l.key
+	rid := newRequestIDStage(nil, nil).(*requestIDStage)
+	router := &evRouter{tr: evloop.TableRouter{
+		Listener: func() *config.HTTPListener { return s.state.Load().table.HTTP[key] },
+		Pools:    s.reg.Pool,
+		Eligible: func(vh *config.VHost) bool { return s.evEligible(key, vh) },
+	}}
+	cfg := evloop.Config{
+		Listen:         addr,
+		Router:         router,
+		Handoff:        l.serveHandoff,
+		Limits:         s.limits,
+		HeaderTimeout:  hl.Timeouts.RequestHeader,
+		BodyTimeout:    hl.Timeouts.RequestBody,
+		IdleTimeout:    hl.Timeouts.Idle,
+		OriginTimeout:  s.opts.DefaultRouteTimeout,
+		ConnectTimeout: evConnectTimeout,
+		RequestID:      rid.appendID,
+		Observe:        s.evObserve,
+		Admit: func(peer, local netip.AddrPort) (bool, bool) {
+			ok, reset := l.verdict(peer, local)
+			if !ok {
+				return false, reset
+			}
+			if max := l.maxConns(); max > 0 && l.active.Load()+l.evActive() >= int64(max) {
+				s.metrics.connRejected.Inc()
+				return false, false
+			}
+			return true, false
+		},
+	}
+	p, err := evloop.Start(cfg)
+	if err != nil {
+		return err
+	}
+	l.ev = &evEngine{p: p, done: make(chan struct{})}
+	l.wg.Add(1) // released by shutdown
+	return nil
+}
+
+// evConnectTimeout is the loops' connect timeout: the pools' default
+// (OriginPool spec.connectTimeout); pools with another are handed off.
+const evConnectTimeout = 5 * time.Second
+
+// evRouter adds to evloop.TableRouter what the goroutine engine does
+// differently: HTTP/1.0 requests and Expect (100-continue) go to it.
+type evRouter struct{ tr evloop.TableRouter }
+
+func (r *evRouter) Route(q *evloop.Request) (evloop.Target, bool) {
+	if q.HTTP10 {
+		return evloop.Target{}, false
+	}
+	if _, ok := q.Header("Expect"); ok {
+		return evloop.Target{}, false
+	}
+	return r.tr.Route(q)
+}
+
+// evEligible accepts a load balancer for the event loop when it runs no
+// stage but the request id (which the loop sets itself), and its routes'
+// exchanges are bounded like the loop bounds them: no route timeout other
+// than the default, the listener's body timeout, pools with the default
+// connect timeout. (The loop keeps its own idle origin connections: up to
+// 64 per origin and loop, closed after the listener's idle timeout.)
+func (s *Server) evEligible(key string, vh *config.VHost) bool {
+	pl := s.state.Load().pipelines[vh]
+	if pl == nil || !pl.onlyRequestID {
+		return false
+	}
+	if lc := s.state.Load().table.HTTP[key]; lc == nil || bodyTimeout(lc, vh) != lc.Timeouts.RequestBody {
+		return false
+	}
+	check := func(rt *config.Route) bool {
+		if rt == nil {
+			return true
+		}
+		if rt.Timeout > 0 && rt.Timeout != s.opts.DefaultRouteTimeout {
+			return false
+		}
+		if p := rt.Pool; p != nil && p.ConnectTimeout != evConnectTimeout {
+			return false
+		}
+		return true
+	}
+	for _, rt := range vh.Routes {
+		if !check(rt) {
+			return false
+		}
+	}
+	return check(vh.Default)
+}
+
+// evObserve counts an exchange the loop served in its route's and load
+// balancer's metrics (of the table in force).
+func (s *Server) evObserve(tag any, status int, elapsed time.Duration, bytesOut int64) {
+	rt, _ := tag.(*config.Route)
+	if rt == nil {
+		return
+	}
+	st := s.state.Load()
+	if m := st.routeMetrics[rt]; m != nil {
+		m.observe(status, elapsed)
+	}
+	if m := st.routeLB[rt]; m != nil {
+		m.bytesOut.Add(float64(bytesOut))
+	}
+}
+
+// serveHandoff takes a connection the event loop gives up, with the bytes
+// it read, and serves it with the goroutine engine (as serve does after
+// the PROXY header and TLS steps, which such listeners do not have). It
+// runs on the loop: the connection is counted here, served on a goroutine.
+func (l *listener) serveHandoff(c net.Conn, buffered []byte) {
+	peer, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
+	l.active.Add(1)
+	l.wg.Add(1)
+	meta := &connMeta{peer: peer, local: local, lkey: l.key, l: l, raw: c}
+	l.track(c, meta)
+	l.gauge.Inc()
+	var conn net.Conn = c
+	if len(buffered) > 0 {
+		conn = &bufConn{Conn: c, r: bufio.NewReader(io.MultiReader(bytes.NewReader(buffered), c))}
+	}
+	go func() {
+		defer func() {
+			c.Close()
+			l.track(c, nil)
+			l.active.Add(-1)
+			l.gauge.Dec()
+			l.wg.Done()
+		}()
+		_ = l.h1.Load().ServeConn(&metaConn{Conn: conn, meta: meta})
+		if meta.hijacked != nil {
+			<-meta.hijacked
+		}
+	}()
+}
