@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/node"
 	"github.com/meridian-platform/meridian/internal/node/agent"
 	"github.com/meridian-platform/meridian/internal/policy/geoip"
@@ -93,6 +94,9 @@ is unreachable. See docs/sites.md for renewal, re-enrolment and recommission.`,
 			secDone := make(chan struct{})
 			go func() { sec.Run(ctx); close(secDone) }()
 			var err error
+			if a.Console != "" && o.HTTP1Engine != "" && o.HTTP1Engine != dataplane.EngineGoroutine {
+				return errors.New("--http1-engine: only the standalone node (--config) has a choice of engine yet")
+			}
 			if a.Console != "" {
 				a.AdminListen, a.DrainTimeout = o.AdminListen, o.DrainTimeout
 				a.NodeVersion = version
@@ -124,6 +128,7 @@ is unreachable. See docs/sites.md for renewal, re-enrolment and recommission.`,
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "graceful shutdown deadline on SIGTERM (default 30s)")
 	f.StringSliceVar(&geoDBs, "geoip-db", nil, "MaxMind DB file(s) for country and ASN matches of service policies: a (Geo)Lite2 Country or City database, optionally followed by an ASN one (the kind is read from each file)")
 	f.StringVar(&geoASNDB, "geoip-asn-db", "", "MaxMind ASN database (GeoLite2-ASN) for asns matches of service policies")
+	f.StringVar(&o.HTTP1Engine, "http1-engine", dataplane.EngineGoroutine, "how plain HTTP/1.1 listeners (no TLS, h2c or PROXY protocol) are served: goroutine (a goroutine per connection) or evloop (epoll event loops that forward the requests of load balancers without security settings or route features themselves and hand other connections to the goroutine engine; Linux, standalone mode)")
 	f.IntVar(&gcPercent, "gc-percent", 400, "garbage-collector target percentage (Go's GOGC; the GOGC environment variable wins; 0 keeps Go's default of 100, negative disables collection)")
 	return cmd
 }

@@ -60,6 +60,10 @@ type Options struct {
 	// Compile are options of every configuration compile (for example
 	// Security.CompileOptions: which GeoIP databases policies may use).
 	Compile []config.CompileOption
+	// HTTP1Engine serves plain HTTP/1.1 listeners: "goroutine" (default)
+	// or "evloop" (see dataplane.Options.HTTP1Engine). Suggested flag:
+	// --http1-engine.
+	HTTP1Engine string
 }
 
 // RunStandalone runs a node from local configuration until ctx ends or the
@@ -81,6 +85,9 @@ func RunStandalone(ctx context.Context, opts Options) error {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
+	if err := dataplane.CheckHTTP1Engine(opts.HTTP1Engine); err != nil {
+		return fmt.Errorf("starting node: %w", err)
+	}
 	if _, err := os.Stat(opts.ConfigPath); err != nil {
 		return fmt.Errorf("starting node: reading configuration: %w", err)
 	}
@@ -95,7 +102,7 @@ func RunStandalone(ctx context.Context, opts Options) error {
 		}
 	}
 	dp := dataplane.New(dataplane.Options{Logger: opts.Logger, AccessLog: opts.AccessLog, Metrics: reg, Stages: opts.Stages,
-		SecurityEvents: opts.SecurityEvents})
+		SecurityEvents: opts.SecurityEvents, HTTP1Engine: opts.HTTP1Engine})
 	n := &node{opts: opts, log: opts.Logger.With("component", "node"), dp: dp, lastGood: map[string]v1.Object{},
 		lastFiles: map[string][]v1.Object{}}
 	n.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_config_reloads_total",
