@@ -39,6 +39,7 @@ func (e *evEngine) setTimeouts(t config.Timeouts) {
 // counts the proxy until it has stopped, so that the connections it hands
 // off until then are counted before a drain can see zero.
 func (e *evEngine) shutdown(l *listener) {
+	e.p.StopAccepting() // now: the address is free for a listener that replaces this one
 	go func() {
 		_ = e.p.Shutdown(context.Background())
 		close(e.done)
@@ -48,24 +49,6 @@ func (e *evEngine) shutdown(l *listener) {
 
 // forceClose closes every connection the loops hold.
 func (e *evEngine) forceClose() { _ = e.p.Close() }
-
-// evloopAddr turns a listener key into the address the event loop binds:
-// an empty host is every address (IPv6 and IPv4, as net.Listen does). A
-// host name is not supported (ok false).
-func evloopAddr(key string) (string, bool) {
-	host, port, err := net.SplitHostPort(key)
-	if err != nil {
-		return "", false
-	}
-	if host == "" {
-		host = "::"
-	}
-	ap, err := netip.ParseAddrPort(net.JoinHostPort(host, port))
-	if err != nil {
-		return "", false
-	}
-	return ap.String(), true
-}
 
 // startEvloop serves an HTTP listener with the event-loop engine: the loops
 // forward the requests they can (see evloop.TableRouter, plus the checks of

@@ -151,6 +151,34 @@ spec:
 			}
 		})
 	}
+	// Requests written at once and followed by the client's FIN (as the
+	// smuggling fuzz target sends them): the same answers, in the same
+	// order, before the connection closes.
+	statusLines := regexp.MustCompile(`HTTP/1\.1 \d{3}`)
+	for _, in := range []string{
+		"POST / HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\n\r\nhello",
+		"POST / HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /2 HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: shop.test\r\n\nGET /x HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+		"GET /a HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /b HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /c HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+	} {
+		var outs []string
+		for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+			c, err := net.Dial("tcp", addrs[engine])
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+			_, _ = io.WriteString(c, in)
+			_ = c.(*net.TCPConn).CloseWrite()
+			b, _ := io.ReadAll(c)
+			c.Close()
+			outs = append(outs, strings.Join(statusLines.FindAllString(string(b), -1), ","))
+		}
+		if outs[0] != outs[1] {
+			t.Errorf("half-closed %q: goroutine answered %q, evloop %q", in, outs[0], outs[1])
+		}
+	}
 	st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop])
 	// keep-alive gets 4, bodies 3, mid-connection 1 (the rest after the
 	// handoff is the goroutine engine's).
@@ -169,4 +197,71 @@ func (s *Server) evStats(t *testing.T, key string) evloop.Stats {
 		t.Fatalf("listener %s is not served by the event loop", key)
 	}
 	return l.ev.p.Stats()
+}
+
+// TestEvloopReloadSwitchesEngine reloads a listener served by the event
+// loop into one it cannot serve (h2c) and back, on the same port: the
+// socket changes hands each time and requests keep being answered.
+func TestEvloopReloadSwitchesEngine(t *testing.T) {
+	a, _ := echoBackend(t, "a")
+	port := freePort(t)
+	conf := func(h2c bool) string {
+		return pool("a", hostOf(a.URL)) + fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1, h2c: %v}], defaultPool: a}
+`, port, h2c)
+	}
+	s := startServer(t, conf(false), Options{HTTP1Engine: EngineEvloop})
+	key := fmt.Sprintf("127.0.0.1:%d", port)
+	url := "http://" + key + "/x"
+	for i, h2c := range []bool{false, true, false} {
+		if i > 0 {
+			apply(t, s, conf(h2c))
+		}
+		s.mu.Lock()
+		l := s.listeners[key]
+		s.mu.Unlock()
+		if l == nil || (l.ev != nil) == h2c {
+			t.Fatalf("step %d (h2c %v): listener %+v", i, h2c, l)
+		}
+		if resp, body := get(t, url, nil); resp.StatusCode != 200 || !strings.HasPrefix(body, "backend=a") {
+			t.Fatalf("step %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if st := s.evStats(t, key); st.Requests != 1 {
+		t.Fatalf("the new event loop served %d requests, want 1", st.Requests)
+	}
+}
+
+// TestEvloopEngine runs HTTP/1 tests of the package with the event-loop
+// engine in front (the whole package does with
+// DATAPLANE_HTTP1_ENGINE=evloop): framing and smuggling, routing, client
+// timeouts, connection limits, metrics, reload, NetworkPolicy, drain.
+func TestEvloopEngine(t *testing.T) {
+	if testEngine != "" {
+		t.Skip("the whole package runs with DATAPLANE_HTTP1_ENGINE=" + testEngine)
+	}
+	testEngine = EngineEvloop
+	defer func() { testEngine = "" }()
+	for _, tc := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"framing", TestHTTP1Framing},
+		{"routing", TestHTTP1Routing},
+		{"client timeouts", TestClientTimeouts},
+		{"slow body", TestHTTP1SlowBody},
+		{"connection limit", TestHTTP1ConnectionLimitAndProxyProtocol},
+		{"metrics", TestMetricsOfRemovedObjectsDisappear},
+		{"reload", TestReloadKeepsConnectionsAndState},
+		{"netpolicy", TestNetworkPolicyReload},
+		{"netpolicy tcp and ipv6", TestNetworkPolicyTCPAndIPv6},
+		{"drain", TestGracefulShutdown},
+		{"streaming", TestHTTP1Streaming},
+		{"websocket", TestWebSocketUpgrade},
+	} {
+		t.Run(tc.name, tc.f)
+	}
 }

@@ -780,3 +780,21 @@ func (l *listener) evActive() int64 {
 	}
 	return l.ev.active()
 }
+
+// evloopAddr turns a listener key into the address the event loop binds:
+// an empty host is every address (IPv6 and IPv4, as net.Listen does). A
+// host name is not supported (ok false).
+func evloopAddr(key string) (string, bool) {
+	host, port, err := net.SplitHostPort(key)
+	if err != nil {
+		return "", false
+	}
+	if host == "" {
+		host = "::"
+	}
+	ap, err := netip.ParseAddrPort(net.JoinHostPort(host, port))
+	if err != nil {
+		return "", false
+	}
+	return ap.String(), true
+}

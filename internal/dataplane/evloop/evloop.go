@@ -258,15 +258,7 @@ func (p *Proxy) Close() error {
 // flight finish (their answers say "Connection: close") and returns when
 // every connection is closed, or closes the rest when ctx ends first.
 func (p *Proxy) Shutdown(ctx context.Context) error {
-	p.wakeAll(func(l *loop) *atomic.Bool { return &l.draining })
-	p.mu.Lock()
-	if !p.efdsClosed && p.sharedLFD >= 0 {
-		// Stop listening now (new connections are refused, and another
-		// socket may bind the address) although the descriptor stays
-		// open until the loops have ended.
-		unix.Shutdown(p.sharedLFD, unix.SHUT_RD)
-	}
-	p.mu.Unlock()
+	p.StopAccepting()
 	select {
 	case <-p.done:
 		return nil
@@ -298,6 +290,20 @@ func (p *Proxy) SetTimeouts(header, body, idle, origin time.Duration) {
 	}
 	p.timeouts.Store(&t)
 	p.wakeAll(func(l *loop) *atomic.Bool { return &l.reconf })
+}
+
+// StopAccepting starts what Shutdown does without waiting: the listener
+// stops listening at once (new connections are refused and another socket
+// may bind the address), idle connections are closed and the answers in
+// flight end with "Connection: close".
+func (p *Proxy) StopAccepting() {
+	p.wakeAll(func(l *loop) *atomic.Bool { return &l.draining })
+	p.mu.Lock()
+	if !p.efdsClosed && p.sharedLFD >= 0 {
+		// The descriptor stays open until the loops have ended.
+		unix.Shutdown(p.sharedLFD, unix.SHUT_RD)
+	}
+	p.mu.Unlock()
 }
 
 // Active is the number of client connections the loops hold.
@@ -418,6 +424,7 @@ type client struct {
 	scanned   int
 	readable  bool
 	hup       bool // the peer's FIN was seen: reads go on until EOF
+	eof       bool // read returned EOF while an answer was due
 	blocked   bool // a write to the client is waiting for EPOLLOUT
 	closed    bool
 	state     clientState
@@ -875,6 +882,13 @@ func (l *loop) clientRead(c *client) {
 		n, e := rawRead(c.fd, c.buf[c.w:])
 		if e == unix.EAGAIN {
 			c.readable = false
+			return
+		}
+		if e == 0 && n == 0 && c.state == csWaitResp {
+			// The client half-closed after a whole request: it still
+			// gets the answer, and those of the requests buffered after
+			// it, then the connection closes.
+			c.eof, c.readable = true, false
 			return
 		}
 		if e != 0 || n == 0 {
@@ -1480,6 +1494,10 @@ func (l *loop) finish(o *origin, c *client) {
 		c.deadline = l.now + l.headerTO
 	}
 	l.clientProgress(c)
+	if !c.closed && c.eof && c.state == csIdle {
+		l.closeClient(c) // nothing more will come
+		return
+	}
 	if !c.closed && c.readable && c.state == csIdle {
 		l.clientRead(c)
 	}
