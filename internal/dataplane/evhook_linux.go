@@ -78,6 +78,7 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 		ConnectTimeout: evConnectTimeout,
 		RequestID:      rid.appendID,
 		Observe:        s.evObserve,
+		Conns:          func(d int) { l.gauge.Add(float64(d)) },
 		Admit: func(peer, local netip.AddrPort) (bool, bool) {
 			ok, reset := l.verdict(peer, local)
 			if !ok {

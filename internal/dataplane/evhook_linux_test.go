@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meridian-platform/meridian/internal/dataplane/evloop"
 )
 
@@ -264,4 +266,66 @@ func TestEvloopEngine(t *testing.T) {
 	} {
 		t.Run(tc.name, tc.f)
 	}
+}
+
+// TestEvloopConnectionGauge checks that connections held by the loops, and
+// those handed off, are counted in the listener's connection gauge.
+func TestEvloopConnectionGauge(t *testing.T) {
+	a, _ := echoBackend(t, "a")
+	port := freePort(t)
+	reg := prometheus.NewRegistry()
+	startServer(t, pool("a", hostOf(a.URL))+lbYAML(port, "a"), Options{HTTP1Engine: EngineEvloop, Metrics: reg})
+	key := fmt.Sprintf("127.0.0.1:%d", port)
+	gauge := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, lp := range m.GetLabel() {
+					if m.GetGauge() != nil && lp.GetValue() == key && strings.Contains(mf.GetName(), "connections") {
+						return m.GetGauge().GetValue()
+					}
+				}
+			}
+		}
+		return -1
+	}
+	var conns []net.Conn
+	for i, req := range []string{
+		"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n",                                              // served by the loop
+		"GET /2 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", // handed off (no origin upgrade: answered, kept or closed)
+		"GET http://a/3 HTTP/1.1\r\nHost: a\r\n\r\n",                                      // handed off, kept
+	} {
+		c, err := net.Dial("tcp", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		io.WriteString(c, req)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp.Body.Close()
+		if !resp.Close {
+			conns = append(conns, c)
+		}
+	}
+	waitGauge := func(want float64) {
+		t.Helper()
+		for i := 0; i < 200 && gauge() != want; i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := gauge(); got != want {
+			t.Fatalf("connection gauge %v, want %v", got, want)
+		}
+	}
+	waitGauge(float64(len(conns)))
+	for _, c := range conns {
+		c.Close()
+	}
+	waitGauge(0)
 }

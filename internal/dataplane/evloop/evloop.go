@@ -54,6 +54,10 @@ type Config struct {
 	// limit); refused connections are closed, with a reset when reset is
 	// true.
 	Admit func(peer, local netip.AddrPort) (ok, reset bool)
+	// Conns, when set, is told of every client connection the loops take
+	// (+1) and let go (-1: closed or handed off), for a gauge. It must not
+	// block.
+	Conns func(delta int)
 	// RequestID, when set, appends a request id to b: it is sent to the
 	// origin as X-Request-Id, replacing any the client sent.
 	RequestID func(b []byte) []byte
@@ -374,6 +378,7 @@ type loop struct {
 	admit          func(peer, local netip.AddrPort) (bool, bool)
 	local          netip.AddrPort // the listener's address; unspecified: ask each connection
 	requestID      func([]byte) []byte
+	connsFn        func(delta int)
 	timeouts       *atomic.Pointer[timeouts]
 	reconf         atomic.Bool
 	observeFn      func(any, int, time.Duration, int64)
@@ -481,7 +486,7 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 		unix.Close(epfd)
 		return nil, fmt.Errorf("evloop: eventfd: %w", err)
 	}
-	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff, admit: cfg.Admit, observeFn: cfg.Observe, requestID: cfg.RequestID,
+	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff, admit: cfg.Admit, observeFn: cfg.Observe, requestID: cfg.RequestID, connsFn: cfg.Conns,
 		maxConns: int64(cfg.MaxConnections), active: active,
 		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), connectTO: int64(cfg.ConnectTimeout), bodyTO: int64(cfg.BodyTimeout), epfd: epfd, lfd: lfd, ownsLFD: ownsLFD, efd: efd, events: make([]unix.EpollEvent, epollEvents),
 		maxIdle: cfg.MaxIdlePerLoop, lim: cfg.Limits, rawBlock: cfg.RawBlock,
@@ -751,6 +756,9 @@ func (l *loop) accept() {
 		}
 		l.clients++
 		l.active.Add(1)
+		if l.connsFn != nil {
+			l.connsFn(1)
+		}
 	}
 }
 
@@ -779,6 +787,9 @@ func (l *loop) startDrain() {
 func (l *loop) dropClient() {
 	l.clients--
 	l.active.Add(-1)
+	if l.connsFn != nil {
+		l.connsFn(-1)
+	}
 }
 
 // observe reports the end of the client's exchange to Observe.
