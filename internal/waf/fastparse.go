@@ -292,17 +292,28 @@ func parseRule(d slDirective) (*slRule, error) {
 			return nil, err
 		}
 		r.vars = vars
-		op := strings.TrimSpace(d.args[1])
-		if strings.HasPrefix(op, "!") {
-			r.neg = true
-			op = strings.TrimSpace(op[1:])
+		// As Coraza reads it: without '@' the operator is @rx; the name
+		// ends at the first space; the argument is trimmed.
+		op := d.args[1]
+		switch {
+		case op == "" || op[0] != '@' && op[0] != '!':
+			op = "@rx " + op
+		case op == "!":
+			op = "!@rx"
+		case len(op) > 1 && op[0] == '!' && op[1] != '@':
+			op = "!@rx " + op[1:]
 		}
-		if strings.HasPrefix(op, "@") {
-			name, arg, _ := strings.Cut(op[1:], " ")
-			r.op, r.opArg = name, strings.TrimLeft(arg, " ")
-		} else {
-			r.op, r.opArg = "rx", op
+		name, arg, _ := strings.Cut(op, " ")
+		name = strings.TrimSpace(name)
+		switch {
+		case strings.HasPrefix(name, "@"):
+			name = name[1:]
+		case strings.HasPrefix(name, "!@"):
+			name, r.neg = name[2:], true
+		default:
+			return nil, fmt.Errorf("operator %q", d.args[1])
 		}
+		r.op, r.opArg = name, strings.TrimSpace(arg)
 		if len(d.args) == 3 {
 			acts = d.args[2]
 		}
