@@ -820,6 +820,14 @@ func compileLink(l *slRule, e linkEnv) *fpLink {
 			switch a.key {
 			case "setvar":
 				sv, ok := privateSetvar(a.val, e)
+				if ok && !fl.capture && strings.Contains(strings.ToLower(a.val), "%{tx.") {
+					// TX:0-9 would be another rule's captures.
+					for _, m := range macroRef.FindAllStringSubmatch(a.val, -1) {
+						if dynamicMacro(m[1]) == "capture" {
+							ok = false
+						}
+					}
+				}
 				if !ok {
 					fl.side = true
 				} else {

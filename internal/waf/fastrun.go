@@ -379,11 +379,15 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 	}
 	// May match: record the candidates.
 	out.matched = append(out.matched, seen...)
-	if l.capture {
-		caps, cok := l.op.captures(v)
+	var caps []string
+	if l.capture || len(l.private) > 0 {
+		var cok bool
+		caps, cok = l.op.captures(v)
 		if !cok || !decided {
 			out.capOK = false
 		}
+	}
+	if l.capture {
 		out.captures = append(out.captures, caps...)
 	}
 	for _, sv := range l.private {
@@ -391,7 +395,6 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 			out.synthOK = false
 			continue
 		}
-		caps, _ := l.op.captures(v)
 		name := expandWith(e.st, sv.key, caps, v)
 		for _, rx := range sv.readers {
 			if rx.MatchString(name) {
