@@ -108,9 +108,11 @@ spec:
 	}
 	addrs := map[string]string{}
 	servers := map[string]*Server{}
+	regs := map[string]*prometheus.Registry{}
 	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
 		port := freePort(t)
-		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine})
+		regs[engine] = prometheus.NewRegistry()
+		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine, Metrics: regs[engine]})
 		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	convs := []struct {
@@ -180,6 +182,35 @@ spec:
 		if outs[0] != outs[1] {
 			t.Errorf("half-closed %q: goroutine answered %q, evloop %q", in, outs[0], outs[1])
 		}
+	}
+	// The same requests counted the same way: by route and status class,
+	// and the response body bytes of the load balancer.
+	counters := func(reg *prometheus.Registry) string {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, mf := range mfs {
+			switch mf.GetName() {
+			case "meridian_http_requests_total", "meridian_http_response_body_bytes_total":
+			default:
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				var ls []string
+				for _, lp := range m.GetLabel() {
+					ls = append(ls, lp.GetName()+"="+lp.GetValue())
+				}
+				if v := m.GetCounter().GetValue(); v != 0 {
+					out = append(out, fmt.Sprintf("%s{%s} %v", mf.GetName(), strings.Join(ls, ","), v))
+				}
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	if g, e := counters(regs[EngineGoroutine]), counters(regs[EngineEvloop]); g != e || !strings.Contains(g, `code=2xx`) || !strings.Contains(g, "body_bytes") {
+		t.Errorf("metrics differ\ngoroutine:\n%s\nevloop:\n%s", g, e)
 	}
 	st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop])
 	// keep-alive gets 4, bodies 3, mid-connection 1 (the rest after the

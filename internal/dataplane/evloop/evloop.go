@@ -80,8 +80,9 @@ type Config struct {
 	// Observe, when set, is called on the loop when an exchange ends, with
 	// the Router's Tag, the status sent (499 when the client went away
 	// before an answer), the time since the request head was read (to
-	// the loop's clock, read once per batch of events) and the bytes sent
-	// to the client. It must not block.
+	// the loop's clock, read once per batch of events) and the response
+	// body bytes sent to the client (heads not counted). It must not
+	// block.
 	Observe func(tag any, status int, elapsed time.Duration, bytesOut int64)
 	// ListenerPerLoop gives every loop its own SO_REUSEPORT listener (the
 	// kernel spreads connections by address hash) instead of one listener
@@ -449,6 +450,7 @@ type client struct {
 	start      int64
 	status     int
 	sent       int64
+	headSent   int64 // the part of sent that was response heads
 }
 
 type origin struct {
@@ -799,7 +801,7 @@ func (l *loop) observe(c *client, status int) {
 	}
 	c.inExchange = false
 	if l.observeFn != nil {
-		l.observeFn(c.tag, status, time.Duration(l.now-c.start), c.sent)
+		l.observeFn(c.tag, status, time.Duration(l.now-c.start), max(c.sent-c.headSent, 0))
 	}
 	c.tag = nil
 }
@@ -983,7 +985,7 @@ func (l *loop) clientProgress(c *client) {
 			}
 		}
 		l.nReqs.Add(1)
-		c.inExchange, c.tag, c.start, c.status, c.sent = true, dst.Tag, l.now, 0, 0
+		c.inExchange, c.tag, c.start, c.status, c.sent, c.headSent = true, dst.Tag, l.now, 0, 0, 0
 		o, err := l.getOrigin(dst.Origin)
 		if err != nil {
 			l.reject(c, problemBadGateway)
@@ -1090,6 +1092,7 @@ func (l *loop) reject(c *client, p *h1.Problem) {
 	b = append(b, " \r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(p.Reason)+1), 10)
 	b = append(b, "\r\n\r\n"...)
+	c.headSent += int64(len(b))
 	b = append(b, p.Reason...)
 	b = append(b, '\n')
 	n, _ := rawWrite(c.fd, b) // best effort: a short error answer fits the socket buffer
@@ -1369,6 +1372,7 @@ func (l *loop) parseAnswer(o *origin, c *client) (progressed, ok bool) {
 			c.close = true // the answer tells the client to go
 		}
 		o.sendFrom = l.rewriteAnswerHead(o.buf, o.r, bodyStart, c.close && !interim || !interim && rh.contentLength < 0 && !rh.chunked && !c.isHead && rh.status != 204 && rh.status != 304)
+		c.headSent += int64(bodyStart - o.sendFrom)
 		o.r = bodyStart
 		if interim {
 			return true, true
