@@ -147,6 +147,7 @@ CONF
 }
 mkcfg "$WORK/meridian" 18082 18445 false
 mkcfg "$WORK/meridian-log" 18083 18446 true
+mkcfg "$WORK/meridian-node-evloop" 18086 18447 false
 GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 >/dev/null 2>"$WORK/meridian.log" &
 PIDS+=($!)
 declare -A PROCS=([meridian]=$!)
@@ -156,20 +157,31 @@ PROCS[meridian-log]=$!
 GOMAXPROCS=2 "$BIN/nodebench" --evloop-listen 127.0.0.1:18084 --evloop-origin 127.0.0.1:18000 2>"$WORK/meridian-evloop.log" &
 PIDS+=($!)
 PROCS[meridian-evloop]=$!
+# The real node with the event-loop engine on its plain HTTP listener (the
+# HTTPS one stays with the goroutine engine); only `meridian node` has the
+# option, so the target is left out when the node does not build.
+if [ "${MERIDIAN[0]}" = "$BIN/meridian" ]; then
+  GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} "${MERIDIAN[@]}" --config "$WORK/meridian-node-evloop" --admin 127.0.0.1:18903 --http1-engine evloop >/dev/null 2>"$WORK/meridian-node-evloop.log" &
+  PIDS+=($!)
+  PROCS[meridian-node-evloop]=$!
+  NODE_EVLOOP=meridian-node-evloop
+else
+  NODE_EVLOOP=
+fi
 # The same with idle loops waiting in epoll_wait without giving up their P.
 GOMAXPROCS=2 "$BIN/nodebench" --evloop-listen 127.0.0.1:18085 --evloop-origin 127.0.0.1:18000 --evloop-rawblock 2>"$WORK/meridian-evloop-raw.log" &
 PIDS+=($!)
 PROCS[meridian-evloop-raw]=$!
-for p in 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446; do
+for p in 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446 ${NODE_EVLOOP:+18086 18447}; do
   for i in $(seq 1 100); do
     (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break
     sleep 0.1
   done
 done
 
-declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085)
-declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446)
-read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log meridian-evloop meridian-evloop-raw}"
+declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085 [meridian-node-evloop]=18086)
+declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446 [meridian-node-evloop]=18447)
+read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log $NODE_EVLOOP meridian-evloop meridian-evloop-raw}"
 chmod 644 "$WORK/small" "$WORK/16k"
 
 # Every target must answer 200 with the right bodies before anything is
@@ -296,7 +308,7 @@ for c in cases:
     base = rows.get((c, "nginx"))
     brps = statistics.median(base[0]) if base else 0
     bp99 = statistics.median(base[1]) if base else 0
-    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-evloop", "meridian-evloop-raw"]:
+    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-node-evloop", "meridian-evloop", "meridian-evloop-raw"]:
         if (c, t) not in rows: continue
         rps = statistics.median(rows[(c, t)][0]); p99 = statistics.median(rows[(c, t)][1])
         rr = f"{rps/brps:.2f}x" if brps else "-"
