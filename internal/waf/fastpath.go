@@ -348,6 +348,21 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 	updatedAll := false
 	var updatedTags []string
 	for _, d := range updates {
+		if n := strings.ToLower(d.name); strings.HasPrefix(n, "secruleupdatetarget") {
+			// Only removals ("!VAR") keep the model a superset.
+			if len(d.args) < 2 {
+				return nil, d.name + " without targets"
+			}
+			vars, err := splitVars(d.args[1])
+			if err != nil {
+				return nil, d.name + ": " + err.Error()
+			}
+			for _, v := range vars {
+				if !v.exclude {
+					return nil, d.name + " adds a target"
+				}
+			}
+		}
 		switch strings.ToLower(d.name) {
 		case "secruleupdatetargetbyid", "secruleupdateactionbyid":
 			if len(d.args) == 0 {

@@ -3,6 +3,7 @@ package waf
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
@@ -97,5 +98,19 @@ func TestTfUTF8ToUnicode(t *testing.T) {
 		if got, ok := tfUTF8ToUnicode(in); !ok || got != want {
 			t.Errorf("utf8toUnicode(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestFastPathRefusesAddedTargets(t *testing.T) {
+	root, err := rootFS(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := "SecRule ARGS \"@rx attack\" \"id:1,phase:2,deny,msg:'x'\"\n"
+	if p, why := compileFastPath(rule+"SecRuleUpdateTargetById 1 \"!ARGS:q\"\n", root); p == nil {
+		t.Errorf("a removed target: no fast path (%s)", why)
+	}
+	if p, why := compileFastPath(rule+"SecRuleUpdateTargetById 1 \"REQUEST_HEADERS\"\n", root); p != nil || !strings.Contains(why, "adds a target") {
+		t.Errorf("an added target: fast path %v (%q)", p != nil, why)
 	}
 }
