@@ -154,7 +154,7 @@ func (s *Server) evEligible(key string, vh *config.VHost) bool {
 
 // evObserve counts an exchange the loop served in its route's and load
 // balancer's metrics (of the table in force).
-func (s *Server) evObserve(tag any, status int, elapsed time.Duration, bytesOut int64) {
+func (s *Server) evObserve(tag any, status int, elapsed time.Duration, bytesIn, bytesOut int64) {
 	rt, _ := tag.(*config.Route)
 	if rt == nil {
 		return
@@ -164,6 +164,7 @@ func (s *Server) evObserve(tag any, status int, elapsed time.Duration, bytesOut 
 		m.observe(status, elapsed)
 	}
 	if m := st.routeLB[rt]; m != nil {
+		m.bytesIn.Add(float64(bytesIn))
 		m.bytesOut.Add(float64(bytesOut))
 	}
 }

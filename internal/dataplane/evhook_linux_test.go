@@ -193,7 +193,7 @@ spec:
 		var out []string
 		for _, mf := range mfs {
 			switch mf.GetName() {
-			case "meridian_http_requests_total", "meridian_http_response_body_bytes_total":
+			case "meridian_http_requests_total", "meridian_http_request_bytes_total", "meridian_http_response_body_bytes_total":
 			default:
 				continue
 			}

@@ -80,10 +80,11 @@ type Config struct {
 	// Observe, when set, is called on the loop when an exchange ends, with
 	// the Router's Tag, the status sent (499 when the client went away
 	// before an answer), the time since the request head was read (to
-	// the loop's clock, read once per batch of events) and the response
+	// the loop's clock, read once per batch of events), the request's
+	// size (its header block and its Content-Length) and the response
 	// body bytes sent to the client (heads not counted). It must not
 	// block.
-	Observe func(tag any, status int, elapsed time.Duration, bytesOut int64)
+	Observe func(tag any, status int, elapsed time.Duration, bytesIn, bytesOut int64)
 	// ListenerPerLoop gives every loop its own SO_REUSEPORT listener (the
 	// kernel spreads connections by address hash) instead of one listener
 	// all loops accept from (EPOLLEXCLUSIVE: whichever loop is awake takes
@@ -382,7 +383,7 @@ type loop struct {
 	connsFn        func(delta int)
 	timeouts       *atomic.Pointer[timeouts]
 	reconf         atomic.Bool
-	observeFn      func(any, int, time.Duration, int64)
+	observeFn      func(any, int, time.Duration, int64, int64)
 	// now is the loop's clock (monotonic nanoseconds), read once per
 	// batch of events; deadlines are in the same unit.
 	now                        int64
@@ -451,6 +452,7 @@ type client struct {
 	status     int
 	sent       int64
 	headSent   int64 // the part of sent that was response heads
+	in         int64 // the request's size for Observe
 }
 
 type origin struct {
@@ -801,7 +803,7 @@ func (l *loop) observe(c *client, status int) {
 	}
 	c.inExchange = false
 	if l.observeFn != nil {
-		l.observeFn(c.tag, status, time.Duration(l.now-c.start), max(c.sent-c.headSent, 0))
+		l.observeFn(c.tag, status, time.Duration(l.now-c.start), c.in, max(c.sent-c.headSent, 0))
 	}
 	c.tag = nil
 }
@@ -986,6 +988,10 @@ func (l *loop) clientProgress(c *client) {
 		}
 		l.nReqs.Add(1)
 		c.inExchange, c.tag, c.start, c.status, c.sent, c.headSent = true, dst.Tag, l.now, 0, 0, 0
+		// The header block with the empty line that ends it, and the
+		// body's Content-Length (0 for a chunked body), as the goroutine
+		// engine counts a request.
+		c.in = int64(len(rh.headers)) + 2 + max(rh.contentLength, 0)
 		o, err := l.getOrigin(dst.Origin)
 		if err != nil {
 			l.reject(c, problemBadGateway)

@@ -104,7 +104,7 @@ func TestTableRouterAndHandoff(t *testing.T) {
 	var mu sync.Mutex
 	var observed []string
 	p, err := Start(Config{
-		Observe: func(tag any, status int, elapsed time.Duration, bytesOut int64) {
+		Observe: func(tag any, status int, elapsed time.Duration, _, bytesOut int64) {
 			mu.Lock()
 			defer mu.Unlock()
 			observed = append(observed, fmt.Sprintf("%s %d %v", tag.(*config.Route).Name, status, bytesOut >= 3 && bytesOut < 20 && elapsed >= 0)) // the body ("A /path"), not the head
