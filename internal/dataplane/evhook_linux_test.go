@@ -4,6 +4,7 @@ package dataplane
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/dataplane/evloop"
 )
 
@@ -359,4 +361,24 @@ func TestEvloopConnectionGauge(t *testing.T) {
 		c.Close()
 	}
 	waitGauge(0)
+}
+
+// TestEvloopPortTaken checks that a second listener on an address the event
+// loop holds fails to bind, as with the goroutine engine.
+func TestEvloopPortTaken(t *testing.T) {
+	a, _ := echoBackend(t, "a")
+	port := freePort(t)
+	conf := pool("a", hostOf(a.URL)) + lbYAML(port, "a")
+	startServer(t, conf, Options{HTTP1Engine: EngineEvloop})
+	for _, engine := range []string{EngineEvloop, EngineGoroutine} {
+		s := New(Options{Logger: quietLoggerT(), AccessLog: io.Discard, HTTP1Engine: engine})
+		tab := config.Compile(decodeObjects(t, conf))
+		err := s.Apply(context.Background(), tab)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = s.Shutdown(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("%s engine on a taken port: %v", engine, err)
+		}
+	}
 }

@@ -195,7 +195,7 @@ func Start(cfg Config) (*Proxy, error) {
 	for i := 0; i < cfg.Loops; i++ {
 		lfd := p.sharedLFD
 		if lfd < 0 {
-			if lfd, err = listenFD(lap); err != nil {
+			if lfd, err = listenFD(lap, cfg.ListenerPerLoop); err != nil {
 				p.closeAll()
 				return nil, fmt.Errorf("evloop: listening on %s: %w", lap, err)
 			}
@@ -325,13 +325,20 @@ func (p *Proxy) closeAll() {
 	}
 }
 
-func listenFD(ap netip.AddrPort) (int, error) {
+// listenFD opens a listening socket; reusePort lets the loops' listeners
+// share the address (without it, as with net.Listen, a second listener on
+// the address, of this process or another, fails to bind).
+func listenFD(ap netip.AddrPort, reusePort bool) (int, error) {
 	fam, sa := sockaddr(ap)
 	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, err
 	}
-	for _, o := range []int{unix.SO_REUSEADDR, unix.SO_REUSEPORT} {
+	opts := []int{unix.SO_REUSEADDR}
+	if reusePort {
+		opts = append(opts, unix.SO_REUSEPORT)
+	}
+	for _, o := range opts {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o, 1); err != nil {
 			unix.Close(fd)
 			return -1, err
