@@ -94,6 +94,9 @@ is unreachable. See docs/sites.md for renewal, re-enrolment and recommission.`,
 			secDone := make(chan struct{})
 			go func() { sec.Run(ctx); close(secDone) }()
 			var err error
+			if err := dataplane.CheckHTTP1Engine(o.HTTP1Engine); err != nil {
+				return fmt.Errorf("--http1-engine: %w", err)
+			}
 			if a.Console != "" && o.HTTP1Engine != "" && o.HTTP1Engine != dataplane.EngineGoroutine {
 				return errors.New("--http1-engine: only the standalone node (--config) has a choice of engine yet")
 			}

@@ -80,14 +80,14 @@ const (
 	EngineEvloop    = "evloop"
 )
 
-// CheckHTTP1Engine returns an error naming the field when name is not an
-// HTTP/1.1 engine.
+// CheckHTTP1Engine returns an error when name is not an HTTP/1.1 engine
+// (callers prefix the field or flag it came from).
 func CheckHTTP1Engine(name string) error {
 	switch name {
 	case "", EngineGoroutine, EngineEvloop:
 		return nil
 	}
-	return fmt.Errorf("http1Engine: %q is not an HTTP/1.1 engine (want %q or %q)", name, EngineGoroutine, EngineEvloop)
+	return fmt.Errorf("%q is not an HTTP/1.1 engine (want %q or %q)", name, EngineGoroutine, EngineEvloop)
 }
 
 var errNoEvloop = errors.New("the event-loop engine cannot serve this listener")
@@ -151,7 +151,7 @@ func New(opts Options) *Server {
 		opts.ProxyHeaderTimeout = 10 * time.Second
 	}
 	if err := CheckHTTP1Engine(opts.HTTP1Engine); err != nil {
-		panic("dataplane: Options." + err.Error())
+		panic("dataplane: Options.HTTP1Engine: " + err.Error())
 	}
 	if opts.HTTP1Engine == "" {
 		opts.HTTP1Engine = EngineGoroutine

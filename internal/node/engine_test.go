@@ -57,7 +57,7 @@ spec:
 	}
 	writeFile(t, filepath.Join(dir, "site.yaml"), conf(""))
 	if err := RunStandalone(context.Background(), Options{ConfigPath: dir, HTTP1Engine: "evloops"}); err == nil ||
-		!strings.Contains(err.Error(), "http1Engine") {
+		!strings.Contains(err.Error(), `HTTP1Engine: "evloops" is not an HTTP/1.1 engine`) {
 		t.Fatalf("unknown engine: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -86,7 +86,7 @@ func RunStandalone(ctx context.Context, opts Options) error {
 		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
 	if err := dataplane.CheckHTTP1Engine(opts.HTTP1Engine); err != nil {
-		return fmt.Errorf("starting node: %w", err)
+		return fmt.Errorf("starting node: HTTP1Engine: %w", err)
 	}
 	if _, err := os.Stat(opts.ConfigPath); err != nil {
 		return fmt.Errorf("starting node: reading configuration: %w", err)
