@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
@@ -27,8 +28,6 @@ type evEngine struct {
 }
 
 func (e *evEngine) addr() net.Addr { return net.TCPAddrFromAddrPort(e.p.Addr()) }
-
-func (e *evEngine) active() int64 { return e.p.Active() }
 
 func (e *evEngine) setTimeouts(t config.Timeouts) {
 	e.p.SetTimeouts(t.RequestHeader, t.RequestBody, t.Idle, 0)
@@ -66,6 +65,9 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 		Pools:    s.reg.Pool,
 		Eligible: func(vh *config.VHost) bool { return s.evEligible(key, vh) },
 	}}
+	// The loops may accept before Start returns: Admit reads the proxy
+	// from here, not from l.ev.
+	var started atomic.Pointer[evloop.Proxy]
 	cfg := evloop.Config{
 		Listen:         addr,
 		Router:         router,
@@ -84,7 +86,11 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 			if !ok {
 				return false, reset
 			}
-			if max := l.maxConns(); max > 0 && l.active.Load()+l.evActive() >= int64(max) {
+			var held int64
+			if p := started.Load(); p != nil {
+				held = p.Active()
+			}
+			if max := l.maxConns(); max > 0 && l.active.Load()+held >= int64(max) {
 				s.metrics.connRejected.Inc()
 				return false, false
 			}
@@ -95,6 +101,7 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 	if err != nil {
 		return err
 	}
+	started.Store(p)
 	l.ev = &evEngine{p: p, done: make(chan struct{})}
 	l.wg.Add(1) // released by shutdown
 	return nil

@@ -15,7 +15,6 @@ const evloopSupported = false
 type evEngine struct{}
 
 func (e *evEngine) addr() net.Addr              { return nil }
-func (e *evEngine) active() int64               { return 0 }
 func (e *evEngine) setTimeouts(config.Timeouts) {}
 func (e *evEngine) shutdown(*listener)          {}
 func (e *evEngine) forceClose()                 {}

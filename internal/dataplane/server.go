@@ -772,15 +772,6 @@ func peekPreface(br *bufio.Reader) bool {
 	return false
 }
 
-// evActive is the number of client connections the listener's event loops
-// hold (handed-off ones are counted in active).
-func (l *listener) evActive() int64 {
-	if l.ev == nil {
-		return 0
-	}
-	return l.ev.active()
-}
-
 // evloopAddr turns a listener key into the address the event loop binds:
 // an empty host is every address (IPv6 and IPv4, as net.Listen does). A
 // host name is not supported (ok false).
