@@ -52,7 +52,14 @@ type Keyring struct {
 	masters  map[string][]byte // by id: the current master and any previous ones
 	keys     map[string]cipher.AEAD
 	primary  string
-	secrets  map[string][]byte
+	// primaryRev is the ModRevision of the pointer primary was read from
+	// (or written at): the primary only moves to a newer pointer.
+	primaryRev int64
+	secrets    map[string][]byte
+
+	// rotateMu serialises Rotate and RewrapMaster in this process, so a
+	// key made during a rewrap is not left wrapped by the old master.
+	rotateMu sync.Mutex
 
 	loadMu sync.Mutex // serialises loads from the store
 }
@@ -126,7 +133,7 @@ func NewKeyring(ctx context.Context, st store.Store, master []byte, masterID str
 	}
 	recJSON, _ := json.Marshal(rec)
 	primJSON, _ := json.Marshal(primaryRecord{ID: rec.ID})
-	_, err = st.Txn(ctx, store.Txn{
+	rev, err := st.Txn(ctx, store.Txn{
 		Compares: []store.Compare{{Key: k.primaryKey(), ModRevision: 0}, {Key: k.dataKey(rec.ID), ModRevision: 0}},
 		Ops:      []store.Op{store.Put(k.dataKey(rec.ID), recJSON), store.Put(k.primaryKey(), primJSON)},
 	})
@@ -134,7 +141,7 @@ func NewKeyring(ctx context.Context, st store.Store, master []byte, masterID str
 	case err == nil:
 		k.mu.Lock()
 		k.keys[rec.ID] = aead
-		k.primary = rec.ID
+		k.setPrimaryLocked(rec.ID, rev)
 		k.mu.Unlock()
 	case store.IsConflict(err):
 		// Another console created the first key at the same time: use its.
@@ -254,44 +261,28 @@ func (k *Keyring) unwrap(rec dataKeyRecord) ([]byte, error) {
 func (k *Keyring) Reload(ctx context.Context) error {
 	k.loadMu.Lock()
 	defer k.loadMu.Unlock()
-	// A read that finds the primary pointer without its data key is retried
-	// at a newer revision: the pointer and the key are written in one
-	// transaction, so a later read sees both (seen with bbolt under
-	// concurrent first starts; the cause in its reads at a past revision is
-	// not found yet).
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if err = k.reload(ctx); !errors.Is(err, errPrimaryMissing) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
-		}
-	}
-	return err
+	return k.reload(ctx)
 }
 
 // errPrimaryMissing marks a read where the primary pointer names a data key
-// the same read did not find.
+// the same read did not find (the store holds a pointer without its key).
 var errPrimaryMissing = errors.New("primary data key is missing from the store")
 
+// reload reads the data keys and the primary pointer at ONE revision: the
+// revision the first page of data keys was read at, as the store reports it.
+// (A revision taken beforehand with Store.Revision is no pin: on an empty
+// store it is 0, which ListOptions reads as "current", so a key and pointer
+// written between the two reads showed the pointer without its key.)
 func (k *Keyring) reload(ctx context.Context) error {
 	keys := map[string]cipher.AEAD{}
-	// The primary pointer and the data keys are read at one revision, so a
-	// key created (with its pointer) by another console in between is seen
-	// either entirely or not at all.
-	rev, err := k.st.Revision(ctx)
-	if err != nil {
-		return fmt.Errorf("loading data keys: %w", err)
-	}
-	opts := store.ListOptions{Limit: 500, Revision: rev}
+	opts := store.ListOptions{Limit: 500}
+	var rev int64
 	for {
 		res, err := k.st.List(ctx, k.prefix+"data/", opts)
 		if err != nil {
 			return fmt.Errorf("loading data keys: %w", err)
 		}
+		rev = res.Revision
 		for _, kv := range res.Items {
 			aead, id, err := k.parseDataKey(kv.Value)
 			if err != nil {
@@ -304,45 +295,66 @@ func (k *Keyring) reload(ctx context.Context) error {
 		}
 		opts.After, opts.Revision = res.Items[len(res.Items)-1].Key, res.Revision
 	}
-	primary, err := k.readPrimaryAt(ctx, rev)
-	if err != nil {
-		return err
+	// At revision 0 the store was empty: no pointer either (and 0 cannot
+	// be passed on, it would read the current revision).
+	var primary string
+	var primaryRev int64
+	if rev > 0 {
+		var err error
+		if primary, primaryRev, err = k.readPrimaryAt(ctx, rev); err != nil {
+			return err
+		}
 	}
 	if primary != "" {
 		if _, ok := keys[primary]; !ok {
-			return fmt.Errorf("loading data keys: %s: %w", primary, errPrimaryMissing)
+			return fmt.Errorf("loading data keys at revision %d: %s: %w", rev, primary, errPrimaryMissing)
 		}
 	}
 	k.mu.Lock()
 	for id, a := range keys {
 		k.keys[id] = a
 	}
-	k.primary = primary
+	k.setPrimaryLocked(primary, primaryRev)
 	k.mu.Unlock()
 	return nil
 }
 
-func (k *Keyring) readPrimary(ctx context.Context) (string, error) {
-	kv, err := k.st.Get(ctx, k.primaryKey())
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil
+// setPrimaryLocked makes id the primary if the pointer it was read from
+// (at ModRevision rev) is not older than the one the current primary came
+// from: a reload that read an older revision while Rotate (or another
+// reload) moved the pointer on must not move it back. k.mu is held.
+func (k *Keyring) setPrimaryLocked(id string, rev int64) {
+	if id == "" || rev < k.primaryRev {
+		return
 	}
-	if err != nil {
-		return "", fmt.Errorf("loading primary data key: %w", err)
-	}
-	return parsePrimary(kv.Value)
+	k.primary, k.primaryRev = id, rev
 }
 
-// readPrimaryAt reads the primary pointer at store revision rev.
-func (k *Keyring) readPrimaryAt(ctx context.Context, rev int64) (string, error) {
+// readPrimary reads the primary pointer and its ModRevision.
+func (k *Keyring) readPrimary(ctx context.Context) (string, int64, error) {
+	kv, err := k.st.Get(ctx, k.primaryKey())
+	if errors.Is(err, store.ErrNotFound) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("loading primary data key: %w", err)
+	}
+	id, err := parsePrimary(kv.Value)
+	return id, kv.ModRevision, err
+}
+
+// readPrimaryAt reads the primary pointer (and its ModRevision) at store
+// revision rev (> 0).
+func (k *Keyring) readPrimaryAt(ctx context.Context, rev int64) (string, int64, error) {
 	res, err := k.st.List(ctx, k.primaryKey(), store.ListOptions{Revision: rev, Limit: 1})
 	if err != nil {
-		return "", fmt.Errorf("loading primary data key: %w", err)
+		return "", 0, fmt.Errorf("loading primary data key: %w", err)
 	}
 	if len(res.Items) == 0 || res.Items[0].Key != k.primaryKey() {
-		return "", nil
+		return "", 0, nil
 	}
-	return parsePrimary(res.Items[0].Value)
+	id, err := parsePrimary(res.Items[0].Value)
+	return id, res.Items[0].ModRevision, err
 }
 
 func parsePrimary(value []byte) (string, error) {
@@ -391,14 +403,14 @@ func (k *Keyring) loadKey(ctx context.Context, id string) (cipher.AEAD, error) {
 	if gotID != id {
 		return nil, fmt.Errorf("loading data key %s: record names key %s", id, gotID)
 	}
-	primary, err := k.readPrimary(ctx)
+	primary, primaryRev, err := k.readPrimary(ctx)
 	if err != nil {
 		return nil, err
 	}
 	k.mu.Lock()
 	k.keys[id] = aead
 	if _, ok := k.keys[primary]; ok {
-		k.primary = primary
+		k.setPrimaryLocked(primary, primaryRev)
 	}
 	k.mu.Unlock()
 	return aead, nil
@@ -511,6 +523,8 @@ func (k *Keyring) Reencrypt(ct string, aad []byte) (out string, changed bool, er
 // stay in the store and keep decrypting. It returns the new primary's id.
 // When another console rotates at the same moment, Rotate adopts its key.
 func (k *Keyring) Rotate(ctx context.Context) (string, error) {
+	k.rotateMu.Lock()
+	defer k.rotateMu.Unlock()
 	kv, err := k.st.Get(ctx, k.primaryKey())
 	if err != nil {
 		return "", fmt.Errorf("rotating data key: reading primary: %w", err)
@@ -521,7 +535,7 @@ func (k *Keyring) Rotate(ctx context.Context) (string, error) {
 	}
 	recJSON, _ := json.Marshal(rec)
 	primJSON, _ := json.Marshal(primaryRecord{ID: rec.ID})
-	_, err = k.st.Txn(ctx, store.Txn{
+	rev, err := k.st.Txn(ctx, store.Txn{
 		Compares: []store.Compare{{Key: k.primaryKey(), ModRevision: kv.ModRevision}, {Key: k.dataKey(rec.ID), ModRevision: 0}},
 		Ops:      []store.Op{store.Put(k.dataKey(rec.ID), recJSON), store.Put(k.primaryKey(), primJSON)},
 	})
@@ -536,7 +550,7 @@ func (k *Keyring) Rotate(ctx context.Context) (string, error) {
 	}
 	k.mu.Lock()
 	k.keys[rec.ID] = aead
-	k.primary = rec.ID
+	k.setPrimaryLocked(rec.ID, rev)
 	k.mu.Unlock()
 	return rec.ID, nil
 }
@@ -555,16 +569,24 @@ func (k *Keyring) RewrapMaster(ctx context.Context, newMaster []byte) (string, e
 		return "", fmt.Errorf("rewrapping data keys: master key must be %d bytes", MasterKeySize)
 	}
 	newID := MasterKeyID(newMaster)
+	k.rotateMu.Lock()
+	defer k.rotateMu.Unlock()
 	k.mu.Lock()
 	k.masters[newID] = append([]byte(nil), newMaster...)
 	k.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		err := k.rewrapAll(ctx, newMaster, newID)
-		if err == nil {
-			break
-		}
-		if !store.IsConflict(err) || attempt >= 5 {
+	// Passes go on until one finds nothing left to rewrap: a key another
+	// console made (under the old master) while a pass ran is caught by
+	// the next one.
+	for attempt, quiet := 0, false; !quiet; attempt++ {
+		n, err := k.rewrapAll(ctx, newMaster, newID)
+		switch {
+		case err == nil:
+			quiet = n == 0
+		case !store.IsConflict(err):
 			return "", fmt.Errorf("rewrapping data keys under master key %s: %w", newID, err)
+		}
+		if !quiet && attempt >= 8 {
+			return "", fmt.Errorf("rewrapping data keys under master key %s: keys kept changing (last pass: %d rewrapped, %v)", newID, n, err)
 		}
 	}
 	k.mu.Lock()
@@ -573,7 +595,10 @@ func (k *Keyring) RewrapMaster(ctx context.Context, newMaster []byte) (string, e
 	return newID, nil
 }
 
-func (k *Keyring) rewrapAll(ctx context.Context, newMaster []byte, newID string) error {
+// rewrapAll rewraps every data key not yet under newID and returns how many
+// it rewrapped.
+func (k *Keyring) rewrapAll(ctx context.Context, newMaster []byte, newID string) (int, error) {
+	n := 0
 	var cmps []store.Compare
 	var ops []store.Op
 	flush := func() error {
@@ -581,6 +606,9 @@ func (k *Keyring) rewrapAll(ctx context.Context, newMaster []byte, newID string)
 			return nil
 		}
 		_, err := k.st.Txn(ctx, store.Txn{Compares: cmps, Ops: ops})
+		if err == nil {
+			n += len(ops)
+		}
 		cmps, ops = nil, nil
 		return err
 	}
@@ -588,23 +616,23 @@ func (k *Keyring) rewrapAll(ctx context.Context, newMaster []byte, newID string)
 	for {
 		res, err := k.st.List(ctx, k.prefix+"data/", opts)
 		if err != nil {
-			return err
+			return n, err
 		}
 		for _, kv := range res.Items {
 			var rec dataKeyRecord
 			if err := json.Unmarshal(kv.Value, &rec); err != nil {
-				return fmt.Errorf("data key %s: %w", kv.Key, err)
+				return n, fmt.Errorf("data key %s: %w", kv.Key, err)
 			}
 			if rec.MasterKeyID == newID {
 				continue
 			}
 			raw, err := k.unwrap(rec)
 			if err != nil {
-				return err
+				return n, err
 			}
 			nrec, err := wrapDataKey(rec.ID, raw, newMaster, newID)
 			if err != nil {
-				return err
+				return n, err
 			}
 			nrec.Created = rec.Created
 			b, _ := json.Marshal(nrec)
@@ -612,10 +640,10 @@ func (k *Keyring) rewrapAll(ctx context.Context, newMaster []byte, newID string)
 			ops = append(ops, store.Put(kv.Key, b))
 		}
 		if err := flush(); err != nil {
-			return err
+			return n, err
 		}
 		if !res.More || len(res.Items) == 0 {
-			return nil
+			return n, nil
 		}
 		// Later pages are read at the current revision: the batches just
 		// written are past them and are skipped as already rewrapped.
