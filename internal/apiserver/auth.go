@@ -169,9 +169,9 @@ func remoteAddr(r *http.Request) string {
 	return host
 }
 
-// evaluator builds the RBAC evaluator of a tenant from its Roles and
-// RoleBindings (built-in roles are always present).
-func (s *Server) evaluator(ctx context.Context, tenant string) (*auth.Evaluator, error) {
+// loadEvaluator builds the RBAC evaluator of a tenant from its Roles and
+// RoleBindings (built-in roles are always present); evaluator caches it.
+func (s *Server) loadEvaluator(ctx context.Context, tenant string) (*auth.Evaluator, error) {
 	var roles []auth.Role
 	var bindings []auth.Binding
 	for _, kind := range []string{"Role", "RoleBinding"} {

@@ -65,6 +65,7 @@ func (w *pendingWrite) answer(rev int64, err error) {
 // at, or the error commit gives a write that failed on its own (already
 // exists, conflict on a pinned resourceVersion, errRetry to plan again).
 func (s *Server) submit(ctx context.Context, p *writePlan) (int64, error) {
+	touchRBACVersion(p)
 	rec, err := s.auditRecord(ctx, p)
 	if err != nil {
 		return 0, err

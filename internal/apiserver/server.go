@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/api/v1/openapi"
+	"github.com/meridian-platform/meridian/internal/auth"
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
@@ -76,6 +77,7 @@ type Server struct {
 	limits  *tenantLimiters
 	locks   writeLocks
 	group   groupCommit
+	rbac    auth.EvaluatorCache // per tenant, checked against rbacVersionKey
 	events  SecurityEventLister
 	subs    subresources
 	openapi struct {
