@@ -58,24 +58,63 @@ func (p *prefixed) List(ctx context.Context, prefix string, opts ListOptions) (L
 	return res, nil
 }
 
-func (p *prefixed) Txn(ctx context.Context, t Txn) (int64, error) {
+func (p *prefixed) txn(t Txn) (Txn, error) {
 	pt := Txn{Compares: make([]Compare, len(t.Compares)), Ops: make([]Op, len(t.Ops))}
 	for i, c := range t.Compares {
 		if c.Key == "" {
-			return 0, t.Validate()
+			return Txn{}, t.Validate()
 		}
 		c.Key = p.p + c.Key
 		pt.Compares[i] = c
 	}
 	for i, op := range t.Ops {
 		if op.Key == "" {
-			return 0, t.Validate()
+			return Txn{}, t.Validate()
 		}
 		op.Key = p.p + op.Key
 		pt.Ops[i] = op
 	}
+	return pt, nil
+}
+
+func (p *prefixed) Txn(ctx context.Context, t Txn) (int64, error) {
+	pt, err := p.txn(t)
+	if err != nil {
+		return 0, err
+	}
 	rev, err := p.s.Txn(ctx, pt)
 	return rev, p.unwrapErr(err)
+}
+
+// batcher makes AsBatcher see through the prefix.
+func (p *prefixed) batcher() (Batcher, bool) {
+	b, ok := AsBatcher(p.s)
+	if !ok {
+		return nil, false
+	}
+	return prefixedBatcher{p: p, b: b}, true
+}
+
+type prefixedBatcher struct {
+	p *prefixed
+	b Batcher
+}
+
+func (pb prefixedBatcher) TxnBatch(ctx context.Context, ts []Txn) ([]int64, error) {
+	pts := make([]Txn, len(ts))
+	for i, t := range ts {
+		pt, err := pb.p.txn(t)
+		if err != nil {
+			return nil, &BatchError{Index: i, Err: err}
+		}
+		pts[i] = pt
+	}
+	revs, err := pb.b.TxnBatch(ctx, pts)
+	var be *BatchError
+	if errors.As(err, &be) {
+		return nil, &BatchError{Index: be.Index, Err: pb.p.unwrapErr(be.Err)}
+	}
+	return revs, err
 }
 
 func (p *prefixed) Watch(ctx context.Context, prefix string, fromRevision int64) (<-chan WatchResponse, error) {

@@ -159,3 +159,51 @@ type Store interface {
 	// Close releases the store.
 	Close() error
 }
+
+// Batcher is implemented by stores that can apply several transactions as
+// one atomic unit while giving each its own revision (bbolt). Callers that
+// group independent writes (each of which must have its own
+// resourceVersion, as Kubernetes watches require) use it when AsBatcher
+// finds it; etcd gives one transaction one revision, so there such writes
+// are sent one transaction each.
+type Batcher interface {
+	// TxnBatch applies ts in order, all or nothing. The compares of ts[i]
+	// are checked against the state ts[:i] left; ts[i]'s writes are at
+	// one new revision, higher than those of ts[:i]. It returns the
+	// revision of each (for a transaction that changes nothing, the
+	// revision current at that point). When a compare fails nothing is
+	// applied and the error is a *BatchError wrapping the *ConflictError.
+	TxnBatch(ctx context.Context, ts []Txn) ([]int64, error)
+}
+
+// BatchError says which transaction of a TxnBatch failed.
+type BatchError struct {
+	// Index is the position of the failed transaction in the batch.
+	Index int
+	Err   error
+}
+
+func (e *BatchError) Error() string {
+	return fmt.Sprintf("store: transaction %d of the batch: %v", e.Index, e.Err)
+}
+
+func (e *BatchError) Unwrap() error { return e.Err }
+
+// AsBatcher returns s as a Batcher when it (or the store it wraps) is one.
+func AsBatcher(s Store) (Batcher, bool) {
+	if b, ok := s.(interface{ batcher() (Batcher, bool) }); ok {
+		return b.batcher()
+	}
+	b, ok := s.(Batcher)
+	return b, ok
+}
+
+// ValidateBatch checks every transaction of a batch (see Txn.Validate).
+func ValidateBatch(ts []Txn) error {
+	for i, t := range ts {
+		if err := t.Validate(); err != nil {
+			return &BatchError{Index: i, Err: err}
+		}
+	}
+	return nil
+}

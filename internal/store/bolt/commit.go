@@ -12,13 +12,16 @@ import (
 )
 
 type txnResult struct {
-	rev int64
-	err error
+	rev  int64
+	revs []int64 // TxnBatch: one per transaction
+	err  error
 }
 
+// txnReq is one Txn (len(ts) == 1, single) or one TxnBatch.
 type txnReq struct {
-	t    store.Txn
-	done chan txnResult
+	ts     []store.Txn
+	single bool
+	done   chan txnResult
 }
 
 // committed changes of one revision, handed to watchers.
@@ -27,28 +30,17 @@ type revEvents struct {
 	events []store.Event
 }
 
-// Txn applies t atomically. Transactions submitted concurrently are
-// committed together in one bbolt transaction and one fsync; each is still
-// checked and applied on its own, in submission order, at its own revision.
-// Once submitted a transaction is waited for even if ctx ends, so that the
-// answer always says whether it was applied.
-func (s *Store) Txn(ctx context.Context, t store.Txn) (int64, error) {
+// prepare checks t and copies its values: the caller may reuse its buffers
+// once Txn returns, and watchers receive these slices.
+func prepare(t store.Txn) (store.Txn, error) {
 	if err := t.Validate(); err != nil {
-		return 0, err
+		return store.Txn{}, err
 	}
 	for _, op := range t.Ops {
 		if len(op.Key) > bbolt.MaxKeySize {
-			return 0, fmt.Errorf("store: key of %d bytes is longer than %d", len(op.Key), bbolt.MaxKeySize)
+			return store.Txn{}, fmt.Errorf("store: key of %d bytes is longer than %d", len(op.Key), bbolt.MaxKeySize)
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	if len(t.Ops) == 0 {
-		return s.checkOnly(t.Compares)
-	}
-	// Copy values: the caller may reuse its buffers once Txn returns, and
-	// watchers receive these slices.
 	ops := make([]store.Op, len(t.Ops))
 	for i, op := range t.Ops {
 		ops[i] = op
@@ -59,21 +51,70 @@ func (s *Store) Txn(ctx context.Context, t store.Txn) (int64, error) {
 			}
 		}
 	}
-	req := &txnReq{t: store.Txn{Compares: t.Compares, Ops: ops}, done: make(chan txnResult, 1)}
+	return store.Txn{Compares: t.Compares, Ops: ops}, nil
+}
+
+// Txn applies t atomically. Transactions submitted concurrently are
+// committed together in one bbolt transaction and one fsync; each is still
+// checked and applied on its own, in submission order, at its own revision.
+// Once submitted a transaction is waited for even if ctx ends, so that the
+// answer always says whether it was applied.
+func (s *Store) Txn(ctx context.Context, t store.Txn) (int64, error) {
+	pt, err := prepare(t)
+	if err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if len(t.Ops) == 0 {
+		return s.checkOnly(t.Compares)
+	}
+	res, err := s.submit(ctx, &txnReq{ts: []store.Txn{pt}, single: true, done: make(chan txnResult, 1)})
+	if err != nil {
+		return 0, err
+	}
+	return res.rev, res.err
+}
+
+// TxnBatch applies ts as one atomic unit, each at its own revision (see
+// store.Batcher). It shares the group commit (and fsync) of Txn.
+func (s *Store) TxnBatch(ctx context.Context, ts []store.Txn) ([]int64, error) {
+	pts := make([]store.Txn, len(ts))
+	for i, t := range ts {
+		pt, err := prepare(t)
+		if err != nil {
+			return nil, &store.BatchError{Index: i, Err: err}
+		}
+		pts[i] = pt
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(ts) == 0 {
+		return nil, nil
+	}
+	res, err := s.submit(ctx, &txnReq{ts: pts, done: make(chan txnResult, 1)})
+	if err != nil {
+		return nil, err
+	}
+	return res.revs, res.err
+}
+
+func (s *Store) submit(ctx context.Context, req *txnReq) (txnResult, error) {
 	s.closeMu.RLock()
 	if s.closed {
 		s.closeMu.RUnlock()
-		return 0, store.ErrClosed
+		return txnResult{}, store.ErrClosed
 	}
 	select {
 	case s.reqs <- req:
 	case <-ctx.Done():
 		s.closeMu.RUnlock()
-		return 0, ctx.Err()
+		return txnResult{}, ctx.Err()
 	}
 	s.closeMu.RUnlock()
-	res := <-req.done
-	return res.rev, res.err
+	return <-req.done, nil
 }
 
 // checkOnly evaluates compares without writing.
@@ -84,7 +125,7 @@ func (s *Store) checkOnly(cmps []store.Compare) (int64, error) {
 		if rev, _, err = readMeta(tx); err != nil {
 			return err
 		}
-		return checkCompares(tx.Bucket(bucketKV), cmps)
+		return checkCompares(tx.Bucket(bucketKV), cmps, nil)
 	})
 	if err != nil {
 		return 0, err
@@ -92,15 +133,20 @@ func (s *Store) checkOnly(cmps []store.Compare) (int64, error) {
 	return rev, nil
 }
 
-func checkCompares(kv *bbolt.Bucket, cmps []store.Compare) error {
+// checkCompares checks cmps against the stored keys, or, for the keys in
+// pending (key -> ModRevision, 0 when deleted), against what earlier
+// transactions of the same batch will have written.
+func checkCompares(kv *bbolt.Bucket, cmps []store.Compare, pending map[string]int64) error {
 	for _, c := range cmps {
-		var have int64
-		if v := kv.Get([]byte(c.Key)); v != nil {
-			rec, err := decodeKV(v)
-			if err != nil {
-				return fmt.Errorf("reading %q: %w", c.Key, err)
+		have, ok := pending[c.Key]
+		if !ok {
+			if v := kv.Get([]byte(c.Key)); v != nil {
+				rec, err := decodeKV(v)
+				if err != nil {
+					return fmt.Errorf("reading %q: %w", c.Key, err)
+				}
+				have = rec.mod
 			}
-			have = rec.mod
 		}
 		if have != c.ModRevision {
 			return &store.ConflictError{Key: c.Key, Want: c.ModRevision, Have: have}
@@ -109,14 +155,53 @@ func checkCompares(kv *bbolt.Bucket, cmps []store.Compare) error {
 	return nil
 }
 
+// checkBatch checks every compare of a TxnBatch as if the transactions
+// before it had been applied, starting from revision cur, and returns the
+// index of the first that fails.
+func checkBatch(kvb *bbolt.Bucket, ts []store.Txn, cur int64) (int, error) {
+	pending := map[string]int64{}
+	exists := func(key string) bool {
+		if rev, ok := pending[key]; ok {
+			return rev != 0
+		}
+		return kvb.Get([]byte(key)) != nil
+	}
+	for i, t := range ts {
+		if err := checkCompares(kvb, t.Compares, pending); err != nil {
+			return i, err
+		}
+		changes := false
+		for _, op := range t.Ops {
+			if op.Type == store.OpPut || exists(op.Key) {
+				changes = true
+				break
+			}
+		}
+		if !changes {
+			continue
+		}
+		cur++
+		for _, op := range t.Ops {
+			if op.Type == store.OpPut {
+				pending[op.Key] = cur
+			} else {
+				pending[op.Key] = 0
+			}
+		}
+	}
+	return -1, nil
+}
+
 // maxBatchBytes stops a group commit from taking more transactions once
 // their values add up to this much.
 const maxBatchBytes = 16 << 20
 
 func (r *txnReq) size() int {
 	n := 0
-	for _, op := range r.t.Ops {
-		n += len(op.Key) + len(op.Value)
+	for _, t := range r.ts {
+		for _, op := range t.Ops {
+			n += len(op.Key) + len(op.Value)
+		}
 	}
 	return n
 }
@@ -144,6 +229,55 @@ func (s *Store) commitLoop() {
 	}
 }
 
+// apply writes one checked transaction at revision cur+1 (when it changes
+// anything) and returns the revision it is at and its events.
+func apply(kvb, logb *bbolt.Bucket, t store.Txn, cur, now int64) (int64, *revEvents, error) {
+	next := cur + 1
+	var evs []logEvent
+	for _, op := range t.Ops {
+		key := []byte(op.Key)
+		e := logEvent{key: key}
+		if old := kvb.Get(key); old != nil {
+			prev, err := decodeKV(old)
+			if err != nil {
+				return 0, nil, fmt.Errorf("reading %q: %w", op.Key, err)
+			}
+			prev.value = bytes.Clone(prev.value)
+			e.hasPrev, e.prev = true, prev
+		}
+		switch op.Type {
+		case store.OpPut:
+			e.typ, e.create, e.value = evPut, next, op.Value
+			if e.hasPrev {
+				e.create = e.prev.create
+			}
+			if err := kvb.Put(key, encodeKV(e.create, next, op.Value)); err != nil {
+				return 0, nil, fmt.Errorf("writing %q: %w", op.Key, err)
+			}
+		case store.OpDelete:
+			if !e.hasPrev {
+				continue
+			}
+			e.typ, e.create = evDel, e.prev.create
+			if err := kvb.Delete(key); err != nil {
+				return 0, nil, fmt.Errorf("deleting %q: %w", op.Key, err)
+			}
+		}
+		evs = append(evs, e)
+	}
+	if len(evs) == 0 {
+		return cur, nil, nil
+	}
+	if err := logb.Put(u64(next), encodeLog(now, evs)); err != nil {
+		return 0, nil, fmt.Errorf("logging revision %d: %w", next, err)
+	}
+	pe := &revEvents{rev: next, events: make([]store.Event, len(evs))}
+	for j := range evs {
+		pe.events[j] = toEvent(next, &evs[j], false)
+	}
+	return next, pe, nil
+}
+
 // commit applies a batch in one bbolt transaction, publishes the changes to
 // watchers and answers every caller.
 func (s *Store) commit(batch []*txnReq) {
@@ -157,57 +291,31 @@ func (s *Store) commit(batch []*txnReq) {
 		cur = s.committed
 		for i, req := range batch {
 			results[i] = txnResult{}
-			if err := checkCompares(kvb, req.t.Compares); err != nil {
-				results[i].err = err
+			if req.single {
+				if err := checkCompares(kvb, req.ts[0].Compares, nil); err != nil {
+					results[i].err = err
+					continue
+				}
+			} else if at, err := checkBatch(kvb, req.ts, cur); err != nil {
+				results[i].err = &store.BatchError{Index: at, Err: err}
 				continue
 			}
-			next := cur + 1
-			var evs []logEvent
-			for _, op := range req.t.Ops {
-				key := []byte(op.Key)
-				e := logEvent{key: key}
-				if old := kvb.Get(key); old != nil {
-					prev, err := decodeKV(old)
-					if err != nil {
-						return fmt.Errorf("reading %q: %w", op.Key, err)
-					}
-					prev.value = bytes.Clone(prev.value)
-					e.hasPrev, e.prev = true, prev
+			revs := make([]int64, len(req.ts))
+			for j, t := range req.ts {
+				rev, pe, err := apply(kvb, logb, t, cur, now)
+				if err != nil {
+					return err
 				}
-				switch op.Type {
-				case store.OpPut:
-					e.typ, e.create, e.value = evPut, next, op.Value
-					if e.hasPrev {
-						e.create = e.prev.create
-					}
-					if err := kvb.Put(key, encodeKV(e.create, next, op.Value)); err != nil {
-						return fmt.Errorf("writing %q: %w", op.Key, err)
-					}
-				case store.OpDelete:
-					if !e.hasPrev {
-						continue
-					}
-					e.typ, e.create = evDel, e.prev.create
-					if err := kvb.Delete(key); err != nil {
-						return fmt.Errorf("deleting %q: %w", op.Key, err)
-					}
+				cur, revs[j] = rev, rev
+				if pe != nil {
+					pubs = append(pubs, *pe)
 				}
-				evs = append(evs, e)
 			}
-			if len(evs) == 0 {
-				results[i].rev = cur
-				continue
+			if req.single {
+				results[i].rev = revs[0]
+			} else {
+				results[i].revs = revs
 			}
-			cur = next
-			if err := logb.Put(u64(cur), encodeLog(now, evs)); err != nil {
-				return fmt.Errorf("logging revision %d: %w", cur, err)
-			}
-			results[i].rev = cur
-			pe := revEvents{rev: cur, events: make([]store.Event, len(evs))}
-			for j := range evs {
-				pe.events[j] = toEvent(cur, &evs[j], false)
-			}
-			pubs = append(pubs, pe)
 		}
 		if cur == s.committed {
 			return nil

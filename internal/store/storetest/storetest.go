@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WatchCompacted", testWatchCompacted},
 		{"WatchCancel", testWatchCancel},
 		{"HistoryMatchesModel", testHistoryMatchesModel},
+		{"TxnBatch", testTxnBatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
