@@ -27,12 +27,9 @@ func (s *Server) SetSecurityEvents(l SecurityEventLister) { s.events = l }
 var eventTypes = []string{secevents.KindWAF, secevents.KindPolicy, secevents.KindRateLimit, secevents.KindAuthn, secevents.KindNetwork}
 
 // securityEventsPath reports whether rest names the security events of a
-// namespace ("namespaces/NS/securityevents") or of every namespace
-// ("securityevents").
+// namespace ("namespaces/NS/securityevents"; those of every namespace are a
+// fixed route).
 func securityEventsPath(rest string) (ns string, ok bool) {
-	if rest == "securityevents" {
-		return "", true
-	}
 	segs := strings.Split(rest, "/")
 	if len(segs) == 3 && segs[0] == "namespaces" && segs[2] == "securityevents" {
 		return segs[1], true

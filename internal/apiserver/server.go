@@ -80,6 +80,7 @@ type Server struct {
 	rbac    auth.EvaluatorCache // per tenant, checked against rbacVersionKey
 	events  SecurityEventLister
 	subs    subresources
+	fixed   map[string]fixedRoute
 	openapi struct {
 		once sync.Once
 		doc  []byte
@@ -136,6 +137,7 @@ func New(opts Options) (*Server, error) {
 		byPlur: map[string]v1.KindInfo{},
 		byKind: map[string]v1.KindInfo{},
 		kinds:  opts.Kinds,
+		fixed:  fixedRoutes(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -174,7 +176,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	path := r.URL.Path
-	if path == "/healthz" {
+	if path == healthzPath {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(w, errMethod(r.Method, path))
 			return
@@ -189,7 +191,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rest = strings.TrimSuffix(rest, "/")
-	if rest == "login" {
+	if rest == loginPath {
 		s.handleLogin(w, r)
 		return
 	}
@@ -213,19 +215,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // route dispatches an authenticated request.
 func (s *Server) route(w http.ResponseWriter, r *http.Request, rc *reqCtx, rest string) error {
-	switch rest {
-	case "whoami":
-		return s.handleWhoami(w, r, rc)
-	case "accessreviews":
-		return s.handleAccessReview(w, r, rc)
-	case "auditrecords":
-		return s.handleAuditList(w, r, rc)
-	case "audit/verify":
-		return s.handleAuditVerify(w, r, rc)
-	case "openapi.json":
-		return s.handleOpenAPI(w, r)
-	case "system/rotatekey":
-		return s.handleRotateKey(w, r, rc)
+	if ok, err := s.routeFixed(w, r, rc, rest); ok {
+		return err
 	}
 	if ns, ok := securityEventsPath(rest); ok {
 		return s.handleSecurityEvents(w, r, rc, ns)

@@ -110,6 +110,10 @@ func (c *Console) CACertPEM() []byte { return c.ca.CACertPEM() }
 // Handler returns the console's HTTP handler (for in-process tests).
 func (c *Console) Handler() http.Handler { return c.handler }
 
+// Routes lists every method and path the console's REST API answers,
+// subresources included (the OpenAPI document must describe them all).
+func (c *Console) Routes() []apiserver.Route { return c.api.Routes() }
+
 // Store returns the console's store (for backup and tools).
 func (c *Console) Store() store.Store { return c.st }
 

@@ -27,7 +27,10 @@ func Generate() ([]byte, error) {
 	}
 	markConsoleFields(s)
 	addFixedSchemas(s)
+	addAuditSchemas(s)
 	addFixedPaths(paths)
+	addSubresources(s, paths)
+	addSecurityEvents(s, paths)
 	doc := map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{
@@ -79,33 +82,16 @@ func addKind(s *schemas, paths map[string]any, ki v1.KindInfo) error {
 	def["description"] = desc
 	def["x-meridian-scope"] = scopeName(ki.Scope)
 	listName := ki.Kind + "List"
-	s.defs[listName] = map[string]any{
-		"type": "object",
-		"properties": map[string]any{
-			"apiVersion": map[string]any{"type": "string", "const": v1.APIVersion},
-			"kind":       map[string]any{"type": "string", "const": listName},
-			"metadata":   ref("ListMeta"),
-			"items":      map[string]any{"type": "array", "items": ref(ki.Kind)},
-		},
-		"required": []string{"apiVersion", "kind", "metadata", "items"},
-	}
+	s.defs[listName] = listSchema(listName, ref(ki.Kind))
 
-	collection := "/api/v1/" + ki.Plural
-	scopeParams := []any{paramRef("tenant")}
 	if ki.Scope == v1.ScopeNamespaced {
-		paths[collection] = map[string]any{
+		paths["/api/v1/"+ki.Plural] = map[string]any{
 			"parameters": []any{paramRef("tenant")},
 			"get":        listOp(ki, "list"+ki.Kind+"ForAllNamespaces", "List or watch "+ki.Plural+" in every namespace."),
 		}
-		collection = "/api/v1/namespaces/{namespace}/" + ki.Plural
-		scopeParams = append(scopeParams, paramRef("namespace"))
 	}
-	item := collection + "/{name}"
-	itemParams := append(append([]any{}, scopeParams...), paramRef("name"))
-	prefix := ""
-	if ki.Scope == v1.ScopeNamespaced {
-		prefix = "Namespaced"
-	}
+	kp := pathsOf(ki)
+	collection, scopeParams, item, itemParams, prefix := kp.collection, kp.scopeParams, kp.item, kp.itemParams, kp.prefix
 	coll := map[string]any{
 		"get": listOp(ki, "list"+prefix+ki.Kind, "List or watch "+ki.Plural+"."),
 		"post": op(ki.Kind, "create"+prefix+ki.Kind, "Create a "+ki.Kind+".", []any{paramRef("dryRun")},
@@ -155,6 +141,42 @@ func addKind(s *schemas, paths map[string]any, ki v1.KindInfo) error {
 			}),
 	}
 	return nil
+}
+
+// listSchema is the schema of a list answer named kind whose items have
+// the schema items.
+func listSchema(kind string, items map[string]any) map[string]any {
+	return map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"apiVersion": map[string]any{"type": "string", "const": v1.APIVersion},
+			"kind":       map[string]any{"type": "string", "const": kind},
+			"metadata":   ref("ListMeta"),
+			"items":      map[string]any{"type": "array", "items": items},
+		},
+		"required": []string{"apiVersion", "kind", "metadata", "items"},
+	}
+}
+
+// kindPaths are the URL templates of a kind and their parameters.
+type kindPaths struct {
+	collection  string // /api/v1/[namespaces/{namespace}/]plural
+	scopeParams []any
+	item        string // collection + "/{name}"
+	itemParams  []any
+	prefix      string // "Namespaced" in operation ids of namespaced kinds
+}
+
+func pathsOf(ki v1.KindInfo) kindPaths {
+	p := kindPaths{collection: "/api/v1/" + ki.Plural, scopeParams: []any{paramRef("tenant")}}
+	if ki.Scope == v1.ScopeNamespaced {
+		p.collection = "/api/v1/namespaces/{namespace}/" + ki.Plural
+		p.scopeParams = append(p.scopeParams, paramRef("namespace"))
+		p.prefix = "Namespaced"
+	}
+	p.item = p.collection + "/{name}"
+	p.itemParams = append(append([]any{}, p.scopeParams...), paramRef("name"))
+	return p
 }
 
 func scopeName(s v1.Scope) string {
@@ -332,19 +354,8 @@ func addFixedSchemas(s *schemas) {
 		"allowed":   map[string]any{"type": "boolean", "readOnly": true},
 		"reason":    map[string]any{"type": "string", "readOnly": true},
 	}, "verb", "kind")
-	s.defs["AuditRecordList"] = obj(map[string]any{
-		"apiVersion": map[string]any{"type": "string", "const": v1.APIVersion},
-		"kind":       map[string]any{"type": "string", "const": "AuditRecordList"},
-		"metadata":   ref("ListMeta"),
-		"items":      map[string]any{"type": "array", "items": map[string]any{"type": "object"}},
-	}, "kind", "items")
-	s.defs["AuditVerifyResult"] = obj(map[string]any{
-		"ok":          map[string]any{"type": "boolean"},
-		"records":     map[string]any{"type": "integer"},
-		"checkpoints": map[string]any{"type": "integer"},
-		"firstBad": obj(map[string]any{"seq": map[string]any{"type": "integer"}, "reason": str},
-			"seq", "reason"),
-	}, "ok")
+	s.defs["RotateKeyResponse"] = obj(map[string]any{"primaryKeyID": map[string]any{"type": "string",
+		"description": "The id of the new primary data key."}}, "primaryKeyID")
 }
 
 func stringsToAny(ss []string) []any {
@@ -368,17 +379,26 @@ func addFixedPaths(paths map[string]any) {
 	q := func(name, desc string) map[string]any {
 		return map[string]any{"name": name, "in": "query", "required": false, "description": desc, "schema": map[string]any{"type": "string"}}
 	}
+	outcome := q("outcome", "How the request ended.")
+	outcome["schema"] = map[string]any{"type": "string", "enum": stringsToAny(auditOutcomes())}
 	paths["/api/v1/auditrecords"] = map[string]any{"get": op("audit", "listAuditRecords", "List audit records of the caller's tenant.",
 		[]any{q("principal", "Who acted."), q("verb", "The verb."), q("kind", "The kind."), q("namespace", "The namespace."),
-			q("name", "The object name."), q("since", "RFC 3339 lower bound."), q("until", "RFC 3339 upper bound."), paramRef("limit")},
+			q("name", "The object name."), outcome, q("since", "RFC 3339 lower bound."), q("until", "RFC 3339 upper bound."),
+			paramRef("limit"), q("continue", "The continue token of the previous page.")},
 		nil, map[string]any{"200": objectResponse("AuditRecordList", "Matching records.")})}
 	paths["/api/v1/audit/verify"] = map[string]any{"post": op("audit", "verifyAudit", "Check the tenant's audit hash chain and checkpoints.",
 		nil, nil, map[string]any{"200": objectResponse("AuditVerifyResult", "The result; ok is false with the first bad record when the chain is broken.")})}
+	paths["/api/v1/system/rotatekey"] = map[string]any{"post": op("system", "rotateDataKey",
+		"Start a new primary data key for secrets at rest (admins of the system tenant, acting in it); older keys keep decrypting what they sealed.",
+		nil, nil, map[string]any{"200": objectResponse("RotateKeyResponse", "The new primary key's id.")})}
 	paths["/api/v1/openapi.json"] = map[string]any{"get": op("meta", "openapi", "This document.", nil, nil,
 		map[string]any{"200": map[string]any{"description": "The OpenAPI 3.1 document.",
 			"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}}})}
-	paths["/healthz"] = map[string]any{"get": withSecurity(op("meta", "healthz", "Liveness.", nil, nil,
-		map[string]any{"200": map[string]any{"description": "The console is up."}}), noAuth)}
+	healthz := func(id string) map[string]any {
+		return withSecurity(op("meta", id, "Liveness.", nil, nil,
+			map[string]any{"200": map[string]any{"description": "The console is up."}}), noAuth)
+	}
+	paths["/healthz"] = map[string]any{"get": healthz("healthz"), "head": healthz("headHealthz")}
 }
 
 func withSecurity(o map[string]any, sec []any) map[string]any {

@@ -69,6 +69,13 @@ func (s *schemas) nameOf(t reflect.Type) string {
 	return n
 }
 
+// rename gives a type from outside api/v1 its component name (before its
+// schema is first asked for).
+func (s *schemas) rename(t reflect.Type, name string) {
+	s.names[t] = name
+	s.taken[name] = t
+}
+
 var (
 	durationType = reflect.TypeFor[v1.Duration]()
 	secretType   = reflect.TypeFor[v1.Secret]()
