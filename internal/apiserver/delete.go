@@ -190,26 +190,22 @@ func (s *Server) cascadeDelete(ctx context.Context, p *writePlan, items []nsItem
 	if dryRun {
 		return nil
 	}
-	for start := 0; start < len(items); {
-		b := &writePlan{rc: p.rc, verb: "delete", info: p.info, tenant: p.tenant, ref: p.ref, old: p.old}
-		n := 0
-		for start < len(items) && len(b.txn.Ops) < maxOpsPerTxn {
-			it := items[start]
-			obj, err := s.decodeStored(it.info, it.kv)
-			if err != nil {
-				return err
-			}
-			b.cmp(it.kv.Key, it.kv.ModRevision)
-			if err := s.planDelete(ctx, b, it.ref, obj); err != nil {
-				return err
-			}
-			start++
-			n++
-		}
-		b.note = fmt.Sprintf("cascade: deleted %d objects of namespace %q", n, p.ref.Name)
-		if _, err := s.submit(ctx, b); err != nil {
+	// One plan per object, committed together: each deletion has its own
+	// revision (watchers see one DELETED event per resourceVersion) and
+	// audit record, and every transaction stays small.
+	plans := make([]*writePlan, 0, len(items))
+	for _, it := range items {
+		obj, err := s.decodeStored(it.info, it.kv)
+		if err != nil {
 			return err
 		}
+		b := &writePlan{rc: p.rc, verb: "delete", info: it.info, tenant: p.tenant, ref: it.ref, old: obj, oldKV: it.kv, objCmp: it.kv.ModRevision}
+		b.cmp(it.kv.Key, it.kv.ModRevision)
+		if err := s.planDelete(ctx, b, it.ref, obj); err != nil {
+			return err
+		}
+		b.note = fmt.Sprintf("cascade: deleted with namespace %q", p.ref.Name)
+		plans = append(plans, b)
 	}
-	return nil
+	return s.submitAll(ctx, plans)
 }

@@ -13,18 +13,36 @@ import (
 	"github.com/meridian-platform/meridian/internal/store"
 )
 
-// Limits of one group commit. Plans are added while the batch stays within
-// etcd's defaults (128 operations per transaction branch, 1.5 MiB per
-// request) with room for the audit writes; a single plan larger than that
-// is committed alone, as before batching.
+// Limits of one group commit. Every plan keeps its own revision (so that
+// each object write has its own resourceVersion and a watch resumed from
+// any event's misses nothing): on a store.Batcher (bbolt) a batch is one
+// TxnBatch, one transaction per plan, the audit writes in the last; on
+// other stores (etcd, one revision per transaction) every plan is its own
+// transaction with its own audit record, within etcd's defaults (128
+// operations per transaction branch, 1.5 MiB per request).
 const (
 	maxBatchPlans = 64
-	maxBatchOps   = maxOpsPerTxn
+	// maxBatchOps bounds the writes of a TxnBatch (bbolt has no limit of
+	// its own; this keeps one commit short).
+	maxBatchOps   = 4096
 	maxBatchBytes = 1 << 20
 	// commitTimeout bounds one batch's store transaction: the batch serves
 	// several requests, so no single request's context may cancel it.
 	commitTimeout = 30 * time.Second
 )
+
+// batchLimits are the bounds selectBatch applies.
+type batchLimits struct {
+	plans, ops, bytes int
+}
+
+// batchLimitsFor returns the batch bounds for the server's store.
+func (s *Server) batchLimitsFor() batchLimits {
+	if _, ok := store.AsBatcher(s.st); ok {
+		return batchLimits{plans: maxBatchPlans, ops: maxBatchOps, bytes: maxBatchBytes}
+	}
+	return batchLimits{plans: 1, ops: maxOpsPerTxn, bytes: maxBatchBytes}
+}
 
 // groupCommit commits the writes of each tenant in batches: every write
 // appends to its tenant's audit chain, so the writes of a tenant that reach
@@ -65,32 +83,65 @@ func (w *pendingWrite) answer(rev int64, err error) {
 // at, or the error commit gives a write that failed on its own (already
 // exists, conflict on a pinned resourceVersion, errRetry to plan again).
 func (s *Server) submit(ctx context.Context, p *writePlan) (int64, error) {
-	touchRBACVersion(p)
-	rec, err := s.auditRecord(ctx, p)
+	ws, err := s.enqueue(ctx, []*writePlan{p})
 	if err != nil {
 		return 0, err
 	}
-	w := &pendingWrite{ctx: ctx, p: p, rec: rec, done: make(chan commitResult, 1)}
+	// Once queued, a write is waited for even if ctx ends, so that the
+	// answer says whether it was applied (the batch has its own timeout).
+	r := <-ws[0].done
+	return r.rev, r.err
+}
+
+// submitAll queues plans of one tenant together, in order (the committer
+// batches them, each at its own revision), waits for every answer and
+// returns the first error in plan order.
+func (s *Server) submitAll(ctx context.Context, plans []*writePlan) error {
+	ws, err := s.enqueue(ctx, plans)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, w := range ws {
+		if r := <-w.done; r.err != nil && first == nil {
+			first = r.err
+		}
+	}
+	return first
+}
+
+// enqueue prepares the audit record of each plan and appends them to their
+// tenant's queue, starting its committer when it has none.
+func (s *Server) enqueue(ctx context.Context, plans []*writePlan) ([]*pendingWrite, error) {
+	ws := make([]*pendingWrite, len(plans))
+	for i, p := range plans {
+		touchRBACVersion(p)
+		rec, err := s.auditRecord(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		ws[i] = &pendingWrite{ctx: ctx, p: p, rec: rec, done: make(chan commitResult, 1)}
+	}
 	g := &s.group
 	g.mu.Lock()
 	if g.queues == nil {
 		g.queues = map[string]*commitQueue{}
 	}
-	q := g.queues[p.tenant]
-	start := q == nil
-	if start {
-		q = &commitQueue{}
-		g.queues[p.tenant] = q
+	started := map[string]*commitQueue{}
+	for _, w := range ws {
+		q := g.queues[w.p.tenant]
+		if q == nil {
+			q = &commitQueue{}
+			g.queues[w.p.tenant] = q
+			started[w.p.tenant] = q
+		}
+		q.pending = append(q.pending, w)
 	}
-	q.pending = append(q.pending, w)
 	g.mu.Unlock()
-	if start {
-		go s.runCommits(p.tenant, q)
+	for tenant, q := range started {
+		go s.runCommits(tenant, q)
 	}
-	// Once queued, a write is waited for even if ctx ends, so that the
-	// answer says whether it was applied (the batch has its own timeout).
-	r := <-w.done
-	return r.rev, r.err
+	return ws, nil
 }
 
 // runCommits commits the tenant's queue batch by batch until it is empty.
@@ -103,7 +154,7 @@ func (s *Server) runCommits(tenant string, q *commitQueue) {
 			g.mu.Unlock()
 			return
 		}
-		batch, rest := selectBatch(q.pending)
+		batch, rest := selectBatch(q.pending, s.batchLimitsFor())
 		q.pending = rest
 		g.mu.Unlock()
 		if len(batch) > 0 {
@@ -195,7 +246,7 @@ func txnBytes(t store.Txn) int {
 // committed together. A plan that interferes with an earlier plan of the
 // batch, or with an earlier plan it left waiting, waits for the next batch
 // in its place in the queue. Writes whose request ended are answered.
-func selectBatch(pending []*pendingWrite) (batch, rest []*pendingWrite) {
+func selectBatch(pending []*pendingWrite, lim batchLimits) (batch, rest []*pendingWrite) {
 	in, waiting := newKeySets(), newKeySets()
 	ops, cmps, size := 0, 0, 0
 	for i, w := range pending {
@@ -204,8 +255,8 @@ func selectBatch(pending []*pendingWrite) (batch, rest []*pendingWrite) {
 			continue
 		}
 		pops, pcmps, psize := len(w.p.txn.Ops)+1, len(w.p.txn.Compares), txnBytes(w.p.txn)
-		if len(batch) >= maxBatchPlans || (len(batch) > 0 &&
-			(ops+pops > maxBatchOps || cmps+pcmps > maxBatchOps || size+psize > maxBatchBytes)) {
+		if len(batch) >= lim.plans || (len(batch) > 0 &&
+			(ops+pops > lim.ops || cmps+pcmps > lim.ops || size+psize > lim.bytes)) {
 			for _, r := range pending[i:] {
 				if r.ctx.Err() != nil {
 					r.answer(0, errInternal(fmt.Errorf("writing %s %q: %w", r.p.info.Kind, r.p.ref.Name, r.ctx.Err())))
@@ -227,33 +278,22 @@ func selectBatch(pending []*pendingWrite) (batch, rest []*pendingWrite) {
 	return batch, rest
 }
 
-// batchTxn merges the plans' transactions and the audit writes into one:
-// the head compare first, then every plan's compares (each key once) and
-// ops (a guard touched by several plans written once).
-func batchTxn(batch []*pendingWrite, auditOps []store.Op, auditCmps []store.Compare) store.Txn {
-	var t store.Txn
-	cmpSeen := map[string]bool{}
-	opSeen := map[string]bool{}
-	t.Compares = append(t.Compares, auditCmps...)
-	for _, c := range auditCmps {
-		cmpSeen[c.Key] = true
-	}
-	for _, w := range batch {
-		for _, c := range w.p.txn.Compares {
-			if !cmpSeen[c.Key] {
-				cmpSeen[c.Key] = true
-				t.Compares = append(t.Compares, c)
-			}
-		}
-		for _, op := range w.p.txn.Ops {
-			if !opSeen[op.Key] {
-				opSeen[op.Key] = true
-				t.Ops = append(t.Ops, op)
-			}
+// batchTxns makes one transaction per plan, in batch order, and puts the
+// audit compares and writes (the records of the whole batch, one head) in
+// the last: every plan's writes get their own revision and the batch is
+// still one atomic commit (store.Batcher).
+func batchTxns(batch []*pendingWrite, auditOps []store.Op, auditCmps []store.Compare) []store.Txn {
+	ts := make([]store.Txn, len(batch))
+	for i, w := range batch {
+		ts[i] = store.Txn{
+			Compares: append([]store.Compare(nil), w.p.txn.Compares...),
+			Ops:      append([]store.Op(nil), w.p.txn.Ops...),
 		}
 	}
-	t.Ops = append(t.Ops, auditOps...)
-	return t
+	last := &ts[len(ts)-1]
+	last.Compares = append(append([]store.Compare(nil), auditCmps...), last.Compares...)
+	last.Ops = append(last.Ops, auditOps...)
+	return ts
 }
 
 func comparesKey(t store.Txn, key string) bool {
@@ -271,6 +311,13 @@ func comparesKey(t store.Txn, key string) bool {
 // plans that compared it fail as they would alone and the others are
 // written without them.
 func (s *Server) commitBatch(tenant string, batch []*pendingWrite) {
+	if _, ok := store.AsBatcher(s.st); !ok && len(batch) > 1 {
+		// One revision per transaction: plan by plan.
+		for _, w := range batch {
+			s.commitBatch(tenant, []*pendingWrite{w})
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), commitTimeout)
 	defer cancel()
 	for headTries := 0; len(batch) > 0; {
@@ -287,10 +334,10 @@ func (s *Server) commitBatch(tenant string, batch []*pendingWrite) {
 			}
 			return
 		}
-		rev, err := s.st.Txn(ctx, batchTxn(batch, aops, acmps))
+		revs, err := s.writeBatch(ctx, batchTxns(batch, aops, acmps))
 		if err == nil {
-			for _, w := range batch {
-				w.answer(rev, nil)
+			for i, w := range batch {
+				w.answer(revs[i], nil)
 			}
 			return
 		}
@@ -342,6 +389,19 @@ func (s *Server) commitBatch(tenant string, batch []*pendingWrite) {
 		batch[0].answer(0, errInternal(fmt.Errorf("writing %s %q: %w", p.info.Kind, p.ref.Name, err)))
 		return
 	}
+}
+
+// writeBatch commits ts (one per plan) atomically, each at its own
+// revision: with store.Batcher, or as the one transaction it then is.
+func (s *Server) writeBatch(ctx context.Context, ts []store.Txn) ([]int64, error) {
+	if b, ok := store.AsBatcher(s.st); ok {
+		return b.TxnBatch(ctx, ts)
+	}
+	if len(ts) != 1 {
+		return nil, fmt.Errorf("committing %d transactions at once: the store gives one revision per transaction", len(ts))
+	}
+	rev, err := s.st.Txn(ctx, ts[0])
+	return []int64{rev}, err
 }
 
 // conflictErr is the answer to a write whose transaction failed on key:

@@ -179,10 +179,12 @@ func relabel(t *testing.T, kv store.KV, label string) []byte {
 	return b
 }
 
+var boltLimits = batchLimits{plans: maxBatchPlans, ops: maxBatchOps, bytes: maxBatchBytes}
+
 // The batcher itself: plans that touch the same object go to different
 // batches; in one batch, a plan whose compare fails gets its own answer
-// and the others are written together, at one revision, with their
-// records chained.
+// and the others are written together, each at its own revision, with
+// their records chained.
 func TestGroupCommitBatches(t *testing.T) {
 	e := newEnv(t, openBolt)
 	tok := e.tenant("acme", "retail")
@@ -218,7 +220,7 @@ func TestGroupCommitBatches(t *testing.T) {
 	a := kvOf("a")
 	w1 := putPlan(t, s, "acme", "OriginPool", "retail", "a", a.ModRevision, relabel(t, a, "one"))
 	w2 := putPlan(t, s, "acme", "OriginPool", "retail", "a", a.ModRevision, relabel(t, a, "two"))
-	batch, rest := selectBatch([]*pendingWrite{w1, w2})
+	batch, rest := selectBatch([]*pendingWrite{w1, w2}, boltLimits)
 	if len(batch) != 1 || batch[0] != w1 || len(rest) != 1 || rest[0] != w2 {
 		t.Fatalf("same object: batch %d, rest %d", len(batch), len(rest))
 	}
@@ -231,8 +233,8 @@ func TestGroupCommitBatches(t *testing.T) {
 		t.Fatalf("second update: %+v", r)
 	}
 
-	// Three objects, one pinned to a stale version: two written at one
-	// revision, the stale one refused.
+	// Three objects, one pinned to a stale version: two written in one
+	// commit at consecutive revisions, the stale one refused.
 	b, c := kvOf("b"), kvOf("c")
 	a = kvOf("a")
 	ws := []*pendingWrite{
@@ -240,13 +242,13 @@ func TestGroupCommitBatches(t *testing.T) {
 		putPlan(t, s, "acme", "OriginPool", "retail", "b", b.ModRevision-1, relabel(t, b, "x")),
 		putPlan(t, s, "acme", "OriginPool", "retail", "c", c.ModRevision, relabel(t, c, "x")),
 	}
-	batch, rest = selectBatch(ws)
+	batch, rest = selectBatch(ws, boltLimits)
 	if len(batch) != 3 || len(rest) != 0 {
 		t.Fatalf("distinct objects: batch %d, rest %d", len(batch), len(rest))
 	}
 	s.commitBatch("acme", batch)
 	ra, rb, rc := answer(ws[0]), answer(ws[1]), answer(ws[2])
-	if ra.err != nil || rc.err != nil || ra.rev == 0 || ra.rev != rc.rev {
+	if ra.err != nil || rc.err != nil || ra.rev == 0 || rc.rev != ra.rev+1 {
 		t.Fatalf("the good plans: %+v %+v", ra, rc)
 	}
 	if toAPIError(rb.err).code != http.StatusConflict {
@@ -281,7 +283,7 @@ func TestGroupCommitBatches(t *testing.T) {
 		bad,
 		putPlan(t, s, "acme", "OriginPool", "retail", "b", b.ModRevision, relabel(t, b, "y")),
 	}
-	batch, _ = selectBatch(ws)
+	batch, _ = selectBatch(ws, boltLimits)
 	s.commitBatch("acme", batch)
 	ra, rbad, rb := answer(ws[0]), answer(bad), answer(ws[2])
 	if ra.err != nil || rb.err != nil || toAPIError(rbad.err).code != http.StatusInternalServerError {
@@ -298,12 +300,12 @@ func TestGroupCommitBatches(t *testing.T) {
 		p := &writePlan{txn: store.Txn{Ops: []store.Op{store.Put(g, []byte("x"))}, Compares: extra}}
 		return &pendingWrite{ctx: ctx, p: p, done: make(chan commitResult, 1)}
 	}
-	batch, rest = selectBatch([]*pendingWrite{touch(), touch(), touch(store.Compare{Key: g, ModRevision: 1})})
+	batch, rest = selectBatch([]*pendingWrite{touch(), touch(), touch(store.Compare{Key: g, ModRevision: 1})}, boltLimits)
 	if len(batch) != 2 || len(rest) != 1 {
 		t.Fatalf("guard touches: batch %d, rest %d", len(batch), len(rest))
 	}
-	if txn := batchTxn(batch, nil, nil); len(txn.Ops) != 1 || txn.Validate() != nil {
-		t.Fatalf("merged guard touches: %+v", txn.Ops)
+	if ts := batchTxns(batch, nil, nil); len(ts) != 2 || len(ts[0].Ops) != 1 || store.ValidateBatch(ts) != nil {
+		t.Fatalf("guard touches: %+v", ts)
 	}
 }
 

@@ -1,0 +1,48 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/meridian-platform/meridian/internal/store"
+	"github.com/meridian-platform/meridian/internal/store/etcd"
+	"github.com/meridian-platform/meridian/internal/store/etcd/etcdtest"
+)
+
+// openEtcdT starts an in-process etcd for the test and returns an opener
+// of stores under fresh prefixes in it.
+func openEtcdT(t testing.TB) storeOpener {
+	t.Helper()
+	eps := etcdtest.Start(t)
+	var n atomic.Int64
+	return func(t testing.TB) store.Store {
+		t.Helper()
+		st, err := etcd.New(context.Background(), etcd.Options{Endpoints: eps, Prefix: fmt.Sprintf("/gc%d/", n.Add(1))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+}
+
+// BenchmarkCreateConcurrentEtcd is BenchmarkCreateConcurrent on the
+// in-process etcd.
+func BenchmarkCreateConcurrentEtcd(b *testing.B) {
+	e := newEnv(b, openEtcdT(b))
+	tok := e.tenant("acme", "retail")
+	var n atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			name := fmt.Sprintf("p%d", n.Add(1))
+			if r := e.do("POST", "/api/v1/namespaces/retail/originpools", tok, pool("retail", name)); r.code != 201 {
+				b.Errorf("create: %d %s", r.code, r.body)
+				return
+			}
+		}
+	})
+}
