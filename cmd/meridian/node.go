@@ -97,15 +97,13 @@ is unreachable. See docs/sites.md for renewal, re-enrolment and recommission.`,
 			if err := dataplane.CheckHTTP1Engine(o.HTTP1Engine); err != nil {
 				return fmt.Errorf("--http1-engine: %w", err)
 			}
-			if a.Console != "" && o.HTTP1Engine != "" && o.HTTP1Engine != dataplane.EngineGoroutine {
-				return errors.New("--http1-engine: only the standalone node (--config) has a choice of engine yet")
-			}
 			if a.Console != "" {
 				a.AdminListen, a.DrainTimeout = o.AdminListen, o.DrainTimeout
 				a.NodeVersion = version
 				a.Stages, a.Collectors, a.SecurityEvents = sec.Stages, sec.Collectors, sec.Events()
 				a.OnAgent = sec.ForwardToAgent // security events also go to the console
 				a.Compile = sec.CompileOptions()
+				a.HTTP1Engine = o.HTTP1Engine
 				err = agent.RunNode(ctx, a)
 			} else {
 				o.Stages, o.Collectors, o.SecurityEvents = sec.Stages, sec.Collectors, sec.Events()
@@ -131,7 +129,7 @@ is unreachable. See docs/sites.md for renewal, re-enrolment and recommission.`,
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "graceful shutdown deadline on SIGTERM (default 30s)")
 	f.StringSliceVar(&geoDBs, "geoip-db", nil, "MaxMind DB file(s) for country and ASN matches of service policies: a (Geo)Lite2 Country or City database, optionally followed by an ASN one (the kind is read from each file)")
 	f.StringVar(&geoASNDB, "geoip-asn-db", "", "MaxMind ASN database (GeoLite2-ASN) for asns matches of service policies")
-	f.StringVar(&o.HTTP1Engine, "http1-engine", dataplane.EngineGoroutine, "how plain HTTP/1.1 listeners (no TLS, h2c or PROXY protocol) are served: goroutine (a goroutine per connection) or evloop (epoll event loops that forward the requests of load balancers without security settings or route features themselves and hand other connections to the goroutine engine; Linux, standalone mode)")
+	f.StringVar(&o.HTTP1Engine, "http1-engine", dataplane.DefaultHTTP1Engine(), "how plain HTTP/1.1 listeners (no TLS, h2c or PROXY protocol) are served: evloop (epoll event loops that forward the requests of load balancers without security settings or route features themselves and hand other connections to the goroutine engine; Linux only, the default there) or goroutine (a goroutine per connection)")
 	f.IntVar(&gcPercent, "gc-percent", 400, "garbage-collector target percentage (Go's GOGC; the GOGC environment variable wins; 0 keeps Go's default of 100, negative disables collection)")
 	return cmd
 }

@@ -270,16 +270,19 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1, h2c: %v}], def
 	}
 }
 
-// TestEvloopEngine runs HTTP/1 tests of the package with the event-loop
-// engine in front (the whole package does with
-// DATAPLANE_HTTP1_ENGINE=evloop): framing and smuggling, routing, client
-// timeouts, connection limits, metrics, reload, NetworkPolicy, drain.
-func TestEvloopEngine(t *testing.T) {
-	if testEngine != "" {
-		t.Skip("the whole package runs with DATAPLANE_HTTP1_ENGINE=" + testEngine)
+// TestOtherHTTP1Engine runs HTTP/1 tests of the package with the engine
+// the rest of the package does not run with: the goroutine engine (the
+// event-loop engine is the default; DATAPLANE_HTTP1_ENGINE=goroutine runs
+// the whole package with the goroutine engine, and this test with the
+// event loop): framing and smuggling, routing, client timeouts, connection
+// limits, metrics, reload, NetworkPolicy, drain.
+func TestOtherHTTP1Engine(t *testing.T) {
+	saved := testEngine
+	defer func() { testEngine = saved }()
+	testEngine = EngineGoroutine
+	if saved == EngineGoroutine {
+		testEngine = EngineEvloop
 	}
-	testEngine = EngineEvloop
-	defer func() { testEngine = "" }()
 	for _, tc := range []struct {
 		name string
 		f    func(*testing.T)

@@ -51,9 +51,11 @@ func decodeObjects(t testing.TB, src string) []v1.Object {
 	return out
 }
 
-// testEngine is the HTTP/1.1 engine the package's tests run with:
-// DATAPLANE_HTTP1_ENGINE=evloop runs them all with the event-loop engine
-// (in front of the goroutine engine); TestEnginesAgree compares the two.
+// testEngine is the HTTP/1.1 engine the package's tests run with: the
+// default ("": the event-loop engine in front of the goroutine engine);
+// DATAPLANE_HTTP1_ENGINE=goroutine runs them all with the goroutine engine
+// alone. TestOtherHTTP1Engine runs a part of them with the other engine,
+// TestEnginesAgree compares the two.
 var testEngine = os.Getenv("DATAPLANE_HTTP1_ENGINE")
 
 func quietLoggerT() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -17,11 +17,18 @@ import (
 	"time"
 )
 
-// TestRunStandaloneEvloop runs the node with the event-loop engine (the
-// --http1-engine evloop of `meridian node`): requests are forwarded with
-// the same headers, counted on /metrics, a reload changes routing while a
-// kept connection goes on, and the node drains on shutdown.
-func TestRunStandaloneEvloop(t *testing.T) {
+// TestRunStandaloneEngines runs the node with its default HTTP/1.1 engine
+// (the event loop) and with --http1-engine goroutine: requests are
+// forwarded with the same headers, counted on /metrics, a reload changes
+// routing while a kept connection goes on, and the node drains on
+// shutdown; /metrics says which engine served them.
+func TestRunStandaloneEngines(t *testing.T) {
+	for _, engine := range []string{"", "evloop", "goroutine"} {
+		t.Run("engine="+engine, func(t *testing.T) { testRunStandaloneEngine(t, engine) })
+	}
+}
+
+func testRunStandaloneEngine(t *testing.T, engine string) {
 	idForm := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	origin := func(name string) *httptest.Server {
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -65,7 +72,7 @@ spec:
 	go func() {
 		done <- RunStandalone(ctx, Options{ConfigPath: dir, AdminListen: fmt.Sprintf("127.0.0.1:%d", admin),
 			PollInterval: 20 * time.Millisecond, DrainTimeout: 2 * time.Second, AccessLog: io.Discard,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HTTP1Engine: "evloop"})
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HTTP1Engine: engine})
 	}()
 	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -98,6 +105,10 @@ spec:
 	_, m := httpGet(adminURL + "/metrics")
 	if !regexp.MustCompile(`meridian_http_requests_total\{code="2xx",loadbalancer="site",namespace="default",pool="a",route="default/site#0"\} 3\b`).MatchString(m) {
 		t.Errorf("metrics lack the 3 requests of pool a:\n%s", grepLines(m, "meridian_http_requests_total"))
+	}
+	evServed := regexp.MustCompile(`meridian_evloop_requests_total\{listener="` + regexp.QuoteMeta(addr) + `"\} 3\b`).MatchString(m)
+	if want := engine != "goroutine"; evServed != want {
+		t.Errorf("engine %q: event loop served the 3 requests: %v, want %v\n%s", engine, evServed, want, grepLines(m, "evloop"))
 	}
 	writeFile(t, filepath.Join(dir, "site.yaml"), conf("\n    - {match: {pathPrefix: /b}, pool: b}"))
 	waitFor(t, "reload", func() bool { _, body := httpGet("http://" + addr + "/b/y"); return strings.HasPrefix(body, "b ") })

@@ -63,6 +63,10 @@ type NodeOptions struct {
 	// OnAgent, when set, is called with the agent before it runs (e.g. to
 	// forward security events to the console with RecordEvent).
 	OnAgent func(*Agent)
+	// HTTP1Engine serves plain HTTP/1.1 listeners as in node.Options:
+	// "evloop" (the default, also "", on Linux) or "goroutine"
+	// (--http1-engine).
+	HTTP1Engine string
 }
 
 // RunNode runs a console-managed node until ctx ends or SIGTERM/SIGINT:
@@ -71,6 +75,9 @@ type NodeOptions struct {
 func RunNode(ctx context.Context, o NodeOptions) error {
 	if o.Console == "" || o.Name == "" {
 		return errors.New("starting node: --console and --name are required")
+	}
+	if err := dataplane.CheckHTTP1Engine(o.HTTP1Engine); err != nil {
+		return fmt.Errorf("starting node: HTTP1Engine: %w", err)
 	}
 	if o.DataDir == "" {
 		o.DataDir = ".meridian-node"
@@ -105,7 +112,7 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 		}
 	}
 	dp := dataplane.New(dataplane.Options{Logger: o.Logger, AccessLog: o.AccessLog, Metrics: reg, Stages: o.Stages,
-		SecurityEvents: o.SecurityEvents})
+		SecurityEvents: o.SecurityEvents, HTTP1Engine: o.HTTP1Engine})
 	a, err := New(Options{ConsoleURL: o.Console, Token: o.Token, Name: o.Name, DataDir: o.DataDir, CAData: caData,
 		NodeVersion: o.NodeVersion, Applier: &DataplaneApplier{DP: dp, Compile: o.Compile}, ObjectMetrics: reg, Logger: o.Logger})
 	if err != nil {
