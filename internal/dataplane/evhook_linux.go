@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/netip"
@@ -81,6 +82,17 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 		RequestID:      rid.appendID,
 		Observe:        s.evObserve,
 		Conns:          func(d int) { l.gauge.Add(float64(d)) },
+		// TLS listeners: the loops run the handshakes with the goroutine
+		// engine's configuration (SNI, ALPN, client certificates, session
+		// tickets) and hand off HTTP/2 connections as *tls.Conn.
+		TLS: func() *tls.Config {
+			if hl := s.state.Load().table.HTTP[key]; hl != nil && hl.TLS != nil {
+				return l.tlsCfg
+			}
+			return nil
+		},
+		HandshakeTimeout: s.opts.ProxyHeaderTimeout,
+		TLSError:         s.metrics.tlsErrors.Inc,
 		Admit: func(peer, local netip.AddrPort) (bool, bool) {
 			ok, reset := l.verdict(peer, local)
 			if !ok {
@@ -178,7 +190,8 @@ func (s *Server) evObserve(tag any, status int, elapsed time.Duration, bytesIn, 
 
 // serveHandoff takes a connection the event loop gives up, with the bytes
 // it read, and serves it with the goroutine engine (as serve does after
-// the PROXY header and TLS steps, which such listeners do not have). It
+// the PROXY header and TLS steps: on a TLS listener c is the *tls.Conn the
+// loop made the handshake on, served with HTTP/2 when ALPN chose it). It
 // runs on the loop: the connection is counted here, served on a goroutine.
 func (l *listener) serveHandoff(c net.Conn, buffered []byte) {
 	peer, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
@@ -191,6 +204,7 @@ func (l *listener) serveHandoff(c net.Conn, buffered []byte) {
 	if len(buffered) > 0 {
 		conn = &bufConn{Conn: c, r: bufio.NewReader(io.MultiReader(bytes.NewReader(buffered), c))}
 	}
+	tc, _ := c.(*tls.Conn) // after the loop's handshake
 	go func() {
 		defer func() {
 			c.Close()
@@ -199,6 +213,15 @@ func (l *listener) serveHandoff(c net.Conn, buffered []byte) {
 			l.gauge.Dec()
 			l.wg.Done()
 		}()
+		if tc != nil {
+			meta.tls = true
+			cs := tc.ConnectionState()
+			meta.tlsState = &cs
+			if cs.NegotiatedProtocol == "h2" {
+				l.s.serveH2(l, tc, meta)
+				return
+			}
+		}
 		_ = l.h1.Load().ServeConn(&metaConn{Conn: conn, meta: meta})
 		if meta.hijacked != nil {
 			<-meta.hijacked

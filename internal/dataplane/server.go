@@ -65,12 +65,12 @@ type Options struct {
 	// at accept time (default: none are produced; counters still count).
 	SecurityEvents secevents.Sink
 	// HTTP1Engine picks how plain HTTP/1.1 listeners (no TLS, h2c or PROXY
-	// protocol) are served: "evloop" (the default, also "", on Linux)
-	// serves them on epoll event loops (package evloop), which forward the
-	// requests of load balancers without stages, security settings or
-	// route features themselves and hand every other connection to the
-	// goroutine engine on the same socket; "goroutine" (the default
-	// elsewhere) serves every connection on its own goroutine.
+	// protocol) are served: "goroutine" (the default, also "") serves
+	// every connection on its own goroutine; "evloop" serves them on epoll
+	// event loops (Linux; package evloop), which forward the requests of
+	// load balancers without stages, security settings or route features
+	// themselves and hand every other connection to the goroutine engine
+	// on the same socket.
 	HTTP1Engine string
 }
 
@@ -154,7 +154,7 @@ func New(opts Options) *Server {
 		panic("dataplane: Options.HTTP1Engine: " + err.Error())
 	}
 	if opts.HTTP1Engine == "" {
-		opts.HTTP1Engine = DefaultHTTP1Engine()
+		opts.HTTP1Engine = EngineGoroutine
 	}
 	for name := range opts.Stages {
 		known := false
@@ -174,9 +174,6 @@ func New(opts Options) *Server {
 	s.alog = NewAccessLogWriter(opts.AccessLog)
 	s.metrics = newMetrics(opts.Metrics, s.reg)
 	s.netpol = netpolicy.NewMetrics(opts.Metrics)
-	if opts.Metrics != nil && evloopSupported {
-		opts.Metrics.MustRegister(evCollector{s})
-	}
 	s.state.Store(s.buildState(&config.Table{HTTP: map[string]*config.HTTPListener{}, TCP: map[string]*config.TCPListener{}, Pools: map[string]*config.Pool{}}))
 	return s
 }
@@ -423,9 +420,10 @@ const workerIdle = 10 * time.Second
 
 // wantEvloop says whether the HTTP listener hl (key) is served by the
 // event-loop engine: when Options.HTTP1Engine asks for it and the listener
-// has no TLS, h2c or PROXY protocol.
+// has no h2c or PROXY protocol (with TLS or without: the loops ask at each
+// accept whether the listener has TLS now).
 func (s *Server) wantEvloop(key string, hl *config.HTTPListener) bool {
-	if s.opts.HTTP1Engine != EngineEvloop || !evloopSupported || hl == nil || hl.TLS != nil || hl.H2C || hl.ProxyProtocol {
+	if s.opts.HTTP1Engine != EngineEvloop || !evloopSupported || hl == nil || hl.H2C || hl.ProxyProtocol {
 		return false
 	}
 	_, ok := evloopAddr(key)
@@ -437,7 +435,13 @@ func (s *Server) startListener(key, kind string, t *config.Table) (*listener, er
 		l := &listener{s: s, key: key, kind: kind, evWanted: true, conns: map[net.Conn]*connMeta{}, work: make(chan connJob), stop: make(chan struct{}), gauge: s.metrics.connections.WithLabelValues(key)}
 		l.h1t = t.HTTP[key].Timeouts
 		l.h1.Store(s.newH1Server(l, l.h1t))
-		err := s.startEvloop(l, t.HTTP[key])
+		// TLS listeners: the loops' handshakes and the HTTP/2 connections
+		// they hand off.
+		l.tlsCfg = s.listenerTLS(key)
+		err := l.newH2(l.h1t)
+		if err == nil {
+			err = s.startEvloop(l, t.HTTP[key])
+		}
 		if err == nil {
 			s.log.Info("listener started", "address", l.ev.addr().String(), "kind", kind, "engine", EngineEvloop)
 			return l, nil
@@ -473,16 +477,22 @@ func (s *Server) startListenerGo(key, kind string, t *config.Table) (*listener, 
 			ln.Close()
 			return nil, fmt.Errorf("starting listener %s: configuring HTTP/2: %w", key, err)
 		}
-		l.tlsCfg = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			if c := s.state.Load().tlsConfigs[key]; c != nil {
-				return c, nil
-			}
-			return nil, fmt.Errorf("listener %s has no TLS configuration", key)
-		}}
+		l.tlsCfg = s.listenerTLS(key)
 	}
 	s.log.Info("listener started", "address", ln.Addr().String(), "kind", kind)
 	go l.acceptLoop()
 	return l, nil
+}
+
+// listenerTLS is the TLS configuration of the listener key's connections:
+// that of the table in force when the client's hello comes.
+func (s *Server) listenerTLS(key string) *tls.Config {
+	return &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		if c := s.state.Load().tlsConfigs[key]; c != nil {
+			return c, nil
+		}
+		return nil, fmt.Errorf("listener %s has no TLS configuration", key)
+	}}
 }
 
 func (l *listener) setTimeouts(t config.Timeouts) {

@@ -5,6 +5,7 @@ package evloop
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -94,6 +95,15 @@ type Config struct {
 	// MaxConnections bounds the client connections of all loops together
 	// (0: unlimited); more are closed at accept.
 	MaxConnections int
+	// TLS, when set, is asked at each accept for the listener's TLS
+	// configuration (nil: plain HTTP): the loop serves HTTP/1.1 over TLS
+	// and hands HTTP/2 (ALPN "h2") connections off as *tls.Conn (see
+	// tls.go).
+	TLS func() *tls.Config
+	// HandshakeTimeout bounds a TLS handshake (default 10s).
+	HandshakeTimeout time.Duration
+	// TLSError, when set, is told of each failed TLS handshake.
+	TLSError func()
 }
 
 // sweepEvery is how often a loop looks for connections past their
@@ -415,6 +425,7 @@ type loop struct {
 	freeClients                []*client
 	freeOrigins                []*origin
 	scratch                    []byte
+	tlsLoop
 }
 
 // sock is what a file descriptor belongs to.
@@ -460,6 +471,8 @@ type client struct {
 	sent       int64
 	headSent   int64 // the part of sent that was response heads
 	in         int64 // the request's size for Observe
+
+	ts *tlsSock // TLS clients: the tls.Conn's transport
 }
 
 type origin struct {
@@ -502,6 +515,7 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), connectTO: int64(cfg.ConnectTimeout), bodyTO: int64(cfg.BodyTimeout), epfd: epfd, lfd: lfd, ownsLFD: ownsLFD, efd: efd, events: make([]unix.EpollEvent, epollEvents),
 		maxIdle: cfg.MaxIdlePerLoop, lim: cfg.Limits, rawBlock: cfg.RawBlock,
 		scratch: make([]byte, 0, 4096)}
+	l.initTLS(cfg)
 	for _, fd := range []int{lfd, efd} {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
 		if fd == lfd && !ownsLFD {
@@ -519,6 +533,7 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 // closeFDs closes the loop's descriptors except its eventfd, which the
 // Proxy closes once every loop has ended.
 func (l *loop) closeFDs() {
+	l.tlsExit()
 	if l.ownsLFD && l.lfd >= 0 {
 		unix.Close(l.lfd)
 	}
@@ -575,6 +590,7 @@ func (l *loop) run() {
 				if l.stop.Load() {
 					return
 				}
+				l.tlsCompleted()
 				if l.reconf.CompareAndSwap(true, false) {
 					t := l.timeouts.Load()
 					l.headerTO, l.idleTO, l.originTO, l.bodyTO = t.header, t.idle, t.origin, t.body
@@ -770,6 +786,11 @@ func (l *loop) accept() {
 		if l.connsFn != nil {
 			l.connsFn(1)
 		}
+		if l.tlsCfg != nil {
+			if cfg := l.tlsCfg(); cfg != nil {
+				l.startTLS(c, cfg)
+			}
+		}
 	}
 }
 
@@ -816,8 +837,8 @@ func (l *loop) observe(c *client, status int) {
 }
 
 func (l *loop) closeClient(c *client) {
-	if c.closed {
-		return
+	if c.closed || c.ts != nil && c.ts.hs {
+		return // a handshake goroutine owns the socket: it ends on its own
 	}
 	if c.status == 0 {
 		l.observe(c, 499)
@@ -831,6 +852,9 @@ func (l *loop) closeClient(c *client) {
 		l.closeOrigin(o)
 	}
 	l.socks[c.fd] = sock{}
+	if c.ts != nil {
+		l.tlsClose(c)
+	}
 	unix.Close(c.fd)
 	if len(c.buf) == clientBufSize {
 		l.freeClients = append(l.freeClients, c)
@@ -859,6 +883,11 @@ func (l *loop) closeOrigin(o *origin) {
 }
 
 func (l *loop) clientEvent(c *client, ev uint32) {
+	if c.ts != nil {
+		if ev = l.tlsEvent(c, ev); ev == 0 {
+			return
+		}
+	}
 	if ev&unix.EPOLLERR != 0 {
 		l.closeClient(c)
 		return
@@ -901,7 +930,7 @@ func (l *loop) clientRead(c *client) {
 		}
 		space := len(c.buf) - c.w
 		fresh := c.r == c.w && c.state == csIdle
-		n, e := rawRead(c.fd, c.buf[c.w:])
+		n, e := l.readClient(c, c.buf[c.w:])
 		if e == unix.EAGAIN {
 			c.readable = false
 			return
@@ -923,9 +952,10 @@ func (l *loop) clientRead(c *client) {
 		} else if c.state == csBody {
 			c.deadline = l.now + l.bodyTO
 		}
-		if n < space && !c.hup {
+		if n < space && !c.hup && c.ts == nil {
 			// Edge-triggered: a short read emptied the socket; new data
 			// brings a new event, so no read that would fail with EAGAIN.
+			// (A tls.Conn may hold more: it is read until EAGAIN.)
 			c.readable = false
 		}
 		l.clientProgress(c)
@@ -1012,6 +1042,9 @@ func (l *loop) clientProgress(c *client) {
 		c.cf = chunkFramer{}
 		c.retryable = !rh.chunked && rh.contentLength <= 0 && (c.isHead || string(rh.method) == "GET")
 		o.out = appendRequestHead(o.out[:0], &rh, c.peer, l.requestID)
+		if c.ts != nil {
+			o.out = markHTTPS(o.out)
+		}
 		o.outOff = 0
 		o.deadline = l.now + l.originTO
 		if rh.chunked || rh.contentLength > 0 {
@@ -1094,6 +1127,9 @@ func (l *loop) handoffOr(c *client, p *h1.Problem) {
 	if err != nil {
 		return
 	}
+	if c.ts != nil {
+		conn = c.ts.detach(conn) // the tls.Conn, its state kept
+	}
 	l.nHandoffs.Add(1)
 	l.handoffFn(conn, buffered)
 }
@@ -1108,7 +1144,7 @@ func (l *loop) reject(c *client, p *h1.Problem) {
 	c.headSent += int64(len(b))
 	b = append(b, p.Reason...)
 	b = append(b, '\n')
-	n, _ := rawWrite(c.fd, b) // best effort: a short error answer fits the socket buffer
+	n, _ := l.writeClient(c, b) // best effort: a short error answer fits the socket buffer
 	c.sent += int64(max(n, 0))
 	l.observe(c, p.Status)
 	l.nRejected.Add(1)
@@ -1280,7 +1316,7 @@ func (l *loop) pump(o *origin) {
 				return
 			}
 			want := o.r - o.sendFrom
-			n, e := rawWrite(c.fd, o.buf[o.sendFrom:o.r])
+			n, e := l.writeClient(c, o.buf[o.sendFrom:o.r])
 			if e == unix.EAGAIN {
 				c.blocked = true
 				return
@@ -1291,7 +1327,7 @@ func (l *loop) pump(o *origin) {
 			}
 			o.sendFrom += n
 			c.sent += int64(n)
-			if n < want {
+			if n < want || c.blocked { // blocked: TLS ciphertext is queued
 				c.blocked = true
 				return
 			}

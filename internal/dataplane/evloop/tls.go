@@ -1,0 +1,468 @@
+//go:build linux
+
+package evloop
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/h1"
+)
+
+// TLS on the loops. A connection of a listener with TLS (Config.TLS) is
+// accepted by its loop like any other; its handshake then runs on a
+// goroutine of its own, which reads and writes the socket while the loop,
+// still watching it, tells it of each readiness event through a channel.
+// When the handshake is over the goroutine gives the connection back to
+// the loop, which drives the crypto/tls.Conn itself: the Conn's transport
+// is a tlsSock, whose Read reads the socket and answers a temporary error
+// (which crypto/tls does not keep) when the socket has nothing, and whose
+// Write queues the ciphertext for the loop to write. A connection that
+// negotiated HTTP/2, or whose request the loop does not serve, goes to
+// Handoff as the *tls.Conn, with its state.
+
+// tlsLoop is a loop's part of the TLS machinery.
+type tlsLoop struct {
+	tlsCfg    func() *tls.Config
+	hsTimeout time.Duration
+	tlsErr    func()
+	// hsMu guards hsDone (handshakes over, for the loop to take back) and
+	// hsExited (the loop has ended: a handshake goroutine closes its
+	// socket itself).
+	hsMu     sync.Mutex
+	hsDone   []*client
+	hsSpare  []*client
+	hsExited bool
+}
+
+func (l *loop) initTLS(cfg Config) {
+	l.tlsCfg, l.tlsErr, l.hsTimeout = cfg.TLS, cfg.TLSError, cfg.HandshakeTimeout
+	if l.hsTimeout <= 0 {
+		l.hsTimeout = 10 * time.Second
+	}
+}
+
+// tlsSock is the transport of a client's tls.Conn.
+type tlsSock struct {
+	fd          int
+	tc          *tls.Conn
+	peer, local netip.AddrPort
+
+	// The handshake goroutine's (until it hands the connection back):
+	// blocking makes Read and Write wait on sig for the loop's events.
+	blocking bool
+	sig      chan struct{}
+	abort    atomic.Bool
+	deadline time.Time
+	timer    *time.Timer
+	err      error  // the handshake's
+	alpn     string // the protocol it negotiated
+
+	// The loop's:
+	hs    bool // the handshake goroutine owns the socket
+	ready bool // the socket may have bytes (an event came since the last short read)
+	hup   bool
+	out   []byte // ciphertext not written yet
+	off   int
+
+	// After a handoff: the connection the goroutine engine reads; out
+	// goes first.
+	mu sync.Mutex
+	nc net.Conn
+}
+
+// tempError is what Read answers when the socket has nothing: a temporary
+// net.Error, which crypto/tls passes on without ending the connection.
+type tempError struct{}
+
+func (tempError) Error() string   { return "evloop: no data yet" }
+func (tempError) Timeout() bool   { return false }
+func (tempError) Temporary() bool { return true }
+
+var (
+	errWouldBlock       error = tempError{}
+	errHandshakeTimeout       = errors.New("evloop: TLS handshake timed out")
+	errAborted                = errors.New("evloop: loop stopped during the TLS handshake")
+	problemNoH2               = &h1.Problem{Status: 505, Reason: "HTTP/2 needs the goroutine engine"}
+)
+
+func (s *tlsSock) Read(p []byte) (int, error) {
+	if s.nc != nil {
+		if err := s.flushDetached(); err != nil {
+			return 0, err
+		}
+		return s.nc.Read(p)
+	}
+	if s.blocking {
+		return s.readBlocking(p)
+	}
+	if !s.ready || len(p) == 0 {
+		return 0, errWouldBlock
+	}
+	n, e := rawRead(s.fd, p)
+	switch {
+	case e == unix.EAGAIN:
+		s.ready = false
+		return 0, errWouldBlock
+	case e != 0:
+		return 0, fmt.Errorf("evloop: reading a TLS client: %w", e)
+	case n == 0:
+		return 0, io.EOF
+	}
+	if n < len(p) && !s.hup {
+		// Edge-triggered: the socket is empty until the next event.
+		s.ready = false
+	}
+	return n, nil
+}
+
+func (s *tlsSock) Write(p []byte) (int, error) {
+	if s.nc != nil {
+		if err := s.flushDetached(); err != nil {
+			return 0, err
+		}
+		return s.nc.Write(p)
+	}
+	if s.blocking {
+		return s.writeBlocking(p)
+	}
+	s.out = append(s.out, p...)
+	return len(p), nil
+}
+
+// readBlocking reads for the handshake goroutine, waiting for the loop's
+// events.
+func (s *tlsSock) readBlocking(p []byte) (int, error) {
+	for {
+		if s.abort.Load() {
+			return 0, errAborted
+		}
+		n, e := rawRead(s.fd, p)
+		switch {
+		case e == unix.EAGAIN:
+			if err := s.wait(); err != nil {
+				return 0, err
+			}
+			continue
+		case e == unix.EINTR:
+			continue
+		case e != 0:
+			return 0, fmt.Errorf("evloop: reading a TLS handshake: %w", e)
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (s *tlsSock) writeBlocking(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		if s.abort.Load() {
+			return done, errAborted
+		}
+		n, e := rawWrite(s.fd, p[done:])
+		switch {
+		case e == unix.EAGAIN:
+			if err := s.wait(); err != nil {
+				return done, err
+			}
+			continue
+		case e == unix.EINTR:
+			continue
+		case e != 0:
+			return done, fmt.Errorf("evloop: writing a TLS handshake: %w", e)
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// wait waits for the loop's next event on the socket, or the handshake's
+// deadline.
+func (s *tlsSock) wait() error {
+	if s.timer == nil {
+		s.timer = time.NewTimer(time.Until(s.deadline))
+	}
+	select {
+	case <-s.sig:
+		return nil
+	case <-s.timer.C:
+		return errHandshakeTimeout
+	}
+}
+
+// signal tells the handshake goroutine of an event (never blocks).
+func (s *tlsSock) signal() {
+	select {
+	case s.sig <- struct{}{}:
+	default:
+	}
+}
+
+// flush writes the queued ciphertext; EAGAIN leaves the rest queued.
+func (s *tlsSock) flush() unix.Errno {
+	for s.off < len(s.out) {
+		n, e := rawWrite(s.fd, s.out[s.off:])
+		if e != 0 {
+			return e
+		}
+		s.off += n
+	}
+	s.out, s.off = s.out[:0], 0
+	return 0
+}
+
+func (s *tlsSock) pending() bool { return s.off < len(s.out) }
+
+// detach makes nc (the socket in Go's poller) the transport and returns
+// the tls.Conn for Handoff.
+func (s *tlsSock) detach(nc net.Conn) net.Conn {
+	s.nc = nc
+	return s.tc
+}
+
+// flushDetached writes, once handed off, what the loop had queued.
+func (s *tlsSock) flushDetached() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.off < len(s.out) {
+		if _, err := s.nc.Write(s.out[s.off:]); err != nil {
+			return err
+		}
+	}
+	s.out, s.off = nil, 0
+	return nil
+}
+
+func (s *tlsSock) Close() error {
+	if s.nc != nil {
+		return s.nc.Close()
+	}
+	return nil // the loop closes the socket
+}
+
+func (s *tlsSock) LocalAddr() net.Addr {
+	if s.nc != nil {
+		return s.nc.LocalAddr()
+	}
+	return net.TCPAddrFromAddrPort(s.local)
+}
+
+func (s *tlsSock) RemoteAddr() net.Addr {
+	if s.nc != nil {
+		return s.nc.RemoteAddr()
+	}
+	return net.TCPAddrFromAddrPort(s.peer)
+}
+
+// The loop bounds its connections' time itself: deadlines count only once
+// handed off.
+func (s *tlsSock) SetDeadline(t time.Time) error {
+	if s.nc != nil {
+		return s.nc.SetDeadline(t)
+	}
+	return nil
+}
+
+func (s *tlsSock) SetReadDeadline(t time.Time) error {
+	if s.nc != nil {
+		return s.nc.SetReadDeadline(t)
+	}
+	return nil
+}
+
+func (s *tlsSock) SetWriteDeadline(t time.Time) error {
+	if s.nc != nil {
+		return s.nc.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// startTLS begins the handshake of a client just accepted (and
+// registered) on a listener with TLS.
+func (l *loop) startTLS(c *client, cfg *tls.Config) {
+	s := &tlsSock{fd: c.fd, peer: c.peerAP, local: l.local, blocking: true, hs: true,
+		sig: make(chan struct{}, 1), deadline: time.Now().Add(l.hsTimeout)}
+	if !s.local.Addr().IsValid() || s.local.Addr().IsUnspecified() {
+		if sa, err := unix.Getsockname(c.fd); err == nil {
+			s.local = addrPortOf(sa)
+		}
+	}
+	s.tc = tls.Server(s, cfg)
+	c.ts = s
+	c.deadline = 0 // the handshake has its own
+	go l.handshake(c, s)
+}
+
+// handshake runs on its own goroutine; it touches nothing of c but hands
+// it back to the loop.
+func (l *loop) handshake(c *client, s *tlsSock) {
+	s.err = s.tc.Handshake()
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	if s.err == nil {
+		s.alpn = s.tc.ConnectionState().NegotiatedProtocol
+	}
+	l.hsMu.Lock()
+	defer l.hsMu.Unlock()
+	if l.hsExited {
+		unix.Close(s.fd)
+		return
+	}
+	l.hsDone = append(l.hsDone, c)
+	// Under hsMu: the eventfd stays open until the loop has ended, and
+	// it ends only after setting hsExited.
+	l.wake()
+}
+
+// tlsCompleted takes back the connections whose handshake is over.
+func (l *loop) tlsCompleted() {
+	l.hsMu.Lock()
+	done := l.hsDone
+	l.hsDone = l.hsSpare[:0]
+	l.hsMu.Unlock()
+	for i, c := range done {
+		done[i] = nil
+		s := c.ts
+		s.hs, s.blocking = false, false
+		if s.err != nil {
+			if l.tlsErr != nil {
+				l.tlsErr()
+			}
+			l.closeClient(c)
+			continue
+		}
+		if s.alpn == "h2" {
+			if l.handoffFn == nil {
+				l.reject(c, problemNoH2)
+			} else {
+				l.handoffOr(c, problemNoH2)
+			}
+			continue
+		}
+		c.state = csIdle
+		c.deadline = l.now + l.headerTO
+		s.ready, c.readable = true, true
+		l.clientRead(c)
+	}
+	l.hsSpare = done[:0]
+}
+
+// tlsExit, when the loop ends, stops the handshakes in progress: their
+// goroutines close their sockets (the loop closes the others).
+func (l *loop) tlsExit() {
+	l.hsMu.Lock()
+	l.hsExited = true
+	done := l.hsDone
+	l.hsDone = nil
+	l.hsMu.Unlock()
+	for _, c := range done {
+		c.ts.hs = false
+	}
+	for fd := range l.socks {
+		if c := l.socks[fd].c; c != nil && c.ts != nil && c.ts.hs {
+			c.ts.abort.Store(true)
+			c.ts.signal()
+			l.socks[fd] = sock{}
+		}
+	}
+}
+
+// tlsEvent handles a TLS client's event before clientEvent: during the
+// handshake it only wakes the goroutine (0: nothing more to do); after
+// it, it notes that the socket may be read and writes queued ciphertext
+// when the socket can take it (the EPOLLOUT bit stays only once all of it
+// is written).
+func (l *loop) tlsEvent(c *client, ev uint32) uint32 {
+	s := c.ts
+	if s.hs {
+		s.signal()
+		return 0
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+		s.ready = true
+	}
+	if ev&unix.EPOLLOUT != 0 && s.pending() {
+		if e := s.flush(); e != 0 && e != unix.EAGAIN {
+			l.closeClient(c)
+			return 0
+		}
+		if s.pending() {
+			ev &^= unix.EPOLLOUT
+		}
+	}
+	return ev
+}
+
+// readClient reads the client: the socket, or its tls.Conn (EAGAIN when
+// neither the Conn nor the socket has anything).
+func (l *loop) readClient(c *client, b []byte) (int, unix.Errno) {
+	s := c.ts
+	if s == nil {
+		return rawRead(c.fd, b)
+	}
+	s.hup = c.hup
+	n, err := s.tc.Read(b)
+	switch {
+	case n > 0:
+		return n, 0
+	case err == errWouldBlock:
+		return 0, unix.EAGAIN
+	case err == io.EOF:
+		return 0, 0
+	case err == nil:
+		return 0, unix.EAGAIN
+	}
+	return 0, unix.EIO
+}
+
+// writeClient writes to the client: to the socket, or through its
+// tls.Conn, whose ciphertext is written at once as far as the socket
+// takes it; the rest waits (c.blocked) for EPOLLOUT.
+func (l *loop) writeClient(c *client, b []byte) (int, unix.Errno) {
+	s := c.ts
+	if s == nil {
+		return rawWrite(c.fd, b)
+	}
+	if _, err := s.tc.Write(b); err != nil {
+		return 0, unix.EPIPE
+	}
+	if e := s.flush(); e != 0 && e != unix.EAGAIN {
+		return 0, e
+	}
+	if s.pending() {
+		c.blocked = true
+	}
+	return len(b), 0
+}
+
+// tlsClose ends a TLS client's session: close_notify, written if the
+// socket takes it.
+func (l *loop) tlsClose(c *client) {
+	s := c.ts
+	if s.tc.CloseWrite() == nil {
+		s.flush()
+	}
+	s.out, s.off = s.out[:0], 0
+}
+
+// markHTTPS turns the "X-Forwarded-Proto: http" that appendRequestHead
+// ends a request head with into "https".
+func markHTTPS(b []byte) []byte {
+	const tail = "\r\n\r\n"
+	if len(b) < len(tail) {
+		return b
+	}
+	return append(b[:len(b)-len(tail)], "s\r\n\r\n"...)
+}
