@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -20,11 +21,32 @@ import (
 // HTTP/2 client. The request has been prepared (hop-by-hop headers gone,
 // forwarding headers set, rewrites done); the answer's body streams back
 // to the client. attempts > 1 only when the body is in memory.
+//
+// Trailers cross the protocol change both ways:
+//
+//   - Request trailers of a chunked body are sent as the HTTP/2 stream's
+//     trailers (the request-trailer stages see them when they come while
+//     the request is being handled, that is before the origin answered).
+//   - Response trailers reach an HTTP/1.1 client in the trailer section of
+//     a chunked answer (RFC 9112 7.1.2). An answer of unknown length is
+//     chunked anyway and always carries them: a recipient may discard
+//     trailer fields, so sending them costs nothing and loses nothing. An
+//     answer whose length the origin gave, and that announced trailers
+//     (Trailer), is turned into a chunked one only when the client said
+//     "TE: trailers" (RFC 9110 10.1.4: it will not discard them); without
+//     that it keeps its Content-Length and the trailers are dropped, which
+//     is what nginx does without a trailer-expecting module and Envoy
+//     with HTTP/1 trailers off. HTTP/1.0 clients, HEAD requests and 204 /
+//     304 answers get no trailers. Fields that must not be trailers
+//     (framing, routing, authentication, Content-Type...) and hop-by-hop
+//     fields are dropped.
+//
+// "TE: trailers" from the client is passed to the origin (gRPC servers
+// want it); no other TE value is valid in HTTP/2.
 func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *routeMetrics, pool *lb.Pool, hash uint64,
 	affinity *lb.Endpoint, attempts int, deadline time.Time) {
 	x, req := &hx.x, &ctx.Request
-	rt := x.Route
-	cp := rt.Pool
+	cp := x.Route.Pool
 	pt := s.transports.get(pool, cp)
 	// The URI holds the route's rewrites; its RequestURI is the path and
 	// query, also for an absolute-form target.
@@ -42,10 +64,15 @@ func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *rou
 	for k, v := range req.Header.All() {
 		switch {
 		case bytes.EqualFold(k, []byte("Host")), bytes.EqualFold(k, []byte("Content-Length")),
-			bytes.EqualFold(k, []byte("Transfer-Encoding")), bytes.EqualFold(k, []byte("Connection")):
+			bytes.EqualFold(k, []byte("Transfer-Encoding")), bytes.EqualFold(k, []byte("Connection")),
+			bytes.EqualFold(k, []byte("Trailer")), bytes.EqualFold(k, []byte("TE")):
 			continue
 		}
 		hdr.Add(string(k), string(v))
+	}
+	teTrailers := clientAcceptsTrailers(x)
+	if teTrailers {
+		hdr.Set("Te", "trailers")
 	}
 	host := string(req.Header.Host())
 	var body []byte
@@ -60,66 +87,59 @@ func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *rou
 	if size < 0 {
 		size = -1
 	}
-	var (
-		exclude *lb.Endpoint
-		resp    *http.Response
-		cancel  context.CancelFunc = func() {}
-	)
-	for try := 0; try < attempts; try++ {
-		if try > 0 {
-			if !rm.allowRetry() {
-				break
+	// Request trailers: those already received (a chunked body read
+	// ahead), or, for a chunked body still streaming, those the body's
+	// end brings (trailer is filled then; a non-nil map makes the HTTP/2
+	// client end the stream with a trailer block when it has fields).
+	var trailer http.Header
+	var rt *reqTrailers
+	switch {
+	case stream != nil && size < 0:
+		// The names the client announced are announced to the origin
+		// (some servers, Go's among them, keep only announced ones).
+		trailer = announcedTrailers(x)
+		rt = &reqTrailers{r: stream, h: &req.Header, out: trailer, x: x, pl: s.state.Load().pipelines[x.VHost], live: true}
+		stream = rt
+	case stream == nil:
+		if tb := req.Header.TrailerHeader(); len(tb) > 2 {
+			trailer = http.Header{}
+			parseTrailerSection(tb, trailer)
+			if pl := s.state.Load().pipelines[x.VHost]; pl != nil && pl.RequestTrailers(x, stdHeaders{trailer}) == Respond {
+				writeReplyH1(ctx, x)
+				return
 			}
-			x.Retries++
-			rm.retries.Inc()
 		}
-		ep := affinity
-		affinity = nil
-		if ep == nil {
-			ep, err = pool.Pick(hash, exclude)
-			if err != nil {
-				break
-			}
-		}
-		exclude = ep
+	}
+	if rt != nil {
+		// Past this point the exchange may be reused: a trailer that
+		// comes later reaches the origin without the stages.
+		defer rt.end()
+	}
+	resp, ep, err := tryOrigins(x, rm, pool, hash, affinity, attempts, func(try int, ep *lb.Endpoint) (*http.Response, error) {
 		u := *target
 		u.Host = ep.Addr()
-		var rctx context.Context
-		cancel()
-		rctx, cancel = context.WithDeadline(context.Background(), deadline)
+		tctx, cancel := context.WithDeadline(context.Background(), tryDeadline(x, deadline))
 		out := (&http.Request{Method: string(x.Method), URL: &u, Host: host, Header: hdr, ContentLength: size,
-			Proto: "HTTP/2.0", ProtoMajor: 2}).WithContext(context.WithValue(rctx, endpointKey, ep))
+			Proto: "HTTP/2.0", ProtoMajor: 2, Trailer: trailer}).WithContext(context.WithValue(tctx, endpointKey, ep))
 		switch {
 		case stream != nil:
 			out.Body = io.NopCloser(stream)
 		case len(body) > 0:
 			out.Body = io.NopCloser(bytes.NewReader(body))
 		}
-		ep.Begin()
-		t0 := time.Now()
-		resp, err = pt.h2.RoundTrip(out)
-		d := time.Since(t0)
-		x.UpstreamTime += d
-		x.Endpoint = ep.Addr()
-		res := lb.Result{Duration: d, ConnectFailed: isDialError(err)}
-		if err == nil {
-			res.Status = resp.StatusCode
+		resp, err := pt.h2.RoundTrip(out)
+		if err != nil {
+			cancel()
+			return nil, err
 		}
-		ep.End(res)
-		if err == nil {
-			if rt.Retry != nil && try+1 < attempts && rt.Retry.RetryOnStatus(resp.StatusCode) {
-				resp.Body.Close()
-				continue
-			}
-			break
-		}
-		if rt.Retry == nil || res.ConnectFailed && !rt.Retry.ConnectFailure || !res.ConnectFailed && !rt.Retry.Reset {
-			break
-		}
-	}
+		// Closing the body ends the stream and its deadline.
+		resp.Body = &h2Answer{rc: resp.Body, cancel: cancel}
+		return resp, nil
+	})
 	if err != nil {
-		cancel()
 		switch {
+		case rt != nil && rt.stoppedByStage():
+			// A request-trailer stage answered (x.Reply).
 		case hx.body.err != nil && !errors.Is(err, errStoppedByStage):
 			failBody(ctx, x, hx.body.err)
 			return
@@ -145,38 +165,232 @@ func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *rou
 			r.Header.Add(k, v)
 		}
 	}
-	if cp.AffinityCookie != "" && string(req.Header.Cookie(cp.AffinityCookie)) != exclude.ID() {
-		setAffinityCookie(r, cp, exclude)
+	if cp.AffinityCookie != "" && string(req.Header.Cookie(cp.AffinityCookie)) != ep.ID() {
+		setAffinityCookie(r, cp, ep)
 	}
-	n := int(resp.ContentLength)
-	if resp.ContentLength < 0 || req.Header.IsHead() {
-		n = -1
-	}
-	if req.Header.IsHead() || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+	head := req.Header.IsHead()
+	if head || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		resp.Body.Close()
-		cancel()
 		if resp.ContentLength >= 0 {
 			r.Header.SetContentLength(int(resp.ContentLength))
 		}
 		r.SkipBody = true
 		return
 	}
+	n := int(resp.ContentLength)
+	a := resp.Body.(*h2Answer)
+	if x.Proto == "HTTP/1.0" {
+		// The origin request was made HTTP/1.1; the engine frames the
+		// answer by the request's version. An HTTP/1.0 client cannot read
+		// chunked: an answer of unknown length is read whole first.
+		req.Header.SetProtocolBytes(strHTTP10)
+		if n < 0 {
+			b, err := io.ReadAll(a)
+			a.Close()
+			if err != nil {
+				x.respond(fasthttp.StatusBadGateway, "origin answer failed\n")
+				writeReplyH1(ctx, x)
+				return
+			}
+			r.SetBody(b)
+			return
+		}
+	}
+	if x.Proto == "HTTP/1.1" && (resp.ContentLength < 0 || teTrailers && len(resp.Trailer) > 0) {
+		// Chunked, with the origin's trailers in its trailer section.
+		n = -1
+		a.trailer, a.resp = resp, &r.Header
+		for k := range resp.Trailer {
+			if trailerAllowed(k) {
+				_ = r.Header.AddTrailer(k) // refused names are dropped
+			}
+		}
+	}
 	// The engine writes the body after the handler returns and closes it
 	// then, which ends the origin stream.
-	r.SetBodyStream(&h2Answer{rc: resp.Body, cancel: cancel}, n)
+	r.SetBodyStream(a, n)
 }
 
 // h2Answer is an origin's HTTP/2 response body, streamed to an HTTP/1.1
-// client; closing it ends the stream and its deadline.
+// client; closing it ends the stream and its deadline. With trailer set,
+// the origin's trailers are copied into resp's trailer section when the
+// body ends (the engine writes that section after the last chunk).
 type h2Answer struct {
-	rc     io.ReadCloser
-	cancel context.CancelFunc
+	rc      io.ReadCloser
+	cancel  context.CancelFunc
+	trailer *http.Response
+	resp    *fasthttp.ResponseHeader
 }
 
-func (a *h2Answer) Read(p []byte) (int, error) { return a.rc.Read(p) }
+func (a *h2Answer) Read(p []byte) (int, error) {
+	n, err := a.rc.Read(p)
+	if err == io.EOF && a.trailer != nil {
+		for k, vv := range a.trailer.Trailer {
+			if !trailerAllowed(k) || a.resp.AddTrailer(k) != nil {
+				continue
+			}
+			for _, v := range vv {
+				a.resp.Add(k, v)
+			}
+		}
+		a.trailer = nil
+	}
+	return n, err
+}
 
 func (a *h2Answer) Close() error {
 	err := a.rc.Close()
 	a.cancel()
 	return err
+}
+
+// reqTrailers passes a chunked HTTP/1.1 request body through and, at its
+// end, copies the trailer fields the engine parsed into out (the HTTP/2
+// request's Trailer) after the request-trailer stages saw them. A stage
+// that answers stops the body (errStoppedByStage).
+type reqTrailers struct {
+	r   io.Reader
+	h   *fasthttp.RequestHeader
+	out http.Header
+	x   *Exchange
+	pl  *Pipeline
+	// mu guards live: the stages run only while the exchange is handled.
+	mu      sync.Mutex
+	live    bool
+	stopped bool
+	done    bool
+}
+
+func (t *reqTrailers) Read(p []byte) (int, error) {
+	if t.done {
+		return 0, io.EOF
+	}
+	n, err := t.r.Read(p)
+	if err != io.EOF {
+		return n, err
+	}
+	t.done = true
+	parseTrailerSection(t.h.TrailerHeader(), t.out)
+	if len(t.out) == 0 || t.pl == nil {
+		return n, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live && t.pl.RequestTrailers(t.x, stdHeaders{t.out}) == Respond {
+		t.stopped = true
+		clear(t.out)
+		return n, errStoppedByStage
+	}
+	return n, err
+}
+
+func (t *reqTrailers) stoppedByStage() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stopped
+}
+
+// end marks the exchange as no longer handled.
+func (t *reqTrailers) end() {
+	t.mu.Lock()
+	t.live = false
+	t.mu.Unlock()
+}
+
+// announcedTrailers is a Trailer map with the names the HTTP/1.1 client
+// announced in its Trailer fields (read from the head as received), each
+// without a value yet.
+func announcedTrailers(x *Exchange) http.Header {
+	h := http.Header{}
+	x.VisitRawHeaders(func(name, value []byte) {
+		if !bytes.EqualFold(name, []byte("Trailer")) {
+			return
+		}
+		for _, k := range bytes.Split(value, []byte(",")) {
+			if k := http.CanonicalHeaderKey(string(bytes.TrimSpace(k))); k != "" && trailerAllowed(k) {
+				h[k] = nil
+			}
+		}
+	})
+	return h
+}
+
+// tryDeadline is the deadline of one try: the route's, or sooner the
+// retry policy's per-try timeout.
+func tryDeadline(x *Exchange, deadline time.Time) time.Time {
+	if rr := x.Route.Retry; rr != nil && rr.PerTryTimeout > 0 {
+		if d := time.Now().Add(rr.PerTryTimeout); deadline.IsZero() || d.Before(deadline) {
+			return d
+		}
+	}
+	return deadline
+}
+
+// parseTrailerSection adds the fields of a serialized trailer section
+// ("Name: value" CRLF lines, as the engine keeps it) to h, leaving out
+// fields that must not be trailers.
+func parseTrailerSection(b []byte, h http.Header) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		line := b
+		if i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		c := bytes.IndexByte(line, ':')
+		if c <= 0 {
+			continue
+		}
+		k := http.CanonicalHeaderKey(string(bytes.TrimSpace(line[:c])))
+		if trailerAllowed(k) {
+			h.Add(k, string(bytes.Trim(line[c+1:], " \t")))
+		}
+	}
+}
+
+// trailerAllowed reports whether a field (canonical name) may be passed on
+// as a trailer: not a hop-by-hop field, nor one of those RFC 9110 6.5.1
+// keeps out of trailers (framing, routing, request modifiers,
+// authentication, response control, content handling).
+func trailerAllowed(k string) bool {
+	switch http.CanonicalHeaderKey(k) {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Content-Type", "Content-Encoding",
+		"Content-Range", "Host", "Authorization", "Www-Authenticate", "Set-Cookie", "Cookie", "Cache-Control",
+		"Expect", "Max-Forwards", "Pragma", "Range", "If-Match", "If-None-Match", "If-Modified-Since",
+		"If-Unmodified-Since", "If-Range", "Realm", "Age", "Expires", "Date", "Location", "Retry-After", "Vary", "Warning":
+		return false
+	}
+	return k != "" && k[0] != ':'
+}
+
+// clientAcceptsTrailers reports whether the HTTP/1.1 client listed
+// "trailers" in TE (read from the head as received: TE is removed before
+// forwarding).
+func clientAcceptsTrailers(x *Exchange) bool {
+	ok := false
+	x.VisitRawHeaders(func(name, value []byte) {
+		if ok || !bytes.EqualFold(name, []byte("TE")) {
+			return
+		}
+		for len(value) > 0 {
+			i := bytes.IndexByte(value, ',')
+			tok := value
+			if i >= 0 {
+				tok, value = value[:i], value[i+1:]
+			} else {
+				value = nil
+			}
+			if j := bytes.IndexByte(tok, ';'); j >= 0 {
+				tok = tok[:j]
+			}
+			if bytes.EqualFold(bytes.TrimSpace(tok), []byte("trailers")) {
+				ok = true
+				return
+			}
+		}
+	})
+	return ok
 }

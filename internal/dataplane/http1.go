@@ -534,6 +534,9 @@ func (s *Server) prepareH1(hx *h1Exchange) {
 		}
 	}
 	for _, n := range hopByHop {
+		if n == "Trailer" && len(h.PeekTrailerKeys()) > 0 && len(h.TrailerHeader()) > 2 {
+			continue // deleting it would turn trailer fields already read into header fields
+		}
 		h.Del(n)
 	}
 	h.ResetConnectionClose()

@@ -546,53 +546,26 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 		attempts += rr.Attempts
 	}
 	rm := st.routeMetrics[rt]
-	var exclude *lb.Endpoint
-	var resp *http.Response
-	var err error
-	for try := 0; try < attempts; try++ {
-		if try > 0 {
-			if !rm.allowRetry() {
-				break
-			}
-			x.Retries++
-			rm.retries.Inc()
-		}
-		var ep *lb.Endpoint
-		ep, err = pool.Pick(hash, exclude)
-		if err != nil {
-			break
-		}
-		exclude = ep
+	if out.Host == "" {
+		out.Host = r.Host
+	}
+	resp, _, err := tryOrigins(x, rm, pool, hash, nil, attempts, func(try int, ep *lb.Endpoint) (*http.Response, error) {
 		out.URL.Host = ep.Addr()
-		if out.Host == "" {
-			out.Host = r.Host
-		}
 		if try > 0 && len(replay) > 0 {
 			out.Body = io.NopCloser(bytes.NewReader(replay))
 		}
-		req := out.WithContext(context.WithValue(ctx, endpointKey, ep))
-		ep.Begin()
-		t0 := time.Now()
-		resp, err = rtp.RoundTrip(req)
-		d := time.Since(t0)
-		x.UpstreamTime += d
-		x.Endpoint = ep.Addr()
-		res := lb.Result{Duration: d, ConnectFailed: isDialError(err)}
-		if err == nil {
-			res.Status = resp.StatusCode
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if d := tryDeadline(x, time.Time{}); !d.IsZero() {
+			tctx, cancel = context.WithDeadline(ctx, d)
 		}
-		ep.End(res)
-		if err == nil {
-			if rt.Retry != nil && try+1 < attempts && rt.Retry.RetryOnStatus(resp.StatusCode) {
-				resp.Body.Close()
-				continue
-			}
-			break
+		resp, err := rtp.RoundTrip(out.WithContext(context.WithValue(tctx, endpointKey, ep)))
+		if err != nil {
+			cancel()
+			return nil, err
 		}
-		if rt.Retry == nil || res.ConnectFailed && !rt.Retry.ConnectFailure || !res.ConnectFailed && !rt.Retry.Reset {
-			break
-		}
-	}
+		resp.Body = &h2Answer{rc: resp.Body, cancel: cancel}
+		return resp, nil
+	})
 	if err != nil && !grpc && !errors.Is(err, errStoppedByStage) {
 		if berr := clientBodyErr(r, r.Body); berr != nil {
 			// The client's body failed, not the origin.
@@ -681,6 +654,78 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 		for k, vv := range tr {
 			h[http.TrailerPrefix+k] = vv
 		}
+	}
+}
+
+// originTry sends one try of a request to ep over a net/http round
+// tripper.
+type originTry func(try int, ep *lb.Endpoint) (*http.Response, error)
+
+// tryOrigins is the retry loop of the requests forwarded with a net/http
+// round tripper (HTTP/2 clients, and HTTP/1.1 clients of HTTP/2 pools):
+// up to attempts tries, each on a newly picked endpoint (the first on
+// affinity when not nil), a retry only when the route's policy asks for
+// it (status, reset or connect failure) and its retry budget allows one.
+// It counts each try on its endpoint (active requests, outlier
+// detection) and on x (endpoint, upstream time, retries).
+//
+// It returns the answer to pass on with the endpoint that gave it, or the
+// last error. An answer a retry was wanted for is kept until the retry is
+// sent: when no retry can be made (budget spent, no endpoint left) that
+// answer is passed on.
+func tryOrigins(x *Exchange, rm *routeMetrics, pool *lb.Pool, hash uint64, affinity *lb.Endpoint, attempts int, send originTry) (*http.Response, *lb.Endpoint, error) {
+	rr := x.Route.Retry
+	var (
+		kept   *http.Response // an answer a retry may replace
+		keptEP *lb.Endpoint
+		last   *lb.Endpoint
+	)
+	for try := 0; ; try++ {
+		ep := affinity
+		affinity = nil
+		if ep == nil {
+			var err error
+			if ep, err = pool.Pick(hash, last); err != nil {
+				if kept != nil {
+					return kept, keptEP, nil
+				}
+				return nil, last, err
+			}
+		}
+		if kept != nil {
+			kept.Body.Close()
+			kept = nil
+		}
+		last = ep
+		ep.Begin()
+		t0 := time.Now()
+		resp, err := send(try, ep)
+		d := time.Since(t0)
+		x.UpstreamTime += d
+		x.Endpoint = ep.Addr()
+		res := lb.Result{Duration: d, ConnectFailed: isDialError(err)}
+		if err == nil {
+			res.Status = resp.StatusCode
+		}
+		ep.End(res)
+		var again bool
+		switch {
+		case rr == nil || try+1 >= attempts:
+		case err == nil:
+			again = rr.RetryOnStatus(resp.StatusCode)
+		case res.ConnectFailed:
+			again = rr.ConnectFailure
+		default:
+			// Not when a stage stopped the body, nor when the route's
+			// deadline has passed (no try could finish).
+			again = rr.Reset && !errors.Is(err, errStoppedByStage) && !errors.Is(err, context.DeadlineExceeded)
+		}
+		if !again || !rm.allowRetry() {
+			return resp, ep, err
+		}
+		x.Retries++
+		rm.retries.Inc()
+		kept, keptEP = resp, ep
 	}
 }
 
