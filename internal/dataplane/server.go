@@ -65,12 +65,12 @@ type Options struct {
 	// at accept time (default: none are produced; counters still count).
 	SecurityEvents secevents.Sink
 	// HTTP1Engine picks how plain HTTP/1.1 listeners (no TLS, h2c or PROXY
-	// protocol) are served: "goroutine" (the default, also "") serves
-	// every connection on its own goroutine; "evloop" serves them on epoll
-	// event loops (Linux; package evloop), which forward the requests of
-	// load balancers without stages, security settings or route features
-	// themselves and hand every other connection to the goroutine engine
-	// on the same socket.
+	// protocol) are served: "evloop" (the default, also "", on Linux)
+	// serves them on epoll event loops (package evloop), which forward the
+	// requests of load balancers without stages, security settings or
+	// route features themselves and hand every other connection to the
+	// goroutine engine on the same socket; "goroutine" (the default
+	// elsewhere) serves every connection on its own goroutine.
 	HTTP1Engine string
 }
 
@@ -154,7 +154,7 @@ func New(opts Options) *Server {
 		panic("dataplane: Options.HTTP1Engine: " + err.Error())
 	}
 	if opts.HTTP1Engine == "" {
-		opts.HTTP1Engine = EngineGoroutine
+		opts.HTTP1Engine = DefaultHTTP1Engine()
 	}
 	for name := range opts.Stages {
 		known := false
@@ -174,6 +174,9 @@ func New(opts Options) *Server {
 	s.alog = NewAccessLogWriter(opts.AccessLog)
 	s.metrics = newMetrics(opts.Metrics, s.reg)
 	s.netpol = netpolicy.NewMetrics(opts.Metrics)
+	if opts.Metrics != nil && evloopSupported {
+		opts.Metrics.MustRegister(evCollector{s})
+	}
 	s.state.Store(s.buildState(&config.Table{HTTP: map[string]*config.HTTPListener{}, TCP: map[string]*config.TCPListener{}, Pools: map[string]*config.Pool{}}))
 	return s
 }
