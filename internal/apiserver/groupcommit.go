@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -386,6 +387,12 @@ func (s *Server) commitBatch(tenant string, batch []*pendingWrite) {
 			return
 		}
 		p := batch[0].p
+		if errors.Is(err, store.ErrTooManyOps) {
+			batch[0].answer(0, newErr(http.StatusRequestEntityTooLarge, ReasonRequestEntityTooLarge,
+				"writing %s %q takes %d store operations (with its references, history and audit record), more than the store accepts in one transaction (%d on etcd by default): refer to fewer objects from one object",
+				p.info.Kind, p.ref.Name, len(p.txn.Ops), store.MaxTxnOps))
+			return
+		}
 		batch[0].answer(0, errInternal(fmt.Errorf("writing %s %q: %w", p.info.Kind, p.ref.Name, err)))
 		return
 	}

@@ -177,4 +177,5 @@ func TestStoreFixesOnEtcd(t *testing.T) {
 	open := openEtcdT(t)
 	t.Run("WatchResumeGroupCommit", func(t *testing.T) { testWatchResumeGroupCommit(t, open) })
 	t.Run("RBACCacheRevoke", func(t *testing.T) { testRBACCacheRevoke(t, open) })
+	t.Run("BigWrites", func(t *testing.T) { testBigWrites(t, open, true) })
 }

@@ -21,6 +21,16 @@ var ErrFutureRevision = errors.New("store: required revision is in the future")
 // revision of the last event received.
 var ErrWatchOverflow = errors.New("store: watch consumer fell too far behind; re-watch from the last revision received")
 
+// ErrTooManyOps is returned (wrapped) by Txn when the backend refuses a
+// transaction for its number of operations or compares (etcd's
+// --max-txn-ops, 128 by default). Code meant to run on every backend keeps
+// its transactions within MaxTxnOps.
+var ErrTooManyOps = errors.New("store: too many operations in one transaction")
+
+// MaxTxnOps is the most operations, and the most compares, a transaction
+// may hold to be accepted by every backend (etcd's default --max-txn-ops).
+const MaxTxnOps = 128
+
 // ErrClosed is returned by calls on a closed store, and ends open watches.
 var ErrClosed = errors.New("store: closed")
 

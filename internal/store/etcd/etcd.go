@@ -222,6 +222,10 @@ func (s *Store) Txn(ctx context.Context, t store.Txn) (int64, error) {
 		}
 	}
 	resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Else(reads...).Commit()
+	if errors.Is(err, rpctypes.ErrTooManyOps) {
+		return 0, fmt.Errorf("committing a transaction of %d operations and %d compares (etcd's --max-txn-ops is lower; store.MaxTxnOps is %d): %w",
+			len(t.Ops), len(t.Compares), store.MaxTxnOps, store.ErrTooManyOps)
+	}
 	if err != nil {
 		return 0, mapErr("committing transaction", err)
 	}
