@@ -416,6 +416,7 @@ type loop struct {
 	nConnects                  atomic.Uint64
 	nPanics                    atomic.Uint64
 	rawBlock                   bool
+	park                       *parker // nil: blocking epoll_wait (RawBlock, or no poller)
 	maxConns                   int64
 	active                     *atomic.Int64
 	clients                    int // client connections of this loop
@@ -527,6 +528,10 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 			return nil, fmt.Errorf("evloop: epoll_ctl: %w", err)
 		}
 	}
+	if !l.rawBlock {
+		// Without the network poller the loop waits in epoll_wait.
+		l.park, _ = newParker(l)
+	}
 	return l, nil
 }
 
@@ -538,6 +543,9 @@ func (l *loop) closeFDs() {
 		unix.Close(l.lfd)
 	}
 	unix.Close(l.epfd)
+	if l.park != nil {
+		l.park.close()
+	}
 	for fd := range l.socks {
 		if l.socks[fd].c != nil || l.socks[fd].o != nil {
 			unix.Close(fd)
@@ -547,15 +555,21 @@ func (l *loop) closeFDs() {
 }
 
 func (l *loop) run() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	if l.rawBlock {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	defer l.closeFDs()
 	for {
 		// Look for ready events without telling the scheduler first; only
-		// a loop with nothing to do blocks in a system call that the
-		// runtime knows about (and may hand the P to another thread).
-		n, err := l.pollNow(0)
-		if n == 0 && err == nil {
+		// a loop with nothing to do parks in the network poller (or,
+		// without it, blocks in a system call that the runtime knows
+		// about and may hand the P to another thread).
+		var n int
+		var err error
+		if l.park != nil {
+			n, err = l.park.wait(l.lastSweep + int64(sweepEvery))
+		} else if n, err = l.pollNow(0); n == 0 && err == nil {
 			wait := int(sweepEvery / time.Millisecond)
 			if l.rawBlock {
 				n, err = l.pollNow(wait)
@@ -664,9 +678,9 @@ func (l *loop) register(fd int, s sock) error {
 	}
 	l.socks[fd] = s
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if e := rawEpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); e != 0 {
 		l.socks[fd] = sock{}
-		return err
+		return e
 	}
 	return nil
 }
@@ -760,10 +774,10 @@ func (l *loop) accept() {
 			}
 		}
 		if l.maxConns > 0 && l.active.Load() >= l.maxConns {
-			unix.Close(fd)
+			rawClose(fd)
 			continue
 		}
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		var c *client
 		if n := len(l.freeClients); n > 0 {
 			c = l.freeClients[n-1]
@@ -778,7 +792,7 @@ func (l *loop) accept() {
 		c.peer = c.peerAP.Addr().AppendTo(c.peer)
 		l.nConns.Add(1)
 		if err := l.register(fd, sock{c: c}); err != nil {
-			unix.Close(fd)
+			rawClose(fd)
 			continue
 		}
 		l.clients++
@@ -855,7 +869,7 @@ func (l *loop) closeClient(c *client) {
 	if c.ts != nil {
 		l.tlsClose(c)
 	}
-	unix.Close(c.fd)
+	rawClose(c.fd)
 	if len(c.buf) == clientBufSize {
 		l.freeClients = append(l.freeClients, c)
 	}
@@ -877,7 +891,7 @@ func (l *loop) closeOrigin(o *origin) {
 		}
 	}
 	l.socks[o.fd] = sock{}
-	unix.Close(o.fd)
+	rawClose(o.fd)
 	o.fd = -1
 	l.freeOrigins = append(l.freeOrigins, o)
 }
