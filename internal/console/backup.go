@@ -149,11 +149,16 @@ func Restore(ctx context.Context, st store.Store, r io.Reader) (int, error) {
 	if len(existing.Items) > 0 {
 		return 0, errors.New("restore: the target store is not empty; restore into a new data directory or etcd prefix")
 	}
-	const batch = 128
-	for i := 0; i < len(entries); i += batch {
-		end := min(i+batch, len(entries))
-		t := store.Txn{}
-		for _, e := range entries[i:end] {
+	// Transactions within what every backend takes: store.MaxTxnOps keys
+	// and well under etcd's 1.5 MiB request limit (one bigger key alone).
+	const maxTxnBytes = 1 << 20
+	for i, end := 0, 0; i < len(entries); i = end {
+		t, size := store.Txn{}, 0
+		for end = i; end < len(entries) && end-i < store.MaxTxnOps; end++ {
+			e := entries[end]
+			if size += len(e.Key) + len(e.Value); end > i && size > maxTxnBytes {
+				break
+			}
 			t.Compares = append(t.Compares, store.Compare{Key: e.Key, ModRevision: 0})
 			t.Ops = append(t.Ops, store.Put(e.Key, e.Value))
 		}
