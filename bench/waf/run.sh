@@ -6,10 +6,12 @@
 # front of one nginx backend. A third target, Meridian without a WAF, gives
 # the WAF-on/WAF-off ratio. Before measuring, every WAF must block a SQL
 # injection (403) and pass the benign requests (200). wrk runs in
-# interleaved rounds; medians, p99 and ratios go to stdout and results.md.
+# interleaved rounds; medians, p99 and ratios go to stdout and to $RESULTS
+# (results.md beside this script unless set).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd ../.. && pwd)
+RESULTS=${RESULTS:-$PWD/results.md}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
@@ -330,4 +332,4 @@ echo "raw results: $RES; wrk outputs: $WORK/wrk-*.txt"
 # Security events of Meridian's WAF during the run: the two attack checks
 # above are blocked; a benign request that matched a rule would add one.
 events=$(grep -c '"kind":"waf"' "$WORK/meridian-waf.log" || true)
-echo "Security events logged by Meridian's WAF during the run: $events (the two attack checks: 2)." | tee -a results.md
+echo "Security events logged by Meridian's WAF during the run: $events (the two attack checks: 2)." | tee -a "$RESULTS"

@@ -49,9 +49,14 @@ type fpProgram struct {
 	flows   [6][]fpFlow // by phase, in load order: markers, skip rules, detection rules
 	markers int
 	slots   int
-	chains  int       // distinct transformation lists
-	pool    sync.Pool // *fpEval
-	stats   fpStats
+	chains  int // distinct transformation lists
+	// stable[slot]: the variable's values do not change after phase 1
+	// (request line, headers, cookies, query arguments), so what was
+	// extracted and transformed in one phase holds for the later ones.
+	stable []bool
+	guards int       // distinct guards (memoized per phase)
+	pool   sync.Pool // *fpEval
+	stats  fpStats
 }
 
 type fpStats struct {
@@ -82,6 +87,7 @@ type fpCheck struct {
 // fpGuard is a paranoia-level style guard: the rule is skipped when the
 // TX variable compares true.
 type fpGuard struct {
+	idx    int // memo index, shared by equal guards
 	key    string
 	op     string
 	arg    int
@@ -110,6 +116,7 @@ type fpVar struct {
 	count   bool
 	xml     bool
 	keyRx   *regexp.Regexp // key regex, case-insensitive (a superset of Coraza's selection)
+	keyM    keyMatcher     // the same with its automaton (TX keys)
 	synth   bool           // TX read after chain links that set private TX names
 	later   []string       // TX names (or "prefix*") written later in the phase
 	matched bool           // MATCHED_VAR(S) of the earlier links
@@ -126,6 +133,8 @@ type fpOp struct {
 	str    string
 	mac    macro.Macro // non-nil: str holds macros to expand
 	dyn    bool        // str holds a MATCHED_VAR or TX:0-9 macro (chain values)
+	dynCap bool        // the chain macro is TX:0-9
+	tmpl   fpTmpl      // str split at its macros (dyn)
 }
 
 var disruptive = map[string]bool{"deny": true, "block": true, "drop": true, "redirect": true, "allow": true, "proxy": true, "exec": true, "pause": true}
@@ -147,6 +156,20 @@ var supportedVars = map[string]bool{
 	"RESPONSE_BODY": true, "RESPONSE_CONTENT_TYPE": true, "RESPONSE_CONTENT_LENGTH": true, "STATUS_LINE": true,
 	"FULL_REQUEST_LENGTH": true, "INBOUND_DATA_ERROR": true, "OUTBOUND_DATA_ERROR": true, "URLENCODED_ERROR": true,
 	"TX": true, "XML": true,
+}
+
+// stableVars are the request variables that Coraza sets before phase 1
+// and never changes afterwards (the request body adds to ARGS, ARGS_NAMES
+// and the body variables, not to these).
+var stableVars = map[variables.RuleVariable]bool{
+	variables.RequestHeaders: true, variables.RequestHeadersNames: true,
+	variables.RequestCookies: true, variables.RequestCookiesNames: true,
+	variables.RequestURI: true, variables.RequestURIRaw: true, variables.RequestFilename: true,
+	variables.RequestBasename: true, variables.QueryString: true, variables.RequestLine: true,
+	variables.RequestMethod: true, variables.RequestProtocol: true,
+	variables.ArgsGet: true, variables.ArgsGetNames: true,
+	variables.RemoteAddr: true, variables.RemotePort: true,
+	variables.ServerName: true, variables.ServerAddr: true, variables.ServerPort: true,
 }
 
 type fpItem struct {
@@ -680,7 +703,8 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 	var skipRules []*fpItem
 	chainIDs := map[string]int32{}
 	slotIDs := map[string]int{}
-	defer func() { p.slots, p.chains = len(slotIDs), len(chainIDs) }()
+	guardIDs := map[fpGuard]int{}
+	defer func() { p.slots, p.chains, p.guards = len(slotIDs), len(chainIDs), len(guardIDs) }()
 	for _, it := range items {
 		if it.rule == nil {
 			for ph := 1; ph <= 5; ph++ {
@@ -730,6 +754,10 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 				f.jump = -1 // skips the rest of the phase
 			}
 			if g, gm, ok := guardOf(it); ok && gm == m {
+				if _, ok := guardIDs[g]; !ok {
+					guardIDs[g] = len(guardIDs)
+				}
+				g.idx = guardIDs[g]
 				f.guard = &g
 				p.stats.Guards++
 			}
@@ -769,6 +797,7 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 				sk := fmt.Sprintf("%d|%s|%s|%v", v.rv, v.key, rx, v.all)
 				if _, ok := slotIDs[sk]; !ok {
 					slotIDs[sk] = len(slotIDs)
+					p.stable = append(p.stable, stableVars[v.rv])
 				}
 				v.slot = slotIDs[sk]
 			}
@@ -898,6 +927,9 @@ func compileLink(l *slRule, e linkEnv) *fpLink {
 				return fl
 			}
 			fv.keyRx = rx
+			if v.name == "TX" {
+				fv.keyM = newKeyMatcher(rx)
+			}
 		}
 		if v.count && (v.keyRx || hasExclusion[v.name] || e.targetsChanged) {
 			fl.unknown = "count with exclusions"
@@ -965,8 +997,10 @@ func rxLiteralPrefix(re string) string {
 // fpSetvar is a setvar of a chain link into TX names that only later links
 // of the same chain read.
 type fpSetvar struct {
-	key, value string           // with macros
-	readers    []*regexp.Regexp // key regexes of other rules that the name must not match
+	key, value string       // with macros
+	readers    []keyMatcher // key regexes of other rules that the name must not match
+	keyT       fpTmpl
+	valueT     fpTmpl
 }
 
 func privateSetvar(val string, e linkEnv) (fpSetvar, bool) {
@@ -997,7 +1031,11 @@ func privateSetvar(val string, e linkEnv) (fpSetvar, bool) {
 			}
 		}
 	}
-	return fpSetvar{key: key, value: value, readers: readers}, true
+	sv := fpSetvar{key: key, value: value, keyT: compileTmpl(key), valueT: compileTmpl(value)}
+	for _, rx := range readers {
+		sv.readers = append(sv.readers, newKeyMatcher(rx))
+	}
+	return sv, true
 }
 
 // dynamicMacro names a macro whose value comes from the earlier links of
@@ -1047,6 +1085,14 @@ func compileOp(l *slRule, e linkEnv) (fpOp, string) {
 			return "several chain macros"
 		}
 		op.dyn = dyn > 0
+		if op.dyn {
+			op.tmpl = compileTmpl(arg)
+			for _, m := range macroRef.FindAllStringSubmatch(arg, -1) {
+				if dynamicMacro(m[1]) == "capture" {
+					op.dynCap = true
+				}
+			}
+		}
 		mac, err := macro.NewMacro(arg)
 		if err != nil {
 			return "macro: " + err.Error()

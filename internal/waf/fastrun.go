@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -8,6 +9,7 @@ import (
 	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
 	libinjection "github.com/corazawaf/libinjection-go"
 
 	"github.com/meridian-platform/meridian/internal/waf/rxdfa"
@@ -22,14 +24,14 @@ import (
 // well), once with the skip rules that can be removed at run time taken as
 // "may or may not jump". A guard whose condition holds jumps; other skip
 // rules may jump (both the next rule and the marker stay reachable).
-func (p *fpProgram) noMatch(st plugintypes.TransactionState, phase int) (bool, int) {
+func (p *fpProgram) noMatch(e *fpEval, phase int) (bool, int) {
+	e.beginPhase()
 	var bufA, bufB [256]bool
 	pendA, pendB := bufA[:], bufB[:]
 	if p.markers > len(bufA) {
 		pendA, pendB = make([]bool, p.markers), make([]bool, p.markers)
 	}
 	reachA, reachB, follow := true, true, true
-	var e *fpEval
 	for i := range p.flows[phase] {
 		f := &p.flows[phase][i]
 		switch {
@@ -52,15 +54,11 @@ func (p *fpProgram) noMatch(st plugintypes.TransactionState, phase int) (bool, i
 			if f.check.unknown != "" {
 				return false, f.check.id
 			}
-			if e == nil {
-				e = p.newEval(st)
-				defer p.freeEval(e)
-			}
 			if !f.check.certainlyNoMatch(e) {
 				return false, f.check.id
 			}
 		default: // a skip rule
-			holds := f.guard != nil && f.guard.holds(st)
+			holds := f.guard != nil && e.guardHolds(f.guard)
 			maybe := f.guard == nil
 			if reachA && (holds || maybe) {
 				if f.jump >= 0 {
@@ -79,6 +77,23 @@ func (p *fpProgram) noMatch(st plugintypes.TransactionState, phase int) (bool, i
 		}
 	}
 	return true, 0
+}
+
+// guardHolds evaluates a guard once per phase: its TX variable is not
+// written later in the phase, so every guard on it sees the same value.
+func (e *fpEval) guardHolds(g *fpGuard) bool {
+	switch e.guard[g.idx] {
+	case 1:
+		return false
+	case 2:
+		return true
+	}
+	h := g.holds(e.st)
+	e.guard[g.idx] = 1
+	if h {
+		e.guard[g.idx] = 2
+	}
+	return h
 }
 
 func (g *fpGuard) holds(st plugintypes.TransactionState) bool {
@@ -125,14 +140,27 @@ type fpCtx struct {
 	leak                      bool // a private setvar's name is read elsewhere
 }
 
-// fpEval is the state of one phase's checks: the lean transaction and
-// what was already extracted and transformed.
+// fpEval is the state of a transaction's checks: the lean transaction and
+// what was already extracted and transformed. Values of stable variables
+// (fpProgram.stable) are kept from one phase to the next; the others, and
+// the guards, are computed again in each phase.
 type fpEval struct {
-	p    *fpProgram
-	st   plugintypes.TransactionState
-	vals [][]types.MatchData // by variable slot
-	have []bool
-	tf   map[int32][]tfMemoVal // by slot and transformation list: one per value
+	p       *fpProgram
+	st      plugintypes.TransactionState
+	vals    [][]types.MatchData // by variable slot
+	have    []bool
+	tf      []tfMemo // by slot and transformation list
+	tfm     []tfMulti
+	touched []int32 // indexes of tf or tfm that are set
+	guard   []uint8 // by guard index: 0 not evaluated, 1 false, 2 true
+	// every value of a collection (by variable), for key regexes
+	allVals [256][]types.MatchData
+	allHave [256]bool
+}
+
+type tfMemo struct {
+	vals []tfMemoVal // one per value
+	set  bool
 }
 
 type tfMemoVal struct {
@@ -140,19 +168,66 @@ type tfMemoVal struct {
 	ok bool
 }
 
+// tfMulti memoizes, for multiMatch links, every distinct value a value
+// takes through the transformations (the raw value included): the
+// operator answers the same on equal inputs.
+type tfMulti struct {
+	flat []string
+	vals []tfMultiVal
+	set  bool
+}
+
+type tfMultiVal struct {
+	from, to int32 // flat[from:to]
+	ok       bool
+}
+
 func (p *fpProgram) newEval(st plugintypes.TransactionState) *fpEval {
 	e, _ := p.pool.Get().(*fpEval)
 	if e == nil {
-		e = &fpEval{vals: make([][]types.MatchData, p.slots), have: make([]bool, p.slots), tf: map[int32][]tfMemoVal{}}
+		e = &fpEval{vals: make([][]types.MatchData, p.slots), have: make([]bool, p.slots),
+			tf: make([]tfMemo, p.slots*p.chains), tfm: make([]tfMulti, p.slots*p.chains), guard: make([]uint8, p.guards)}
 	}
 	e.st, e.p = st, p
 	return e
 }
 
+// beginPhase forgets what the phase that just ran may have changed.
+func (e *fpEval) beginPhase() {
+	for s, ok := range e.have {
+		if ok && !e.p.stable[s] {
+			e.have[s], e.vals[s] = false, nil
+		}
+	}
+	keep := e.touched[:0]
+	for _, k := range e.touched {
+		if e.p.stable[int(k)/e.p.chains] {
+			keep = append(keep, k)
+			continue
+		}
+		e.tf[k].set, e.tfm[k].set = false, false
+	}
+	e.touched = keep
+	clear(e.guard)
+	clear(e.allVals[:])
+	clear(e.allHave[:])
+}
+
 func (p *fpProgram) freeEval(e *fpEval) {
 	clear(e.vals)
 	clear(e.have)
-	clear(e.tf)
+	for _, k := range e.touched {
+		m := &e.tf[k]
+		clear(m.vals)
+		m.vals, m.set = m.vals[:0], false
+		mm := &e.tfm[k]
+		clear(mm.flat)
+		mm.flat, mm.vals, mm.set = mm.flat[:0], mm.vals[:0], false
+	}
+	e.touched = e.touched[:0]
+	clear(e.guard)
+	clear(e.allVals[:])
+	clear(e.allHave[:])
 	e.st = nil
 	p.pool.Put(e)
 }
@@ -171,6 +246,15 @@ func (e *fpEval) values(v *fpVar) ([]types.MatchData, bool) {
 	switch {
 	case v.all:
 		out = col.FindAll()
+	case v.keyM.dfa != nil && v.rv == variables.TX:
+		// TX holds many names: matching each against the key regex
+		// costs more than the automaton. A superset of FindRegex, which
+		// matches the lower-cased names.
+		for _, m := range e.all(v.rv, col) {
+			if v.keyM.match(m.Key()) {
+				out = append(out, m)
+			}
+		}
 	case v.keyRx != nil:
 		k, ok := col.(collection.Keyed)
 		if !ok {
@@ -188,25 +272,68 @@ func (e *fpEval) values(v *fpVar) ([]types.MatchData, bool) {
 	return out, true
 }
 
+// all returns every value of the collection, once per phase.
+func (e *fpEval) all(rv variables.RuleVariable, col collection.Collection) []types.MatchData {
+	if !e.allHave[rv] {
+		e.allVals[rv], e.allHave[rv] = col.FindAll(), true
+	}
+	return e.allVals[rv]
+}
+
 // transformed returns the values of variable v after the link's
 // transformations, computed once per phase and transformation list.
 func (e *fpEval) transformed(p *fpProgram, l *fpLink, v *fpVar, ms []types.MatchData) []tfMemoVal {
 	k := int32(v.slot)*int32(p.chains) + l.chain
-	if r, ok := e.tf[k]; ok {
-		return r
+	m := &e.tf[k]
+	if m.set {
+		return m.vals
 	}
-	out := make([]tfMemoVal, len(ms))
-	for i, m := range ms {
-		val, ok := m.Value(), true
+	if !e.tfm[k].set {
+		e.touched = append(e.touched, k)
+	}
+	out := m.vals[:0]
+	for _, md := range ms {
+		val, ok := md.Value(), true
 		for _, t := range l.tfs {
 			if val, ok = tfApply(t, val); !ok {
 				break
 			}
 		}
-		out[i] = tfMemoVal{val, ok}
+		out = append(out, tfMemoVal{val, ok})
 	}
-	e.tf[k] = out
+	m.vals, m.set = out, true
 	return out
+}
+
+// transformedMulti returns, per value of v, the distinct values it takes
+// through the link's transformations (ok false when a transformation is
+// not known for it), computed once per phase and transformation list.
+func (e *fpEval) transformedMulti(p *fpProgram, l *fpLink, v *fpVar, ms []types.MatchData) *tfMulti {
+	k := int32(v.slot)*int32(p.chains) + l.chain
+	m := &e.tfm[k]
+	if m.set {
+		return m
+	}
+	if !e.tf[k].set {
+		e.touched = append(e.touched, k)
+	}
+	flat, vals := m.flat[:0], m.vals[:0]
+	for _, md := range ms {
+		from := len(flat)
+		val, ok := md.Value(), true
+		flat = append(flat, val)
+		for _, t := range l.tfs {
+			if val, ok = tfApply(t, val); !ok {
+				break
+			}
+			if !slices.Contains(flat[from:], val) {
+				flat = append(flat, val)
+			}
+		}
+		vals = append(vals, tfMultiVal{int32(from), int32(len(flat)), ok})
+	}
+	m.flat, m.vals, m.set = flat, vals, true
+	return m
 }
 
 // certainlyNoMatch: Coraza evaluates the links of a chain in order and
@@ -298,18 +425,55 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 			}
 			continue
 		}
-		if !l.multi && !l.needCtx && len(v.later) == 0 {
-			// The common case: transformed values memoized per phase.
+		if !l.multi && len(v.later) == 0 {
+			// The common case: transformed values memoized. A link that
+			// later links depend on takes the long way below only when
+			// one of its values may match.
+			no := true
 			for _, tv := range e.transformed(e.p, l, v, ms) {
 				if !tv.ok {
-					return false
+					no = false
+					break
 				}
 				m, known := l.op.evalAll(e.st, ctx, tv.v)
 				if !known || m != l.neg {
-					return false
+					no = false
+					break
 				}
 			}
-			continue
+			if no {
+				continue
+			}
+			if !l.needCtx {
+				return false
+			}
+		}
+		if l.multi && len(v.later) == 0 {
+			// multiMatch: the operator runs on the value before and
+			// after each transformation.
+			m := e.transformedMulti(e.p, l, v, ms)
+			no := true
+			for _, mv := range m.vals {
+				if !mv.ok {
+					no = false
+					break
+				}
+				for _, tv := range m.flat[mv.from:mv.to] {
+					if r, known := l.op.evalAll(e.st, ctx, tv); !known || r != l.neg {
+						no = false
+						break
+					}
+				}
+				if !no {
+					break
+				}
+			}
+			if no {
+				continue
+			}
+			if !l.needCtx {
+				return false
+			}
 		}
 		for _, m := range ms {
 			if writtenLater(v.later, m.Key()) || !visit(m.Value()) {
@@ -395,13 +559,13 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 			out.synthOK = false
 			continue
 		}
-		name := expandWith(e.st, sv.key, caps, v)
-		for _, rx := range sv.readers {
-			if rx.MatchString(name) {
+		name := sv.keyT.expand(e.st, caps, nil, v)
+		for i := range sv.readers {
+			if sv.readers[i].match(name) {
 				out.leak = true // another rule would see it
 			}
 		}
-		out.synth = append(out.synth, expandWith(e.st, sv.value, caps, v))
+		out.synth = append(out.synth, sv.valueT.expand(e.st, caps, nil, v))
 	}
 	return false, true
 }
@@ -424,30 +588,6 @@ func (o *fpOp) captures(v string) ([]string, bool) {
 	return m, true
 }
 
-// expandWith expands TX:0-9 from caps, MATCHED_VAR as matched and other
-// TX names from the transaction (unknown names stay as written, as
-// Coraza's macros do).
-func expandWith(st plugintypes.TransactionState, s string, caps []string, matched string) string {
-	return macroRef.ReplaceAllStringFunc(s, func(ref string) string {
-		inner := ref[2 : len(ref)-1]
-		switch dynamicMacro(inner) {
-		case "matched":
-			return matched
-		case "capture":
-			i := int(inner[3] - '0')
-			if i < len(caps) {
-				return caps[i]
-			}
-			return ref
-		}
-		_, k, _ := strings.Cut(inner, ".")
-		if vs := st.Variables().TX().Get(strings.ToLower(k)); len(vs) > 0 {
-			return vs[0]
-		}
-		return ref
-	})
-}
-
 // evalAll evaluates the operator on v for every value its argument can
 // take (chain macros range over the earlier links' values).
 func (o *fpOp) evalAll(st plugintypes.TransactionState, ctx *fpCtx, v string) (match, ok bool) {
@@ -455,22 +595,14 @@ func (o *fpOp) evalAll(st plugintypes.TransactionState, ctx *fpCtx, v string) (m
 		return o.eval(st, v, "")
 	}
 	cands, okc := ctx.matched, ctx.matchedOK
-	if strings.Contains(strings.ToLower(o.str), "%{tx.") {
-		for _, m := range macroRef.FindAllStringSubmatch(o.str, -1) {
-			if dynamicMacro(m[1]) == "capture" {
-				cands, okc = ctx.captures, ctx.capOK
-			}
-		}
+	if o.dynCap {
+		cands, okc = ctx.captures, ctx.capOK
 	}
 	if !okc {
 		return false, false
 	}
 	for _, c := range cands {
-		caps := make([]string, 10)
-		for i := range caps {
-			caps[i] = c
-		}
-		data := expandWith(st, o.str, caps, c)
+		data := o.tmpl.expand(st, nil, &c, c)
 		m, ok := o.eval(st, v, data)
 		if !ok || m {
 			return m, ok

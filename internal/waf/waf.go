@@ -124,6 +124,7 @@ type Tx struct {
 	fast    bool
 	checked types.RulePhase // phases checked by the fast path
 	rec     *fpRecord
+	fpe     *fpEval // the fast path's memo, from the first check to the end
 	// FellBackAt is the id of the rule the fast path could not rule out
 	// (0: none, or no fast path).
 	fellBackAt int
@@ -207,7 +208,10 @@ func (t *Tx) check(v *Verdict, phase types.RulePhase) *Verdict {
 	if !ok || st.LastPhase() != phase {
 		return t.replay()
 	}
-	if ok, id := t.w.fp.noMatch(st, int(phase)); !ok {
+	if t.fpe == nil {
+		t.fpe = t.w.fp.newEval(st)
+	}
+	if ok, id := t.w.fp.noMatch(t.fpe, int(phase)); !ok {
 		t.fellBackAt = id
 		return t.replay()
 	}
@@ -215,9 +219,17 @@ func (t *Tx) check(v *Verdict, phase types.RulePhase) *Verdict {
 	return nil
 }
 
+func (t *Tx) freeEval() {
+	if t.fpe != nil {
+		t.w.fp.freeEval(t.fpe)
+		t.fpe = nil
+	}
+}
+
 // replay moves the transaction to the full instance.
 func (t *Tx) replay() *Verdict {
 	r := t.rec
+	t.freeEval()
 	_ = t.tx.Close()
 	t.fast, t.rec, t.v, t.bodyDone = false, nil, nil, false
 	t.tx = newCorazaTx(t.w.waf, t.id)
@@ -502,6 +514,7 @@ func (t *Tx) Close() []Hit {
 		}
 		hits = append(hits, h)
 	}
+	t.freeEval()
 	_ = t.tx.Close()
 	sort.SliceStable(hits, func(i, j int) bool { return hits[i].ID < hits[j].ID })
 	return hits
