@@ -62,10 +62,11 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 	key := l.key
 	rid := newRequestIDStage(nil, nil).(*requestIDStage)
 	router := &evRouter{tr: evloop.TableRouter{
-		Listener: func() *config.HTTPListener { return s.state.Load().table.HTTP[key] },
-		Pools:    s.reg.Pool,
-		Eligible: func(vh *config.VHost) bool { return s.evEligible(key, vh) },
-	}}
+		Listener:   func() *config.HTTPListener { return s.state.Load().table.HTTP[key] },
+		Pools:      s.reg.Pool,
+		Eligible:   func(vh *config.VHost) bool { return s.evEligible(key, vh) },
+		AccessLogs: true,
+	}, routes: evRouteCache{s: s}}
 	// The loops may accept before Start returns: Admit reads the proxy
 	// from here, not from l.ev.
 	var started atomic.Pointer[evloop.Proxy]
@@ -81,6 +82,7 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 		ConnectTimeout: evConnectTimeout,
 		RequestID:      rid.appendID,
 		Observe:        s.evObserve,
+		AccessLog:      s.newEvLog,
 		Conns:          func(d int) { l.gauge.Add(float64(d)) },
 		// TLS listeners: the loops run the handshakes with the goroutine
 		// engine's configuration (SNI, ALPN, client certificates, session
@@ -124,8 +126,12 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 const evConnectTimeout = 5 * time.Second
 
 // evRouter adds to evloop.TableRouter what the goroutine engine does
-// differently: HTTP/1.0 requests and Expect (100-continue) go to it.
-type evRouter struct{ tr evloop.TableRouter }
+// differently: HTTP/1.0 requests and Expect (100-continue) go to it. The
+// Target's Tag is the route's *evRoute.
+type evRouter struct {
+	tr     evloop.TableRouter
+	routes evRouteCache
+}
 
 func (r *evRouter) Route(q *evloop.Request) (evloop.Target, bool) {
 	if q.HTTP10 {
@@ -134,18 +140,29 @@ func (r *evRouter) Route(q *evloop.Request) (evloop.Target, bool) {
 	if _, ok := q.Header("Expect"); ok {
 		return evloop.Target{}, false
 	}
-	return r.tr.Route(q)
+	t, ok := r.tr.Route(q)
+	if !ok {
+		return t, false
+	}
+	rt, _ := t.Tag.(*config.Route)
+	er := r.routes.lookup(rt)
+	if er == nil {
+		return evloop.Target{}, false // the table changed meanwhile
+	}
+	t.Tag = er
+	return t, true
 }
 
 // evEligible accepts a load balancer for the event loop when it runs no
-// stage but the request id (which the loop sets itself), and its routes'
+// stage but the request id and the access log (which the loop does
+// itself), and its routes'
 // exchanges are bounded like the loop bounds them: no route timeout other
 // than the default, the listener's body timeout, pools with the default
 // connect timeout. (The loop keeps its own idle origin connections: up to
 // 64 per origin and loop, closed after the listener's idle timeout.)
 func (s *Server) evEligible(key string, vh *config.VHost) bool {
 	pl := s.state.Load().pipelines[vh]
-	if pl == nil || !pl.onlyRequestID {
+	if pl == nil || !pl.evServable {
 		return false
 	}
 	if lc := s.state.Load().table.HTTP[key]; lc == nil || bodyTimeout(lc, vh) != lc.Timeouts.RequestBody {
@@ -172,17 +189,16 @@ func (s *Server) evEligible(key string, vh *config.VHost) bool {
 }
 
 // evObserve counts an exchange the loop served in its route's and load
-// balancer's metrics (of the table in force).
+// balancer's metrics (of the table the request was routed with).
 func (s *Server) evObserve(tag any, status int, elapsed time.Duration, bytesIn, bytesOut int64) {
-	rt, _ := tag.(*config.Route)
-	if rt == nil {
+	er, _ := tag.(*evRoute)
+	if er == nil {
 		return
 	}
-	st := s.state.Load()
-	if m := st.routeMetrics[rt]; m != nil {
+	if m := er.rm; m != nil {
 		m.observe(status, elapsed)
 	}
-	if m := st.routeLB[rt]; m != nil {
+	if m := er.lbm; m != nil {
 		m.bytesIn.Add(float64(bytesIn))
 		m.bytesOut.Add(float64(bytesOut))
 	}

@@ -69,10 +69,14 @@ func buildPipeline(vh *config.VHost, env *StageEnv, extra map[string]StageFactor
 		}
 	}
 	p := newPipeline(stages)
-	p.onlyRequestID = true
+	p.evServable = true
 	for _, s := range stages {
-		if _, ok := s.(*requestIDStage); !ok {
-			p.onlyRequestID = false
+		switch s := s.(type) {
+		case *requestIDStage:
+		case *accessLogStage:
+			p.accessLog = s
+		default:
+			p.evServable = false
 		}
 	}
 	return p

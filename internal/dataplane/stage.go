@@ -248,9 +248,11 @@ type Pipeline struct {
 	done         []DoneHook
 	// BufferRequest / BufferResponse are the largest buffering asked for.
 	BufferRequest, BufferResponse int
-	// onlyRequestID is set when the pipeline has no stage but the built-in
-	// request id (which the event-loop engine does itself).
-	onlyRequestID bool
+	// evServable is set when the pipeline has no stage but the built-in
+	// request id and access log (which the event-loop engine does
+	// itself); accessLog is the access-log stage, if any.
+	evServable bool
+	accessLog  *accessLogStage
 }
 
 func newPipeline(stages []Stage) *Pipeline {

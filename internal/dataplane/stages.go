@@ -260,6 +260,8 @@ type accessLogStage struct {
 	fields []string
 	w      *AccessLogWriter
 	lb, ns string
+	// userAgent and referer say the fields include those headers.
+	userAgent, referer bool
 }
 
 var logBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -272,86 +274,30 @@ func newAccessLogStage(vh *config.VHost, env *StageEnv) Stage {
 	if len(f) == 0 {
 		f = v1.AccessLogDefaultFields
 	}
-	return &accessLogStage{fields: f, w: env.AccessLog, lb: vh.Name, ns: vh.Namespace}
+	s := &accessLogStage{fields: f, w: env.AccessLog, lb: vh.Name, ns: vh.Namespace}
+	for _, name := range f {
+		s.userAgent = s.userAgent || name == "userAgent"
+		s.referer = s.referer || name == "referer"
+	}
+	return s
 }
 
 func (s *accessLogStage) Name() string { return "accesslog" }
 
 func (s *accessLogStage) OnDone(x *Exchange) {
-	bp := logBufPool.Get().(*[]byte)
-	b := (*bp)[:0]
-	b = append(b, '{')
-	for i, f := range s.fields {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = append(b, f...)
-		b = append(b, '"', ':')
-		switch f {
-		case "time":
-			b = append(b, '"')
-			b = x.Start.UTC().AppendFormat(b, time.RFC3339Nano)
-			b = append(b, '"')
-		case "loadBalancer":
-			b = appendJSONString(b, s.lb)
-		case "namespace":
-			b = appendJSONString(b, s.ns)
-		case "route":
-			if x.Route != nil {
-				b = appendJSONString(b, x.Route.Name)
-			} else {
-				b = append(b, "null"...)
-			}
-		case "pool":
-			if x.Route != nil && x.Route.Pool != nil {
-				b = appendJSONString(b, x.Route.Pool.Name)
-			} else {
-				b = append(b, "null"...)
-			}
-		case "endpoint":
-			b = appendJSONString(b, x.Endpoint)
-		case "client":
-			b = append(b, '"')
-			b = x.Client.AppendTo(b)
-			b = append(b, '"')
-		case "method":
-			b = appendJSONBytes(b, x.Method)
-		case "host":
-			b = appendJSONBytes(b, x.Host)
-		case "path":
-			b = appendJSONBytes(b, x.Path)
-		case "query":
-			b = appendJSONBytes(b, x.RawQuery)
-		case "protocol":
-			b = appendJSONString(b, x.Proto)
-		case "status":
-			b = strconv.AppendInt(b, int64(x.Status), 10)
-		case "bytesIn":
-			b = strconv.AppendInt(b, x.BytesIn, 10)
-		case "bytesOut":
-			b = strconv.AppendInt(b, x.BytesOut, 10)
-		case "duration":
-			b = strconv.AppendFloat(b, time.Since(x.Start).Seconds(), 'f', 6, 64)
-		case "upstreamDuration":
-			b = strconv.AppendFloat(b, x.UpstreamTime.Seconds(), 'f', 6, 64)
-		case "requestId":
-			b = appendJSONBytes(b, x.RequestID)
-		case "userAgent":
-			v, _ := x.ReqHeaders.Peek("User-Agent")
-			b = appendJSONBytes(b, v)
-		case "referer":
-			v, _ := x.ReqHeaders.Peek("Referer")
-			b = appendJSONBytes(b, v)
-		case "tls":
-			b = strconv.AppendBool(b, x.Scheme == "https")
-		case "retries":
-			b = strconv.AppendInt(b, int64(x.Retries), 10)
-		default:
-			b = append(b, "null"...)
-		}
+	var ep [64]byte
+	v := logValues{start: x.Start, route: x.Route, endpoint: append(ep[:0], x.Endpoint...), client: x.Client,
+		method: x.Method, host: x.Host, path: x.Path, query: x.RawQuery, proto: x.Proto, status: x.Status,
+		bytesIn: x.BytesIn, bytesOut: x.BytesOut, duration: time.Since(x.Start), upstream: x.UpstreamTime,
+		requestID: x.RequestID, tls: x.Scheme == "https", retries: x.Retries}
+	if s.userAgent {
+		v.userAgent, _ = x.ReqHeaders.Peek("User-Agent")
 	}
-	b = append(b, '}', '\n')
+	if s.referer {
+		v.referer, _ = x.ReqHeaders.Peek("Referer")
+	}
+	bp := logBufPool.Get().(*[]byte)
+	b := s.appendLine((*bp)[:0], &v)
 	_, _ = s.w.Write(b)
 	*bp = b
 	logBufPool.Put(bp)

@@ -95,6 +95,9 @@ type Config struct {
 	// MaxConnections bounds the client connections of all loops together
 	// (0: unlimited); more are closed at accept.
 	MaxConnections int
+	// AccessLog, when set with a Router, makes each loop's ExchangeLog,
+	// which records the exchanges the loop forwards.
+	AccessLog func() ExchangeLog
 	// TLS, when set, is asked at each accept for the listener's TLS
 	// configuration (nil: plain HTTP): the loop serves HTTP/1.1 over TLS
 	// and hands HTTP/2 (ALPN "h2") connections off as *tls.Conn (see
@@ -426,6 +429,7 @@ type loop struct {
 	freeClients                []*client
 	freeOrigins                []*origin
 	scratch                    []byte
+	xl                         logState
 	tlsLoop
 }
 
@@ -470,8 +474,9 @@ type client struct {
 	start      int64
 	status     int
 	sent       int64
-	headSent   int64 // the part of sent that was response heads
-	in         int64 // the request's size for Observe
+	headSent   int64  // the part of sent that was response heads
+	in         int64  // the request's size for Observe
+	rec        []byte // the exchange's access-log record (ExchangeLog.Begin)
 
 	ts *tlsSock // TLS clients: the tls.Conn's transport
 }
@@ -517,6 +522,7 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 		maxIdle: cfg.MaxIdlePerLoop, lim: cfg.Limits, rawBlock: cfg.RawBlock,
 		scratch: make([]byte, 0, 4096)}
 	l.initTLS(cfg)
+	l.initLog(&cfg)
 	for _, fd := range []int{lfd, efd} {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
 		if fd == lfd && !ownsLFD {
@@ -782,7 +788,7 @@ func (l *loop) accept() {
 		if n := len(l.freeClients); n > 0 {
 			c = l.freeClients[n-1]
 			l.freeClients = l.freeClients[:n-1]
-			*c = client{buf: c.buf[:cap(c.buf)], peer: c.peer[:0]}
+			*c = client{buf: c.buf[:cap(c.buf)], peer: c.peer[:0], rec: c.rec[:0]}
 		} else {
 			c = &client{buf: make([]byte, clientBufSize), peer: make([]byte, 0, 48)}
 		}
@@ -846,6 +852,9 @@ func (l *loop) observe(c *client, status int) {
 	c.inExchange = false
 	if l.observeFn != nil {
 		l.observeFn(c.tag, status, time.Duration(l.now-c.start), c.in, max(c.sent-c.headSent, 0))
+	}
+	if l.xl.log != nil {
+		l.logEnd(c, Ended{Status: status, Elapsed: time.Duration(l.now - c.start), BytesIn: c.in, BytesOut: max(c.sent-c.headSent, 0)})
 	}
 	c.tag = nil
 }
@@ -1043,6 +1052,9 @@ func (l *loop) clientProgress(c *client) {
 		// body's Content-Length (0 for a chunked body), as the goroutine
 		// engine counts a request.
 		c.in = int64(len(rh.headers)) + 2 + max(rh.contentLength, 0)
+		if l.xl.log != nil {
+			l.logBegin(c, dst)
+		}
 		o, err := l.getOrigin(dst.Origin)
 		if err != nil {
 			l.reject(c, problemBadGateway)

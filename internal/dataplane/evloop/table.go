@@ -12,9 +12,9 @@ import (
 // the Host header picks the load balancer (config.HTTPListener.VHost), its
 // routes pick the pool (config.VHost.Match) and the pool's load balancer
 // picks the endpoint (lb.Pool.Pick); the Target's Tag is the
-// *config.Route. A request that needs anything more
-// than forwarding goes to Handoff: a load balancer with security settings,
-// trusted proxies or an access log, or one that Eligible (when set)
+// *config.Route. A request that needs anything more than forwarding goes
+// to Handoff: a load balancer with security settings, trusted proxies or
+// an access log (unless AccessLogs), or one that Eligible (when set)
 // refuses; a route with a redirect, direct answer, rewrite, header
 // changes, CORS, retries or a mirror; a pool with TLS, PROXY protocol or
 // HTTP/2 to its origins, hashing, affinity, outlier detection, a circuit
@@ -28,6 +28,10 @@ type TableRouter struct {
 	// Eligible, when set, must also accept the load balancer (the node's
 	// hook passes "its stage pipeline is empty").
 	Eligible func(vh *config.VHost) bool
+	// AccessLogs says the proxy writes the access logs of the load
+	// balancers that have one (Config.AccessLog); without it they go to
+	// Handoff.
+	AccessLogs bool
 }
 
 // Route implements Router.
@@ -46,7 +50,7 @@ func (t *TableRouter) route(r *Request) (netip.AddrPort, *config.Route, bool) {
 		return netip.AddrPort{}, nil, false
 	}
 	vh := lc.VHost(r.Host)
-	if vh == nil || !plainVHost(vh) || t.Eligible != nil && !t.Eligible(vh) {
+	if vh == nil || !t.plainVHost(vh) || t.Eligible != nil && !t.Eligible(vh) {
 		return netip.AddrPort{}, nil, false
 	}
 	if len(r.Query) > 0 && bytes.ContainsAny(r.Query, "%+") {
@@ -77,8 +81,8 @@ func (t *TableRouter) route(r *Request) (netip.AddrPort, *config.Route, bool) {
 	return ap, rt, true
 }
 
-func plainVHost(vh *config.VHost) bool {
-	if vh.Authn != nil || len(vh.TrustedProxies) > 0 || vh.AccessLog != nil && vh.AccessLog.Enabled {
+func (t *TableRouter) plainVHost(vh *config.VHost) bool {
+	if vh.Authn != nil || len(vh.TrustedProxies) > 0 || !t.AccessLogs && vh.AccessLog != nil && vh.AccessLog.Enabled {
 		return false
 	}
 	for _, s := range vh.Security {

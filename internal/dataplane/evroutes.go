@@ -1,0 +1,65 @@
+package dataplane
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+)
+
+// evRoute is what the event-loop engine needs of a route, resolved when a
+// table is applied: the Tag of the requests the loops forward on it, so
+// that counting and logging an exchange look nothing up.
+type evRoute struct {
+	rt  *config.Route
+	rm  *routeMetrics
+	lbm *lbMetrics
+	// log is the load balancer's access log (nil: none).
+	log *accessLogStage
+}
+
+// evRoutes resolves the evRoute of every route of st.
+func evRoutes(st *state) map[*config.Route]*evRoute {
+	m := map[*config.Route]*evRoute{}
+	for vh, pl := range st.pipelines {
+		add := func(rt *config.Route) {
+			if rt != nil {
+				m[rt] = &evRoute{rt: rt, rm: st.routeMetrics[rt], lbm: st.lbMetrics[vh], log: pl.accessLog}
+			}
+		}
+		for _, rt := range vh.Routes {
+			add(rt)
+		}
+		add(vh.Default)
+	}
+	return m
+}
+
+// evRouteCache holds the evRoutes of the state in force, resolved on first
+// use after each Apply.
+type evRouteCache struct {
+	s   *Server
+	mu  sync.Mutex
+	cur atomic.Pointer[evRouteSet]
+}
+
+type evRouteSet struct {
+	st     *state
+	routes map[*config.Route]*evRoute
+}
+
+// lookup returns the evRoute of rt in the state in force (nil when rt is
+// not one of its routes: the table changed meanwhile).
+func (c *evRouteCache) lookup(rt *config.Route) *evRoute {
+	st := c.s.state.Load()
+	set := c.cur.Load()
+	if set == nil || set.st != st {
+		c.mu.Lock()
+		if set = c.cur.Load(); set == nil || set.st != st {
+			set = &evRouteSet{st: st, routes: evRoutes(st)}
+			c.cur.Store(set)
+		}
+		c.mu.Unlock()
+	}
+	return set.routes[rt]
+}
