@@ -27,6 +27,11 @@ var ErrWatchOverflow = errors.New("store: watch consumer fell too far behind; re
 // its transactions within MaxTxnOps.
 var ErrTooManyOps = errors.New("store: too many operations in one transaction")
 
+// ErrTxnTooLarge is returned (wrapped) by Txn when the backend refuses a
+// transaction for its size in bytes (etcd: 1.5 MiB per request by
+// default).
+var ErrTxnTooLarge = errors.New("store: transaction too large")
+
 // MaxTxnOps is the most operations, and the most compares, a transaction
 // may hold to be accepted by every backend (etcd's default --max-txn-ops).
 const MaxTxnOps = 128

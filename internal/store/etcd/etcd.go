@@ -226,6 +226,13 @@ func (s *Store) Txn(ctx context.Context, t store.Txn) (int64, error) {
 		return 0, fmt.Errorf("committing a transaction of %d operations and %d compares (etcd's --max-txn-ops is lower; store.MaxTxnOps is %d): %w",
 			len(t.Ops), len(t.Compares), store.MaxTxnOps, store.ErrTooManyOps)
 	}
+	if errors.Is(err, rpctypes.ErrRequestTooLarge) || err != nil && strings.Contains(err.Error(), "trying to send message larger than max") {
+		n := 0
+		for _, op := range t.Ops {
+			n += len(op.Key) + len(op.Value)
+		}
+		return 0, fmt.Errorf("committing a transaction of %d bytes (over etcd's --max-request-bytes): %w", n, store.ErrTxnTooLarge)
+	}
 	if err != nil {
 		return 0, mapErr("committing transaction", err)
 	}

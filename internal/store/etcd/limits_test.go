@@ -33,6 +33,13 @@ func TestTxnOpsLimit(t *testing.T) {
 	if res, err := s.List(ctx, "big/", store.ListOptions{}); err != nil || len(res.Items) != 0 {
 		t.Fatalf("refused transaction wrote %d keys (%v)", len(res.Items), err)
 	}
+	// Over etcd's request limit (1.5 MiB), and over the client's (2 MiB).
+	for _, size := range []int{800 << 10, 1 << 20} {
+		big := store.Txn{Ops: []store.Op{store.Put("huge/a", make([]byte, size)), store.Put("huge/b", make([]byte, size))}}
+		if _, err := s.Txn(ctx, big); !errors.Is(err, store.ErrTxnTooLarge) {
+			t.Fatalf("transaction of 2 x %d bytes: %v", size, err)
+		}
+	}
 	if _, ok := store.AsBatcher(s); ok {
 		t.Fatal("etcd claims to be a store.Batcher (one revision per transaction)")
 	}
