@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/lb"
 )
 
@@ -393,4 +394,26 @@ func clientAcceptsTrailers(x *Exchange) bool {
 		}
 	})
 	return ok
+}
+
+// mirrorH1ToH2 sends a mirrored HTTP/1.1 request (prepared for the origin,
+// its body in memory) to a shadow pool that speaks HTTP/2.
+func (s *Server) mirrorH1ToH2(mreq *fasthttp.Request, m *config.Mirror) {
+	u, err := url.ParseRequestURI(string(mreq.URI().RequestURI()))
+	if err != nil {
+		return
+	}
+	hdr := make(http.Header, 16)
+	for k, v := range mreq.Header.All() {
+		switch {
+		case bytes.EqualFold(k, []byte("Host")), bytes.EqualFold(k, []byte("Content-Length")),
+			bytes.EqualFold(k, []byte("Transfer-Encoding")), bytes.EqualFold(k, []byte("Connection")),
+			bytes.EqualFold(k, []byte("Trailer")), bytes.EqualFold(k, []byte("TE")):
+			continue
+		}
+		hdr.Add(string(k), string(v))
+	}
+	out := &http.Request{Method: string(mreq.Header.Method()), URL: u, Host: string(mreq.Header.Host()), Header: hdr,
+		Proto: "HTTP/2.0", ProtoMajor: 2}
+	s.sendMirror(out, m, mreq.Body(), true)
 }

@@ -872,6 +872,10 @@ func (s *Server) mirrorH1(req *fasthttp.Request, x *Exchange, m *config.Mirror) 
 	go func() {
 		defer func() { <-s.mirrorSem }()
 		defer fasthttp.ReleaseRequest(mreq)
+		if m.Pool.HTTP2 {
+			s.mirrorH1ToH2(mreq, m) // h1toh2.go
+			return
+		}
 		pool := s.reg.Pool(m.Pool.ID)
 		if pool == nil {
 			return

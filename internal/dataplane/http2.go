@@ -139,7 +139,9 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 	default:
 		rt := x.Route
 		retryWanted := rt.Retry != nil && (rt.Retry.NonIdempotent || idempotent(x.Method))
-		replay, ok := s.requestBodyStd(w, r, x, pl, bodyTimeout(lc, vh), retryWanted)
+		// A mirror needs its own copy of the body: small bodies are kept
+		// for it as for a retry.
+		replay, ok := s.requestBodyStd(w, r, x, pl, bodyTimeout(lc, vh), retryWanted || rt.Mirror != nil)
 		if !ok {
 			writeReplyStd(rw, x)
 			break
@@ -538,6 +540,11 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 	} else {
 		out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
 	}
+	if rt.Mirror != nil {
+		if tee := s.mirrorStd(out, x, rt.Mirror, replay, grpc); tee != nil {
+			defer tee.finish()
+		}
+	}
 	hash := hashFor(x, cp)
 	attempts := 1
 	// Only bodiless requests and bodies kept in full can be replayed on
@@ -755,4 +762,152 @@ func writeGRPCError(w *statusWriter, x *Exchange, code int, msg string) {
 	h.Set("Grpc-Message", msg)
 	x.Status = http.StatusOK
 	w.WriteHeader(http.StatusOK)
+}
+
+// mirrorStd sends a copy of a request that arrived over HTTP/2 (out, ready
+// for the origin: hop-by-hop fields gone, forwarding fields set, rewrites
+// done) to the shadow pool, in the background; its answer is discarded and
+// nothing about it reaches the client or delays the primary request. The
+// semantics are those of the HTTP/1.1 path (mirrorH1): the route's
+// percentage, at most 64 mirrors in flight (more are dropped), the same
+// Host, endpoints picked without a hash, the default route timeout.
+//
+// The body: one kept in memory (replay, for a retry or this mirror) is sent
+// as it is. A body that streams (gRPC, or longer than
+// Options.MaxReplayBodySize is not known yet) is copied as it passes to the
+// primary origin, up to Options.MaxReplayBodySize bytes: the mirror leaves
+// when that body has ended within the bound, and is dropped if it grows
+// past it or never ends. The returned tee (nil when the body needs none)
+// must be finished when the exchange ends.
+func (s *Server) mirrorStd(out *http.Request, x *Exchange, m *config.Mirror, replay []byte, grpc bool) *mirrorTee {
+	if m.Pool == nil || (m.Percent < 100 && int(requestIDCounter.Load()%100) >= m.Percent) {
+		return nil
+	}
+	select {
+	case s.mirrorSem <- struct{}{}:
+	default:
+		return nil
+	}
+	u := *out.URL
+	mreq := &http.Request{Method: out.Method, URL: &u, Host: out.Host, Header: out.Header.Clone(), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+	// The primary's choice of protocol, for the shadow pool.
+	if grpc || m.Pool.HTTP2 || out.Header.Get("Te") == "trailers" {
+		mreq.Proto, mreq.ProtoMajor, mreq.ProtoMinor = "HTTP/2.0", 2, 0
+	}
+	h2 := mreq.ProtoMajor == 2
+	send := func(body []byte) {
+		go func() {
+			defer func() { <-s.mirrorSem }()
+			s.sendMirror(mreq, m, body, h2)
+		}()
+	}
+	switch {
+	case replay != nil:
+		send(replay)
+	case out.Body == nil || out.Body == http.NoBody:
+		send(nil)
+	default:
+		tee := &mirrorTee{rc: out.Body, limit: s.opts.MaxReplayBodySize, send: send, drop: func() { <-s.mirrorSem }}
+		out.Body = tee
+		return tee
+	}
+	return nil
+}
+
+// sendMirror sends one mirrored request to an endpoint of the shadow pool
+// and discards the answer.
+func (s *Server) sendMirror(mreq *http.Request, m *config.Mirror, body []byte, h2 bool) {
+	pool := s.reg.Pool(m.Pool.ID)
+	if pool == nil {
+		return
+	}
+	ep, err := pool.Pick(0, nil)
+	if err != nil {
+		return
+	}
+	pt := s.transports.get(pool, m.Pool)
+	var rtp http.RoundTripper = pt.h1
+	if h2 {
+		rtp = pt.h2
+	}
+	mreq.URL.Scheme = "http"
+	if m.Pool.TLS != nil {
+		mreq.URL.Scheme = "https"
+	}
+	mreq.URL.Host = ep.Addr()
+	mreq.ContentLength = int64(len(body))
+	if len(body) > 0 {
+		mreq.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), endpointKey, ep), s.opts.DefaultRouteTimeout)
+	defer cancel()
+	ep.Begin()
+	t0 := time.Now()
+	resp, err := rtp.RoundTrip(mreq.WithContext(ctx))
+	res := lb.Result{ConnectFailed: isDialError(err)}
+	if err == nil {
+		res.Status = resp.StatusCode
+		// Read a short answer whole so that its connection is kept.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}
+	res.Duration = time.Since(t0)
+	ep.End(res)
+}
+
+// mirrorTee copies a streaming request body, as the primary origin reads
+// it, for a mirror: at most limit bytes. send gets the copy when the body
+// ended within the bound; drop runs instead when it did not (longer, a
+// read failed, or the exchange ended first). Exactly one of them runs.
+type mirrorTee struct {
+	rc    io.ReadCloser
+	limit int
+	send  func([]byte)
+	drop  func()
+
+	mu   sync.Mutex
+	buf  []byte
+	over bool
+	done bool
+}
+
+func (t *mirrorTee) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return n, err
+	}
+	if !t.over {
+		if len(t.buf)+n > t.limit {
+			t.over, t.buf = true, nil
+		} else {
+			t.buf = append(t.buf, p[:n]...)
+		}
+	}
+	switch {
+	case err == io.EOF && !t.over:
+		t.done = true
+		t.send(t.buf)
+	case err != nil || t.over:
+		t.done = true
+		t.drop()
+	}
+	return n, err
+}
+
+func (t *mirrorTee) Close() error {
+	t.finish()
+	return t.rc.Close()
+}
+
+// finish drops the mirror if the body has not ended yet.
+func (t *mirrorTee) finish() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.done {
+		t.done = true
+		t.buf = nil
+		t.drop()
+	}
 }
