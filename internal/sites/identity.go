@@ -168,11 +168,13 @@ func (s *Server) RevokeSeen(ctx context.Context, tenant, site string) error {
 	}
 	ops = append(ops, s.evictLocked()...)
 	s.revMu.Unlock()
-	if len(ops) == 0 {
-		return nil
-	}
-	if _, err := s.opts.Store.Txn(ctx, store.Txn{Ops: ops}); err != nil {
-		return fmt.Errorf("revoking certificates of site %q: %w", site, err)
+	// Entries are independent: written in transactions every backend takes.
+	for len(ops) > 0 {
+		batch := ops[:min(len(ops), store.MaxTxnOps)]
+		ops = ops[len(batch):]
+		if _, err := s.opts.Store.Txn(ctx, store.Txn{Ops: batch}); err != nil {
+			return fmt.Errorf("revoking certificates of site %q: %w", site, err)
+		}
 	}
 	return nil
 }
@@ -235,7 +237,7 @@ func (s *Server) PruneRevoked(ctx context.Context) (int, error) {
 	n := len(s.revoked)
 	s.revMu.Unlock()
 	for len(ops) > 0 {
-		batch := ops[:min(len(ops), 256)]
+		batch := ops[:min(len(ops), store.MaxTxnOps)]
 		ops = ops[len(batch):]
 		if _, err := s.opts.Store.Txn(ctx, store.Txn{Ops: batch}); err != nil {
 			return n, fmt.Errorf("pruning revoked site certificates: %w", err)
