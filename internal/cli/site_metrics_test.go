@@ -1,10 +1,7 @@
 package cli_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,32 +14,16 @@ import (
 	"github.com/meridian-platform/meridian/internal/node/agent"
 	"github.com/meridian-platform/meridian/internal/secevents"
 	"github.com/meridian-platform/meridian/internal/sites"
+	"github.com/meridian-platform/meridian/internal/sites/sitestest"
 )
 
-const topObjects = `
-apiVersion: meridian/v1
-kind: Namespace
-metadata: {name: retail}
----
-apiVersion: meridian/v1
-kind: VirtualSite
-metadata: {name: eu}
-spec: {selector: {matchLabels: {region: eu}}}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: shop, namespace: retail}
-spec: {endpoints: [{address: "127.0.0.1:9"}]}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: shop, namespace: retail}
-spec:
-  domains: ["shop.example"]
-  listeners: [{port: 8080}]
-  defaultPool: shop
-  sites: {virtualSite: eu}
-`
+// topObjects are the owner's side of the shared-site fixture with the
+// load balancer named shop.
+func topObjects() string {
+	o := sitestest.Owner()
+	o.LoadBalancer, o.Domains = "shop", `["shop.example"]`
+	return o.YAML()
+}
 
 // TestTopAndDescribeTelemetry: counters a real node agent reports reach
 // `meridian top` and `meridian describe` (per site for a load balancer,
@@ -57,22 +38,12 @@ func TestTopAndDescribeTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	cctx := cfg.Contexts[0]
-	if _, errOut, code := r.run(topObjects, "apply", "-f", "-"); code != 0 {
+	if _, errOut, code := r.run(topObjects(), "apply", "-f", "-"); code != 0 {
 		t.Fatalf("apply: %s", errOut)
 	}
 	token := strings.TrimSpace(r.ok("create", "sitetoken", "eu", "--labels", "region=eu", "--auto-approve"))
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := agent.New(agent.Options{ConsoleURL: cctx.Server, Token: token, Name: "station-1", DataDir: t.TempDir(),
-		CAData: []byte(cctx.CAData), Applier: nopApplier{}, TelemetryInterval: 50 * time.Millisecond,
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	a := sitestest.RunAgent(t, agent.Options{ConsoleURL: cctx.Server, Token: token, Name: "station-1",
+		CAData: []byte(cctx.CAData), Applier: nopApplier{}, TelemetryInterval: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 
 	if out := r.ok("top", "httploadbalancer", "shop", "-n", "retail"); !strings.Contains(out, "no site has reported") {
 		t.Fatalf("top before any report:\n%s", out)

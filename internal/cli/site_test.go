@@ -3,8 +3,6 @@ package cli_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/cli"
 	"github.com/meridian-platform/meridian/internal/distrib"
 	"github.com/meridian-platform/meridian/internal/node/agent"
+	"github.com/meridian-platform/meridian/internal/sites/sitestest"
 )
 
 // nopApplier accepts every object without running anything.
@@ -82,18 +81,8 @@ func TestSiteVerbs(t *testing.T) {
 		t.Fatalf("bad label: exit %d: %s", code, errOut)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := agent.New(agent.Options{ConsoleURL: cctx.Server, Token: token, Name: "station-1", DataDir: t.TempDir(),
-		CAData: []byte(cctx.CAData), NodeVersion: "9.9.9-test", Applier: nopApplier{},
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	sitestest.RunAgent(t, agent.Options{ConsoleURL: cctx.Server, Token: token, Name: "station-1",
+		CAData: []byte(cctx.CAData), NodeVersion: "9.9.9-test", Applier: nopApplier{}, MaxBackoff: 200 * time.Millisecond})
 
 	s := waitSite(t, r, "station-1", "registration", func(s v1.Site) bool { return s.Status.State != "" })
 	if s.Status.State != v1.SiteStatePending || s.Metadata.Labels["region"] != "eu" {

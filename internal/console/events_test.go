@@ -2,11 +2,8 @@ package console_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,90 +15,6 @@ import (
 	"github.com/meridian-platform/meridian/internal/secevents"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
 )
-
-const eventsOwner = `
-apiVersion: meridian/v1
-kind: Namespace
-metadata: {name: retail}
----
-apiVersion: meridian/v1
-kind: VirtualSite
-metadata: {name: eu}
-spec: {selector: {matchLabels: {region: eu}}}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: shop, namespace: retail}
-spec: {endpoints: [{address: "127.0.0.1:9"}]}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: own, namespace: retail}
-spec:
-  domains: [shop.example]
-  listeners: [{port: 8080}]
-  defaultPool: shop
-  sites: {virtualSite: eu}
-`
-
-const eventsGuest = `
-apiVersion: meridian/v1
-kind: Namespace
-metadata: {name: retail}
----
-apiVersion: meridian/v1
-kind: VirtualSite
-metadata: {name: leased}
-spec: {selector: {matchLabels: {region: eu}}}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: shop, namespace: retail}
-spec: {endpoints: [{address: "127.0.0.1:10"}]}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: guest, namespace: retail}
-spec:
-  domains: [guest.example]
-  listeners: [{port: 8081}]
-  defaultPool: shop
-  sites: {virtualSite: leased}
-`
-
-// keeper accepts every object and remembers their names (the data plane is
-// not what this test is about; test/e2e/events_test.go runs a real one).
-type keeper struct {
-	mu   sync.Mutex
-	refs map[string]bool
-}
-
-func (k *keeper) Apply(_ context.Context, objs []v1.Object) []distrib.ObjectError {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.refs = map[string]bool{}
-	for _, o := range objs {
-		k.refs[o.GetTypeMeta().Kind+" "+o.GetMetadata().Namespace+"/"+o.GetMetadata().Name] = true
-	}
-	return nil
-}
-
-func (k *keeper) has(ref string) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.refs[ref]
-}
-
-func waitUntil(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func secEvent(lb, source string, rule int) distrib.Event {
 	e := &secevents.Event{Time: time.Now().UTC(), Kind: secevents.KindWAF, Action: secevents.ActionBlocked, RequestID: "req-" + lb,
@@ -117,26 +30,18 @@ func secEvent(lb, source string, rule int) distrib.Event {
 func TestSecurityEventsOnASharedSite(t *testing.T) {
 	e := sitestest.Start(t)
 	e.CreateTenant(t, "other")
-	e.Apply(t, "", sitestest.MustDecode(t, eventsOwner)...)
-	e.Apply(t, "other", sitestest.MustDecode(t, eventsGuest)...)
+	e.Apply(t, "", sitestest.MustDecode(t, sitestest.Owner().YAML())...)
+	e.Apply(t, "other", sitestest.MustDecode(t, sitestest.Guest().YAML())...)
 	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{MaxUses: 1, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
 
-	k := &keeper{}
-	a, err := agent.New(agent.Options{ConsoleURL: e.URL, Token: tok, Name: "s1", DataDir: filepath.Join(t.TempDir(), "s1"), CAData: e.CA,
-		Applier: k, MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitUntil(t, "the owner's load balancer on s1", func() bool { return k.has("HTTPLoadBalancer retail/own") })
-	share := &v1.SiteShare{Spec: v1.SiteShareSpec{Site: "s1", Tenant: "other"}}
-	share.APIVersion, share.Kind, share.Metadata.Name = v1.APIVersion, "SiteShare", "lease-s1"
-	e.Apply(t, "", share)
-	waitUntil(t, "both tenants' load balancers on s1", func() bool {
-		return k.has("HTTPLoadBalancer retail/own") && k.has("HTTPLoadBalancer other--retail/guest")
+	// The data plane is not what this test is about (test/e2e/events_test.go
+	// runs a real one): the node keeps what it is given.
+	k := &sitestest.Recorder{}
+	a := sitestest.RunAgent(t, agent.Options{ConsoleURL: e.URL, Token: tok, Name: "s1", DataDir: filepath.Join(t.TempDir(), "s1"), CAData: e.CA, Applier: k})
+	sitestest.WaitFor(t, "the owner's load balancer on s1", func() bool { return k.Has("HTTPLoadBalancer retail/own") })
+	e.Lease(t, "lease-s1", "s1", "other")
+	sitestest.WaitFor(t, "both tenants' load balancers on s1", func() bool {
+		return k.Has("HTTPLoadBalancer retail/own") && k.Has("HTTPLoadBalancer other--retail/guest")
 	})
 
 	a.RecordEvent(secEvent("retail/own", "retail/fw", 942100))
@@ -161,7 +66,7 @@ func TestSecurityEventsOnASharedSite(t *testing.T) {
 		}
 		return l.Items
 	}
-	waitUntil(t, "the events at the console", func() bool { return len(list(owner)) > 0 && len(list(guest)) > 0 })
+	sitestest.WaitFor(t, "the events at the console", func() bool { return len(list(owner)) > 0 && len(list(guest)) > 0 })
 	time.Sleep(300 * time.Millisecond) // let anything misattributed arrive too
 	check := func(when string) {
 		t.Helper()

@@ -14,15 +14,11 @@ import (
 	"log/slog"
 	"math/big"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
@@ -33,79 +29,17 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// recorder is an Applier that keeps what it was given and rejects the
-// objects labelled reject-on=<its site>.
-type recorder struct {
-	site string
-	mu   sync.Mutex
-	objs map[string]v1.Object
-}
-
-func (r *recorder) Apply(_ context.Context, objs []v1.Object) []distrib.ObjectError {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.objs = map[string]v1.Object{}
-	var out []distrib.ObjectError
-	for _, o := range objs {
-		m := o.GetMetadata()
-		if r.site != "" && m.Labels["reject-on"] == r.site {
-			out = append(out, distrib.ObjectError{ObjectRef: distrib.ObjectRef{Kind: o.GetTypeMeta().Kind, Namespace: m.Namespace, Name: m.Name},
-				Error: "listener port taken on this node"})
-			continue
-		}
-		r.objs[o.GetTypeMeta().Kind+" "+m.Namespace+"/"+m.Name] = o
-	}
-	return out
-}
-
-func (r *recorder) keys() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	for k := range r.objs {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return strings.Join(out, ",")
-}
-
-func (r *recorder) get(key string) v1.Object {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.objs[key]
-}
-
 type testNode struct {
-	rec *recorder
+	rec *sitestest.Recorder
 	a   *agent.Agent
 	dir string
 }
 
 func startNode(t *testing.T, e *sitestest.Env, token, name string) *testNode {
 	t.Helper()
-	n := &testNode{rec: &recorder{site: name}, dir: filepath.Join(t.TempDir(), name)}
-	a, err := agent.New(agent.Options{ConsoleURL: e.URL, Token: token, Name: name, DataDir: n.dir, CAData: e.CA,
-		Applier: n.rec, MinBackoff: 20 * time.Millisecond, MaxBackoff: 300 * time.Millisecond, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.a = a
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	n := &testNode{rec: &sitestest.Recorder{Site: name}, dir: filepath.Join(t.TempDir(), name)}
+	n.a = sitestest.RunAgent(t, agent.Options{ConsoleURL: e.URL, Token: token, Name: name, DataDir: n.dir, CAData: e.CA, Applier: n.rec})
 	return n
-}
-
-func waitFor(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func selfSigned(t *testing.T, host string) (certPEM, keyPEM string) {
@@ -207,23 +141,23 @@ func TestPlacementIsolationAndRollout(t *testing.T) {
 	pend := startNode(t, e, ptok, "d-pending")
 
 	wantEU := "Certificate retail/used-d,HTTPLoadBalancer retail/eu-d,OriginPool retail/pool-d"
-	waitFor(t, "d-eu's objects", func() bool { return deu.rec.keys() == wantEU })
-	waitFor(t, "o-eu's objects", func() bool {
-		return oeu.rec.keys() == "Certificate retail/used-o,HTTPLoadBalancer retail/eu-o,OriginPool retail/pool-o"
+	sitestest.WaitFor(t, "d-eu's objects", func() bool { return deu.rec.Keys() == wantEU })
+	sitestest.WaitFor(t, "o-eu's objects", func() bool {
+		return oeu.rec.Keys() == "Certificate retail/used-o,HTTPLoadBalancer retail/eu-o,OriginPool retail/pool-o"
 	})
 	// The secret arrives in clear, and only the referenced certificate.
-	cert := deu.rec.get("Certificate retail/used-d").(*v1.Certificate)
+	cert := deu.rec.Get("Certificate retail/used-d").(*v1.Certificate)
 	if strings.TrimSpace(string(cert.Spec.PrivateKey)) != strings.TrimSpace(key) {
 		t.Fatalf("certificate key not delivered in clear: %q", cert.Spec.PrivateKey)
 	}
 	for _, o := range []*testNode{deu, oeu} {
-		if k := o.rec.keys(); strings.Contains(k, "unused") || strings.Contains(k, "us-") {
+		if k := o.rec.Keys(); strings.Contains(k, "unused") || strings.Contains(k, "us-") {
 			t.Fatalf("site got objects it does not need: %s", k)
 		}
 	}
 	// A pending site gets nothing until approved.
-	waitFor(t, "the pending site's empty snapshot", func() bool { return pend.a.Version() != "" })
-	if k := pend.rec.keys(); k != "" {
+	sitestest.WaitFor(t, "the pending site's empty snapshot", func() bool { return pend.a.Version() != "" })
+	if k := pend.rec.Keys(); k != "" {
 		t.Fatalf("pending site got %s", k)
 	}
 	admin := e.Client(t, "")
@@ -231,7 +165,7 @@ func TestPlacementIsolationAndRollout(t *testing.T) {
 	if err := admin.Patch(ctx, "Site", "", "d-pending", []byte(`{"spec":{"approved":true}}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the approved site's objects", func() bool { return pend.rec.keys() == wantEU })
+	sitestest.WaitFor(t, "the approved site's objects", func() bool { return pend.rec.Keys() == wantEU })
 
 	// Sites selecting the same objects share one compiled snapshot.
 	d := e.Console.Distributor()
@@ -243,12 +177,12 @@ func TestPlacementIsolationAndRollout(t *testing.T) {
 
 	// Rejection on one node only, shown in the object's and the site's
 	// status.
-	waitFor(t, "the rollout with a failure", func() bool {
+	sitestest.WaitFor(t, "the rollout with a failure", func() bool {
 		var lb v1.HTTPLoadBalancer
 		admin.Get(ctx, "HTTPLoadBalancer", "retail", "eu-d", &lb)
 		return lb.Status.Rollout == "applied 2/3 sites; 1 failed: d-eu2: listener port taken on this node"
 	})
-	waitFor(t, "the site's errors", func() bool {
+	sitestest.WaitFor(t, "the site's errors", func() bool {
 		var s v1.Site
 		admin.Get(ctx, "Site", "", "d-eu2", &s)
 		return len(s.Status.Errors) == 1 && strings.Contains(s.Status.Errors[0], "eu-d")
@@ -258,15 +192,15 @@ func TestPlacementIsolationAndRollout(t *testing.T) {
 	if err := admin.Patch(ctx, "Site", "", "d-eu", []byte(`{"metadata":{"labels":{"region":"us"}}}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "d-eu moved to us", func() bool { return deu.rec.keys() == "HTTPLoadBalancer retail/us-d,OriginPool retail/pool-d" })
+	sitestest.WaitFor(t, "d-eu moved to us", func() bool { return deu.rec.Keys() == "HTTPLoadBalancer retail/us-d,OriginPool retail/pool-d" })
 	// A new placement reaches a running site.
 	if err := admin.Patch(ctx, "HTTPLoadBalancer", "retail", "us-d", []byte(`{"spec":{"sites":{"virtualSite":"eu"}}}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "us-d removed from d-eu", func() bool { return deu.rec.keys() == "" })
-	waitFor(t, "us-d on d-eu2", func() bool { return strings.Contains(deu2.rec.keys(), "HTTPLoadBalancer retail/us-d") })
-	if strings.Contains(oeu.rec.keys(), "-d") {
-		t.Fatalf("another tenant's site got %s", oeu.rec.keys())
+	sitestest.WaitFor(t, "us-d removed from d-eu", func() bool { return deu.rec.Keys() == "" })
+	sitestest.WaitFor(t, "us-d on d-eu2", func() bool { return strings.Contains(deu2.rec.Keys(), "HTTPLoadBalancer retail/us-d") })
+	if strings.Contains(oeu.rec.Keys(), "-d") {
+		t.Fatalf("another tenant's site got %s", oeu.rec.Keys())
 	}
 }
 
@@ -281,17 +215,7 @@ func clientCert(t *testing.T, dir string) tls.Certificate {
 // openStream speaks the sync protocol by hand: hello, then the first
 // answer.
 func openStream(t *testing.T, e *sitestest.Env, cert *tls.Certificate, hello distrib.Hello) (*distrib.Update, error) {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(e.CA)
-	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
-	}
-	conn, err := grpc.NewClient(strings.TrimPrefix(e.URL, "https://"), grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(distrib.Codec{})))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.Dial(t, cert)
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -323,7 +247,7 @@ func TestHandCraftedRequestsGetNothingElse(t *testing.T) {
 	eu := startNode(t, e, dtok, "d-eu")
 	oeu := startNode(t, e, otok, "o-eu")
 	for _, n := range []*testNode{us, eu, oeu} {
-		waitFor(t, "first snapshot", func() bool { return n.a.Version() != "" })
+		sitestest.WaitFor(t, "first snapshot", func() bool { return n.a.Version() != "" })
 	}
 	usCert := clientCert(t, us.dir)
 
@@ -357,7 +281,7 @@ func TestHandCraftedRequestsGetNothingElse(t *testing.T) {
 	other := sitestest.Start(t)
 	xtok := other.CreateToken(t, "", "x", v1.SiteTokenSpec{MaxUses: 1, AutoApprove: true})
 	x := startNode(t, other, xtok, "d-eu")
-	waitFor(t, "foreign node", func() bool { return x.a.Version() != "" })
+	sitestest.WaitFor(t, "foreign node", func() bool { return x.a.Version() != "" })
 	xCert := clientCert(t, x.dir)
 	cases = append(cases, struct {
 		name  string

@@ -84,8 +84,8 @@ func TestSecurityBindingsAndSecretsShipWithLoadBalancers(t *testing.T) {
 	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{MaxUses: 10, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
 	n := startNode(t, e, tok, "s-eu")
 	want := "AppFirewall shop/crs,HTTPLoadBalancer shop/api,OriginPool shop/pool,RateLimiter shop/rl,SecurityBinding shop/baseline,ServicePolicy shop/base"
-	waitFor(t, "the site's objects", func() bool { return n.rec.keys() == want })
-	lb := n.rec.get("HTTPLoadBalancer shop/api").(*v1.HTTPLoadBalancer)
+	sitestest.WaitFor(t, "the site's objects", func() bool { return n.rec.Keys() == want })
+	lb := n.rec.Get("HTTPLoadBalancer shop/api").(*v1.HTTPLoadBalancer)
 	if k := lb.Spec.Authentication.APIKey.Keys[0].Key; k != "ci-key-0123456789abcdef" {
 		t.Fatalf("API key not delivered in clear: %q", k)
 	}
@@ -102,8 +102,8 @@ func TestSecurityBindingsAndSecretsShipWithLoadBalancers(t *testing.T) {
 	if err := admin.Delete(ctx, "SecurityBinding", "shop", "baseline"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the binding's removal", func() bool {
-		return n.rec.keys() == "HTTPLoadBalancer shop/api,OriginPool shop/pool,RateLimiter shop/rl"
+	sitestest.WaitFor(t, "the binding's removal", func() bool {
+		return n.rec.Keys() == "HTTPLoadBalancer shop/api,OriginPool shop/pool,RateLimiter shop/rl"
 	})
 	// A dangling route-level reference is refused.
 	bad := sitestest.MustDecode(t, `

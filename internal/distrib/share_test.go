@@ -9,55 +9,12 @@ import (
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
 )
 
-const ownerObjects = `
-apiVersion: meridian/v1
-kind: Namespace
-metadata: {name: retail}
----
-apiVersion: meridian/v1
-kind: VirtualSite
-metadata: {name: eu}
-spec: {selector: {matchLabels: {region: eu}}}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: shop, namespace: retail}
-spec: {endpoints: [{address: "127.0.0.1:9"}]}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: own, namespace: retail}
-spec:
-  domains: [shop.example]
-  listeners: [{port: 8080}]
-  defaultPool: shop
-  sites: {virtualSite: eu}
-`
-
-const guestObjects = `
-apiVersion: meridian/v1
-kind: Namespace
-metadata: {name: retail}
----
-apiVersion: meridian/v1
-kind: VirtualSite
-metadata: {name: leased}
-spec: {selector: {matchLabels: {region: eu}}}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: shop, namespace: retail}
-spec: {endpoints: [{address: "127.0.0.1:10"}]}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: guest, namespace: retail}
-spec:
-  domains: ["*"]
-  listeners: [{port: 8081}]
-  defaultPool: shop
-  sites: {virtualSite: leased}
----
+// guestObjects adds to the guest's side of the shared site a load
+// balancer whose listener collides with the owner's.
+func guestObjects() string {
+	g := sitestest.Guest()
+	g.Domains = `["*"]`
+	return g.YAML() + `---
 apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: clash, namespace: retail}
@@ -67,6 +24,7 @@ spec:
   defaultPool: shop
   sites: {virtualSite: leased}
 `
+}
 
 // TestSiteShare: a leased site runs the other tenant's load balancers too
 // (its namespaces kept apart), a site that is not leased does not; a
@@ -75,29 +33,27 @@ spec:
 func TestSiteShare(t *testing.T) {
 	e := sitestest.Start(t)
 	e.CreateTenant(t, "other")
-	e.Apply(t, "", sitestest.MustDecode(t, ownerObjects)...)
-	e.Apply(t, "other", sitestest.MustDecode(t, guestObjects)...)
+	e.Apply(t, "", sitestest.MustDecode(t, sitestest.Owner().YAML())...)
+	e.Apply(t, "other", sitestest.MustDecode(t, guestObjects())...)
 	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
 	leased := startNode(t, e, tok, "s1")
 	plain := startNode(t, e, tok, "s2")
 	ownOnly := "HTTPLoadBalancer retail/own,OriginPool retail/shop"
-	waitFor(t, "owner's objects", func() bool { return leased.rec.keys() == ownOnly && plain.rec.keys() == ownOnly })
+	sitestest.WaitFor(t, "owner's objects", func() bool { return leased.rec.Keys() == ownOnly && plain.rec.Keys() == ownOnly })
 
-	share := &v1.SiteShare{Spec: v1.SiteShareSpec{Site: "s1", Tenant: "other"}}
-	share.APIVersion, share.Kind, share.Metadata.Name = v1.APIVersion, "SiteShare", "lease-s1"
-	e.Apply(t, "", share)
+	e.Lease(t, "lease-s1", "s1", "other")
 	withGuest := "HTTPLoadBalancer other--retail/guest,HTTPLoadBalancer retail/own,OriginPool other--retail/shop,OriginPool retail/shop"
-	waitFor(t, "the guest's objects on the leased site", func() bool { return leased.rec.keys() == withGuest })
-	if got := leased.rec.get("OriginPool other--retail/shop").(*v1.OriginPool); got.Spec.Endpoints[0].Address != "127.0.0.1:10" {
+	sitestest.WaitFor(t, "the guest's objects on the leased site", func() bool { return leased.rec.Keys() == withGuest })
+	if got := leased.rec.Get("OriginPool other--retail/shop").(*v1.OriginPool); got.Spec.Endpoints[0].Address != "127.0.0.1:10" {
 		t.Fatalf("guest pool: %+v", got.Spec)
 	}
-	if plain.rec.keys() != ownOnly {
-		t.Fatalf("a site that is not leased got %s", plain.rec.keys())
+	if plain.rec.Keys() != ownOnly {
+		t.Fatalf("a site that is not leased got %s", plain.rec.Keys())
 	}
 
 	ctx := context.Background()
 	owner, guest := e.Client(t, ""), e.Client(t, "other")
-	waitFor(t, "the collision in both statuses", func() bool {
+	sitestest.WaitFor(t, "the collision in both statuses", func() bool {
 		var a, b v1.HTTPLoadBalancer
 		owner.Get(ctx, "HTTPLoadBalancer", "retail", "own", &a)
 		guest.Get(ctx, "HTTPLoadBalancer", "retail", "clash", &b)
@@ -111,7 +67,7 @@ func TestSiteShare(t *testing.T) {
 	}
 	var g v1.HTTPLoadBalancer
 	guest.Get(ctx, "HTTPLoadBalancer", "retail", "guest", &g)
-	waitFor(t, "the guest's rollout", func() bool {
+	sitestest.WaitFor(t, "the guest's rollout", func() bool {
 		guest.Get(ctx, "HTTPLoadBalancer", "retail", "guest", &g)
 		return g.Status.Rollout == "applied 1/1 sites"
 	})
@@ -120,8 +76,8 @@ func TestSiteShare(t *testing.T) {
 	if err := owner.Delete(ctx, "SiteShare", "", "lease-s1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the guest's objects removed", func() bool { return leased.rec.keys() == ownOnly })
-	waitFor(t, "the collision cleared", func() bool {
+	sitestest.WaitFor(t, "the guest's objects removed", func() bool { return leased.rec.Keys() == ownOnly })
+	sitestest.WaitFor(t, "the collision cleared", func() bool {
 		var a v1.HTTPLoadBalancer
 		owner.Get(ctx, "HTTPLoadBalancer", "retail", "own", &a)
 		return len(a.Status.Errors) == 0

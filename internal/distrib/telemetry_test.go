@@ -1,7 +1,6 @@
 package distrib_test
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -19,21 +18,14 @@ import (
 func TestTelemetryBufferedWhileConsoleAway(t *testing.T) {
 	e := sitestest.Start(t)
 	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{AutoApprove: true})
-	a, err := agent.New(agent.Options{ConsoleURL: e.URL, Token: tok, Name: "s1", DataDir: filepath.Join(t.TempDir(), "n"),
-		CAData: e.CA, Applier: &recorder{}, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		MaxBufferedEvents: 3, TelemetryInterval: 50 * time.Millisecond, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	waitFor(t, "first snapshot", func() bool { return a.Version() != "" })
+	a := sitestest.RunAgent(t, agent.Options{ConsoleURL: e.URL, Token: tok, Name: "s1", DataDir: filepath.Join(t.TempDir(), "n"),
+		CAData: e.CA, Applier: &sitestest.Recorder{}, MaxBackoff: 200 * time.Millisecond,
+		MaxBufferedEvents: 3, TelemetryInterval: 50 * time.Millisecond})
+	sitestest.WaitFor(t, "first snapshot", func() bool { return a.Version() != "" })
 
 	a.SetCounter("requests_total", 5)
 	a.RecordEvent(distrib.Event{Type: "waf.block", Message: "first"})
-	waitFor(t, "telemetry at the console", func() bool {
+	sitestest.WaitFor(t, "telemetry at the console", func() bool {
 		tel := e.Console.Distributor().Telemetry(e.Tenant, "s1")
 		return tel.Counters["requests_total"] == 5 && len(tel.Events) == 1 && tel.Events[0].Message == "first"
 	})
@@ -42,9 +34,9 @@ func TestTelemetryBufferedWhileConsoleAway(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		a.RecordEvent(distrib.Event{Type: "waf.block", Message: fmt.Sprint("offline-", i)})
 	}
-	waitFor(t, "events buffered on the node", func() bool { return a.BufferedEvents() == 3 })
+	sitestest.WaitFor(t, "events buffered on the node", func() bool { return a.BufferedEvents() == 3 })
 	e.Restart(t)
-	waitFor(t, "buffered events at the console", func() bool {
+	sitestest.WaitFor(t, "buffered events at the console", func() bool {
 		tel := e.Console.Distributor().Telemetry(e.Tenant, "s1")
 		return len(tel.Events) == 3 && tel.Events[0].Message == "offline-2" && tel.Events[2].Message == "offline-4" && tel.Dropped == 2
 	})

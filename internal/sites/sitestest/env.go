@@ -170,9 +170,9 @@ func MustDecode(t testing.TB, doc string) []v1.Object {
 	return objs
 }
 
-// Renew calls the sync service's Renew method with cert (nil: none) and
-// returns the new identity or the gRPC error.
-func (e *Env) Renew(t testing.TB, cert *tls.Certificate, req sites.RenewRequest) (*sites.Identity, error) {
+// Dial returns a gRPC connection to the console's sync service, as a
+// node with cert (nil: none) that trusts the console CA.
+func (e *Env) Dial(t testing.TB, cert *tls.Certificate) *grpc.ClientConn {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(e.CA)
@@ -185,6 +185,14 @@ func (e *Env) Renew(t testing.TB, cert *tls.Certificate, req sites.RenewRequest)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return conn
+}
+
+// Renew calls the sync service's Renew method with cert (nil: none) and
+// returns the new identity or the gRPC error.
+func (e *Env) Renew(t testing.TB, cert *tls.Certificate, req sites.RenewRequest) (*sites.Identity, error) {
+	t.Helper()
+	conn := e.Dial(t, cert)
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
