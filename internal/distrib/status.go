@@ -90,8 +90,9 @@ func (d *Distributor) writeStatus(ctx context.Context) {
 	}
 }
 
-// siteBatch is how many site statuses one store transaction writes: a
-// change acknowledged by 25,000 sites is about a hundred writes.
+// siteBatch is how many site statuses one commit writes (one transaction
+// each, see writeSiteBatch): a change acknowledged by 25,000 sites is
+// about a hundred commits.
 const siteBatch = 256
 
 func (w *siteStatusWrite) apply(s *v1.Site) {
@@ -119,11 +120,14 @@ func (w *siteStatusWrite) apply(s *v1.Site) {
 	}
 }
 
-// writeSiteBatch writes the status of several sites in one transaction
-// that compares each site's revision (status only: spec, labels and
-// history are untouched, as with apiserver's UpdateStatus).
+// writeSiteBatch writes the status of several sites, each in its own
+// transaction that compares the site's revision (status only: spec,
+// labels and history are untouched, as with apiserver's UpdateStatus), so
+// that every Site write has its own resourceVersion for watchers. On a
+// store.Batcher (bbolt) they are one atomic commit; otherwise (etcd) they
+// go concurrently, and the first error is returned.
 func (d *Distributor) writeSiteBatch(ctx context.Context, batch []siteStatusWrite) error {
-	var txn store.Txn
+	var txns []store.Txn
 	for i := range batch {
 		w := &batch[i]
 		key := sites.SiteKey(w.tenant, w.site)
@@ -144,14 +148,36 @@ func (d *Distributor) writeSiteBatch(ctx context.Context, batch []siteStatusWrit
 		if err != nil {
 			return err
 		}
-		txn.Compares = append(txn.Compares, store.Compare{Key: key, ModRevision: kv.ModRevision})
-		txn.Ops = append(txn.Ops, store.Put(key, b))
+		txns = append(txns, store.Txn{
+			Compares: []store.Compare{{Key: key, ModRevision: kv.ModRevision}},
+			Ops:      []store.Op{store.Put(key, b)},
+		})
 	}
-	if len(txn.Ops) == 0 {
+	if len(txns) == 0 {
 		return nil
 	}
-	_, err := d.opts.Store.Txn(ctx, txn)
-	return err
+	if b, ok := store.AsBatcher(d.opts.Store); ok {
+		_, err := b.TxnBatch(ctx, txns)
+		return err
+	}
+	const inFlight = 16
+	errs := make(chan error, len(txns))
+	sem := make(chan struct{}, inFlight)
+	for _, t := range txns {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			_, err := d.opts.Store.Txn(ctx, t)
+			errs <- err
+		}()
+	}
+	var first error
+	for range txns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // statusOf returns the common Status of the namespaced kinds.
