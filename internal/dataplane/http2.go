@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/dataplane/h1"
 	"github.com/meridian-platform/meridian/internal/lb"
 )
 
@@ -79,6 +81,15 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 	lc := st.table.HTTP[meta.lkey]
 	if lc == nil {
 		http.Error(w, "listener is being removed", http.StatusServiceUnavailable)
+		return
+	}
+	if p := checkH2Limits(r, s.limits); p != 0 {
+		s.metrics.rejected.Inc()
+		if p == http.StatusRequestURITooLong {
+			http.Error(w, "URI Too Long", p)
+		} else {
+			http.Error(w, "Request Header Fields Too Large", p)
+		}
 		return
 	}
 	vh := lc.VHost([]byte(r.Host))
@@ -155,6 +166,28 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 	}
 	st.observe(x)
 	pl.Done(x)
+}
+
+// checkH2Limits applies the request-head limits of the HTTP/1.1 path to an
+// HTTP/2 request: 414 for a :path longer than MaxURI, 431 for a header
+// list larger than MaxHeaderBytes (counted as HPACK does: name, value and
+// 32 bytes per field). It returns 0 when the request is within them.
+func checkH2Limits(r *http.Request, l h1.Limits) int {
+	if l.MaxURI > 0 && len(r.RequestURI) > l.MaxURI {
+		return http.StatusRequestURITooLong
+	}
+	if l.MaxHeaderBytes > 0 {
+		n := len(r.Host) + 32
+		for k, vv := range r.Header {
+			for _, v := range vv {
+				n += len(k) + len(v) + 32
+			}
+		}
+		if n > l.MaxHeaderBytes {
+			return http.StatusRequestHeaderFieldsTooLarge
+		}
+	}
+	return 0
 }
 
 type statusWriter struct {
@@ -500,11 +533,40 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 		ctx, cancel = context.WithTimeout(ctx, rt.Timeout)
 		defer cancel()
 	}
+	grpc := isGRPC(r)
+	if grpc {
+		// The call's deadline bounds the proxy's wait as the route's
+		// timeout does; the origin is told the nearer of the two.
+		if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+	}
 	out := r.Clone(ctx)
+	if dl, ok := ctx.Deadline(); ok && grpc {
+		out.Header.Set("Grpc-Timeout", encodeGRPCTimeout(time.Until(dl)))
+	}
 	out.RequestURI = ""
 	out.Close = false
 	if r.Body == nil || r.Body == http.NoBody {
 		out.Body = nil
+	} else if len(r.Trailer) > 0 {
+		// The request's announced trailers: the server fills r.Trailer
+		// when the body ends (Clone copied it empty), the stages see them
+		// then, and the client sends them after the body.
+		out.Trailer = r.Trailer
+		out.Body = &trailerHook{rc: out.Body, end: func() error {
+			for k := range r.Trailer {
+				if !trailerAllowed(k) {
+					delete(r.Trailer, k)
+				}
+			}
+			if pl.RequestTrailers(x, stdHeaders{r.Trailer}) == Respond {
+				return errStoppedByStage
+			}
+			return nil
+		}}
 	}
 	removeHopByHop(out.Header)
 	xff := x.Peer.Addr().Unmap().String()
@@ -525,7 +587,6 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 		}
 		out.URL.Path, out.URL.RawPath = p, ""
 	}
-	grpc := isGRPC(r)
 	pt := s.transports.get(pool, cp)
 	var rtp http.RoundTripper = pt.h1
 	if grpc || cp.HTTP2 || r.ProtoMajor == 2 && r.Header.Get("Te") == "trailers" {
@@ -556,7 +617,15 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 	if out.Host == "" {
 		out.Host = r.Host
 	}
-	resp, _, err := tryOrigins(x, rm, pool, hash, nil, attempts, func(try int, ep *lb.Endpoint) (*http.Response, error) {
+	var affinity *lb.Endpoint
+	if cp.AffinityCookie != "" {
+		if c, err := r.Cookie(cp.AffinityCookie); err == nil {
+			if e := pool.ByID(c.Value); e != nil && e.Available() {
+				affinity = e
+			}
+		}
+	}
+	resp, ep, err := tryOrigins(x, rm, pool, hash, affinity, attempts, func(try int, ep *lb.Endpoint) (*http.Response, error) {
 		out.URL.Host = ep.Addr()
 		if try > 0 && len(replay) > 0 {
 			out.Body = io.NopCloser(bytes.NewReader(replay))
@@ -615,6 +684,11 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 	}
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
+	}
+	if cp.AffinityCookie != "" {
+		if c, err := r.Cookie(cp.AffinityCookie); err != nil || c.Value != ep.ID() {
+			h.Add("Set-Cookie", affinityCookie(cp, ep).String())
+		}
 	}
 	x.Status = resp.StatusCode
 	if pl.ResponseHeaders(x) == Respond {
@@ -739,19 +813,61 @@ func tryOrigins(x *Exchange, rm *routeMetrics, pool *lb.Pool, hash uint64, affin
 // deadlinePassed reports whether the gRPC deadline of r (grpc-timeout) has
 // passed since start.
 func deadlinePassed(r *http.Request, start time.Time) bool {
-	v := r.Header.Get("Grpc-Timeout")
-	if len(v) < 2 {
+	d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout"))
+	if !ok {
 		return r.Context().Err() == context.DeadlineExceeded
 	}
-	n := 0
+	return time.Since(start) >= d
+}
+
+// grpcTimeout parses a grpc-timeout value: at most 8 digits and a unit
+// (H, M, S, m, u, n).
+func grpcTimeout(v string) (time.Duration, bool) {
+	if len(v) < 2 || len(v) > 9 {
+		return 0, false
+	}
+	var n int64
 	for _, c := range v[:len(v)-1] {
 		if c < '0' || c > '9' {
-			return false
+			return 0, false
 		}
-		n = n*10 + int(c-'0')
+		n = n*10 + int64(c-'0')
 	}
-	unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second, 'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
-	return unit > 0 && time.Since(start) >= time.Duration(n)*unit
+	var unit time.Duration
+	switch v[len(v)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}
+
+// encodeGRPCTimeout writes d as a grpc-timeout value (at most 8 digits,
+// the finest unit that fits; never zero).
+func encodeGRPCTimeout(d time.Duration) string {
+	if d <= 0 {
+		return "1n"
+	}
+	for _, u := range []struct {
+		d time.Duration
+		c string
+	}{{time.Nanosecond, "n"}, {time.Microsecond, "u"}, {time.Millisecond, "m"}, {time.Second, "S"}, {time.Minute, "M"}} {
+		if n := (d + u.d - 1) / u.d; n < 1e8 {
+			return strconv.FormatInt(int64(n), 10) + u.c
+		}
+	}
+	return strconv.FormatInt(int64(min((d+time.Hour-1)/time.Hour, 99999999)), 10) + "H"
 }
 
 // writeGRPCError answers a gRPC call with a trailers-only status.
@@ -911,3 +1027,34 @@ func (t *mirrorTee) finish() {
 		t.drop()
 	}
 }
+
+// affinityCookie is the session-affinity cookie that pins a client to ep
+// (as setAffinityCookie sets it on the HTTP/1.1 path).
+func affinityCookie(p *config.Pool, ep *lb.Endpoint) *http.Cookie {
+	c := &http.Cookie{Name: p.AffinityCookie, Value: ep.ID(), Path: "/", HttpOnly: true}
+	if p.AffinityTTL > 0 {
+		c.MaxAge = int(p.AffinityTTL.Seconds())
+	}
+	return c
+}
+
+// trailerHook runs end when a request body has been read to its end (its
+// trailers are known then); an error from end replaces io.EOF.
+type trailerHook struct {
+	rc  io.ReadCloser
+	end func() error
+}
+
+func (t *trailerHook) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	if err == io.EOF && t.end != nil {
+		end := t.end
+		t.end = nil
+		if e := end(); e != nil {
+			return n, e
+		}
+	}
+	return n, err
+}
+
+func (t *trailerHook) Close() error { return t.rc.Close() }
