@@ -975,10 +975,10 @@ func (l *loop) clientRead(c *client) {
 		} else if c.state == csBody {
 			c.deadline = l.now + l.bodyTO
 		}
-		if n < space && !c.hup && c.ts == nil {
+		if n < space && !c.hup && (c.ts == nil || !c.ts.more()) {
 			// Edge-triggered: a short read emptied the socket; new data
 			// brings a new event, so no read that would fail with EAGAIN.
-			// (A tls.Conn may hold more: it is read until EAGAIN.)
+			// (A TLS client's: see tlsSock.more.)
 			c.readable = false
 		}
 		l.clientProgress(c)

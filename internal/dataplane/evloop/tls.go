@@ -42,7 +42,12 @@ type tlsLoop struct {
 	hsDone   []*client
 	hsSpare  []*client
 	hsExited bool
+	// freeIn keeps the ciphertext buffers of closed connections.
+	freeIn [][]byte
 }
+
+// tlsInSize is a tlsSock's read buffer: a record of the largest size.
+const tlsInSize = 5 + 16<<10 + 256
 
 func (l *loop) initTLS(cfg Config) {
 	l.tlsCfg, l.tlsErr, l.hsTimeout = cfg.TLS, cfg.TLSError, cfg.HandshakeTimeout
@@ -66,6 +71,19 @@ type tlsSock struct {
 	timer    *time.Timer
 	err      error  // the handshake's
 	alpn     string // the protocol it negotiated
+
+	// in holds ciphertext read from the socket and not yet given to the
+	// tls.Conn, which gets it one record at a time (never past the end
+	// of the record it reads): once Read has returned plaintext with
+	// room to spare, the Conn holds nothing more, and the loop need not
+	// ask it again (an allocation of crypto/tls per empty read) until in
+	// or the socket has bytes. hdr is the record header being given, rec
+	// what is left of the record after it.
+	in       []byte
+	inR, inW int
+	hdr      [5]byte
+	hdrN     int
+	rec      int
 
 	// The loop's:
 	hs    bool // the handshake goroutine owns the socket
@@ -100,68 +118,104 @@ func (s *tlsSock) Read(p []byte) (int, error) {
 		if err := s.flushDetached(); err != nil {
 			return 0, err
 		}
+		if s.inR < s.inW {
+			n := copy(p, s.in[s.inR:s.inW])
+			s.inR += n
+			return n, nil
+		}
 		return s.nc.Read(p)
 	}
-	if s.blocking {
-		return s.readBlocking(p)
+	if len(p) == 0 {
+		return 0, nil
 	}
-	if !s.ready || len(p) == 0 {
-		return 0, errWouldBlock
+	for s.inR == s.inW {
+		if err := s.fill(); err != nil {
+			return 0, err
+		}
 	}
-	n, e := rawRead(s.fd, p)
+	return s.give(p), nil
+}
+
+// fill reads the socket into in (empty): the handshake goroutine waits
+// for the loop's events, the loop answers errWouldBlock.
+func (s *tlsSock) fill() error {
+	if s.blocking && s.abort.Load() {
+		return errAborted
+	}
+	if !s.blocking && !s.ready {
+		return errWouldBlock
+	}
+	s.inR, s.inW = 0, 0
+	n, e := rawRead(s.fd, s.in)
 	switch {
 	case e == unix.EAGAIN:
+		if s.blocking {
+			return s.wait()
+		}
 		s.ready = false
-		return 0, errWouldBlock
+		return errWouldBlock
+	case e == unix.EINTR:
+		return nil
 	case e != 0:
-		return 0, fmt.Errorf("evloop: reading a TLS client: %w", e)
+		return fmt.Errorf("evloop: reading a TLS client: %w", e)
 	case n == 0:
-		return 0, io.EOF
+		return io.EOF
 	}
-	if n < len(p) && !s.hup {
+	s.inW = n
+	if !s.blocking && n < len(s.in) && !s.hup {
 		// Edge-triggered: the socket is empty until the next event.
 		s.ready = false
 	}
-	return n, nil
+	return nil
 }
 
+// give copies buffered ciphertext to p up to the end of the current
+// record.
+func (s *tlsSock) give(p []byte) int {
+	n := 0
+	for n < len(p) && s.inR < s.inW {
+		if s.hdrN < len(s.hdr) {
+			k := copy(p[n:], s.in[s.inR:min(s.inW, s.inR+len(s.hdr)-s.hdrN)])
+			copy(s.hdr[s.hdrN:], s.in[s.inR:s.inR+k])
+			s.hdrN += k
+			s.inR += k
+			n += k
+			if s.hdrN == len(s.hdr) {
+				s.rec = int(s.hdr[3])<<8 | int(s.hdr[4])
+			} else {
+				continue
+			}
+		} else {
+			k := copy(p[n:], s.in[s.inR:min(s.inW, s.inR+s.rec)])
+			s.rec -= k
+			s.inR += k
+			n += k
+		}
+		if s.rec == 0 {
+			s.hdrN = 0 // the record is whole: the tls.Conn reads it before asking more
+			break
+		}
+	}
+	return n
+}
+
+// more says whether the tls.Conn may have plaintext to give once a Read
+// left room in its buffer: not unless ciphertext is buffered or the socket
+// may have some.
+func (s *tlsSock) more() bool { return s.inR < s.inW || s.ready }
+
 func (s *tlsSock) Write(p []byte) (int, error) {
+	if s.blocking {
+		return s.writeBlocking(p)
+	}
 	if s.nc != nil {
 		if err := s.flushDetached(); err != nil {
 			return 0, err
 		}
 		return s.nc.Write(p)
 	}
-	if s.blocking {
-		return s.writeBlocking(p)
-	}
 	s.out = append(s.out, p...)
 	return len(p), nil
-}
-
-// readBlocking reads for the handshake goroutine, waiting for the loop's
-// events.
-func (s *tlsSock) readBlocking(p []byte) (int, error) {
-	for {
-		if s.abort.Load() {
-			return 0, errAborted
-		}
-		n, e := rawRead(s.fd, p)
-		switch {
-		case e == unix.EAGAIN:
-			if err := s.wait(); err != nil {
-				return 0, err
-			}
-			continue
-		case e == unix.EINTR:
-			continue
-		case e != 0:
-			return 0, fmt.Errorf("evloop: reading a TLS handshake: %w", e)
-		case n == 0:
-			return 0, io.EOF
-		}
-		return n, nil
-	}
 }
 
 func (s *tlsSock) writeBlocking(p []byte) (int, error) {
@@ -297,6 +351,12 @@ func (l *loop) startTLS(c *client, cfg *tls.Config) {
 		if sa, err := unix.Getsockname(c.fd); err == nil {
 			s.local = addrPortOf(sa)
 		}
+	}
+	if n := len(l.freeIn); n > 0 {
+		s.in = l.freeIn[n-1]
+		l.freeIn = l.freeIn[:n-1]
+	} else {
+		s.in = make([]byte, tlsInSize)
 	}
 	s.tc = tls.Server(s, cfg)
 	c.ts = s
@@ -455,6 +515,10 @@ func (l *loop) tlsClose(c *client) {
 		s.flush()
 	}
 	s.out, s.off = s.out[:0], 0
+	if len(l.freeIn) < 256 {
+		l.freeIn = append(l.freeIn, s.in)
+	}
+	s.in = nil
 }
 
 // markHTTPS turns the "X-Forwarded-Proto: http" that appendRequestHead

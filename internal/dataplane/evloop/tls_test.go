@@ -236,3 +236,39 @@ func BenchmarkProxyTLS(b *testing.B) {
 		})
 	}
 }
+
+// TestTLSSockGivesRecords checks that the tls.Conn gets buffered
+// ciphertext one record at a time, whatever the sizes asked for.
+func TestTLSSockGivesRecords(t *testing.T) {
+	var stream []byte
+	var ends []int // where each record ends in stream
+	for _, n := range []int{0, 1, 300, 16 << 10, 5} {
+		stream = append(stream, 23, 3, 3, byte(n>>8), byte(n))
+		stream = append(stream, bytes.Repeat([]byte{byte(n)}, n)...)
+		ends = append(ends, len(stream))
+	}
+	for _, ask := range []int{1, 2, 5, 7, 512, 1 << 20} {
+		s := &tlsSock{in: append([]byte(nil), stream...), inW: len(stream)}
+		var got []byte
+		for s.inR < s.inW {
+			p := make([]byte, ask)
+			n := s.give(p)
+			if n == 0 {
+				t.Fatalf("ask %d: nothing given at %d", ask, len(got))
+			}
+			start := len(got)
+			got = append(got, p[:n]...)
+			for _, e := range ends {
+				if start < e && len(got) > e {
+					t.Fatalf("ask %d: a read from %d to %d crosses the record end %d", ask, start, len(got), e)
+				}
+			}
+		}
+		if !bytes.Equal(got, stream) {
+			t.Fatalf("ask %d: the stream changed", ask)
+		}
+		if s.more() {
+			t.Fatalf("ask %d: more() with nothing buffered and the socket not ready", ask)
+		}
+	}
+}
