@@ -456,6 +456,8 @@ type client struct {
 	hup       bool // the peer's FIN was seen: reads go on until EOF
 	eof       bool // read returned EOF while an answer was due
 	blocked   bool // a write to the client is waiting for EPOLLOUT
+	nodelay   bool // TCP_NODELAY is set (see noDelay)
+	wrote     bool // an answer's bytes were written to the client
 	closed    bool
 	state     clientState
 	close     bool // close after this answer
@@ -783,7 +785,6 @@ func (l *loop) accept() {
 			rawClose(fd)
 			continue
 		}
-		rawSetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 		var c *client
 		if n := len(l.freeClients); n > 0 {
 			c = l.freeClients[n-1]
@@ -794,6 +795,9 @@ func (l *loop) accept() {
 		}
 		c.fd = fd
 		c.peerAP = peer
+		if l.tlsCfg != nil {
+			l.noDelay(c) // a TLS handshake writes several flights
+		}
 		c.deadline = l.now + l.headerTO
 		c.peer = c.peerAP.Addr().AppendTo(c.peer)
 		l.nConns.Add(1)
@@ -812,6 +816,18 @@ func (l *loop) accept() {
 			}
 		}
 	}
+}
+
+// noDelay sets TCP_NODELAY on a client's socket. The loop sets it before
+// the second write to a client, not at accept: the first write of a
+// connection never waits for Nagle's algorithm (nothing is unacknowledged
+// yet), and a connection answered in one write and closed, as with
+// "Connection: close", saves the system call; a later write (the next
+// answer on a kept-alive connection, or more of a streamed one) must not
+// wait for the client's acknowledgement.
+func (l *loop) noDelay(c *client) {
+	c.nodelay = true
+	rawSetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 }
 
 // wake interrupts the loop's epoll_wait.
@@ -1342,6 +1358,10 @@ func (l *loop) pump(o *origin) {
 				return
 			}
 			want := o.r - o.sendFrom
+			if c.wrote && !c.nodelay {
+				l.noDelay(c)
+			}
+			c.wrote = true
 			n, e := l.writeClient(c, o.buf[o.sendFrom:o.r])
 			if e == unix.EAGAIN {
 				c.blocked = true
