@@ -21,6 +21,13 @@
 //     match has no effect, except the actions of chain links that matched;
 //     see below). Skip rules whose range holds only detection rules stay
 //     out of the lean instance.
+//   - Bookkeeping whose effect on TX is known at compile time is folded
+//     (fastfold.go): rules whose first link cannot match, and rules whose
+//     setvars leave TX as it is, are left out of the lean instance; the
+//     constant setvars of phase 1's setup and initialization (up to the
+//     first rule that reads TX from the request or may remove rules at run
+//     time) become one SecAction. At PL1, 15 of the 86 bookkeeping rules
+//     remain.
 //   - After each phase of the lean transaction, every detection rule of the
 //     phase that the phase's control flow can reach is checked against the
 //     lean transaction's variables. The control flow is followed with the

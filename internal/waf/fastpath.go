@@ -60,7 +60,7 @@ type fpProgram struct {
 }
 
 type fpStats struct {
-	Bookkeeping, LeanDropped, Detection, Guards, StaticUnknown int
+	Bookkeeping, LeanDropped, Folded, Detection, Guards, StaticUnknown int
 }
 
 // fpFlow is one step of a phase's control flow.
@@ -474,14 +474,48 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 			}
 		}
 	}
+	// Constant bookkeeping is folded (fastfold.go).
+	engineCtl := false
+	usedIDs := map[int]bool{}
+	for _, it := range items {
+		if it.rule != nil {
+			usedIDs[it.rule.id] = true
+			engineCtl = engineCtl || ctlOf(it.rule, "ruleengine")
+		}
+	}
+	fold := foldLean(foldIn{
+		items: items,
+		inLean: func(it *fpItem) bool {
+			return it.rule != nil && !it.detect && !dropped[it.pos] && !removedIDs[it.rule.id] && !hasTag(it.rule, removedTags)
+		},
+		updated: func(r *slRule) bool { return updatedAll || updatedIDs[r.id] || hasTag(r, updatedTags) },
+		removable: func(r *slRule) bool {
+			return engineCtl || runtimeRemoveMsg || runtimeTargetAll || inRanges(r.id, runtimeRemoveIDs) || hasTag(r, runtimeRemoveTags) ||
+				inRanges(r.id, runtimeTargetIDs) || hasTag(r, runtimeTargetTags)
+		},
+		removes: func(r *slRule) bool {
+			for _, k := range []string{"ruleremovebyid", "ruleremovebytag", "ruleremovebymsg", "ruleremovetargetbyid", "ruleremovetargetbytag", "ruleremovetargetbymsg", "ruleengine"} {
+				if ctlOf(r, k) {
+					return true
+				}
+			}
+			return false
+		},
+		usedID: func(id int) bool { return usedIDs[id] },
+	})
 	bookIDs := map[int]bool{}
 	bookTags := map[string]bool{}
 	for _, it := range items {
+		if it.pos == fold.at {
+			emit(it.rule.dir, fold.action)
+		}
 		switch {
 		case it.rule == nil:
 			emit(curDir, fmt.Sprintf("SecMarker %q", it.marker))
 		case dropped[it.pos]:
 			p.stats.LeanDropped++
+		case !it.detect && fold.skip[it.pos]:
+			p.stats.Folded++
 		case !it.detect:
 			p.stats.Bookkeeping++
 			bookIDs[it.rule.id] = true
@@ -1224,6 +1258,23 @@ func keysOverlap(a, b string) bool {
 		return strings.HasPrefix(pa, pb)
 	}
 	return pa == pb
+}
+
+// ctlOf reports whether a link of r has a ctl action named name (lower
+// case).
+func ctlOf(r *slRule, name string) bool {
+	for l := r; l != nil; l = l.chain {
+		for _, a := range l.actions {
+			if a.key != "ctl" {
+				continue
+			}
+			k, _, _ := strings.Cut(a.val, "=")
+			if strings.EqualFold(strings.TrimSpace(k), name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // pureSkip reports whether r only jumps (a single link whose actions are

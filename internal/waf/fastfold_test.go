@@ -1,0 +1,124 @@
+package waf
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
+)
+
+// leanIDs returns the rule ids of a lean configuration, in order.
+func leanIDs(lean string) []string {
+	var out []string
+	for _, m := range regexp.MustCompile(`id:(\d+)`).FindAllStringSubmatch(lean, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+func TestFoldLean(t *testing.T) {
+	root, err := rootFS(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const detect = `SecRule ARGS "@rx attack" "id:100,phase:2,deny,msg:'x'"` + "\n"
+	cases := []struct {
+		name, rules string
+		lean        []string // ids left in the lean instance, in order
+		sets        string   // the folded setvars ("" none)
+	}{
+		{
+			name: "setup, defaults, a constant guard",
+			rules: `SecAction "id:1,phase:1,pass,nolog,setvar:tx.level=2,setvar:tx.score=0,setvar:tx.zero=0"
+SecRule &TX:level "@eq 0" "id:2,phase:1,pass,nolog,setvar:'tx.level=1'"
+SecRule &TX:limit "@eq 0" "id:3,phase:1,pass,nolog,setvar:'tx.limit=5'"
+SecRule TX:level "@lt 2" "id:4,phase:2,pass,nolog,skipAfter:END"
+SecRule TX:level "@ge 2" "id:5,phase:2,pass,nolog,setvar:'tx.score=+%{tx.zero}'"
+SecMarker END
+`,
+			lean: []string{"9500200"},
+			sets: "setvar:'tx.level=2',setvar:'tx.score=0',setvar:'tx.zero=0',setvar:'tx.limit=5'",
+		},
+		{
+			name: "a rule reading the request ends the fold; later constant rules still run",
+			rules: `SecAction "id:1,phase:1,pass,nolog,setvar:tx.a=1"
+SecRule REQUEST_HEADERS:X "@rx y" "id:2,phase:1,pass,nolog,setvar:tx.a=2"
+SecAction "id:3,phase:1,pass,nolog,setvar:tx.b=1"
+SecRule TX:a "@eq 1" "id:4,phase:2,pass,nolog,setvar:tx.c=1"
+`,
+			lean: []string{"9500200", "2", "3", "4"},
+			sets: "setvar:'tx.a=1'",
+		},
+		{
+			name: "rules that neither read nor write TX stay and do not end the fold",
+			rules: `SecRule REQUEST_HEADERS:Content-Type "@rx json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecAction "id:2,phase:1,pass,nolog,setvar:tx.a=1"
+SecAction "id:3,phase:1,pass,nolog,setvar:tx.a=+2"
+`,
+			lean: []string{"1", "9500200"},
+			sets: "setvar:'tx.a=3'",
+		},
+		{
+			name: "a run-time removal: rules it can remove are not known to run",
+			rules: `SecAction "id:1,phase:1,pass,nolog,setvar:tx.a=1"
+SecRule REMOTE_ADDR "@ipMatch 127.0.0.1" "id:2,phase:1,pass,nolog,ctl:ruleRemoveById=3"
+SecAction "id:3,phase:1,pass,nolog,setvar:tx.a=5"
+SecRule TX:a "@eq 5" "id:4,phase:2,pass,nolog,setvar:tx.b=1"
+SecRule TX:a "@eq 1" "id:5,phase:2,pass,nolog,setvar:tx.a=+0"
+`,
+			lean: []string{"9500200", "2", "3", "4", "5"},
+			sets: "setvar:'tx.a=1'",
+		},
+		{
+			name: "a static jump leaves out what it skips",
+			rules: `SecAction "id:1,phase:1,pass,nolog,setvar:tx.p=100"
+SecRule TX:p "@eq 100" "id:2,phase:1,pass,nolog,skipAfter:END-S"
+SecRule UNIQUE_ID "@rx (\d)" "id:3,phase:1,pass,nolog,capture,setvar:tx.r=%{tx.1}"
+SecMarker END-S
+SecRule TX:r "@eq 1" "id:4,phase:1,pass,nolog,setvar:tx.q=1"
+`,
+			lean: []string{"9500200"},
+			sets: "setvar:'tx.p=100'",
+		},
+		{
+			name: "a jump that depends on the request makes the writes it may skip unknown",
+			rules: `SecAction "id:1,phase:1,pass,nolog,setvar:tx.a=1"
+SecRule ARGS:x "@eq 1" "id:2,phase:2,pass,nolog,skipAfter:END"
+SecAction "id:3,phase:2,pass,nolog,setvar:tx.a=2"
+SecMarker END
+SecRule TX:a "@eq 2" "id:4,phase:2,pass,nolog,setvar:tx.b=1"
+`,
+			lean: []string{"9500200", "2", "3", "4"},
+			sets: "setvar:'tx.a=1'",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, why := compileFastPath(c.rules+detect, root)
+			if p == nil {
+				t.Fatalf("no fast path: %s", why)
+			}
+			if got := leanIDs(p.lean); strings.Join(got, " ") != strings.Join(c.lean, " ") {
+				t.Errorf("lean rules %v, want %v\n%s", got, c.lean, p.lean)
+			}
+			if c.sets != "" && !strings.Contains(p.lean, "t:none,"+c.sets+"\"") {
+				t.Errorf("folded action lacks %s:\n%s", c.sets, p.lean)
+			}
+		})
+	}
+}
+
+// TestFoldLeanCRS: at PL1 most of the CRS bookkeeping is constant.
+func TestFoldLeanCRS(t *testing.T) {
+	w := mustWAF(t, v1.AppFirewallSpec{})
+	st := w.fpStats
+	if st.Folded < 50 || st.Bookkeeping > 30 {
+		t.Errorf("folded %d, left %d bookkeeping rules in the lean instance", st.Folded, st.Bookkeeping)
+	}
+	for _, want := range []string{"setvar:'tx.blocking_paranoia_level=1'", "setvar:'tx.inbound_anomaly_score_threshold=5'", "setvar:'tx.inbound_anomaly_score_pl1=0'"} {
+		if !strings.Contains(w.fp.lean, want) {
+			t.Errorf("the folded action lacks %s", want)
+		}
+	}
+}
