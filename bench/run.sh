@@ -3,35 +3,27 @@
 # as issue 3 describes: one nginx backend, three proxies with equivalent
 # configurations (keep-alive to the backend, access logs off), wrk against
 # each in interleaved rounds, medians and ratios to nginx. Results go to
-# stdout and results.md.
+# stdout and to $RESULTS (results.md beside this script unless set).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd .. && pwd)
+BENCH_NAME=bench
+# shellcheck source=lib.sh
+. ./lib.sh
 ROUNDS=${ROUNDS:-3}
-ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
 DURATION=${DURATION:-5s}
 RATE=${RATE:-10000}
-WORK=$(mktemp -d /tmp/meridian-bench.XXXXXX)
-chmod 755 "$WORK"  # nginx workers (www-data) read the bodies from here
+RESULTS=${RESULTS:-$PWD/results.md}
+bench_init meridian-bench  # $WORK: nginx workers (www-data) read the bodies from it
 BIN="$WORK/bin"
 mkdir -p "$BIN"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx-backend.pid" ] && kill "$(cat "$WORK/nginx-backend.pid")" 2>/dev/null || true
-  [ -f "$WORK/nginx-proxy.pid" ] && kill "$(cat "$WORK/nginx-proxy.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
 ONLY_RATE=${ONLY_RATE:-}
 
-need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
-if ! need nginx || ! need haproxy || ! need wrk || ! need openssl; then
-  echo "installing nginx, haproxy, wrk, openssl from Debian"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk openssl >/dev/null
+if ! bench_need nginx || ! bench_need haproxy || ! bench_need wrk || ! bench_need openssl; then
+  bench_install nginx haproxy wrk openssl
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+NGINX=$(bench_cmd nginx)
+HAPROXY=$(bench_cmd haproxy)
 
 echo "building meridian and vegeta"
 if ( cd "$ROOT" && go build -o "$BIN/meridian" ./cmd/meridian ) 2>/dev/null && "$BIN/meridian" node --help >/dev/null 2>&1; then
@@ -53,32 +45,16 @@ head -c 19 /dev/zero | tr '\0' 'x' > "$WORK/small"; echo -n "" >> "$WORK/small"
 head -c 16384 /dev/zero | tr '\0' 'y' > "$WORK/16k"
 
 # Backend: nginx, one worker, fixed bodies.
-cat > "$WORK/backend.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx-backend.pid;
-error_log $WORK/backend-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
+bench_nginx backend <<CONF
   server {
     listen 127.0.0.1:18000;
     location = / { root $WORK; try_files /small =404; default_type text/plain; }
     location = /16k { root $WORK; try_files /16k =404; default_type text/plain; }
   }
-}
 CONF
-"$NGINX" -c "$WORK/backend.conf"
 
 # nginx proxy: 2 workers, upstream keepalive 64.
-cat > "$WORK/proxy.conf" <<CONF
-worker_processes 2;
-pid $WORK/nginx-proxy.pid;
-error_log $WORK/proxy-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
+NGINX_WORKERS=2 bench_nginx proxy <<CONF
   upstream backend { server 127.0.0.1:18000; keepalive 64; }
   server {
     listen 127.0.0.1:18080;
@@ -92,9 +68,7 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
-}
 CONF
-"$NGINX" -c "$WORK/proxy.conf"
 
 # HAProxy: 2 threads, connection reuse.
 cat > "$WORK/haproxy.cfg" <<CONF
@@ -172,12 +146,8 @@ fi
 GOMAXPROCS=2 "$BIN/nodebench" --evloop-listen 127.0.0.1:18085 --evloop-origin 127.0.0.1:18000 --evloop-rawblock 2>"$WORK/meridian-evloop-raw.log" &
 PIDS+=($!)
 PROCS[meridian-evloop-raw]=$!
-for p in 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446 ${NODE_EVLOOP:+18086 18447}; do
-  for i in $(seq 1 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break
-    sleep 0.1
-  done
-done
+# shellcheck disable=SC2086
+bench_wait_ports 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446 ${NODE_EVLOOP:+18086 18447}
 
 declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085 [meridian-node-evloop]=18086)
 declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446 [meridian-node-evloop]=18447)
@@ -276,7 +246,7 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee "${RESULTS:-results.md}"
+python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee "$RESULTS"
 import statistics, sys, collections, os
 path, rounds, duration = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = collections.defaultdict(lambda: ([], [], []))

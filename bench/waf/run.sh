@@ -11,6 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd ../.. && pwd)
+BENCH_NAME=wafbench
+# shellcheck source=../lib.sh
+. ../lib.sh
 RESULTS=${RESULTS:-$PWD/results.md}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
@@ -19,28 +22,14 @@ CONNS=${CONNS:-64}
 # default, 100, otherwise): the compiled CRS is a ~30 MB live heap that
 # every garbage collection marks again.
 MERIDIAN_GOGC=${MERIDIAN_GOGC:-}
-ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
-WORK=$(mktemp -d /tmp/meridian-wafbench.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for f in nginx-backend.pid nginx-waf.pid; do
-    [ -f "$WORK/$f" ] && kill "$(cat "$WORK/$f")" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-fail() { echo "wafbench: $*" >&2; exit 1; }
+bench_init meridian-wafbench
+fail() { bench_fail "$@"; }
 
 MODSEC_SO=/usr/share/nginx/modules/ngx_http_modsecurity_module.so
-need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
-if ! need nginx || ! need wrk || ! need curl || [ ! -f "$MODSEC_SO" ]; then
-  echo "installing nginx, libnginx-mod-http-modsecurity, wrk, curl from Debian"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-http-modsecurity wrk curl >/dev/null
+if ! bench_need nginx || ! bench_need wrk || ! bench_need curl || [ ! -f "$MODSEC_SO" ]; then
+  bench_install nginx libnginx-mod-http-modsecurity wrk curl
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+NGINX=$(bench_cmd nginx)
 [ -f "$MODSEC_SO" ] || fail "$MODSEC_SO missing after install"
 UNICODE_MAP=/etc/nginx/unicode.mapping
 [ -f "$UNICODE_MAP" ] || fail "$UNICODE_MAP missing (it comes with libnginx-mod-http-modsecurity)"
@@ -91,32 +80,15 @@ Include $WORK/crs/*.conf
 CONF
 
 # Backend: nginx, one worker, a fixed 19-byte answer to every method.
-cat > "$WORK/backend.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx-backend.pid;
-error_log $WORK/backend-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
+bench_nginx backend <<CONF
   server {
     listen 127.0.0.1:19000;
     location / { default_type text/plain; return 200 "xxxxxxxxxxxxxxxxxxx"; }
   }
-}
 CONF
-"$NGINX" -c "$WORK/backend.conf"
 
 # nginx + ModSecurity: 2 workers, upstream keep-alive, as the data-plane bench.
-cat > "$WORK/nginx-waf.conf" <<CONF
-load_module $MODSEC_SO;
-worker_processes 2;
-pid $WORK/nginx-waf.pid;
-error_log $WORK/nginx-waf-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
+NGINX_WORKERS=2 bench_nginx waf "load_module $MODSEC_SO;" <<CONF
   client_body_buffer_size 128k;
   upstream backend { server 127.0.0.1:19000; keepalive 64; }
   server {
@@ -125,10 +97,7 @@ http {
     modsecurity_rules_file $WORK/modsecurity.conf;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
-}
 CONF
-"$NGINX" -c "$WORK/nginx-waf.conf" -t >"$WORK/nginx-waf-test.log" 2>&1 || { cat "$WORK/nginx-waf-test.log" >&2; fail "nginx + ModSecurity config rejected"; }
-"$NGINX" -c "$WORK/nginx-waf.conf"
 
 # Meridian: the same load balancer with and without the AppFirewall.
 mkcfg() { # dir port waf(true|false)
@@ -170,13 +139,7 @@ env "${GCENV[@]}" GOMAXPROCS=2 "$WORK/meridian" node --config "$WORK/meridian-wa
 PIDS+=($!)
 env "${GCENV[@]}" GOMAXPROCS=2 "$WORK/meridian" node --config "$WORK/meridian-nowaf" --admin "" >"$WORK/meridian-nowaf.out" 2>"$WORK/meridian-nowaf.log" &
 PIDS+=($!)
-for p in 19000 19080 19082 19083; do
-  for i in $(seq 1 150); do
-    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break
-    [ "$i" = 150 ] && fail "nothing listens on 127.0.0.1:$p (logs in $WORK)"
-    sleep 0.1
-  done
-done
+bench_wait_ports 19000 19080 19082 19083
 
 declare -A PORT=([nginx-modsec]=19080 [meridian-waf]=19082 [meridian-nowaf]=19083)
 TARGETS=(nginx-modsec meridian-waf meridian-nowaf)
@@ -275,7 +238,7 @@ done
 
 REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 ( cd "$ROOT" && git diff --quiet HEAD -- internal/waf internal/dataplane internal/node/security.go 2>/dev/null ) || REV="$REV + uncommitted changes"
-python3 - "$RES" "$ROUNDS" "$DURATION" "$CONNS" "$CRS_VER" "$REV" "${MERIDIAN_GOGC:-100 (default)}" <<'PY' | tee results.md
+python3 - "$RES" "$ROUNDS" "$DURATION" "$CONNS" "$CRS_VER" "$REV" "${MERIDIAN_GOGC:-100 (default)}" <<'PY' | tee "$RESULTS"
 import collections, os, statistics, sys
 path, rounds, duration, conns, crs, rev, gogc = sys.argv[1:8]
 rows = collections.defaultdict(lambda: ([], [], [], []))

@@ -1,0 +1,85 @@
+# Start-up shared by the benchmarks (run.sh, waf/run.sh): sourced, not run.
+# It installs the peers, makes the work directory, writes and starts nginx,
+# waits for the listeners and stops everything on exit. Nothing here
+# measures.
+#
+# After bench_init, the caller has:
+#   WORK      a fresh directory under /tmp (world-readable: nginx workers
+#             read files from it)
+#   PIDS      an array: processes to kill on exit (append to it)
+#   PIDFILES  an array: pid files in $WORK to kill on exit (append to it)
+
+bench_fail() { echo "${BENCH_NAME:-bench}: $*" >&2; exit 1; }
+
+# bench_need CMD: CMD is on the PATH or in /usr/sbin.
+bench_need() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+
+# bench_cmd CMD: the path of CMD (nginx and haproxy live in /usr/sbin,
+# which is not on every PATH).
+bench_cmd() { command -v "$1" || echo "/usr/sbin/$1"; }
+
+# bench_install PKG...: install Debian packages (quietly).
+bench_install() {
+  echo "installing $* from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# bench_init PREFIX: raise the open-file limit, make $WORK
+# (/tmp/PREFIX.XXXXXX) and stop what PIDS and PIDFILES name on exit.
+bench_init() {
+  ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
+  WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+  chmod 755 "$WORK"
+  PIDS=()
+  PIDFILES=()
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  local p f
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for f in "${PIDFILES[@]}"; do
+    [ -f "$WORK/$f" ] && kill "$(cat "$WORK/$f")" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}
+
+# bench_nginx NAME [MAIN]: run nginx with $WORK/NAME.conf, written from
+# stdin as the body of its http block (access log off, long keep-alive)
+# after the main-context lines MAIN; worker_processes comes from
+# NGINX_WORKERS (default 1). Its pid file is $WORK/nginx-NAME.pid, error
+# log $WORK/NAME-error.log. The configuration is checked first.
+bench_nginx() {
+  local name=$1 main=${2:-} conf="$WORK/$1.conf"
+  {
+    [ -z "$main" ] || printf '%s\n' "$main"
+    cat <<CONF
+worker_processes ${NGINX_WORKERS:-1};
+pid $WORK/nginx-$name.pid;
+error_log $WORK/$name-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+CONF
+    cat
+    echo "}"
+  } > "$conf"
+  "$NGINX" -c "$conf" -t >"$WORK/$name-test.log" 2>&1 || { cat "$WORK/$name-test.log" >&2; bench_fail "nginx configuration $conf rejected"; }
+  "$NGINX" -c "$conf"
+  PIDFILES+=("nginx-$name.pid")
+}
+
+# bench_wait_ports PORT...: wait until each 127.0.0.1:PORT accepts (up to
+# 15 s each).
+bench_wait_ports() {
+  local p i
+  for p in "$@"; do
+    for i in $(seq 1 150); do
+      (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null && break
+      [ "$i" = 150 ] && bench_fail "nothing listens on 127.0.0.1:$p (logs in $WORK)"
+      sleep 0.1
+    done
+  done
+}
