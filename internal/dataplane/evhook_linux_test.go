@@ -186,7 +186,8 @@ spec:
 		}
 	}
 	// The same requests counted the same way: by route and status class,
-	// and the response body bytes of the load balancer.
+	// the response body bytes of the load balancer, and the requests of
+	// the pool's endpoint.
 	counters := func(reg *prometheus.Registry) string {
 		mfs, err := reg.Gather()
 		if err != nil {
@@ -195,7 +196,8 @@ spec:
 		var out []string
 		for _, mf := range mfs {
 			switch mf.GetName() {
-			case "meridian_http_requests_total", "meridian_http_request_bytes_total", "meridian_http_response_body_bytes_total":
+			case "meridian_http_requests_total", "meridian_http_request_bytes_total", "meridian_http_response_body_bytes_total",
+				"meridian_endpoint_requests_total", "meridian_endpoint_responses_5xx_total", "meridian_endpoint_active_requests":
 			default:
 				continue
 			}
@@ -204,7 +206,7 @@ spec:
 				for _, lp := range m.GetLabel() {
 					ls = append(ls, lp.GetName()+"="+lp.GetValue())
 				}
-				if v := m.GetCounter().GetValue(); v != 0 {
+				if v := m.GetCounter().GetValue() + m.GetGauge().GetValue(); v != 0 || strings.Contains(mf.GetName(), "active") {
 					out = append(out, fmt.Sprintf("%s{%s} %v", mf.GetName(), strings.Join(ls, ","), v))
 				}
 			}
@@ -218,7 +220,8 @@ spec:
 		time.Sleep(20 * time.Millisecond)
 		g, e = counters(regs[EngineGoroutine]), counters(regs[EngineEvloop])
 	}
-	if g != e || !strings.Contains(g, `code=2xx`) || !strings.Contains(g, "body_bytes") {
+	if g != e || !strings.Contains(g, `code=2xx`) || !strings.Contains(g, "body_bytes") || !strings.Contains(g, "endpoint_requests_total") ||
+		!strings.Contains(g, "endpoint_active_requests{endpoint="+hostOf(origin.URL)+",pool=t/a} 0") {
 		t.Errorf("metrics differ\ngoroutine:\n%s\nevloop:\n%s", g, e)
 	}
 	st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop])

@@ -305,19 +305,46 @@ func (s *accessLogStage) OnDone(x *Exchange) {
 
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && jsonPlain[s[i]] {
+			i++
+		}
+		b = append(b, s[:i]...)
+		if i == len(s) {
+			break
+		}
 		b = appendJSONByte(b, s[i])
+		s = s[i+1:]
 	}
 	return append(b, '"')
 }
 
 func appendJSONBytes(b []byte, s []byte) []byte {
 	b = append(b, '"')
-	for _, c := range s {
-		b = appendJSONByte(b, c)
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && jsonPlain[s[i]] {
+			i++
+		}
+		b = append(b, s[:i]...)
+		if i == len(s) {
+			break
+		}
+		b = appendJSONByte(b, s[i])
+		s = s[i+1:]
 	}
 	return append(b, '"')
 }
+
+// jsonPlain marks the bytes a JSON string carries as they are (printable
+// ASCII but the quote and the backslash): runs of them are copied at once.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func appendJSONByte(b []byte, c byte) []byte {
 	const hexd = "0123456789abcdef"

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/meridian-platform/meridian/internal/dataplane/h1"
+	"github.com/meridian-platform/meridian/internal/lb"
 )
 
 // Config is one proxy: a listener and the origin every request goes to.
@@ -476,9 +477,10 @@ type client struct {
 	start      int64
 	status     int
 	sent       int64
-	headSent   int64  // the part of sent that was response heads
-	in         int64  // the request's size for Observe
-	rec        []byte // the exchange's access-log record (ExchangeLog.Begin)
+	headSent   int64        // the part of sent that was response heads
+	in         int64        // the request's size for Observe
+	rec        []byte       // the exchange's access-log record (ExchangeLog.Begin)
+	ep         *lb.Endpoint // the exchange's pool endpoint (Target.Endpoint)
 
 	ts *tlsSock // TLS clients: the tls.Conn's transport
 }
@@ -869,6 +871,9 @@ func (l *loop) observe(c *client, status int) {
 	if l.observeFn != nil {
 		l.observeFn(c.tag, status, time.Duration(l.now-c.start), c.in, max(c.sent-c.headSent, 0))
 	}
+	if c.ep != nil {
+		l.endpointEnd(c, status)
+	}
 	if l.xl.log != nil {
 		l.logEnd(c, Ended{Status: status, Elapsed: time.Duration(l.now - c.start), BytesIn: c.in, BytesOut: max(c.sent-c.headSent, 0)})
 	}
@@ -1068,6 +1073,9 @@ func (l *loop) clientProgress(c *client) {
 		// body's Content-Length (0 for a chunked body), as the goroutine
 		// engine counts a request.
 		c.in = int64(len(rh.headers)) + 2 + max(rh.contentLength, 0)
+		if dst.Endpoint != nil {
+			l.endpointBegin(c, dst.Endpoint)
+		}
 		if l.xl.log != nil {
 			l.logBegin(c, dst)
 		}

@@ -1,6 +1,10 @@
 package evloop
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/meridian-platform/meridian/internal/lb"
+)
 
 // Request is what a Router sees of a request head. The slices point into
 // the connection's buffer and are valid only during the call.
@@ -44,6 +48,11 @@ type Target struct {
 	// Tag is handed back to Config.Observe when the exchange ends (for
 	// example the route, for its metrics); a pointer costs no allocation.
 	Tag any
+	// Endpoint, when set, is the pool endpoint Origin is: the exchange is
+	// counted on it (lb.Endpoint Begin and End: its request and 5xx
+	// counters, active requests, passive health) as the goroutine engine
+	// counts its own.
+	Endpoint *lb.Endpoint
 }
 
 // Stats counts what the loops did.

@@ -17,8 +17,8 @@ import (
 // an access log (unless AccessLogs), or one that Eligible (when set)
 // refuses; a route with a redirect, direct answer, rewrite, header
 // changes, CORS, retries or a mirror; a pool with TLS, PROXY protocol or
-// HTTP/2 to its origins, hashing, affinity, outlier detection, a circuit
-// breaker or a least-request balancer; a path that needs normalization; no
+// HTTP/2 to its origins, hashing, affinity, outlier detection or a circuit
+// breaker; a path that needs normalization; no
 // match.
 type TableRouter struct {
 	// Listener returns the listener's current configuration (nil: gone).
@@ -36,49 +36,49 @@ type TableRouter struct {
 
 // Route implements Router.
 func (t *TableRouter) Route(r *Request) (Target, bool) {
-	ap, rt, ok := t.route(r)
+	ap, rt, e, ok := t.route(r)
 	if !ok {
 		return Target{}, false
 	}
-	return Target{Origin: ap, Tag: rt}, true
+	return Target{Origin: ap, Tag: rt, Endpoint: e}, true
 }
 
-// route returns the origin and the route (the Target's Tag).
-func (t *TableRouter) route(r *Request) (netip.AddrPort, *config.Route, bool) {
+// route returns the origin, the route (the Target's Tag) and the endpoint.
+func (t *TableRouter) route(r *Request) (netip.AddrPort, *config.Route, *lb.Endpoint, bool) {
 	lc := t.Listener()
 	if lc == nil || r.Path == nil {
-		return netip.AddrPort{}, nil, false
+		return netip.AddrPort{}, nil, nil, false
 	}
 	vh := lc.VHost(r.Host)
 	if vh == nil || !t.plainVHost(vh) || t.Eligible != nil && !t.Eligible(vh) {
-		return netip.AddrPort{}, nil, false
+		return netip.AddrPort{}, nil, nil, false
 	}
 	if len(r.Query) > 0 && bytes.ContainsAny(r.Query, "%+") {
 		// Query matchers compare decoded values.
 		for _, rt := range vh.Routes {
 			if len(rt.Query) > 0 {
-				return netip.AddrPort{}, nil, false
+				return netip.AddrPort{}, nil, nil, false
 			}
 		}
 	}
 	r.match.r = r
 	rt := vh.Match(&r.match)
 	if rt == nil || !plainRoute(rt) {
-		return netip.AddrPort{}, nil, false
+		return netip.AddrPort{}, nil, nil, false
 	}
 	pool := t.Pools(rt.Pool.ID)
 	if pool == nil {
-		return netip.AddrPort{}, nil, false
+		return netip.AddrPort{}, nil, nil, false
 	}
 	e, err := pool.Pick(0, nil)
 	if err != nil {
-		return netip.AddrPort{}, nil, false
+		return netip.AddrPort{}, nil, nil, false
 	}
 	ap, err := netip.ParseAddrPort(e.Addr())
 	if err != nil {
-		return netip.AddrPort{}, nil, false
+		return netip.AddrPort{}, nil, nil, false
 	}
-	return ap, rt, true
+	return ap, rt, e, true
 }
 
 func (t *TableRouter) plainVHost(vh *config.VHost) bool {
@@ -105,7 +105,7 @@ func plainRoute(rt *config.Route) bool {
 	}
 	p := rt.Pool
 	switch p.LB.Algorithm {
-	case "", lb.RoundRobin, lb.Random:
+	case "", lb.RoundRobin, lb.Random, lb.LeastRequest:
 	default:
 		return false
 	}
