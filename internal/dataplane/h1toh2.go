@@ -417,3 +417,29 @@ func (s *Server) mirrorH1ToH2(mreq *fasthttp.Request, m *config.Mirror) {
 		Proto: "HTTP/2.0", ProtoMajor: 2}
 	s.sendMirror(out, m, mreq.Body(), true)
 }
+
+// dropConnectionNamed removes from an origin's HTTP/1.1 answer the fields
+// its Connection header names (hop-by-hop, RFC 9110 7.6.1), and that
+// header (the engine sets Connection for the client's connection).
+func dropConnectionNamed(rh *fasthttp.ResponseHeader) {
+	c := rh.Peek("Connection")
+	if len(c) == 0 {
+		return
+	}
+	var buf [128]byte
+	c = append(buf[:0], c...) // Peek's slice moves as fields are deleted
+	for len(c) > 0 {
+		i := bytes.IndexByte(c, ',')
+		tok := c
+		if i >= 0 {
+			tok, c = c[:i], c[i+1:]
+		} else {
+			c = nil
+		}
+		tok = bytes.TrimSpace(tok)
+		if len(tok) > 0 && !bytes.EqualFold(tok, []byte("close")) && !bytes.EqualFold(tok, []byte("keep-alive")) {
+			rh.DelBytes(tok)
+		}
+	}
+	rh.Del("Connection") // the client's connection has its own
+}

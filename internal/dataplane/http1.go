@@ -729,6 +729,7 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 		return
 	}
 	rh := &resp.Header
+	dropConnectionNamed(rh) // h1toh2.go
 	rh.ResetConnectionClose()
 	rh.Del("Keep-Alive")
 	rh.Del("Proxy-Connection")

@@ -1,0 +1,77 @@
+package dataplane
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestConnectionNamedFieldsRemoved: fields named in Connection are
+// hop-by-hop (RFC 9110 7.6.1) and are removed both ways on the paths
+// that parse heads: an HTTP/1.1 client's (goroutine engine) to HTTP/1.1
+// and h2c pools, an h2c client's to an HTTP/1.1 pool.
+func TestConnectionNamedFieldsRemoved(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "X-Hop, keep-alive")
+		w.Header().Set("X-Hop", "secret")
+		w.Header().Set("X-End", "kept")
+		fmt.Fprintf(w, "x-req=%q x-keep=%q conn=%q", r.Header.Get("X-Req"), r.Header.Get("X-Keep"), r.Header.Get("Connection"))
+	})}
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	go srv.Serve(ln)
+	defer srv.Close()
+	port := freePort(t)
+	startServer(t, fmt.Sprintf(`apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: h1, namespace: t}
+spec: {endpoints: [{address: %[1]q}]}
+---
+apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: h2, namespace: t}
+spec: {endpoints: [{address: %[1]q}], protocol: h2c}
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %[2]d, address: 127.0.0.1, h2c: true}]
+  routes:
+    - match: {pathPrefix: /h2}
+      pool: h2
+    - pool: h1
+`, ln.Addr().String(), port), Options{HTTP1Engine: EngineGoroutine})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	check := func(name string, h http.Header, body string, h2pool bool) {
+		t.Helper()
+		if !strings.Contains(body, `x-req="" x-keep="1" conn=""`) {
+			t.Fatalf("%s: origin saw %q: a field named in Connection passed", name, body)
+		}
+		if !h2pool && (h.Get("X-Hop") != "" || h.Get("X-End") != "kept") {
+			t.Fatalf("%s: answer fields %v: X-Hop must go, X-End stay", name, h)
+		}
+	}
+	for _, p := range []string{"/h1", "/h2"} {
+		resp, body := rawHTTP1(t, addr, "GET "+p+" HTTP/1.1\r\nHost: a\r\nConnection: X-Req, keep-alive\r\nX-Req: 1\r\nX-Keep: 1\r\n\r\n")
+		check("http/1.1 client "+p, resp.Header, body, p == "/h2")
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/h1", nil)
+	req.Header.Set("X-Keep", "1")
+	resp, err := h2cClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	check("h2c client", resp.Header, string(b), false)
+}
