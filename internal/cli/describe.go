@@ -37,33 +37,20 @@ about it (when the caller may read the audit log).`,
   # KIND/NAME works too
   meridian describe op/shop`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kindArg, names, err := splitKindName(args)
+			o, cancel, err := f.oneObject(cmd, "describe", args)
 			if err != nil {
 				return err
 			}
-			if len(names) != 1 {
-				return fmt.Errorf("describe takes one KIND and one NAME")
-			}
-			ki, err := resolveKind(kindArg)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext(cmd)
 			defer cancel()
-			c, cctx, err := f.client()
+			obj, err := o.c.GetRaw(o.ctx, o.ki.Kind, o.ns, o.name)
 			if err != nil {
 				return err
 			}
-			ns := f.nsFor(ki, cctx)
-			obj, err := c.GetRaw(ctx, ki.Kind, ns, names[0])
-			if err != nil {
+			records, auditErr := recentAudit(o.ctx, o.c, o.ki, obj)
+			if err := describeObject(streams.Out, o.ki, obj, records, auditErr, time.Now()); err != nil {
 				return err
 			}
-			records, auditErr := recentAudit(ctx, c, ki, obj)
-			if err := describeObject(streams.Out, ki, obj, records, auditErr, time.Now()); err != nil {
-				return err
-			}
-			return describeTelemetry(ctx, streams.Out, c, ki, ns, names[0], time.Now())
+			return describeTelemetry(o.ctx, streams.Out, o.c, o.ki, o.ns, o.name, time.Now())
 		},
 	}
 	f.bindPersistent(cmd, true)

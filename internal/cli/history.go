@@ -30,37 +30,24 @@ to see them in full, and ` + "`meridian rollback`" + ` to go back to one.`,
 			if output != "" && output != outYAML && output != outJSON {
 				return fmt.Errorf("unknown output format %q: use yaml or json", output)
 			}
-			kindArg, names, err := splitKindName(args)
+			o, cancel, err := f.oneObject(cmd, "history", args)
 			if err != nil {
 				return err
 			}
-			if len(names) != 1 {
-				return fmt.Errorf("history takes one KIND and one NAME")
-			}
-			ki, err := resolveKind(kindArg)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext(cmd)
 			defer cancel()
-			c, cctx, err := f.client()
-			if err != nil {
-				return err
-			}
-			ns := f.nsFor(ki, cctx)
-			l, err := c.History(ctx, ki.Kind, ns, names[0])
+			l, err := o.c.History(o.ctx, o.ki.Kind, o.ns, o.name)
 			if err != nil {
 				return err
 			}
 			if output != "" {
-				return printList(streams.Out, output, ki, l.Items, printOptions{})
+				return printList(streams.Out, output, o.ki, l.Items, printOptions{})
 			}
 			if len(l.Items) == 0 {
-				fmt.Fprintf(streams.ErrOut, "No previous generations of %s.\n", displayName(ki, names[0]))
+				fmt.Fprintf(streams.ErrOut, "No previous generations of %s.\n", displayName(o.ki, o.name))
 				return nil
 			}
 			var current int64
-			if cur, err := c.GetRaw(ctx, ki.Kind, ns, names[0]); err == nil {
+			if cur, err := o.c.GetRaw(o.ctx, o.ki.Kind, o.ns, o.name); err == nil {
 				current = cur.Metadata.Generation
 			}
 			return printHistory(streams.Out, l.Items, current)
@@ -126,32 +113,19 @@ and is audited like any update.`,
 		Example: `  meridian history httploadbalancer shop -n retail
   meridian rollback httploadbalancer shop -n retail --to-generation 3`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kindArg, names, err := splitKindName(args)
+			o, cancel, err := f.oneObject(cmd, "rollback", args)
 			if err != nil {
 				return err
 			}
-			if len(names) != 1 {
-				return fmt.Errorf("rollback takes one KIND and one NAME")
-			}
-			if generation <= 0 {
-				return fmt.Errorf("--to-generation must be a generation number (see `meridian history %s %s`)", strings.ToLower(kindArg), names[0])
-			}
-			ki, err := resolveKind(kindArg)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := signalContext(cmd)
 			defer cancel()
-			c, cctx, err := f.client()
-			if err != nil {
-				return err
+			if generation <= 0 {
+				return fmt.Errorf("--to-generation must be a generation number (see `meridian history %s %s`)", strings.ToLower(o.kindArg), o.name)
 			}
-			ns := f.nsFor(ki, cctx)
 			out := &client.Raw{}
-			if err := c.Rollback(ctx, ki.Kind, ns, names[0], generation, out); err != nil {
+			if err := o.c.Rollback(o.ctx, o.ki.Kind, o.ns, o.name, generation, out); err != nil {
 				return err
 			}
-			fmt.Fprintf(streams.Out, "%s rolled back to generation %d (now generation %d)\n", displayName(ki, names[0]), generation, out.Metadata.Generation)
+			fmt.Fprintf(streams.Out, "%s rolled back to generation %d (now generation %d)\n", displayName(o.ki, o.name), generation, out.Metadata.Generation)
 			return nil
 		},
 	}

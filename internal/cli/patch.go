@@ -31,34 +31,22 @@ are replaced whole. The console validates the result like any update.`,
   # See the result without storing it
   meridian patch op shop -p '{"spec":{"loadBalancing":"maglev"}}' --dry-run -o yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kindArg, names, err := splitKindName(args)
-			if err != nil {
-				return err
-			}
-			if len(names) != 1 {
-				return errors.New("patch takes one KIND and one NAME")
-			}
 			if output != "" && output != outYAML && output != outJSON && output != outName {
 				return fmt.Errorf("unknown output format %q: use yaml, json or name", output)
-			}
-			ki, err := resolveKind(kindArg)
-			if err != nil {
-				return err
 			}
 			body, err := patchJSON(patch)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := signalContext(cmd)
-			defer cancel()
-			c, cctx, err := f.client()
+			o, cancel, err := f.oneObject(cmd, "patch", args)
 			if err != nil {
 				return err
 			}
-			ns := f.nsFor(ki, cctx)
+			defer cancel()
+			ki, name := o.ki, o.name
 			out := &client.Raw{}
-			if err := c.Patch(ctx, ki.Kind, ns, names[0], body, out, client.DryRunIf(dryRun)); err != nil {
-				return fmt.Errorf("%s: %w", displayName(ki, names[0]), err)
+			if err := o.c.Patch(o.ctx, ki.Kind, o.ns, name, body, out, client.DryRunIf(dryRun)); err != nil {
+				return fmt.Errorf("%s: %w", displayName(ki, name), err)
 			}
 			if output == outYAML || output == outJSON {
 				return printData(streams.Out, output, out)
@@ -68,10 +56,10 @@ are replaced whole. The console validates the result like any update.`,
 				suffix = " (dry run)"
 			}
 			if output == outName {
-				fmt.Fprintln(streams.Out, displayName(ki, names[0]))
+				fmt.Fprintln(streams.Out, displayName(ki, name))
 				return nil
 			}
-			fmt.Fprintf(streams.Out, "%s patched%s\n", displayName(ki, names[0]), suffix)
+			fmt.Fprintf(streams.Out, "%s patched%s\n", displayName(ki, name), suffix)
 			return nil
 		},
 	}

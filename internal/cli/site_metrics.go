@@ -53,37 +53,24 @@ and GET /api/v1/sites/NAME/telemetry (both need "get" on the kind).
   # What a site's node reports, as JSON
   meridian top site station-0001 -o json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kindArg, names, err := splitKindName(args)
-			if err != nil {
-				return err
-			}
-			if len(names) != 1 {
-				return fmt.Errorf("top takes one KIND and one NAME")
-			}
-			ki, err := resolveKind(kindArg)
-			if err != nil {
-				return err
-			}
 			switch output {
 			case "", "json", "yaml":
 			default:
 				return fmt.Errorf("--output %q: want json or yaml (or nothing for a table)", output)
 			}
-			ctx, cancel := signalContext(cmd)
-			defer cancel()
-			c, cctx, err := f.client()
+			o, cancel, err := f.oneObject(cmd, "top", args)
 			if err != nil {
 				return err
 			}
-			ns := f.nsFor(ki, cctx)
+			defer cancel()
 			var v any
-			switch ki.Kind {
+			switch o.ki.Kind {
 			case "Site":
-				v, err = sites.GetSiteTelemetry(ctx, c, names[0])
+				v, err = sites.GetSiteTelemetry(o.ctx, o.c, o.name)
 			case "HTTPLoadBalancer", "TCPLoadBalancer":
-				v, err = sites.GetObjectMetrics(ctx, c, ki.Kind, ns, names[0])
+				v, err = sites.GetObjectMetrics(o.ctx, o.c, o.ki.Kind, o.ns, o.name)
 			default:
-				return fmt.Errorf("top shows sites, httploadbalancers and tcploadbalancers, not %s", ki.Plural)
+				return fmt.Errorf("top shows sites, httploadbalancers and tcploadbalancers, not %s", o.ki.Plural)
 			}
 			if err != nil {
 				return err
