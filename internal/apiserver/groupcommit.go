@@ -258,12 +258,13 @@ func selectBatch(pending []*pendingWrite, lim batchLimits) (batch, rest []*pendi
 		pops, pcmps, psize := len(w.p.txn.Ops)+1, len(w.p.txn.Compares), txnBytes(w.p.txn)
 		if len(batch) >= lim.plans || (len(batch) > 0 &&
 			(ops+pops > lim.ops || cmps+pcmps > lim.ops || size+psize > lim.bytes)) {
-			for _, r := range pending[i:] {
-				if r.ctx.Err() != nil {
-					r.answer(0, errInternal(fmt.Errorf("writing %s %q: %w", r.p.info.Kind, r.p.ref.Name, r.ctx.Err())))
-					continue
-				}
-				rest = append(rest, r)
+			// The rest waits as it is (a long queue, e.g. a cascade
+			// delete on etcd, is not copied for every batch); writes
+			// whose request ended are answered when their turn comes.
+			if len(rest) == 0 {
+				rest = pending[i:]
+			} else {
+				rest = append(rest, pending[i:]...)
 			}
 			break
 		}
