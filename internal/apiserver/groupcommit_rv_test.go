@@ -85,22 +85,34 @@ func testWatchResumeGroupCommit(t *testing.T, open storeOpener) {
 
 	const n = 24
 	var wg sync.WaitGroup
-	codes := make([]int, n)
+	answers := make([]resp, n)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i] = e.do("POST", ns, tok, pool("retail", fmt.Sprintf("c%02d", i))).code
+			answers[i] = e.do("POST", ns, tok, pool("retail", fmt.Sprintf("c%02d", i)))
 		}()
 	}
 	wg.Wait()
-	for i, c := range codes {
-		if c != 201 {
-			t.Fatalf("create %d: %d", i, c)
+	answered := map[string]string{}
+	for i, a := range answers {
+		if a.code != 201 {
+			t.Fatalf("create %d: %d", i, a.code)
 		}
+		answered[fmt.Sprint(get(a.obj(), "metadata.name"))] = fmt.Sprint(get(a.obj(), "metadata.resourceVersion"))
 	}
 	evs := watchEvents(t, ch, n)
 	cancel()
+	// The resourceVersion a create answered is the one its event and a
+	// GET show.
+	for _, ev := range evs {
+		if answered[ev.name] != ev.rv {
+			t.Fatalf("%s: the create answered resourceVersion %s", ev, answered[ev.name])
+		}
+		if got := fmt.Sprint(get(e.must(200, "GET", ns+"/"+ev.name, tok, nil).obj(), "metadata.resourceVersion")); got != ev.rv {
+			t.Fatalf("%s: GET shows resourceVersion %s", ev, got)
+		}
+	}
 	k := 0
 	checkResume(t, e, tok, ns, evs, 1, func() evKey {
 		k++
