@@ -149,43 +149,25 @@ func (r *evRouter) Route(q *evloop.Request) (evloop.Target, bool) {
 	if er == nil {
 		return evloop.Target{}, false // the table changed meanwhile
 	}
-	t.Tag = er
+	t.Tag, t.Timeout, t.ConnectTimeout = er, er.timeout, er.connectTimeout
 	return t, true
 }
 
 // evEligible accepts a load balancer for the event loop when it runs no
 // stage but the request id and the access log (which the loop does
-// itself), and its routes'
-// exchanges are bounded like the loop bounds them: no route timeout other
-// than the default, the listener's body timeout, pools with the default
-// connect timeout. (The loop keeps its own idle origin connections: up to
-// 64 per origin and loop, closed after the listener's idle timeout.)
+// itself), and its request bodies are bounded like the loop bounds them:
+// by the listener's body timeout. (Route timeouts and pool connect
+// timeouts go with each request: evloop.Target; the loop's route timeout
+// bounds each wait for the origin, not the whole exchange. The loop keeps
+// its own idle origin connections: up to 64 per origin and loop, closed
+// after the listener's idle timeout.)
 func (s *Server) evEligible(key string, vh *config.VHost) bool {
 	pl := s.state.Load().pipelines[vh]
 	if pl == nil || !pl.evServable {
 		return false
 	}
-	if lc := s.state.Load().table.HTTP[key]; lc == nil || bodyTimeout(lc, vh) != lc.Timeouts.RequestBody {
-		return false
-	}
-	check := func(rt *config.Route) bool {
-		if rt == nil {
-			return true
-		}
-		if rt.Timeout > 0 && rt.Timeout != s.opts.DefaultRouteTimeout {
-			return false
-		}
-		if p := rt.Pool; p != nil && p.ConnectTimeout != evConnectTimeout {
-			return false
-		}
-		return true
-	}
-	for _, rt := range vh.Routes {
-		if !check(rt) {
-			return false
-		}
-	}
-	return check(vh.Default)
+	lc := s.state.Load().table.HTTP[key]
+	return lc != nil && bodyTimeout(lc, vh) == lc.Timeouts.RequestBody
 }
 
 // evObserve counts an exchange the loop served in its route's and load

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
 )
@@ -16,6 +17,10 @@ type evRoute struct {
 	lbm *lbMetrics
 	// log is the load balancer's access log (nil: none).
 	log *accessLogStage
+	// timeout and connectTimeout are the route's and its pool's (0: the
+	// loop's defaults, Options.DefaultRouteTimeout and the pools'
+	// default connect timeout).
+	timeout, connectTimeout time.Duration
 }
 
 // evRoutes resolves the evRoute of every route of st.
@@ -24,7 +29,11 @@ func evRoutes(st *state) map[*config.Route]*evRoute {
 	for vh, pl := range st.pipelines {
 		add := func(rt *config.Route) {
 			if rt != nil {
-				m[rt] = &evRoute{rt: rt, rm: st.routeMetrics[rt], lbm: st.lbMetrics[vh], log: pl.accessLog}
+				er := &evRoute{rt: rt, rm: st.routeMetrics[rt], lbm: st.lbMetrics[vh], log: pl.accessLog, timeout: max(rt.Timeout, 0)}
+				if rt.Pool != nil {
+					er.connectTimeout = max(rt.Pool.ConnectTimeout, 0)
+				}
+				m[rt] = er
 			}
 		}
 		for _, rt := range vh.Routes {

@@ -16,16 +16,11 @@ func (l *loop) endpointBegin(c *client, e *lb.Endpoint) {
 }
 
 // endpointEnd ends the count of the client's exchange on its endpoint:
-// with the origin's status when it answered; a 502 of the loop's own
-// (nothing answered: the connection could not be made, or broke before an
-// answer) counts as a connect failure; anything else (a timeout, the
-// client gone before an answer) as neither.
-func (l *loop) endpointEnd(c *client, status int) {
+// with the origin's status when it answered, as a connect failure when
+// the connection could not be made (refused, timed out), else (a reset,
+// a timeout, the client gone before an answer) as neither.
+func (l *loop) endpointEnd(c *client, _ int) {
 	e := c.ep
 	c.ep = nil
-	res := lb.Result{Status: c.status, Duration: time.Duration(l.now - c.start)}
-	if c.status == 0 && status == 502 {
-		res.ConnectFailed = true
-	}
-	e.End(res)
+	e.End(lb.Result{Status: c.status, ConnectFailed: c.connFailed && c.status == 0, Duration: time.Duration(l.now - c.start)})
 }

@@ -481,6 +481,11 @@ type client struct {
 	in         int64        // the request's size for Observe
 	rec        []byte       // the exchange's access-log record (ExchangeLog.Begin)
 	ep         *lb.Endpoint // the exchange's pool endpoint (Target.Endpoint)
+	// originTO and connectTO are the exchange's timeouts (Target; 0: the
+	// loop's).
+	originTO, connectTO int64
+	// connFailed says the exchange's origin connection could not be made.
+	connFailed bool
 
 	ts *tlsSock // TLS clients: the tls.Conn's transport
 }
@@ -721,7 +726,9 @@ func (l *loop) sweep() {
 			connecting := o.connecting
 			l.closeOrigin(o)
 			if connecting {
-				l.reject(c, problemBadGateway) // the origin cannot be reached
+				// As the goroutine engine answers a connect timeout.
+				c.connFailed = true
+				l.reject(c, problemGatewayTimeout)
 			} else if o.sendFrom == headroom && !o.headDone && !o.gotResp {
 				l.reject(c, problemGatewayTimeout)
 			} else {
@@ -1073,14 +1080,10 @@ func (l *loop) clientProgress(c *client) {
 		// body's Content-Length (0 for a chunked body), as the goroutine
 		// engine counts a request.
 		c.in = int64(len(rh.headers)) + 2 + max(rh.contentLength, 0)
-		if dst.Endpoint != nil {
-			l.endpointBegin(c, dst.Endpoint)
-		}
-		if l.xl.log != nil {
-			l.logBegin(c, dst)
-		}
+		l.exchangeBegin(c, dst)
 		o, err := l.getOrigin(dst.Origin)
 		if err != nil {
+			c.connFailed = true
 			l.reject(c, problemBadGateway)
 			return
 		}
@@ -1096,7 +1099,7 @@ func (l *loop) clientProgress(c *client) {
 			o.out = markHTTPS(o.out)
 		}
 		o.outOff = 0
-		o.deadline = l.now + l.originTO
+		l.armOrigin(o, c) // (a connecting origin keeps its connect timeout)
 		if rh.chunked || rh.contentLength > 0 {
 			c.deadline = l.now + l.bodyTO
 		} else {
@@ -1251,10 +1254,13 @@ func (l *loop) originEvent(o *origin, ev uint32) {
 	if o.connecting && ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 		o.connecting = false
 		if e, err := unix.GetsockoptInt(o.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || e != 0 {
+			if o.c != nil {
+				o.c.connFailed = true
+			}
 			l.originFailed(o)
 			return
 		}
-		o.deadline = l.now + l.originTO
+		o.deadline = l.now + l.originTimeout(o)
 	}
 	if ev&unix.EPOLLOUT != 0 && o.c != nil && o.outOff < len(o.out) {
 		l.flushOrigin(o)
@@ -1334,6 +1340,7 @@ func (l *loop) originFailed(o *origin) {
 		}
 		n.reused = false // a new connection is not retried again
 		n.c, c.o = c, n
+		l.armOrigin(n, c)
 		if n == o {
 			n.out = req
 		} else {
@@ -1433,7 +1440,7 @@ func (l *loop) pump(o *origin) {
 			return
 		}
 		o.w += n
-		o.deadline = l.now + l.originTO
+		o.deadline = l.now + l.originTimeout(o)
 		if n < space && !o.hup {
 			o.readable = false
 		}

@@ -2,6 +2,7 @@ package evloop
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/meridian-platform/meridian/internal/lb"
 )
@@ -53,6 +54,10 @@ type Target struct {
 	// counters, active requests, passive health) as the goroutine engine
 	// counts its own.
 	Endpoint *lb.Endpoint
+	// Timeout, when set, replaces Config.OriginTimeout for this exchange
+	// (how long the origin may stay silent); ConnectTimeout replaces
+	// Config.ConnectTimeout.
+	Timeout, ConnectTimeout time.Duration
 }
 
 // Stats counts what the loops did.

@@ -1,0 +1,38 @@
+//go:build linux
+
+package evloop
+
+// exchangeBegin starts what the loop keeps for the client's exchange, just
+// routed to t: its timeouts, the count on its pool endpoint, its
+// access-log record.
+func (l *loop) exchangeBegin(c *client, t Target) {
+	c.originTO, c.connectTO, c.connFailed = int64(t.Timeout), int64(t.ConnectTimeout), false
+	if t.Endpoint != nil {
+		l.endpointBegin(c, t.Endpoint)
+	}
+	if l.xl.log != nil {
+		l.logBegin(c, t)
+	}
+}
+
+// originTimeout is the time the origin connection o may stay silent: its
+// exchange's (Target.Timeout) or the loop's.
+func (l *loop) originTimeout(o *origin) int64 {
+	if c := o.c; c != nil && c.originTO > 0 {
+		return c.originTO
+	}
+	return l.originTO
+}
+
+// armOrigin sets the deadline of o, just given to c's exchange: the
+// connect timeout while it connects, else the origin timeout.
+func (l *loop) armOrigin(o *origin, c *client) {
+	switch {
+	case !o.connecting:
+		o.deadline = l.now + l.originTimeout(o)
+	case c.connectTO > 0:
+		o.deadline = l.now + c.connectTO
+	default:
+		o.deadline = l.now + l.connectTO
+	}
+}
