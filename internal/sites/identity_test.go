@@ -2,28 +2,17 @@ package sites_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/audit"
 	"github.com/meridian-platform/meridian/internal/pki"
 	"github.com/meridian-platform/meridian/internal/sites"
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/bolt"
 )
-
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
 
 // TestReenrolWindow checks renewal with a certificate that expired while
 // the node was offline: accepted within the grace window (the chain was
@@ -31,43 +20,14 @@ func (c *clock) now() time.Time { return c.t }
 // older than the site or revoked.
 func TestReenrolWindow(t *testing.T) {
 	ctx := context.Background()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
+	e := newIdentityEnv(t)
+	st, clk := e.st, e.clk
+	srv, err := sites.New(ctx, e.options(48*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.LoadOrCreateCA(ctx, st, kr, "console")
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{t: time.Now()}
-	srv, err := sites.New(ctx, sites.Options{Store: st, CA: ca, Audit: audit.New(st, kr, audit.Options{}),
-		CertTTL: time.Hour, ReenrolGrace: 48 * time.Hour, Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	putSite := func(created time.Time, decommissioned bool) {
-		s := &v1.Site{}
-		s.APIVersion, s.Kind = v1.APIVersion, "Site"
-		s.Metadata = v1.ObjectMeta{Name: "shop-7", Tenant: "acme", CreationTimestamp: &created}
-		s.Spec.Approved, s.Spec.Decommissioned = true, decommissioned
-		b, _ := json.Marshal(s)
-		if _, err := st.Txn(ctx, store.Txn{Ops: []store.Op{store.Put(sites.SiteKey("acme", "shop-7"), b)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	issue := func(ttl time.Duration) []*x509.Certificate {
-		ic, err := ca.IssueClientCert(pki.SiteSPIFFEID("acme", "shop-7"), &key.PublicKey, ttl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return []*x509.Certificate{ic.Leaf}
-	}
+	putSite := func(created time.Time, decommissioned bool) { e.putSite(t, "shop-7", created, decommissioned) }
+	issue := func(ttl time.Duration) []*x509.Certificate { return e.issue(t, "shop-7", 0, ttl) }
 	putSite(time.Now().Add(-time.Minute), false)
 	chain := issue(time.Hour)
 	csr := newNode(t).csr
@@ -124,7 +84,7 @@ func TestReenrolWindow(t *testing.T) {
 	if code, msg := renew(); code != http.StatusForbidden || !strings.Contains(msg, "revoked") {
 		t.Errorf("revoked: %d %s", code, msg)
 	}
-	srv2, err := sites.New(ctx, sites.Options{Store: st, CA: ca, Audit: audit.New(st, kr, audit.Options{})})
+	srv2, err := sites.New(ctx, sites.Options{Store: st, CA: e.ca, Audit: audit.New(st, e.kr, audit.Options{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,48 +107,24 @@ func TestReenrolWindow(t *testing.T) {
 // MaxRevoked (the entries that expire soonest go first).
 func TestRevokedSerialsPruned(t *testing.T) {
 	ctx := context.Background()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.LoadOrCreateCA(ctx, st, kr, "console")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	clk := &clock{t: start}
+	e := newIdentityEnv(t)
+	st, clk := e.st, e.clk
+	start := clk.t
 	const grace = 48 * time.Hour
-	opts := sites.Options{Store: st, CA: ca, Audit: audit.New(st, kr, audit.Options{}), CertTTL: time.Hour,
-		ReenrolGrace: grace, MaxRevoked: 3, Now: clk.now}
+	opts := e.options(grace)
+	opts.MaxRevoked = 3
 	srv, err := sites.New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	created := start.Add(-time.Minute)
 	// Five sites, each with a certificate living one hour longer than the
 	// previous one's, seen by the console and then revoked.
 	var chains [][]*x509.Certificate
 	for i := 0; i < 5; i++ {
 		name := "s" + string(rune('0'+i))
-		s := &v1.Site{}
-		s.APIVersion, s.Kind = v1.APIVersion, "Site"
-		s.Metadata = v1.ObjectMeta{Name: name, Tenant: "acme", CreationTimestamp: &created}
-		s.Spec.Approved = true
-		b, _ := json.Marshal(s)
-		if _, err := st.Txn(ctx, store.Txn{Ops: []store.Op{store.Put(sites.SiteKey("acme", name), b)}}); err != nil {
-			t.Fatal(err)
-		}
-		ic, err := ca.IssueClientCert(pki.SiteSPIFFEID("acme", name), &key.PublicKey, time.Duration(i+1)*time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		chain := []*x509.Certificate{ic.Leaf}
+		e.putSite(t, name, created, false)
+		chain := e.issue(t, name, 0, time.Duration(i+1)*time.Hour)
 		if _, err := srv.Authenticate(ctx, chain); err != nil {
 			t.Fatal(err)
 		}
@@ -265,46 +201,16 @@ func TestRevokedSerialsPruned(t *testing.T) {
 // goes once no certificate from before it can be presented.
 func TestDecommissionCutoff(t *testing.T) {
 	ctx := context.Background()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.LoadOrCreateCA(ctx, st, kr, "console")
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{t: time.Now()}
-	opts := sites.Options{Store: st, CA: ca, Audit: audit.New(st, kr, audit.Options{}), CertTTL: time.Hour,
-		ReenrolGrace: 48 * time.Hour, Now: clk.now}
+	e := newIdentityEnv(t)
+	st, clk := e.st, e.clk
+	opts := e.options(48 * time.Hour)
 	srv, err := sites.New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	created := time.Now().Add(-time.Minute)
-	putSite := func(decommissioned bool) {
-		s := &v1.Site{}
-		s.APIVersion, s.Kind = v1.APIVersion, "Site"
-		s.Metadata = v1.ObjectMeta{Name: "shop-7", Tenant: "acme", CreationTimestamp: &created}
-		s.Spec.Approved, s.Spec.Decommissioned = true, decommissioned
-		b, _ := json.Marshal(s)
-		if _, err := st.Txn(ctx, store.Txn{Ops: []store.Op{store.Put(sites.SiteKey("acme", "shop-7"), b)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	issue := func(ago time.Duration) []*x509.Certificate {
-		ic, err := ca.WithClock(func() time.Time { return time.Now().Add(-ago) }).
-			IssueClientCert(pki.SiteSPIFFEID("acme", "shop-7"), &key.PublicKey, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return []*x509.Certificate{ic.Leaf}
-	}
+	putSite := func(decommissioned bool) { e.putSite(t, "shop-7", created, decommissioned) }
+	issue := func(ago time.Duration) []*x509.Certificate { return e.issue(t, "shop-7", ago, time.Hour) }
 	putSite(false)
 	old := issue(10 * time.Second) // never presented: the console has not seen it
 	putSite(true)
@@ -363,47 +269,17 @@ func mustNew(t *testing.T, opts sites.Options) *sites.Server {
 func TestRevocationsFollowedAcrossConsoles(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.LoadOrCreateCA(ctx, st, kr, "console")
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{t: time.Now()}
-	opts := sites.Options{Store: st, CA: ca, Audit: audit.New(st, kr, audit.Options{}), CertTTL: time.Hour,
-		ReenrolGrace: 48 * time.Hour, Now: clk.now}
+	e := newIdentityEnv(t)
+	clk := e.clk
+	opts := e.options(48 * time.Hour)
 	one, two := mustNew(t, opts), mustNew(t, opts)
 	done := make(chan struct{})
 	go func() { defer close(done); two.RunSync(ctx) }()
 	defer func() { cancel(); <-done }()
 
 	created := time.Now().Add(-time.Minute)
-	putSite := func(decommissioned bool) {
-		s := &v1.Site{}
-		s.APIVersion, s.Kind = v1.APIVersion, "Site"
-		s.Metadata = v1.ObjectMeta{Name: "shop-7", Tenant: "acme", CreationTimestamp: &created}
-		s.Spec.Approved, s.Spec.Decommissioned = true, decommissioned
-		b, _ := json.Marshal(s)
-		if _, err := st.Txn(ctx, store.Txn{Ops: []store.Op{store.Put(sites.SiteKey("acme", "shop-7"), b)}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	issue := func(ago time.Duration) []*x509.Certificate {
-		ic, err := ca.WithClock(func() time.Time { return time.Now().Add(-ago) }).
-			IssueClientCert(pki.SiteSPIFFEID("acme", "shop-7"), &key.PublicKey, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return []*x509.Certificate{ic.Leaf}
-	}
+	putSite := func(decommissioned bool) { e.putSite(t, "shop-7", created, decommissioned) }
+	issue := func(ago time.Duration) []*x509.Certificate { return e.issue(t, "shop-7", ago, time.Hour) }
 	eventually := func(what string, f func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); !f(); {

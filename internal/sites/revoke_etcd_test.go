@@ -2,17 +2,10 @@ package sites_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/json"
 	"testing"
 	"time"
 
-	v1 "github.com/meridian-platform/meridian/api/v1"
-	"github.com/meridian-platform/meridian/internal/audit"
-	"github.com/meridian-platform/meridian/internal/pki"
 	"github.com/meridian-platform/meridian/internal/sites"
 	"github.com/meridian-platform/meridian/internal/store"
 	"github.com/meridian-platform/meridian/internal/store/etcd"
@@ -31,39 +24,20 @@ func TestRevokeManySerialsOnEtcd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m1")
+	e := newIdentityEnvOn(t, st)
+	start := e.clk.t
+	clk := e.clk
+	opts := e.options(time.Hour)
+	opts.MaxRevoked = 10000
+	srv, err := sites.New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := pki.LoadOrCreateCA(ctx, st, kr, "console")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	clk := &clock{t: start}
-	srv, err := sites.New(ctx, sites.Options{Store: st, CA: ca, Audit: audit.New(st, kr, audit.Options{}), CertTTL: time.Hour,
-		ReenrolGrace: time.Hour, MaxRevoked: 10000, Now: clk.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	created := start.Add(-time.Minute)
-	s := &v1.Site{}
-	s.APIVersion, s.Kind = v1.APIVersion, "Site"
-	s.Metadata = v1.ObjectMeta{Name: "edge", Tenant: "acme", CreationTimestamp: &created}
-	s.Spec.Approved = true
-	b, _ := json.Marshal(s)
-	if _, err := st.Txn(ctx, store.Txn{Ops: []store.Op{store.Put(sites.SiteKey("acme", "edge"), b)}}); err != nil {
-		t.Fatal(err)
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	e.putSite(t, "edge", start.Add(-time.Minute), false)
 	n := store.MaxTxnOps + 20
 	var chains [][]*x509.Certificate
 	for i := 0; i < n; i++ {
-		ic, err := ca.IssueClientCert(pki.SiteSPIFFEID("acme", "edge"), &key.PublicKey, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		chain := []*x509.Certificate{ic.Leaf}
+		chain := e.issue(t, "edge", 0, time.Hour)
 		if _, err := srv.Authenticate(ctx, chain); err != nil {
 			t.Fatal(err)
 		}
