@@ -137,7 +137,7 @@ spec:
 			"body=hello;trailers=X-Checksum=abc,X-Other=1", "X-Late=late,X-Sum=5", true},
 		{"read-ahead request trailers to an HTTP/1.1 pool stay trailers",
 			"POST /h1retry HTTP/1.1\r\nHost: a.test\r\n" + chunked,
-			"body=hello;trailers=X-Checksum=abc,X-Other=1", "", false},
+			"body=hello;trailers=X-Checksum=abc,X-Other=1", "X-Late=late,X-Sum=5", true},
 		{"known length without TE keeps Content-Length",
 			"POST /s?len=1 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n\r\nhello",
 			"body=hello;trailers=", "", false},
@@ -179,5 +179,40 @@ spec:
 	resp, body := rawHTTP1Method(t, addr, "HEAD /s HTTP/1.1\r\nHost: a.test\r\n\r\n", "HEAD")
 	if resp.StatusCode != 200 || body != "" {
 		t.Fatalf("HEAD: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestH1OriginTrailersStayTrailers: an HTTP/1.1 origin's chunked answer
+// with trailers reaches an HTTP/1.1 client chunked with its trailers (in
+// both engines), and an HTTP/1.0 client without them; a trailer field
+// never becomes a header field.
+func TestH1OriginTrailersStayTrailers(t *testing.T) {
+	o := trailerOrigin(t)
+	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+		t.Run(engine, func(t *testing.T) {
+			port := freePort(t)
+			startServer(t, pool("a", hostOf(o.URL))+lbYAML(port, "a"), Options{HTTP1Engine: engine})
+			addr := fmt.Sprintf("127.0.0.1:%d", port)
+			for _, c := range []struct {
+				req         string
+				wantTrailer bool
+			}{
+				{"GET /s HTTP/1.1\r\nHost: a\r\n\r\n", true},
+				{"GET /s HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n", true},
+				{"GET /s HTTP/1.0\r\nHost: a\r\n\r\n", false},
+			} {
+				resp, body := rawHTTP1(t, addr, c.req)
+				if resp.StatusCode != 200 || !strings.HasPrefix(body, "body=;trailers=") {
+					t.Fatalf("%q: %d %q", c.req, resp.StatusCode, body)
+				}
+				if resp.Header.Get("X-Sum") != "" || resp.Header.Get("X-Late") != "" {
+					t.Fatalf("%q: trailer fields among the header fields: %v", c.req, resp.Header)
+				}
+				got := resp.Trailer.Get("X-Sum") == "0" && resp.Trailer.Get("X-Late") == "late"
+				if got != c.wantTrailer {
+					t.Fatalf("%q: trailers %v, want them: %v", c.req, resp.Trailer, c.wantTrailer)
+				}
+			}
+		})
 	}
 }

@@ -443,3 +443,26 @@ func dropConnectionNamed(rh *fasthttp.ResponseHeader) {
 	}
 	rh.Del("Connection") // the client's connection has its own
 }
+
+// originTrailersH1 handles the trailer fields of an HTTP/1.1 origin's
+// answer on the HTTP/1.1 path. Fields already received (an answer read
+// whole) stay trailers for an HTTP/1.1 client (the engine sends the answer
+// chunked with them, as the origin did) and are dropped for an HTTP/1.0
+// client; they never become header fields, which deleting the Trailer
+// field alone would make them. An answer still streaming forgets the
+// announced names; its fields come with its end.
+func originTrailersH1(rh *fasthttp.ResponseHeader, http10 bool) {
+	if keys := rh.PeekTrailerKeys(); len(keys) > 0 && len(rh.TrailerHeader()) > 2 {
+		if !http10 {
+			return
+		}
+		names := make([]string, len(keys))
+		for i, k := range keys {
+			names[i] = string(k)
+		}
+		for _, k := range names {
+			rh.Del(k)
+		}
+	}
+	rh.Del("Trailer")
+}

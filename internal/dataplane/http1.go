@@ -733,7 +733,7 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	rh.ResetConnectionClose()
 	rh.Del("Keep-Alive")
 	rh.Del("Proxy-Connection")
-	rh.Del("Trailer")
+	originTrailersH1(rh, x.Proto == "HTTP/1.0") // h1toh2.go
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		rh.Del("Upgrade")
 	}
