@@ -24,24 +24,14 @@ import (
 	"github.com/meridian-platform/meridian/internal/ratelimit"
 	"github.com/meridian-platform/meridian/internal/ratelimit/ratestage"
 	"github.com/meridian-platform/meridian/internal/secevents"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
-type headers map[string]string
-
-func (h headers) Peek(n string) ([]byte, bool) { v, ok := h[strings.ToLower(n)]; return []byte(v), ok }
-func (h headers) Set(n, v string)              { h[strings.ToLower(n)] = v }
-func (h headers) SetBytes(n string, v []byte)  { h[strings.ToLower(n)] = string(v) }
-func (h headers) Add(n, v string)              { h[strings.ToLower(n)] = v }
-func (h headers) Del(n string)                 { delete(h, strings.ToLower(n)) }
-func (h headers) VisitAll(f func(n, v []byte)) {
-	for k, v := range h {
-		f([]byte(k), []byte(v))
-	}
-}
-
-type sink struct{ events []*secevents.Event }
-
-func (s *sink) Emit(e *secevents.Event) { s.events = append(s.events, e) }
+// headers and sink are the stage tests' request headers and event sink.
+type (
+	headers = testfixture.Headers
+	sink    = testfixture.Sink
+)
 
 type staticJWKS []byte
 
@@ -106,8 +96,9 @@ func TestChain(t *testing.T) {
 	if x.Reply.Status != 401 || !strings.Contains(x.Reply.Headers[0].Value, `error="invalid_request"`) {
 		t.Fatalf("no credentials: %+v", x.Reply)
 	}
-	if len(ev.events) != 1 || ev.events[0].Kind != secevents.KindAuthn {
-		t.Fatalf("events %+v", ev.events)
+	evs := ev.Events()
+	if len(evs) != 1 || evs[0].Kind != secevents.KindAuthn {
+		t.Fatalf("events %+v", evs)
 	}
 	x = run("/", headers{"authorization": "Bearer " + tok("user") + "x"})
 	if x.Reply.Status != 401 || !strings.Contains(x.Reply.Headers[0].Value, "invalid_token") {

@@ -2,8 +2,6 @@ package policystage
 
 import (
 	"net/netip"
-	"strings"
-	"sync"
 	"testing"
 
 	"sigs.k8s.io/yaml"
@@ -13,28 +11,14 @@ import (
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/policy"
 	"github.com/meridian-platform/meridian/internal/secevents"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
-// headers is a small dataplane.Headers for tests.
-type headers map[string]string
-
-func (h headers) Peek(n string) ([]byte, bool) { v, ok := h[strings.ToLower(n)]; return []byte(v), ok }
-func (h headers) Set(n, v string)              { h[strings.ToLower(n)] = v }
-func (h headers) SetBytes(n string, v []byte)  { h[strings.ToLower(n)] = string(v) }
-func (h headers) Add(n, v string)              { h[strings.ToLower(n)] = v }
-func (h headers) Del(n string)                 { delete(h, strings.ToLower(n)) }
-func (h headers) VisitAll(f func(n, v []byte)) {
-	for k, v := range h {
-		f([]byte(k), []byte(v))
-	}
-}
-
-type sink struct {
-	mu     sync.Mutex
-	events []*secevents.Event
-}
-
-func (s *sink) Emit(e *secevents.Event) { s.mu.Lock(); s.events = append(s.events, e); s.mu.Unlock() }
+// headers and sink are the stage tests' request headers and event sink.
+type (
+	headers = testfixture.Headers
+	sink    = testfixture.Sink
+)
 
 func pol(t *testing.T, name, spec string) *v1.ServicePolicy {
 	t.Helper()
@@ -99,9 +83,10 @@ func TestStage(t *testing.T) {
 	if st.OnRequestHeaders(x) != dataplane.Continue {
 		t.Fatal("admin claim")
 	}
-	if len(ev.events) != 2 || ev.events[0].Action != secevents.ActionDetected || ev.events[0].Source != "retail/watch" ||
-		ev.events[1].Action != secevents.ActionDenied || ev.events[1].Rules[0].Name != "vpn-only" || ev.events[1].RequestID != "rid-1" {
-		for _, e := range ev.events {
+	evs := ev.Events()
+	if len(evs) != 2 || evs[0].Action != secevents.ActionDetected || evs[0].Source != "retail/watch" ||
+		evs[1].Action != secevents.ActionDenied || evs[1].Rules[0].Name != "vpn-only" || evs[1].RequestID != "rid-1" {
+		for _, e := range evs {
 			t.Logf("%+v", e)
 		}
 		t.Fatal("unexpected events")

@@ -11,24 +11,14 @@ import (
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/ratelimit"
 	"github.com/meridian-platform/meridian/internal/secevents"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
-type headers map[string]string
-
-func (h headers) Peek(n string) ([]byte, bool) { v, ok := h[strings.ToLower(n)]; return []byte(v), ok }
-func (h headers) Set(n, v string)              { h[strings.ToLower(n)] = v }
-func (h headers) SetBytes(n string, v []byte)  { h[strings.ToLower(n)] = string(v) }
-func (h headers) Add(n, v string)              { h[strings.ToLower(n)] = v }
-func (h headers) Del(n string)                 { delete(h, strings.ToLower(n)) }
-func (h headers) VisitAll(f func(n, v []byte)) {
-	for k, v := range h {
-		f([]byte(k), []byte(v))
-	}
-}
-
-type sink struct{ events []*secevents.Event }
-
-func (s *sink) Emit(e *secevents.Event) { s.events = append(s.events, e) }
+// headers and sink are the stage tests' request headers and event sink.
+type (
+	headers = testfixture.Headers
+	sink    = testfixture.Sink
+)
 
 func TestStage(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
@@ -73,8 +63,9 @@ func TestStage(t *testing.T) {
 	if st.OnRequestHeaders(x("198.51.100.1", headers{})) != dataplane.Respond {
 		t.Fatal("bucket reset by a configuration push")
 	}
-	if len(ev.events) != 2 || ev.events[0].Kind != secevents.KindRateLimit || ev.events[0].Source != "retail/per-client" || ev.events[0].Client != "198.51.100.1" {
-		t.Fatalf("events %+v", ev.events)
+	evs := ev.Events()
+	if len(evs) != 2 || evs[0].Kind != secevents.KindRateLimit || evs[0].Source != "retail/per-client" || evs[0].Client != "198.51.100.1" {
+		t.Fatalf("events %+v", evs)
 	}
 
 	st = f(vh("per-tenant"), nil).(*Stage)
