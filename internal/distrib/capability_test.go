@@ -45,6 +45,57 @@ func decodeOne(t *testing.T, doc string) v1.Object {
 	return o
 }
 
+// openStore opens a bbolt store for the test (closed when it ends) and a
+// keyring in it.
+func openStore(t *testing.T) (store.Store, *pki.Keyring) {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	kr, err := pki.NewKeyring(context.Background(), st, pki.NewMasterKey(), "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, kr
+}
+
+// siteCap is a site of tenant acme and the capability version its node
+// reported.
+type siteCap struct {
+	name string
+	cap  int
+}
+
+// putSites stores approved sites of tenant acme.
+func putSites(t *testing.T, st store.Store, sites ...siteCap) {
+	t.Helper()
+	for _, s := range sites {
+		site := &v1.Site{}
+		site.APIVersion, site.Kind, site.Metadata.Name = v1.APIVersion, "Site", s.name
+		site.Spec.Approved = true
+		site.Status.CapabilityVersion = s.cap
+		put(t, st, "acme", "sites", "", site)
+	}
+}
+
+// reload reads the store again and compiles tenant acme's snapshots.
+func reload(t *testing.T, d *Distributor) {
+	t.Helper()
+	if _, err := d.load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recompile(d)
+}
+
+// recompile compiles tenant acme's snapshots.
+func recompile(d *Distributor) {
+	d.mu.Lock()
+	d.recompileLocked(context.Background(), "acme")
+	d.mu.Unlock()
+}
+
 func names(refs []ObjectRef) string {
 	var out []string
 	for _, r := range refs {
@@ -57,16 +108,7 @@ func names(refs []ObjectRef) string {
 // understands, leaves out what depends on the others, and says so; newer
 // nodes get everything.
 func TestCapabilityVersion(t *testing.T) {
-	ctx := context.Background()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, kr := openStore(t)
 	put(t, st, "acme", "virtualsites", "", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"VirtualSite","metadata":{"name":"all"},"spec":{"selector":{}}}`))
 	put(t, st, "acme", "healthchecks", "shop", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"HealthCheck","metadata":{"name":"hc","namespace":"shop"},"spec":{"http":{"path":"/"}}}`))
 	put(t, st, "acme", "originpools", "shop", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"checked","namespace":"shop"},"spec":{"endpoints":[{"address":"127.0.0.1:1"}],"healthCheckRef":"hc"}}`))
@@ -75,26 +117,12 @@ func TestCapabilityVersion(t *testing.T) {
 		put(t, st, "acme", "httploadbalancers", "shop", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"HTTPLoadBalancer","metadata":{"name":"`+lb.name+
 			`","namespace":"shop"},"spec":{"domains":["*"],"listeners":[{"port":8080}],"defaultPool":"`+lb.pool+`","sites":{"virtualSite":"all"}}}`))
 	}
-	for _, s := range []struct {
-		name string
-		cap  int
-	}{{"old-1", 1}, {"old-2", 1}, {"new-1", 2}} {
-		site := &v1.Site{}
-		site.APIVersion, site.Kind, site.Metadata.Name = v1.APIVersion, "Site", s.name
-		site.Spec.Approved = true
-		site.Status.CapabilityVersion = s.cap
-		put(t, st, "acme", "sites", "", site)
-	}
+	putSites(t, st, siteCap{"old-1", 1}, siteCap{"old-2", 1}, siteCap{"new-1", 2})
 	d, err := New(Options{Store: st, Secrets: kr, Sites: noStreams{}, KindCapabilities: map[string]int{"HealthCheck": 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	d.mu.Lock()
-	d.recompileLocked(ctx, "acme")
-	d.mu.Unlock()
+	reload(t, d)
 
 	old1, err := d.Snapshot("acme", "old-1")
 	if err != nil {
@@ -126,19 +154,12 @@ func TestCapabilityVersion(t *testing.T) {
 	// Versions: a recompilation without change keeps the version; a
 	// change gets a higher revision.
 	v := old1.Version
-	d.mu.Lock()
-	d.recompileLocked(ctx, "acme")
-	d.mu.Unlock()
+	recompile(d)
 	if again, _ := d.Snapshot("acme", "old-1"); again.Version != v {
 		t.Fatalf("version changed without a change: %s -> %s", v, again.Version)
 	}
 	put(t, st, "acme", "originpools", "shop", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"plain","namespace":"shop"},"spec":{"endpoints":[{"address":"127.0.0.1:3"}]}}`))
-	if _, err := d.load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	d.mu.Lock()
-	d.recompileLocked(ctx, "acme")
-	d.mu.Unlock()
+	reload(t, d)
 	changed, _ := d.Snapshot("acme", "old-1")
 	if changed.Rev <= old1.Rev || changed.Hash == old1.Hash {
 		t.Fatalf("change: rev %d -> %d, hash %s -> %s", old1.Rev, changed.Rev, old1.Hash, changed.Hash)
@@ -178,16 +199,7 @@ func TestRolloutLine(t *testing.T) {
 // there without the protection SecOps made mandatory); other namespaces'
 // load balancers still reach it.
 func TestBindingHeldBackFromOldNodes(t *testing.T) {
-	ctx := context.Background()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	kr, err := pki.NewKeyring(ctx, st, pki.NewMasterKey(), "m")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, kr := openStore(t)
 	put(t, st, "acme", "virtualsites", "", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"VirtualSite","metadata":{"name":"all"},"spec":{"selector":{}}}`))
 	for _, ns := range []string{"guarded", "open"} {
 		put(t, st, "acme", "originpools", ns, decodeOne(t, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"p","namespace":"`+ns+`"},"spec":{"endpoints":[{"address":"127.0.0.1:2"}]}}`))
@@ -197,26 +209,12 @@ func TestBindingHeldBackFromOldNodes(t *testing.T) {
 	put(t, st, "acme", "servicepolicies", "guarded", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"ServicePolicy","metadata":{"name":"deny-all","namespace":"guarded"},"spec":{"defaultAction":"deny"}}`))
 	put(t, st, "acme", "securitybindings", "guarded", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"SecurityBinding","metadata":{"name":"mandatory","namespace":"guarded"},"spec":{"servicePolicies":["deny-all"]}}`))
 	put(t, st, "acme", "networkpolicies", "open", decodeOne(t, `{"apiVersion":"meridian/v1","kind":"NetworkPolicy","metadata":{"name":"np","namespace":"open"},"spec":{"sites":{"virtualSite":"all"},"ingress":[{"name":"r","action":"deny","sources":["203.0.113.0/24"]}]}}`))
-	for _, s := range []struct {
-		name string
-		cap  int
-	}{{"old", 1}, {"new", CapabilityVersion}} {
-		site := &v1.Site{}
-		site.APIVersion, site.Kind, site.Metadata.Name = v1.APIVersion, "Site", s.name
-		site.Spec.Approved = true
-		site.Status.CapabilityVersion = s.cap
-		put(t, st, "acme", "sites", "", site)
-	}
+	putSites(t, st, siteCap{"old", 1}, siteCap{"new", CapabilityVersion})
 	d, err := New(Options{Store: st, Secrets: kr, Sites: noStreams{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	d.mu.Lock()
-	d.recompileLocked(ctx, "acme")
-	d.mu.Unlock()
+	reload(t, d)
 	old, err := d.Snapshot("acme", "old")
 	if err != nil {
 		t.Fatal(err)
