@@ -27,7 +27,9 @@
 //     constant setvars of phase 1's setup and initialization (up to the
 //     first rule that reads TX from the request or may remove rules at run
 //     time) become one SecAction. At PL1, 15 of the 86 bookkeeping rules
-//     remain.
+//     remain. Coraza runs every SecMarker in every phase like a SecAction:
+//     the lean instance keeps only the markers its own rules jump to or
+//     count with skip:N.
 //   - After each phase of the lean transaction, every detection rule of the
 //     phase that the phase's control flow can reach is checked against the
 //     lean transaction's variables. The control flow is followed with the

@@ -122,3 +122,31 @@ func TestFoldLeanCRS(t *testing.T) {
 		}
 	}
 }
+
+// TestLeanMarkers: Coraza runs every SecMarker in every phase; the lean
+// instance keeps only those a lean rule jumps to or counts with skip:N.
+func TestLeanMarkers(t *testing.T) {
+	root, err := rootFS(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := `SecRule ARGS:a "@eq 1" "id:1,phase:2,pass,nolog,skipAfter:JUMPED"
+SecRule ARGS "@rx attack" "id:100,phase:2,deny,msg:'x'"
+SecRule ARGS:d "@eq 1" "id:4,phase:2,pass,nolog,setvar:tx.d=1"
+SecMarker JUMPED
+SecMarker UNUSED
+SecRule ARGS:b "@eq 1" "id:2,phase:2,pass,nolog,skip:1"
+SecMarker COUNTED
+SecRule ARGS:c "@eq 1" "id:3,phase:2,pass,nolog,setvar:tx.c=1"
+SecMarker AFTER
+`
+	p, why := compileFastPath(rules, root)
+	if p == nil {
+		t.Fatalf("no fast path: %s", why)
+	}
+	for m, want := range map[string]bool{"JUMPED": true, "UNUSED": false, "COUNTED": true, "AFTER": false} {
+		if got := strings.Contains(p.lean, `SecMarker "`+m+`"`); got != want {
+			t.Errorf("marker %s in the lean instance: %v, want %v\n%s", m, got, want, p.lean)
+		}
+	}
+}

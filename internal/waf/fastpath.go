@@ -54,9 +54,12 @@ type fpProgram struct {
 	// (request line, headers, cookies, query arguments), so what was
 	// extracted and transformed in one phase holds for the later ones.
 	stable []bool
-	guards int       // distinct guards (memoized per phase)
-	pool   sync.Pool // *fpEval
-	stats  fpStats
+	guards int // distinct guards (memoized per phase)
+	// memoSlot[i] is the slot of memo index i (fpVar.memo: one per
+	// variable slot and transformation list that some link uses).
+	memoSlot []int
+	pool     sync.Pool // *fpEval
+	stats    fpStats
 }
 
 type fpStats struct {
@@ -110,6 +113,7 @@ type fpLink struct {
 
 type fpVar struct {
 	slot    int // index of the values extracted once per phase
+	memo    int // index of its transformed values (slot and the link's transformations)
 	rv      variables.RuleVariable
 	key     string
 	all     bool // whole collection (no key, or a key regex: a superset)
@@ -503,6 +507,9 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 		},
 		usedID: func(id int) bool { return usedIDs[id] },
 	})
+	keepMarker := leanMarkers(items, func(it *fpItem) bool {
+		return !it.detect && !dropped[it.pos] && !fold.skip[it.pos] && !removedIDs[it.rule.id] && !hasTag(it.rule, removedTags)
+	})
 	bookIDs := map[int]bool{}
 	bookTags := map[string]bool{}
 	for _, it := range items {
@@ -510,6 +517,7 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 			emit(it.rule.dir, fold.action)
 		}
 		switch {
+		case it.rule == nil && !keepMarker[it.pos]:
 		case it.rule == nil:
 			emit(curDir, fmt.Sprintf("SecMarker %q", it.marker))
 		case dropped[it.pos]:
@@ -738,6 +746,7 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 	chainIDs := map[string]int32{}
 	slotIDs := map[string]int{}
 	guardIDs := map[fpGuard]int{}
+	memoIDs := map[[2]int]int{} // (slot, transformation list) -> memo index
 	defer func() { p.slots, p.chains, p.guards = len(slotIDs), len(chainIDs), len(guardIDs) }()
 	for _, it := range items {
 		if it.rule == nil {
@@ -834,6 +843,12 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 					p.stable = append(p.stable, stableVars[v.rv])
 				}
 				v.slot = slotIDs[sk]
+				mk := [2]int{v.slot, int(fl.chain)}
+				if _, ok := memoIDs[mk]; !ok {
+					memoIDs[mk] = len(memoIDs)
+					p.memoSlot = append(p.memoSlot, v.slot)
+				}
+				v.memo = memoIDs[mk]
 			}
 			c.links = append(c.links, fl)
 			if _, ok := l.action("capture"); ok {
@@ -1258,6 +1273,54 @@ func keysOverlap(a, b string) bool {
 		return strings.HasPrefix(pa, pb)
 	}
 	return pa == pb
+}
+
+// leanMarkers returns the markers the lean instance needs (by item
+// position): those a lean rule's skipAfter names, and those a lean rule's
+// skip:N counts (Coraza counts markers, which belong to every phase).
+// Coraza evaluates every marker in every phase like a SecAction, so the
+// others are left out.
+func leanMarkers(items []*fpItem, inLean func(it *fpItem) bool) map[int]bool {
+	var seq []*fpItem
+	refs := map[string]bool{}
+	for _, it := range items {
+		switch {
+		case it.rule == nil:
+			seq = append(seq, it)
+		case inLean(it):
+			seq = append(seq, it)
+			if m, ok := it.rule.action("skipafter"); ok {
+				refs[m] = true
+			}
+		}
+	}
+	keep := map[int]bool{}
+	for i, it := range seq {
+		if it.rule == nil {
+			if refs[it.marker] {
+				keep[it.pos] = true
+			}
+			continue
+		}
+		v, ok := it.rule.action("skip")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			n = len(seq)
+		}
+		for j, counted := i+1, 0; j < len(seq) && counted < n; j++ {
+			switch x := seq[j]; {
+			case x.rule == nil:
+				keep[x.pos] = true
+				counted++
+			case x.phase == it.phase:
+				counted++
+			}
+		}
+	}
+	return keep
 }
 
 // ctlOf reports whether a link of r has a ctl action named name (lower

@@ -186,7 +186,7 @@ func (p *fpProgram) newEval(st plugintypes.TransactionState) *fpEval {
 	e, _ := p.pool.Get().(*fpEval)
 	if e == nil {
 		e = &fpEval{vals: make([][]types.MatchData, p.slots), have: make([]bool, p.slots),
-			tf: make([]tfMemo, p.slots*p.chains), tfm: make([]tfMulti, p.slots*p.chains), guard: make([]uint8, p.guards)}
+			tf: make([]tfMemo, len(p.memoSlot)), tfm: make([]tfMulti, len(p.memoSlot)), guard: make([]uint8, p.guards)}
 	}
 	e.st, e.p = st, p
 	return e
@@ -201,7 +201,7 @@ func (e *fpEval) beginPhase() {
 	}
 	keep := e.touched[:0]
 	for _, k := range e.touched {
-		if e.p.stable[int(k)/e.p.chains] {
+		if e.p.stable[e.p.memoSlot[k]] {
 			keep = append(keep, k)
 			continue
 		}
@@ -283,7 +283,7 @@ func (e *fpEval) all(rv variables.RuleVariable, col collection.Collection) []typ
 // transformed returns the values of variable v after the link's
 // transformations, computed once per phase and transformation list.
 func (e *fpEval) transformed(p *fpProgram, l *fpLink, v *fpVar, ms []types.MatchData) []tfMemoVal {
-	k := int32(v.slot)*int32(p.chains) + l.chain
+	k := int32(v.memo)
 	m := &e.tf[k]
 	if m.set {
 		return m.vals
@@ -309,7 +309,7 @@ func (e *fpEval) transformed(p *fpProgram, l *fpLink, v *fpVar, ms []types.Match
 // through the link's transformations (ok false when a transformation is
 // not known for it), computed once per phase and transformation list.
 func (e *fpEval) transformedMulti(p *fpProgram, l *fpLink, v *fpVar, ms []types.MatchData) *tfMulti {
-	k := int32(v.slot)*int32(p.chains) + l.chain
+	k := int32(v.memo)
 	m := &e.tfm[k]
 	if m.set {
 		return m
