@@ -280,7 +280,11 @@ func requestHeaders(x *dataplane.Exchange, host string, add func(n, v string)) (
 		body = body || announcesBody(n, val)
 		add(n, val)
 	})
-	return body
+	// The engine's word counts too; the fields alone may say more (a
+	// "Content-Length: 00" the engine reads as 0), which only moves phase 2
+	// to the body callback: the engine calls it, with or without a body,
+	// whenever a stage inspects request bodies.
+	return body || x.BodyFollows
 }
 
 // rawFields calls f for each field line of a raw header block, in order:
