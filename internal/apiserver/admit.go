@@ -43,10 +43,7 @@ func (s *Server) admitAPIToken(p *writePlan, dryRun bool) error {
 		return nil
 	}
 	at := p.obj.(*v1.APIToken)
-	created := s.now().UTC()
-	if ct := at.Metadata.CreationTimestamp; ct != nil {
-		created = *ct
-	}
+	created := s.createdAt(at.Metadata)
 	switch {
 	case at.Spec.ExpiresAt != nil:
 		e := at.Spec.ExpiresAt.UTC()
@@ -58,16 +55,31 @@ func (s *Server) admitAPIToken(p *writePlan, dryRun bool) error {
 	if p.old != nil || dryRun {
 		return nil
 	}
-	tok, _, hash := auth.NewToken()
-	at.Status.TokenHash = v1.Secret(hash)
-	idx, _ := json.Marshal(tokenIndex{Tenant: p.tenant, Name: at.Metadata.Name})
-	p.cmp(prefixToken+hash, 0)
-	p.put(prefixToken+hash, idx)
-	p.respond = func() any {
-		at.Status.Token = tok
-		return at
-	}
+	p.mintToken(prefixToken, at, &at.Status.TokenHash, &at.Status.Token)
 	return nil
+}
+
+// createdAt is when an object was created (now for a create).
+func (s *Server) createdAt(md v1.ObjectMeta) time.Time {
+	if ct := md.CreationTimestamp; ct != nil {
+		return *ct
+	}
+	return s.now().UTC()
+}
+
+// mintToken makes the secret of a new token object: its hash goes to
+// *hash and to the index key prefix+hash (-> tenant and name, created
+// only if absent), the plaintext to *plain in the answer alone.
+func (p *writePlan) mintToken(prefix string, obj v1.Object, hash *v1.Secret, plain *string) {
+	tok, _, h := auth.NewToken()
+	*hash = v1.Secret(h)
+	idx, _ := json.Marshal(tokenIndex{Tenant: p.tenant, Name: obj.GetMetadata().Name})
+	p.cmp(prefix+h, 0)
+	p.put(prefix+h, idx)
+	p.respond = func() any {
+		*plain = tok
+		return obj
+	}
 }
 
 // admitTenantDelete refuses to delete the system tenant or a tenant that
@@ -98,23 +110,11 @@ func (s *Server) admitSiteToken(p *writePlan, dryRun bool) error {
 		return nil
 	}
 	st := p.obj.(*v1.SiteToken)
-	created := s.now().UTC()
-	if ct := st.Metadata.CreationTimestamp; ct != nil {
-		created = *ct
-	}
-	e := created.Add(st.Spec.Expires.Duration).UTC().Truncate(time.Second)
+	e := s.createdAt(st.Metadata).Add(st.Spec.Expires.Duration).UTC().Truncate(time.Second)
 	st.Status.ExpiresAt = &e
 	if p.old != nil || dryRun {
 		return nil
 	}
-	tok, _, hash := auth.NewToken()
-	st.Status.TokenHash = v1.Secret(hash)
-	idx, _ := json.Marshal(tokenIndex{Tenant: p.tenant, Name: st.Metadata.Name})
-	p.cmp(prefixSiteToken+hash, 0)
-	p.put(prefixSiteToken+hash, idx)
-	p.respond = func() any {
-		st.Status.Token = tok
-		return st
-	}
+	p.mintToken(prefixSiteToken, st, &st.Status.TokenHash, &st.Status.Token)
 	return nil
 }
