@@ -737,6 +737,14 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		rh.Del("Upgrade")
 	}
+	if x.Proto == "HTTP/1.0" {
+		// No chunked for HTTP/1.0: an answer of unknown length is read
+		// whole; the engine frames by the client's version again.
+		if resp.IsBodyStream() && rh.ContentLength() < 0 {
+			_ = resp.Body()
+		}
+		ctx.Request.Header.SetProtocolBytes(strHTTP10)
+	}
 	if clientClose {
 		ctx.SetConnectionClose()
 	}

@@ -1,0 +1,81 @@
+package dataplane
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHTTP10ClientNeverChunked: an HTTP/1.0 client cannot read chunked
+// (RFC 9112 6.1), so an answer of unknown length reaches it framed by
+// Content-Length, from HTTP/1.1 and h2c pools, streamed routes included;
+// a keep-alive HTTP/1.0 connection carries a second request.
+func TestHTTP10ClientNeverChunked(t *testing.T) {
+	o := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: 1\n\n")
+		w.(http.Flusher).Flush() // no Content-Length: chunked from the origin
+		fmt.Fprint(w, "data: 2\n\n")
+	}))
+	o.Config.Protocols = new(http.Protocols)
+	o.Config.Protocols.SetHTTP1(true)
+	o.Config.Protocols.SetUnencryptedHTTP2(true)
+	o.Start()
+	defer o.Close()
+	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+		t.Run(engine, func(t *testing.T) {
+			port := freePort(t)
+			startServer(t, fmt.Sprintf(`apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: h1, namespace: t}
+spec: {endpoints: [{address: %[1]q}]}
+---
+apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: h2, namespace: t}
+spec: {endpoints: [{address: %[1]q}], protocol: h2c}
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %[2]d, address: 127.0.0.1}]
+  routes:
+    - match: {pathPrefix: /h2}
+      pool: h2
+    - pool: h1
+`, hostOf(o.URL), port), Options{HTTP1Engine: engine})
+			for _, path := range []string{"/h1", "/h2"} {
+				c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(c)
+				for i := 0; i < 2; i++ {
+					fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nAccept: text/event-stream\r\n\r\n", path)
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatalf("%s request %d: %v", path, i, err)
+					}
+					b, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil || len(resp.TransferEncoding) > 0 || resp.ContentLength != int64(len(b)) || string(b) != "data: 1\n\ndata: 2\n\n" {
+						t.Fatalf("%s request %d: TE %v, length %d, body %q, %v", path, i, resp.TransferEncoding, resp.ContentLength, b, err)
+					}
+					if resp.Close || !strings.EqualFold(resp.Header.Get("Connection"), "keep-alive") {
+						t.Fatalf("%s request %d: keep-alive not kept (Connection %q)", path, i, resp.Header.Get("Connection"))
+					}
+				}
+				c.Close()
+			}
+		})
+	}
+}
