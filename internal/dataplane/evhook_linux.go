@@ -66,6 +66,7 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 		Pools:      s.reg.Pool,
 		Eligible:   func(vh *config.VHost) bool { return s.evEligible(key, vh) },
 		AccessLogs: true,
+		Rewrites:   true,
 	}, routes: evRouteCache{s: s}}
 	// The loops may accept before Start returns: Admit reads the proxy
 	// from here, not from l.ev.
@@ -148,6 +149,12 @@ func (r *evRouter) Route(q *evloop.Request) (evloop.Target, bool) {
 	er := r.routes.lookup(rt)
 	if er == nil {
 		return evloop.Target{}, false // the table changed meanwhile
+	}
+	if rw := er.rewrite; rw != nil {
+		if er.noRewrite || !plainPath(q.Path) {
+			return evloop.Target{}, false
+		}
+		t.Rewrite = rw
 	}
 	t.Tag, t.Timeout, t.ConnectTimeout = er, er.timeout, er.connectTimeout
 	return t, true

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/dataplane/evloop"
 )
 
 // evRoute is what the event-loop engine needs of a route, resolved when a
@@ -21,6 +22,11 @@ type evRoute struct {
 	// loop's defaults, Options.DefaultRouteTimeout and the pools'
 	// default connect timeout).
 	timeout, connectTimeout time.Duration
+	// rewrite is the route's prefix and host rewrite for the loop (nil:
+	// none); noRewrite says the loop cannot do it as the goroutine engine
+	// does (a prefix with bytes it would escape).
+	rewrite   *evloop.Rewrite
+	noRewrite bool
 }
 
 // evRoutes resolves the evRoute of every route of st.
@@ -32,6 +38,13 @@ func evRoutes(st *state) map[*config.Route]*evRoute {
 				er := &evRoute{rt: rt, rm: st.routeMetrics[rt], lbm: st.lbMetrics[vh], log: pl.accessLog, timeout: max(rt.Timeout, 0)}
 				if rt.Pool != nil {
 					er.connectTimeout = max(rt.Pool.ConnectTimeout, 0)
+				}
+				if rt.PrefixRewrite != "" || rt.HostRewrite != "" {
+					er.rewrite = &evloop.Rewrite{Path: rt.PrefixRewrite, Strip: -1, Host: rt.HostRewrite}
+					if rt.PathKind == config.PathPrefix {
+						er.rewrite.Strip = len(rt.PathValue)
+					}
+					er.noRewrite = !plainPath([]byte(rt.PrefixRewrite))
 				}
 				m[rt] = er
 			}
@@ -71,4 +84,19 @@ func (c *evRouteCache) lookup(rt *config.Route) *evRoute {
 		c.mu.Unlock()
 	}
 	return set.routes[rt]
+}
+
+// plainPath says a path has only bytes that the goroutine engine's HTTP
+// library sends as they are (no percent-encoding): a rewritten path is
+// built by the event loop only then.
+func plainPath(p []byte) bool {
+	for _, c := range p {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '/' || c == '-' || c == '.' || c == '_' || c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -93,7 +93,7 @@ spec:
 		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	for _, tc := range []struct {
-		path   string
+		path        string
 		status, alt int
 	}{
 		{"/fast", 200, 200},

@@ -1095,6 +1095,9 @@ func (l *loop) clientProgress(c *client) {
 		c.cf = chunkFramer{}
 		c.retryable = !rh.chunked && rh.contentLength <= 0 && (c.isHead || string(rh.method) == "GET")
 		o.out = appendRequestHead(o.out[:0], &rh, c.peer, l.requestID)
+		if dst.Rewrite != nil {
+			o.out = l.rewriteHead(o.out, dst.Rewrite, l.req.Path, l.req.Query)
+		}
 		if c.ts != nil {
 			o.out = markHTTPS(o.out)
 		}

@@ -58,6 +58,8 @@ type Target struct {
 	// (how long the origin may stay silent); ConnectTimeout replaces
 	// Config.ConnectTimeout.
 	Timeout, ConnectTimeout time.Duration
+	// Rewrite, when set, changes the request head sent to the origin.
+	Rewrite *Rewrite
 }
 
 // Stats counts what the loops did.

@@ -15,7 +15,8 @@ import (
 // *config.Route. A request that needs anything more than forwarding goes
 // to Handoff: a load balancer with security settings, trusted proxies or
 // an access log (unless AccessLogs), or one that Eligible (when set)
-// refuses; a route with a redirect, direct answer, rewrite, header
+// refuses; a route with a redirect, direct answer, rewrite (unless
+// Rewrites), header
 // changes, CORS, retries or a mirror; a pool with TLS, PROXY protocol or
 // HTTP/2 to its origins, hashing, affinity, outlier detection or a circuit
 // breaker; a path that needs normalization; no
@@ -32,6 +33,9 @@ type TableRouter struct {
 	// balancers that have one (Config.AccessLog); without it they go to
 	// Handoff.
 	AccessLogs bool
+	// Rewrites says the Router's caller sets Target.Rewrite for routes
+	// with a prefix or host rewrite; without it they go to Handoff.
+	Rewrites bool
 }
 
 // Route implements Router.
@@ -63,7 +67,7 @@ func (t *TableRouter) route(r *Request) (netip.AddrPort, *config.Route, *lb.Endp
 	}
 	r.match.r = r
 	rt := vh.Match(&r.match)
-	if rt == nil || !plainRoute(rt) {
+	if rt == nil || !t.plainRoute(rt) {
 		return netip.AddrPort{}, nil, nil, false
 	}
 	pool := t.Pools(rt.Pool.ID)
@@ -97,8 +101,8 @@ func plainSecurity(s *config.Security) bool {
 	return s == nil || s.Authn == nil && len(s.AppFirewalls) == 0 && len(s.ServicePolicies) == 0 && len(s.RateLimiters) == 0
 }
 
-func plainRoute(rt *config.Route) bool {
-	if rt.Pool == nil || rt.Redirect != nil || rt.Direct != nil || rt.PrefixRewrite != "" || rt.HostRewrite != "" ||
+func (t *TableRouter) plainRoute(rt *config.Route) bool {
+	if rt.Pool == nil || rt.Redirect != nil || rt.Direct != nil || !t.Rewrites && (rt.PrefixRewrite != "" || rt.HostRewrite != "") ||
 		rt.RequestHeaders != nil || rt.ResponseHeaders != nil || rt.CORS != nil || rt.Retry != nil || rt.Mirror != nil ||
 		!plainSecurity(rt.Security) {
 		return false
