@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -255,11 +256,14 @@ func (s *tlsSock) wait() error {
 	}
 }
 
-// signal tells the handshake goroutine of an event (never blocks).
-func (s *tlsSock) signal() {
+// signal tells the handshake goroutine of an event (never blocks); false:
+// it has not taken the last one yet.
+func (s *tlsSock) signal() bool {
 	select {
 	case s.sig <- struct{}{}:
+		return true
 	default:
+		return false
 	}
 }
 
@@ -362,6 +366,10 @@ func (l *loop) startTLS(c *client, cfg *tls.Config) {
 	c.ts = s
 	c.deadline = 0 // the handshake has its own
 	go l.handshake(c, s)
+	// A busy loop keeps its P: the handshake would wait for the loop to
+	// park or be preempted (up to 10ms). It runs now, until it waits for
+	// the client.
+	runtime.Gosched()
 }
 
 // handshake runs on its own goroutine; it touches nothing of c but hands
@@ -447,7 +455,9 @@ func (l *loop) tlsExit() {
 func (l *loop) tlsEvent(c *client, ev uint32) uint32 {
 	s := c.ts
 	if s.hs {
-		s.signal()
+		if s.signal() {
+			runtime.Gosched() // as in startTLS
+		}
 		return 0
 	}
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
