@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net/netip"
 	"strconv"
 )
@@ -25,6 +26,43 @@ type Header struct {
 	Source   netip.AddrPort
 	Dest     netip.AddrPort
 	Protocol string // "tcp4" or "tcp6"
+	// TLVs are the type-length-value fields after a v2 header's
+	// addresses, in order (their values alias the parsed bytes).
+	TLVs []TLV
+}
+
+// TLV is one type-length-value field of a v2 header.
+type TLV struct {
+	Type  byte
+	Value []byte
+}
+
+// v2 TLV types (the PROXY protocol specification, section 2.2).
+const (
+	TypeALPN      = 0x01
+	TypeAuthority = 0x02
+	TypeCRC32C    = 0x03
+	TypeNoop      = 0x04
+	TypeUniqueID  = 0x05
+	TypeSSL       = 0x20
+	TypeNetNS     = 0x30
+)
+
+// TLV returns the value of the first TLV of type t.
+func (h Header) TLV(t byte) ([]byte, bool) {
+	for _, v := range h.TLVs {
+		if v.Type == t {
+			return v.Value, true
+		}
+	}
+	return nil, false
+}
+
+// Authority is the host name the client asked for (TypeAuthority, the
+// SNI of a TLS connection), "" when the header carries none.
+func (h Header) Authority() string {
+	v, _ := h.TLV(TypeAuthority)
+	return string(v)
 }
 
 const maxV1 = 107
@@ -150,26 +188,53 @@ func ParseV2(b []byte) (Header, error) {
 	}
 	body := b[16:]
 	h := Header{Version: 2}
+	local := false
 	switch b[12] & 0xf {
 	case 0: // LOCAL
-		h.Local = true
-		return h, nil
+		local = true
 	case 1: // PROXY
 	default:
 		return Header{}, fmt.Errorf("proxyproto: unsupported v2 command %d", b[12]&0xf)
 	}
+	// The address block's size follows from the family (high nibble).
+	addrLen := -1
+	switch b[13] >> 4 {
+	case 0: // UNSPEC
+		addrLen = 0
+	case 1: // INET
+		addrLen = 12
+	case 2: // INET6
+		addrLen = 36
+	case 3: // UNIX
+		addrLen = 216
+	}
+	if addrLen < 0 || len(body) < addrLen {
+		if local {
+			// LOCAL: the receiver discards the address block, whatever
+			// its family says.
+			h.Local = true
+			return h, nil
+		}
+		if addrLen < 0 {
+			return Header{}, fmt.Errorf("proxyproto: unknown v2 address family %d", b[13]>>4)
+		}
+		return Header{}, errors.New("proxyproto: v2 addresses longer than the header")
+	}
+	tlvs, err := parseTLVs(b, 16+addrLen)
+	if err != nil {
+		return Header{}, err
+	}
+	h.TLVs = tlvs
+	if local {
+		h.Local = true
+		return h, nil
+	}
 	switch b[13] {
 	case 0x11: // TCP over IPv4
-		if len(body) < 12 {
-			return Header{}, errors.New("proxyproto: short v2 IPv4 addresses")
-		}
 		h.Protocol = "tcp4"
 		h.Source = netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[0:4])), binary.BigEndian.Uint16(body[8:10]))
 		h.Dest = netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[4:8])), binary.BigEndian.Uint16(body[10:12]))
 	case 0x21: // TCP over IPv6
-		if len(body) < 36 {
-			return Header{}, errors.New("proxyproto: short v2 IPv6 addresses")
-		}
 		h.Protocol = "tcp6"
 		h.Source = netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[0:16])), binary.BigEndian.Uint16(body[32:34]))
 		h.Dest = netip.AddrPortFrom(netip.AddrFrom16([16]byte(body[16:32])), binary.BigEndian.Uint16(body[34:36]))
@@ -180,6 +245,41 @@ func ParseV2(b []byte) (Header, error) {
 	}
 	return h, nil
 }
+
+// parseTLVs reads the TLVs of the whole v2 header b from off to its end.
+// A TLV that overruns the header is an error, and so is a CRC32C TLV
+// whose checksum (over the header with the checksum zeroed) differs.
+func parseTLVs(b []byte, off int) ([]TLV, error) {
+	var out []TLV
+	for p := off; p < len(b); {
+		if len(b)-p < 3 {
+			return nil, errors.New("proxyproto: truncated v2 TLV")
+		}
+		t, n := b[p], int(binary.BigEndian.Uint16(b[p+1:p+3]))
+		if len(b)-p-3 < n {
+			return nil, fmt.Errorf("proxyproto: v2 TLV 0x%02x longer than the header", t)
+		}
+		v := b[p+3 : p+3+n]
+		if t == TypeCRC32C {
+			if n != 4 {
+				return nil, errors.New("proxyproto: v2 CRC32C TLV is not 4 bytes")
+			}
+			want := binary.BigEndian.Uint32(v)
+			c := crc32.New(castagnoli)
+			c.Write(b[:p+3])
+			c.Write([]byte{0, 0, 0, 0})
+			c.Write(b[p+7:])
+			if c.Sum32() != want {
+				return nil, errors.New("proxyproto: v2 header checksum mismatch")
+			}
+		}
+		out = append(out, TLV{Type: t, Value: v})
+		p += 3 + n
+	}
+	return out, nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Append appends a header of the given version (1 or 2) for a connection
 // from src to dst.
