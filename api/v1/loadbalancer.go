@@ -416,11 +416,11 @@ func (lb *HTTPLoadBalancer) Validate() FieldErrors {
 			if t.CertificateRef == "" && len(t.CertificateRefs) == 0 {
 				errs = append(errs, Required(f+".tls.certificateRef", "a TLS listener needs a certificate"))
 			}
-			if t.CertificateRef != "" && !dpIsDNSLabel(t.CertificateRef) {
+			if t.CertificateRef != "" && !IsDNS1123Label(t.CertificateRef) {
 				errs = append(errs, Invalid(f+".tls.certificateRef", t.CertificateRef, "must be a DNS-1123 label"))
 			}
 			for j, c := range t.CertificateRefs {
-				if !dpIsDNSLabel(c) {
+				if !IsDNS1123Label(c) {
 					errs = append(errs, Invalid(fmt.Sprintf("%s.tls.certificateRefs[%d]", f, j), c, "must be a DNS-1123 label"))
 				}
 			}
@@ -437,21 +437,21 @@ func (lb *HTTPLoadBalancer) Validate() FieldErrors {
 		errs = append(errs, s.Routes[i].validate(fmt.Sprintf("spec.routes[%d]", i), s.DefaultPool != "", placed)...)
 	}
 	errs = append(errs, s.Authentication.validate("spec.authentication", false, placed)...)
-	if s.DefaultPool != "" && !dpIsDNSLabel(s.DefaultPool) {
+	if s.DefaultPool != "" && !IsDNS1123Label(s.DefaultPool) {
 		errs = append(errs, Invalid("spec.defaultPool", s.DefaultPool, "must be a DNS-1123 label"))
 	}
-	if s.AppFirewall != "" && !dpIsDNSLabel(s.AppFirewall) {
+	if s.AppFirewall != "" && !IsDNS1123Label(s.AppFirewall) {
 		errs = append(errs, Invalid("spec.appFirewall", s.AppFirewall, "must be a DNS-1123 label"))
 	}
 	for i, p := range s.ServicePolicies {
-		if !dpIsDNSLabel(p) {
+		if !IsDNS1123Label(p) {
 			errs = append(errs, Invalid(fmt.Sprintf("spec.servicePolicies[%d]", i), p, "must be a DNS-1123 label"))
 		}
 	}
-	if s.RateLimiter != "" && !dpIsDNSLabel(s.RateLimiter) {
+	if s.RateLimiter != "" && !IsDNS1123Label(s.RateLimiter) {
 		errs = append(errs, Invalid("spec.rateLimiter", s.RateLimiter, "must be a DNS-1123 label"))
 	}
-	if s.Sites != nil && s.Sites.VirtualSite != "" && !dpIsDNSLabel(s.Sites.VirtualSite) {
+	if s.Sites != nil && s.Sites.VirtualSite != "" && !IsDNS1123Label(s.Sites.VirtualSite) {
 		errs = append(errs, Invalid("spec.sites.virtualSite", s.Sites.VirtualSite, "must be a DNS-1123 label"))
 	}
 	for i, c := range s.TrustedProxies {
@@ -474,15 +474,15 @@ func (lb *HTTPLoadBalancer) Validate() FieldErrors {
 
 func (r *HTTPRoute) validate(f string, haveDefault, placed bool) FieldErrors {
 	var errs FieldErrors
-	if r.AppFirewall != "" && !dpIsDNSLabel(r.AppFirewall) {
+	if r.AppFirewall != "" && !IsDNS1123Label(r.AppFirewall) {
 		errs = append(errs, Invalid(f+".appFirewall", r.AppFirewall, "must be a DNS-1123 label"))
 	}
 	for i, p := range r.ServicePolicies {
-		if !dpIsDNSLabel(p) {
+		if !IsDNS1123Label(p) {
 			errs = append(errs, Invalid(fmt.Sprintf("%s.servicePolicies[%d]", f, i), p, "must be a DNS-1123 label"))
 		}
 	}
-	if r.RateLimiter != "" && !dpIsDNSLabel(r.RateLimiter) {
+	if r.RateLimiter != "" && !IsDNS1123Label(r.RateLimiter) {
 		errs = append(errs, Invalid(f+".rateLimiter", r.RateLimiter, "must be a DNS-1123 label"))
 	}
 	errs = append(errs, r.Authentication.validate(f+".authentication", true, placed)...)
@@ -523,7 +523,7 @@ func (r *HTTPRoute) validate(f string, haveDefault, placed bool) FieldErrors {
 	actions := 0
 	if r.Pool != "" {
 		actions++
-		if !dpIsDNSLabel(r.Pool) {
+		if !IsDNS1123Label(r.Pool) {
 			errs = append(errs, Invalid(f+".pool", r.Pool, "must be a DNS-1123 label"))
 		}
 	}
@@ -594,7 +594,7 @@ func (r *HTTPRoute) validate(f string, haveDefault, placed bool) FieldErrors {
 		}
 	}
 	if mi := r.Mirror; mi != nil {
-		if !dpIsDNSLabel(mi.Pool) {
+		if !IsDNS1123Label(mi.Pool) {
 			errs = append(errs, Invalid(f+".mirror.pool", mi.Pool, "must be a DNS-1123 label"))
 		}
 		if mi.Percent < 0 || mi.Percent > 100 {
@@ -847,7 +847,7 @@ func (lb *TCPLoadBalancer) Validate() FieldErrors {
 	if s.Pool == "" && len(s.Routes) == 0 {
 		errs = append(errs, Required("spec.pool", "a pool or at least one route is required"))
 	}
-	if s.Pool != "" && !dpIsDNSLabel(s.Pool) {
+	if s.Pool != "" && !IsDNS1123Label(s.Pool) {
 		errs = append(errs, Invalid("spec.pool", s.Pool, "must be a DNS-1123 label"))
 	}
 	for i, r := range s.Routes {
@@ -864,14 +864,14 @@ func (lb *TCPLoadBalancer) Validate() FieldErrors {
 		}
 		if r.Pool == "" {
 			errs = append(errs, Required(f+".pool", ""))
-		} else if !dpIsDNSLabel(r.Pool) {
+		} else if !IsDNS1123Label(r.Pool) {
 			errs = append(errs, Invalid(f+".pool", r.Pool, "must be a DNS-1123 label"))
 		}
 	}
 	if s.MaxConnections < 0 {
 		errs = append(errs, Invalid("spec.maxConnections", s.MaxConnections, "must not be negative"))
 	}
-	if s.Sites != nil && s.Sites.VirtualSite != "" && !dpIsDNSLabel(s.Sites.VirtualSite) {
+	if s.Sites != nil && s.Sites.VirtualSite != "" && !IsDNS1123Label(s.Sites.VirtualSite) {
 		errs = append(errs, Invalid("spec.sites.virtualSite", s.Sites.VirtualSite, "must be a DNS-1123 label"))
 	}
 	return errs

@@ -238,7 +238,7 @@ func (p *OriginPool) Validate() FieldErrors {
 	if s.HealthCheck != nil {
 		errs = append(errs, s.HealthCheck.validate("spec.healthCheck")...)
 	}
-	if s.HealthCheckRef != "" && !dpIsDNSLabel(s.HealthCheckRef) {
+	if s.HealthCheckRef != "" && !IsDNS1123Label(s.HealthCheckRef) {
 		errs = append(errs, Invalid("spec.healthCheckRef", s.HealthCheckRef, "must be a DNS-1123 label"))
 	}
 	if o := s.OutlierDetection; o != nil {
@@ -264,10 +264,10 @@ func (p *OriginPool) Validate() FieldErrors {
 		}
 	}
 	if t := s.TLS; t != nil {
-		if t.CARef != "" && !dpIsDNSLabel(t.CARef) {
+		if t.CARef != "" && !IsDNS1123Label(t.CARef) {
 			errs = append(errs, Invalid("spec.tls.caRef", t.CARef, "must be a DNS-1123 label"))
 		}
-		if t.ClientCertRef != "" && !dpIsDNSLabel(t.ClientCertRef) {
+		if t.ClientCertRef != "" && !IsDNS1123Label(t.ClientCertRef) {
 			errs = append(errs, Invalid("spec.tls.clientCertRef", t.ClientCertRef, "must be a DNS-1123 label"))
 		}
 	}
@@ -330,23 +330,6 @@ func dpValidHostPort(a string) string {
 		return "host must be an IP address or a DNS name"
 	}
 	return ""
-}
-
-// dpIsDNSLabel reports whether s is a DNS-1123 label.
-func dpIsDNSLabel(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case c == '-' && i > 0 && i < len(s)-1:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // dpIsDNSName reports whether s is a DNS name (labels of letters, digits,

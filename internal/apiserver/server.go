@@ -304,21 +304,8 @@ func checkURLName(what, n string) error {
 	return nil
 }
 
-func isDNSLabel(n string) bool {
-	if len(n) == 0 || len(n) > 63 {
-		return false
-	}
-	for i := 0; i < len(n); i++ {
-		c := n[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case c == '-' && i > 0 && i < len(n)-1:
-		default:
-			return false
-		}
-	}
-	return true
-}
+// isDNSLabel reports whether n is a DNS-1123 label.
+func isDNSLabel(n string) bool { return v1.IsDNS1123Label(n) }
 
 // reqCtx is what a request carries after authentication.
 type reqCtx struct {

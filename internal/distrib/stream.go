@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -293,7 +294,7 @@ func (d *Distributor) receive(ctx context.Context, ss grpc.ServerStream, st *str
 		l := d.liveOf(st.tenant, st.site)
 		if l.stream == st {
 			// Only what status shows marks the site for a status write.
-			if l.applied != m.Ack.Version || !sameErrors(l.rejected, m.Ack.Rejected) || !sameRefs(l.skipped, m.Ack.Skipped) {
+			if l.applied != m.Ack.Version || !slices.Equal(l.rejected, m.Ack.Rejected) || !slices.Equal(l.skipped, m.Ack.Skipped) {
 				l.dirty = true
 			}
 			l.applied = m.Ack.Version
@@ -467,30 +468,6 @@ func (d *Distributor) Telemetry(tenant, site string) SiteTelemetry {
 		c[k] = v
 	}
 	return SiteTelemetry{Counters: c, Events: append([]Event(nil), l.events...), Dropped: l.dropped}
-}
-
-func sameErrors(a, b []ObjectError) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func sameRefs(a, b []ObjectRef) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // renew is the unary Renew method: a new certificate for the site named by
