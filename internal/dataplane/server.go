@@ -64,13 +64,14 @@ type Options struct {
 	// SecurityEvents receives the events of NetworkPolicy verdicts taken
 	// at accept time (default: none are produced; counters still count).
 	SecurityEvents secevents.Sink
-	// HTTP1Engine picks how plain HTTP/1.1 listeners (no TLS, h2c or PROXY
-	// protocol) are served: "evloop" (the default, also "", on Linux)
-	// serves them on epoll event loops (package evloop), which forward the
-	// requests of load balancers without stages, security settings or
-	// route features themselves and hand every other connection to the
-	// goroutine engine on the same socket; "goroutine" (the default
-	// elsewhere) serves every connection on its own goroutine.
+	// HTTP1Engine picks how HTTP/1.1 listeners, with TLS or without (not
+	// h2c or PROXY protocol ones), are served: "evloop" (the default, also
+	// "", on Linux) serves them on epoll event loops (package evloop),
+	// which make the TLS handshakes, forward the requests of load balancers
+	// without stages, security settings or route features themselves and
+	// hand every other connection (HTTP/2 by ALPN included, as the
+	// *tls.Conn) to the goroutine engine on the same socket; "goroutine"
+	// (the default elsewhere) serves every connection on its own goroutine.
 	HTTP1Engine string
 }
 
