@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/meridian-platform/meridian/client"
 	"github.com/meridian-platform/meridian/internal/sites"
 )
 
@@ -114,40 +116,22 @@ with ` + "`meridian label site NAME k=v`" + `.`,
 		siteVerb(f, "approve", "Let a pending site receive configuration",
 			`  # Admit a site registered with a token without --auto-approve
   meridian site approve station-0001`, "approved",
-			func(cmd *cobra.Command, name string) error {
-				ctx, cancel := signalContext(cmd)
-				defer cancel()
-				c, _, err := f.client()
-				if err != nil {
-					return err
-				}
-				_, err = sites.Approve(ctx, c, name)
+			func(ctx context.Context, c *client.Client, name string) error {
+				_, err := sites.Approve(ctx, c, name)
 				return err
 			}),
 		siteVerb(f, "decommission", "Stop a site at once: its stream is closed and its certificate refused",
 			`  # Take a stolen or retired station out of service (the name stays taken)
   meridian site decommission station-0001`, "decommissioned",
-			func(cmd *cobra.Command, name string) error {
-				ctx, cancel := signalContext(cmd)
-				defer cancel()
-				c, _, err := f.client()
-				if err != nil {
-					return err
-				}
-				_, err = sites.Decommission(ctx, c, name)
+			func(ctx context.Context, c *client.Client, name string) error {
+				_, err := sites.Decommission(ctx, c, name)
 				return err
 			}),
 	)
 	revoke := siteVerb(f, "revoke-token", "Stop a SiteToken from registering more sites",
 		`  # Sites already registered keep working
   meridian site revoke-token eu`, "revoked",
-		func(cmd *cobra.Command, name string) error {
-			ctx, cancel := signalContext(cmd)
-			defer cancel()
-			c, _, err := f.client()
-			if err != nil {
-				return err
-			}
+		func(ctx context.Context, c *client.Client, name string) error {
 			return sites.RevokeToken(ctx, c, name)
 		})
 	revoke.Use = "revoke-token NAME"
@@ -223,7 +207,9 @@ See docs/sites.md.`,
 	return cmd
 }
 
-func siteVerb(f *factory, verb, short, example, done string, run func(*cobra.Command, string) error) *cobra.Command {
+// siteVerb is a `meridian site VERB NAME` command that runs run with a
+// client and says done.
+func siteVerb(f *factory, verb, short, example, done string, run func(ctx context.Context, c *client.Client, name string) error) *cobra.Command {
 	kind := "site"
 	if verb == "revoke-token" {
 		kind = "sitetoken"
@@ -234,7 +220,13 @@ func siteVerb(f *factory, verb, short, example, done string, run func(*cobra.Com
 		Example: example,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := run(cmd, args[0]); err != nil {
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			c, _, err := f.client()
+			if err != nil {
+				return err
+			}
+			if err := run(ctx, c, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(f.streams.Out, "%s/%s %s\n", kind, args[0], done)
