@@ -162,19 +162,7 @@ func TestGenerateGolden(t *testing.T) {
 	if !bytes.Equal(raw, again) {
 		t.Fatal("output is not deterministic")
 	}
-	golden := filepath.Join("testdata", "openapi.golden.json")
-	if *update {
-		if err := os.WriteFile(golden, raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./api/v1/openapi -update)", err)
-	}
-	if !bytes.Equal(raw, want) {
-		t.Errorf("output differs from %s; if the change is intended, run: go test ./api/v1/openapi -update", golden)
-	}
+	checkGolden(t, "openapi.golden.json", raw)
 }
 
 func TestEnumTableFieldsExist(t *testing.T) {
@@ -231,7 +219,13 @@ func TestReferenceGolden(t *testing.T) {
 			t.Errorf("reference lacks %q", want)
 		}
 	}
-	golden := filepath.Join("testdata", "kinds.golden.md")
+	checkGolden(t, "kinds.golden.md", raw)
+}
+
+// checkGolden compares raw with testdata/name, or rewrites it with -update.
+func checkGolden(t *testing.T, name string, raw []byte) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
 	if *update {
 		if err := os.WriteFile(golden, raw, 0o644); err != nil {
 			t.Fatal(err)
