@@ -423,6 +423,9 @@ func (l *loop) tlsCompleted() {
 		c.deadline = l.now + l.headerTO
 		s.ready, c.readable = true, true
 		l.clientRead(c)
+		if l.drainStarted && !c.closed && c.state == csIdle && c.r == c.w {
+			l.closeClient(c) // draining: no request came with the handshake
+		}
 	}
 	l.hsSpare = done[:0]
 }

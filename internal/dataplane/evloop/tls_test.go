@@ -5,6 +5,7 @@ package evloop
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -270,5 +271,43 @@ func TestTLSSockGivesRecords(t *testing.T) {
 		if s.more() {
 			t.Fatalf("ask %d: more() with nothing buffered and the socket not ready", ask)
 		}
+	}
+}
+
+// TestTLSHandshakeDuringShutdown: a handshake under way when the proxy
+// starts shutting down completes; the connection then closes at once when
+// no request came with it, and Shutdown returns.
+func TestTLSHandshakeDuringShutdown(t *testing.T) {
+	origin := startOrigin(t)
+	var on atomic.Bool
+	on.Store(true)
+	p, pool, _ := startTLSProxy(t, origin, &on, nil)
+	raw, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Active() != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.StopAccepting()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- p.Shutdown(ctx)
+	}()
+	c := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: "proxy.test", NextProtos: []string{"http/1.1"}})
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("handshake during shutdown: %v", err)
+	}
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read: %v, want EOF", err)
+	}
+	if err := <-done; err != nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("shutdown: %v after %v", err, time.Since(start))
 	}
 }
