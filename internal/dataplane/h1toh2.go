@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -465,4 +466,71 @@ func originTrailersH1(rh *fasthttp.ResponseHeader, http10 bool) {
 		}
 	}
 	rh.Del("Trailer")
+}
+
+// fastTrailers is the part of fasthttp's request and response headers the
+// trailer stages write back through.
+type fastTrailers interface {
+	PeekTrailerKeys() [][]byte
+	TrailerHeader() []byte
+	Del(key string)
+	Add(key, value string)
+}
+
+// runTrailerStages runs stage on the trailer fields already in h (a body
+// read to its end) and writes back what the stages changed. It does
+// nothing, and costs one length check, when h has no trailer fields.
+func runTrailerStages(h fastTrailers, stage func(Headers) Action) Action {
+	if len(h.PeekTrailerKeys()) == 0 {
+		return Continue
+	}
+	tb := h.TrailerHeader()
+	if len(tb) <= 2 {
+		return Continue
+	}
+	tr := http.Header{}
+	parseTrailerSection(tb, tr)
+	before := tr.Clone()
+	a := stage(stdHeaders{tr})
+	for k, vv := range before {
+		if nv, ok := tr[k]; !ok || !slices.Equal(nv, vv) {
+			h.Del(k)
+		}
+	}
+	for k, vv := range tr {
+		if ov, ok := before[k]; ok && slices.Equal(ov, vv) {
+			continue
+		}
+		h.Del(k)
+		for _, v := range vv {
+			h.Add(k, v)
+		}
+	}
+	return a
+}
+
+// requestTrailersH1 runs the request-trailer stages on the trailers of a
+// chunked request body an HTTP/1.1 client sent to an HTTP/1.1 pool, once
+// the body has been read to its end (forwardH1ToH2 runs them for HTTP/2
+// pools).
+func requestTrailersH1(pl *Pipeline, x *Exchange) Action {
+	if len(pl.reqTrailers) == 0 || x.Route == nil || x.Route.Pool == nil || x.Route.Pool.HTTP2 {
+		return Continue
+	}
+	rh, ok := x.ReqHeaders.(*h1ReqHeaders)
+	if !ok {
+		return Continue
+	}
+	return runTrailerStages(rh.h, func(t Headers) Action { return pl.RequestTrailers(x, t) })
+}
+
+// responseTrailersH1 runs the response-trailer stages on the trailers of
+// an HTTP/1.1 origin's answer read whole (a streamed answer's trailers
+// pass without them).
+func (s *Server) responseTrailersH1(x *Exchange, rh *fasthttp.ResponseHeader) Action {
+	pl := s.state.Load().pipelines[x.VHost]
+	if pl == nil || len(pl.respTrailers) == 0 {
+		return Continue
+	}
+	return runTrailerStages(rh, func(t Headers) Action { return pl.ResponseTrailers(x, t) })
 }

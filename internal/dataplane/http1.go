@@ -733,6 +733,10 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	rh.ResetConnectionClose()
 	rh.Del("Keep-Alive")
 	rh.Del("Proxy-Connection")
+	if s.responseTrailersH1(x, rh) == Respond { // h1toh2.go
+		writeReplyH1(ctx, x)
+		return
+	}
 	originTrailersH1(rh, x.Proto == "HTTP/1.0") // h1toh2.go
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		rh.Del("Upgrade")
@@ -1008,7 +1012,7 @@ func (s *Server) requestBodyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, pl *Pip
 			x.respond(fasthttp.StatusBadRequest, "reading request body failed\n")
 			return Respond
 		}
-		if pl.RequestBody(x, b, true) == Respond {
+		if pl.RequestBody(x, b, true) == Respond || requestTrailersH1(pl, x) == Respond {
 			return Respond
 		}
 		req.SetBody(b) // whole body in hand: replayable
@@ -1043,7 +1047,7 @@ func (b *stageReader) Read(p []byte) (int, error) {
 		b.done = true
 	}
 	if n > 0 || b.done {
-		if b.pl.RequestBody(b.x, p[:n], b.done) == Respond {
+		if b.pl.RequestBody(b.x, p[:n], b.done) == Respond || b.done && requestTrailersH1(b.pl, b.x) == Respond {
 			return 0, errStoppedByStage
 		}
 	}
