@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,12 +40,8 @@ func evRoutes(st *state) map[*config.Route]*evRoute {
 				if rt.Pool != nil {
 					er.connectTimeout = max(rt.Pool.ConnectTimeout, 0)
 				}
-				if rt.PrefixRewrite != "" || rt.HostRewrite != "" {
-					er.rewrite = &evloop.Rewrite{Path: rt.PrefixRewrite, Strip: -1, Host: rt.HostRewrite}
-					if rt.PathKind == config.PathPrefix {
-						er.rewrite.Strip = len(rt.PathValue)
-					}
-					er.noRewrite = !plainPath([]byte(rt.PrefixRewrite))
+				if rt.PrefixRewrite != "" || rt.HostRewrite != "" || rt.RequestHeaders != nil {
+					er.rewrite, er.noRewrite = evRewrite(rt)
 				}
 				m[rt] = er
 			}
@@ -99,4 +96,46 @@ func plainPath(p []byte) bool {
 		}
 	}
 	return true
+}
+
+// evRewrite is the event loop's version of the route's prefix and host
+// rewrite and request header changes; ok false when the loop cannot do
+// them as the goroutine engine does: a prefix with bytes its library
+// would escape, a header change naming a field that engine treats apart
+// (framing, Host, User-Agent, Content-Type, Cookie, hop-by-hop fields) or
+// one the proxy sets after the changes (forwarding fields, the request id
+// the access log reports).
+func evRewrite(rt *config.Route) (rw *evloop.Rewrite, no bool) {
+	rw = &evloop.Rewrite{Path: rt.PrefixRewrite, Strip: -1, Host: rt.HostRewrite}
+	if rt.PathKind == config.PathPrefix {
+		rw.Strip = len(rt.PathValue)
+	}
+	no = !plainPath([]byte(rt.PrefixRewrite))
+	if m := rt.RequestHeaders; m != nil {
+		rw.Remove = m.Remove
+		for _, n := range m.Remove {
+			no = no || evKeptField(n)
+		}
+		for _, kv := range m.Set {
+			rw.Set = append(rw.Set, evloop.Field{Name: kv.Name, Value: kv.Value})
+			no = no || evKeptField(kv.Name)
+		}
+		for _, kv := range m.Add {
+			rw.Add = append(rw.Add, evloop.Field{Name: kv.Name, Value: kv.Value})
+			no = no || evKeptField(kv.Name)
+		}
+	}
+	return rw, no
+}
+
+// evKeptField says a header change naming this field stays with the
+// goroutine engine.
+func evKeptField(name string) bool {
+	switch strings.ToLower(name) {
+	case "host", "content-length", "transfer-encoding", "content-type", "user-agent", "cookie", "connection", "keep-alive",
+		"proxy-connection", "proxy-authorization", "te", "trailer", "upgrade", "expect", "x-forwarded-for", "x-forwarded-proto",
+		"x-request-id":
+		return true
+	}
+	return false
 }

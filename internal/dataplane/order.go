@@ -72,7 +72,10 @@ func buildPipeline(vh *config.VHost, env *StageEnv, extra map[string]StageFactor
 	p.evServable = true
 	for _, s := range stages {
 		switch s := s.(type) {
-		case *requestIDStage:
+		case *requestIDStage, headersStage:
+			// The loop sets the request id itself, and makes the request
+			// header changes it can (Target.Rewrite; routes with response
+			// header changes are handed off).
 		case *accessLogStage:
 			p.accessLog = s
 		default:

@@ -249,8 +249,8 @@ type Pipeline struct {
 	// BufferRequest / BufferResponse are the largest buffering asked for.
 	BufferRequest, BufferResponse int
 	// evServable is set when the pipeline has no stage but the built-in
-	// request id and access log (which the event-loop engine does
-	// itself); accessLog is the access-log stage, if any.
+	// request id, header changes and access log (which the event-loop
+	// engine does itself); accessLog is the access-log stage, if any.
 	evServable bool
 	accessLog  *accessLogStage
 }

@@ -1,7 +1,8 @@
 package evloop
 
 // Rewrite changes the request head a loop sends to the origin
-// (Target.Rewrite), as a route's prefixRewrite and hostRewrite do.
+// (Target.Rewrite), as a route's prefixRewrite, hostRewrite and
+// requestHeaders do.
 type Rewrite struct {
 	// Path, when set, replaces the first Strip bytes of the request's
 	// path (all of it when Strip < 0); the query stays. A path starting
@@ -10,4 +11,14 @@ type Rewrite struct {
 	Strip int
 	// Host, when set, replaces the Host field's value.
 	Host string
+	// Remove drops the fields so named; then Set replaces the value of
+	// the first field of each name (adding the field when there is none)
+	// and Add adds fields after the others. Names are compared ASCII
+	// case-insensitively; the caller keeps the fields the loop writes
+	// itself (framing, Host, forwarding, request id) out of them.
+	Remove   []string
+	Set, Add []Field
 }
+
+// Field is a header field.
+type Field struct{ Name, Value string }

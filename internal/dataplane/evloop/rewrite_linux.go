@@ -39,6 +39,7 @@ func (l *loop) rewriteHead(b []byte, rw *Rewrite, path, query []byte) []byte {
 	}
 	s = append(s, b[sp2:eol+2]...)
 	rest := b[eol+2:]
+	var set uint64 // the Set fields already written (the first 64)
 	for len(rest) > 0 {
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
@@ -47,14 +48,61 @@ func (l *loop) rewriteHead(b []byte, rw *Rewrite, path, query []byte) []byte {
 		}
 		line := rest[:i+1]
 		rest = rest[i+1:]
-		if rw.Host != "" && len(line) > 5 && equalFoldString(line[:5], "host:") {
-			s = append(s, "Host: "...)
-			s = append(s, rw.Host...)
-			s = append(s, '\r', '\n')
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			// The empty line that ends the head: the fields to add go
+			// before it.
+			for k, f := range rw.Set {
+				if k >= 64 || set&(1<<k) == 0 {
+					s = appendField(s, f.Name, f.Value)
+				}
+			}
+			for _, f := range rw.Add {
+				s = appendField(s, f.Name, f.Value)
+			}
+			s = append(s, line...)
 			continue
 		}
-		s = append(s, line...)
+		name := line[:colon]
+		if rw.Host != "" && len(name) == 4 && equalFoldString(name, "host") {
+			s = appendField(s, "Host", rw.Host)
+			continue
+		}
+		if namedIn(name, rw.Remove) {
+			continue
+		}
+		replaced := false
+		for k, f := range rw.Set {
+			if k < 64 && set&(1<<k) == 0 && len(f.Name) == len(name) && equalFoldString(name, f.Name) {
+				set |= 1 << k
+				s = append(s, name...)
+				s = append(s, ": "...)
+				s = append(s, f.Value...)
+				s = append(s, '\r', '\n')
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			s = append(s, line...)
+		}
 	}
 	l.scratch = s[:0]
 	return append(b[:0], s...)
+}
+
+func appendField(b []byte, name, value string) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	return append(b, '\r', '\n')
+}
+
+func namedIn(name []byte, names []string) bool {
+	for _, n := range names {
+		if len(n) == len(name) && equalFoldString(name, n) {
+			return true
+		}
+	}
+	return false
 }

@@ -15,8 +15,8 @@ import (
 // *config.Route. A request that needs anything more than forwarding goes
 // to Handoff: a load balancer with security settings, trusted proxies or
 // an access log (unless AccessLogs), or one that Eligible (when set)
-// refuses; a route with a redirect, direct answer, rewrite (unless
-// Rewrites), header
+// refuses; a route with a redirect, direct answer, rewrite or request
+// header changes (unless Rewrites), response header
 // changes, CORS, retries or a mirror; a pool with TLS, PROXY protocol or
 // HTTP/2 to its origins, hashing, affinity, outlier detection or a circuit
 // breaker; a path that needs normalization; no
@@ -34,7 +34,8 @@ type TableRouter struct {
 	// Handoff.
 	AccessLogs bool
 	// Rewrites says the Router's caller sets Target.Rewrite for routes
-	// with a prefix or host rewrite; without it they go to Handoff.
+	// with a prefix or host rewrite or request header changes; without it
+	// they go to Handoff.
 	Rewrites bool
 }
 
@@ -102,8 +103,8 @@ func plainSecurity(s *config.Security) bool {
 }
 
 func (t *TableRouter) plainRoute(rt *config.Route) bool {
-	if rt.Pool == nil || rt.Redirect != nil || rt.Direct != nil || !t.Rewrites && (rt.PrefixRewrite != "" || rt.HostRewrite != "") ||
-		rt.RequestHeaders != nil || rt.ResponseHeaders != nil || rt.CORS != nil || rt.Retry != nil || rt.Mirror != nil ||
+	if rt.Pool == nil || rt.Redirect != nil || rt.Direct != nil || !t.Rewrites && (rt.PrefixRewrite != "" || rt.HostRewrite != "" || rt.RequestHeaders != nil) ||
+		rt.ResponseHeaders != nil || rt.CORS != nil || rt.Retry != nil || rt.Mirror != nil ||
 		!plainSecurity(rt.Security) {
 		return false
 	}
