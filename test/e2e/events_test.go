@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -71,32 +70,11 @@ func TestSecurityEventsReachTheConsole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a console and a node")
 	}
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
-	t.Cleanup(backend.Close)
-
-	dataDir := filepath.Join(t.TempDir(), "console")
-	consoleAddr := fmt.Sprintf("127.0.0.1:%d", siteFreePort(t))
-	console, env, url := startConsole(t, dataDir, "--listen", consoleAddr)
-	out := mustRun(t, env, "create", "sitetoken", "edge", "--labels", "region=eu", "--max-uses", "1", "--expires", "1h", "--auto-approve")
-	token := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
 	eventLog := filepath.Join(t.TempDir(), "events.log")
-	start(t, nil, "node", "--console", url, "--name", "edge-1", "--data-dir", filepath.Join(t.TempDir(), "node"),
-		"--ca-file", filepath.Join(dataDir, "ca.crt"), "--token", token, "--admin", "", "--events-log", eventLog)
-
+	m := startManagedSite(t, "--events-log", eventLog)
+	console, env, hc, dataDir, consoleAddr := m.console, m.env, m.hc, m.dataDir, m.consoleAddr
 	port := siteFreePort(t)
-	mustRun(t, env, "create", "namespace", "shop")
-	mustRun(t, env, "apply", "-f", writeFile(t, filepath.Join(t.TempDir(), "shop.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
-kind: VirtualSite
-metadata: {name: eu}
-spec: {selector: {matchLabels: {region: eu}}}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: web, namespace: shop}
-spec: {endpoints: [{address: %q}]}
----
-apiVersion: meridian/v1
+	m.applyShop(t, fmt.Sprintf(`apiVersion: meridian/v1
 kind: ServicePolicy
 metadata: {name: guard, namespace: shop}
 spec: {defaultAction: allow, rules: [{name: no-admin, action: deny, match: {pathPrefix: /admin}}]}
@@ -121,7 +99,7 @@ spec:
   servicePolicies: [watch, guard]
   appFirewall: fw
   sites: {virtualSite: eu}
-`, strings.TrimPrefix(backend.URL, "http://"), port)))
+`, port))
 	waitSiteServes(t, hc, port, "ok", 30*time.Second)
 
 	if c := eventsGet(t, hc, port, "/admin/users?token=s3cret"); c != 403 {
@@ -194,7 +172,7 @@ spec:
 	console = start(t, nil, "console", "--data-dir", dataDir, "--listen", consoleAddr)
 	console.waitFor(reListening, 30*time.Second)
 	back := time.Now()
-	out = waitSiteCLI(t, env, "the event produced while the console was down", func(s string) bool {
+	out := waitSiteCLI(t, env, "the event produced while the console was down", func(s string) bool {
 		return strings.Contains(s, "/admin/while-down")
 	}, 30*time.Second, "events", "-n", "shop", "-o", "json")
 	t.Logf("buffered event listed %v after the console came back", time.Since(back).Round(time.Millisecond))

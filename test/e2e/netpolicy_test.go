@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -24,30 +22,10 @@ func TestNetworkPolicyFromTheConsole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a console and a node")
 	}
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
-	t.Cleanup(backend.Close)
-
-	dataDir := filepath.Join(t.TempDir(), "console")
-	_, env, url := startConsole(t, dataDir, "--listen", fmt.Sprintf("127.0.0.1:%d", siteFreePort(t)))
-	out := mustRun(t, env, "create", "sitetoken", "edge", "--labels", "region=eu", "--max-uses", "1", "--expires", "1h", "--auto-approve")
-	token := strings.TrimSpace(strings.SplitN(out, "\n", 2)[0])
-	start(t, nil, "node", "--console", url, "--name", "edge-1", "--data-dir", filepath.Join(t.TempDir(), "node"),
-		"--ca-file", filepath.Join(dataDir, "ca.crt"), "--token", token, "--admin", "")
-
+	m := startManagedSite(t)
+	env, hc := m.env, m.hc
 	port := siteFreePort(t)
-	mustRun(t, env, "create", "namespace", "shop")
-	mustRun(t, env, "apply", "-f", writeFile(t, filepath.Join(t.TempDir(), "shop.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
-kind: VirtualSite
-metadata: {name: eu}
-spec: {selector: {matchLabels: {region: eu}}}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: web, namespace: shop}
-spec: {endpoints: [{address: %q}]}
----
-apiVersion: meridian/v1
+	m.applyShop(t, fmt.Sprintf(`apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: front, namespace: shop}
 spec:
@@ -55,7 +33,7 @@ spec:
   listeners: [{port: %d, address: 127.0.0.1}]
   defaultPool: web
   sites: {virtualSite: eu}
-`, strings.TrimPrefix(backend.URL, "http://"), port)))
+`, port))
 	waitSiteServes(t, hc, port, "ok", 30*time.Second)
 
 	policy := `apiVersion: meridian/v1
