@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/api/v1/openapi"
 )
 
@@ -133,5 +135,47 @@ func TestCompareRoutes(t *testing.T) {
 	}
 	if _, _, err := CompareRoutes([]byte("not json"), nil); err == nil {
 		t.Error("no error for a document that is not JSON")
+	}
+}
+
+// TestOpenAPIAnswerSchemas: the schemas the OpenAPI document writes by
+// hand for this package's request and answer types have exactly their JSON
+// fields.
+func TestOpenAPIAnswerSchemas(t *testing.T) {
+	doc, err := openapi.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatal(err)
+	}
+	for name, typ := range map[string]reflect.Type{
+		"LoginRequest":      reflect.TypeFor[LoginRequest](),
+		"LoginResponse":     reflect.TypeFor[LoginResponse](),
+		"WhoAmI":            reflect.TypeFor[WhoAmI](),
+		"AccessReview":      reflect.TypeFor[AccessReview](),
+		"RotateKeyResponse": reflect.TypeFor[RotateKeyResponse](),
+		"ListMeta":          reflect.TypeFor[ListMeta](),
+		"APIStatus":         reflect.TypeFor[Status](),
+	} {
+		var want, got []string
+		for _, f := range v1.JSONFields(typ) {
+			want = append(want, f.Name)
+		}
+		for p := range d.Components.Schemas[name].Properties {
+			got = append(got, p)
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("schema %s has properties %v; %s encodes %v", name, got, typ, want)
+		}
 	}
 }
