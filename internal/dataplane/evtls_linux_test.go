@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 )
 
@@ -279,4 +280,104 @@ func exchangeTLSState(t *testing.T, addr string, cfg *tls.Config, req string) tl
 		t.Fatalf("answer %q, %v", b, err)
 	}
 	return c.ConnectionState()
+}
+
+// TestEnginesAgreeMTLS: on a listener that asks for client certificates,
+// a load balancer with mTLS authentication is handed off by the event loop
+// with the handshake's state (the certificate the client showed), and
+// answers as the goroutine engine does, with a certificate and without;
+// another load balancer of the listener is served by the loop.
+func TestEnginesAgreeMTLS(t *testing.T) {
+	ca, err := dptest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := headerEcho(t)
+	cfg := func(port int) string {
+		return certYAML(t, ca, "srv", true, "*.example.test") + certYAML(t, ca, "clientca", false, "ca") + pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: secure, namespace: t}
+spec:
+  domains: ["secure.example.test"]
+  listeners: [{port: %[1]d, address: 127.0.0.1, tls: {certificateRef: srv}}]
+  defaultPool: a
+  authentication: {mtls: {caRef: clientca}}
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: open, namespace: t}
+spec:
+  domains: ["open.example.test"]
+  listeners: [{port: %[1]d, address: 127.0.0.1, tls: {certificateRef: srv}}]
+  defaultPool: a
+`, port)
+	}
+	engines := []string{EngineGoroutine, EngineEvloop}
+	addrs := map[string]string{}
+	servers := map[string]*Server{}
+	for _, engine := range engines {
+		port := freePort(t)
+		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine, Stages: map[string]StageFactory{"authn": certStageFactory}})
+		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	clientCert, err := ca.TLSCert("client-one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCert := &tls.Config{RootCAs: ca.Pool, ServerName: "secure.example.test", Certificates: []tls.Certificate{clientCert}, NextProtos: []string{"http/1.1"}}
+	without := &tls.Config{RootCAs: ca.Pool, ServerName: "secure.example.test", NextProtos: []string{"http/1.1"}}
+	for _, c := range []struct {
+		name string
+		tc   *tls.Config
+		host string
+	}{
+		{"mtls with a certificate", withCert, "secure.example.test"},
+		{"mtls without", without, "secure.example.test"},
+		{"open load balancer", without, "open.example.test"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reqs := []string{
+				"GET /1 HTTP/1.1\r\nHost: " + c.host + "\r\n\r\n",
+				"GET /2 HTTP/1.1\r\nHost: " + c.host + "\r\n\r\n",
+			}
+			want := exchangeTLS(t, addrs[EngineGoroutine], c.tc, reqs...)
+			got := exchangeTLS(t, addrs[EngineEvloop], c.tc, reqs...)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("evloop:\n%q\ngoroutine:\n%q", got, want)
+			}
+			if c.tc == withCert && (!strings.HasPrefix(got[0], "200") || !strings.Contains(got[0], "X-Client-Cn: client-one")) ||
+				c.tc == without && c.host == "secure.example.test" && !strings.HasPrefix(got[0], "401") {
+				t.Fatalf("answer %q", got[0])
+			}
+		})
+	}
+	if st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop]); st.Requests < 2 || st.Handoffs < 2 {
+		t.Fatalf("event loop served %d requests and handed off %d connections, want at least 2 and 2", st.Requests, st.Handoffs)
+	}
+}
+
+// certStage stands in the "authn" slot for load balancers with mTLS (the
+// node's authentication package cannot be imported here): it refuses a
+// request whose connection showed no client certificate, and names the
+// one shown to the origin.
+type certStage struct{}
+
+func certStageFactory(vh *config.VHost, _ *StageEnv) Stage {
+	if vh.Authn == nil {
+		return nil
+	}
+	return certStage{}
+}
+
+func (certStage) Name() string { return "authn" }
+
+func (certStage) OnRequestHeaders(x *Exchange) Action {
+	certs := x.PeerCertificates()
+	if len(certs) == 0 {
+		x.Reply = Reply{Status: 401, ContentType: "text/plain", Body: []byte("client certificate required\n")}
+		return Respond
+	}
+	x.ReqHeaders.Set("X-Client-Cn", certs[0].Subject.CommonName)
+	return Continue
 }
