@@ -156,25 +156,21 @@ func (r *evRouter) Route(q *evloop.Request) (evloop.Target, bool) {
 		}
 		t.Rewrite = rw
 	}
-	t.Tag, t.Timeout, t.ConnectTimeout = er, er.timeout, er.connectTimeout
+	t.Tag, t.Timeout, t.ConnectTimeout, t.BodyTimeout = er, er.timeout, er.connectTimeout, er.bodyTimeout
 	return t, true
 }
 
 // evEligible accepts a load balancer for the event loop when it runs no
-// stage but the request id and the access log (which the loop does
-// itself), and its request bodies are bounded like the loop bounds them:
-// by the listener's body timeout. (Route timeouts and pool connect
-// timeouts go with each request: evloop.Target; the loop's route timeout
-// bounds each wait for the origin, not the whole exchange. The loop keeps
-// its own idle origin connections: up to 64 per origin and loop, closed
-// after the listener's idle timeout.)
-func (s *Server) evEligible(key string, vh *config.VHost) bool {
+// stage but the request id, request header changes and the access log
+// (which the loop does itself). (Route timeouts, pool connect timeouts
+// and the load balancer's body timeout go with each request:
+// evloop.Target; the loop's route timeout bounds each wait for the
+// origin, not the whole exchange. The loop keeps its own idle origin
+// connections: up to 64 per origin and loop, closed after the listener's
+// idle timeout.)
+func (s *Server) evEligible(_ string, vh *config.VHost) bool {
 	pl := s.state.Load().pipelines[vh]
-	if pl == nil || !pl.evServable {
-		return false
-	}
-	lc := s.state.Load().table.HTTP[key]
-	return lc != nil && bodyTimeout(lc, vh) == lc.Timeouts.RequestBody
+	return pl != nil && pl.evServable
 }
 
 // evObserve counts an exchange the loop served in its route's and load

@@ -23,6 +23,9 @@ type evRoute struct {
 	// loop's defaults, Options.DefaultRouteTimeout and the pools'
 	// default connect timeout).
 	timeout, connectTimeout time.Duration
+	// bodyTimeout is the load balancer's request body timeout (0: the
+	// listener's).
+	bodyTimeout time.Duration
 	// rewrite is the route's prefix and host rewrite for the loop (nil:
 	// none); noRewrite says the loop cannot do it as the goroutine engine
 	// does (a prefix with bytes it would escape).
@@ -36,7 +39,8 @@ func evRoutes(st *state) map[*config.Route]*evRoute {
 	for vh, pl := range st.pipelines {
 		add := func(rt *config.Route) {
 			if rt != nil {
-				er := &evRoute{rt: rt, rm: st.routeMetrics[rt], lbm: st.lbMetrics[vh], log: pl.accessLog, timeout: max(rt.Timeout, 0)}
+				er := &evRoute{rt: rt, rm: st.routeMetrics[rt], lbm: st.lbMetrics[vh], log: pl.accessLog, timeout: max(rt.Timeout, 0),
+					bodyTimeout: max(vh.Timeouts.RequestBody, 0)}
 				if rt.Pool != nil {
 					er.connectTimeout = max(rt.Pool.ConnectTimeout, 0)
 				}

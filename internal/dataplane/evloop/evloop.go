@@ -481,9 +481,9 @@ type client struct {
 	in         int64        // the request's size for Observe
 	rec        []byte       // the exchange's access-log record (ExchangeLog.Begin)
 	ep         *lb.Endpoint // the exchange's pool endpoint (Target.Endpoint)
-	// originTO and connectTO are the exchange's timeouts (Target; 0: the
-	// loop's).
-	originTO, connectTO int64
+	// originTO, connectTO and bodyTO are the exchange's timeouts
+	// (Target; 0: the loop's).
+	originTO, connectTO, bodyTO int64
 	// connFailed says the exchange's origin connection could not be made.
 	connFailed bool
 
@@ -1001,7 +1001,7 @@ func (l *loop) clientRead(c *client) {
 		if fresh {
 			c.deadline = l.now + l.headerTO
 		} else if c.state == csBody {
-			c.deadline = l.now + l.bodyTO
+			c.deadline = l.now + l.bodyTimeout(c)
 		}
 		if n < space && !c.hup && (c.ts == nil || !c.ts.more()) {
 			// Edge-triggered: a short read emptied the socket; new data
@@ -1104,7 +1104,7 @@ func (l *loop) clientProgress(c *client) {
 		o.outOff = 0
 		l.armOrigin(o, c) // (a connecting origin keeps its connect timeout)
 		if rh.chunked || rh.contentLength > 0 {
-			c.deadline = l.now + l.bodyTO
+			c.deadline = l.now + l.bodyTimeout(c)
 		} else {
 			c.deadline = 0
 		}

@@ -6,7 +6,7 @@ package evloop
 // routed to t: its timeouts, the count on its pool endpoint, its
 // access-log record.
 func (l *loop) exchangeBegin(c *client, t Target) {
-	c.originTO, c.connectTO, c.connFailed = int64(t.Timeout), int64(t.ConnectTimeout), false
+	c.originTO, c.connectTO, c.bodyTO, c.connFailed = int64(t.Timeout), int64(t.ConnectTimeout), int64(t.BodyTimeout), false
 	if t.Endpoint != nil {
 		l.endpointBegin(c, t.Endpoint)
 	}
@@ -22,6 +22,15 @@ func (l *loop) originTimeout(o *origin) int64 {
 		return c.originTO
 	}
 	return l.originTO
+}
+
+// bodyTimeout is the time the client may pause while it sends the
+// request body: its exchange's (Target.BodyTimeout) or the loop's.
+func (l *loop) bodyTimeout(c *client) int64 {
+	if c.bodyTO > 0 {
+		return c.bodyTO
+	}
+	return l.bodyTO
 }
 
 // armOrigin sets the deadline of o, just given to c's exchange: the

@@ -58,6 +58,9 @@ type Target struct {
 	// (how long the origin may stay silent); ConnectTimeout replaces
 	// Config.ConnectTimeout.
 	Timeout, ConnectTimeout time.Duration
+	// BodyTimeout, when set, replaces Config.BodyTimeout for this
+	// request's body (its load balancer's own).
+	BodyTimeout time.Duration
 	// Rewrite, when set, changes the request head sent to the origin.
 	Rewrite *Rewrite
 }
