@@ -4,6 +4,7 @@ package dataplane
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 	"github.com/meridian-platform/meridian/internal/dataplane/evloop"
 )
 
@@ -118,25 +120,7 @@ spec:
 	for _, reqs := range convs {
 		want += len(reqs)
 	}
-	lines := map[string][]string{}
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
-		for i := 0; i < 300; i++ {
-			servers[engine].alog.Flush()
-			if lines[engine] = logs[engine].lines(); len(lines[engine]) >= want {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if len(lines[engine]) != want {
-			t.Fatalf("%s engine: %d lines, want %d:\n%s", engine, len(lines[engine]), want, strings.Join(lines[engine], "\n"))
-		}
-		// The loops write a line once the answer is sent: the lines of
-		// different connections may come in any order. The paths are
-		// all different.
-		sort.Slice(lines[engine], func(i, j int) bool {
-			return pathOf(lines[engine][i]) < pathOf(lines[engine][j])
-		})
-	}
+	lines := waitLogLines(t, servers, logs, want)
 	if st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop]); st.Requests != 7 {
 		t.Errorf("the event loop served %d requests, want 7", st.Requests)
 	}
@@ -170,6 +154,40 @@ spec:
 			t.Errorf("%s engine: %d request ids sent to the origin, %d logged; want 9 and 10", engine, len(sent), len(logged))
 		}
 	}
+	compareLogLines(t, lines)
+}
+
+// waitLogLines waits for want access-log lines of each engine and returns
+// them ordered by path.
+func waitLogLines(t *testing.T, servers map[string]*Server, logs map[string]*lockedBuffer, want int) map[string][]string {
+	t.Helper()
+	lines := map[string][]string{}
+	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+		for i := 0; i < 300; i++ {
+			servers[engine].alog.Flush()
+			if lines[engine] = logs[engine].lines(); len(lines[engine]) >= want {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if len(lines[engine]) != want {
+			t.Fatalf("%s engine: %d lines, want %d:\n%s", engine, len(lines[engine]), want, strings.Join(lines[engine], "\n"))
+		}
+		// The loops write a line once the answer is sent: the lines of
+		// different connections may come in any order. The paths are
+		// all different.
+		sort.Slice(lines[engine], func(i, j int) bool {
+			return pathOf(lines[engine][i]) < pathOf(lines[engine][j])
+		})
+	}
+	return lines
+}
+
+// compareLogLines compares the lines of the two engines field by field:
+// the same fields in the same order, the same values but for times,
+// durations and request ids, whose form is checked.
+func compareLogLines(t *testing.T, lines map[string][]string) {
+	t.Helper()
 	rid := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	start := time.Now().Add(-time.Minute)
 	for i := range lines[EngineGoroutine] {
@@ -263,5 +281,54 @@ func BenchmarkEvLog(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		rec = e.Begin(rec[:0], t, req, id, false)
 		e.End(rec, er, evloop.Ended{Status: 200, Elapsed: time.Millisecond, BytesIn: 80, BytesOut: 19})
+	}
+}
+
+// TestEnginesAgreeOnAccessLogTLS is TestEnginesAgreeOnAccessLog on a TLS
+// listener, which the event loop serves too: the "tls" field is true.
+func TestEnginesAgreeOnAccessLogTLS(t *testing.T) {
+	ca, err := dptest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := headerEcho(t)
+	cfg := func(port int) string {
+		return certYAML(t, ca, "def", true, "shop.test") + pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["shop.test"]
+  listeners: [{port: %d, address: 127.0.0.1, tls: {certificateRef: def}}]
+  accessLog: {enabled: true, fields: [%s]}
+  defaultPool: a
+`, port, strings.Join(v1.AccessLogFields, ", "))
+	}
+	addrs := map[string]string{}
+	logs := map[string]*lockedBuffer{}
+	servers := map[string]*Server{}
+	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+		port := freePort(t)
+		logs[engine] = &lockedBuffer{}
+		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine, AccessLog: logs[engine]})
+		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	reqs := []string{
+		"GET /a?q=1 HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: tls-client\r\n\r\n",
+		"POST /b HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 3\r\n\r\nabc",
+		"GET /c HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+	}
+	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+		exchangeTLS(t, addrs[engine], &tls.Config{ServerName: "shop.test", RootCAs: ca.Pool, NextProtos: []string{"http/1.1"}}, reqs...)
+	}
+	lines := waitLogLines(t, servers, logs, len(reqs))
+	for _, line := range lines[EngineEvloop] {
+		if !strings.Contains(line, `"tls":true`) || !strings.Contains(line, `"protocol":"HTTP/1.1"`) {
+			t.Errorf("evloop line without tls true: %s", line)
+		}
+	}
+	compareLogLines(t, lines)
+	if st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop]); st.Requests != 3 {
+		t.Errorf("the event loop served %d requests, want 3", st.Requests)
 	}
 }
