@@ -600,6 +600,9 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 		out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/2.0", 2, 0
 	} else {
 		out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+		if len(out.Trailer) > 0 {
+			out.ContentLength = -1 // chunked: HTTP/1.1 carries trailers only so
+		}
 	}
 	if rt.Mirror != nil {
 		if tee := s.mirrorStd(out, x, rt.Mirror, replay, grpc); tee != nil {

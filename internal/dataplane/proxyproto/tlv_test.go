@@ -64,7 +64,7 @@ func TestV2TLVErrors(t *testing.T) {
 	good := withTLVs(t, []TLV{{TypeAuthority, []byte("a.test")}}, false, false)
 	truncated := append([]byte(nil), good...)
 	binary.BigEndian.PutUint16(truncated[len(truncated)-8:], 200) // the TLV's length overruns
-	short := append(append([]byte(nil), good...), 0x02, 0)       // 2 bytes of a TLV head
+	short := append(append([]byte(nil), good...), 0x02, 0)        // 2 bytes of a TLV head
 	binary.BigEndian.PutUint16(short[14:16], uint16(len(short)-16))
 	badFamily := append([]byte(nil), good...)
 	badFamily[13] = 0x41
