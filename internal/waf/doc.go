@@ -26,8 +26,9 @@
 //     setvars leave TX as it is, are left out of the lean instance; the
 //     constant setvars of phase 1's setup and initialization (up to the
 //     first rule that reads TX from the request or may remove rules at run
-//     time) become one SecAction. At PL1, 15 of the 86 bookkeeping rules
-//     remain. Coraza runs every SecMarker in every phase like a SecAction:
+//     time) become the TX values a lean transaction starts with. At PL1,
+//     14 of the 86 bookkeeping rules remain. A TX key regex selects only
+//     names some lean rule can set (none: no values at all). Coraza runs every SecMarker in every phase like a SecAction:
 //     the lean instance keeps only the markers its own rules jump to or
 //     count with skip:N.
 //   - After each phase of the lean transaction, every detection rule of the

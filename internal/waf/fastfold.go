@@ -1,7 +1,7 @@
 package waf
 
 import (
-	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -22,9 +22,10 @@ import (
 //     actions never run);
 //   - at the start of phase 1, as long as only such rules, rules whose
 //     first link certainly matches with constant setvars, static jumps and
-//     rules that neither read nor write TX nor jump have run, the constant
-//     setvars are gathered into one SecAction at the place of the first of
-//     them (the rules that read TX all come later, so they see the same
+//     rules that neither read nor write TX nor jump have run, the values
+//     the constant setvars leave are what every lean transaction starts
+//     with (set in Go before phase 1: a setvar action costs Coraza far
+//     more; the rules that read TX all come later, so they see the same
 //     values), and those rules are left out; a static jump leaves out the
 //     rules it skips;
 //   - a rule that certainly matches and whose setvars leave TX as it is
@@ -47,13 +48,15 @@ type foldIn struct {
 	usedID    func(id int) bool     // the id is taken
 }
 
-// foldOut: the items to leave out of the lean instance, and the SecAction
-// to emit at item position at (-1: none).
+// foldOut: the items to leave out of the lean instance, and the TX values
+// a lean transaction starts with (those the rules from item position at on
+// would have set).
 type foldOut struct {
-	skip   map[int]bool
-	at     int
-	action string
-	rules  int // rules folded into the action
+	skip  map[int]bool
+	at    int
+	rules int      // rules folded into the initial values
+	keys  []string // the TX names the action sets
+	vals  []string // and their values
 }
 
 // txKnown is what is known of TX at a point: exact values (present or
@@ -417,16 +420,95 @@ func foldLean(in foldIn) foldOut {
 		// nothing gathered: the left-out rules are all no-ops
 		return out
 	}
-	id := 9_500_200
-	for in.usedID(id) {
-		id++
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "SecAction \"id:%d,phase:1,pass,nolog,noauditlog,t:none", id)
 	for _, s := range sets {
-		fmt.Fprintf(&b, ",setvar:'tx.%s=%s'", s.key, s.val)
+		out.keys = append(out.keys, s.key)
+		out.vals = append(out.vals, s.val)
 	}
-	b.WriteString("\"")
-	out.action = b.String()
 	return out
 }
+
+// leanTXNames are the TX names the lean instance's rules can set: exact
+// names, and prefixes of names built with macros. Coraza writes TX only
+// through setvar and the captures (TX:0-9).
+type leanTXNames struct {
+	exact    []string
+	prefixes []string
+}
+
+func (n *leanTXNames) add(keys ...string) {
+	for _, k := range keys {
+		n.exact = append(n.exact, strings.ToLower(k))
+	}
+}
+
+func (n *leanTXNames) addRule(r *slRule) {
+	for l := r; l != nil; l = l.chain {
+		for _, a := range l.actions {
+			switch a.key {
+			case "capture":
+				n.add("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
+			case "setvar":
+				if strings.HasPrefix(a.val, "!") {
+					continue
+				}
+				name, _, _ := strings.Cut(a.val, "=")
+				col, key, ok := strings.Cut(name, ".")
+				if !ok || !strings.EqualFold(col, "tx") {
+					continue
+				}
+				key = strings.ToLower(key)
+				if i := strings.Index(key, "%{"); i >= 0 {
+					n.prefixes = append(n.prefixes, key[:i])
+					continue
+				}
+				n.add(key)
+			}
+		}
+	}
+}
+
+// txNameFilter says which TX names of the lean transaction a key regex
+// can select: the exact names it matches, and names with one of the
+// prefixes. A name it rules out cannot match.
+type txNameFilter struct {
+	exact    map[string]bool
+	prefixes []string
+}
+
+// matching returns the filter for the key regex rx (written as expr);
+// nil when every name must be tried.
+func (n *leanTXNames) matching(rx *regexp.Regexp, expr string) *txNameFilter {
+	f := &txNameFilter{exact: map[string]bool{}}
+	for _, k := range n.exact {
+		if rx.MatchString(k) {
+			f.exact[k] = true
+		}
+	}
+	lit := rxLiteralPrefix(expr)
+	anchored := strings.HasPrefix(expr, "^")
+	for _, p := range n.prefixes {
+		// An anchored literal start rules out the prefixes it disagrees
+		// with; anything else may match a name with the prefix.
+		if anchored && !strings.HasPrefix(lit, p) && !strings.HasPrefix(p, lit) {
+			continue
+		}
+		f.prefixes = append(f.prefixes, p)
+	}
+	return f
+}
+
+// may reports whether name can be selected.
+func (f *txNameFilter) may(name string) bool {
+	if f.exact[name] {
+		return true
+	}
+	for _, p := range f.prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// never reports whether no name can be selected.
+func (f *txNameFilter) never() bool { return len(f.exact) == 0 && len(f.prefixes) == 0 }

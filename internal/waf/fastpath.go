@@ -55,6 +55,10 @@ type fpProgram struct {
 	// extracted and transformed in one phase holds for the later ones.
 	stable []bool
 	guards int // distinct guards (memoized per phase)
+	// txInit are the TX names a lean transaction starts with (the folded
+	// constant bookkeeping, fastfold.go), txInitVals their values.
+	txInit     []string
+	txInitVals [][]string
 	// memoSlot[i] is the slot of memo index i (fpVar.memo: one per
 	// variable slot and transformation list that some link uses).
 	memoSlot []int
@@ -105,6 +109,7 @@ type fpLink struct {
 	private []fpSetvar // setvars only later links of the chain read
 	vars    []fpVar
 	tfs     []string
+	tfFns   []func(string) (string, bool) // tfs, looked up
 	multi   bool
 	neg     bool
 	op      fpOp
@@ -121,6 +126,7 @@ type fpVar struct {
 	xml     bool
 	keyRx   *regexp.Regexp // key regex, case-insensitive (a superset of Coraza's selection)
 	keyM    keyMatcher     // the same with its automaton (TX keys)
+	txNames *txNameFilter  // TX names the key regex can select in the lean transaction (nil: any)
 	synth   bool           // TX read after chain links that set private TX names
 	later   []string       // TX names (or "prefix*") written later in the phase
 	matched bool           // MATCHED_VAR(S) of the earlier links
@@ -480,10 +486,8 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 	}
 	// Constant bookkeeping is folded (fastfold.go).
 	engineCtl := false
-	usedIDs := map[int]bool{}
 	for _, it := range items {
 		if it.rule != nil {
-			usedIDs[it.rule.id] = true
 			engineCtl = engineCtl || ctlOf(it.rule, "ruleengine")
 		}
 	}
@@ -505,17 +509,26 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 			}
 			return false
 		},
-		usedID: func(id int) bool { return usedIDs[id] },
 	})
+	// The TX names the lean transaction can hold: what its rules set.
+	var leanTX leanTXNames
+	leanTX.add(fold.keys...)
+	for _, it := range items {
+		if it.rule == nil || it.detect || dropped[it.pos] || fold.skip[it.pos] || removedIDs[it.rule.id] || hasTag(it.rule, removedTags) {
+			continue
+		}
+		leanTX.addRule(it.rule)
+	}
+	for i, k := range fold.keys {
+		p.txInit = append(p.txInit, k)
+		p.txInitVals = append(p.txInitVals, []string{fold.vals[i]})
+	}
 	keepMarker := leanMarkers(items, func(it *fpItem) bool {
 		return !it.detect && !dropped[it.pos] && !fold.skip[it.pos] && !removedIDs[it.rule.id] && !hasTag(it.rule, removedTags)
 	})
 	bookIDs := map[int]bool{}
 	bookTags := map[string]bool{}
 	for _, it := range items {
-		if it.pos == fold.at {
-			emit(it.rule.dir, fold.action)
-		}
 		switch {
 		case it.rule == nil && !keepMarker[it.pos]:
 		case it.rule == nil:
@@ -824,7 +837,7 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 		captured := false
 		for l, i := r, 0; l != nil; l, i = l.chain, i+1 {
 			fl := compileLink(l, linkEnv{root: root, it: it, index: i, captured: captured,
-				targetsChanged: targetsChanged, stable: stable, private: private, laterWriters: laterWriters})
+				targetsChanged: targetsChanged, stable: stable, private: private, laterWriters: laterWriters, leanTX: &leanTX})
 			fl.needCtx = l.chain != nil
 			tk := strings.Join(fl.tfs, ",")
 			if _, ok := chainIDs[tk]; !ok {
@@ -899,6 +912,7 @@ type linkEnv struct {
 	stable         func(key string, phase, pos int) bool
 	laterWriters   func(phase, pos int) []string
 	private        func(prefix string, exact bool, pos int) ([]*regexp.Regexp, bool)
+	leanTX         *leanTXNames
 }
 
 func compileLink(l *slRule, e linkEnv) *fpLink {
@@ -932,10 +946,12 @@ func compileLink(l *slRule, e linkEnv) *fpLink {
 		}
 	}
 	for _, t := range l.tfs {
-		if !tfKnown(t) {
+		f := tfNames[t]
+		if f == nil {
 			fl.unknown = "transformation " + t
 			return fl
 		}
+		fl.tfFns = append(fl.tfFns, f)
 	}
 	hasExclusion := map[string]bool{}
 	for _, v := range l.vars {
@@ -978,6 +994,9 @@ func compileLink(l *slRule, e linkEnv) *fpLink {
 			fv.keyRx = rx
 			if v.name == "TX" {
 				fv.keyM = newKeyMatcher(rx)
+				if e.leanTX != nil {
+					fv.txNames = e.leanTX.matching(rx, v.key)
+				}
 			}
 		}
 		if v.count && (v.keyRx || hasExclusion[v.name] || e.targetsChanged) {
@@ -1321,6 +1340,20 @@ func leanMarkers(items []*fpItem, inLean func(it *fpItem) bool) map[int]bool {
 		}
 	}
 	return keep
+}
+
+// initTX gives a new lean transaction the TX values of the folded
+// bookkeeping. A transaction that is not a TransactionState is never
+// decided by the fast path (Tx.check replays it).
+func (p *fpProgram) initTX(tx any) {
+	st, ok := tx.(plugintypes.TransactionState)
+	if !ok || len(p.txInit) == 0 {
+		return
+	}
+	col := st.Variables().TX()
+	for i, k := range p.txInit {
+		col.Set(k, p.txInitVals[i])
+	}
 }
 
 // ctlOf reports whether a link of r has a ctl action named name (lower

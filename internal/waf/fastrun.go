@@ -250,8 +250,15 @@ func (e *fpEval) values(v *fpVar) ([]types.MatchData, bool) {
 		// TX holds many names: matching each against the key regex
 		// costs more than the automaton. A superset of FindRegex, which
 		// matches the lower-cased names.
+		if v.txNames != nil && v.txNames.never() {
+			break // no rule of the lean instance sets such a name
+		}
 		for _, m := range e.all(v.rv, col) {
-			if v.keyM.match(m.Key()) {
+			k := m.Key()
+			if v.txNames != nil && !v.txNames.may(strings.ToLower(k)) {
+				continue
+			}
+			if v.keyM.match(k) {
 				out = append(out, m)
 			}
 		}
@@ -294,8 +301,8 @@ func (e *fpEval) transformed(p *fpProgram, l *fpLink, v *fpVar, ms []types.Match
 	out := m.vals[:0]
 	for _, md := range ms {
 		val, ok := md.Value(), true
-		for _, t := range l.tfs {
-			if val, ok = tfApply(t, val); !ok {
+		for _, tf := range l.tfFns {
+			if val, ok = tf(val); !ok {
 				break
 			}
 		}
@@ -322,8 +329,8 @@ func (e *fpEval) transformedMulti(p *fpProgram, l *fpLink, v *fpVar, ms []types.
 		from := len(flat)
 		val, ok := md.Value(), true
 		flat = append(flat, val)
-		for _, t := range l.tfs {
-			if val, ok = tfApply(t, val); !ok {
+		for _, tf := range l.tfFns {
+			if val, ok = tf(val); !ok {
 				break
 			}
 			if !slices.Contains(flat[from:], val) {
@@ -504,8 +511,8 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no, ok bool) {
 	if !l.multi && !l.needCtx {
 		v, tok := raw, true
-		for _, t := range l.tfs {
-			if v, tok = tfApply(t, v); !tok {
+		for _, tf := range l.tfFns {
+			if v, tok = tf(v); !tok {
 				return false, true
 			}
 		}
@@ -527,9 +534,9 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 	if l.multi {
 		allNo = check(v)
 	}
-	for _, t := range l.tfs {
+	for _, tf := range l.tfFns {
 		var tok bool
-		if v, tok = tfApply(t, v); !tok {
+		if v, tok = tf(v); !tok {
 			decided, allNo = false, false
 			break
 		}

@@ -46,11 +46,6 @@ var tfNames = map[string]func(string) (string, bool){
 
 const tfSpaces = " \t\n\r\f\v"
 
-func tfKnown(name string) bool {
-	_, ok := tfNames[name]
-	return ok
-}
-
 func tfApply(name, s string) (string, bool) {
 	f := tfNames[name]
 	if f == nil {

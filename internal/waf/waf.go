@@ -156,7 +156,9 @@ const fpMaxRecorded = 256 << 10
 // NewTx starts a transaction; id is the request id.
 func (w *WAF) NewTx(id string) *Tx {
 	if w.fp != nil {
-		return &Tx{w: w, id: id, tx: newCorazaTx(w.lean, id), fast: true, rec: &fpRecord{}}
+		t := &Tx{w: w, id: id, tx: newCorazaTx(w.lean, id), fast: true, rec: &fpRecord{}}
+		w.fp.initTX(t.tx)
+		return t
 	}
 	return &Tx{w: w, id: id, tx: newCorazaTx(w.waf, id)}
 }
