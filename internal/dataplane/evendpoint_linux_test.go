@@ -112,3 +112,13 @@ spec:
 		t.Fatalf("the event loop served %d requests and handed off %d, want 5 and 0", st.Requests, st.Handoffs)
 	}
 }
+
+// TestEvloopOutlierEjection checks that pools with outlier detection are
+// served by the event loop, which feeds it (TestOutlierEjection: the
+// failing endpoint is ejected, the good one serves the rest).
+func TestEvloopOutlierEjection(t *testing.T) {
+	s, key := outlierEjection(t, Options{HTTP1Engine: EngineEvloop})
+	if st := s.evStats(t, key); st.Requests != 20 || st.Handoffs != 0 {
+		t.Fatalf("the event loop served %d requests and handed off %d, want 20 and 0", st.Requests, st.Handoffs)
+	}
+}

@@ -309,6 +309,7 @@ func TestOtherHTTP1Engine(t *testing.T) {
 		{"drain", TestGracefulShutdown},
 		{"streaming", TestHTTP1Streaming},
 		{"websocket", TestWebSocketUpgrade},
+		{"outlier ejection", TestOutlierEjection},
 	} {
 		t.Run(tc.name, tc.f)
 	}

@@ -318,7 +318,12 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1, h2c: true}], d
 	}
 }
 
-func TestOutlierEjection(t *testing.T) {
+func TestOutlierEjection(t *testing.T) { outlierEjection(t, Options{}) }
+
+// outlierEjection sends 20 requests to a pool of a failing and a good
+// endpoint with outlier detection and returns the server and the
+// listener's key.
+func outlierEjection(t *testing.T, opts Options) (*Server, string) {
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))
 	defer bad.Close()
 	good, _ := echoBackend(t, "good")
@@ -329,7 +334,7 @@ metadata: {name: p, namespace: t}
 spec:
   endpoints: [{address: %q}, {address: %q}]
   outlierDetection: {consecutive5xx: 3, maxEjectionPercent: 50, baseEjectionTime: 30s}
-`, hostOf(bad.URL), hostOf(good.URL))+lbYAML(port, "p"), Options{})
+`, hostOf(bad.URL), hostOf(good.URL))+lbYAML(port, "p"), opts)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	for i := 0; i < 10; i++ {
 		get(t, base+"/", nil)
@@ -351,6 +356,7 @@ spec:
 			t.Fatalf("ejected endpoint still served: %d", resp.StatusCode)
 		}
 	}
+	return s, fmt.Sprintf("127.0.0.1:%d", port)
 }
 
 func TestClientTimeouts(t *testing.T) {

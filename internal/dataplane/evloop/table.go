@@ -18,8 +18,9 @@ import (
 // refuses; a route with a redirect, direct answer, rewrite or request
 // header changes (unless Rewrites), response header
 // changes, CORS, retries or a mirror; a pool with TLS, PROXY protocol or
-// HTTP/2 to its origins, hashing, affinity, outlier detection or a circuit
-// breaker; a path that needs normalization; no
+// HTTP/2 to its origins, hashing, affinity or a circuit breaker (outlier
+// detection works with the loops: they count every exchange on its
+// endpoint); a path that needs normalization; no
 // match.
 type TableRouter struct {
 	// Listener returns the listener's current configuration (nil: gone).
@@ -115,7 +116,7 @@ func (t *TableRouter) plainRoute(rt *config.Route) bool {
 		return false
 	}
 	return p.TLS == nil && p.ProxyProtocol == 0 && !p.HTTP2 && p.HashHeader == "" && p.HashCookie == "" && !p.HashSourceIP &&
-		p.AffinityCookie == "" && p.LB.Outlier == nil && p.LB.Breaker == nil && p.MaxConnsPerBreaker == 0
+		p.AffinityCookie == "" && p.LB.Breaker == nil && p.MaxConnsPerBreaker == 0
 }
 
 // matchRequest adapts a Request to config.Request. It lives inside the
