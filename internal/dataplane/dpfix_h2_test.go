@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/dataplane/h1"
 )
@@ -209,5 +211,54 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1, h2c: true}], d
 	sort.Strings(spread)
 	if len(spread) < 2 {
 		t.Fatalf("requests without the cookie all went to %v of %v", spread, names)
+	}
+}
+
+// TestH2StreamedBodyBytesCounted: a request body of unknown length from
+// an HTTP/2 client counts in the request byte metric.
+func TestH2StreamedBodyBytesCounted(t *testing.T) {
+	backend, _ := echoBackend(t, "a")
+	reg := prometheus.NewRegistry()
+	port := freePort(t)
+	startServer(t, pool("a", hostOf(backend.URL))+fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1, h2c: true}], defaultPool: a}
+`, port), Options{Metrics: reg})
+	counted := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "meridian_http_request_bytes_total" {
+				var n float64
+				for _, m := range mf.GetMetric() {
+					n += m.GetCounter().GetValue()
+				}
+				return n
+			}
+		}
+		return 0
+	}
+	before := counted()
+	pr, pw := io.Pipe()
+	go func() {
+		for i := 0; i < 3; i++ {
+			_, _ = pw.Write(make([]byte, 1000))
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/", port), pr)
+	req.ContentLength = -1
+	resp, err := h2cClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := counted() - before; got != 3000 {
+		t.Fatalf("request bytes counted %v, want 3000", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -124,6 +125,13 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 	x.Route = vh.Match(x.routeRequest())
 	pl := st.pipelines[vh]
 	rw := &statusWriter{ResponseWriter: w}
+	var counted *countingBody
+	if hasBody(r) && r.ContentLength < 0 {
+		// A body of unknown length (streamed, gRPC) is counted as it is
+		// read, for the request byte metrics.
+		counted = &countingBody{rc: r.Body}
+		r.Body = counted
+	}
 	switch {
 	case x.Route == nil:
 		x.respond(http.StatusNotFound, "no route\n")
@@ -163,6 +171,9 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 	x.BytesOut = rw.n
 	if r.ContentLength > 0 {
 		x.BytesIn = r.ContentLength
+	}
+	if counted != nil {
+		x.BytesIn = counted.n.Load()
 	}
 	st.observe(x)
 	pl.Done(x)
@@ -1061,3 +1072,18 @@ func (t *trailerHook) Read(p []byte) (int, error) {
 }
 
 func (t *trailerHook) Close() error { return t.rc.Close() }
+
+// countingBody counts the bytes read from a request body (the origin's
+// client may still read it while the handler ends: the count is atomic).
+type countingBody struct {
+	rc io.ReadCloser
+	n  atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingBody) Close() error { return c.rc.Close() }
