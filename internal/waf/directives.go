@@ -70,6 +70,9 @@ func directives(spec v1.AppFirewallSpec, crsTests bool) (string, error) {
 	} else {
 		w("SecResponseBodyAccess Off")
 	}
+	// Meridian reports the matched rules (Tx.Close), never Coraza's audit
+	// log, which Coraza would otherwise build for every transaction.
+	w("SecAuditEngine Off")
 	// Body processors: Coraza picks urlencoded and multipart from the
 	// content type by itself; JSON and XML are switched on by rules, and a
 	// processor that is not wanted is replaced by RAW.
