@@ -18,7 +18,7 @@ import (
 // forwards are counted on their pool endpoint as the goroutine engine
 // counts its own: in flight (meridian_endpoint_active_requests, which a
 // leastRequest pool picks by, so such pools are served by the loop),
-// requests, 5xx answers, and connect failures.
+// requests, 5xx answers, connect failures and open connections.
 func TestEvloopEndpointAccounting(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
@@ -108,6 +108,14 @@ spec:
 	}
 	waitMetric("meridian_endpoint_connect_failures_total", deadAddr, 1)
 	waitMetric("meridian_endpoint_active_requests", deadAddr, 0)
+	waitMetric("meridian_endpoint_connections", deadAddr, 0)
+	// The loops keep their origin connections open (one here: the
+	// requests came one after another) until the origin closes them.
+	if n := metric("meridian_endpoint_connections", ep); n < 1 || n > 2 {
+		t.Fatalf("%v connections to the origin counted, want 1 or 2", n)
+	}
+	origin.CloseClientConnections()
+	waitMetric("meridian_endpoint_connections", ep, 0)
 	if st := s.evStats(t, key); st.Requests != 5 || st.Handoffs != 0 {
 		t.Fatalf("the event loop served %d requests and handed off %d, want 5 and 0", st.Requests, st.Handoffs)
 	}

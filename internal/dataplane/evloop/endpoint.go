@@ -24,3 +24,17 @@ func (l *loop) endpointEnd(c *client, _ int) {
 	c.ep = nil
 	e.End(lb.Result{Status: c.status, ConnectFailed: c.connFailed && c.status == 0, Duration: time.Duration(l.now - c.start)})
 }
+
+// dropCounts ends what a socket counts on its endpoint when the loop
+// stops with it open: the exchange in flight (as neither a success nor a
+// failure), the origin connection.
+func (l *loop) dropCounts(s sock) {
+	if c := s.c; c != nil && c.ep != nil {
+		c.ep.End(lb.Result{})
+		c.ep = nil
+	}
+	if o := s.o; o != nil && o.ep != nil {
+		o.ep.ConnClosed()
+		o.ep = nil
+	}
+}

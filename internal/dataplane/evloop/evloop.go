@@ -492,6 +492,7 @@ type client struct {
 
 type origin struct {
 	fd         int
+	ep         *lb.Endpoint // counts the connection (ConnOpened) when set
 	buf        []byte
 	r, w       int
 	sendFrom   int
@@ -563,6 +564,7 @@ func (l *loop) closeFDs() {
 	}
 	for fd := range l.socks {
 		if l.socks[fd].c != nil || l.socks[fd].o != nil {
+			l.dropCounts(l.socks[fd])
 			unix.Close(fd)
 		}
 	}
@@ -916,6 +918,10 @@ func (l *loop) closeOrigin(o *origin) {
 	if o.fd < 0 {
 		return
 	}
+	if o.ep != nil {
+		o.ep.ConnClosed()
+		o.ep = nil
+	}
 	if o.c != nil {
 		o.c.o = nil
 		o.c = nil
@@ -1200,10 +1206,11 @@ func (l *loop) reject(c *client, p *h1.Problem) {
 	c.headSent += int64(len(b))
 	b = append(b, p.Reason...)
 	b = append(b, '\n')
-	n, _ := l.writeClient(c, b) // best effort: a short error answer fits the socket buffer
-	c.sent += int64(max(n, 0))
+	// Counted before the client can read it (as in pump).
+	c.sent += int64(len(b))
 	l.observe(c, p.Status)
 	l.nRejected.Add(1)
+	l.writeClient(c, b) // best effort: a short error answer fits the socket buffer
 	l.scratch = b[:0]
 	l.closeClient(c)
 }
@@ -1380,6 +1387,14 @@ func (l *loop) pump(o *origin) {
 				l.noDelay(c)
 			}
 			c.wrote = true
+			if o.done && c.inExchange {
+				// This write ends the answer: the exchange is counted
+				// (and logged) first, so that it is in the metrics by
+				// the time the client has the whole answer.
+				c.sent += int64(want)
+				l.observe(c, c.status)
+				c.sent -= int64(want)
+			}
 			n, e := l.writeClient(c, o.buf[o.sendFrom:o.r])
 			if e == unix.EAGAIN {
 				c.blocked = true

@@ -34,8 +34,13 @@ func (l *loop) bodyTimeout(c *client) int64 {
 }
 
 // armOrigin sets the deadline of o, just given to c's exchange: the
-// connect timeout while it connects, else the origin timeout.
+// connect timeout while it connects, else the origin timeout. A new
+// connection is counted on the exchange's endpoint (its open connections)
+// until it closes.
 func (l *loop) armOrigin(o *origin, c *client) {
+	if o.ep == nil && !o.reused && c.ep != nil && c.ep.ConnOpened() == nil {
+		o.ep = c.ep
+	}
 	switch {
 	case !o.connecting:
 		o.deadline = l.now + l.originTimeout(o)
