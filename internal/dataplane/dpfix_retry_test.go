@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // retryOrigin answers 503 with a body when bad, else 200 with its name;
@@ -122,6 +123,56 @@ spec:
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestPerTryTimeoutOnNetHTTPPaths: the retry policy's per-try timeout
+// bounds each try on the HTTP/2 client path and towards HTTP/2 pools, as
+// on the HTTP/1.1 fast path: a stalled origin gets 504 near it, long
+// before the route's timeout.
+func TestPerTryTimeoutOnNetHTTPPaths(t *testing.T) {
+	release := make(chan struct{})
+	o := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	o.Config.Protocols = new(http.Protocols)
+	o.Config.Protocols.SetHTTP1(true)
+	o.Config.Protocols.SetUnencryptedHTTP2(true)
+	o.Start()
+	defer o.Close()
+	defer close(release)
+	for _, proto := range []string{"http1", "h2c"} {
+		port := freePort(t)
+		startServer(t, fmt.Sprintf(`apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: p, namespace: t}
+spec: {endpoints: [{address: %q}], protocol: %s}
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1, h2c: true}]
+  routes:
+    - pool: p
+      timeout: 20s
+      retries: {attempts: 1, "on": [connect-failure], perTryTimeout: 300ms}
+`, hostOf(o.URL), proto, port), Options{})
+		for cname, c := range map[string]*http.Client{"http1 client": {}, "h2c client": h2cClient()} {
+			t0 := time.Now()
+			resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+			if err != nil {
+				t.Fatalf("%s pool, %s: %v", proto, cname, err)
+			}
+			resp.Body.Close()
+			if took := time.Since(t0); resp.StatusCode != 504 || took > 5*time.Second {
+				t.Fatalf("%s pool, %s: %d after %v, want 504 near the 300ms per-try timeout", proto, cname, resp.StatusCode, took)
+			}
 		}
 	}
 }
