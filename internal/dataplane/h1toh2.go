@@ -213,8 +213,9 @@ func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *rou
 	r.SetBodyStream(a, n)
 }
 
-// h2Answer is an origin's HTTP/2 response body, streamed to an HTTP/1.1
-// client; closing it ends the stream and its deadline. With trailer set,
+// h2Answer is an origin's response body read with a net/http client (the
+// HTTP/2 one towards HTTP/2 pools); closing it ends the stream and the
+// context of its try. Towards an HTTP/1.1 client, with trailer set,
 // the origin's trailers are copied into resp's trailer section when the
 // body ends (the engine writes that section after the last chunk).
 type h2Answer struct {
