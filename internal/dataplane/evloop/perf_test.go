@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -65,5 +66,43 @@ func TestConnectionPerRequest(t *testing.T) {
 		if !bytes.HasPrefix(b, []byte("HTTP/1.1 200")) || !bytes.Contains(b, []byte("\r\nConnection: close\r\n")) || !bytes.HasSuffix(b, []byte(strings.Repeat("y", 19))) {
 			t.Fatalf("answer %q", b)
 		}
+	}
+}
+
+// An exchange is counted (Observe) before the client can read the end of
+// its answer, so that metrics read after an answer include it: an Observe
+// that takes its time delays the answer's last write instead of being
+// overtaken by the client. Both the forwarded answer and an error answer
+// of the loop's own (502: the origin refuses connections).
+func TestObservedBeforeAnswerEnds(t *testing.T) {
+	down, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	downAddr := down.Addr().String()
+	down.Close()
+	for _, tc := range []struct {
+		name, origin string
+		status       int
+	}{{"forwarded", fixedOrigin(t, 19), 200}, {"rejected", downAddr, 502}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var observed atomic.Int64
+			var status atomic.Int64
+			p, err := Start(Config{Listen: "127.0.0.1:0", Origin: tc.origin, Loops: 1,
+				Observe: func(_ any, st int, _ time.Duration, _, _ int64) {
+					time.Sleep(50 * time.Millisecond) // a slow observer
+					status.Store(int64(st))
+					observed.Add(1)
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Close() })
+			c := dial(t, p.Addr().String())
+			resp, _ := c.roundTrip(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET")
+			if n := observed.Load(); n != 1 || resp.StatusCode != tc.status || status.Load() != int64(tc.status) {
+				t.Fatalf("answer %d: observed %d exchanges (status %d) once the answer was read, want 1 (%d)", resp.StatusCode, n, status.Load(), tc.status)
+			}
+		})
 	}
 }
