@@ -96,6 +96,9 @@ type Config struct {
 	// MaxConnections bounds the client connections of all loops together
 	// (0: unlimited); more are closed at accept.
 	MaxConnections int
+	// noPark (tests) makes idle loops wait in epoll_wait, as they do when
+	// the epoll descriptor cannot go to the network poller.
+	noPark bool
 	// AccessLog, when set with a Router, makes each loop's ExchangeLog,
 	// which records the exchanges the loop forwards.
 	AccessLog func() ExchangeLog
@@ -544,7 +547,7 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 			return nil, fmt.Errorf("evloop: epoll_ctl: %w", err)
 		}
 	}
-	if !l.rawBlock {
+	if !l.rawBlock && !cfg.noPark {
 		// Without the network poller the loop waits in epoll_wait.
 		l.park, _ = newParker(l)
 	}

@@ -106,3 +106,57 @@ func TestObservedBeforeAnswerEnds(t *testing.T) {
 		})
 	}
 }
+
+// Each way an idle loop waits (parked in the network poller, the default;
+// in epoll_wait, the fallback; in a raw epoll_wait holding its P,
+// RawBlock) wakes for new connections, for answers and for the sweep that
+// ends a connection past its deadline, and for Close.
+func TestWaitModes(t *testing.T) {
+	origin := fixedOrigin(t, 19)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"park", Config{}},
+		{"epoll_wait", Config{noPark: true}},
+		{"rawblock", Config{RawBlock: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Listen, cfg.Origin, cfg.Loops = "127.0.0.1:0", origin, 2
+			cfg.HeaderTimeout = 300 * time.Millisecond
+			p, err := Start(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range p.loops {
+				if parked := l.park != nil; parked != (tc.name == "park") {
+					t.Fatalf("loop parks in the network poller: %v", parked)
+				}
+			}
+			addr := p.Addr().String()
+			for i := 0; i < 3; i++ {
+				time.Sleep(20 * time.Millisecond) // the loops go idle
+				c := dial(t, addr)
+				if resp, body := c.roundTrip(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET"); resp.StatusCode != 200 || body != strings.Repeat("y", 19) {
+					t.Fatalf("answer %d %q", resp.StatusCode, body)
+				}
+			}
+			start := time.Now()
+			c := dial(t, addr)
+			if resp, _ := c.roundTrip(t, "GET / HTTP/1.1\r\n", "GET"); resp.StatusCode != 408 {
+				t.Fatalf("head left unfinished: %d, want 408", resp.StatusCode)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("the 300 ms header timeout took %v", d)
+			}
+			done := make(chan struct{})
+			go func() { p.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close did not stop the idle loops")
+			}
+		})
+	}
+}
