@@ -67,6 +67,7 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 		Eligible:   func(vh *config.VHost) bool { return s.evEligible(key, vh) },
 		AccessLogs: true,
 		Rewrites:   true,
+		Answers:    true,
 	}, routes: evRouteCache{s: s}}
 	// The loops may accept before Start returns: Admit reads the proxy
 	// from here, not from l.ev.
@@ -149,6 +150,10 @@ func (r *evRouter) Route(q *evloop.Request) (evloop.Target, bool) {
 	er := r.routes.lookup(rt)
 	if er == nil {
 		return evloop.Target{}, false // the table changed meanwhile
+	}
+	if rt.Redirect != nil {
+		// The loop answers (TableRouter.Answers).
+		t.Answer = er
 	}
 	if rw := er.rewrite; rw != nil {
 		if er.noRewrite || !plainPath(q.Path) {

@@ -1083,6 +1083,10 @@ func (l *loop) clientProgress(c *client) {
 				return
 			}
 		}
+		if dst.Answer != nil {
+			l.selfAnswer(c, dst, &rh, end)
+			return
+		}
 		l.nReqs.Add(1)
 		c.inExchange, c.tag, c.start, c.status, c.sent, c.headSent = true, dst.Tag, l.now, 0, 0, 0
 		// The header block with the empty line that ends it, and the

@@ -22,3 +22,12 @@ type Rewrite struct {
 
 // Field is a header field.
 type Field struct{ Name, Value string }
+
+// Answerer writes the loop's own answer to a request that goes to no
+// origin (Target.Answer: a redirect, say).
+type Answerer interface {
+	// Answer appends the whole response (head and body) to b, with
+	// "Connection: close" when closing is set, and returns it and its
+	// status. r is valid only during the call.
+	Answer(b []byte, r *Request, closing bool) (resp []byte, status int)
+}

@@ -63,6 +63,9 @@ type Target struct {
 	BodyTimeout time.Duration
 	// Rewrite, when set, changes the request head sent to the origin.
 	Rewrite *Rewrite
+	// Answer, when set, answers the request instead of an origin (Origin
+	// and Endpoint are not used).
+	Answer Answerer
 }
 
 // Stats counts what the loops did.

@@ -1,0 +1,84 @@
+package dataplane
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/evloop"
+)
+
+// Answer implements evloop.Answerer for a redirect route: the answer
+// redirectH1 gives (same Location, status and fields), written without
+// allocating. The loop answers plain-HTTP clients only (the scheme, when
+// the redirect keeps it, is "http").
+func (er *evRoute) Answer(b []byte, r *evloop.Request, closing bool) ([]byte, int) {
+	rd := er.rt.Redirect
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(rd.Code), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(rd.Code)...)
+	b = append(b, "\r\nLocation: "...)
+	if rd.Scheme != "" {
+		b = append(b, rd.Scheme...)
+	} else {
+		b = append(b, "http"...)
+	}
+	b = append(b, "://"...)
+	switch {
+	case rd.Port != 0:
+		// As net.JoinHostPort.
+		h := r.Host
+		if rd.Host == "" {
+			if p := portOf(r.Host); p != "" {
+				h = h[:len(h)-len(p)-1]
+			}
+		}
+		if rd.Host != "" && strings.IndexByte(rd.Host, ':') >= 0 || rd.Host == "" && bytes.IndexByte(h, ':') >= 0 {
+			b = append(b, '[')
+			b = appendHostOr(b, rd.Host, h)
+			b = append(b, ']')
+		} else {
+			b = appendHostOr(b, rd.Host, h)
+		}
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(rd.Port), 10)
+	case rd.Host != "":
+		b = append(b, rd.Host...)
+	default:
+		b = append(b, r.Host...)
+	}
+	path, query := r.Target, []byte(nil)
+	if i := bytes.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i+1:]
+	}
+	if rd.Path != "" {
+		b = append(b, rd.Path...)
+	} else {
+		b = append(b, path...)
+	}
+	if len(query) > 0 && !rd.StripQuery {
+		b = append(b, '?')
+		b = append(b, query...)
+	}
+	if string(r.Method) != "HEAD" {
+		b = append(b, "\r\nContent-Length: 0"...)
+	}
+	b = append(b, "\r\nDate: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	if closing {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	return b, rd.Code
+}
+
+// appendHostOr appends host, or h when host is empty.
+func appendHostOr(b []byte, host string, h []byte) []byte {
+	if host != "" {
+		return append(b, host...)
+	}
+	return append(b, h...)
+}

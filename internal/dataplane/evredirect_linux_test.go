@@ -1,0 +1,94 @@
+//go:build linux
+
+package dataplane
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEnginesAgreeOnRedirects sends the same requests to redirect routes
+// on both engines and compares the answers (status, Location, fields,
+// keep-alive); the loop answers them itself but for requests with a body
+// and routes whose answers other features change.
+func TestEnginesAgreeOnRedirects(t *testing.T) {
+	origin := headerEcho(t)
+	cfg := func(port int) string {
+		return pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  routes:
+  - {match: {pathPrefix: /old}, redirect: {path: /new, code: 301}}
+  - {match: {pathPrefix: /s}, redirect: {scheme: https, code: 308}}
+  - {match: {pathPrefix: /p}, redirect: {port: 8443}}
+  - {match: {pathPrefix: /h}, redirect: {host: other.test, stripQuery: true, code: 302}}
+  - {match: {pathPrefix: /x}, redirect: {host: "example.test", port: 9000, code: 307}}
+  - {match: {pathPrefix: /c}, redirect: {code: 303}, responseHeaders: {set: [{name: Cache-Control, value: no-store}]}}
+  - {match: {pathPrefix: /}, pool: a}
+`, port)
+	}
+	addrs := map[string]string{}
+	servers := map[string]*Server{}
+	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+		port := freePort(t)
+		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine})
+		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	convs := [][]string{
+		{
+			"GET /old/x?y=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+			"GET /s/a?z HTTP/1.1\r\nHost: shop.test:8080\r\n\r\n",
+			"GET /p/b?q=%20 HTTP/1.1\r\nHost: shop.test:8080\r\n\r\n",
+			"GET /p/b HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+			"HEAD /h/c?q=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+			"GET /x HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+			"GET /fwd HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+			"GET /old HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
+		},
+		{"POST /old HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 2\r\n\r\nok", "GET /old HTTP/1.1\r\nHost: shop.test\r\n\r\n"},
+		{"GET /c HTTP/1.1\r\nHost: shop.test\r\n\r\n"},
+	}
+	for i, reqs := range convs {
+		want := exchangeRaw(t, addrs[EngineGoroutine], reqs...)
+		got := exchangeRaw(t, addrs[EngineEvloop], reqs...)
+		if fmt.Sprint(want) != fmt.Sprint(got) {
+			t.Errorf("conversation %d\ngoroutine: %q\nevloop:    %q", i, want, got)
+		}
+	}
+	// Pipelined: two redirects and a forwarded request in one write.
+	var outs []string
+	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+		c, err := net.Dial("tcp", addrs[engine])
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		_, _ = io.WriteString(c, "GET /old/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /s/2 HTTP/1.1\r\nHost: a\r\n\r\nGET /fwd/3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+		b, _ := io.ReadAll(c)
+		c.Close()
+		var lines []string
+		for _, l := range strings.Split(string(b), "\r\n") {
+			if strings.HasPrefix(l, "HTTP/1.1 ") || strings.HasPrefix(l, "Location: ") || strings.HasPrefix(l, "GET ") {
+				lines = append(lines, l)
+			}
+		}
+		outs = append(outs, strings.Join(lines, "|"))
+	}
+	if outs[0] != outs[1] || strings.Count(outs[1], "Location: ") != 2 || !strings.Contains(outs[1], "GET /fwd/3") {
+		t.Errorf("pipelined\ngoroutine: %q\nevloop:    %q", outs[0], outs[1])
+	}
+	// The loop answered the first conversation (7 redirects and the
+	// forwarded request) and the pipelined requests; the request with a
+	// body and the /c route were handed off.
+	if st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop]); st.Requests != 11 || st.Handoffs != 2 {
+		t.Errorf("the event loop served %d requests and handed off %d, want 11 and 2", st.Requests, st.Handoffs)
+	}
+}
