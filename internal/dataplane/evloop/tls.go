@@ -21,15 +21,19 @@ import (
 
 // TLS on the loops. A connection of a listener with TLS (Config.TLS) is
 // accepted by its loop like any other; its handshake then runs on a
-// goroutine of its own, which reads and writes the socket while the loop,
-// still watching it, tells it of each readiness event through a channel.
-// When the handshake is over the goroutine gives the connection back to
-// the loop, which drives the crypto/tls.Conn itself: the Conn's transport
-// is a tlsSock, whose Read reads the socket and answers a temporary error
-// (which crypto/tls does not keep) when the socket has nothing, and whose
-// Write queues the ciphertext for the loop to write. A connection that
-// negotiated HTTP/2, or whose request the loop does not serve, goes to
-// Handoff as the *tls.Conn, with its state.
+// worker goroutine (reused from one handshake to the next), which reads
+// and writes the socket while the loop, still watching it, tells it of
+// each readiness event through a channel (and yields its P so that the
+// worker runs at once). When the handshake is over the worker gives the
+// connection back to the loop (hsDone and the loop's eventfd), which
+// drives the crypto/tls.Conn itself: the Conn's transport is a tlsSock,
+// whose Read gives it the ciphertext read from the socket one record at a
+// time and answers a temporary error (which crypto/tls does not keep) when
+// there is none, and whose Write queues the ciphertext for the loop to
+// write in one system call. A connection that negotiated HTTP/2, or whose
+// request the loop does not serve, goes to Handoff as the *tls.Conn, with
+// its state (SNI, client certificates, ALPN). The one allocation per
+// request left is crypto/tls's own (readFromUntil's reader).
 
 // tlsLoop is a loop's part of the TLS machinery.
 type tlsLoop struct {
