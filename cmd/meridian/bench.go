@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +23,7 @@ func newBenchCommand(out, errOut io.Writer) *cobra.Command {
 	}
 	var sites, parallel int
 	var verbose bool
+	var heapProfile string
 	fan := &cobra.Command{
 		Use:   "fanout",
 		Short: "Time a change reaching N sites: one console process, N simulated nodes on real mTLS gRPC streams",
@@ -30,7 +32,7 @@ mTLS gRPC sync stream; snapshots kept in memory), change a load balancer
 that every site carries, and measure the time until every site has
 acknowledged it; then restart the console and time until all N are back in
 sync. Prints one JSON line: sites, p50_ms, p99_ms, max_ms, console_rss_mb,
-console_cpu_s, resync_s.`,
+console_rss_anon_mb, console_rss_file_mb, console_cpu_s, resync_s.`,
 		Example: `  meridian bench fanout --sites 10000
   meridian bench fanout --sites 1000 -v`,
 		Args: cobra.NoArgs,
@@ -44,7 +46,12 @@ console_cpu_s, resync_s.`,
 				return err
 			}
 			defer os.RemoveAll(dir)
-			o := fanout.Options{Sites: sites, Parallel: parallel, DataDir: dir,
+			if heapProfile != "" {
+				if heapProfile, err = filepath.Abs(heapProfile); err != nil {
+					return fmt.Errorf("--heap-profile: %w", err)
+				}
+			}
+			o := fanout.Options{Sites: sites, Parallel: parallel, DataDir: dir, HeapProfile: heapProfile,
 				Console: func(args []string) *exec.Cmd { return exec.Command(self, append([]string{"console"}, args...)...) }}
 			if verbose {
 				o.Log = errOut
@@ -60,6 +67,7 @@ console_cpu_s, resync_s.`,
 	}
 	fan.Flags().IntVar(&sites, "sites", 10000, "number of simulated sites")
 	fan.Flags().IntVar(&parallel, "parallel", 16, "concurrent registrations")
+	fan.Flags().StringVar(&heapProfile, "heap-profile", "", "write the console's heap profile to this file after the change reached every site (`go tool pprof`)")
 	fan.Flags().BoolVarP(&verbose, "verbose", "v", false, "print progress on standard error")
 	cmd.AddCommand(fan)
 	return cmd

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc/credentials"
@@ -19,39 +21,75 @@ const handshakeTimeout = 10 * time.Second
 // certificate (sites: the sync stream and renewals) to sites, all others
 // (the REST API, registration) to api. Sites are then served by gRPC's own
 // transport, whose buffers are sized for thousands of streams.
-func SplitListener(ln net.Listener) (api, sites net.Listener) {
-	s := &splitter{ln: ln, api: newChanListener(ln.Addr()), sites: newChanListener(ln.Addr())}
+//
+// Accept errors that pass (out of file descriptors or memory, a connection
+// aborted before it was accepted, a timeout) are waited out with a growing
+// pause (5ms to 1s) and reported to log (nil: not reported) at most once a
+// second; only a closed or broken listener ends both returned listeners.
+// (Before, the first such error ended them: a console that ran out of file
+// descriptors while thousands of sites reconnected stopped accepting for
+// good, and the sites not yet connected never synced.)
+func SplitListener(ln net.Listener, log *slog.Logger) (api, sites net.Listener) {
+	s := &splitter{ln: ln, log: log, api: newChanListener(ln.Addr()), sites: newChanListener(ln.Addr())}
 	go s.run()
 	return s.api, s.sites
 }
 
 type splitter struct {
 	ln         net.Listener
+	log        *slog.Logger
 	api, sites *chanListener
 }
 
+// maxAcceptPause bounds the pause after a passing accept error.
+const maxAcceptPause = time.Second
+
 func (s *splitter) run() {
-	var tempDelay time.Duration
+	var pause time.Duration
+	var reported time.Time
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				if tempDelay == 0 {
-					tempDelay = 5 * time.Millisecond
-				} else if tempDelay *= 2; tempDelay > time.Second {
-					tempDelay = time.Second
-				}
-				time.Sleep(tempDelay)
-				continue
+			if !acceptErrorPasses(err) {
+				s.api.fail(err)
+				s.sites.fail(err)
+				return
 			}
-			s.api.fail(err)
-			s.sites.fail(err)
-			return
+			if pause == 0 {
+				pause = 5 * time.Millisecond
+			} else if pause *= 2; pause > maxAcceptPause {
+				pause = maxAcceptPause
+			}
+			if s.log != nil && time.Since(reported) >= time.Second {
+				reported = time.Now()
+				s.log.Warn("accepting connections; retrying", "err", err, "pause", pause)
+			}
+			time.Sleep(pause)
+			continue
 		}
-		tempDelay = 0
+		pause = 0
 		go s.route(c)
 	}
+}
+
+// acceptErrorPasses reports whether an Accept error is worth waiting out:
+// timeouts, exhausted descriptors, memory or buffers, and connections
+// that were reset or aborted before they were accepted.
+func acceptErrorPasses(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EAGAIN, syscall.EINTR, syscall.EPROTO} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *splitter) route(c net.Conn) {

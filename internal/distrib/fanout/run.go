@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/client"
+	"github.com/meridian-platform/meridian/internal/console"
 )
 
 // Options configure a fan-out measurement.
@@ -33,6 +34,10 @@ type Options struct {
 	Parallel int
 	// Log receives progress lines (default io.Discard).
 	Log io.Writer
+	// HeapProfile, when set, is where the console writes a heap profile
+	// as it is stopped after the change was measured (all streams still
+	// open).
+	HeapProfile string
 }
 
 // Result is printed as one JSON line.
@@ -42,10 +47,16 @@ type Result struct {
 	P99ms        float64 `json:"p99_ms"`
 	MaxMs        float64 `json:"max_ms"`
 	ConsoleRSSMB float64 `json:"console_rss_mb"`
-	ConsoleCPUs  float64 `json:"console_cpu_s"`
-	ResyncS      float64 `json:"resync_s"`
-	RegisterS    float64 `json:"register_s"`
-	ConnectS     float64 `json:"connect_s"`
+	// ConsoleAnonMB and ConsoleFileMB split the resident set: heap, stacks
+	// and other private memory; pages of mapped files (the store).
+	ConsoleAnonMB float64 `json:"console_rss_anon_mb"`
+	ConsoleFileMB float64 `json:"console_rss_file_mb"`
+	ConsoleCPUs   float64 `json:"console_cpu_s"`
+	// ConsoleFDs is how many files (sockets) the console has open then.
+	ConsoleFDs int     `json:"console_fds"`
+	ResyncS    float64 `json:"resync_s"`
+	RegisterS  float64 `json:"register_s"`
+	ConnectS   float64 `json:"connect_s"`
 }
 
 type consoleProc struct {
@@ -53,11 +64,30 @@ type consoleProc struct {
 	url   string
 	token string
 	tnt   string
-	done  chan error
+	// exited is closed when the process has ended, with err its result.
+	exited chan struct{}
+	err    error
 }
 
-func startConsole(o Options, listen string) (*consoleProc, error) {
+// check returns an error once the console process has ended: a bench
+// then stops at once instead of waiting for sites that cannot sync.
+func (p *consoleProc) check() error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("the console process exited (%v); run with -v to see its errors", p.err)
+	default:
+		return nil
+	}
+}
+
+func startConsole(o Options, listen string, heapProfile string) (*consoleProc, error) {
 	cmd := o.Console([]string{"--data-dir", o.DataDir, "--listen", listen, "--log-level", "error"})
+	if heapProfile != "" {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, console.HeapProfileEnv+"="+heapProfile)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -66,7 +96,7 @@ func startConsole(o Options, listen string) (*consoleProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting console: %w", err)
 	}
-	p := &consoleProc{cmd: cmd, done: make(chan error, 1)}
+	p := &consoleProc{cmd: cmd, exited: make(chan struct{})}
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -105,11 +135,11 @@ func startConsole(o Options, listen string) (*consoleProc, error) {
 		}
 		io.Copy(io.Discard, out)
 	}()
-	go func() { p.done <- cmd.Wait() }()
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
 	select {
 	case <-ready:
-	case err := <-p.done:
-		return nil, fmt.Errorf("console exited: %v", err)
+	case <-p.exited:
+		return nil, fmt.Errorf("console exited: %v", p.err)
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		return nil, errors.New("console did not start")
@@ -128,20 +158,30 @@ func startConsole(o Options, listen string) (*consoleProc, error) {
 func (p *consoleProc) stop() {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-p.exited:
 	case <-time.After(20 * time.Second):
 		p.cmd.Process.Kill()
-		<-p.done
+		<-p.exited
 	}
 }
 
-// rss returns the process's resident set in MiB and its CPU seconds.
-func procStats(pid int) (rssMB, cpuS float64) {
+// procStats returns the process's resident set in MiB (all, anonymous,
+// file-backed) and its CPU seconds.
+func procStats(pid int) (rssMB, anonMB, fileMB, cpuS float64) {
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
-				kb, _ := strconv.ParseFloat(f[1], 64)
+			f := strings.Fields(l)
+			if len(f) < 2 {
+				continue
+			}
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			switch f[0] {
+			case "VmRSS:":
 				rssMB = kb / 1024
+			case "RssAnon:":
+				anonMB = kb / 1024
+			case "RssFile:":
+				fileMB = kb / 1024
 			}
 		}
 	}
@@ -156,7 +196,7 @@ func procStats(pid int) (rssMB, cpuS float64) {
 			}
 		}
 	}
-	return rssMB, cpuS
+	return rssMB, anonMB, fileMB, cpuS
 }
 
 func freeAddr() (string, error) {
@@ -212,7 +252,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp, err := startConsole(o, addr)
+	cp, err := startConsole(o, addr, o.HeapProfile)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +300,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			time.Sleep(10 * time.Millisecond) // do not open 10,000 TLS handshakes in one burst
 		}
 	}
-	if err := waitAll(ctx, f, 10*time.Minute, func(n *simNode) bool { v, _, _ := n.state(); return v != "" }); err != nil {
+	if err := waitAll(ctx, cp, f, 10*time.Minute, func(n *simNode) bool { v, _, _ := n.state(); return v != "" }); err != nil {
 		return nil, fmt.Errorf("initial sync: %w", err)
 	}
 	res.ConnectS = time.Since(t0).Seconds()
@@ -276,7 +316,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := admin.Patch(ctx, "OriginPool", "bench", "app", []byte(`{"spec":{"endpoints":[{"address":"127.0.0.1:10002"}]}}`), nil); err != nil {
 		return nil, err
 	}
-	if err := waitAll(ctx, f, 5*time.Minute, func(n *simNode) bool { v, _, _ := n.state(); return v != before[n] }); err != nil {
+	if err := waitAll(ctx, cp, f, 5*time.Minute, func(n *simNode) bool { v, _, _ := n.state(); return v != before[n] }); err != nil {
 		return nil, fmt.Errorf("change: %w", err)
 	}
 	lat := make([]float64, 0, len(f.nodes))
@@ -286,8 +326,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	sort.Float64s(lat)
 	res.P50ms, res.P99ms, res.MaxMs = lat[len(lat)/2], lat[(len(lat)*99)/100], lat[len(lat)-1]
-	res.ConsoleRSSMB, res.ConsoleCPUs = procStats(cp.cmd.Process.Pid)
-	logf("change reached every site: p50 %.0fms p99 %.0fms max %.0fms; console RSS %.0f MiB", res.P50ms, res.P99ms, res.MaxMs, res.ConsoleRSSMB)
+	res.ConsoleRSSMB, res.ConsoleAnonMB, res.ConsoleFileMB, res.ConsoleCPUs = procStats(cp.cmd.Process.Pid)
+	if fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cp.cmd.Process.Pid)); err == nil {
+		res.ConsoleFDs = len(fds)
+	}
+	logf("change reached every site: p50 %.0fms p99 %.0fms max %.0fms; console RSS %.0f MiB (anonymous %.0f, files %.0f), %d open files",
+		res.P50ms, res.P99ms, res.MaxMs, res.ConsoleRSSMB, res.ConsoleAnonMB, res.ConsoleFileMB, res.ConsoleFDs)
 
 	// Console restart.
 	streams := map[*simNode]int{}
@@ -297,10 +341,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	cp.stop()
 	t1 := time.Now()
-	if cp, err = startConsole(o, addr); err != nil {
+	if cp, err = startConsole(o, addr, ""); err != nil {
 		return nil, err
 	}
-	if err := waitAll(ctx, f, 10*time.Minute, func(n *simNode) bool { _, _, s := n.state(); return s > streams[n] }); err != nil {
+	if err := waitAll(ctx, cp, f, 10*time.Minute, func(n *simNode) bool { _, _, s := n.state(); return s > streams[n] }); err != nil {
 		return nil, fmt.Errorf("resync: %w", err)
 	}
 	res.ResyncS = time.Since(t1).Seconds()
@@ -308,9 +352,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-func waitAll(ctx context.Context, f *fleet, timeout time.Duration, done func(*simNode) bool) error {
+func waitAll(ctx context.Context, cp *consoleProc, f *fleet, timeout time.Duration, done func(*simNode) bool) error {
 	deadline := time.Now().Add(timeout)
 	for {
+		if err := cp.check(); err != nil {
+			return err
+		}
 		missing := 0
 		for _, n := range f.nodes {
 			if !done(n) {
