@@ -7,14 +7,18 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/dataplane/evloop"
 )
 
-// Answer implements evloop.Answerer for a redirect route: the answer
-// redirectH1 gives (same Location, status and fields), written without
-// allocating. The loop answers plain-HTTP clients only (the scheme, when
-// the redirect keeps it, is "http").
+// Answer implements evloop.Answerer for a redirect or direct-response
+// route: the answer handleH1 gives (same status, fields and body), written
+// without allocating. The loop answers plain-HTTP clients only (the
+// scheme, when a redirect keeps it, is "http").
 func (er *evRoute) Answer(b []byte, r *evloop.Request, closing bool) ([]byte, int) {
+	if d := er.rt.Direct; d != nil && er.rt.Redirect == nil {
+		return appendDirect(b, d, r, closing), d.Status
+	}
 	rd := er.rt.Redirect
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(rd.Code), 10)
@@ -81,4 +85,30 @@ func appendHostOr(b []byte, host string, h []byte) []byte {
 		return append(b, host...)
 	}
 	return append(b, h...)
+}
+
+// appendDirect appends a direct response: the status, the content type
+// when set, the body (not for HEAD, whose Content-Length still says its
+// size).
+func appendDirect(b []byte, d *v1.HTTPDirectResponse, r *evloop.Request, closing bool) []byte {
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(d.Status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(d.Status)...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(d.Body)), 10)
+	if d.ContentType != "" {
+		b = append(b, "\r\nContent-Type: "...)
+		b = append(b, d.ContentType...)
+	}
+	b = append(b, "\r\nDate: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	if closing {
+		b = append(b, "\r\nConnection: close"...)
+	}
+	b = append(b, "\r\n\r\n"...)
+	if string(r.Method) != "HEAD" {
+		b = append(b, d.Body...)
+	}
+	return b
 }

@@ -151,7 +151,7 @@ func (r *evRouter) Route(q *evloop.Request) (evloop.Target, bool) {
 	if er == nil {
 		return evloop.Target{}, false // the table changed meanwhile
 	}
-	if rt.Redirect != nil {
+	if rt.Redirect != nil || rt.Direct != nil {
 		// The loop answers (TableRouter.Answers).
 		t.Answer = er
 	}

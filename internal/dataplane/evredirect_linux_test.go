@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// TestEnginesAgreeOnRedirects sends the same requests to redirect routes
-// on both engines and compares the answers (status, Location, fields,
+// TestEnginesAgreeOnRedirects sends the same requests to redirect and
+// direct-response routes on both engines and compares the answers (status, Location, fields,
 // keep-alive); the loop answers them itself but for requests with a body
 // and routes whose answers other features change.
 func TestEnginesAgreeOnRedirects(t *testing.T) {
@@ -32,6 +32,9 @@ spec:
   - {match: {pathPrefix: /h}, redirect: {host: other.test, stripQuery: true, code: 302}}
   - {match: {pathPrefix: /x}, redirect: {host: "example.test", port: 9000, code: 307}}
   - {match: {pathPrefix: /c}, redirect: {code: 303}, responseHeaders: {set: [{name: Cache-Control, value: no-store}]}}
+  - {match: {path: /health}, directResponse: {status: 200, body: "ok\n", contentType: text/plain}}
+  - {match: {path: /gone}, directResponse: {status: 410}}
+  - {match: {path: /teapot}, directResponse: {status: 418, body: "{\"short\": \"stout\"}"}}
   - {match: {pathPrefix: /}, pool: a}
 `, port)
 	}
@@ -51,6 +54,10 @@ spec:
 			"HEAD /h/c?q=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n",
 			"GET /x HTTP/1.1\r\nHost: shop.test\r\n\r\n",
 			"GET /fwd HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+			"GET /health HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+			"HEAD /health HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+			"GET /gone HTTP/1.1\r\nHost: shop.test\r\n\r\n",
+			"GET /teapot HTTP/1.1\r\nHost: shop.test\r\n\r\n",
 			"GET /old HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
 		},
 		{"POST /old HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 2\r\n\r\nok", "GET /old HTTP/1.1\r\nHost: shop.test\r\n\r\n"},
@@ -85,10 +92,10 @@ spec:
 	if outs[0] != outs[1] || strings.Count(outs[1], "Location: ") != 2 || !strings.Contains(outs[1], "GET /fwd/3") {
 		t.Errorf("pipelined\ngoroutine: %q\nevloop:    %q", outs[0], outs[1])
 	}
-	// The loop answered the first conversation (7 redirects and the
-	// forwarded request) and the pipelined requests; the request with a
-	// body and the /c route were handed off.
-	if st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop]); st.Requests != 11 || st.Handoffs != 2 {
-		t.Errorf("the event loop served %d requests and handed off %d, want 11 and 2", st.Requests, st.Handoffs)
+	// The loop answered the first conversation (7 redirects, 4 direct
+	// answers and the forwarded request) and the pipelined requests; the
+	// request with a body and the /c route were handed off.
+	if st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop]); st.Requests != 15 || st.Handoffs != 2 {
+		t.Errorf("the event loop served %d requests and handed off %d, want 15 and 2", st.Requests, st.Handoffs)
 	}
 }

@@ -38,9 +38,10 @@ type TableRouter struct {
 	// with a prefix or host rewrite or request header changes; without it
 	// they go to Handoff.
 	Rewrites bool
-	// Answers says the Router's caller sets Target.Answer for redirect
-	// routes (without response header changes or CORS): the Target it
-	// returns for them has no Origin. Without it they go to Handoff.
+	// Answers says the Router's caller sets Target.Answer for redirect and
+	// direct-response routes (without response header changes or CORS):
+	// the Target it returns for them has no Origin. Without it they go to
+	// Handoff.
 	Answers bool
 }
 
@@ -73,7 +74,7 @@ func (t *TableRouter) route(r *Request) (netip.AddrPort, *config.Route, *lb.Endp
 	}
 	r.match.r = r
 	rt := vh.Match(&r.match)
-	if rt != nil && t.Answers && rt.Redirect != nil && rt.ResponseHeaders == nil && rt.CORS == nil && plainSecurity(rt.Security) {
+	if rt != nil && t.Answers && (rt.Redirect != nil || rt.Direct != nil) && rt.ResponseHeaders == nil && rt.CORS == nil && plainSecurity(rt.Security) {
 		return netip.AddrPort{}, rt, nil, true
 	}
 	if rt == nil || !t.plainRoute(rt) {
