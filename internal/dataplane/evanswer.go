@@ -15,9 +15,10 @@ import (
 // route: the answer handleH1 gives (same status, fields and body), written
 // without allocating. The loop answers plain-HTTP clients only (the
 // scheme, when a redirect keeps it, is "http").
-func (er *evRoute) Answer(b []byte, r *evloop.Request, closing bool) ([]byte, int) {
+func (er *evRoute) Answer(b []byte, r *evloop.Request, closing bool) ([]byte, int, int) {
 	if d := er.rt.Direct; d != nil && er.rt.Redirect == nil {
-		return appendDirect(b, d, r, closing), d.Status
+		// The body counts also for HEAD, as in the goroutine engine.
+		return appendDirect(b, d, r, closing), d.Status, len(d.Body)
 	}
 	rd := er.rt.Redirect
 	b = append(b, "HTTP/1.1 "...)
@@ -76,7 +77,7 @@ func (er *evRoute) Answer(b []byte, r *evloop.Request, closing bool) ([]byte, in
 		b = append(b, "\r\nConnection: close"...)
 	}
 	b = append(b, "\r\n\r\n"...)
-	return b, rd.Code
+	return b, rd.Code, 0
 }
 
 // appendHostOr appends host, or h when host is empty.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestEnginesAgreeOnRedirects sends the same requests to redirect and
@@ -40,9 +42,11 @@ spec:
 	}
 	addrs := map[string]string{}
 	servers := map[string]*Server{}
+	regs := map[string]*prometheus.Registry{}
 	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
 		port := freePort(t)
-		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine})
+		regs[engine] = prometheus.NewRegistry()
+		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine, Metrics: regs[engine]})
 		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	convs := [][]string{
@@ -91,6 +95,30 @@ spec:
 	}
 	if outs[0] != outs[1] || strings.Count(outs[1], "Location: ") != 2 || !strings.Contains(outs[1], "GET /fwd/3") {
 		t.Errorf("pipelined\ngoroutine: %q\nevloop:    %q", outs[0], outs[1])
+	}
+	// Counted the same way: by route and status, request and response
+	// body bytes.
+	counters := func(reg *prometheus.Registry) string {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, mf := range mfs {
+			if !strings.HasPrefix(mf.GetName(), "meridian_http_re") {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if v := m.GetCounter().GetValue(); v != 0 {
+					out = append(out, fmt.Sprintf("%s%v %v", mf.GetName(), m.GetLabel(), v))
+				}
+			}
+		}
+		return strings.Join(out, "\n")
+	}
+	g, e := counters(regs[EngineGoroutine]), counters(regs[EngineEvloop])
+	if g != e || !strings.Contains(g, "response_body_bytes") {
+		t.Errorf("metrics differ\ngoroutine:\n%s\nevloop:\n%s", g, e)
 	}
 	// The loop answered the first conversation (7 redirects, 4 direct
 	// answers and the forwarded request) and the pipelined requests; the

@@ -16,11 +16,11 @@ func (l *loop) selfAnswer(c *client, t Target, rh *reqHead, end int) {
 	c.in = int64(len(rh.headers)) + 2
 	l.exchangeBegin(c, t)
 	closing := rh.close || l.drainStarted
-	b, status := t.Answer.Answer(l.scratch[:0], &l.req, closing)
+	b, status, body := t.Answer.Answer(l.scratch[:0], &l.req, closing)
 	c.r += end
 	c.scanned = 0
 	c.status = status
-	c.sent, c.headSent = int64(len(b)), int64(len(b)) // no body
+	c.sent, c.headSent = int64(len(b)), int64(len(b)-body)
 	l.observe(c, status)
 	n, e := rawWrite(c.fd, b)
 	l.scratch = b[:0]

@@ -27,7 +27,8 @@ type Field struct{ Name, Value string }
 // origin (Target.Answer: a redirect, say).
 type Answerer interface {
 	// Answer appends the whole response (head and body) to b, with
-	// "Connection: close" when closing is set, and returns it and its
-	// status. r is valid only during the call.
-	Answer(b []byte, r *Request, closing bool) (resp []byte, status int)
+	// "Connection: close" when closing is set, and returns it, its status
+	// and the body bytes it counts (Config.Observe). r is valid only
+	// during the call.
+	Answer(b []byte, r *Request, closing bool) (resp []byte, status, body int)
 }
