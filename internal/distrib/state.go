@@ -191,7 +191,10 @@ type siteLive struct {
 	rejected    []ObjectError
 	skipped     []ObjectRef
 	dirty       bool
-	counters    map[string]float64
+	// siteRev is the store revision of the Site object its stream's
+	// certificate was checked against (0: unknown).
+	siteRev  int64
+	counters map[string]float64
 	// objCounters are the per-object counters the node reported, by
 	// tenant and then by the object's key in that tenant (not as the node
 	// names it).
@@ -312,13 +315,19 @@ func (d *Distributor) load(ctx context.Context) (int64, error) {
 	d.tenants = fresh
 	d.rev = rev
 	// A reload after a broken watch: streams of sites that went away or
-	// were decommissioned meanwhile are closed.
+	// were decommissioned meanwhile are closed. A site missing from the
+	// listing but seen (by its stream) at a later revision registered
+	// while the listing was read: the watch brings it; closing its stream
+	// would revoke the certificate of a site that exists.
 	for k, l := range d.live {
 		if l.stream == nil {
 			continue
 		}
 		tenant, site, _ := strings.Cut(k, "/")
 		if ts := fresh[tenant]; ts == nil || ts.sites[site] == nil {
+			if l.siteRev > rev {
+				continue
+			}
 			d.dropSiteLocked(tenant, site, false)
 		} else if ts.sites[site].state == v1.SiteStateDecommissioned {
 			d.dropSiteLocked(tenant, site, true)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -201,6 +202,7 @@ func (d *Distributor) attach(st *stream, sp *sites.Peer, h *Hello) *Snapshot {
 	l.cap = h.CapabilityVersion
 	l.applied = h.AppliedVersion
 	l.dirty = true
+	l.siteRev, _ = strconv.ParseInt(sp.Object.Metadata.ResourceVersion, 10, 64)
 	ts := d.tenants[st.tenant]
 	if ts == nil {
 		ts = newTenantState(st.tenant)
