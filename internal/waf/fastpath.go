@@ -138,6 +138,7 @@ type fpOp struct {
 	rx     *rxOp
 	brx    *binaryRxOp
 	ac     *ahocorasick.AhoCorasick
+	pm     *pmDFA // the same phrases without allocation (nil: use ac)
 	minLen int // shortest @pm pattern
 	bytes  *[256]bool
 	str    string
@@ -1203,6 +1204,7 @@ func compileOp(l *slRule, e linkEnv) (fpOp, string) {
 		b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{AsciiCaseInsensitive: true, MatchKind: ahocorasick.LeftMostLongestMatch, DFA: true})
 		ac := b.Build(dict)
 		op.ac = &ac
+		op.pm = newPMDFA(dict)
 		op.minLen = -1
 		for _, d := range dict {
 			if op.minLen < 0 || len(d) < op.minLen {

@@ -630,6 +630,9 @@ func (o *fpOp) eval(st plugintypes.TransactionState, v, dynData string) (match, 
 		if len(v) < o.minLen {
 			return false, true
 		}
+		if o.pm != nil {
+			return o.pm.match(v), true
+		}
 		return o.ac.Iter(v).Next() != nil, true
 	case "detectSQLi":
 		m, _ := libinjection.IsSQLi(v)
