@@ -11,9 +11,19 @@ import (
 
 // TestConnectionNamedFieldsRemoved: fields named in Connection are
 // hop-by-hop (RFC 9110 7.6.1) and are removed both ways on the paths
-// that parse heads: an HTTP/1.1 client's (goroutine engine) to HTTP/1.1
-// and h2c pools, an h2c client's to an HTTP/1.1 pool.
+// that parse heads, with each HTTP/1.1 engine: an HTTP/1.1 client's to
+// HTTP/1.1 and h2c pools, an h2c client's to an HTTP/1.1 pool.
+// TestEvloopConnectionNamedFields checks that the loops served a part.
 func TestConnectionNamedFieldsRemoved(t *testing.T) {
+	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+		t.Run(engine, func(t *testing.T) { connectionNamedFieldsRemoved(t, engine) })
+	}
+}
+
+// connectionNamedFieldsRemoved runs TestConnectionNamedFieldsRemoved with
+// engine; it returns the server and the address of its HTTP/1.1-only
+// listener (the event loop serves it when engine is EngineEvloop).
+func connectionNamedFieldsRemoved(t *testing.T, engine string) (*Server, string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -29,8 +39,8 @@ func TestConnectionNamedFieldsRemoved(t *testing.T) {
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	go srv.Serve(ln)
 	defer srv.Close()
-	port := freePort(t)
-	startServer(t, fmt.Sprintf(`apiVersion: meridian/v1
+	port, plainPort := freePort(t), freePort(t)
+	s := startServer(t, fmt.Sprintf(`apiVersion: meridian/v1
 kind: OriginPool
 metadata: {name: h1, namespace: t}
 spec: {endpoints: [{address: %[1]q}]}
@@ -45,13 +55,14 @@ kind: HTTPLoadBalancer
 metadata: {name: lb, namespace: t}
 spec:
   domains: ["*"]
-  listeners: [{port: %[2]d, address: 127.0.0.1, h2c: true}]
+  listeners: [{port: %[2]d, address: 127.0.0.1, h2c: true}, {port: %[3]d, address: 127.0.0.1}]
   routes:
     - match: {pathPrefix: /h2}
       pool: h2
     - pool: h1
-`, ln.Addr().String(), port), Options{HTTP1Engine: EngineGoroutine})
+`, ln.Addr().String(), port, plainPort), Options{HTTP1Engine: engine})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	plain := fmt.Sprintf("127.0.0.1:%d", plainPort)
 	check := func(name string, h http.Header, body string, h2pool bool) {
 		t.Helper()
 		if !strings.Contains(body, `x-req="" x-keep="1" conn=""`) {
@@ -61,9 +72,11 @@ spec:
 			t.Fatalf("%s: answer fields %v: X-Hop must go, X-End stay", name, h)
 		}
 	}
-	for _, p := range []string{"/h1", "/h2"} {
-		resp, body := rawHTTP1(t, addr, "GET "+p+" HTTP/1.1\r\nHost: a\r\nConnection: X-Req, keep-alive\r\nX-Req: 1\r\nX-Keep: 1\r\n\r\n")
-		check("http/1.1 client "+p, resp.Header, body, p == "/h2")
+	for _, a := range []string{addr, plain} {
+		for _, p := range []string{"/h1", "/h2"} {
+			resp, body := rawHTTP1(t, a, "GET "+p+" HTTP/1.1\r\nHost: a\r\nConnection: X-Req, keep-alive\r\nX-Req: 1\r\nX-Keep: 1\r\n\r\n")
+			check("http/1.1 client "+a+p, resp.Header, body, p == "/h2")
+		}
 	}
 	req, _ := http.NewRequest("GET", "http://"+addr+"/h1", nil)
 	req.Header.Set("X-Keep", "1")
@@ -74,4 +87,5 @@ spec:
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	check("h2c client", resp.Header, string(b), false)
+	return s, plain
 }

@@ -1506,7 +1506,7 @@ func (l *loop) parseAnswer(o *origin, c *client) (progressed, ok bool) {
 		if l.drainStarted && !interim {
 			c.close = true // the answer tells the client to go
 		}
-		o.sendFrom = l.rewriteAnswerHead(o.buf, o.r, bodyStart, c.close && !interim || !interim && rh.contentLength < 0 && !rh.chunked && !c.isHead && rh.status != 204 && rh.status != 304)
+		o.sendFrom = l.rewriteAnswerHead(o.buf, o.r, bodyStart, &rh.conn, c.close && !interim || !interim && rh.contentLength < 0 && !rh.chunked && !c.isHead && rh.status != 204 && rh.status != 304)
 		c.headSent += int64(bodyStart - o.sendFrom)
 		o.r = bodyStart
 		if interim {
@@ -1572,11 +1572,13 @@ func (l *loop) answerFailed(o *origin, c *client) {
 }
 
 // rewriteAnswerHead rewrites the head buf[start:end] in place without its
-// hop-by-hop fields (adding "Connection: close" when asked) so that it ends
-// at end, and returns where it now starts.
-func (l *loop) rewriteAnswerHead(buf []byte, start, end int, addClose bool) int {
+// hop-by-hop fields, those named in its Connection fields (conn) among
+// them (adding "Connection: close" when asked), so that it ends at end,
+// and returns where it now starts.
+func (l *loop) rewriteAnswerHead(buf []byte, start, end int, conn *connOptions, addClose bool) int {
 	head := buf[start:end]
-	// Fast check: nothing to drop and nothing to add.
+	// Fast check: nothing to drop and nothing to add. Fields named in
+	// Connection come with a Connection field, which is dropped.
 	drop := false
 	forEachHeader(head[:len(head)-2], func(name, _ []byte) {
 		if hopByHop(name) {
@@ -1601,7 +1603,7 @@ func (l *loop) rewriteAnswerHead(buf []byte, start, end int, addClose bool) int 
 			for colon < len(line) && line[colon] != ':' {
 				colon++
 			}
-			if hopByHop(line[:colon]) {
+			if hopByHop(line[:colon]) || conn.has(line[:colon]) {
 				continue
 			}
 		}

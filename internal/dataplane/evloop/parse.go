@@ -25,19 +25,63 @@ type reqHead struct {
 	upgrade bool
 	// skip is the number of empty lines before the request line.
 	skip int
-	// connNames are the other options of the Connection field: header
-	// names that are connection-specific (RFC 9110 7.6.1).
-	connNames [8][]byte
-	nConn     int
+	// conn are the other options of the Connection field.
+	conn connOptions
 }
 
-func (rh *reqHead) namedInConnection(name []byte) bool {
-	for _, n := range rh.connNames[:rh.nConn] {
+// connOptions are the options of a head's Connection fields other than
+// close, keep-alive and upgrade: names of fields that are
+// connection-specific (RFC 9110 7.6.1) and are not forwarded.
+type connOptions struct {
+	names [8][]byte
+	n     int
+	// fields is the whole header block when there were more options
+	// than names holds: the rest are looked up there.
+	fields []byte
+}
+
+func (co *connOptions) add(tok, fields []byte) {
+	if co.n < len(co.names) {
+		co.names[co.n] = tok
+		co.n++
+		return
+	}
+	co.fields = fields
+}
+
+// has reports whether the Connection fields name the field name. The
+// framing fields are never reported: the loop forwards the body as it
+// came, framed by them (the goroutine engine's HTTP library keeps a
+// message's framing apart from its fields too).
+func (co *connOptions) has(name []byte) bool {
+	if co.n == 0 || equalFold(name, "content-length") || equalFold(name, "transfer-encoding") {
+		return false
+	}
+	for _, n := range co.names[:co.n] {
 		if len(n) == len(name) && bytes.EqualFold(n, name) {
 			return true
 		}
 	}
-	return false
+	if co.fields == nil {
+		return false
+	}
+	found := false
+	forEachHeader(co.fields, func(fname, value []byte) {
+		if !found && equalFold(fname, "connection") {
+			forEachToken(value, func(tok []byte) {
+				if len(tok) == len(name) && bytes.EqualFold(tok, name) {
+					found = true
+				}
+			})
+		}
+	})
+	return found
+}
+
+// namedInConnection reports whether the request's Connection fields name
+// the field name; Host is kept (the goroutine engine keeps it too).
+func (rh *reqHead) namedInConnection(name []byte) bool {
+	return rh.conn.has(name) && !equalFold(name, "host")
 }
 
 // problems of the request line that h1 does not cover.
@@ -128,10 +172,7 @@ func parseRequest(b []byte, lim h1.Limits) (reqHead, *h1.Problem) {
 				case equalFold(tok, "upgrade"):
 					rh.upgrade = true
 				default:
-					if rh.nConn < len(rh.connNames) {
-						rh.connNames[rh.nConn] = tok
-						rh.nConn++
-					}
+					rh.conn.add(tok, rh.headers)
 				}
 			})
 		case equalFold(name, "upgrade"):
@@ -150,6 +191,9 @@ type respHead struct {
 	chunked       bool
 	close         bool
 	size          int
+	// conn are the other options of the Connection field: fields that
+	// are not forwarded to the client.
+	conn connOptions
 }
 
 var problemOrigin = &h1.Problem{Status: 502, Reason: "invalid response from origin"}
@@ -180,7 +224,8 @@ func parseResponse(b []byte) (respHead, *h1.Problem) {
 	}
 	var bad bool
 	var nCL int
-	forEachHeader(b[eol+1:len(b)-2], func(name, value []byte) {
+	fields := b[eol+1 : len(b)-2]
+	forEachHeader(fields, func(name, value []byte) {
 		switch {
 		case equalFold(name, "content-length"):
 			nCL++
@@ -200,8 +245,12 @@ func parseResponse(b []byte) (respHead, *h1.Problem) {
 			}
 		case equalFold(name, "connection"):
 			forEachToken(value, func(tok []byte) {
-				if equalFold(tok, "close") {
+				switch {
+				case equalFold(tok, "close"):
 					rh.close = true
+				case equalFold(tok, "keep-alive"):
+				default:
+					rh.conn.add(tok, fields)
 				}
 			})
 		}
