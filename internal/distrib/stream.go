@@ -56,7 +56,7 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(16 << 20),
 		grpc.InitialWindowSize(64 << 10),
 		grpc.InitialConnWindowSize(64 << 10),
-		grpc.WriteBufferSize(8 << 10),
+		grpc.WriteBufferSize(4 << 10),
 		grpc.ReadBufferSize(0), // the TLS connection buffers a record already
 		grpc.SharedWriteBuffer(true),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
