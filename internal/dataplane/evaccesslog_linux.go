@@ -5,6 +5,7 @@ package dataplane
 import (
 	"encoding/binary"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/dataplane/evloop"
@@ -16,18 +17,61 @@ import (
 // the request in the exchange's record; End formats the line and writes
 // it to the server's access-log writer. Neither allocates.
 //
+// The lines of a loop go to the shared writer in chunks (evLogChunk), and
+// at least every 100 ms (the writer's flush, see AccessLogWriter.attach):
+// a loop takes the writer's lock once per chunk, not once per line.
+//
 // Where the engines differ: an exchange the client left before its
 // answer is logged with status 499 (the goroutine engine logs the answer
 // it got, which the client never read), and upstreamDuration is the whole
 // exchange's duration (the loop writes the answer to the client as it
 // reads it from the origin).
 type evLog struct {
-	w    *AccessLogWriter
-	line []byte
+	w *AccessLogWriter
+	// mu guards buf, the lines not yet written to w, against the
+	// writer's periodic flush.
+	mu  sync.Mutex
+	buf []byte
 }
 
-func (s *Server) newEvLog() evloop.ExchangeLog {
-	return &evLog{w: s.alog, line: make([]byte, 0, 1024)}
+// evLogChunk is the size of the chunks a loop writes its lines in.
+const evLogChunk = 16 << 10
+
+func (e *evLog) flushLines() {
+	e.mu.Lock()
+	if len(e.buf) > 0 {
+		_, _ = e.w.Write(e.buf)
+		e.buf = e.buf[:0]
+	}
+	e.mu.Unlock()
+}
+
+// evLogSet is the access logs of one proxy's loops, detached from the
+// writer when the proxy has stopped.
+type evLogSet struct {
+	mu   sync.Mutex
+	logs []*evLog
+}
+
+// newLog makes a loop's access log (evloop.Config.AccessLog).
+func (ls *evLogSet) newLog(w *AccessLogWriter) evloop.ExchangeLog {
+	e := &evLog{w: w, buf: make([]byte, 0, evLogChunk+2048)}
+	w.attach(e)
+	ls.mu.Lock()
+	ls.logs = append(ls.logs, e)
+	ls.mu.Unlock()
+	return e
+}
+
+// detach writes out what the loops left and detaches their logs.
+func (ls *evLogSet) detach() {
+	ls.mu.Lock()
+	logs := ls.logs
+	ls.logs = nil
+	ls.mu.Unlock()
+	for _, e := range logs {
+		e.w.detach(e)
+	}
 }
 
 // The record: the wall-clock start (8 bytes), the client address (16
@@ -126,6 +170,11 @@ func (e *evLog) End(rec []byte, tag any, x evloop.Ended) {
 	}
 	v.endpoint, v.method, v.host, v.path, v.query = vals[recEndpoint], vals[recMethod], vals[recHost], vals[recPath], vals[recQuery]
 	v.requestID, v.userAgent, v.referer = vals[recRequestID], vals[recUserAgent], vals[recReferer]
-	e.line = er.log.appendLine(e.line[:0], &v)
-	_, _ = e.w.Write(e.line)
+	e.mu.Lock()
+	e.buf = er.log.appendLine(e.buf, &v)
+	if len(e.buf) >= evLogChunk {
+		_, _ = e.w.Write(e.buf)
+		e.buf = e.buf[:0]
+	}
+	e.mu.Unlock()
 }

@@ -4,6 +4,7 @@ package dataplane
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -271,7 +272,7 @@ func BenchmarkEvLog(b *testing.B) {
 	rt := &config.Route{Name: "t/lb#0", Pool: &config.Pool{Name: "a"}}
 	st := &accessLogStage{fields: v1.AccessLogFields, w: w, lb: "lb", ns: "t", userAgent: true, referer: true}
 	er := &evRoute{rt: rt, log: st}
-	e := &evLog{w: w, line: make([]byte, 0, 1024)}
+	e := &evLog{w: w, buf: make([]byte, 0, evLogChunk+2048)}
 	hdrs := []byte("Host: shop.test\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\nReferer: http://ref.test/\r\n")
 	req := &evloop.Request{Method: []byte("GET"), Target: []byte("/a/b?x=1"), Host: []byte("shop.test"), Path: []byte("/a/b"),
 		Query: []byte("x=1"), Headers: hdrs, Peer: netip.MustParseAddrPort("10.1.2.3:40000")}
@@ -331,5 +332,48 @@ spec:
 	compareLogLines(t, lines)
 	if st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop]); st.Requests != 3 {
 		t.Errorf("the event loop served %d requests, want 3", st.Requests)
+	}
+}
+
+// TestEvloopAccessLogFlushed checks that the lines the loops buffer reach
+// the access log without more traffic (the writer's periodic flush), and
+// all of them by the end of a shutdown.
+func TestEvloopAccessLogFlushed(t *testing.T) {
+	origin := headerEcho(t)
+	port := freePort(t)
+	out := &lockedBuffer{}
+	s := startServer(t, pool("a", hostOf(origin.URL))+fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  accessLog: {enabled: true}
+  defaultPool: a
+`, port), Options{HTTP1Engine: EngineEvloop, AccessLog: out})
+	key := fmt.Sprintf("127.0.0.1:%d", port)
+	get(t, "http://"+key+"/one", nil)
+	for i := 0; i < 200 && !strings.Contains(strings.Join(out.lines(), ""), `"path":"/one"`); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := out.lines(); len(got) != 1 || !strings.Contains(got[0], `"path":"/one"`) {
+		t.Fatalf("lines after a request: %q", got)
+	}
+	reqs := make([]string, 50)
+	for i := range reqs {
+		reqs[i] = fmt.Sprintf("GET /n%d HTTP/1.1\r\nHost: a\r\n\r\n", i)
+	}
+	exchangeRaw(t, key, reqs...)
+	if st := s.evStats(t, key); st.Requests != 51 {
+		t.Fatalf("the event loop served %d requests, want 51", st.Requests)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.lines(); len(got) != 51 {
+		t.Fatalf("%d lines after shutdown, want 51", len(got))
 	}
 }

@@ -23,6 +23,8 @@ const evloopSupported = true
 // evEngine is a listener's event-loop proxy.
 type evEngine struct {
 	p *evloop.Proxy
+	// logs are the loops' access logs (detached once the proxy stopped).
+	logs *evLogSet
 	// done is closed when the proxy has stopped (after close's graceful
 	// shutdown, or a forced close).
 	done chan struct{}
@@ -42,13 +44,17 @@ func (e *evEngine) shutdown(l *listener) {
 	e.p.StopAccepting() // now: the address is free for a listener that replaces this one
 	go func() {
 		_ = e.p.Shutdown(context.Background())
+		e.logs.detach()
 		close(e.done)
 		l.wg.Done()
 	}()
 }
 
 // forceClose closes every connection the loops hold.
-func (e *evEngine) forceClose() { _ = e.p.Close() }
+func (e *evEngine) forceClose() {
+	_ = e.p.Close()
+	e.logs.detach()
+}
 
 // startEvloop serves an HTTP listener with the event-loop engine: the loops
 // forward the requests they can (see evloop.TableRouter, plus the checks of
@@ -69,6 +75,7 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 		Rewrites:   true,
 		Answers:    true,
 	}, routes: evRouteCache{s: s}}
+	logs := &evLogSet{}
 	// The loops may accept before Start returns: Admit reads the proxy
 	// from here, not from l.ev.
 	var started atomic.Pointer[evloop.Proxy]
@@ -84,7 +91,7 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 		ConnectTimeout: evConnectTimeout,
 		RequestID:      rid.appendID,
 		Observe:        s.evObserve,
-		AccessLog:      s.newEvLog,
+		AccessLog:      func() evloop.ExchangeLog { return logs.newLog(s.alog) },
 		Conns:          func(d int) { l.gauge.Add(float64(d)) },
 		// TLS listeners: the loops run the handshakes with the goroutine
 		// engine's configuration (SNI, ALPN, client certificates, session
@@ -115,10 +122,11 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 	}
 	p, err := evloop.Start(cfg)
 	if err != nil {
+		logs.detach()
 		return err
 	}
 	started.Store(p)
-	l.ev = &evEngine{p: p, done: make(chan struct{})}
+	l.ev = &evEngine{p: p, logs: logs, done: make(chan struct{})}
 	l.wg.Add(1) // released by shutdown
 	return nil
 }

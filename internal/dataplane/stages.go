@@ -210,6 +210,10 @@ type AccessLogWriter struct {
 	w    *bufio.Writer
 	stop chan struct{}
 	done chan struct{}
+	// subs are buffers of lines written elsewhere (the event loops'),
+	// flushed into this writer with it.
+	subMu sync.Mutex
+	subs  map[lineBuffer]struct{}
 }
 
 // NewAccessLogWriter starts a writer; Close flushes and stops it.
@@ -238,8 +242,9 @@ func (a *AccessLogWriter) Write(b []byte) (int, error) {
 	return a.w.Write(b)
 }
 
-// Flush writes buffered lines out.
+// Flush writes buffered lines out, those of the attached buffers first.
 func (a *AccessLogWriter) Flush() {
+	a.flushSubs()
 	a.mu.Lock()
 	_ = a.w.Flush()
 	a.mu.Unlock()
