@@ -32,8 +32,8 @@ else
   ( cd "$ROOT" && go build -o "$BIN/nodebench" ./bench/nodebench )
   MERIDIAN=("$BIN/nodebench")
 fi
-# The experimental event-loop proxy (internal/dataplane/evloop) runs from
-# nodebench; it speaks plain HTTP/1.1 only, so it has no HTTPS cases.
+# The bare event-loop proxy of bench/nodebench (one origin, no
+# configuration) stays available as the targets meridian-evloop(-raw).
 ( cd "$ROOT" && go build -o "$BIN/nodebench" ./bench/nodebench )
 GOBIN="$BIN" go install github.com/tsenart/vegeta/v12@v12.13.0 >/dev/null 2>&1 || echo "vegeta unavailable: fixed-rate case skipped"
 
@@ -121,7 +121,7 @@ CONF
 }
 mkcfg "$WORK/meridian" 18082 18445 false
 mkcfg "$WORK/meridian-log" 18083 18446 true
-mkcfg "$WORK/meridian-node-evloop" 18086 18447 false
+mkcfg "$WORK/meridian-goroutine" 18086 18447 false
 GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 >/dev/null 2>"$WORK/meridian.log" &
 PIDS+=($!)
 declare -A PROCS=([meridian]=$!)
@@ -131,27 +131,30 @@ PROCS[meridian-log]=$!
 GOMAXPROCS=2 "$BIN/nodebench" --evloop-listen 127.0.0.1:18084 --evloop-origin 127.0.0.1:18000 2>"$WORK/meridian-evloop.log" &
 PIDS+=($!)
 PROCS[meridian-evloop]=$!
-# The real node with the event-loop engine on its plain HTTP listener (the
-# HTTPS one stays with the goroutine engine); only `meridian node` has the
-# option, so the target is left out when the node does not build.
+# The same node with the goroutine-per-connection HTTP/1.1 engine
+# (`--http1-engine goroutine`; the event loop is the default): only
+# `meridian node` has the option, so the target is left out when the node
+# does not build.
 if [ "${MERIDIAN[0]}" = "$BIN/meridian" ]; then
-  GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} "${MERIDIAN[@]}" --config "$WORK/meridian-node-evloop" --admin 127.0.0.1:18903 --http1-engine evloop >/dev/null 2>"$WORK/meridian-node-evloop.log" &
+  GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} "${MERIDIAN[@]}" --config "$WORK/meridian-goroutine" --admin 127.0.0.1:18903 --http1-engine goroutine >/dev/null 2>"$WORK/meridian-goroutine.log" &
   PIDS+=($!)
-  PROCS[meridian-node-evloop]=$!
-  NODE_EVLOOP=meridian-node-evloop
+  PROCS[meridian-goroutine]=$!
+  NODE_GOROUTINE=meridian-goroutine
 else
-  NODE_EVLOOP=
+  NODE_GOROUTINE=
 fi
 # The same with idle loops waiting in epoll_wait without giving up their P.
 GOMAXPROCS=2 "$BIN/nodebench" --evloop-listen 127.0.0.1:18085 --evloop-origin 127.0.0.1:18000 --evloop-rawblock 2>"$WORK/meridian-evloop-raw.log" &
 PIDS+=($!)
 PROCS[meridian-evloop-raw]=$!
 # shellcheck disable=SC2086
-bench_wait_ports 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446 ${NODE_EVLOOP:+18086 18447}
+bench_wait_ports 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446 ${NODE_GOROUTINE:+18086 18447}
 
-declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085 [meridian-node-evloop]=18086)
-declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446 [meridian-node-evloop]=18447)
-read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log $NODE_EVLOOP meridian-evloop meridian-evloop-raw}"
+declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085 [meridian-goroutine]=18086)
+declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446 [meridian-goroutine]=18447)
+# The nodebench event-loop spikes (meridian-evloop, meridian-evloop-raw) run
+# when named in TARGETS.
+read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log $NODE_GOROUTINE}"
 chmod 644 "$WORK/small" "$WORK/16k"
 
 # Every target must answer 200 with the right bodies before anything is
@@ -278,7 +281,7 @@ for c in cases:
     base = rows.get((c, "nginx"))
     brps = statistics.median(base[0]) if base else 0
     bp99 = statistics.median(base[1]) if base else 0
-    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-node-evloop", "meridian-evloop", "meridian-evloop-raw"]:
+    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-goroutine", "meridian-evloop", "meridian-evloop-raw"]:
         if (c, t) not in rows: continue
         rps = statistics.median(rows[(c, t)][0]); p99 = statistics.median(rows[(c, t)][1])
         rr = f"{rps/brps:.2f}x" if brps else "-"
