@@ -129,7 +129,7 @@ is unreachable. See docs/sites.md for renewal, re-enrolment and recommission.`,
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", 0, "graceful shutdown deadline on SIGTERM (default 30s)")
 	f.StringSliceVar(&geoDBs, "geoip-db", nil, "MaxMind DB file(s) for country and ASN matches of service policies: a (Geo)Lite2 Country or City database, optionally followed by an ASN one (the kind is read from each file)")
 	f.StringVar(&geoASNDB, "geoip-asn-db", "", "MaxMind ASN database (GeoLite2-ASN) for asns matches of service policies")
-	f.StringVar(&o.HTTP1Engine, "http1-engine", dataplane.DefaultHTTP1Engine(), "how plain HTTP/1.1 listeners (no TLS, h2c or PROXY protocol) are served: evloop (epoll event loops that forward the requests of load balancers without security settings or route features themselves and hand other connections to the goroutine engine; Linux only, the default there) or goroutine (a goroutine per connection)")
+	f.StringVar(&o.HTTP1Engine, "http1-engine", dataplane.DefaultHTTP1Engine(), "how HTTP/1.1 listeners, with or without TLS (not h2c or PROXY protocol ones), are served: evloop (epoll event loops that make the TLS handshakes, forward the requests of load balancers without security stages themselves and hand other connections, HTTP/2 included, to the goroutine engine; Linux only, the default there) or goroutine (a goroutine per connection)")
 	f.IntVar(&gcPercent, "gc-percent", 400, "garbage-collector target percentage (Go's GOGC; the GOGC environment variable wins; 0 keeps Go's default of 100, negative disables collection)")
 	return cmd
 }
