@@ -60,7 +60,7 @@ type Options struct {
 	// Compile are options of every configuration compile (for example
 	// Security.CompileOptions: which GeoIP databases policies may use).
 	Compile []config.CompileOption
-	// HTTP1Engine serves plain HTTP/1.1 listeners: "evloop" (the default,
+	// HTTP1Engine serves HTTP/1.1 listeners (TLS included): "evloop" (the default,
 	// also "", on Linux) or "goroutine" (see dataplane.Options.HTTP1Engine).
 	// Suggested flag: --http1-engine.
 	HTTP1Engine string

@@ -63,7 +63,7 @@ type NodeOptions struct {
 	// OnAgent, when set, is called with the agent before it runs (e.g. to
 	// forward security events to the console with RecordEvent).
 	OnAgent func(*Agent)
-	// HTTP1Engine serves plain HTTP/1.1 listeners as in node.Options:
+	// HTTP1Engine serves HTTP/1.1 listeners (TLS included) as in node.Options:
 	// "evloop" (the default, also "", on Linux) or "goroutine"
 	// (--http1-engine).
 	HTTP1Engine string
