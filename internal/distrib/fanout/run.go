@@ -359,16 +359,21 @@ func waitAll(ctx context.Context, cp *consoleProc, f *fleet, timeout time.Durati
 			return err
 		}
 		missing := 0
+		var some []string
 		for _, n := range f.nodes {
 			if !done(n) {
 				missing++
+				if len(some) < 5 {
+					_, _, streams := n.state()
+					some = append(some, fmt.Sprintf("%s (%d streams delivered, last error: %v)", n.name, streams, n.lastError()))
+				}
 			}
 		}
 		if missing == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d sites not there after %s", missing, len(f.nodes), timeout)
+			return fmt.Errorf("%d of %d sites not there after %s, e.g. %s", missing, len(f.nodes), timeout, strings.Join(some, "; "))
 		}
 		select {
 		case <-ctx.Done():

@@ -37,6 +37,19 @@ type simNode struct {
 	gotAt    time.Time
 	streams  int // streams that delivered at least one update
 	lastConn time.Time
+	lastErr  error // why the last stream attempt ended
+}
+
+func (n *simNode) lastError() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.lastErr
+}
+
+func (n *simNode) setError(err error) {
+	n.mu.Lock()
+	n.lastErr = err
+	n.mu.Unlock()
 }
 
 func (n *simNode) state() (string, time.Time, int) {
@@ -164,22 +177,27 @@ func (f *fleet) stream(ctx context.Context, n *simNode, host string, cfg *tls.Co
 		grpc.WithReadBufferSize(8<<10), grpc.WithWriteBufferSize(8<<10), grpc.WithSharedWriteBuffer(true),
 		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 	if err != nil {
+		n.setError(err)
 		return false
 	}
 	defer conn.Close()
 	cs, err := conn.NewStream(ctx, &distrib.StreamDesc, distrib.StreamMethod)
 	if err != nil {
+		n.setError(err)
 		return false
 	}
 	v, _, _ := n.state()
 	if cs.SendMsg(&distrib.NodeMessage{Hello: &distrib.Hello{Site: n.name, NodeVersion: "fanout-sim",
 		CapabilityVersion: distrib.CapabilityVersion, AppliedVersion: v}}) != nil {
+		var up distrib.Update
+		n.setError(cs.RecvMsg(&up)) // the console's reason
 		return false
 	}
 	first := true
 	for {
 		var up distrib.Update
 		if err := cs.RecvMsg(&up); err != nil {
+			n.setError(err)
 			return healthy
 		}
 		now := time.Now()
@@ -191,7 +209,8 @@ func (f *fleet) stream(ctx context.Context, n *simNode, host string, cfg *tls.Co
 		}
 		n.mu.Unlock()
 		healthy = true
-		if cs.SendMsg(&distrib.NodeMessage{Ack: &distrib.Ack{Version: up.Version}}) != nil {
+		if err := cs.SendMsg(&distrib.NodeMessage{Ack: &distrib.Ack{Version: up.Version}}); err != nil {
+			n.setError(err)
 			return healthy
 		}
 	}
