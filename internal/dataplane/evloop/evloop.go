@@ -1140,11 +1140,18 @@ func (l *loop) clientProgress(c *client) {
 	}
 }
 
-// forwardBody queues buffered request-body bytes for the origin.
+// forwardBody queues buffered request-body bytes for the origin. While
+// the origin has not taken what is queued, the body is held back: the
+// client's body timeout stops (the loop is not waiting for the client;
+// the origin's timeout runs) and starts again once the origin took it.
 func (l *loop) forwardBody(c *client) {
 	o := c.o
 	if len(o.out)-o.outOff > maxPendingBody {
+		c.deadline = 0
 		return
+	}
+	if c.deadline == 0 {
+		c.deadline = l.now + l.bodyTimeout(c)
 	}
 	avail := c.buf[c.r:c.w]
 	if c.chunked {
