@@ -113,10 +113,21 @@ func TestHTTP1LargeBodyMemory(t *testing.T) {
 	}
 	origin, _, bytesIn := bodyOrigin(t)
 	port, stagedPort := freePort(t), freePort(t)
-	startServer(t, pool("a", hostOf(origin.URL))+bodyLB(port, ""), Options{})
+	// What is measured here is memory: the body timeout (TestHTTP1SlowBody
+	// checks it) is long enough for a client starved of CPU on a loaded
+	// machine, which pauses between writes, seen from the node, for longer
+	// than bodyLB's 300 ms.
+	lb := func(port int) string {
+		src := strings.Replace(bodyLB(port, ""), "requestBody: 300ms", "requestBody: 30s", 1)
+		if !strings.Contains(src, "requestBody: 30s") {
+			t.Fatal("bodyLB has no 300 ms body timeout to replace")
+		}
+		return src
+	}
+	startServer(t, pool("a", hostOf(origin.URL))+lb(port), Options{})
 	// A body stage that reads the first MiB ahead and lets the rest stream.
 	stage := &limitStage{limit: 1 << 30}
-	startServer(t, pool("a", hostOf(origin.URL))+strings.Replace(bodyLB(stagedPort, ""), "name: lb,", "name: staged,", 1),
+	startServer(t, pool("a", hostOf(origin.URL))+strings.Replace(lb(stagedPort), "name: lb,", "name: staged,", 1),
 		Options{Stages: map[string]StageFactory{"waf": func(*config.VHost, *StageEnv) Stage { return &readAhead{limitStage: stage, n: 1 << 20} }}})
 	const size = 100 << 20
 	cases := []struct {
