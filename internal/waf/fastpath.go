@@ -63,6 +63,10 @@ type fpProgram struct {
 	// variable slot and transformation list that some link uses).
 	memoSlot []int
 	pool     sync.Pool // *fpEval
+	// litScan finds the literals of the @rx operators in a value
+	// (fastpm.go); litWords is the size of its bit sets.
+	litScan  *pmDFA
+	litWords int
 	stats    fpStats
 }
 
@@ -138,8 +142,9 @@ type fpOp struct {
 	rx     *rxOp
 	brx    *binaryRxOp
 	ac     *ahocorasick.AhoCorasick
-	pm     *pmDFA // the same phrases without allocation (nil: use ac)
-	minLen int // shortest @pm pattern
+	pm     *pmDFA        // the same phrases without allocation (nil: use ac)
+	lits   *litPrefilter // @rx: its literals in the combined scan (fastpm.go)
+	minLen int           // shortest @pm pattern
 	bytes  *[256]bool
 	str    string
 	mac    macro.Macro // non-nil: str holds macros to expand
@@ -881,6 +886,7 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 		}
 		p.flows[it.phase] = append(p.flows[it.phase], fpFlow{marker: -1, check: c})
 	}
+	p.buildLitScan()
 	return p, ""
 }
 

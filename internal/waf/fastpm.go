@@ -10,6 +10,9 @@ type pmDFA struct {
 	n      int32      // classes
 	next   []int32    // state*n + class -> state
 	output []bool     // a phrase ends in the state
+	// outs[state]: the indexes of the phrases that end in the state (only
+	// for scanners, newLitScanner).
+	outs [][]int32
 }
 
 // pmMaxCells bounds the transition table (states × classes); larger sets
@@ -25,7 +28,13 @@ func foldASCII(c byte) byte {
 
 // newPMDFA builds the automaton of the phrases; nil when a phrase is empty
 // or the table would be too large.
-func newPMDFA(phrases []string) *pmDFA {
+func newPMDFA(phrases []string) *pmDFA { return buildPM(phrases, false) }
+
+// newLitScanner builds the automaton of the phrases that also reports which
+// of them occur (scan).
+func newLitScanner(phrases []string) *pmDFA { return buildPM(phrases, true) }
+
+func buildPM(phrases []string, outs bool) *pmDFA {
 	d := &pmDFA{n: 1}
 	for _, p := range phrases {
 		if p == "" {
@@ -49,7 +58,10 @@ func newPMDFA(phrases []string) *pmDFA {
 	for i := range d.next {
 		d.next[i] = -1
 	}
-	for _, p := range phrases {
+	if outs {
+		d.outs = [][]int32{nil}
+	}
+	for pi, p := range phrases {
 		s := int32(0)
 		for i := 0; i < len(p); i++ {
 			k := int(s)*n + int(d.class[p[i]])
@@ -59,6 +71,9 @@ func newPMDFA(phrases []string) *pmDFA {
 				}
 				d.next[k] = int32(len(d.output))
 				d.output = append(d.output, false)
+				if outs {
+					d.outs = append(d.outs, nil)
+				}
 				for j := 0; j < n; j++ {
 					d.next = append(d.next, -1)
 				}
@@ -66,6 +81,9 @@ func newPMDFA(phrases []string) *pmDFA {
 			s = d.next[k]
 		}
 		d.output[s] = true
+		if outs {
+			d.outs[s] = append(d.outs[s], int32(pi))
+		}
 	}
 	// Failure links in breadth-first order turn the trie into a DFA: a
 	// missing edge goes where the failure state's edge goes.
@@ -84,6 +102,9 @@ func newPMDFA(phrases []string) *pmDFA {
 		queue = queue[1:]
 		if d.output[fail[s]] {
 			d.output[s] = true
+			if outs {
+				d.outs[s] = append(d.outs[s][:len(d.outs[s]):len(d.outs[s])], d.outs[fail[s]]...)
+			}
 		}
 		for c := 0; c < n; c++ {
 			k := int(s)*n + c
@@ -109,4 +130,146 @@ func (d *pmDFA) match(v string) bool {
 		}
 	}
 	return false
+}
+
+// scan sets in bits the index of every phrase that occurs in v.
+func (d *pmDFA) scan(v string, bits []uint64) {
+	s, n := int32(0), d.n
+	for i := 0; i < len(v); i++ {
+		s = d.next[s*n+int32(d.class[v[i]])]
+		if d.output[s] {
+			for _, id := range d.outs[s] {
+				bits[id>>6] |= 1 << (id & 63)
+			}
+		}
+	}
+}
+
+// The combined literal scan. rxlit gives many @rx operators a set of
+// literals one of which every match contains. Rather than running each
+// operator's automaton over a value, the fast path scans each transformed
+// value once for the literals of all of them (ASCII case ignored: a
+// superset for case-sensitive literals) and runs an operator only when one
+// of its literals occurs.
+
+// litScanMin is the length from which a value is scanned; litShareMin the
+// length from which equal values share a scan.
+const (
+	litScanMin  = 1
+	litShareMin = 1
+)
+
+// litPrefilter is an @rx operator's literal requirement in the scan.
+type litPrefilter struct {
+	ids  []int32
+	fold bool // case-insensitive literals: a non-ASCII value needs the operator (Unicode folds)
+}
+
+// buildLitScan numbers the literals of the @rx operators of the checks and
+// builds the scanner.
+func (p *fpProgram) buildLitScan() {
+	ids := map[string]int32{}
+	var lits []string
+	for _, flows := range p.flows {
+		for _, f := range flows {
+			if f.check == nil {
+				continue
+			}
+			for _, l := range f.check.links {
+				o := &l.op
+				if o.kind != "rx" || o.rx == nil || o.rx.pre == nil || o.dyn || o.mac != nil || o.lits != nil {
+					continue
+				}
+				lp := &litPrefilter{fold: o.rx.pre.Fold}
+				for _, lit := range o.rx.pre.Lits {
+					k := lowerASCII(lit)
+					id, ok := ids[k]
+					if !ok {
+						id = int32(len(lits))
+						ids[k] = id
+						lits = append(lits, k)
+					}
+					lp.ids = append(lp.ids, id)
+				}
+				o.lits = lp
+			}
+		}
+	}
+	if len(lits) == 0 {
+		return
+	}
+	p.litScan = newLitScanner(lits)
+	p.litWords = (len(lits) + 63) / 64
+	if p.litScan == nil { // too large: the operators decide alone
+		for _, flows := range p.flows {
+			for _, f := range flows {
+				if f.check != nil {
+					for _, l := range f.check.links {
+						l.op.lits = nil
+					}
+				}
+			}
+		}
+	}
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		b[i] = foldASCII(c)
+	}
+	return string(b)
+}
+
+// litsAbsent reports whether none of the operator's literals occurs in
+// the memoized value (its scan done on first use): the operator certainly
+// does not match.
+func (e *fpEval) litsAbsent(tv *tfMemoVal, lp *litPrefilter) bool {
+	if tv.lits == 0 {
+		if len(tv.v) < litScanMin {
+			tv.lits = -1
+			return false
+		}
+		// Transformation lists often leave a value as it is: equal
+		// values share one scan (measured: sharing short ones too is
+		// no slower).
+		at, shared := int32(0), false
+		if len(tv.v) >= litShareMin {
+			at, shared = e.litSeen[tv.v]
+		}
+		if shared {
+			tv.lits = at
+		} else {
+			off := len(e.litBits)
+			e.litBits = append(e.litBits, make([]uint64, e.p.litWords)...)
+			e.p.litScan.scan(tv.v, e.litBits[off:])
+			tv.lits = int32(off) + 1
+			if len(tv.v) >= litShareMin {
+				if e.litSeen == nil {
+					e.litSeen = map[string]int32{}
+				}
+				e.litSeen[tv.v] = tv.lits
+			}
+		}
+		tv.ascii = isASCIIString(tv.v)
+	}
+	if tv.lits < 0 || (lp.fold && !tv.ascii) {
+		return false
+	}
+	bits := e.litBits[tv.lits-1:]
+	for _, id := range lp.ids {
+		if bits[id>>6]&(1<<(id&63)) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIIString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

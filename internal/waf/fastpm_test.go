@@ -90,4 +90,41 @@ func TestPMDFAOnCRSDataFiles(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no @pm link in the fast path")
 	}
+	if w.fp.litScan == nil {
+		t.Fatal("no combined literal scanner for the @rx operators")
+	}
+	t.Logf("%d @pm links; literal scanner: %d words, %d states, %d classes", n, w.fp.litWords, len(w.fp.litScan.output), w.fp.litScan.n)
+}
+
+// TestLitScanner holds the scanner's report to a substring search per
+// phrase, ASCII case ignored.
+func TestLitScanner(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alpha := "abAB<;'é\x00"
+	word := func(max int) string {
+		var b strings.Builder
+		for n := r.IntN(max) + 1; n > 0; n-- {
+			b.WriteByte(alpha[r.IntN(len(alpha))])
+		}
+		return b.String()
+	}
+	for i := 0; i < 300; i++ {
+		var lits []string
+		for n := r.IntN(70) + 1; n > 0; n-- {
+			lits = append(lits, lowerASCII(word(4)))
+		}
+		d := newLitScanner(lits)
+		bits := make([]uint64, (len(lits)+63)/64)
+		for j := 0; j < 20; j++ {
+			v := word(16)
+			clear(bits)
+			d.scan(v, bits)
+			for id, l := range lits {
+				want := strings.Contains(lowerASCII(v), l)
+				if got := bits[id>>6]&(1<<(id&63)) != 0; got != want {
+					t.Fatalf("literals %q, value %q: literal %q reported %v, want %v", lits, v, l, got, want)
+				}
+			}
+		}
+	}
 }

@@ -156,6 +156,8 @@ type fpEval struct {
 	// every value of a collection (by variable), for key regexes
 	allVals [256][]types.MatchData
 	allHave [256]bool
+	litBits []uint64         // the literal sets of the scanned values (tfMemoVal.lits)
+	litSeen map[string]int32 // value -> its tfMemoVal.lits
 }
 
 type tfMemo struct {
@@ -166,6 +168,10 @@ type tfMemo struct {
 type tfMemoVal struct {
 	v  string
 	ok bool
+	// lits: 0 not scanned yet, -1 not scanned (short), else 1 + the
+	// offset of its literal bits in fpEval.litBits; ascii: v is ASCII.
+	lits  int32
+	ascii bool
 }
 
 // tfMulti memoizes, for multiMatch links, every distinct value a value
@@ -225,6 +231,8 @@ func (p *fpProgram) freeEval(e *fpEval) {
 		mm.flat, mm.vals, mm.set = mm.flat[:0], mm.vals[:0], false
 	}
 	e.touched = e.touched[:0]
+	e.litBits = e.litBits[:0]
+	clear(e.litSeen)
 	clear(e.guard)
 	clear(e.allVals[:])
 	clear(e.allHave[:])
@@ -306,7 +314,7 @@ func (e *fpEval) transformed(p *fpProgram, l *fpLink, v *fpVar, ms []types.Match
 				break
 			}
 		}
-		out = append(out, tfMemoVal{val, ok})
+		out = append(out, tfMemoVal{v: val, ok: ok})
 	}
 	m.vals, m.set = out, true
 	return out
@@ -437,10 +445,15 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 			// later links depend on takes the long way below only when
 			// one of its values may match.
 			no := true
-			for _, tv := range e.transformed(e.p, l, v, ms) {
+			tvs := e.transformed(e.p, l, v, ms)
+			for i := range tvs {
+				tv := &tvs[i]
 				if !tv.ok {
 					no = false
 					break
+				}
+				if l.op.lits != nil && !l.neg && e.litsAbsent(tv, l.op.lits) {
+					continue
 				}
 				m, known := l.op.evalAll(e.st, ctx, tv.v)
 				if !known || m != l.neg {
