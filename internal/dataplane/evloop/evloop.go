@@ -829,6 +829,7 @@ func (l *loop) accept() {
 				l.startTLS(c, cfg)
 			}
 		}
+		l.readAfterAccept(fd, c)
 	}
 }
 
