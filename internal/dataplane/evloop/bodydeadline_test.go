@@ -38,7 +38,7 @@ func pausingOrigin(t *testing.T, pause time.Duration) string {
 				}
 				time.Sleep(pause)
 				n, _ := io.Copy(io.Discard, req.Body)
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\ngot %d", len("got ")+len(strconv.FormatInt(n, 10)), n)
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\ngot %d", len("got ")+len(strconv.FormatInt(n, 10)), n)
 			}()
 		}
 	}()
@@ -62,11 +62,11 @@ func TestBodyTimeoutCountsClientPausesOnly(t *testing.T) {
 
 	// More than the socket buffers on both sides and the loop's hold.
 	const size = 64 << 20
+	// The whole request is made before a byte of it is sent: the client
+	// itself must not pause once it has started.
+	req := append([]byte(fmt.Sprintf("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", size)), bytes.Repeat([]byte("b"), size)...)
 	c := dial(t, addr)
-	go func() {
-		fmt.Fprintf(c, "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", size)
-		c.Write(bytes.Repeat([]byte("b"), size))
-	}()
+	go c.Write(req)
 	resp, body := c.roundTrip(t, "", "POST")
 	if resp.StatusCode != 200 || body != fmt.Sprintf("got %d", size) {
 		t.Fatalf("a body held back by the origin: %d %q, want 200 and the whole body", resp.StatusCode, body)
