@@ -19,3 +19,16 @@ func (l *loop) readAfterAccept(fd int, c *client) {
 	}
 	l.dispatch(fd, unix.EPOLLIN)
 }
+
+// deferAccept sets TCP_DEFER_ACCEPT on a listening socket: the kernel
+// hands a connection to accept only once its first bytes arrived (or,
+// for a client that sends nothing, after about a second and a
+// retransmitted SYN-ACK), so the loop wakes once per new connection, not
+// once for the handshake and again for the request, and readAfterAccept
+// finds the request there.
+func deferAccept(lfd int) error {
+	if e := rawSetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 1); e != 0 {
+		return e
+	}
+	return nil
+}

@@ -93,6 +93,13 @@ type Config struct {
 	// the connection, which keeps a busy or descheduled loop from holding
 	// new connections back).
 	ListenerPerLoop bool
+	// DeferAccept sets TCP_DEFER_ACCEPT on the listeners (nginx's
+	// "deferred"): a connection is accepted once its request arrived, so
+	// a loop wakes once per new connection and reads the request at once.
+	// A connection that sends nothing is accepted only after about a
+	// second (its header timeout starts then) and does not count against
+	// MaxConnections until then.
+	DeferAccept bool
 	// MaxConnections bounds the client connections of all loops together
 	// (0: unlimited); more are closed at accept.
 	MaxConnections int
@@ -215,6 +222,13 @@ func Start(cfg Config) (*Proxy, error) {
 			if lfd, err = listenFD(lap, cfg.ListenerPerLoop); err != nil {
 				p.closeAll()
 				return nil, fmt.Errorf("evloop: listening on %s: %w", lap, err)
+			}
+			if cfg.DeferAccept {
+				if err := deferAccept(lfd); err != nil {
+					unix.Close(lfd)
+					p.closeAll()
+					return nil, fmt.Errorf("evloop: TCP_DEFER_ACCEPT on %s: %w", lap, err)
+				}
 			}
 			if !cfg.ListenerPerLoop {
 				p.sharedLFD = lfd
