@@ -992,6 +992,14 @@ func compileLink(l *slRule, e linkEnv) *fpLink {
 			return fl
 		}
 		fv := fpVar{rv: rv, key: v.key, all: v.key == "", count: v.count, xml: v.name == "XML"}
+		switch rv {
+		case variables.Args, variables.ArgsGet, variables.ArgsPost, variables.ArgsPath:
+			// Case-sensitive keys in Coraza built with "casesensitive".
+		default:
+			// Coraza's maps lower-case the key of every lookup: done once
+			// here, the lookup allocates nothing.
+			fv.key = strings.ToLower(fv.key)
+		}
 		if v.keyRx && !v.count {
 			rx, err := regexp.Compile("(?i)" + v.key)
 			if err != nil {

@@ -533,7 +533,10 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 		return known && m == l.neg, true
 	}
 	v := raw
-	seen := []string{raw}
+	// The values the link saw go to out.matched (kept only when the
+	// value may match).
+	start := len(out.matched)
+	out.matched = append(out.matched, raw)
 	decided := true
 	check := func(v string) bool { // true: certainly no match
 		m, known := l.op.evalAll(e.st, ctx, v)
@@ -553,16 +556,16 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 			decided, allNo = false, false
 			break
 		}
-		seen = append(seen, v)
+		out.matched = append(out.matched, v)
 		if l.multi && !check(v) {
 			allNo = false
 		}
 	}
 	if decided && allNo && check(v) {
+		out.matched = out.matched[:start]
 		return true, true
 	}
-	// May match: record the candidates.
-	out.matched = append(out.matched, seen...)
+	// May match: the candidates stay recorded.
 	var caps []string
 	if l.capture || len(l.private) > 0 {
 		var cok bool
