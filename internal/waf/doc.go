@@ -43,8 +43,11 @@
 //     case-insensitively), the transformations are computed and the
 //     operator answers no match. Transformations and operators are
 //     implemented where the result is exact (fasttf.go; @rx through
-//     Meridian's own DFA/regexp operator, @pm through the same Aho-Corasick
-//     automaton Coraza builds, @detectSQLi/@detectXSS through
+//     Meridian's own DFA/regexp operator, run only when one of the
+//     literals every match of the expression contains occurs in the value:
+//     each transformed value is scanned once for the literals of all @rx
+//     operators, fastpm.go; @pm through an allocation-free Aho-Corasick
+//     DFA over the same phrases as Coraza's, @detectSQLi/@detectXSS through
 //     libinjection-go, numeric and string comparisons, @validateByteRange,
 //     @validateUtf8Encoding); anything else is "unknown".
 //   - Chain links that match run their non-disruptive actions in Coraza even
