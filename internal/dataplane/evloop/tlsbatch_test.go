@@ -151,3 +151,45 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// TestTLSRequestRightAfterHandshake: a request sent in its own segment
+// right after the client's Finished, while the handshake goroutine hands
+// the connection back to the loop, is answered (the loop's event for it
+// may come before the loop has taken the connection back).
+func TestTLSRequestRightAfterHandshake(t *testing.T) {
+	origin := startOrigin(t)
+	var on atomic.Bool
+	on.Store(true)
+	p, pool, _ := startTLSProxy(t, origin, &on, nil)
+	for i := 0; i < 30; i++ {
+		nc, err := net.Dial("tcp", p.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		bc := &batchConn{Conn: nc}
+		c := tls.Client(bc, &tls.Config{RootCAs: pool, ServerName: "proxy.test", NextProtos: []string{"http/1.1"}})
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := c.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if err := bc.flush(); err != nil { // the Finished alone
+			t.Fatal(err)
+		}
+		if _, err := fmt.Fprintf(c, "GET /n%d HTTP/1.1\r\nHost: x\r\n\r\n", i); err != nil {
+			t.Fatal(err)
+		}
+		if err := bc.flush(); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("hello /n%d", i); string(b) != want {
+			t.Fatalf("connection %d: %d %q, want %q", i, resp.StatusCode, b, want)
+		}
+		c.Close()
+	}
+}
