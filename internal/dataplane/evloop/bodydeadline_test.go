@@ -47,13 +47,16 @@ func pausingOrigin(t *testing.T, pause time.Duration) string {
 
 // The body timeout bounds the client's pauses, not the origin's: a client
 // that sends its body at once to an origin that takes it only after
-// several body timeouts (the loop holds the body back meanwhile, reading
+// three body timeouts (the loop holds the body back meanwhile, reading
 // no more from the client) is answered, not cut with 408; the origin's
 // own timeout bounds such a wait. A client that stops sending still gets
 // 408 after the body timeout.
 func TestBodyTimeoutCountsClientPausesOnly(t *testing.T) {
-	const bodyTO = 300 * time.Millisecond
-	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: pausingOrigin(t, 5*bodyTO), Loops: 1, BodyTimeout: bodyTO})
+	// Long enough for the client (a goroutine of this process, which a
+	// loaded machine with -race starves for most of a second at times)
+	// not to pause past it once the origin takes the body again.
+	const bodyTO = time.Second
+	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: pausingOrigin(t, 3*bodyTO), Loops: 1, BodyTimeout: bodyTO})
 	if err != nil {
 		t.Fatal(err)
 	}
