@@ -246,6 +246,7 @@ func Start(cfg Config) (*Proxy, error) {
 		l, err := newLoop(lfd, p.sharedLFD < 0, oap, cfg, &p.active)
 		if err == nil {
 			l.local, l.timeouts = lap, &p.timeouts
+			l.deferAccept = cfg.DeferAccept
 		}
 		if err != nil {
 			if p.sharedLFD < 0 {
@@ -437,6 +438,7 @@ type loop struct {
 	nConnects                  atomic.Uint64
 	nPanics                    atomic.Uint64
 	rawBlock                   bool
+	deferAccept                bool    // the listener has TCP_DEFER_ACCEPT: a new connection's request is there (readAfterAccept)
 	park                       *parker // nil: blocking epoll_wait (RawBlock, or no poller)
 	maxConns                   int64
 	active                     *atomic.Int64
