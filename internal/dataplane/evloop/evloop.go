@@ -791,7 +791,7 @@ func rawAccept(lfd int) (int, netip.AddrPort, unix.Errno) {
 const acceptBatch = 1
 
 func (l *loop) accept() {
-	for i := 0; i < acceptBatch; i++ {
+	for i, n := 0, l.acceptLimit(); i < n; i++ {
 		fd, peer, e := rawAccept(l.lfd)
 		if e != 0 {
 			return // EAGAIN, or a transient error (EMFILE, ECONNABORTED)
