@@ -81,6 +81,7 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 	var started atomic.Pointer[evloop.Proxy]
 	cfg := evloop.Config{
 		Listen:         addr,
+		DeferAccept:    true,
 		Router:         router,
 		Handoff:        l.serveHandoff,
 		Limits:         s.limits,
