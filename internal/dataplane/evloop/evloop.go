@@ -124,6 +124,13 @@ type Config struct {
 // deadline; timeouts are accurate to this much.
 const sweepEvery = 250 * time.Millisecond
 
+// yieldEvery is how often a busy loop gives its P to other goroutines.
+// Loop system calls do not enter the scheduler, so a saturated loop never
+// yields on its own, and a goroutine waiting for a P (another loop woken
+// by the network poller, a timer, the metrics endpoint) would wait for
+// sysmon's 10 ms preemption: the requests of that loop wait with it.
+const yieldEvery = 500 * time.Microsecond
+
 // Proxy is a running event-loop proxy.
 type Proxy struct {
 	loops  []*loop
@@ -425,8 +432,11 @@ type loop struct {
 	observeFn      func(any, int, time.Duration, int64, int64)
 	// now is the loop's clock (monotonic nanoseconds), read once per
 	// batch of events; deadlines are in the same unit.
-	now                        int64
-	lastSweep                  int64
+	now       int64
+	lastSweep int64
+	// lastYield is when the loop last gave its P to other goroutines
+	// (see yieldEvery).
+	lastYield                  int64
 	headerTO, idleTO, originTO int64
 	connectTO, bodyTO          int64
 	req                        Request
@@ -614,6 +624,10 @@ func (l *loop) run() {
 			}
 		}
 		l.now = int64(time.Since(clockBase))
+		if l.now-l.lastYield >= int64(yieldEvery) {
+			l.lastYield = l.now
+			runtime.Gosched()
+		}
 		if l.now-l.lastSweep >= int64(sweepEvery) {
 			l.lastSweep = l.now
 			l.sweep()
