@@ -424,12 +424,19 @@ func (s *Server) mirrorH1ToH2(mreq *fasthttp.Request, m *config.Mirror) {
 // its Connection header names (hop-by-hop, RFC 9110 7.6.1), and that
 // header (the engine sets Connection for the client's connection).
 func dropConnectionNamed(rh *fasthttp.ResponseHeader) {
-	c := rh.Peek("Connection")
+	delConnectionNamed(rh.Peek("Connection"), rh.DelBytes)
+	rh.Del("Connection") // the client's connection has its own
+}
+
+// delConnectionNamed calls del with each field name a Connection value c
+// lists (not the close and keep-alive options). c is copied first: a
+// fasthttp Peek slice moves as fields are deleted.
+func delConnectionNamed(c []byte, del func(name []byte)) {
 	if len(c) == 0 {
 		return
 	}
 	var buf [128]byte
-	c = append(buf[:0], c...) // Peek's slice moves as fields are deleted
+	c = append(buf[:0], c...)
 	for len(c) > 0 {
 		i := bytes.IndexByte(c, ',')
 		tok := c
@@ -440,10 +447,9 @@ func dropConnectionNamed(rh *fasthttp.ResponseHeader) {
 		}
 		tok = bytes.TrimSpace(tok)
 		if len(tok) > 0 && !bytes.EqualFold(tok, []byte("close")) && !bytes.EqualFold(tok, []byte("keep-alive")) {
-			rh.DelBytes(tok)
+			del(tok)
 		}
 	}
-	rh.Del("Connection") // the client's connection has its own
 }
 
 // originTrailersH1 handles the trailer fields of an HTTP/1.1 origin's

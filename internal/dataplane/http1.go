@@ -518,21 +518,7 @@ func (s *Server) prepareH1(hx *h1Exchange) {
 	x, req := &hx.x, &hx.ctx.Request
 	h := &req.Header
 	// Headers named by Connection are hop-by-hop too.
-	if c := h.Peek("Connection"); len(c) > 0 {
-		for len(c) > 0 {
-			i := bytes.IndexByte(c, ',')
-			tok := c
-			if i >= 0 {
-				tok, c = c[:i], c[i+1:]
-			} else {
-				c = nil
-			}
-			tok = bytes.TrimSpace(tok)
-			if len(tok) > 0 && !bytes.EqualFold(tok, []byte("close")) && !bytes.EqualFold(tok, []byte("keep-alive")) {
-				h.DelBytes(tok)
-			}
-		}
-	}
+	delConnectionNamed(h.Peek("Connection"), h.DelBytes)
 	for _, n := range hopByHop {
 		if n == "Trailer" && len(h.PeekTrailerKeys()) > 0 && len(h.TrailerHeader()) > 2 {
 			continue // deleting it would turn trailer fields already read into header fields
