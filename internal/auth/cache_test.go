@@ -21,7 +21,7 @@ func TestEvaluatorCache(t *testing.T) {
 		builds   int
 	}{
 		{version: 5, bindings: grant, allowed: true, builds: 1},
-		{version: 5, bindings: nil, allowed: true, builds: 1}, // same version: cached, no build
+		{version: 5, bindings: nil, allowed: true, builds: 1},  // same version: cached, no build
 		{version: 9, bindings: nil, allowed: false, builds: 2}, // revoked at 9
 		{version: 9, bindings: grant, allowed: false, builds: 2},
 		{version: 12, bindings: grant, allowed: true, builds: 3},
