@@ -4,6 +4,7 @@ package evloop
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -16,44 +17,107 @@ import (
 // answer, without allocating.
 func fixedOrigin(b testing.TB, body int) string {
 	b.Helper()
-	answer := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\nContent-Length: " +
-		strconv.Itoa(body) + "\r\n\r\n" + strings.Repeat("y", body))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 16<<10)
-				n := 0
+	go serveFixed(ln, body)
+	return ln.Addr().String()
+}
+
+// serveFixed answers every request head of ln's connections with a fixed
+// answer of body bytes until ln is closed.
+func serveFixed(ln net.Listener, body int) {
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\nContent-Length: " +
+		strconv.Itoa(body) + "\r\n\r\n" + strings.Repeat("y", body))
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 16<<10)
+			n := 0
+			for {
+				k, err := c.Read(buf[n:])
+				if err != nil {
+					return
+				}
+				n += k
 				for {
-					k, err := c.Read(buf[n:])
-					if err != nil {
+					i := bytes.Index(buf[:n], crlfcrlf)
+					if i < 0 {
+						break
+					}
+					if _, err := c.Write(answer); err != nil {
 						return
 					}
-					n += k
-					for {
-						i := bytes.Index(buf[:n], crlfcrlf)
-						if i < 0 {
-							break
-						}
-						if _, err := c.Write(answer); err != nil {
-							return
-						}
-						n = copy(buf, buf[i+4:n])
-					}
+					n = copy(buf, buf[i+4:n])
 				}
-			}()
+			}
+		}()
+	}
+}
+
+// fixedClient makes keep-alive exchanges, one at a time, with a proxy in
+// front of a fixedOrigin whose answers have bodies of size bytes; the
+// answers' length is learnt from the first one.
+type fixedClient struct {
+	c          net.Conn
+	size, want int
+	buf        []byte
+}
+
+var fixedRequest = []byte("GET /b/x?q=1 HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+
+func newFixedClient(c net.Conn, size int) *fixedClient {
+	return &fixedClient{c: c, size: size, buf: make([]byte, size+4<<10)}
+}
+
+// roundTrip writes a request and reads its whole answer.
+func (f *fixedClient) roundTrip() error {
+	if _, err := f.c.Write(fixedRequest); err != nil {
+		return err
+	}
+	n := 0
+	for f.want == 0 || n < f.want {
+		if n == len(f.buf) {
+			return fmt.Errorf("answer longer than %d bytes", n)
 		}
-	}()
-	return ln.Addr().String()
+		k, err := f.c.Read(f.buf[n:])
+		if err != nil {
+			return err
+		}
+		n += k
+		if f.want == 0 {
+			if i := bytes.Index(f.buf[:n], crlfcrlf); i >= 0 && n >= i+4+f.size {
+				f.want = i + 4 + f.size
+			}
+		}
+	}
+	if n != f.want {
+		return fmt.Errorf("answer of %d bytes, want %d", n, f.want)
+	}
+	return nil
+}
+
+// benchRoundTrips measures b.N exchanges of a fixedClient on c, after a
+// first one.
+func benchRoundTrips(b *testing.B, c net.Conn, size int) {
+	fc := newFixedClient(c, size)
+	if err := fc.roundTrip(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := fc.roundTrip(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkProxy is one keep-alive client, the event-loop proxy and an
@@ -92,38 +156,7 @@ func benchProxy(b *testing.B, size int, routed bool) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	req := []byte("GET /b/x?q=1 HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
-	buf := make([]byte, 64<<10)
-	// The answer's length is learnt from the first one.
-	want := 0
-	roundTrip := func() {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for want == 0 || n < want {
-			k, err := c.Read(buf[n:])
-			if err != nil {
-				b.Fatal(err)
-			}
-			n += k
-			if want == 0 {
-				if i := bytes.Index(buf[:n], crlfcrlf); i >= 0 && n >= i+4+size {
-					want = i + 4 + size
-				}
-			}
-		}
-		if n != want {
-			b.Fatalf("answer of %d bytes, want %d", n, want)
-		}
-	}
-	roundTrip()
-	b.ReportAllocs()
-	b.SetBytes(int64(size))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		roundTrip()
-	}
+	benchRoundTrips(b, c, size)
 }
 
 // BenchmarkProxyNewConn is a new connection per request ("Connection:

@@ -82,7 +82,7 @@ type Config struct {
 	// Observe, when set, is called on the loop when an exchange ends, with
 	// the Router's Tag, the status sent (499 when the client went away
 	// before an answer), the time since the request head was read (to
-	// the loop's clock, read once per batch of events), the request's
+	// the loop's clock, read once per clockEvery events), the request's
 	// size (its header block and its Content-Length) and the response
 	// body bytes sent to the client (heads not counted). It must not
 	// block.
@@ -106,6 +106,9 @@ type Config struct {
 	// noPark (tests) makes idle loops wait in epoll_wait, as they do when
 	// the epoll descriptor cannot go to the network poller.
 	noPark bool
+	// yieldEvery (tests) replaces the package's yieldEvery; negative: a
+	// busy loop never yields.
+	yieldEvery time.Duration
 	// AccessLog, when set with a Router, makes each loop's ExchangeLog,
 	// which records the exchanges the loop forwards.
 	AccessLog func() ExchangeLog
@@ -437,6 +440,7 @@ type loop struct {
 	// lastYield is when the loop last gave its P to other goroutines
 	// (see yieldEvery).
 	lastYield                  int64
+	yieldNs                    int64 // yieldEvery in nanoseconds; 0: never
 	headerTO, idleTO, originTO int64
 	connectTO, bodyTO          int64
 	req                        Request
@@ -560,6 +564,12 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), connectTO: int64(cfg.ConnectTimeout), bodyTO: int64(cfg.BodyTimeout), epfd: epfd, lfd: lfd, ownsLFD: ownsLFD, efd: efd, events: make([]unix.EpollEvent, epollEvents),
 		maxIdle: cfg.MaxIdlePerLoop, lim: cfg.Limits, rawBlock: cfg.RawBlock,
 		scratch: make([]byte, 0, 4096)}
+	switch {
+	case cfg.yieldEvery == 0:
+		l.yieldNs = int64(yieldEvery)
+	case cfg.yieldEvery > 0:
+		l.yieldNs = int64(cfg.yieldEvery)
+	}
 	l.initTLS(cfg)
 	l.initLog(&cfg)
 	for _, fd := range []int{lfd, efd} {
@@ -623,11 +633,7 @@ func (l *loop) run() {
 				n, err = unix.EpollWait(l.epfd, l.events, wait)
 			}
 		}
-		l.now = int64(time.Since(clockBase))
-		if l.now-l.lastYield >= int64(yieldEvery) {
-			l.lastYield = l.now
-			runtime.Gosched()
-		}
+		l.tick()
 		if l.now-l.lastSweep >= int64(sweepEvery) {
 			l.lastSweep = l.now
 			l.sweep()
@@ -642,6 +648,9 @@ func (l *loop) run() {
 			return
 		}
 		for i := 0; i < n; i++ {
+			if i > 0 && i%clockEvery == 0 {
+				l.tick() // a long batch yields too
+			}
 			ev := &l.events[i]
 			fd := int(ev.Fd)
 			switch fd {
@@ -669,6 +678,20 @@ func (l *loop) run() {
 			}
 			l.dispatch(fd, ev.Events)
 		}
+	}
+}
+
+// clockEvery is how many events a loop handles between readings of its
+// clock (and chances to yield) within one batch of events.
+const clockEvery = 16
+
+// tick reads the loop's clock and yields the P when yieldEvery has passed
+// since the last time.
+func (l *loop) tick() {
+	l.now = int64(time.Since(clockBase))
+	if l.yieldNs > 0 && l.now-l.lastYield >= l.yieldNs {
+		l.lastYield = l.now
+		runtime.Gosched()
 	}
 }
 

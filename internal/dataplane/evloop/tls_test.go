@@ -203,37 +203,7 @@ func BenchmarkProxyTLS(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			req := []byte("GET /b/x?q=1 HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
-			buf := make([]byte, 64<<10)
-			want := 0
-			roundTrip := func() {
-				if _, err := c.Write(req); err != nil {
-					b.Fatal(err)
-				}
-				n := 0
-				for want == 0 || n < want {
-					k, err := c.Read(buf[n:])
-					if err != nil {
-						b.Fatal(err)
-					}
-					n += k
-					if want == 0 {
-						if i := bytes.Index(buf[:n], crlfcrlf); i >= 0 && n >= i+4+size {
-							want = i + 4 + size
-						}
-					}
-				}
-				if n != want {
-					b.Fatalf("answer of %d bytes, want %d", n, want)
-				}
-			}
-			roundTrip()
-			b.ReportAllocs()
-			b.SetBytes(int64(size))
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				roundTrip()
-			}
+			benchRoundTrips(b, c, size)
 		})
 	}
 }
