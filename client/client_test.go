@@ -206,7 +206,7 @@ func TestStatusErrorDecoding(t *testing.T) {
 	if !errors.As(err, &se) {
 		t.Fatalf("want *StatusError, got %T %v", err, err)
 	}
-	if se.Code != 422 || se.Reason != ReasonInvalid || !IsInvalid(err) || se.Kind != "OriginPool" || se.Name != "x" {
+	if se.Code != 422 || se.Reason != v1.StatusReasonInvalid || !IsInvalid(err) || se.Kind != "OriginPool" || se.Name != "x" {
 		t.Fatalf("status error: %+v", se)
 	}
 	if len(se.Causes) != 1 || se.Causes[0].Field != "spec.bad" {
@@ -227,7 +227,7 @@ func TestDecodeStatusErrorNonStatusBody(t *testing.T) {
 	h := http.Header{}
 	h.Set("Retry-After", "7")
 	se := decodeStatusError(502, h, []byte("<html>bad gateway</html>"))
-	if se.Code != 502 || se.Reason != ReasonInternalError || !strings.Contains(se.Message, "bad gateway") || se.RetryAfter != 7*time.Second {
+	if se.Code != 502 || se.Reason != v1.StatusReasonInternalError || !strings.Contains(se.Message, "bad gateway") || se.RetryAfter != 7*time.Second {
 		t.Fatalf("%+v", se)
 	}
 	se = decodeStatusError(404, http.Header{}, nil)
@@ -237,7 +237,7 @@ func TestDecodeStatusErrorNonStatusBody(t *testing.T) {
 	if IsNotFound(errors.New("plain")) || IsNotFound(nil) {
 		t.Fatal("IsNotFound of a non-Status error")
 	}
-	wrapped := errors.Join(errors.New("ctx"), &StatusError{Code: 409, Reason: ReasonConflict})
+	wrapped := errors.Join(errors.New("ctx"), &StatusError{Code: 409, Reason: v1.StatusReasonConflict})
 	if !IsConflict(wrapped) {
 		t.Fatal("IsConflict through a wrapper")
 	}

@@ -8,23 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Status reasons sent by the console (Kubernetes conventions).
-const (
-	ReasonBadRequest            = "BadRequest"
-	ReasonUnauthorized          = "Unauthorized"
-	ReasonForbidden             = "Forbidden"
-	ReasonNotFound              = "NotFound"
-	ReasonAlreadyExists         = "AlreadyExists"
-	ReasonConflict              = "Conflict"
-	ReasonInvalid               = "Invalid"
-	ReasonGone                  = "Gone"
-	ReasonRequestEntityTooLarge = "RequestEntityTooLarge"
-	ReasonUnsupportedMediaType  = "UnsupportedMediaType"
-	ReasonTooManyRequests       = "TooManyRequests"
-	ReasonMethodNotAllowed      = "MethodNotAllowed"
-	ReasonInternalError         = "InternalError"
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
 // Cause is one field-level problem reported in a Status error.
@@ -115,7 +100,7 @@ func decodeStatusError(code int, header http.Header, body []byte) *StatusError {
 		se.Message = fmt.Sprintf("the server answered %d %s: %s", code, http.StatusText(code), msg)
 	}
 	if se.Reason == "" {
-		se.Reason = reasonForCode(se.Code)
+		se.Reason = v1.StatusReasonForCode(se.Code)
 	}
 	if ra := header.Get("Retry-After"); ra != "" {
 		if s, err := strconv.Atoi(ra); err == nil && s >= 0 {
@@ -125,34 +110,6 @@ func decodeStatusError(code int, header http.Header, body []byte) *StatusError {
 		}
 	}
 	return se
-}
-
-func reasonForCode(code int) string {
-	switch code {
-	case http.StatusBadRequest:
-		return ReasonBadRequest
-	case http.StatusUnauthorized:
-		return ReasonUnauthorized
-	case http.StatusForbidden:
-		return ReasonForbidden
-	case http.StatusNotFound:
-		return ReasonNotFound
-	case http.StatusConflict:
-		return ReasonConflict
-	case http.StatusGone:
-		return ReasonGone
-	case http.StatusUnprocessableEntity:
-		return ReasonInvalid
-	case http.StatusRequestEntityTooLarge:
-		return ReasonRequestEntityTooLarge
-	case http.StatusUnsupportedMediaType:
-		return ReasonUnsupportedMediaType
-	case http.StatusTooManyRequests:
-		return ReasonTooManyRequests
-	case http.StatusMethodNotAllowed:
-		return ReasonMethodNotAllowed
-	}
-	return ReasonInternalError
 }
 
 // ReasonOf returns the Status reason of err, or "" when err is not a StatusError.
@@ -165,25 +122,25 @@ func ReasonOf(err error) string {
 }
 
 // IsNotFound reports whether err says the object does not exist.
-func IsNotFound(err error) bool { return ReasonOf(err) == ReasonNotFound }
+func IsNotFound(err error) bool { return ReasonOf(err) == v1.StatusReasonNotFound }
 
 // IsConflict reports whether err is an optimistic-concurrency conflict (409).
-func IsConflict(err error) bool { return ReasonOf(err) == ReasonConflict }
+func IsConflict(err error) bool { return ReasonOf(err) == v1.StatusReasonConflict }
 
 // IsAlreadyExists reports whether a create failed because the name is taken.
-func IsAlreadyExists(err error) bool { return ReasonOf(err) == ReasonAlreadyExists }
+func IsAlreadyExists(err error) bool { return ReasonOf(err) == v1.StatusReasonAlreadyExists }
 
 // IsInvalid reports whether the object was rejected by validation.
-func IsInvalid(err error) bool { return ReasonOf(err) == ReasonInvalid }
+func IsInvalid(err error) bool { return ReasonOf(err) == v1.StatusReasonInvalid }
 
 // IsForbidden reports whether RBAC denied the request.
-func IsForbidden(err error) bool { return ReasonOf(err) == ReasonForbidden }
+func IsForbidden(err error) bool { return ReasonOf(err) == v1.StatusReasonForbidden }
 
 // IsUnauthorized reports whether the credentials were missing, unknown or expired.
-func IsUnauthorized(err error) bool { return ReasonOf(err) == ReasonUnauthorized }
+func IsUnauthorized(err error) bool { return ReasonOf(err) == v1.StatusReasonUnauthorized }
 
 // IsGone reports whether a resourceVersion is too old (compacted).
-func IsGone(err error) bool { return ReasonOf(err) == ReasonGone }
+func IsGone(err error) bool { return ReasonOf(err) == v1.StatusReasonGone }
 
 // IsTooManyRequests reports whether the tenant's rate limit was hit.
-func IsTooManyRequests(err error) bool { return ReasonOf(err) == ReasonTooManyRequests }
+func IsTooManyRequests(err error) bool { return ReasonOf(err) == v1.StatusReasonTooManyRequests }

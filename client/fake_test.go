@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
 // fakeConsole implements a small part of the REST contract in memory, for
@@ -66,12 +68,12 @@ func (f *fakeConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.throttle > 0 {
 		f.throttle--
 		f.mu.Unlock()
-		f.status(w, http.StatusTooManyRequests, ReasonTooManyRequests, "slow down")
+		f.status(w, http.StatusTooManyRequests, v1.StatusReasonTooManyRequests, "slow down")
 		return
 	}
 	f.mu.Unlock()
 	if r.Header.Get("Authorization") != "Bearer "+f.token {
-		f.status(w, http.StatusUnauthorized, ReasonUnauthorized, "missing or unknown token")
+		f.status(w, http.StatusUnauthorized, v1.StatusReasonUnauthorized, "missing or unknown token")
 		return
 	}
 	path := strings.TrimPrefix(r.URL.Path, "/api/v1/")
@@ -83,7 +85,7 @@ func (f *fakeConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var in LoginRequest
 		_ = json.NewDecoder(r.Body).Decode(&in)
 		if in.Password != "secret" {
-			f.status(w, http.StatusUnauthorized, ReasonUnauthorized, "wrong user name or password")
+			f.status(w, http.StatusUnauthorized, v1.StatusReasonUnauthorized, "wrong user name or password")
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"token": "session-" + in.Username, "expiresAt": "2030-01-01T00:00:00Z"})
@@ -116,11 +118,11 @@ func (f *fakeConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		md := obj["metadata"].(map[string]any)
 		key = collection + "/" + md["name"].(string)
 		if _, ok := f.objects[key]; ok {
-			f.status(w, http.StatusConflict, ReasonAlreadyExists, fmt.Sprintf("%s %q already exists", obj["kind"], md["name"]))
+			f.status(w, http.StatusConflict, v1.StatusReasonAlreadyExists, fmt.Sprintf("%s %q already exists", obj["kind"], md["name"]))
 			return
 		}
 		if spec, _ := obj["spec"].(map[string]any); spec != nil && spec["bad"] != nil {
-			f.status(w, http.StatusUnprocessableEntity, ReasonInvalid, "OriginPool \"x\" is invalid", Cause{Field: "spec.bad", Reason: "FieldUnknown", Message: "unknown field"})
+			f.status(w, http.StatusUnprocessableEntity, v1.StatusReasonInvalid, "OriginPool \"x\" is invalid", Cause{Field: "spec.bad", Reason: "FieldUnknown", Message: "unknown field"})
 			return
 		}
 		f.store(w, collection, key, "ADDED", obj, 1, dry)
@@ -131,14 +133,14 @@ func (f *fakeConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet:
 		obj, ok := f.objects[key]
 		if !ok {
-			f.status(w, http.StatusNotFound, ReasonNotFound, fmt.Sprintf("%q not found", name))
+			f.status(w, http.StatusNotFound, v1.StatusReasonNotFound, fmt.Sprintf("%q not found", name))
 			return
 		}
 		_ = json.NewEncoder(w).Encode(obj)
 	case r.Method == http.MethodPut:
 		old, ok := f.objects[key]
 		if !ok {
-			f.status(w, http.StatusNotFound, ReasonNotFound, fmt.Sprintf("%q not found", name))
+			f.status(w, http.StatusNotFound, v1.StatusReasonNotFound, fmt.Sprintf("%q not found", name))
 			return
 		}
 		obj := f.readBody(w, r)
@@ -147,19 +149,19 @@ func (f *fakeConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		rv, _ := obj["metadata"].(map[string]any)["resourceVersion"].(string)
 		if rv != "" && rv != old["metadata"].(map[string]any)["resourceVersion"] {
-			f.status(w, http.StatusConflict, ReasonConflict, "the object has been modified")
+			f.status(w, http.StatusConflict, v1.StatusReasonConflict, "the object has been modified")
 			return
 		}
 		gen := old["metadata"].(map[string]any)["generation"].(float64) + 1
 		f.store(w, collection, key, "MODIFIED", obj, gen, dry)
 	case r.Method == http.MethodPatch:
 		if ct := r.Header.Get("Content-Type"); ct != "application/merge-patch+json" {
-			f.status(w, http.StatusUnsupportedMediaType, ReasonUnsupportedMediaType, "want merge patch, got "+ct)
+			f.status(w, http.StatusUnsupportedMediaType, v1.StatusReasonUnsupportedMediaType, "want merge patch, got "+ct)
 			return
 		}
 		old, ok := f.objects[key]
 		if !ok {
-			f.status(w, http.StatusNotFound, ReasonNotFound, fmt.Sprintf("%q not found", name))
+			f.status(w, http.StatusNotFound, v1.StatusReasonNotFound, fmt.Sprintf("%q not found", name))
 			return
 		}
 		patch := f.readBody(w, r)
@@ -172,7 +174,7 @@ func (f *fakeConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodDelete:
 		old, ok := f.objects[key]
 		if !ok {
-			f.status(w, http.StatusNotFound, ReasonNotFound, fmt.Sprintf("%q not found", name))
+			f.status(w, http.StatusNotFound, v1.StatusReasonNotFound, fmt.Sprintf("%q not found", name))
 			return
 		}
 		if !dry {
@@ -183,7 +185,7 @@ func (f *fakeConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"kind": "Status", "status": "Success"})
 	default:
-		f.status(w, http.StatusMethodNotAllowed, ReasonMethodNotAllowed, r.Method+" not allowed")
+		f.status(w, http.StatusMethodNotAllowed, v1.StatusReasonMethodNotAllowed, r.Method+" not allowed")
 	}
 }
 
@@ -191,7 +193,7 @@ func (f *fakeConsole) readBody(w http.ResponseWriter, r *http.Request) map[strin
 	data, _ := io.ReadAll(r.Body)
 	var obj map[string]any
 	if err := json.Unmarshal(data, &obj); err != nil {
-		f.status(w, http.StatusBadRequest, ReasonBadRequest, "bad JSON: "+err.Error())
+		f.status(w, http.StatusBadRequest, v1.StatusReasonBadRequest, "bad JSON: "+err.Error())
 		return nil
 	}
 	return obj

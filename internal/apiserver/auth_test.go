@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/audit"
 	"github.com/meridian-platform/meridian/internal/store"
 )
@@ -28,7 +29,7 @@ func testAuthentication(t *testing.T, open storeOpener) {
 			h = []string{"Authorization", c.auth}
 		}
 		r := e.do("GET", "/api/v1/namespaces", c.tok, nil, h...)
-		if r.code != 401 || r.status().Reason != ReasonUnauthorized || r.status().Message == "" {
+		if r.code != 401 || r.status().Reason != v1.StatusReasonUnauthorized || r.status().Message == "" {
 			t.Fatalf("%s: %d %s", c.name, r.code, r.body)
 		}
 	}
@@ -67,7 +68,7 @@ func testAuthentication(t *testing.T, open storeOpener) {
 	}
 	// No role: 403.
 	r := e.must(403, "GET", "/api/v1/namespaces", lr.Token, nil)
-	if r.status().Reason != ReasonForbidden {
+	if r.status().Reason != v1.StatusReasonForbidden {
 		t.Fatalf("403: %s", r.body)
 	}
 	// Disabled user: session stops working.
@@ -244,7 +245,7 @@ func testRateLimit(t *testing.T, open storeOpener) {
 			break
 		}
 	}
-	if got429.code != 429 || got429.hdr.Get("Retry-After") == "" || got429.status().Reason != ReasonTooManyRequests {
+	if got429.code != 429 || got429.hdr.Get("Retry-After") == "" || got429.status().Reason != v1.StatusReasonTooManyRequests {
 		t.Fatalf("no 429: %+v", got429)
 	}
 }

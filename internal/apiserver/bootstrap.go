@@ -100,7 +100,7 @@ func (s *Server) Bootstrap(ctx context.Context, o BootstrapOptions) (BootstrapRe
 		info := s.byKind[st.kind]
 		out, err := s.create(ctx, st.rc, target{info: info}, st.obj, false)
 		if err != nil {
-			if ae := toAPIError(err); ae.code == http.StatusConflict && ae.reason == ReasonAlreadyExists {
+			if ae := toAPIError(err); ae.code == http.StatusConflict && ae.reason == v1.StatusReasonAlreadyExists {
 				continue
 			}
 			return BootstrapResult{}, fmt.Errorf("bootstrap: creating %s %q: %w", st.kind, st.obj.GetMetadata().Name, err)

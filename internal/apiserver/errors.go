@@ -10,23 +10,6 @@ import (
 	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
-// Status reasons (machine-readable) used in error bodies.
-const (
-	ReasonBadRequest            = "BadRequest"
-	ReasonUnauthorized          = "Unauthorized"
-	ReasonForbidden             = "Forbidden"
-	ReasonNotFound              = "NotFound"
-	ReasonAlreadyExists         = "AlreadyExists"
-	ReasonConflict              = "Conflict"
-	ReasonInvalid               = "Invalid"
-	ReasonGone                  = "Gone"
-	ReasonRequestEntityTooLarge = "RequestEntityTooLarge"
-	ReasonUnsupportedMediaType  = "UnsupportedMediaType"
-	ReasonTooManyRequests       = "TooManyRequests"
-	ReasonMethodNotAllowed      = "MethodNotAllowed"
-	ReasonInternalError         = "InternalError"
-)
-
 // Status is the body of every non-2xx answer.
 type Status struct {
 	APIVersion string         `json:"apiVersion"`
@@ -61,29 +44,29 @@ func newErr(code int, reason, format string, args ...any) *apiError {
 }
 
 func errBadRequest(format string, args ...any) *apiError {
-	return newErr(http.StatusBadRequest, ReasonBadRequest, format, args...)
+	return newErr(http.StatusBadRequest, v1.StatusReasonBadRequest, format, args...)
 }
 
 func errNotFound(kind, name string) *apiError {
-	e := newErr(http.StatusNotFound, ReasonNotFound, "%s %q not found", kind, name)
+	e := newErr(http.StatusNotFound, v1.StatusReasonNotFound, "%s %q not found", kind, name)
 	e.details = &StatusDetails{Kind: kind, Name: name}
 	return e
 }
 
 func errNamespaceNotFound(ns string) *apiError {
-	e := newErr(http.StatusNotFound, ReasonNotFound, "Namespace %q not found", ns)
+	e := newErr(http.StatusNotFound, v1.StatusReasonNotFound, "Namespace %q not found", ns)
 	e.details = &StatusDetails{Kind: "Namespace", Name: ns}
 	return e
 }
 
 func errAlreadyExists(kind, name string) *apiError {
-	e := newErr(http.StatusConflict, ReasonAlreadyExists, "%s %q already exists", kind, name)
+	e := newErr(http.StatusConflict, v1.StatusReasonAlreadyExists, "%s %q already exists", kind, name)
 	e.details = &StatusDetails{Kind: kind, Name: name}
 	return e
 }
 
 func errConflict(kind, name, format string, args ...any) *apiError {
-	e := newErr(http.StatusConflict, ReasonConflict, format, args...)
+	e := newErr(http.StatusConflict, v1.StatusReasonConflict, format, args...)
 	e.details = &StatusDetails{Kind: kind, Name: name}
 	return e
 }
@@ -93,29 +76,29 @@ func errInvalid(kind, name string, causes v1.FieldErrors) *apiError {
 	if name == "" {
 		msg = fmt.Sprintf("%s is invalid: %s", kind, causes.Error())
 	}
-	e := newErr(http.StatusUnprocessableEntity, ReasonInvalid, "%s", msg)
+	e := newErr(http.StatusUnprocessableEntity, v1.StatusReasonInvalid, "%s", msg)
 	e.details = &StatusDetails{Kind: kind, Name: name, Causes: causes}
 	return e
 }
 
 func errInternal(err error) *apiError {
-	return newErr(http.StatusInternalServerError, ReasonInternalError, "internal error: %v", err)
+	return newErr(http.StatusInternalServerError, v1.StatusReasonInternalError, "internal error: %v", err)
 }
 
 func errUnauthorized(msg string) *apiError {
-	return newErr(http.StatusUnauthorized, ReasonUnauthorized, "%s", msg)
+	return newErr(http.StatusUnauthorized, v1.StatusReasonUnauthorized, "%s", msg)
 }
 
 func errForbidden(format string, args ...any) *apiError {
-	return newErr(http.StatusForbidden, ReasonForbidden, format, args...)
+	return newErr(http.StatusForbidden, v1.StatusReasonForbidden, format, args...)
 }
 
 func errMethod(method, path string) *apiError {
-	return newErr(http.StatusMethodNotAllowed, ReasonMethodNotAllowed, "method %s is not allowed on %s", method, path)
+	return newErr(http.StatusMethodNotAllowed, v1.StatusReasonMethodNotAllowed, "method %s is not allowed on %s", method, path)
 }
 
 func errGone(format string, args ...any) *apiError {
-	return newErr(http.StatusGone, ReasonGone, format, args...)
+	return newErr(http.StatusGone, v1.StatusReasonGone, format, args...)
 }
 
 // toAPIError turns any error into an apiError; unknown errors become 500.

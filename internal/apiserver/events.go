@@ -45,7 +45,7 @@ func (s *Server) handleSecurityEvents(w http.ResponseWriter, r *http.Request, rc
 		return errMethod(r.Method, r.URL.Path)
 	}
 	if s.events == nil {
-		return newErr(http.StatusNotFound, ReasonNotFound, "this server keeps no security events")
+		return newErr(http.StatusNotFound, v1.StatusReasonNotFound, "this server keeps no security events")
 	}
 	var f secevents.Filter
 	if ns != "" {

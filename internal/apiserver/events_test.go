@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
@@ -113,7 +114,7 @@ func TestSecurityEventsRBACAndTenantIsolation(t *testing.T) {
 		{"/api/v1/namespaces/hr/securityevents", netops},
 	} {
 		r := e.do("GET", c.path, c.tok, nil)
-		if r.code != 403 || r.status().Reason != ReasonForbidden {
+		if r.code != 403 || r.status().Reason != v1.StatusReasonForbidden {
 			t.Errorf("GET %s: got %d, want 403: %s", c.path, r.code, r.body)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/audit"
 	"github.com/meridian-platform/meridian/internal/store"
 )
@@ -390,12 +391,12 @@ func (s *Server) commitBatch(tenant string, batch []*pendingWrite) {
 		p := batch[0].p
 		switch {
 		case errors.Is(err, store.ErrTooManyOps):
-			batch[0].answer(0, newErr(http.StatusRequestEntityTooLarge, ReasonRequestEntityTooLarge,
+			batch[0].answer(0, newErr(http.StatusRequestEntityTooLarge, v1.StatusReasonRequestEntityTooLarge,
 				"writing %s %q takes %d store operations (with its references, history and audit record), more than the store accepts in one transaction (%d on etcd by default): refer to fewer objects from one object",
 				p.info.Kind, p.ref.Name, len(p.txn.Ops), store.MaxTxnOps))
 			return
 		case errors.Is(err, store.ErrTxnTooLarge):
-			batch[0].answer(0, newErr(http.StatusRequestEntityTooLarge, ReasonRequestEntityTooLarge,
+			batch[0].answer(0, newErr(http.StatusRequestEntityTooLarge, v1.StatusReasonRequestEntityTooLarge,
 				"writing %s %q takes %d bytes (the object and its history entry), more than the store accepts in one transaction (1.5 MiB on etcd by default): make the object smaller",
 				p.info.Kind, p.ref.Name, txnBytes(p.txn)))
 			return

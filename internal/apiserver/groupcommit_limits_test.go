@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
 // testBigWrites: more concurrent writes than one etcd transaction takes
@@ -42,7 +44,7 @@ func testBigWrites(t *testing.T, open storeOpener, limited bool) {
 	r := e.do("POST", ns+"httploadbalancers", tok, lb("retail", "wide", pools...))
 	switch {
 	case limited && r.code == 413:
-		if s := r.status(); s.Reason != ReasonRequestEntityTooLarge || !strings.Contains(s.Message, `HTTPLoadBalancer "wide"`) {
+		if s := r.status(); s.Reason != v1.StatusReasonRequestEntityTooLarge || !strings.Contains(s.Message, `HTTPLoadBalancer "wide"`) {
 			t.Fatalf("413 body: %s", r.body)
 		}
 		e.must(404, "GET", ns+"httploadbalancers/wide", tok, nil)

@@ -62,7 +62,7 @@ func (s *Server) handleRollback(ctx context.Context, w http.ResponseWriter, r *h
 	}
 	kv, err := s.st.Get(ctx, historyKey(tenant, ref, req.Generation))
 	if errors.Is(err, store.ErrNotFound) {
-		e := newErr(http.StatusNotFound, ReasonNotFound, "generation %d of %s %q is not kept (see its history)", req.Generation, t.info.Kind, ref.Name)
+		e := newErr(http.StatusNotFound, v1.StatusReasonNotFound, "generation %d of %s %q is not kept (see its history)", req.Generation, t.info.Kind, ref.Name)
 		e.details = &StatusDetails{Kind: t.info.Kind, Name: ref.Name}
 		return e
 	}

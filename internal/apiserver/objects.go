@@ -226,7 +226,7 @@ func (s *Server) readBodyAs(r *http.Request, patch, convertYAML bool) ([]byte, e
 		var err error
 		mt, _, err = mime.ParseMediaType(ct)
 		if err != nil {
-			return nil, newErr(http.StatusUnsupportedMediaType, ReasonUnsupportedMediaType, "invalid Content-Type %q: %v", ct, err)
+			return nil, newErr(http.StatusUnsupportedMediaType, v1.StatusReasonUnsupportedMediaType, "invalid Content-Type %q: %v", ct, err)
 		}
 	}
 	isYAML := false
@@ -240,14 +240,14 @@ func (s *Server) readBodyAs(r *http.Request, patch, convertYAML bool) ([]byte, e
 		if patch {
 			want = "application/merge-patch+json"
 		}
-		return nil, newErr(http.StatusUnsupportedMediaType, ReasonUnsupportedMediaType, "unsupported Content-Type %q: use %s", mt, want)
+		return nil, newErr(http.StatusUnsupportedMediaType, v1.StatusReasonUnsupportedMediaType, "unsupported Content-Type %q: use %s", mt, want)
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, s.opts.MaxBodyBytes+1))
 	if err != nil {
 		return nil, errBadRequest("reading request body: %v", err)
 	}
 	if int64(len(body)) > s.opts.MaxBodyBytes {
-		return nil, newErr(http.StatusRequestEntityTooLarge, ReasonRequestEntityTooLarge, "request body is larger than %d bytes", s.opts.MaxBodyBytes)
+		return nil, newErr(http.StatusRequestEntityTooLarge, v1.StatusReasonRequestEntityTooLarge, "request body is larger than %d bytes", s.opts.MaxBodyBytes)
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil, errBadRequest("request body is empty")

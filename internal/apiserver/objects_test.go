@@ -62,7 +62,7 @@ func testCRUDMetadataDefaultsGeneration(t *testing.T, open storeOpener) {
 	// Stale resourceVersion: 409.
 	u["metadata"].(map[string]any)["resourceVersion"] = rv
 	r = e.must(409, "PUT", base+"/shop", tok, u)
-	if r.status().Reason != ReasonConflict {
+	if r.status().Reason != v1.StatusReasonConflict {
 		t.Fatalf("stale update: %s", r.body)
 	}
 	// Current resourceVersion: accepted.
@@ -70,13 +70,13 @@ func testCRUDMetadataDefaultsGeneration(t *testing.T, open storeOpener) {
 	e.must(200, "PUT", base+"/shop", tok, u)
 	// Duplicate create.
 	r = e.must(409, "POST", base, tok, pool("retail", "shop"))
-	if r.status().Reason != ReasonAlreadyExists {
+	if r.status().Reason != v1.StatusReasonAlreadyExists {
 		t.Fatalf("dup: %s", r.body)
 	}
 	// Delete, then 404.
 	e.must(200, "DELETE", base+"/shop", tok, nil)
 	r = e.must(404, "GET", base+"/shop", tok, nil)
-	if st := r.status(); st.Reason != ReasonNotFound || st.Kind != "Status" || st.APIVersion != "meridian/v1" || st.Message != `OriginPool "shop" not found` {
+	if st := r.status(); st.Reason != v1.StatusReasonNotFound || st.Kind != "Status" || st.APIVersion != "meridian/v1" || st.Message != `OriginPool "shop" not found` {
 		t.Fatalf("404 body: %s", r.body)
 	}
 }
@@ -90,7 +90,7 @@ func testReferences(t *testing.T, open storeOpener) {
 	r := e.must(422, "POST", ns+"httploadbalancers", tok, lb("retail", "shop", "shop", "shop-api", "shop-ap"))
 	st := r.status()
 	want := `spec.routes[2].pool: OriginPool "shop-ap" not found in namespace "retail"`
-	if st.Reason != ReasonInvalid || !strings.Contains(st.Message, want) || len(st.Details.Causes) != 1 ||
+	if st.Reason != v1.StatusReasonInvalid || !strings.Contains(st.Message, want) || len(st.Details.Causes) != 1 ||
 		st.Details.Causes[0].Field != "spec.routes[2].pool" || st.Details.Causes[0].Error() != want {
 		t.Fatalf("dangling ref: %s", r.body)
 	}
@@ -292,7 +292,7 @@ func testListPagingSelectorsAndGone(t *testing.T, open storeOpener) {
 		t.Fatalf("selector page 2: %+v", l)
 	}
 	r := e.must(400, "GET", "/api/v1/originpools?labelSelector=tier%3D%3D%3D", tok, nil)
-	if r.status().Reason != ReasonBadRequest {
+	if r.status().Reason != v1.StatusReasonBadRequest {
 		t.Fatalf("bad selector: %s", r.body)
 	}
 	e.must(400, "GET", "/api/v1/originpools?continue=garbage", tok, nil)
@@ -304,7 +304,7 @@ func testListPagingSelectorsAndGone(t *testing.T, open storeOpener) {
 		t.Fatal(err)
 	}
 	r = e.must(410, "GET", "/api/v1/originpools?limit=1&continue="+l.Metadata.Continue, tok, nil)
-	if r.status().Reason != ReasonGone {
+	if r.status().Reason != v1.StatusReasonGone {
 		t.Fatalf("gone: %s", r.body)
 	}
 }
@@ -324,28 +324,28 @@ func testBadInput(t *testing.T, open storeOpener) {
 		reason string
 		field  string
 	}{
-		{"malformed json", "POST", base, `{"apiVersion":`, "", 400, ReasonBadRequest, ""},
-		{"unknown field", "POST", base, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"x"},"spec":{"endpoints":[{"address":"127.0.0.1:1"}],"bogus":1}}`, "", 422, ReasonInvalid, "spec.bogus"},
-		{"wrong type", "POST", base, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"x"},"spec":{"endpoints":"no"}}`, "", 422, ReasonInvalid, "spec.endpoints"},
-		{"invalid name", "POST", base, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"Not_Valid"},"spec":{"endpoints":[{"address":"127.0.0.1:1"}]}}`, "", 422, ReasonInvalid, "metadata.name"},
-		{"wrong kind", "POST", base, `{"apiVersion":"meridian/v1","kind":"HealthCheck","metadata":{"name":"x"},"spec":{}}`, "", 400, ReasonBadRequest, ""},
-		{"namespace mismatch", "POST", base, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"x","namespace":"other"},"spec":{"endpoints":[{"address":"127.0.0.1:1"}]}}`, "", 400, ReasonBadRequest, ""},
-		{"too large", "POST", base, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"x","annotations":{"a":"` + strings.Repeat("x", 5000) + `"}}}`, "", 413, ReasonRequestEntityTooLarge, ""},
-		{"content type", "POST", base, `{}`, "text/plain", 415, ReasonUnsupportedMediaType, ""},
-		{"empty body", "POST", base, ``, "", 400, ReasonBadRequest, ""},
-		{"two objects", "POST", base, `[{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"x"}},{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"y"}}]`, "", 400, ReasonBadRequest, ""},
-		{"patch not object", "PATCH", base + "/x", `[1]`, "", 400, ReasonBadRequest, ""},
-		{"bad url name", "GET", base + "/UPPER", ``, "", 400, ReasonBadRequest, ""},
-		{"unknown resource", "GET", "/api/v1/widgets", ``, "", 404, ReasonNotFound, ""},
-		{"method", "PUT", base, `{}`, "", 405, ReasonMethodNotAllowed, ""},
-		{"get rollback", "GET", base + "/x/rollback", ``, "", 405, ReasonMethodNotAllowed, ""},
-		{"post history", "POST", base + "/x/history", `{}`, "", 405, ReasonMethodNotAllowed, ""},
-		{"post with name", "POST", base + "/x", `{}`, "", 405, ReasonMethodNotAllowed, ""},
-		{"bad limit", "GET", base + "?limit=-1", ``, "", 400, ReasonBadRequest, ""},
-		{"bad dryRun", "POST", base + "?dryRun=maybe", `{}`, "", 400, ReasonBadRequest, ""},
-		{"yaml unknown field", "POST", base, "apiVersion: meridian/v1\nkind: OriginPool\nmetadata: {name: yy}\nspec:\n  endpoints: [{address: '127.0.0.1:1'}]\n  bogus: 1\n", "application/yaml", 422, ReasonInvalid, "spec.bogus"},
-		{"yaml syntax", "POST", base, "apiVersion: meridian/v1\nkind: [\n", "application/yaml", 400, ReasonBadRequest, ""},
-		{"yaml ok but invalid", "POST", base, "apiVersion: meridian/v1\nkind: OriginPool\nmetadata: {name: y}\nspec: {endpoints: []}\n", "application/yaml", 422, ReasonInvalid, ""},
+		{"malformed json", "POST", base, `{"apiVersion":`, "", 400, v1.StatusReasonBadRequest, ""},
+		{"unknown field", "POST", base, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"x"},"spec":{"endpoints":[{"address":"127.0.0.1:1"}],"bogus":1}}`, "", 422, v1.StatusReasonInvalid, "spec.bogus"},
+		{"wrong type", "POST", base, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"x"},"spec":{"endpoints":"no"}}`, "", 422, v1.StatusReasonInvalid, "spec.endpoints"},
+		{"invalid name", "POST", base, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"Not_Valid"},"spec":{"endpoints":[{"address":"127.0.0.1:1"}]}}`, "", 422, v1.StatusReasonInvalid, "metadata.name"},
+		{"wrong kind", "POST", base, `{"apiVersion":"meridian/v1","kind":"HealthCheck","metadata":{"name":"x"},"spec":{}}`, "", 400, v1.StatusReasonBadRequest, ""},
+		{"namespace mismatch", "POST", base, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"x","namespace":"other"},"spec":{"endpoints":[{"address":"127.0.0.1:1"}]}}`, "", 400, v1.StatusReasonBadRequest, ""},
+		{"too large", "POST", base, `{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"x","annotations":{"a":"` + strings.Repeat("x", 5000) + `"}}}`, "", 413, v1.StatusReasonRequestEntityTooLarge, ""},
+		{"content type", "POST", base, `{}`, "text/plain", 415, v1.StatusReasonUnsupportedMediaType, ""},
+		{"empty body", "POST", base, ``, "", 400, v1.StatusReasonBadRequest, ""},
+		{"two objects", "POST", base, `[{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"x"}},{"apiVersion":"meridian/v1","kind":"OriginPool","metadata":{"name":"y"}}]`, "", 400, v1.StatusReasonBadRequest, ""},
+		{"patch not object", "PATCH", base + "/x", `[1]`, "", 400, v1.StatusReasonBadRequest, ""},
+		{"bad url name", "GET", base + "/UPPER", ``, "", 400, v1.StatusReasonBadRequest, ""},
+		{"unknown resource", "GET", "/api/v1/widgets", ``, "", 404, v1.StatusReasonNotFound, ""},
+		{"method", "PUT", base, `{}`, "", 405, v1.StatusReasonMethodNotAllowed, ""},
+		{"get rollback", "GET", base + "/x/rollback", ``, "", 405, v1.StatusReasonMethodNotAllowed, ""},
+		{"post history", "POST", base + "/x/history", `{}`, "", 405, v1.StatusReasonMethodNotAllowed, ""},
+		{"post with name", "POST", base + "/x", `{}`, "", 405, v1.StatusReasonMethodNotAllowed, ""},
+		{"bad limit", "GET", base + "?limit=-1", ``, "", 400, v1.StatusReasonBadRequest, ""},
+		{"bad dryRun", "POST", base + "?dryRun=maybe", `{}`, "", 400, v1.StatusReasonBadRequest, ""},
+		{"yaml unknown field", "POST", base, "apiVersion: meridian/v1\nkind: OriginPool\nmetadata: {name: yy}\nspec:\n  endpoints: [{address: '127.0.0.1:1'}]\n  bogus: 1\n", "application/yaml", 422, v1.StatusReasonInvalid, "spec.bogus"},
+		{"yaml syntax", "POST", base, "apiVersion: meridian/v1\nkind: [\n", "application/yaml", 400, v1.StatusReasonBadRequest, ""},
+		{"yaml ok but invalid", "POST", base, "apiVersion: meridian/v1\nkind: OriginPool\nmetadata: {name: y}\nspec: {endpoints: []}\n", "application/yaml", 422, v1.StatusReasonInvalid, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

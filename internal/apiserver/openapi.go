@@ -3,6 +3,8 @@ package apiserver
 import (
 	"fmt"
 	"net/http"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
 // handleOpenAPI serves the OpenAPI document, generated once.
@@ -11,7 +13,7 @@ func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) error {
 		return errMethod(r.Method, r.URL.Path)
 	}
 	if s.opts.OpenAPI == nil {
-		return newErr(http.StatusNotFound, ReasonNotFound, "this server does not serve an OpenAPI document")
+		return newErr(http.StatusNotFound, v1.StatusReasonNotFound, "this server does not serve an OpenAPI document")
 	}
 	s.openapi.once.Do(func() { s.openapi.doc, s.openapi.err = s.opts.OpenAPI() })
 	if s.openapi.err != nil {

@@ -96,7 +96,7 @@ func tooMany(d time.Duration) error {
 	if secs < 1 {
 		secs = 1
 	}
-	e := newErr(http.StatusTooManyRequests, ReasonTooManyRequests, "too many requests for this tenant: retry after %d s", secs)
+	e := newErr(http.StatusTooManyRequests, v1.StatusReasonTooManyRequests, "too many requests for this tenant: retry after %d s", secs)
 	e.retryAfter = secs
 	return e
 }

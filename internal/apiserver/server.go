@@ -187,7 +187,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rest, ok := strings.CutPrefix(path, "/api/v1/")
 	if !ok && path != "/api/v1" {
-		writeError(w, newErr(http.StatusNotFound, ReasonNotFound, "the server could not find the requested resource %q", path))
+		writeError(w, newErr(http.StatusNotFound, v1.StatusReasonNotFound, "the server could not find the requested resource %q", path))
 		return
 	}
 	rest = strings.TrimSuffix(rest, "/")
@@ -241,7 +241,7 @@ type target struct {
 }
 
 func (s *Server) parseTarget(rest string) (target, error) {
-	notFound := newErr(http.StatusNotFound, ReasonNotFound, "the server could not find the requested resource %q", "/api/v1/"+rest)
+	notFound := newErr(http.StatusNotFound, v1.StatusReasonNotFound, "the server could not find the requested resource %q", "/api/v1/"+rest)
 	segs := strings.Split(rest, "/")
 	for _, sg := range segs {
 		if sg == "" {

@@ -34,7 +34,7 @@ func (s *Server) handleRotateKey(w http.ResponseWriter, r *http.Request, rc *req
 		return s.deny(ctx, r, rc, "rotate", dataKeyKind, "")
 	}
 	if s.opts.Keys == nil {
-		return newErr(http.StatusNotFound, ReasonNotFound, "this console has no data keys to rotate")
+		return newErr(http.StatusNotFound, v1.StatusReasonNotFound, "this console has no data keys to rotate")
 	}
 	id, err := s.opts.Keys.Rotate(ctx)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
 type watchLine struct {
@@ -129,7 +131,7 @@ func testWatchBookmarkAndGone(t *testing.T, open storeOpener) {
 		t.Fatal(err)
 	}
 	r = e.must(410, "GET", base+"?watch=true&resourceVersion=1", tok, nil)
-	if r.status().Reason != ReasonGone {
+	if r.status().Reason != v1.StatusReasonGone {
 		t.Fatalf("gone: %s", r.body)
 	}
 }

@@ -170,7 +170,7 @@ func TestDescribe(t *testing.T) {
 	buf.WriteString("=== forbidden audit, no status ===\n")
 	bare := rawObj(t, `{"apiVersion":"meridian/v1","kind":"Namespace","metadata":{"name":"retail"}}`)
 	nski, _ := v1.LookupKind("Namespace")
-	if err := describeObject(&buf, nski, bare, nil, &client.StatusError{Code: 403, Reason: client.ReasonForbidden}, testNow); err != nil {
+	if err := describeObject(&buf, nski, bare, nil, &client.StatusError{Code: 403, Reason: v1.StatusReasonForbidden}, testNow); err != nil {
 		t.Fatal(err)
 	}
 	golden(t, "describe.txt", buf.Bytes())

@@ -144,7 +144,7 @@ func ReportError(w io.Writer, err error) int {
 		for _, c := range se.Causes {
 			fmt.Fprintf(w, "  %s\n", c.String())
 		}
-		if se.Reason == client.ReasonUnauthorized {
+		if se.Reason == v1.StatusReasonUnauthorized {
 			fmt.Fprintln(w, "Hint: the token is missing, unknown or expired: run `meridian login`")
 		}
 		return code

@@ -56,7 +56,7 @@ func serialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
 
 func (s *Server) check(ctx context.Context, chain []*x509.Certificate, allowExpired bool) (*v1.Site, bool, error) {
 	if len(chain) == 0 {
-		return nil, false, errf(http.StatusUnauthorized, "Unauthorized", "no client certificate")
+		return nil, false, errf(http.StatusUnauthorized, v1.StatusReasonUnauthorized, "no client certificate")
 	}
 	cert := chain[0]
 	now := s.opts.Now()
@@ -67,17 +67,17 @@ func (s *Server) check(ctx context.Context, chain []*x509.Certificate, allowExpi
 		// it expired.
 		if !allowExpired || !now.After(cert.NotAfter) || now.Sub(cert.NotAfter) > s.opts.ReenrolGrace ||
 			s.opts.CA.VerifyClientCert(cert, cert.NotAfter.Add(-time.Second)) != nil {
-			return nil, false, errf(http.StatusUnauthorized, "Unauthorized", "client certificate rejected: "+err.Error())
+			return nil, false, errf(http.StatusUnauthorized, v1.StatusReasonUnauthorized, "client certificate rejected: "+err.Error())
 		}
 		expired = true
 	}
 	tenant, name, err := pki.SiteIdentity(cert)
 	if err != nil {
-		return nil, false, errf(http.StatusUnauthorized, "Unauthorized", "client certificate rejected: "+err.Error())
+		return nil, false, errf(http.StatusUnauthorized, v1.StatusReasonUnauthorized, "client certificate rejected: "+err.Error())
 	}
 	kv, err := s.opts.Store.Get(ctx, SiteKey(tenant, name))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("site %q no longer exists: register again with a site token", name))
+		return nil, false, errf(http.StatusForbidden, v1.StatusReasonForbidden, fmt.Sprintf("site %q no longer exists: register again with a site token", name))
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("reading site %q: %w", name, err)
@@ -89,27 +89,27 @@ func (s *Server) check(ctx context.Context, chain []*x509.Certificate, allowExpi
 	site.Metadata.Tenant = tenant
 	site.Metadata.ResourceVersion = fmt.Sprint(kv.ModRevision)
 	if site.Spec.Decommissioned {
-		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("site %q is decommissioned", name))
+		return nil, false, errf(http.StatusForbidden, v1.StatusReasonForbidden, fmt.Sprintf("site %q is decommissioned", name))
 	}
 	serial := serialOf(cert)
 	s.revMu.RLock()
 	_, revoked := s.revoked[serial]
 	s.revMu.RUnlock()
 	if revoked {
-		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("the certificate of site %q is revoked", name))
+		return nil, false, errf(http.StatusForbidden, v1.StatusReasonForbidden, fmt.Sprintf("the certificate of site %q is revoked", name))
 	}
 	s.revMu.RLock()
 	cut, hasCut := s.cutoffs[tenant+"/"+name]
 	s.revMu.RUnlock()
 	// Certificate times have a one-second resolution.
 	if hasCut && cert.NotBefore.Add(pki.ClockSkew).Before(cut.Truncate(time.Second)) {
-		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("the certificate of site %q was issued before the site "+
+		return nil, false, errf(http.StatusForbidden, v1.StatusReasonForbidden, fmt.Sprintf("the certificate of site %q was issued before the site "+
 			"was decommissioned: decommission it again and bring it back with `meridian site recommission %s`", name, name))
 	}
 	// A certificate issued before the site (of that name) was created
 	// belongs to an earlier site of the same name.
 	if ct := site.Metadata.CreationTimestamp; ct != nil && cert.NotBefore.Add(pki.ClockSkew+time.Second).Before(*ct) {
-		return nil, false, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("the certificate predates site %q: register again", name))
+		return nil, false, errf(http.StatusForbidden, v1.StatusReasonForbidden, fmt.Sprintf("the certificate predates site %q: register again", name))
 	}
 	s.revMu.Lock()
 	key := tenant + "/" + name

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
@@ -275,11 +276,11 @@ func parameters() map[string]any {
 
 // errorNames maps status codes to the reason of the Status body.
 func errorNames() map[string]string {
-	return map[string]string{
-		"400": "BadRequest", "401": "Unauthorized", "403": "Forbidden", "404": "NotFound", "405": "MethodNotAllowed",
-		"409": "Conflict", "410": "Gone", "413": "RequestEntityTooLarge", "415": "UnsupportedMediaType",
-		"422": "Invalid", "429": "TooManyRequests", "500": "InternalError",
+	names := map[string]string{}
+	for _, code := range v1.StatusErrorCodes() {
+		names[strconv.Itoa(code)] = v1.StatusReasonForCode(code)
 	}
+	return names
 }
 
 func errorResponses() map[string]any {
@@ -320,8 +321,8 @@ func addFixedSchemas(s *schemas) {
 		return o
 	}
 	reasons := []any{}
-	for _, code := range []string{"400", "401", "403", "404", "405", "409", "410", "413", "415", "422", "429", "500"} {
-		reasons = append(reasons, errorNames()[code])
+	for _, code := range v1.StatusErrorCodes() {
+		reasons = append(reasons, v1.StatusReasonForCode(code))
 	}
 	s.defs["ListMeta"] = obj(map[string]any{"resourceVersion": str, "continue": str}, "resourceVersion")
 	s.defs["FieldCause"] = obj(map[string]any{"field": str, "reason": str, "message": str}, "field", "reason", "message")
