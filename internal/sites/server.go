@@ -3,7 +3,6 @@ package sites
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -127,15 +126,15 @@ func (s *Server) Handler() http.Handler {
 func readJSON(r *http.Request, into any) *Error {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
-		return errf(http.StatusBadRequest, "BadRequest", "reading request body: "+err.Error())
+		return errf(http.StatusBadRequest, v1.StatusReasonBadRequest, "reading request body: "+err.Error())
 	}
 	if len(b) > maxBody {
-		return errf(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "request body larger than 64 KiB")
+		return errf(http.StatusRequestEntityTooLarge, v1.StatusReasonRequestEntityTooLarge, "request body larger than 64 KiB")
 	}
 	dec := json.NewDecoder(bytesReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(into); err != nil {
-		return errf(http.StatusBadRequest, "BadRequest", "decoding request: "+err.Error())
+		return errf(http.StatusBadRequest, v1.StatusReasonBadRequest, "decoding request: "+err.Error())
 	}
 	return nil
 }
@@ -168,7 +167,7 @@ func asError(err error) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
-	return errf(http.StatusInternalServerError, "InternalError", err.Error())
+	return errf(http.StatusInternalServerError, v1.StatusReasonInternalError, err.Error())
 }
 
 func (s *Server) lockTenant(tenant string) func() {
@@ -196,12 +195,12 @@ type tokenIndex struct {
 
 // errBadToken is the one answer for every unusable token shape or hash, so
 // that nothing is learnt about which tokens exist.
-var errBadToken = errf(http.StatusUnauthorized, "Unauthorized", "invalid site token: it does not exist or was deleted")
+var errBadToken = errf(http.StatusUnauthorized, v1.StatusReasonUnauthorized, "invalid site token: it does not exist or was deleted")
 
-// Register checks the token, creates the Site (labels from the token,
-// pending unless the token auto-approves) together with the token's use
-// count and an audit record in one transaction, and issues the node's
-// client certificate.
+// Register checks the token, counts its use and creates the Site (labels
+// from the token, pending unless the token auto-approves) with an audit
+// record, each object write at its own revision (see register.go), and
+// issues the node's client certificate.
 func (s *Server) Register(ctx context.Context, req RegisterRequest, from string) (*Identity, error) {
 	id, tenant, principal, err := s.register(ctx, req, from)
 	if err != nil && s.opts.Denials != nil {
@@ -220,13 +219,13 @@ func (s *Server) Register(ctx context.Context, req RegisterRequest, from string)
 
 func (s *Server) register(ctx context.Context, req RegisterRequest, from string) (_ *Identity, tenant, principal string, _ error) {
 	if !v1.IsDNS1123Label(req.Name) {
-		return nil, "", "", errf(http.StatusUnprocessableEntity, "Invalid", fmt.Sprintf("name: %q must be a DNS-1123 label (1-63 lower-case letters, digits and '-')", req.Name))
+		return nil, "", "", errf(http.StatusUnprocessableEntity, v1.StatusReasonInvalid, fmt.Sprintf("name: %q must be a DNS-1123 label (1-63 lower-case letters, digits and '-')", req.Name))
 	}
 	if _, _, err := auth.ParseToken(req.Token); err != nil {
 		return nil, "", "", errBadToken
 	}
 	if req.CSR == "" {
-		return nil, "", "", errf(http.StatusUnprocessableEntity, "Invalid", "csr: a PEM certificate request is required")
+		return nil, "", "", errf(http.StatusUnprocessableEntity, v1.StatusReasonInvalid, "csr: a PEM certificate request is required")
 	}
 	hash := auth.HashToken(req.Token)
 	idxKV, err := s.opts.Store.Get(ctx, siteTokenIndexPrefix+hash)
@@ -247,97 +246,40 @@ func (s *Server) register(ctx context.Context, req RegisterRequest, from string)
 	spiffe := pki.SiteSPIFFEID(tenant, req.Name)
 	ic, err := s.opts.CA.IssueClientCertFromCSR([]byte(req.CSR), spiffe, s.opts.CertTTL)
 	if err != nil {
-		return nil, tenant, principal, errf(http.StatusUnprocessableEntity, "Invalid", "csr: "+err.Error())
+		return nil, tenant, principal, errf(http.StatusUnprocessableEntity, v1.StatusReasonInvalid, "csr: "+err.Error())
 	}
 
 	unlock := s.lockTenant(tenant)
 	defer unlock()
-	tokKey := apiserver.ObjectKey(tenant, "sitetokens", "", idx.Name)
-	siteKey := SiteKey(tenant, req.Name)
+	r := &registration{tenant: tenant, principal: principal, token: idx.Name, hash: hash, name: req.Name, from: from,
+		idxKey: siteTokenIndexPrefix + hash, idxRev: idxKV.ModRevision,
+		tokKey: apiserver.ObjectKey(tenant, "sitetokens", "", idx.Name), siteKey: SiteKey(tenant, req.Name),
+		claimKey: siteClaimKey(tenant, req.Name)}
+	_, batched := store.AsBatcher(s.opts.Store)
 	for attempt := 0; attempt < maxTxnAttempts; attempt++ {
-		now := s.opts.Now().UTC()
-		tokKV, err := s.opts.Store.Get(ctx, tokKey)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, tenant, principal, errBadToken
+		var site *v1.Site
+		var err error
+		if batched {
+			site, err = s.registerBatched(ctx, r, req)
+		} else {
+			site, err = s.registerClaimed(ctx, r, req)
 		}
-		if err != nil {
-			return nil, tenant, principal, fmt.Errorf("reading site token: %w", err)
-		}
-		var tok v1.SiteToken
-		if err := json.Unmarshal(tokKV.Value, &tok); err != nil {
-			return nil, tenant, principal, fmt.Errorf("decoding site token %q: %w", idx.Name, err)
-		}
-		if subtle.ConstantTimeCompare([]byte(tok.Status.TokenHash), []byte(hash)) != 1 {
-			return nil, tenant, principal, errBadToken
-		}
-		switch {
-		case tok.Spec.Revoked:
-			return nil, tenant, principal, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("site token %q is revoked", idx.Name))
-		case tok.Status.ExpiresAt != nil && !now.Before(*tok.Status.ExpiresAt):
-			return nil, tenant, principal, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("site token %q expired at %s", idx.Name, tok.Status.ExpiresAt.Format(time.RFC3339)))
-		case tok.Status.Uses >= tok.Spec.MaxUses:
-			return nil, tenant, principal, errf(http.StatusForbidden, "Forbidden", fmt.Sprintf("site token %q is used up (%d of %d registrations)", idx.Name, tok.Status.Uses, tok.Spec.MaxUses))
-		}
-		if _, err := s.opts.Store.Get(ctx, siteKey); err == nil {
-			return nil, tenant, principal, errSiteTaken(req.Name)
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return nil, tenant, principal, fmt.Errorf("reading site %q: %w", req.Name, err)
-		}
-		tok.Status.Uses++
-		tokVal, err := json.Marshal(&tok)
-		if err != nil {
-			return nil, tenant, principal, err
-		}
-		site := newSite(tenant, req, &tok, now)
-		siteVal, err := json.Marshal(site)
-		if err != nil {
-			return nil, tenant, principal, err
-		}
-		after, err := s.opts.Audit.Digest(ctx, tenant, siteVal)
-		if err != nil {
-			return nil, tenant, principal, fmt.Errorf("digesting site %q: %w", req.Name, err)
-		}
-		ops, cmps, err := s.opts.Audit.Prepare(ctx, tenant, audit.Record{Time: now, Principal: principal, Verb: "register",
-			Kind: "Site", Name: req.Name, ClientAddr: from, Outcome: audit.OutcomeAllowed, Code: http.StatusCreated,
-			Reason: "registered with site token " + idx.Name + " (state " + site.Status.State + ")", AfterDigest: after})
-		if err != nil {
-			return nil, tenant, principal, fmt.Errorf("preparing audit record: %w", err)
-		}
-		txn := store.Txn{
-			Compares: append([]store.Compare{
-				{Key: siteTokenIndexPrefix + hash, ModRevision: idxKV.ModRevision},
-				{Key: tokKey, ModRevision: tokKV.ModRevision},
-				{Key: siteKey, ModRevision: 0},
-			}, cmps...),
-			Ops: append([]store.Op{
-				store.Put(tokKey, tokVal),
-				store.Put(siteKey, siteVal),
-				store.Put(siteHistoryKey(tenant, req.Name, 1), siteVal),
-			}, ops...),
-		}
-		_, err = s.opts.Store.Txn(ctx, txn)
-		var ce *store.ConflictError
 		switch {
 		case err == nil:
 			s.log.Info("site registered", "tenant", tenant, "site", req.Name, "token", idx.Name, "state", site.Status.State)
 			return &Identity{Tenant: tenant, Site: req.Name, State: site.Status.State, Certificate: string(ic.CertPEM),
 				CA: string(s.opts.CA.CACertPEM()), NotAfter: ic.Leaf.NotAfter}, tenant, principal, nil
-		case errors.As(err, &ce) && ce.Key == siteKey:
-			return nil, tenant, principal, errSiteTaken(req.Name)
-		case errors.As(err, &ce) && ce.Key == siteTokenIndexPrefix+hash:
-			return nil, tenant, principal, errBadToken
-		case errors.As(err, &ce):
-			// The token or the audit head moved (another console): retry.
+		case errors.Is(err, errRetryRegistration):
 			continue
 		default:
-			return nil, tenant, principal, fmt.Errorf("registering site %q: %w", req.Name, err)
+			return nil, tenant, principal, err
 		}
 	}
-	return nil, tenant, principal, errf(http.StatusTooManyRequests, "TooManyRequests", "too many concurrent registrations: retry")
+	return nil, tenant, principal, errf(http.StatusTooManyRequests, v1.StatusReasonTooManyRequests, "too many concurrent registrations: retry")
 }
 
 func errSiteTaken(name string) *Error {
-	return errf(http.StatusConflict, "AlreadyExists", fmt.Sprintf("site %q already exists: a registered site cannot be taken over (pick another name, or delete the site first)", name))
+	return errf(http.StatusConflict, v1.StatusReasonAlreadyExists, fmt.Sprintf("site %q already exists: a registered site cannot be taken over (pick another name, or delete the site first)", name))
 }
 
 func newSite(tenant string, req RegisterRequest, tok *v1.SiteToken, now time.Time) *v1.Site {
@@ -384,7 +326,7 @@ func (s *Server) Renew(ctx context.Context, chain []*x509.Certificate, req Renew
 	tenant, name := site.Metadata.Tenant, site.Metadata.Name
 	ic, err := s.opts.CA.IssueClientCertFromCSR([]byte(req.CSR), pki.SiteSPIFFEID(tenant, name), s.opts.CertTTL)
 	if err != nil {
-		return nil, errf(http.StatusUnprocessableEntity, "Invalid", "csr: "+err.Error())
+		return nil, errf(http.StatusUnprocessableEntity, v1.StatusReasonInvalid, "csr: "+err.Error())
 	}
 	if expired {
 		s.log.Info("site re-enrolled with an expired certificate", "tenant", tenant, "site", name, "from", from,
