@@ -46,9 +46,11 @@ func dumpHeaders(t Headers) string {
 }
 
 // TestTrailerStagesHTTP1: the trailer stages run for an HTTP/1.1 client
-// on the fast path (HTTP/1.1 pool: request trailers of a streamed body,
-// response trailers of an answer read whole, with their changes applied)
-// and towards an HTTP/2 pool (request trailers).
+// with a request-body stage on the fast path (HTTP/1.1 pool: request
+// trailers of a streamed body, response trailers of an answer read whole)
+// and towards an HTTP/2 pool (request trailers, response trailers of the
+// answer as it streams), with their changes applied.
+// TestTrailerStagesAllProtocols covers the other protocol pairs.
 func TestTrailerStagesHTTP1(t *testing.T) {
 	o := trailerOrigin(t)
 	port := freePort(t)
@@ -88,12 +90,15 @@ spec:
 	if resp.StatusCode != 200 || !strings.HasPrefix(body, "body=hello;trailers=X-Checksum=abc") {
 		t.Fatalf("h2 pool: %d %q", resp.StatusCode, body)
 	}
+	if resp.Trailer.Get("X-Sum") != "rewritten" || resp.Trailer.Get("X-Late") != "" {
+		t.Fatalf("h2 pool: response trailers %v: the stage's changes were not applied", resp.Trailer)
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if got := strings.Join(st.req, " "); got != "/h1:X-Checksum=abc /h2:X-Checksum=abc" {
 		t.Fatalf("request trailers seen: %q", got)
 	}
-	if got := strings.Join(st.res, " "); got != "/h1:X-Late=late,X-Sum=5" {
+	if got := strings.Join(st.res, " "); got != "/h1:X-Late=late,X-Sum=5 /h2:X-Late=late,X-Sum=5" {
 		t.Fatalf("response trailers seen: %q", got)
 	}
 }

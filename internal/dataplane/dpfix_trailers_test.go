@@ -17,7 +17,18 @@ import (
 // trailers it received and answers with trailers of its own: announced
 // ones (X-Sum) and, after the body, an unannounced one (X-Late).
 func trailerOrigin(t *testing.T) *httptest.Server {
-	o := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	o := newTrailerServer()
+	o.Config.Protocols = new(http.Protocols)
+	o.Config.Protocols.SetHTTP1(true)
+	o.Config.Protocols.SetUnencryptedHTTP2(true)
+	o.Start()
+	t.Cleanup(o.Close)
+	return o
+}
+
+// newTrailerServer is trailerOrigin's server, not started.
+func newTrailerServer() *httptest.Server {
+	return httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		var tr []string
 		for k, vv := range r.Trailer {
@@ -42,12 +53,6 @@ func trailerOrigin(t *testing.T) *httptest.Server {
 		w.Header().Set("X-Sum", fmt.Sprint(len(b)))
 		w.Header().Set(http.TrailerPrefix+"X-Late", "late")
 	}))
-	o.Config.Protocols = new(http.Protocols)
-	o.Config.Protocols.SetHTTP1(true)
-	o.Config.Protocols.SetUnencryptedHTTP2(true)
-	o.Start()
-	t.Cleanup(o.Close)
-	return o
 }
 
 // rawHTTP1 sends a raw request on a new connection and reads one answer.

@@ -30,7 +30,9 @@ import (
 //     trailers (the request-trailer stages see them when they come while
 //     the request is being handled, that is before the origin answered).
 //   - Response trailers reach an HTTP/1.1 client in the trailer section of
-//     a chunked answer (RFC 9112 7.1.2). An answer of unknown length is
+//     a chunked answer (RFC 9112 7.1.2), after the response-trailer stages
+//     saw them at the answer's end (which comes after the handler
+//     returned: tailStages keeps the exchange until then). An answer of unknown length is
 //     chunked anyway and always carries them: a recipient may discard
 //     trailer fields, so sending them costs nothing and loses nothing. An
 //     answer whose length the origin gave, and that announced trailers
@@ -199,13 +201,18 @@ func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *rou
 		}
 	}
 	if x.Proto == "HTTP/1.1" && (resp.ContentLength < 0 || teTrailers && len(resp.Trailer) > 0) {
-		// Chunked, with the origin's trailers in its trailer section.
+		// Chunked, with the origin's trailers in its trailer section
+		// (after the response-trailer stages saw them).
 		n = -1
 		a.trailer, a.resp = resp, &r.Header
 		for k := range resp.Trailer {
 			if trailerAllowed(k) {
 				_ = r.Header.AddTrailer(k) // refused names are dropped
 			}
+		}
+		if pl := s.state.Load().pipelines[x.VHost]; pl != nil && len(pl.respTrailers) > 0 {
+			a.stages = &tailStages{hx: hx, pl: pl}
+			hx.tail = a
 		}
 	}
 	// The engine writes the body after the handler returns and closes it
@@ -223,19 +230,17 @@ type h2Answer struct {
 	cancel  context.CancelFunc
 	trailer *http.Response
 	resp    *fasthttp.ResponseHeader
+	// stages, when set, runs the response-trailer stages on the
+	// trailers before they are copied.
+	stages *tailStages
 }
 
 func (a *h2Answer) Read(p []byte) (int, error) {
 	n, err := a.rc.Read(p)
 	if err == io.EOF && a.trailer != nil {
-		for k, vv := range a.trailer.Trailer {
-			if !trailerAllowed(k) || a.resp.AddTrailer(k) != nil {
-				continue
-			}
-			for _, v := range vv {
-				a.resp.Add(k, v)
-			}
-		}
+		tr := a.trailer.Trailer
+		a.stages.run(tr)
+		addTrailers(a.resp, tr)
 		a.trailer = nil
 	}
 	return n, err
@@ -244,7 +249,142 @@ func (a *h2Answer) Read(p []byte) (int, error) {
 func (a *h2Answer) Close() error {
 	err := a.rc.Close()
 	a.cancel()
+	a.stages.end()
 	return err
+}
+
+func (a *h2Answer) handOver() { a.stages.handOver() }
+
+// answerTail is an origin's answer body that the engine writes to an
+// HTTP/1.1 client after the handler returned, with response-trailer
+// stages to run when it ends (h1Exchange.tail): the handler hands the
+// exchange over to it instead of releasing it, and its Close releases it.
+type answerTail interface {
+	io.Reader
+	handOver()
+}
+
+// tailStages runs the response-trailer stages of an exchange on the
+// trailers of its answer's end, which may come after the handler
+// returned: the exchange (and the client's request it lends from, which
+// the engine keeps until the answer is written) then stays out of the
+// pool until the answer's body is closed. A stage cannot answer any
+// more at that point (the head is sent): Respond is ignored.
+type tailStages struct {
+	hx    *h1Exchange
+	pl    *Pipeline
+	owned bool
+}
+
+// run runs the stages on tr (nothing when tr is empty or t is nil).
+func (t *tailStages) run(tr http.Header) {
+	if t == nil || t.hx == nil || len(tr) == 0 {
+		return
+	}
+	t.pl.ResponseTrailers(&t.hx.x, stdHeaders{tr})
+}
+
+// handOver is called by the handler as it returns without releasing the
+// exchange.
+func (t *tailStages) handOver() {
+	if t != nil {
+		t.owned = true
+	}
+}
+
+// end is called when the body is closed: the exchange is released if it
+// was handed over, and not used any more either way.
+func (t *tailStages) end() {
+	if t == nil || t.hx == nil {
+		return
+	}
+	hx := t.hx
+	t.hx = nil
+	if t.owned {
+		hx.release()
+	}
+}
+
+// addTrailers adds the fields of tr that may be trailers to the trailer
+// section of an HTTP/1.1 answer.
+func addTrailers(h *fasthttp.ResponseHeader, tr http.Header) {
+	for k, vv := range tr {
+		if !trailerAllowed(k) || h.AddTrailer(k) != nil {
+			continue
+		}
+		for _, v := range vv {
+			h.Add(k, v)
+		}
+	}
+}
+
+// h1Tail is the body of an HTTP/1.1 origin's answer, read into a response
+// of its own (o) because the load balancer has response-trailer stages,
+// as it streams to the client: at its end the stages see the trailers the
+// origin sent (parsed into o) and what they leave is added to the
+// client's answer (dst; nil for an HTTP/1.0 client, which gets none).
+type h1Tail struct {
+	o      *fasthttp.Response
+	r      io.Reader
+	dst    *fasthttp.ResponseHeader
+	stages tailStages
+	ended  bool
+}
+
+func (t *h1Tail) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err == io.EOF && !t.ended {
+		t.ended = true
+		if len(t.o.Header.PeekTrailerKeys()) > 0 || len(t.o.Header.TrailerHeader()) > 2 {
+			tr := http.Header{}
+			parseTrailerSection(t.o.Header.TrailerHeader(), tr)
+			t.stages.run(tr)
+			if t.dst != nil {
+				addTrailers(t.dst, tr)
+			}
+		}
+	}
+	return n, err
+}
+
+func (t *h1Tail) Close() error {
+	if t.o == nil {
+		return nil
+	}
+	err := t.o.CloseBodyStream()
+	fasthttp.ReleaseResponse(t.o)
+	t.o = nil
+	t.stages.end()
+	return err
+}
+
+func (t *h1Tail) handOver() { t.stages.handOver() }
+
+// adoptAnswerH1 moves the answer of an HTTP/1.1 origin, read into o (see
+// proxyH1), into the client's response; ok is false when no answer is to
+// be sent (o is only released then). An answer read whole is copied with
+// its trailers (responseTrailersH1 runs the stages on them); a streamed
+// one streams on through an h1Tail.
+func (s *Server) adoptAnswerH1(hx *h1Exchange, o *fasthttp.Response, ok bool, pl *Pipeline) {
+	if !ok {
+		_ = o.CloseBodyStream()
+		fasthttp.ReleaseResponse(o)
+		return
+	}
+	r := &hx.ctx.Response
+	o.Header.CopyTo(&r.Header)
+	r.SkipBody = o.SkipBody
+	if !o.IsBodyStream() {
+		r.SetBody(o.Body())
+		fasthttp.ReleaseResponse(o)
+		return
+	}
+	t := &h1Tail{o: o, r: o.BodyStream(), dst: &r.Header, stages: tailStages{hx: hx, pl: pl}}
+	if hx.x.Proto == "HTTP/1.0" {
+		t.dst = nil
+	}
+	r.SetBodyStream(t, o.Header.ContentLength())
+	hx.tail = t
 }
 
 // reqTrailers passes a chunked HTTP/1.1 request body through and, at its
@@ -482,6 +622,7 @@ type fastTrailers interface {
 	TrailerHeader() []byte
 	Del(key string)
 	Add(key, value string)
+	AddTrailer(key string) error
 }
 
 // runTrailerStages runs stage on the trailer fields already in h (a body
@@ -505,10 +646,14 @@ func runTrailerStages(h fastTrailers, stage func(Headers) Action) Action {
 		}
 	}
 	for k, vv := range tr {
-		if ov, ok := before[k]; ok && slices.Equal(ov, vv) {
+		ov, ok := before[k]
+		if ok && slices.Equal(ov, vv) {
 			continue
 		}
 		h.Del(k)
+		if !ok && (!trailerAllowed(k) || h.AddTrailer(k) != nil) {
+			continue // a field a stage added is announced, or dropped
+		}
 		for _, v := range vv {
 			h.Add(k, v)
 		}
@@ -518,8 +663,9 @@ func runTrailerStages(h fastTrailers, stage func(Headers) Action) Action {
 
 // requestTrailersH1 runs the request-trailer stages on the trailers of a
 // chunked request body an HTTP/1.1 client sent to an HTTP/1.1 pool, once
-// the body has been read to its end (forwardH1ToH2 runs them for HTTP/2
-// pools).
+// the body has been read to its end: by the request-body stages' reader,
+// or by requestTrailersAtEnd when there are none (forwardH1ToH2 runs them
+// for HTTP/2 pools).
 func requestTrailersH1(pl *Pipeline, x *Exchange) Action {
 	if len(pl.reqTrailers) == 0 || x.Route == nil || x.Route.Pool == nil || x.Route.Pool.HTTP2 {
 		return Continue
@@ -531,9 +677,33 @@ func requestTrailersH1(pl *Pipeline, x *Exchange) Action {
 	return runTrailerStages(rh.h, func(t Headers) Action { return pl.RequestTrailers(x, t) })
 }
 
+// requestTrailerStagesH1 is the pipeline of x when its request-trailer
+// stages are to be run by the forwarding of the body to an HTTP/1.1 pool:
+// it has some and no request-body stages (whose reader runs them at the
+// body's end).
+func (s *Server) requestTrailerStagesH1(x *Exchange) *Pipeline {
+	pl := s.state.Load().pipelines[x.VHost]
+	if pl == nil || len(pl.reqTrailers) == 0 || len(pl.reqBody) > 0 || x.Route.Pool == nil || x.Route.Pool.HTTP2 {
+		return nil
+	}
+	return pl
+}
+
+// requestTrailersAtEnd passes a streamed request body through and runs
+// the request-trailer stages when it ends; a stage that answers stops it
+// (errStoppedByStage).
+func requestTrailersAtEnd(r io.Reader, pl *Pipeline, x *Exchange) io.Reader {
+	return &trailerHook{rc: io.NopCloser(r), end: func() error {
+		if requestTrailersH1(pl, x) == Respond {
+			return errStoppedByStage
+		}
+		return nil
+	}}
+}
+
 // responseTrailersH1 runs the response-trailer stages on the trailers of
-// an HTTP/1.1 origin's answer read whole (a streamed answer's trailers
-// pass without them).
+// an HTTP/1.1 origin's answer read whole (a streamed answer's run when it
+// ends: h1Tail).
 func (s *Server) responseTrailersH1(x *Exchange, rh *fasthttp.ResponseHeader) Action {
 	pl := s.state.Load().pipelines[x.VHost]
 	if pl == nil || len(pl.respTrailers) == 0 {

@@ -67,6 +67,10 @@ type h1Exchange struct {
 	// the stages or for a replay (bounded by their limits).
 	body clientBody
 	buf  []byte
+	// tail is an origin's answer that reaches the client after the
+	// handler returned with response-trailer stages to run at its end
+	// (h1toh2.go).
+	tail answerTail
 }
 
 // clientBody reads a streamed request body from the client. The body
@@ -439,9 +443,21 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	}
 	st.observe(x)
 	pl.Done(x)
+	if t := hx.tail; t != nil && ctx.Response.BodyStream() == t {
+		// The answer streams on after the handler with response-trailer
+		// stages still to run on its end: its Close releases hx.
+		t.handOver()
+		return
+	}
+	hx.release()
+}
+
+// release returns the exchange to the pool.
+func (hx *h1Exchange) release() {
 	hx.ctx = nil
-	x.reset()
+	hx.x.reset()
 	hx.body = clientBody{}
+	hx.tail = nil
 	if cap(hx.buf) > maxKeptBuffer {
 		hx.buf = nil
 	}
@@ -617,6 +633,14 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	var exclude *lb.Endpoint
 	var lastErr error
 	resp := &ctx.Response
+	// With response-trailer stages the answer is read into a response of
+	// its own, so that a streamed one's trailers can be seen at its end
+	// (adoptAnswerH1, h1toh2.go).
+	var oresp *fasthttp.Response
+	if pl := st.pipelines[x.VHost]; pl != nil && len(pl.respTrailers) > 0 {
+		oresp = fasthttp.AcquireResponse()
+		resp = oresp
+	}
 	for try := 0; try < attempts; try++ {
 		if try > 0 {
 			if !rm.allowRetry() {
@@ -689,6 +713,10 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 		if connectFailed && !rt.Retry.ConnectFailure || !connectFailed && !rt.Retry.Reset {
 			break
 		}
+	}
+	if oresp != nil {
+		s.adoptAnswerH1(hx, oresp, lastErr == nil, st.pipelines[x.VHost]) // h1toh2.go
+		resp = &ctx.Response
 	}
 	if lastErr != nil && hx.body.err != nil && !errors.Is(lastErr, errStoppedByStage) {
 		// The client's body, not the origin, failed.
@@ -904,7 +932,15 @@ func (s *Server) mirrorH1(req *fasthttp.Request, x *Exchange, m *config.Mirror) 
 // false in ok when it answered the client itself (the body failed).
 func (s *Server) bodyForOriginH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, keep bool) (replayable, ok bool) {
 	req := &ctx.Request
+	// Request-trailer stages without body stages (which run them at the
+	// body's end otherwise) see the trailers of a body read whole now, of
+	// a streamed one when it ends (h1toh2.go).
+	trailerStages := s.requestTrailerStagesH1(&hx.x)
 	if !req.IsBodyStream() {
+		if trailerStages != nil && requestTrailersH1(trailerStages, &hx.x) == Respond {
+			writeReplyH1(ctx, &hx.x)
+			return false, false
+		}
 		return true, true
 	}
 	cl := req.Header.ContentLength()
@@ -918,6 +954,9 @@ func (s *Server) bodyForOriginH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, keep 
 	if !wrapped {
 		hx.body.r = src
 		src = &hx.body
+		if trailerStages != nil && cl < 0 {
+			src = requestTrailersAtEnd(src, trailerStages, &hx.x)
+		}
 	}
 	limit := s.opts.MaxReplayBodySize
 	if keep && cl <= limit {
@@ -976,7 +1015,10 @@ func (s *Server) bodyFailedH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, err erro
 func (s *Server) requestBodyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, pl *Pipeline) Action {
 	x, req := &hx.x, &ctx.Request
 	if !req.IsBodyStream() {
-		return pl.RequestBody(x, req.Body(), true)
+		if pl.RequestBody(x, req.Body(), true) == Respond {
+			return Respond
+		}
+		return requestTrailersH1(pl, x)
 	}
 	limit := pl.BufferRequest
 	if limit <= 0 {

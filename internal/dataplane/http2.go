@@ -693,6 +693,14 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 	defer resp.Body.Close()
 	h := w.Header()
 	removeHopByHop(resp.Header)
+	var trailersOnly http.Header
+	if grpc && resp.ContentLength == 0 && len(pl.respTrailers) > 0 && resp.Header.Get("Grpc-Status") != "" {
+		// A gRPC "Trailers-Only" answer (one HEADERS frame ending the
+		// stream): its status fields are trailers to the stages, and
+		// reach the client as trailers after the head, as an answer
+		// without messages would carry them.
+		trailersOnly = grpcTrailersOnly(resp.Header)
+	}
 	for k, vv := range resp.Header {
 		h[k] = vv
 	}
@@ -740,8 +748,11 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 	if pl.WantsResponseBody() {
 		pl.ResponseBody(x, nil, true)
 	}
-	if len(resp.Trailer) > 0 {
+	if len(resp.Trailer) > 0 || len(trailersOnly) > 0 {
 		tr := http.Header{}
+		for k, vv := range trailersOnly {
+			tr[k] = vv
+		}
 		for k, vv := range resp.Trailer {
 			tr[k] = vv
 		}
@@ -1050,6 +1061,20 @@ func affinityCookie(p *config.Pool, ep *lb.Endpoint) *http.Cookie {
 		c.MaxAge = int(p.AffinityTTL.Seconds())
 	}
 	return c
+}
+
+// grpcTrailersOnly moves the fields of a gRPC Trailers-Only answer's
+// head that are trailers (all but those that may not be: Content-Type,
+// Date...) out of h, and returns them.
+func grpcTrailersOnly(h http.Header) http.Header {
+	tr := http.Header{}
+	for k, vv := range h {
+		if trailerAllowed(k) {
+			tr[k] = vv
+			delete(h, k)
+		}
+	}
+	return tr
 }
 
 // trailerHook runs end when a request body has been read to its end (its

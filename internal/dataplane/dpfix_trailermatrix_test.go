@@ -1,0 +1,310 @@
+package dataplane
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
+)
+
+// trailerEditor is a stage that records the request and response trailers
+// it sees (by request path) and changes both: the request trailer
+// X-Checksum gets "+stage" appended; of the response trailers X-Sum is
+// rewritten, X-Late removed and X-Stage added (on gRPC answers too, whose
+// grpc-status it must see).
+type trailerEditor struct {
+	mu       sync.Mutex
+	req, res map[string]string
+}
+
+func newTrailerEditor() *trailerEditor {
+	return &trailerEditor{req: map[string]string{}, res: map[string]string{}}
+}
+
+func (s *trailerEditor) Name() string { return "trailer-editor" }
+
+func (s *trailerEditor) OnRequestTrailers(x *Exchange, t Headers) Action {
+	s.mu.Lock()
+	s.req[string(x.Path)] = dumpHeaders(t)
+	s.mu.Unlock()
+	if v, ok := t.Peek("X-Checksum"); ok {
+		t.Set("X-Checksum", string(v)+"+stage")
+	}
+	return Continue
+}
+
+func (s *trailerEditor) OnResponseTrailers(x *Exchange, t Headers) Action {
+	s.mu.Lock()
+	s.res[string(x.Path)] = dumpHeaders(t)
+	s.mu.Unlock()
+	if _, ok := t.Peek("X-Sum"); ok {
+		t.Set("X-Sum", "rewritten")
+	}
+	t.Del("X-Late")
+	t.Set("X-Stage", "added")
+	return Continue
+}
+
+func (s *trailerEditor) seen(path string) (req, res string, resOK bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, resOK = s.res[path]
+	return s.req[path], res, resOK
+}
+
+// TestTrailerStagesAllProtocols runs the trailer stages for every client
+// protocol (HTTP/1.1, h2c) and origin protocol (HTTP/1.1, h2c, HTTP/2 over
+// TLS), for answers read whole and answers that stream (an event stream),
+// and for gRPC (unary, OK and an error status): each time the stage sees
+// the request trailers the client sent and the response trailers the
+// origin sent, the origin gets the request trailers as the stage changed
+// them, and the client gets the response trailers as the stage changed
+// them.
+func TestTrailerStagesAllProtocols(t *testing.T) {
+	ca, err := dptest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := trailerOrigin(t)
+	tlsOrigin := trailerOriginTLS(t, ca)
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("shop", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	gln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gs.Serve(gln)
+	t.Cleanup(gs.Stop)
+
+	port := freePort(t)
+	src := certYAML(t, ca, "origin-ca", false, "ca") + fmt.Sprintf(`apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: h1, namespace: t}
+spec: {endpoints: [{address: %[1]q}]}
+---
+apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: h2c, namespace: t}
+spec: {endpoints: [{address: %[1]q}], protocol: h2c}
+---
+apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: h2tls, namespace: t}
+spec: {endpoints: [{address: %[2]q}], protocol: http2, tls: {caRef: origin-ca, sni: origin.test}}
+---
+apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: grpc, namespace: t}
+spec: {endpoints: [{address: %[3]q}], protocol: h2c}
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %[4]d, address: 127.0.0.1, h2c: true}]
+  routes:
+    - match: {pathPrefix: /h1/}
+      pool: h1
+    - match: {pathPrefix: /h2c/}
+      pool: h2c
+    - match: {pathPrefix: /h2tls/}
+      pool: h2tls
+    - match: {pathPrefix: /grpc.health.v1.Health/}
+      pool: grpc
+`, hostOf(plain.URL), hostOf(tlsOrigin.URL), gln.Addr().String(), port)
+	st := newTrailerEditor()
+	startServer(t, src, Options{Stages: map[string]StageFactory{"waf": func(*config.VHost, *StageEnv) Stage { return st }}})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+
+	for _, origin := range []string{"h1", "h2c", "h2tls"} {
+		for _, client := range []string{"h1", "h2c"} {
+			for _, stream := range []bool{false, true} {
+				name := fmt.Sprintf("%s-client/%s-origin/stream=%v", client, origin, stream)
+				path := fmt.Sprintf("/%s/%s-%v", origin, client, stream)
+				t.Run(name, func(t *testing.T) {
+					var status int
+					var body string
+					var trailer http.Header
+					if client == "h1" {
+						status, body, trailer = trailerCallH1(t, addr, path, stream)
+					} else {
+						status, body, trailer = trailerCallH2C(t, addr, path, stream)
+					}
+					if status != 200 {
+						t.Fatalf("status %d: %q", status, body)
+					}
+					// The origin got the request trailer as the stage
+					// changed it.
+					if want := "body=hello;trailers=X-Checksum=abc+stage"; !strings.HasPrefix(body, want) {
+						t.Fatalf("origin saw %q, want %q", body, want)
+					}
+					req, res, ok := st.seen(path)
+					if req != "X-Checksum=abc" {
+						t.Fatalf("request trailers seen by the stage: %q", req)
+					}
+					if !ok || res != "X-Late=late,X-Sum=5" {
+						t.Fatalf("response trailers seen by the stage: %q (ran: %v)", res, ok)
+					}
+					if got := trailerDump(trailer); got != "X-Stage=added,X-Sum=rewritten" {
+						t.Fatalf("client got trailers %q, want the stage's changes", got)
+					}
+				})
+			}
+		}
+	}
+
+	t.Run("grpc", func(t *testing.T) {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		hc := healthpb.NewHealthClient(cc)
+		for _, c := range []struct {
+			service string
+			code    codes.Code
+		}{{"shop", codes.OK}, {"missing", codes.NotFound}} {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var md metadata.MD
+			_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: c.service}, grpc.Trailer(&md))
+			cancel()
+			if status.Code(err) != c.code {
+				t.Fatalf("%s: %v, want %v", c.service, err, c.code)
+			}
+			if got := md.Get("x-stage"); len(got) != 1 || got[0] != "added" {
+				t.Fatalf("%s: trailer metadata %v: the stage's X-Stage did not reach the client", c.service, md)
+			}
+		}
+		_, res, ok := st.seen("/grpc.health.v1.Health/Check")
+		// The last call's: NOT_FOUND.
+		if !ok || !strings.Contains(res, "Grpc-Status=5") {
+			t.Fatalf("response trailers seen by the stage: %q (ran: %v)", res, ok)
+		}
+	})
+}
+
+// trailerOriginTLS is trailerOrigin over TLS with ALPN h2 and http/1.1.
+func trailerOriginTLS(t *testing.T, ca *dptest.CA) *httptest.Server {
+	o := newTrailerServer()
+	c, err := ca.TLSCert("origin.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.EnableHTTP2 = true
+	o.TLS = &tls.Config{Certificates: []tls.Certificate{c}}
+	o.StartTLS()
+	t.Cleanup(o.Close)
+	return o
+}
+
+// trailerCallH1 sends a chunked POST with the trailer X-Checksum: abc
+// over HTTP/1.1 (TE: trailers; stream asks for an event stream, which the
+// proxy streams through) and returns the status, the body and the
+// response trailers.
+func trailerCallH1(t *testing.T, addr, path string, stream bool) (int, string, http.Header) {
+	t.Helper()
+	accept := ""
+	if stream {
+		accept = "Accept: text/event-stream\r\n"
+	}
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "POST " + path + " HTTP/1.1\r\nHost: a.test\r\nTE: trailers\r\n" + accept +
+		"Trailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	if resp.Header.Get("X-Sum") != "" || resp.Header.Get("X-Stage") != "" {
+		t.Fatalf("trailer fields among the header fields: %v", resp.Header)
+	}
+	return resp.StatusCode, string(b), resp.Trailer
+}
+
+// trailerCallH2C is trailerCallH1 over h2c (prior knowledge).
+func trailerCallH2C(t *testing.T, addr, path string, stream bool) (int, string, http.Header) {
+	t.Helper()
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	defer tr.CloseIdleConnections()
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest("POST", "http://"+addr+path, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "a.test"
+	req.Trailer = http.Header{"X-Checksum": nil}
+	if stream {
+		req.Header.Set("Accept", "text/event-stream")
+	}
+	go func() {
+		_, _ = io.WriteString(pw, "hello")
+		req.Trailer.Set("X-Checksum", "abc")
+		pw.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := tr.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the body: %v", err)
+	}
+	if resp.Header.Get("X-Sum") != "" || resp.Header.Get("X-Stage") != "" {
+		t.Fatalf("trailer fields among the header fields: %v", resp.Header)
+	}
+	return resp.StatusCode, string(b), resp.Trailer
+}
+
+// trailerDump is a sorted "Name=v1|v2" list of the trailer fields that
+// have values.
+func trailerDump(h http.Header) string {
+	var kv []string
+	for k, vv := range h {
+		if len(vv) > 0 {
+			kv = append(kv, k+"="+strings.Join(vv, "|"))
+		}
+	}
+	sort.Strings(kv)
+	return strings.Join(kv, ",")
+}
