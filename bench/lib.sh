@@ -83,3 +83,34 @@ bench_wait_ports() {
     done
   done
 }
+
+# bench_meridian_yaml DIR ORIGIN ACCESS_LOG LISTENERS [SPEC_LINE...]: write
+# DIR/bench.yaml, the Meridian node configuration every benchmark serves:
+# the OriginPool "backend" (ORIGIN, host:port) and the HTTPLoadBalancer
+# "bench" (namespace bench, every domain) on LISTENERS (a YAML flow list),
+# its access log on or off (ACCESS_LOG true|false), with SPEC_LINEs added
+# to its spec (e.g. "appFirewall: crs"). More objects (a Certificate, an
+# AppFirewall) go in other files of DIR: the node reads the whole folder.
+bench_meridian_yaml() {
+  local dir=$1 origin=$2 log=$3 listeners=$4 line
+  shift 4
+  mkdir -p "$dir"
+  {
+    cat <<CONF
+apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: backend, namespace: bench}
+spec: {endpoints: [{address: "$origin"}], maxIdleConnsPerEndpoint: 64}
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: bench, namespace: bench}
+spec:
+  domains: ["*"]
+  listeners: $listeners
+  defaultPool: backend
+  accessLog: {enabled: $log}
+CONF
+    for line in "$@"; do printf '  %s\n' "$line"; done
+  } > "$dir/bench.yaml"
+}

@@ -94,12 +94,7 @@ PIDS+=("$(cat "$WORK/haproxy.pid")")
 # Meridian: same shape; a second node with its access log on.
 mkcfg() { # dir http-port https-port log
   mkdir -p "$1"
-  cat > "$1/bench.yaml" <<CONF
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: backend, namespace: bench}
-spec: {endpoints: [{address: "127.0.0.1:18000"}], maxIdleConnsPerEndpoint: 64}
----
+  cat > "$1/cert.yaml" <<CONF
 apiVersion: meridian/v1
 kind: Certificate
 metadata: {name: cert, namespace: bench}
@@ -108,16 +103,9 @@ spec:
 $(sed 's/^/    /' "$WORK/cert.pem")
   privateKey: |
 $(sed 's/^/    /' "$WORK/key.pem")
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: bench, namespace: bench}
-spec:
-  domains: ["*"]
-  listeners: [{port: $2, address: 127.0.0.1}, {port: $3, address: 127.0.0.1, tls: {certificateRef: cert}, http2: false}]
-  defaultPool: backend
-  accessLog: {enabled: $4}
 CONF
+  bench_meridian_yaml "$1" 127.0.0.1:18000 "$4" \
+    "[{port: $2, address: 127.0.0.1}, {port: $3, address: 127.0.0.1, tls: {certificateRef: cert}, http2: false}]"
 }
 mkcfg "$WORK/meridian" 18082 18445 false
 mkcfg "$WORK/meridian-log" 18083 18446 true

@@ -101,10 +101,10 @@ CONF
 
 # Meridian: the same load balancer with and without the AppFirewall.
 mkcfg() { # dir port waf(true|false)
+  local spec=()
   mkdir -p "$1"
-  local ref=""
   if [ "$3" = true ]; then
-    ref="  appFirewall: crs"
+    spec=("appFirewall: crs")
     cat > "$1/waf.yaml" <<CONF
 apiVersion: meridian/v1
 kind: AppFirewall
@@ -115,22 +115,7 @@ spec:
   anomalyThreshold: {inbound: 5, outbound: 4}
 CONF
   fi
-  cat > "$1/bench.yaml" <<CONF
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: backend, namespace: bench}
-spec: {endpoints: [{address: "127.0.0.1:19000"}], maxIdleConnsPerEndpoint: 64}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: bench, namespace: bench}
-spec:
-  domains: ["*"]
-  listeners: [{port: $2, address: 127.0.0.1}]
-  defaultPool: backend
-  accessLog: {enabled: false}
-$ref
-CONF
+  bench_meridian_yaml "$1" 127.0.0.1:19000 false "[{port: $2, address: 127.0.0.1}]" "${spec[@]}"
 }
 mkcfg "$WORK/meridian-waf" 19082 true
 mkcfg "$WORK/meridian-nowaf" 19083 false
