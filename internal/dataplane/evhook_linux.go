@@ -74,7 +74,8 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 		AccessLogs: true,
 		Rewrites:   true,
 		Answers:    true,
-	}, routes: evRouteCache{s: s}}
+		Stages:     true,
+	}, routes: evRouteCache{s: s}, rid: rid}
 	logs := &evLogSet{}
 	// The loops may accept before Start returns: Admit reads the proxy
 	// from here, not from l.ev.
@@ -142,6 +143,11 @@ const evConnectTimeout = 5 * time.Second
 type evRouter struct {
 	tr     evloop.TableRouter
 	routes evRouteCache
+	// rid makes the request ids of the exchanges the loops run stages on
+	// (the loop sends them: Target.RequestID); loops keeps each loop's
+	// exchange for them (evstage_linux.go).
+	rid   *requestIDStage
+	loops evLoopExchanges
 }
 
 func (r *evRouter) Route(q *evloop.Request) (evloop.Target, bool) {
@@ -171,6 +177,9 @@ func (r *evRouter) Route(q *evloop.Request) (evloop.Target, bool) {
 		t.Rewrite = rw
 	}
 	t.Tag, t.Timeout, t.ConnectTimeout, t.BodyTimeout = er, er.timeout, er.connectTimeout, er.bodyTimeout
+	if er.stages != nil {
+		return r.runStages(q, t, er)
+	}
 	return t, true
 }
 

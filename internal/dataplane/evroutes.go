@@ -31,6 +31,10 @@ type evRoute struct {
 	// does (a prefix with bytes it would escape).
 	rewrite   *evloop.Rewrite
 	noRewrite bool
+	// vh is the route's load balancer; stages, when set, is its pipeline,
+	// whose loop-servable stages the loop runs (evstage_linux.go).
+	vh     *config.VHost
+	stages *Pipeline
 }
 
 // evRoutes resolves the evRoute of every route of st.
@@ -43,6 +47,10 @@ func evRoutes(st *state) map[*config.Route]*evRoute {
 					bodyTimeout: max(vh.Timeouts.RequestBody, 0)}
 				if rt.Pool != nil {
 					er.connectTimeout = max(rt.Pool.ConnectTimeout, 0)
+				}
+				er.vh = vh
+				if len(pl.evReq) > 0 || len(pl.evDone) > 0 {
+					er.stages = pl
 				}
 				if rt.PrefixRewrite != "" || rt.HostRewrite != "" || rt.RequestHeaders != nil {
 					er.rewrite, er.noRewrite = evRewrite(rt)

@@ -79,6 +79,15 @@ func buildPipeline(vh *config.VHost, env *StageEnv, extra map[string]StageFactor
 		case *accessLogStage:
 			p.accessLog = s
 		default:
+			if ls, ok := s.(LoopStage); ok && ls.LoopServable() {
+				if f, ok := s.(RequestHeadersFilter); ok {
+					p.evReq = append(p.evReq, f)
+				}
+				if f, ok := s.(DoneHook); ok {
+					p.evDone = append(p.evDone, f)
+				}
+				continue
+			}
 			p.evServable = false
 		}
 	}

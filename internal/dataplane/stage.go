@@ -98,8 +98,19 @@ type Exchange struct {
 
 	Reply Reply
 
+	// OnLoop says an event loop serves the exchange (see LoopStage): the
+	// request has no body, no body or response callback comes, and the
+	// completion hooks run right after the request-head callbacks (Status
+	// is then the stage's reply status, or 0 when the request goes on to
+	// the origin).
+	OnLoop bool
+
 	query func(name string) ([]byte, bool)
 	idBuf [32]byte
+	// vals are the stages' per-exchange values (StageValue), more the
+	// ones past len(vals).
+	vals [4]stageValue
+	more map[any]any
 }
 
 // SNI is the server name the client sent in its TLS hello ("" on
@@ -248,10 +259,15 @@ type Pipeline struct {
 	done         []DoneHook
 	// BufferRequest / BufferResponse are the largest buffering asked for.
 	BufferRequest, BufferResponse int
-	// evServable is set when the pipeline has no stage but the built-in
-	// request id, header changes and access log (which the event-loop
-	// engine does itself); accessLog is the access-log stage, if any.
+	// evServable is set when the event-loop engine may serve the
+	// pipeline: it has no stage but the built-in request id, header
+	// changes and access log (which the loop does itself) and stages
+	// that declare themselves loop-servable (LoopStage), whose
+	// request-head callbacks and completion hooks are evReq and evDone;
+	// accessLog is the access-log stage, if any.
 	evServable bool
+	evReq      []RequestHeadersFilter
+	evDone     []DoneHook
 	accessLog  *accessLogStage
 }
 

@@ -46,18 +46,32 @@ type logState struct {
 
 // initLog sets up the loop's access log from cfg (before the loop runs).
 func (l *loop) initLog(cfg *Config) {
-	if cfg.AccessLog == nil || cfg.Router == nil {
-		return
-	}
-	l.xl.log = cfg.AccessLog()
-	if l.xl.log == nil {
+	if cfg.Router == nil {
 		return
 	}
 	if cfg.RequestID != nil {
+		// The id is made when an exchange begins (or given by the
+		// Router: Target.RequestID), for the origin and the log alike.
 		l.xl.newID = cfg.RequestID
 		l.xl.id = make([]byte, 0, 64)
 		l.requestID = l.xl.appendID
 	}
+	if cfg.AccessLog != nil {
+		l.xl.log = cfg.AccessLog()
+	}
+}
+
+// beginID sets the id of the exchange that begins: the Router's, or a
+// new one.
+func (l *loop) beginID(t *Target) {
+	if l.xl.newID == nil {
+		return
+	}
+	if t.RequestID != nil {
+		l.xl.id = append(l.xl.id[:0], t.RequestID...)
+		return
+	}
+	l.xl.id = l.xl.newID(l.xl.id[:0])
 }
 
 // appendID appends the request id made for the exchange being sent.
@@ -68,7 +82,6 @@ func (x *logState) appendID(b []byte) []byte { return append(b, x.id...) }
 func (l *loop) logBegin(c *client, t Target) {
 	var id []byte
 	if l.xl.newID != nil {
-		l.xl.id = l.xl.newID(l.xl.id[:0])
 		id = l.xl.id
 	}
 	c.rec = l.xl.log.Begin(c.rec[:0], t, &l.req, id, c.ts != nil)

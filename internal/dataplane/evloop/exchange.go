@@ -10,6 +10,7 @@ func (l *loop) exchangeBegin(c *client, t Target) {
 	if t.Endpoint != nil {
 		l.endpointBegin(c, t.Endpoint)
 	}
+	l.beginID(&t)
 	if l.xl.log != nil {
 		l.logBegin(c, t)
 	}

@@ -66,6 +66,11 @@ type Target struct {
 	// Answer, when set, answers the request instead of an origin (Origin
 	// and Endpoint are not used).
 	Answer Answerer
+	// RequestID, when set, is the request's id (the one the Router's
+	// stages saw): with Config.RequestID, the loop sends and logs it
+	// instead of making one. The loop copies it before it calls the
+	// Router again.
+	RequestID []byte
 }
 
 // Stats counts what the loops did.

@@ -43,6 +43,10 @@ type TableRouter struct {
 	// the Target it returns for them has no Origin. Without it they go to
 	// Handoff.
 	Answers bool
+	// Stages says the Router's caller runs the request stages of the load
+	// balancers Eligible accepts (WAF, service policies, rate limits):
+	// their security settings do not send a request to Handoff.
+	Stages bool
 }
 
 // Route implements Router.
@@ -74,7 +78,7 @@ func (t *TableRouter) route(r *Request) (netip.AddrPort, *config.Route, *lb.Endp
 	}
 	r.match.r = r
 	rt := vh.Match(&r.match)
-	if rt != nil && t.Answers && (rt.Redirect != nil || rt.Direct != nil) && rt.ResponseHeaders == nil && rt.CORS == nil && plainSecurity(rt.Security) {
+	if rt != nil && t.Answers && (rt.Redirect != nil || rt.Direct != nil) && rt.ResponseHeaders == nil && rt.CORS == nil && t.plainSecurity(rt.Security) {
 		return netip.AddrPort{}, rt, nil, true
 	}
 	if rt == nil || !t.plainRoute(rt) {
@@ -100,21 +104,21 @@ func (t *TableRouter) plainVHost(vh *config.VHost) bool {
 		return false
 	}
 	for _, s := range vh.Security {
-		if !plainSecurity(s) {
+		if !t.plainSecurity(s) {
 			return false
 		}
 	}
 	return true
 }
 
-func plainSecurity(s *config.Security) bool {
-	return s == nil || s.Authn == nil && len(s.AppFirewalls) == 0 && len(s.ServicePolicies) == 0 && len(s.RateLimiters) == 0
+func (t *TableRouter) plainSecurity(s *config.Security) bool {
+	return s == nil || t.Stages && s.Authn == nil || s.Authn == nil && len(s.AppFirewalls) == 0 && len(s.ServicePolicies) == 0 && len(s.RateLimiters) == 0
 }
 
 func (t *TableRouter) plainRoute(rt *config.Route) bool {
 	if rt.Pool == nil || rt.Redirect != nil || rt.Direct != nil || !t.Rewrites && (rt.PrefixRewrite != "" || rt.HostRewrite != "" || rt.RequestHeaders != nil) ||
 		rt.ResponseHeaders != nil || rt.CORS != nil || rt.Retry != nil || rt.Mirror != nil ||
-		!plainSecurity(rt.Security) {
+		!t.plainSecurity(rt.Security) {
 		return false
 	}
 	p := rt.Pool

@@ -90,6 +90,12 @@ func (s *Stage) Err() error { return s.err }
 // Name implements dataplane.Stage.
 func (s *Stage) Name() string { return "policy" }
 
+// LoopServable implements dataplane.LoopStage: a policy decides from the
+// request head alone (its SNI matcher sees no name on the loops, which
+// serve plaintext listeners only; claims come from the authn stage, which
+// keeps its load balancers off the loops) and changes no header.
+func (s *Stage) LoopServable() bool { return true }
+
 // request adapts an exchange to policy.Request; requests are pooled so
 // that an evaluation does not allocate.
 type request struct {

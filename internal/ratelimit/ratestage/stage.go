@@ -83,6 +83,10 @@ func (s *Stage) Err() error { return s.err }
 // Name implements dataplane.Stage.
 func (s *Stage) Name() string { return "ratelimit" }
 
+// LoopServable implements dataplane.LoopStage: a bucket is taken from the
+// request head alone, without waiting, and no header is changed.
+func (s *Stage) LoopServable() bool { return true }
+
 const maxInlineKey = 200
 
 // key writes the bucket key of an exchange into buf.

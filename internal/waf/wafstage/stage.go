@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/dataplane"
@@ -65,7 +64,10 @@ type stage struct {
 	err   error
 	opts  Options
 	gate  gate
-	txs   sync.Map // *dataplane.Exchange -> *waf.Tx
+	// loop says the stage may run on the event loops (LoopServable):
+	// the compiled rules can do nothing with a response
+	// (waf.WAF.ResponseInert), or the stage only answers 503.
+	loop bool
 }
 
 // The pipeline calls only the callbacks a stage implements, so the stage
@@ -80,6 +82,7 @@ var (
 	_ dataplane.RequestHeadersFilter  = (*stage)(nil)
 	_ dataplane.ResponseHeadersFilter = (*stage)(nil)
 	_ dataplane.DoneHook              = (*stage)(nil)
+	_ dataplane.LoopStage             = (*stage)(nil)
 	_ dataplane.RequestBodyFilter     = reqBodyStage{}
 	_ dataplane.ResponseBodyFilter    = respBodyStage{}
 	_ dataplane.RequestBodyFilter     = bothStage{}
@@ -96,8 +99,10 @@ func New(vhost, firewall string, w *waf.WAF, err error, opts Options) dataplane.
 func newStage(vhost, firewall string, w *waf.WAF, err error, opts Options, g gate) dataplane.Stage {
 	s := &stage{vhost: vhost, name: firewall, w: w, err: err, opts: opts, gate: g}
 	if err != nil {
+		s.loop = true
 		return s
 	}
+	s.loop, _ = w.ResponseInert()
 	reqBody := !w.Spec.RequestBody.Disabled
 	respBody := w.Spec.ResponseInspection.Enabled
 	switch {
@@ -155,6 +160,12 @@ func Err(s dataplane.Stage) error {
 
 func (s *stage) Name() string { return "waf" }
 
+// LoopServable implements dataplane.LoopStage: the event loops may run the
+// stage when no response phase of its rules can act (then a bodiless
+// request is decided in OnRequestHeaders, which runs the response-header
+// phase itself on the loop) or when it fails closed.
+func (s *stage) LoopServable() bool { return s.loop }
+
 func (s *stage) reply(x *dataplane.Exchange, v *waf.Verdict) dataplane.Action {
 	ct, body := s.w.BlockPage(string(x.RequestID))
 	if v.Status == 400 || v.Status == 413 {
@@ -210,10 +221,13 @@ func (s *stage) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
 		x.Reply = dataplane.Reply{Status: 503, ContentType: "text/plain; charset=utf-8", Body: []byte("web application firewall configuration error\n")}
 		return dataplane.Respond
 	}
-	s.gate.enter()
-	defer s.gate.leave()
+	if !x.OnLoop {
+		// (The loops are bounded by their number: a loop must not wait.)
+		s.gate.enter()
+		defer s.gate.leave()
+	}
 	tx := s.w.NewTx(string(x.RequestID))
-	s.txs.Store(x, tx)
+	x.SetStageValue(s, tx)
 	var server netip.AddrPort
 	if x.Listener != nil {
 		if a, err := netip.ParseAddr(x.Listener.Address); err == nil {
@@ -234,6 +248,15 @@ func (s *stage) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
 	// inspection.
 	if s.w.Spec.RequestBody.Disabled || !body {
 		if v := tx.RequestBody(nil, true); v != nil {
+			return s.reply(x, v)
+		}
+	}
+	if x.OnLoop {
+		// No response callback comes on a loop: the response-header
+		// phase runs now. Its rules that can be reached read only the
+		// transaction's variables (ResponseInert), so the response it
+		// is not given changes nothing.
+		if v := tx.ResponseHeaders(200, x.Proto, func(func(n, v string)) {}); v != nil {
 			return s.reply(x, v)
 		}
 	}
@@ -340,10 +363,8 @@ func equalFold[T string | []byte](name T, lower string) bool {
 }
 
 func (s *stage) tx(x *dataplane.Exchange) *waf.Tx {
-	if v, ok := s.txs.Load(x); ok {
-		return v.(*waf.Tx)
-	}
-	return nil
+	tx, _ := x.StageValue(s).(*waf.Tx)
+	return tx
 }
 
 func (s *stage) onRequestBody(x *dataplane.Exchange, chunk []byte, end bool) dataplane.Action {
@@ -397,11 +418,11 @@ func (s *stage) onResponseBody(x *dataplane.Exchange, chunk []byte, end bool) da
 
 // OnDone ends the transaction and emits the event.
 func (s *stage) OnDone(x *dataplane.Exchange) {
-	v, ok := s.txs.LoadAndDelete(x)
-	if !ok {
+	tx := s.tx(x)
+	if tx == nil {
 		return
 	}
-	tx := v.(*waf.Tx)
+	x.SetStageValue(s, nil)
 	hits := tx.Close()
 	verdict := "pass"
 	switch {
