@@ -119,11 +119,11 @@ func (h *rawHeaderView) VisitAll(f func(name, value []byte)) {
 	x.VisitRawHeaders(f)
 }
 
-func (h *rawHeaderView) Set(string, string)        { panic(errLoopHeaders) }
-func (h *rawHeaderView) SetBytes(string, []byte)   { panic(errLoopHeaders) }
-func (h *rawHeaderView) Add(string, string)        { panic(errLoopHeaders) }
-func (h *rawHeaderView) Del(string)                { panic(errLoopHeaders) }
-func equalFoldASCII(b []byte, s string) bool       { return len(b) == len(s) && bytesEqualFold(b, s) }
+func (h *rawHeaderView) Set(string, string)      { panic(errLoopHeaders) }
+func (h *rawHeaderView) SetBytes(string, []byte) { panic(errLoopHeaders) }
+func (h *rawHeaderView) Add(string, string)      { panic(errLoopHeaders) }
+func (h *rawHeaderView) Del(string)              { panic(errLoopHeaders) }
+func equalFoldASCII(b []byte, s string) bool     { return len(b) == len(s) && bytesEqualFold(b, s) }
 func bytesEqualFold(b []byte, s string) bool {
 	for i := 0; i < len(s); i++ {
 		c, d := b[i], s[i]
