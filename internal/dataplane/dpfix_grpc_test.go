@@ -5,13 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -21,7 +19,7 @@ import (
 func TestGRPCDeadlines(t *testing.T) {
 	stop := make(chan struct{})
 	deadlines := make(chan time.Duration, 8)
-	gs := grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	gaddr, _ := grpcHealthOrigin(t, []string{"stuck", "shop"}, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		if dl, ok := ctx.Deadline(); ok {
 			deadlines <- time.Until(dl)
 		} else {
@@ -32,19 +30,9 @@ func TestGRPCDeadlines(t *testing.T) {
 		}
 		return h(ctx, req)
 	}))
-	hs := health.NewServer()
-	hs.SetServingStatus("stuck", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus("shop", healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(gs, hs)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go gs.Serve(ln)
-	defer gs.Stop()
-	defer close(stop)
+	defer close(stop) // before the server stops (the test's cleanup)
 	port := freePort(t)
-	startServer(t, pool("g", ln.Addr().String())+fmt.Sprintf(`---
+	startServer(t, pool("g", gaddr)+fmt.Sprintf(`---
 apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: lb, namespace: t}

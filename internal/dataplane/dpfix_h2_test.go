@@ -22,27 +22,8 @@ import (
 func TestH2ClientRequestTrailers(t *testing.T) {
 	o := trailerOrigin(t) // HTTP/1.1 and h2c
 	port := freePort(t)
-	src := fmt.Sprintf(`apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h2, namespace: t}
-spec: {endpoints: [{address: %[1]q}], protocol: h2c}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h1, namespace: t}
-spec: {endpoints: [{address: %[1]q}]}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %[2]d, address: 127.0.0.1, h2c: true}]
-  routes:
-    - match: {pathPrefix: /h1}
-      pool: h1
-    - pool: h2
-`, hostOf(o.URL), port)
+	src := h1AndH2CPools("h1", "h2", hostOf(o.URL)) +
+		lbDoc([]string{listenerAt(port, "h2c: true")}, "{match: {pathPrefix: /h1}, pool: h1}", "{pool: h2}")
 	st := &trailerStage{}
 	startServer(t, src, Options{Stages: map[string]StageFactory{"waf": func(*config.VHost, *StageEnv) Stage { return st }}})
 	c := h2cClient()

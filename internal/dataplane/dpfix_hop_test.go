@@ -15,7 +15,7 @@ import (
 // HTTP/1.1 and h2c pools, an h2c client's to an HTTP/1.1 pool.
 // TestEvloopConnectionNamedFields checks that the loops served a part.
 func TestConnectionNamedFieldsRemoved(t *testing.T) {
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+	for _, engine := range engineNames {
 		t.Run(engine, func(t *testing.T) { connectionNamedFieldsRemoved(t, engine) })
 	}
 }
@@ -40,27 +40,8 @@ func connectionNamedFieldsRemoved(t *testing.T, engine string) (*Server, string)
 	go srv.Serve(ln)
 	defer srv.Close()
 	port, plainPort := freePort(t), freePort(t)
-	s := startServer(t, fmt.Sprintf(`apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h1, namespace: t}
-spec: {endpoints: [{address: %[1]q}]}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h2, namespace: t}
-spec: {endpoints: [{address: %[1]q}], protocol: h2c}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %[2]d, address: 127.0.0.1, h2c: true}, {port: %[3]d, address: 127.0.0.1}]
-  routes:
-    - match: {pathPrefix: /h2}
-      pool: h2
-    - pool: h1
-`, ln.Addr().String(), port, plainPort), Options{HTTP1Engine: engine})
+	s := startServer(t, h1AndH2CPools("h1", "h2", ln.Addr().String())+lbDoc([]string{listenerAt(port, "h2c: true"), listenerAt(plainPort)},
+		"{match: {pathPrefix: /h2}, pool: h2}", "{pool: h1}"), Options{HTTP1Engine: engine})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	plain := fmt.Sprintf("127.0.0.1:%d", plainPort)
 	check := func(name string, h http.Header, body string, h2pool bool) {

@@ -23,35 +23,12 @@ func TestHTTP10ClientNeverChunked(t *testing.T) {
 		w.(http.Flusher).Flush() // no Content-Length: chunked from the origin
 		fmt.Fprint(w, "data: 2\n\n")
 	}))
-	o.Config.Protocols = new(http.Protocols)
-	o.Config.Protocols.SetHTTP1(true)
-	o.Config.Protocols.SetUnencryptedHTTP2(true)
-	o.Start()
-	defer o.Close()
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+	startH2C(t, o, true)
+	for _, engine := range engineNames {
 		t.Run(engine, func(t *testing.T) {
 			port := freePort(t)
-			startServer(t, fmt.Sprintf(`apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h1, namespace: t}
-spec: {endpoints: [{address: %[1]q}]}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h2, namespace: t}
-spec: {endpoints: [{address: %[1]q}], protocol: h2c}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %[2]d, address: 127.0.0.1}]
-  routes:
-    - match: {pathPrefix: /h2}
-      pool: h2
-    - pool: h1
-`, hostOf(o.URL), port), Options{HTTP1Engine: engine})
+			startServer(t, h1AndH2CPools("h1", "h2", hostOf(o.URL))+
+				lbDoc([]string{listenerAt(port)}, "{match: {pathPrefix: /h2}, pool: h2}", "{pool: h1}"), Options{HTTP1Engine: engine})
 			for _, path := range []string{"/h1", "/h2"} {
 				c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 				if err != nil {

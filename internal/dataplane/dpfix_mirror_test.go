@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 )
@@ -37,11 +35,7 @@ func TestMirrorHTTP2Client(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "primary %s %s %d", r.Method, r.URL.Path, len(b))
 	}))
-	primary.Config.Protocols = new(http.Protocols)
-	primary.Config.Protocols.SetHTTP1(true)
-	primary.Config.Protocols.SetUnencryptedHTTP2(true)
-	primary.Start()
-	defer primary.Close()
+	startH2C(t, primary, true)
 	var mu sync.Mutex
 	var seen []shadowRecord
 	release := make(chan struct{})
@@ -55,12 +49,8 @@ func TestMirrorHTTP2Client(t *testing.T) {
 		}
 		w.WriteHeader(500)
 	}))
-	shadow.Config.Protocols = new(http.Protocols)
-	shadow.Config.Protocols.SetHTTP1(true)
-	shadow.Config.Protocols.SetUnencryptedHTTP2(true)
-	shadow.Start()
-	defer shadow.Close()
-	defer close(release)
+	startH2C(t, shadow, true)
+	defer close(release) // before the shadow closes (the test's cleanup)
 	port := freePort(t)
 	src := fmt.Sprintf(`apiVersion: meridian/v1
 kind: OriginPool
@@ -208,17 +198,8 @@ func TestMirrorGRPC(t *testing.T) {
 		if intercept != nil {
 			opts = append(opts, grpc.UnaryInterceptor(intercept), grpc.StreamInterceptor(sintercept))
 		}
-		gs := grpc.NewServer(opts...)
-		hs := health.NewServer()
-		hs.SetServingStatus("shop", healthpb.HealthCheckResponse_SERVING)
-		healthpb.RegisterHealthServer(gs, hs)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go gs.Serve(ln)
-		t.Cleanup(gs.Stop)
-		return ln.Addr().String()
+		addr, _ := grpcHealthOrigin(t, []string{"shop"}, opts...)
+		return addr
 	}
 	var unary, streams atomic.Int64
 	var lastService atomic.Value
@@ -287,27 +268,10 @@ func TestMirrorHTTP1ClientToH2Shadow(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		got <- shadowRecord{r.Method, r.RequestURI, r.Host, r.Header.Get("X-Forwarded-For"), r.Proto, string(b)}
 	}))
-	shadow.Config.Protocols = new(http.Protocols)
-	shadow.Config.Protocols.SetUnencryptedHTTP2(true) // no HTTP/1.1
-	shadow.Start()
-	defer shadow.Close()
+	startH2C(t, shadow, false) // no HTTP/1.1
 	port := freePort(t)
-	src := pool("main", hostOf(primary.URL)) + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: shadow, namespace: t}
-spec: {endpoints: [{address: %q}], protocol: h2c}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  routes:
-    - pool: main
-      mirror: {pool: shadow}
-`, hostOf(shadow.URL), port)
+	src := pool("main", hostOf(primary.URL)) + poolWith("shadow", hostOf(shadow.URL), "protocol: h2c") +
+		lbDoc([]string{listenerAt(port)}, "{pool: main, mirror: {pool: shadow}}")
 	startServer(t, src, Options{})
 	req, _ := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/x?y=1", port), strings.NewReader("copy me"))
 	req.Host = "shop.test"

@@ -24,11 +24,7 @@ func retryOrigin(t *testing.T, name string, bad bool, hits *atomic.Int64) *httpt
 		}
 		fmt.Fprint(w, "ok:"+name)
 	}))
-	o.Config.Protocols = new(http.Protocols)
-	o.Config.Protocols.SetHTTP1(true)
-	o.Config.Protocols.SetUnencryptedHTTP2(true)
-	o.Start()
-	t.Cleanup(o.Close)
+	startH2C(t, o, true)
 	return o
 }
 
@@ -54,24 +50,10 @@ apiVersion: meridian/v1
 kind: OriginPool
 metadata: {name: one, namespace: t}
 spec: {endpoints: [{address: %q}], protocol: %s}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1, h2c: true}]
-  routes:
-    - match: {pathPrefix: /two}
-      pool: two
-      retries: {attempts: 1, "on": [503], budget: {minRetriesPerSecond: 1000}}
-    - match: {pathPrefix: /post}
-      pool: two
-      retries: {attempts: 1, "on": [503], retryNonIdempotent: true, budget: {minRetriesPerSecond: 1000}}
-    - match: {pathPrefix: /one}
-      pool: one
-      retries: {attempts: 3, "on": [503], budget: {percent: 1, minRetriesPerSecond: 1}}
-`, hostOf(good.URL), hostOf(bad.URL), proto, hostOf(only.URL), proto, port)
+`, hostOf(good.URL), hostOf(bad.URL), proto, hostOf(only.URL), proto) + lbDoc([]string{listenerAt(port, "h2c: true")},
+			`{match: {pathPrefix: /two}, pool: two, retries: {attempts: 1, "on": [503], budget: {minRetriesPerSecond: 1000}}}`,
+			`{match: {pathPrefix: /post}, pool: two, retries: {attempts: 1, "on": [503], retryNonIdempotent: true, budget: {minRetriesPerSecond: 1000}}}`,
+			`{match: {pathPrefix: /one}, pool: one, retries: {attempts: 3, "on": [503], budget: {percent: 1, minRetriesPerSecond: 1}}}`)
 		startServer(t, src, Options{})
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
 		for cname, c := range map[string]*http.Client{"http1 client": {}, "h2c client": h2cClient()} {
@@ -139,30 +121,12 @@ func TestPerTryTimeoutOnNetHTTPPaths(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	}))
-	o.Config.Protocols = new(http.Protocols)
-	o.Config.Protocols.SetHTTP1(true)
-	o.Config.Protocols.SetUnencryptedHTTP2(true)
-	o.Start()
-	defer o.Close()
-	defer close(release)
+	startH2C(t, o, true)
+	defer close(release) // before the origin closes (the test's cleanup)
 	for _, proto := range []string{"http1", "h2c"} {
 		port := freePort(t)
-		startServer(t, fmt.Sprintf(`apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: p, namespace: t}
-spec: {endpoints: [{address: %q}], protocol: %s}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1, h2c: true}]
-  routes:
-    - pool: p
-      timeout: 20s
-      retries: {attempts: 1, "on": [connect-failure], perTryTimeout: 300ms}
-`, hostOf(o.URL), proto, port), Options{})
+		startServer(t, poolWith("p", hostOf(o.URL), "protocol: "+proto)+lbDoc([]string{listenerAt(port, "h2c: true")},
+			`{pool: p, timeout: 20s, retries: {attempts: 1, "on": [connect-failure], perTryTimeout: 300ms}}`), Options{})
 		for cname, c := range map[string]*http.Client{"http1 client": {}, "h2c client": h2cClient()} {
 			t0 := time.Now()
 			resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))

@@ -54,27 +54,8 @@ func dumpHeaders(t Headers) string {
 func TestTrailerStagesHTTP1(t *testing.T) {
 	o := trailerOrigin(t)
 	port := freePort(t)
-	src := fmt.Sprintf(`apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h1, namespace: t}
-spec: {endpoints: [{address: %[1]q}]}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h2, namespace: t}
-spec: {endpoints: [{address: %[1]q}], protocol: h2c}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %[2]d, address: 127.0.0.1}]
-  routes:
-    - match: {pathPrefix: /h2}
-      pool: h2
-    - pool: h1
-`, hostOf(o.URL), port)
+	src := h1AndH2CPools("h1", "h2", hostOf(o.URL)) +
+		lbDoc([]string{listenerAt(port)}, "{match: {pathPrefix: /h2}, pool: h2}", "{pool: h1}")
 	st := &trailerRecorder{}
 	startServer(t, src, Options{HTTP1Engine: EngineGoroutine, Stages: map[string]StageFactory{"waf": func(*config.VHost, *StageEnv) Stage { return st }}})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)

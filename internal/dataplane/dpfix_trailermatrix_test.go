@@ -1,12 +1,10 @@
 package dataplane
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -15,11 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -88,54 +84,14 @@ func TestTrailerStagesAllProtocols(t *testing.T) {
 	}
 	plain := trailerOrigin(t)
 	tlsOrigin := trailerOriginTLS(t, ca)
-	gs := grpc.NewServer()
-	hs := health.NewServer()
-	hs.SetServingStatus("shop", healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(gs, hs)
-	gln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go gs.Serve(gln)
-	t.Cleanup(gs.Stop)
+	gaddr, _ := grpcHealthOrigin(t, []string{"shop"})
 
 	port := freePort(t)
-	src := certYAML(t, ca, "origin-ca", false, "ca") + fmt.Sprintf(`apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h1, namespace: t}
-spec: {endpoints: [{address: %[1]q}]}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h2c, namespace: t}
-spec: {endpoints: [{address: %[1]q}], protocol: h2c}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h2tls, namespace: t}
-spec: {endpoints: [{address: %[2]q}], protocol: http2, tls: {caRef: origin-ca, sni: origin.test}}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: grpc, namespace: t}
-spec: {endpoints: [{address: %[3]q}], protocol: h2c}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %[4]d, address: 127.0.0.1, h2c: true}]
-  routes:
-    - match: {pathPrefix: /h1/}
-      pool: h1
-    - match: {pathPrefix: /h2c/}
-      pool: h2c
-    - match: {pathPrefix: /h2tls/}
-      pool: h2tls
-    - match: {pathPrefix: /grpc.health.v1.Health/}
-      pool: grpc
-`, hostOf(plain.URL), hostOf(tlsOrigin.URL), gln.Addr().String(), port)
+	src := certYAML(t, ca, "origin-ca", false, "ca") + h1AndH2CPools("h1", "h2c", hostOf(plain.URL)) +
+		poolWith("h2tls", hostOf(tlsOrigin.URL), "protocol: http2, tls: {caRef: origin-ca, sni: origin.test}") +
+		poolWith("grpc", gaddr, "protocol: h2c") +
+		lbDoc([]string{listenerAt(port, "h2c: true")}, "{match: {pathPrefix: /h1/}, pool: h1}", "{match: {pathPrefix: /h2c/}, pool: h2c}",
+			"{match: {pathPrefix: /h2tls/}, pool: h2tls}", "{match: {pathPrefix: /grpc.health.v1.Health/}, pool: grpc}")
 	st := newTrailerEditor()
 	startServer(t, src, Options{Stages: map[string]StageFactory{"waf": func(*config.VHost, *StageEnv) Stage { return st }}})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -231,39 +187,15 @@ func trailerCallH1(t *testing.T, addr, path string, stream bool) (int, string, h
 	if stream {
 		accept = "Accept: text/event-stream\r\n"
 	}
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	req := "POST " + path + " HTTP/1.1\r\nHost: a.test\r\nTE: trailers\r\n" + accept +
-		"Trailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n"
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading the body: %v", err)
-	}
-	if resp.Header.Get("X-Sum") != "" || resp.Header.Get("X-Stage") != "" {
-		t.Fatalf("trailer fields among the header fields: %v", resp.Header)
-	}
-	return resp.StatusCode, string(b), resp.Trailer
+	resp, body := rawHTTP1(t, addr, "POST "+path+" HTTP/1.1\r\nHost: a.test\r\nTE: trailers\r\n"+accept+
+		"Trailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n")
+	noTrailerFields(t, resp.Header)
+	return resp.StatusCode, body, resp.Trailer
 }
 
 // trailerCallH2C is trailerCallH1 over h2c (prior knowledge).
 func trailerCallH2C(t *testing.T, addr, path string, stream bool) (int, string, http.Header) {
 	t.Helper()
-	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
-	}}
-	defer tr.CloseIdleConnections()
 	pr, pw := io.Pipe()
 	req, err := http.NewRequest("POST", "http://"+addr+path, pr)
 	if err != nil {
@@ -279,9 +211,9 @@ func trailerCallH2C(t *testing.T, addr, path string, stream bool) (int, string, 
 		req.Trailer.Set("X-Checksum", "abc")
 		pw.Close()
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := tr.RoundTrip(req.WithContext(ctx))
+	c := h2cClient()
+	defer c.CloseIdleConnections()
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,10 +222,17 @@ func trailerCallH2C(t *testing.T, addr, path string, stream bool) (int, string, 
 	if err != nil {
 		t.Fatalf("reading the body: %v", err)
 	}
-	if resp.Header.Get("X-Sum") != "" || resp.Header.Get("X-Stage") != "" {
-		t.Fatalf("trailer fields among the header fields: %v", resp.Header)
-	}
+	noTrailerFields(t, resp.Header)
 	return resp.StatusCode, string(b), resp.Trailer
+}
+
+// noTrailerFields fails the test when a response trailer field of
+// TestTrailerStagesAllProtocols is among the header fields h.
+func noTrailerFields(t *testing.T, h http.Header) {
+	t.Helper()
+	if h.Get("X-Sum") != "" || h.Get("X-Stage") != "" || h.Get("X-Late") != "" {
+		t.Fatalf("trailer fields among the header fields: %v", h)
+	}
 }
 
 // trailerDump is a sorted "Name=v1|v2" list of the trailer fields that

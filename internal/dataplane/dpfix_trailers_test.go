@@ -18,11 +18,7 @@ import (
 // ones (X-Sum) and, after the body, an unannounced one (X-Late).
 func trailerOrigin(t *testing.T) *httptest.Server {
 	o := newTrailerServer()
-	o.Config.Protocols = new(http.Protocols)
-	o.Config.Protocols.SetHTTP1(true)
-	o.Config.Protocols.SetUnencryptedHTTP2(true)
-	o.Start()
-	t.Cleanup(o.Close)
+	startH2C(t, o, true)
 	return o
 }
 
@@ -96,32 +92,10 @@ func rawHTTP1Method(t *testing.T, addr, req, method string) (*http.Response, str
 func TestH1ClientH2OriginTrailers(t *testing.T) {
 	o := trailerOrigin(t)
 	port := freePort(t)
-	src := fmt.Sprintf(`apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h2, namespace: t}
-spec: {endpoints: [{address: %q}], protocol: h2c}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: h1, namespace: t}
-spec: {endpoints: [{address: %q}]}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  routes:
-    - match: {pathPrefix: /h1retry}
-      pool: h1
-      retries: {attempts: 2, "on": [reset], retryNonIdempotent: true}
-    - match: {pathPrefix: /retry}
-      pool: h2
-      retries: {attempts: 2, "on": [reset], retryNonIdempotent: true}
-    - match: {pathPrefix: /}
-      pool: h2
-`, hostOf(o.URL), hostOf(o.URL), port)
+	src := h1AndH2CPools("h1", "h2", hostOf(o.URL)) + lbDoc([]string{listenerAt(port)},
+		`{match: {pathPrefix: /h1retry}, pool: h1, retries: {attempts: 2, "on": [reset], retryNonIdempotent: true}}`,
+		`{match: {pathPrefix: /retry}, pool: h2, retries: {attempts: 2, "on": [reset], retryNonIdempotent: true}}`,
+		"{match: {pathPrefix: /}, pool: h2}")
 	startServer(t, src, Options{})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	const chunked = "Trailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n"
@@ -193,7 +167,7 @@ spec:
 // never becomes a header field.
 func TestH1OriginTrailersStayTrailers(t *testing.T) {
 	o := trailerOrigin(t)
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+	for _, engine := range engineNames {
 		t.Run(engine, func(t *testing.T) {
 			port := freePort(t)
 			startServer(t, pool("a", hostOf(o.URL))+lbYAML(port, "a"), Options{HTTP1Engine: engine})

@@ -85,15 +85,11 @@ spec:
   defaultPool: a
 `, port, all)
 	}
-	addrs := map[string]string{}
 	logs := map[string]*lockedBuffer{}
-	servers := map[string]*Server{}
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
-		port := freePort(t)
+	addrs, servers := startEngines(t, cfg, func(engine string) Options {
 		logs[engine] = &lockedBuffer{}
-		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine, AccessLog: logs[engine]})
-		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
-	}
+		return Options{AccessLog: logs[engine]}
+	})
 	convs := [][]string{
 		{
 			"GET /a/b?x=1&y=%22q%22 HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: agent \"007\"\r\nReferer: http://ref.test/\r\nX-Request-Id: forged\r\n\r\n",
@@ -113,7 +109,7 @@ spec:
 		{"GET /ten HTTP/1.0\r\nHost: plain.test\r\n\r\n"},
 	}
 	answers := map[string][]string{}
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+	for _, engine := range engineNames {
 		for _, reqs := range convs {
 			answers[engine] = append(answers[engine], exchangeRaw(t, addrs[engine], reqs...)...)
 		}
@@ -164,7 +160,7 @@ spec:
 func waitLogLines(t *testing.T, servers map[string]*Server, logs map[string]*lockedBuffer, want int) map[string][]string {
 	t.Helper()
 	lines := map[string][]string{}
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+	for _, engine := range engineNames {
 		for i := 0; i < 300; i++ {
 			servers[engine].alog.Flush()
 			if lines[engine] = logs[engine].lines(); len(lines[engine]) >= want {
@@ -195,7 +191,7 @@ func compareLogLines(t *testing.T, lines map[string][]string) {
 	for i := range lines[EngineGoroutine] {
 		var fields [2][]string
 		var vals [2]map[string]any
-		for k, engine := range []string{EngineGoroutine, EngineEvloop} {
+		for k, engine := range engineNames {
 			line := lines[engine][i]
 			// The fields in the order configured.
 			dec := json.NewDecoder(strings.NewReader(line))
@@ -306,21 +302,17 @@ spec:
   defaultPool: a
 `, port, strings.Join(v1.AccessLogFields, ", "))
 	}
-	addrs := map[string]string{}
 	logs := map[string]*lockedBuffer{}
-	servers := map[string]*Server{}
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
-		port := freePort(t)
+	addrs, servers := startEngines(t, cfg, func(engine string) Options {
 		logs[engine] = &lockedBuffer{}
-		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine, AccessLog: logs[engine]})
-		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
-	}
+		return Options{AccessLog: logs[engine]}
+	})
 	reqs := []string{
 		"GET /a?q=1 HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: tls-client\r\n\r\n",
 		"POST /b HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 3\r\n\r\nabc",
 		"GET /c HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n",
 	}
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+	for _, engine := range engineNames {
 		exchangeTLS(t, addrs[engine], &tls.Config{ServerName: "shop.test", RootCAs: ca.Pool, NextProtos: []string{"http/1.1"}}, reqs...)
 	}
 	lines := waitLogLines(t, servers, logs, len(reqs))

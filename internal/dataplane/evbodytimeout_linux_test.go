@@ -33,15 +33,9 @@ spec:
 		}
 		return pool("a", hostOf(origin.URL)) + lb("short", "short.test", "300ms") + lb("long", "long.test", "1200ms")
 	}
-	addrs := map[string]string{}
-	servers := map[string]*Server{}
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
-		port := freePort(t)
-		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine})
-		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
-	}
+	addrs, servers := startEngines(t, cfg, nil)
 	var wg sync.WaitGroup
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+	for _, engine := range engineNames {
 		for _, tc := range []struct {
 			host     string
 			min, max time.Duration

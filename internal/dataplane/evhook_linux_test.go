@@ -57,8 +57,18 @@ func exchangeRaw(t *testing.T, addr string, reqs ...string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return exchangeOn(t, c, 5*time.Second, false, reqs...)
+}
+
+// exchangeOn sends raw requests on c, one after the other, returns each
+// answer as text and closes c. The text has the status, whether the
+// connection closes, the header fields but Date (and Content-Length with
+// bodyLength) and the body; with bodyLength, the body's length in place
+// of the transfer coding (for answers whose framing may differ).
+func exchangeOn(t *testing.T, c net.Conn, timeout time.Duration, bodyLength bool, reqs ...string) []string {
+	t.Helper()
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(timeout))
 	br := bufio.NewReader(c)
 	var out []string
 	for _, req := range reqs {
@@ -75,18 +85,39 @@ func exchangeRaw(t *testing.T, addr string, reqs ...string) []string {
 		resp.Body.Close()
 		var hs []string
 		for k, vs := range resp.Header {
-			if k == "Date" {
+			if k == "Date" || bodyLength && k == "Content-Length" {
 				continue
 			}
 			hs = append(hs, k+": "+strings.Join(vs, ","))
 		}
 		sort.Strings(hs)
-		out = append(out, fmt.Sprintf("%d close=%v te=%v\n%s\n%s", resp.StatusCode, resp.Close, resp.TransferEncoding, strings.Join(hs, "\n"), body))
+		framing := fmt.Sprintf("te=%v", resp.TransferEncoding)
+		if bodyLength {
+			framing = fmt.Sprintf("len=%d", len(body))
+		}
+		out = append(out, fmt.Sprintf("%d close=%v %s\n%s\n%s", resp.StatusCode, resp.Close, framing, strings.Join(hs, "\n"), body))
 		if resp.Close {
 			break
 		}
 	}
 	return out
+}
+
+// sameAnswers sends reqs on a connection to each engine's address and
+// reports where the answers differ (what names the exchange).
+func sameAnswers(t *testing.T, addrs map[string]string, what string, reqs ...string) {
+	t.Helper()
+	want := exchangeRaw(t, addrs[EngineGoroutine], reqs...)
+	got := exchangeRaw(t, addrs[EngineEvloop], reqs...)
+	if len(got) != len(want) {
+		t.Errorf("%s: evloop: %d answers, goroutine: %d\nevloop: %q\ngoroutine: %q", what, len(got), len(want), got, want)
+		return
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%s: answer %d differs\nevloop:\n%s\ngoroutine:\n%s", what, i, got[i], want[i])
+		}
+	}
 }
 
 // TestEnginesAgree sends the same requests to a node served by the
@@ -96,27 +127,14 @@ func exchangeRaw(t *testing.T, addr string, reqs ...string) []string {
 func TestEnginesAgree(t *testing.T) {
 	origin := headerEcho(t)
 	cfg := func(port int) string {
-		return pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["shop.test"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  routes:
-  - {match: {pathPrefix: /old}, redirect: {path: /new, code: 301}}
-  - {match: {pathPrefix: /}, pool: a}
-`, port)
+		return pool("a", hostOf(origin.URL)) + lbDocFor(`["shop.test"]`, []string{listenerAt(port)},
+			"{match: {pathPrefix: /old}, redirect: {path: /new, code: 301}}", "{match: {pathPrefix: /}, pool: a}")
 	}
-	addrs := map[string]string{}
-	servers := map[string]*Server{}
 	regs := map[string]*prometheus.Registry{}
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
-		port := freePort(t)
+	addrs, servers := startEngines(t, cfg, func(engine string) Options {
 		regs[engine] = prometheus.NewRegistry()
-		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine, Metrics: regs[engine]})
-		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
-	}
+		return Options{Metrics: regs[engine]}
+	})
 	convs := []struct {
 		name string
 		reqs []string
@@ -145,18 +163,7 @@ spec:
 		{"absolute form", []string{"GET http://shop.test/abs HTTP/1.1\r\nHost: x\r\n\r\n"}},
 	}
 	for _, cv := range convs {
-		t.Run(cv.name, func(t *testing.T) {
-			want := exchangeRaw(t, addrs[EngineGoroutine], cv.reqs...)
-			got := exchangeRaw(t, addrs[EngineEvloop], cv.reqs...)
-			if len(got) != len(want) {
-				t.Fatalf("evloop: %d answers, goroutine: %d\nevloop: %q\ngoroutine: %q", len(got), len(want), got, want)
-			}
-			for i := range want {
-				if got[i] != want[i] {
-					t.Errorf("answer %d differs\nevloop:\n%s\ngoroutine:\n%s", i, got[i], want[i])
-				}
-			}
-		})
+		t.Run(cv.name, func(t *testing.T) { sameAnswers(t, addrs, cv.name, cv.reqs...) })
 	}
 	// Requests written at once and followed by the client's FIN (as the
 	// smuggling fuzz target sends them): the same answers, in the same
@@ -170,7 +177,7 @@ spec:
 		"GET /a HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /b HTTP/1.1\r\nHost: shop.test\r\n\r\nGET /c HTTP/1.1\r\nHost: shop.test\r\n\r\n",
 	} {
 		var outs []string
-		for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+		for _, engine := range engineNames {
 			c, err := net.Dial("tcp", addrs[engine])
 			if err != nil {
 				t.Fatal(err)

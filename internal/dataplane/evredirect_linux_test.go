@@ -20,35 +20,23 @@ import (
 func TestEnginesAgreeOnRedirects(t *testing.T) {
 	origin := headerEcho(t)
 	cfg := func(port int) string {
-		return pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  routes:
-  - {match: {pathPrefix: /old}, redirect: {path: /new, code: 301}}
-  - {match: {pathPrefix: /s}, redirect: {scheme: https, code: 308}}
-  - {match: {pathPrefix: /p}, redirect: {port: 8443}}
-  - {match: {pathPrefix: /h}, redirect: {host: other.test, stripQuery: true, code: 302}}
-  - {match: {pathPrefix: /x}, redirect: {host: "example.test", port: 9000, code: 307}}
-  - {match: {pathPrefix: /c}, redirect: {code: 303}, responseHeaders: {set: [{name: Cache-Control, value: no-store}]}}
-  - {match: {path: /health}, directResponse: {status: 200, body: "ok\n", contentType: text/plain}}
-  - {match: {path: /gone}, directResponse: {status: 410}}
-  - {match: {path: /teapot}, directResponse: {status: 418, body: "{\"short\": \"stout\"}"}}
-  - {match: {pathPrefix: /}, pool: a}
-`, port)
+		return pool("a", hostOf(origin.URL)) + lbDoc([]string{listenerAt(port)},
+			"{match: {pathPrefix: /old}, redirect: {path: /new, code: 301}}",
+			"{match: {pathPrefix: /s}, redirect: {scheme: https, code: 308}}",
+			"{match: {pathPrefix: /p}, redirect: {port: 8443}}",
+			"{match: {pathPrefix: /h}, redirect: {host: other.test, stripQuery: true, code: 302}}",
+			`{match: {pathPrefix: /x}, redirect: {host: "example.test", port: 9000, code: 307}}`,
+			"{match: {pathPrefix: /c}, redirect: {code: 303}, responseHeaders: {set: [{name: Cache-Control, value: no-store}]}}",
+			`{match: {path: /health}, directResponse: {status: 200, body: "ok\n", contentType: text/plain}}`,
+			"{match: {path: /gone}, directResponse: {status: 410}}",
+			`{match: {path: /teapot}, directResponse: {status: 418, body: "{\"short\": \"stout\"}"}}`,
+			"{match: {pathPrefix: /}, pool: a}")
 	}
-	addrs := map[string]string{}
-	servers := map[string]*Server{}
 	regs := map[string]*prometheus.Registry{}
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
-		port := freePort(t)
+	addrs, servers := startEngines(t, cfg, func(engine string) Options {
 		regs[engine] = prometheus.NewRegistry()
-		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine, Metrics: regs[engine]})
-		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
-	}
+		return Options{Metrics: regs[engine]}
+	})
 	convs := [][]string{
 		{
 			"GET /old/x?y=1 HTTP/1.1\r\nHost: shop.test\r\n\r\n",
@@ -68,15 +56,11 @@ spec:
 		{"GET /c HTTP/1.1\r\nHost: shop.test\r\n\r\n"},
 	}
 	for i, reqs := range convs {
-		want := exchangeRaw(t, addrs[EngineGoroutine], reqs...)
-		got := exchangeRaw(t, addrs[EngineEvloop], reqs...)
-		if fmt.Sprint(want) != fmt.Sprint(got) {
-			t.Errorf("conversation %d\ngoroutine: %q\nevloop:    %q", i, want, got)
-		}
+		sameAnswers(t, addrs, fmt.Sprintf("conversation %d", i), reqs...)
 	}
 	// Pipelined: two redirects and a forwarded request in one write.
 	var outs []string
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+	for _, engine := range engineNames {
 		c, err := net.Dial("tcp", addrs[engine])
 		if err != nil {
 			t.Fatal(err)

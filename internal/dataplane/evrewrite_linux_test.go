@@ -16,37 +16,19 @@ import (
 func TestEnginesAgreeOnRewrites(t *testing.T) {
 	origin := headerEcho(t)
 	cfg := func(port int) string {
-		return pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["shop.test"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  routes:
-  - {match: {pathPrefix: /api}, pool: a, prefixRewrite: /v2}
-  - {match: {pathPrefix: /root/}, pool: a, prefixRewrite: /}
-  - {match: {path: /exact}, pool: a, prefixRewrite: /other, hostRewrite: internal.test}
-  - {match: {pathPrefix: /h}, pool: a, hostRewrite: backend.test}
-  - match: {pathPrefix: /mod}
-    pool: a
-    prefixRewrite: /m
-    requestHeaders:
-      remove: [x-drop, X-Set-Removed]
-      set: [{name: X-Set, value: s1}, {name: X-Set-Removed, value: back}, {name: x-fresh, value: f}]
-      add: [{name: X-Keep, value: added}, {name: X-New, value: "n, 2"}]
-  - {match: {pathPrefix: /ua}, pool: a, requestHeaders: {set: [{name: User-Agent, value: proxy}]}}
-  - {match: {pathPrefix: /resp}, pool: a, responseHeaders: {set: [{name: Cache-Control, value: "max-age=60"}]}}
-  - {match: {pathPrefix: /}, pool: a}
-`, port)
+		return pool("a", hostOf(origin.URL)) + lbDocFor(`["shop.test"]`, []string{listenerAt(port)},
+			"{match: {pathPrefix: /api}, pool: a, prefixRewrite: /v2}",
+			"{match: {pathPrefix: /root/}, pool: a, prefixRewrite: /}",
+			"{match: {path: /exact}, pool: a, prefixRewrite: /other, hostRewrite: internal.test}",
+			"{match: {pathPrefix: /h}, pool: a, hostRewrite: backend.test}",
+			"{match: {pathPrefix: /mod}, pool: a, prefixRewrite: /m, requestHeaders: {remove: [x-drop, X-Set-Removed], "+
+				"set: [{name: X-Set, value: s1}, {name: X-Set-Removed, value: back}, {name: x-fresh, value: f}], "+
+				`add: [{name: X-Keep, value: added}, {name: X-New, value: "n, 2"}]}}`,
+			"{match: {pathPrefix: /ua}, pool: a, requestHeaders: {set: [{name: User-Agent, value: proxy}]}}",
+			`{match: {pathPrefix: /resp}, pool: a, responseHeaders: {set: [{name: Cache-Control, value: "max-age=60"}]}}`,
+			"{match: {pathPrefix: /}, pool: a}")
 	}
-	addrs := map[string]string{}
-	servers := map[string]*Server{}
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
-		port := freePort(t)
-		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine})
-		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
-	}
+	addrs, servers := startEngines(t, cfg, nil)
 	var reqs []string
 	for _, target := range []string{
 		"/api/x?q=1&r=%20", "/api", "/api/", "/api/a/b/c", "/root/a/b", "/root/", "/exact?y=2", "/exact", "/h/z?", "/hz",
@@ -59,11 +41,7 @@ spec:
 		"GET /ua HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: client\r\n\r\n",
 		"GET /resp HTTP/1.1\r\nHost: shop.test\r\n\r\n")
 	for i, req := range reqs {
-		want := exchangeRaw(t, addrs[EngineGoroutine], req)
-		got := exchangeRaw(t, addrs[EngineEvloop], req)
-		if fmt.Sprint(want) != fmt.Sprint(got) {
-			t.Errorf("request %d %q\ngoroutine: %q\nevloop:    %q", i, req, want, got)
-		}
+		sameAnswers(t, addrs, fmt.Sprintf("request %d %q", i, req), req)
 	}
 	// Every request on its own connection: the three with "!", ":" and
 	// "@" in a rewritten path are handed off, and those to /ua and /resp.

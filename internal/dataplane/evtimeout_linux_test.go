@@ -67,31 +67,10 @@ func TestEnginesAgreeOnTimeouts(t *testing.T) {
 	t.Cleanup(func() { close(stop) })
 	hole := blackHole(t)
 	cfg := func(port int) string {
-		return pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: hole, namespace: t}
-spec: {endpoints: [{address: %q}], connectTimeout: 300ms}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  routes:
-  - {match: {pathPrefix: /slow}, pool: a, timeout: 300ms}
-  - {match: {pathPrefix: /hole}, pool: hole}
-  - {match: {pathPrefix: /}, pool: a}
-`, hole, port)
+		return pool("a", hostOf(origin.URL)) + poolWith("hole", hole, "connectTimeout: 300ms") + lbDoc([]string{listenerAt(port)},
+			"{match: {pathPrefix: /slow}, pool: a, timeout: 300ms}", "{match: {pathPrefix: /hole}, pool: hole}", "{match: {pathPrefix: /}, pool: a}")
 	}
-	addrs := map[string]string{}
-	servers := map[string]*Server{}
-	for _, engine := range []string{EngineGoroutine, EngineEvloop} {
-		port := freePort(t)
-		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine})
-		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
-	}
+	addrs, servers := startEngines(t, cfg, nil)
 	for _, tc := range []struct {
 		path        string
 		status, alt int
@@ -100,7 +79,7 @@ spec:
 		{"/slow", 504, 504},
 		{"/hole", 504, 502},
 	} {
-		for _, engine := range []string{EngineGoroutine, EngineEvloop} {
+		for _, engine := range engineNames {
 			t0 := time.Now()
 			resp, body := get(t, "http://"+addrs[engine]+tc.path, nil)
 			took := time.Since(t0)

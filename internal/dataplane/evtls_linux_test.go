@@ -3,13 +3,11 @@
 package dataplane
 
 import (
-	"bufio"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -21,46 +19,15 @@ import (
 )
 
 // exchangeTLS is exchangeRaw over TLS: the raw requests on one TLS
-// connection, each answer as text (its body's length for its framing).
+// connection, each answer as text (its body's length for its framing: the
+// goroutine engine de-chunks the large answers it buffers whole).
 func exchangeTLS(t *testing.T, addr string, cfg *tls.Config, reqs ...string) []string {
 	t.Helper()
 	c, err := tls.Dial("tcp", addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(c)
-	var out []string
-	for _, req := range reqs {
-		if _, err := io.WriteString(c, req); err != nil {
-			out = append(out, "write: "+err.Error())
-			break
-		}
-		resp, err := http.ReadResponse(br, &http.Request{Method: strings.Fields(req)[0]})
-		if err != nil {
-			out = append(out, "read: "+err.Error())
-			break
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var hs []string
-		for k, vs := range resp.Header {
-			if k == "Date" || k == "Content-Length" {
-				// The framing of large answers differs (the goroutine
-				// engine de-chunks what it buffers whole): the body's
-				// length is compared.
-				continue
-			}
-			hs = append(hs, k+": "+strings.Join(vs, ","))
-		}
-		sort.Strings(hs)
-		out = append(out, fmt.Sprintf("%d close=%v len=%d\n%s\n%s", resp.StatusCode, resp.Close, len(body), strings.Join(hs, "\n"), body))
-		if resp.Close {
-			break
-		}
-	}
-	return out
+	return exchangeOn(t, c, 10*time.Second, true, reqs...)
 }
 
 // TestEnginesAgreeHTTPS is TestEnginesAgree over TLS: the certificate
@@ -88,14 +55,7 @@ spec:
   - {match: {pathPrefix: /}, pool: a}
 `, port)
 	}
-	engines := []string{EngineGoroutine, EngineEvloop}
-	addrs := map[string]string{}
-	servers := map[string]*Server{}
-	for _, engine := range engines {
-		port := freePort(t)
-		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine})
-		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
-	}
+	addrs, servers := startEngines(t, cfg, nil)
 	if l := servers[EngineEvloop].listeners[addrs[EngineEvloop]]; l == nil || l.ev == nil {
 		t.Fatal("the TLS listener is not served by the event loop")
 	}
@@ -105,7 +65,7 @@ spec:
 
 	t.Run("certificate by SNI", func(t *testing.T) {
 		for sni, want := range map[string]string{"api.example.test": "api.example.test", "www.example.test": "*.example.test", "other.test": "default.test", "": "default.test"} {
-			for _, engine := range engines {
+			for _, engine := range engineNames {
 				c, err := tls.Dial("tcp", addrs[engine], tc(sni))
 				if err != nil {
 					t.Fatalf("%s: sni %q: %v", engine, sni, err)
@@ -169,7 +129,7 @@ spec:
 	t.Run("pipelined request split over records", func(t *testing.T) {
 		// The request head comes in many small TLS records, some of
 		// them in one TCP segment.
-		for _, engine := range engines {
+		for _, engine := range engineNames {
 			c, err := tls.Dial("tcp", addrs[engine], tc("api.example.test"))
 			if err != nil {
 				t.Fatal(err)
@@ -188,7 +148,7 @@ spec:
 	})
 
 	t.Run("http/2 by ALPN", func(t *testing.T) {
-		for _, engine := range engines {
+		for _, engine := range engineNames {
 			h2 := &http.Client{Transport: &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "api.example.test"}}}
 			resp, err := h2.Get("https://" + addrs[engine] + "/h2?x=1")
 			if err != nil {
@@ -203,7 +163,7 @@ spec:
 	})
 
 	t.Run("session resumption", func(t *testing.T) {
-		for _, engine := range engines {
+		for _, engine := range engineNames {
 			for _, max := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 				cfg := tc("api.example.test")
 				cfg.MaxVersion = max
@@ -313,14 +273,9 @@ spec:
   defaultPool: a
 `, port)
 	}
-	engines := []string{EngineGoroutine, EngineEvloop}
-	addrs := map[string]string{}
-	servers := map[string]*Server{}
-	for _, engine := range engines {
-		port := freePort(t)
-		servers[engine] = startServer(t, cfg(port), Options{HTTP1Engine: engine, Stages: map[string]StageFactory{"authn": certStageFactory}})
-		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
-	}
+	addrs, servers := startEngines(t, cfg, func(string) Options {
+		return Options{Stages: map[string]StageFactory{"authn": certStageFactory}}
+	})
 	clientCert, err := ca.TLSCert("client-one")
 	if err != nil {
 		t.Fatal(err)

@@ -227,20 +227,8 @@ metadata: {name: hc, namespace: t}
 spec:
   endpoints: [{address: %q}, {address: %q}]
   healthCheck: {http: {path: /health}, interval: 100ms, timeout: 50ms, healthyThreshold: 1, unhealthyThreshold: 1}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  routes:
-    - match: {pathPrefix: /slow}
-      pool: slow
-      timeout: 200ms
-    - match: {pathPrefix: /hc}
-      pool: hc
-`, hostOf(slow.URL), hostOf(flappy.URL), hostOf(steady.URL), port), Options{})
+`, hostOf(slow.URL), hostOf(flappy.URL), hostOf(steady.URL))+lbDoc([]string{listenerAt(port)},
+		"{match: {pathPrefix: /slow}, pool: slow, timeout: 200ms}", "{match: {pathPrefix: /hc}, pool: hc}"), Options{})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	start := time.Now()
 	resp, _ := get(t, base+"/slow", nil)

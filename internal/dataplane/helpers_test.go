@@ -6,11 +6,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
@@ -114,3 +119,104 @@ func hostOf(url string) string {
 // fails at once. (A port found free by freePort may be taken by another
 // process before the test connects.)
 const deadAddr = "127.0.0.1:1"
+
+// engineNames are the HTTP/1.1 engines the tests that compare them run.
+var engineNames = []string{EngineGoroutine, EngineEvloop}
+
+// startEngines starts a server per HTTP/1.1 engine, each with cfg(port)
+// on a port of its own; opts, when not nil, gives an engine's options
+// (HTTP1Engine is set here). It returns the address and the server of
+// each by engine.
+func startEngines(t testing.TB, cfg func(port int) string, opts func(engine string) Options) (map[string]string, map[string]*Server) {
+	t.Helper()
+	addrs, servers := map[string]string{}, map[string]*Server{}
+	for _, engine := range engineNames {
+		var o Options
+		if opts != nil {
+			o = opts(engine)
+		}
+		o.HTTP1Engine = engine
+		port := freePort(t)
+		servers[engine] = startServer(t, cfg(port), o)
+		addrs[engine] = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	return addrs, servers
+}
+
+// poolWith is pool for one endpoint with more spec fields (YAML flow
+// mapping entries such as "protocol: h2c").
+func poolWith(name, addr, more string) string {
+	return fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: %s, namespace: t}
+spec: {endpoints: [{address: %q}], %s}
+`, name, addr, more)
+}
+
+// h1AndH2CPools are two pools of the one origin at addr: h1 speaks
+// HTTP/1.1 to it, h2 h2c.
+func h1AndH2CPools(h1, h2, addr string) string {
+	return pool(h1, addr) + poolWith(h2, addr, "protocol: h2c")
+}
+
+// listenerAt is a listener on 127.0.0.1:port (a YAML flow mapping) with
+// more fields (such as "h2c: true").
+func listenerAt(port int, more ...string) string {
+	return fmt.Sprintf("{port: %d, address: 127.0.0.1%s}", port, strings.Join(append([]string{""}, more...), ", "))
+}
+
+// lbDoc is the YAML document of the load balancer "lb" for every domain
+// on the listeners (YAML flow mappings, see listenerAt) with the routes
+// (one YAML flow mapping each), after a document separator.
+func lbDoc(listeners []string, routes ...string) string {
+	return lbDocFor(`["*"]`, listeners, routes...)
+}
+
+// lbDocFor is lbDoc for the domains (a YAML flow sequence).
+func lbDocFor(domains string, listeners []string, routes ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: %s
+  listeners: [%s]
+  routes:
+`, domains, strings.Join(listeners, ", "))
+	for _, r := range routes {
+		b.WriteString("  - " + r + "\n")
+	}
+	return b.String()
+}
+
+// startH2C starts o speaking h2c (prior knowledge), and HTTP/1.1 too when
+// http1 is set; it is closed when the test ends.
+func startH2C(t testing.TB, o *httptest.Server, http1 bool) {
+	o.Config.Protocols = new(http.Protocols)
+	o.Config.Protocols.SetHTTP1(http1)
+	o.Config.Protocols.SetUnencryptedHTTP2(true)
+	o.Start()
+	t.Cleanup(o.Close)
+}
+
+// grpcHealthOrigin starts a gRPC server (h2c) on loopback with the health
+// service, each of services SERVING, and returns its address and the
+// health service; it stops when the test ends.
+func grpcHealthOrigin(t testing.TB, services []string, opts ...grpc.ServerOption) (string, *health.Server) {
+	t.Helper()
+	gs := grpc.NewServer(opts...)
+	hs := health.NewServer()
+	for _, s := range services {
+		hs.SetServingStatus(s, healthpb.HealthCheckResponse_SERVING)
+	}
+	healthpb.RegisterHealthServer(gs, hs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gs.Serve(ln)
+	t.Cleanup(gs.Stop)
+	return ln.Addr().String(), hs
+}

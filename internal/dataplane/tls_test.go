@@ -17,7 +17,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"sigs.k8s.io/yaml"
 
@@ -136,18 +135,9 @@ func TestGRPCOverH2CAndTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	// gRPC origin over h2c.
-	gs := grpc.NewServer()
-	hs := health.NewServer()
-	hs.SetServingStatus("shop", healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(gs, hs)
-	gln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go gs.Serve(gln)
-	defer gs.Stop()
+	gaddr, hs := grpcHealthOrigin(t, []string{"shop"})
 	p1, p2 := freePort(t), freePort(t)
-	src := certYAML(t, ca, "cert", true, "grpc.test") + pool("g", gln.Addr().String()) + fmt.Sprintf(`---
+	src := certYAML(t, ca, "cert", true, "grpc.test") + pool("g", gaddr) + fmt.Sprintf(`---
 apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: lb, namespace: t}
