@@ -14,6 +14,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/node/agent"
 	"github.com/meridian-platform/meridian/internal/secevents"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 func secEvent(lb, source string, rule int) distrib.Event {
@@ -38,9 +39,9 @@ func TestSecurityEventsOnASharedSite(t *testing.T) {
 	// runs a real one): the node keeps what it is given.
 	k := &sitestest.Recorder{}
 	a := sitestest.RunAgent(t, agent.Options{ConsoleURL: e.URL, Token: tok, Name: "s1", DataDir: filepath.Join(t.TempDir(), "s1"), CAData: e.CA, Applier: k})
-	sitestest.WaitFor(t, "the owner's load balancer on s1", func() bool { return k.Has("HTTPLoadBalancer retail/own") })
+	testfixture.WaitFor(t, "the owner's load balancer on s1", func() bool { return k.Has("HTTPLoadBalancer retail/own") })
 	e.Lease(t, "lease-s1", "s1", "other")
-	sitestest.WaitFor(t, "both tenants' load balancers on s1", func() bool {
+	testfixture.WaitFor(t, "both tenants' load balancers on s1", func() bool {
 		return k.Has("HTTPLoadBalancer retail/own") && k.Has("HTTPLoadBalancer other--retail/guest")
 	})
 
@@ -66,7 +67,7 @@ func TestSecurityEventsOnASharedSite(t *testing.T) {
 		}
 		return l.Items
 	}
-	sitestest.WaitFor(t, "the events at the console", func() bool { return len(list(owner)) > 0 && len(list(guest)) > 0 })
+	testfixture.WaitFor(t, "the events at the console", func() bool { return len(list(owner)) > 0 && len(list(guest)) > 0 })
 	time.Sleep(300 * time.Millisecond) // let anything misattributed arrive too
 	check := func(when string) {
 		t.Helper()

@@ -25,6 +25,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/distrib"
 	"github.com/meridian-platform/meridian/internal/node/agent"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -141,8 +142,8 @@ func TestPlacementIsolationAndRollout(t *testing.T) {
 	pend := startNode(t, e, ptok, "d-pending")
 
 	wantEU := "Certificate retail/used-d,HTTPLoadBalancer retail/eu-d,OriginPool retail/pool-d"
-	sitestest.WaitFor(t, "d-eu's objects", func() bool { return deu.rec.Keys() == wantEU })
-	sitestest.WaitFor(t, "o-eu's objects", func() bool {
+	testfixture.WaitFor(t, "d-eu's objects", func() bool { return deu.rec.Keys() == wantEU })
+	testfixture.WaitFor(t, "o-eu's objects", func() bool {
 		return oeu.rec.Keys() == "Certificate retail/used-o,HTTPLoadBalancer retail/eu-o,OriginPool retail/pool-o"
 	})
 	// The secret arrives in clear, and only the referenced certificate.
@@ -156,7 +157,7 @@ func TestPlacementIsolationAndRollout(t *testing.T) {
 		}
 	}
 	// A pending site gets nothing until approved.
-	sitestest.WaitFor(t, "the pending site's empty snapshot", func() bool { return pend.a.Version() != "" })
+	testfixture.WaitFor(t, "the pending site's empty snapshot", func() bool { return pend.a.Version() != "" })
 	if k := pend.rec.Keys(); k != "" {
 		t.Fatalf("pending site got %s", k)
 	}
@@ -165,7 +166,7 @@ func TestPlacementIsolationAndRollout(t *testing.T) {
 	if err := admin.Patch(ctx, "Site", "", "d-pending", []byte(`{"spec":{"approved":true}}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	sitestest.WaitFor(t, "the approved site's objects", func() bool { return pend.rec.Keys() == wantEU })
+	testfixture.WaitFor(t, "the approved site's objects", func() bool { return pend.rec.Keys() == wantEU })
 
 	// Sites selecting the same objects share one compiled snapshot.
 	d := e.Console.Distributor()
@@ -177,12 +178,12 @@ func TestPlacementIsolationAndRollout(t *testing.T) {
 
 	// Rejection on one node only, shown in the object's and the site's
 	// status.
-	sitestest.WaitFor(t, "the rollout with a failure", func() bool {
+	testfixture.WaitFor(t, "the rollout with a failure", func() bool {
 		var lb v1.HTTPLoadBalancer
 		admin.Get(ctx, "HTTPLoadBalancer", "retail", "eu-d", &lb)
 		return lb.Status.Rollout == "applied 2/3 sites; 1 failed: d-eu2: listener port taken on this node"
 	})
-	sitestest.WaitFor(t, "the site's errors", func() bool {
+	testfixture.WaitFor(t, "the site's errors", func() bool {
 		var s v1.Site
 		admin.Get(ctx, "Site", "", "d-eu2", &s)
 		return len(s.Status.Errors) == 1 && strings.Contains(s.Status.Errors[0], "eu-d")
@@ -192,13 +193,13 @@ func TestPlacementIsolationAndRollout(t *testing.T) {
 	if err := admin.Patch(ctx, "Site", "", "d-eu", []byte(`{"metadata":{"labels":{"region":"us"}}}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	sitestest.WaitFor(t, "d-eu moved to us", func() bool { return deu.rec.Keys() == "HTTPLoadBalancer retail/us-d,OriginPool retail/pool-d" })
+	testfixture.WaitFor(t, "d-eu moved to us", func() bool { return deu.rec.Keys() == "HTTPLoadBalancer retail/us-d,OriginPool retail/pool-d" })
 	// A new placement reaches a running site.
 	if err := admin.Patch(ctx, "HTTPLoadBalancer", "retail", "us-d", []byte(`{"spec":{"sites":{"virtualSite":"eu"}}}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	sitestest.WaitFor(t, "us-d removed from d-eu", func() bool { return deu.rec.Keys() == "" })
-	sitestest.WaitFor(t, "us-d on d-eu2", func() bool { return strings.Contains(deu2.rec.Keys(), "HTTPLoadBalancer retail/us-d") })
+	testfixture.WaitFor(t, "us-d removed from d-eu", func() bool { return deu.rec.Keys() == "" })
+	testfixture.WaitFor(t, "us-d on d-eu2", func() bool { return strings.Contains(deu2.rec.Keys(), "HTTPLoadBalancer retail/us-d") })
 	if strings.Contains(oeu.rec.Keys(), "-d") {
 		t.Fatalf("another tenant's site got %s", oeu.rec.Keys())
 	}
@@ -247,7 +248,7 @@ func TestHandCraftedRequestsGetNothingElse(t *testing.T) {
 	eu := startNode(t, e, dtok, "d-eu")
 	oeu := startNode(t, e, otok, "o-eu")
 	for _, n := range []*testNode{us, eu, oeu} {
-		sitestest.WaitFor(t, "first snapshot", func() bool { return n.a.Version() != "" })
+		testfixture.WaitFor(t, "first snapshot", func() bool { return n.a.Version() != "" })
 	}
 	usCert := clientCert(t, us.dir)
 
@@ -281,7 +282,7 @@ func TestHandCraftedRequestsGetNothingElse(t *testing.T) {
 	other := sitestest.Start(t)
 	xtok := other.CreateToken(t, "", "x", v1.SiteTokenSpec{MaxUses: 1, AutoApprove: true})
 	x := startNode(t, other, xtok, "d-eu")
-	sitestest.WaitFor(t, "foreign node", func() bool { return x.a.Version() != "" })
+	testfixture.WaitFor(t, "foreign node", func() bool { return x.a.Version() != "" })
 	xCert := clientCert(t, x.dir)
 	cases = append(cases, struct {
 		name  string

@@ -6,6 +6,7 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // TestNetworkPolicyPlacement: a NetworkPolicy reaches the sites of its
@@ -42,12 +43,12 @@ spec:
 `)...)
 	eu := startNode(t, e, e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 1, AutoApprove: true, Labels: map[string]string{"region": "eu"}}), "n-eu")
 	us := startNode(t, e, e.CreateToken(t, "", "us", v1.SiteTokenSpec{MaxUses: 1, AutoApprove: true, Labels: map[string]string{"region": "us"}}), "n-us")
-	sitestest.WaitFor(t, "the eu site's policy", func() bool { return eu.rec.Keys() == "NetworkPolicy retail/eu-edge" })
+	testfixture.WaitFor(t, "the eu site's policy", func() bool { return eu.rec.Keys() == "NetworkPolicy retail/eu-edge" })
 	np, ok := eu.rec.Get("NetworkPolicy retail/eu-edge").(*v1.NetworkPolicy)
 	if !ok || len(np.Spec.Ingress) != 1 || np.Spec.Ingress[0].Sources[0] != "203.0.113.0/24" {
 		t.Fatalf("policy delivered as %+v", np)
 	}
-	sitestest.WaitFor(t, "the us site's first snapshot", func() bool { return us.a.Version() != "" })
+	testfixture.WaitFor(t, "the us site's first snapshot", func() bool { return us.a.Version() != "" })
 	if k := us.rec.Keys(); k != "" {
 		t.Fatalf("us site got %s", k)
 	}
@@ -56,6 +57,6 @@ spec:
 	if err := admin.Patch(t.Context(), "NetworkPolicy", "retail", "eu-edge", []byte(`{"spec":{"sites":{"virtualSite":"us"}}}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	sitestest.WaitFor(t, "the policy on the us site", func() bool { return us.rec.Keys() == "NetworkPolicy retail/eu-edge" })
-	sitestest.WaitFor(t, "the policy gone from the eu site", func() bool { return !strings.Contains(eu.rec.Keys(), "NetworkPolicy") })
+	testfixture.WaitFor(t, "the policy on the us site", func() bool { return us.rec.Keys() == "NetworkPolicy retail/eu-edge" })
+	testfixture.WaitFor(t, "the policy gone from the eu site", func() bool { return !strings.Contains(eu.rec.Keys(), "NetworkPolicy") })
 }

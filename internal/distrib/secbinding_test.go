@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 const securedObjects = `
@@ -84,7 +85,7 @@ func TestSecurityBindingsAndSecretsShipWithLoadBalancers(t *testing.T) {
 	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{MaxUses: 10, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
 	n := startNode(t, e, tok, "s-eu")
 	want := "AppFirewall shop/crs,HTTPLoadBalancer shop/api,OriginPool shop/pool,RateLimiter shop/rl,SecurityBinding shop/baseline,ServicePolicy shop/base"
-	sitestest.WaitFor(t, "the site's objects", func() bool { return n.rec.Keys() == want })
+	testfixture.WaitFor(t, "the site's objects", func() bool { return n.rec.Keys() == want })
 	lb := n.rec.Get("HTTPLoadBalancer shop/api").(*v1.HTTPLoadBalancer)
 	if k := lb.Spec.Authentication.APIKey.Keys[0].Key; k != "ci-key-0123456789abcdef" {
 		t.Fatalf("API key not delivered in clear: %q", k)
@@ -102,7 +103,7 @@ func TestSecurityBindingsAndSecretsShipWithLoadBalancers(t *testing.T) {
 	if err := admin.Delete(ctx, "SecurityBinding", "shop", "baseline"); err != nil {
 		t.Fatal(err)
 	}
-	sitestest.WaitFor(t, "the binding's removal", func() bool {
+	testfixture.WaitFor(t, "the binding's removal", func() bool {
 		return n.rec.Keys() == "HTTPLoadBalancer shop/api,OriginPool shop/pool,RateLimiter shop/rl"
 	})
 	// A dangling route-level reference is refused.

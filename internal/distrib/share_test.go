@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // guestObjects adds to the guest's side of the shared site a load
@@ -39,11 +40,11 @@ func TestSiteShare(t *testing.T) {
 	leased := startNode(t, e, tok, "s1")
 	plain := startNode(t, e, tok, "s2")
 	ownOnly := "HTTPLoadBalancer retail/own,OriginPool retail/shop"
-	sitestest.WaitFor(t, "owner's objects", func() bool { return leased.rec.Keys() == ownOnly && plain.rec.Keys() == ownOnly })
+	testfixture.WaitFor(t, "owner's objects", func() bool { return leased.rec.Keys() == ownOnly && plain.rec.Keys() == ownOnly })
 
 	e.Lease(t, "lease-s1", "s1", "other")
 	withGuest := "HTTPLoadBalancer other--retail/guest,HTTPLoadBalancer retail/own,OriginPool other--retail/shop,OriginPool retail/shop"
-	sitestest.WaitFor(t, "the guest's objects on the leased site", func() bool { return leased.rec.Keys() == withGuest })
+	testfixture.WaitFor(t, "the guest's objects on the leased site", func() bool { return leased.rec.Keys() == withGuest })
 	if got := leased.rec.Get("OriginPool other--retail/shop").(*v1.OriginPool); got.Spec.Endpoints[0].Address != "127.0.0.1:10" {
 		t.Fatalf("guest pool: %+v", got.Spec)
 	}
@@ -53,7 +54,7 @@ func TestSiteShare(t *testing.T) {
 
 	ctx := context.Background()
 	owner, guest := e.Client(t, ""), e.Client(t, "other")
-	sitestest.WaitFor(t, "the collision in both statuses", func() bool {
+	testfixture.WaitFor(t, "the collision in both statuses", func() bool {
 		var a, b v1.HTTPLoadBalancer
 		owner.Get(ctx, "HTTPLoadBalancer", "retail", "own", &a)
 		guest.Get(ctx, "HTTPLoadBalancer", "retail", "clash", &b)
@@ -67,7 +68,7 @@ func TestSiteShare(t *testing.T) {
 	}
 	var g v1.HTTPLoadBalancer
 	guest.Get(ctx, "HTTPLoadBalancer", "retail", "guest", &g)
-	sitestest.WaitFor(t, "the guest's rollout", func() bool {
+	testfixture.WaitFor(t, "the guest's rollout", func() bool {
 		guest.Get(ctx, "HTTPLoadBalancer", "retail", "guest", &g)
 		return g.Status.Rollout == "applied 1/1 sites"
 	})
@@ -76,8 +77,8 @@ func TestSiteShare(t *testing.T) {
 	if err := owner.Delete(ctx, "SiteShare", "", "lease-s1"); err != nil {
 		t.Fatal(err)
 	}
-	sitestest.WaitFor(t, "the guest's objects removed", func() bool { return leased.rec.Keys() == ownOnly })
-	sitestest.WaitFor(t, "the collision cleared", func() bool {
+	testfixture.WaitFor(t, "the guest's objects removed", func() bool { return leased.rec.Keys() == ownOnly })
+	testfixture.WaitFor(t, "the collision cleared", func() bool {
 		var a v1.HTTPLoadBalancer
 		owner.Get(ctx, "HTTPLoadBalancer", "retail", "own", &a)
 		return len(a.Status.Errors) == 0

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // TestRunStandaloneEngines runs the node with its default HTTP/1.1 engine
@@ -40,7 +42,7 @@ func testRunStandaloneEngine(t *testing.T, engine string) {
 	}
 	a, b := origin("a"), origin("b")
 	dir := t.TempDir()
-	port, admin := freePort(t), freePort(t)
+	port, admin := testfixture.FreePort(t), testfixture.FreePort(t)
 	conf := func(extraRoute string) string {
 		return fmt.Sprintf(`apiVersion: meridian/v1
 kind: OriginPool
@@ -76,7 +78,7 @@ spec:
 	}()
 	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	waitFor(t, "readyz", func() bool { c, _ := httpGet(adminURL + "/readyz"); return c == 200 })
+	testfixture.WaitFor(t, "readyz", func() bool { c, _ := testfixture.Get(adminURL + "/readyz"); return c == 200 })
 
 	// One kept connection across the reload.
 	conn, err := net.Dial("tcp", addr)
@@ -102,7 +104,7 @@ spec:
 			t.Fatalf("before reload: %q", got)
 		}
 	}
-	_, m := httpGet(adminURL + "/metrics")
+	_, m := testfixture.Get(adminURL + "/metrics")
 	if !regexp.MustCompile(`meridian_http_requests_total\{code="2xx",loadbalancer="site",namespace="default",pool="a",route="default/site#0"\} 3\b`).MatchString(m) {
 		t.Errorf("metrics lack the 3 requests of pool a:\n%s", grepLines(m, "meridian_http_requests_total"))
 	}
@@ -111,7 +113,10 @@ spec:
 		t.Errorf("engine %q: event loop served the 3 requests: %v, want %v\n%s", engine, evServed, want, grepLines(m, "evloop"))
 	}
 	writeFile(t, filepath.Join(dir, "site.yaml"), conf("\n    - {match: {pathPrefix: /b}, pool: b}"))
-	waitFor(t, "reload", func() bool { _, body := httpGet("http://" + addr + "/b/y"); return strings.HasPrefix(body, "b ") })
+	testfixture.WaitFor(t, "reload", func() bool {
+		_, body := testfixture.Get("http://" + addr + "/b/y")
+		return strings.HasPrefix(body, "b ")
+	})
 	if got := ask("/b/x"); got != "200 b /b/x xff=127.0.0.1 xfp=http rid=true" {
 		t.Fatalf("kept connection after reload: %q", got)
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // resetFrom reports whether a connection from the loopback address src to
@@ -31,7 +33,7 @@ func resetFrom(src, addr string) bool {
 // their verdicts on /metrics, writes their events, and follows edits.
 func TestRunStandaloneNetworkPolicy(t *testing.T) {
 	dir := t.TempDir()
-	port, admin := freePort(t), freePort(t)
+	port, admin := testfixture.FreePort(t), testfixture.FreePort(t)
 	writeFile(t, filepath.Join(dir, "lb.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: site}
@@ -63,16 +65,16 @@ spec:
 	}()
 	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	waitFor(t, "readyz", func() bool { c, _ := httpGet(adminURL + "/readyz"); return c == 200 })
+	testfixture.WaitFor(t, "readyz", func() bool { c, _ := testfixture.Get(adminURL + "/readyz"); return c == 200 })
 
 	if !resetFrom("127.0.0.2", addr) {
 		t.Fatal("the denied client was not reset")
 	}
-	if c, b := httpGet("http://" + addr + "/"); c != 200 || b != "origin" {
+	if c, b := testfixture.Get("http://" + addr + "/"); c != 200 || b != "origin" {
 		t.Fatalf("allowed client: %d %q", c, b)
 	}
 	counter := func(mode string) string {
-		_, m := httpGet(adminURL + "/metrics")
+		_, m := testfixture.Get(adminURL + "/metrics")
 		for _, line := range strings.Split(m, "\n") {
 			if strings.HasPrefix(line, "meridian_netpolicy_connections_total{") && strings.Contains(line, `rule="lab"`) &&
 				strings.Contains(line, `mode="`+mode+`"`) && strings.Contains(line, `namespace="default"`) && strings.Contains(line, `action="deny"`) {
@@ -84,17 +86,17 @@ spec:
 	if v := counter("enforce"); v != "1" {
 		t.Fatalf("deny counter %q, want 1", v)
 	}
-	waitFor(t, "the deny event", func() bool {
+	testfixture.WaitFor(t, "the deny event", func() bool {
 		return strings.Contains(events.String(), `"kind":"network"`) && strings.Contains(events.String(), `"action":"denied"`)
 	})
 
 	// Edited to dryRun: the lab gets in, and is counted as a would-be deny.
 	writeFile(t, filepath.Join(dir, "netpol.yaml"), fmt.Sprintf(policy, "dryRun"))
-	waitFor(t, "the dry-run policy", func() bool { return !resetFrom("127.0.0.2", addr) })
+	testfixture.WaitFor(t, "the dry-run policy", func() bool { return !resetFrom("127.0.0.2", addr) })
 	if v := counter("dryRun"); v != "1" {
 		t.Fatalf("dry-run counter %q, want 1", v)
 	}
-	waitFor(t, "the detected event", func() bool { return strings.Contains(events.String(), `"action":"detected"`) })
+	testfixture.WaitFor(t, "the detected event", func() bool { return strings.Contains(events.String(), `"action":"detected"`) })
 	cancel()
 	<-done
 	<-secDone

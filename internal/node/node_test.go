@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,17 +17,8 @@ import (
 
 	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 type syncBuf struct {
 	mu sync.Mutex
@@ -45,28 +35,6 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func waitFor(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	for i := 0; i < 500; i++ {
-		if f() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
-func httpGet(url string) (int, string) {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -86,7 +54,7 @@ func TestRunStandaloneHotReload(t *testing.T) {
 	}))
 	defer backend.Close()
 	dir := t.TempDir()
-	port, admin := freePort(t), freePort(t)
+	port, admin := testfixture.FreePort(t), testfixture.FreePort(t)
 	pools := fmt.Sprintf(`apiVersion: meridian/v1
 kind: OriginPool
 metadata: {name: web}
@@ -120,21 +88,21 @@ spec:
 	}()
 	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(t, "readyz", func() bool { c, _ := httpGet(adminURL + "/readyz"); return c == 200 })
-	if c, b := httpGet(base + "/hello"); c != 200 || b != "v1" {
+	testfixture.WaitFor(t, "readyz", func() bool { c, _ := testfixture.Get(adminURL + "/readyz"); return c == 200 })
+	if c, b := testfixture.Get(base + "/hello"); c != 200 || b != "v1" {
 		t.Fatalf("hello: %d %q", c, b)
 	}
-	if c, b := httpGet(base + "/x"); c != 200 || b != "backend path=/x" {
+	if c, b := testfixture.Get(base + "/x"); c != 200 || b != "backend path=/x" {
 		t.Fatalf("proxy: %d %q", c, b)
 	}
 	// A valid edit is applied live.
 	writeFile(t, filepath.Join(dir, "lb.yaml"), lb("v2"))
-	waitFor(t, "v2", func() bool { _, b := httpGet(base + "/hello"); return b == "v2" })
+	testfixture.WaitFor(t, "v2", func() bool { _, b := testfixture.Get(base + "/hello"); return b == "v2" })
 	// An invalid edit is reported with its field path; v2 keeps serving.
 	writeFile(t, filepath.Join(dir, "lb.yaml"), strings.Replace(lb("v3"), "path: /hello", "path: hello", 1))
 	var dump ConfigDump
-	waitFor(t, "problem on /config", func() bool {
-		_, b := httpGet(adminURL + "/config")
+	testfixture.WaitFor(t, "problem on /config", func() bool {
+		_, b := testfixture.Get(adminURL + "/config")
 		dump = ConfigDump{}
 		_ = json.Unmarshal([]byte(b), &dump)
 		return len(dump.Problems) > 0
@@ -143,32 +111,32 @@ spec:
 	if p.Kind != "HTTPLoadBalancer" || p.Name != "site" || len(p.Fields) == 0 || p.Fields[0].Field != "spec.routes[0].match.path" || p.Serving == "" {
 		t.Fatalf("problem %+v", p)
 	}
-	if _, b := httpGet(base + "/hello"); b != "v2" {
+	if _, b := testfixture.Get(base + "/hello"); b != "v2" {
 		t.Fatalf("last good not serving: %q", b)
 	}
 	// A file that does not even decode keeps its last good objects too.
 	writeFile(t, filepath.Join(dir, "lb.yaml"), "apiVersion: meridian/v1\nkind: HTTPLoadBalancer\nmetadata: {name: site}\nspec: {domainz: []}\n")
-	waitFor(t, "decode problem", func() bool {
-		_, b := httpGet(adminURL + "/config")
+	testfixture.WaitFor(t, "decode problem", func() bool {
+		_, b := testfixture.Get(adminURL + "/config")
 		return strings.Contains(b, "domainz")
 	})
-	if _, b := httpGet(base + "/hello"); b != "v2" {
+	if _, b := testfixture.Get(base + "/hello"); b != "v2" {
 		t.Fatalf("last good file not serving: %q", b)
 	}
 	// Admin endpoints.
-	_, b := httpGet(adminURL + "/metrics")
+	_, b := testfixture.Get(adminURL + "/metrics")
 	for _, m := range []string{"meridian_http_requests_total", "meridian_endpoint_healthy", "meridian_config_reloads_total", "meridian_http_request_duration_seconds_bucket"} {
 		if !strings.Contains(b, m) {
 			t.Errorf("metrics lack %s", m)
 		}
 	}
-	if c, _ := httpGet(adminURL + "/healthz"); c != 200 {
+	if c, _ := testfixture.Get(adminURL + "/healthz"); c != 200 {
 		t.Error("healthz")
 	}
-	if c, _ := httpGet(adminURL + "/debug/pprof/"); c != 200 {
+	if c, _ := testfixture.Get(adminURL + "/debug/pprof/"); c != 200 {
 		t.Error("pprof")
 	}
-	_, b = httpGet(adminURL + "/config")
+	_, b = testfixture.Get(adminURL + "/config")
 	if !strings.Contains(b, `"address": "127.0.0.1:`) || !strings.Contains(b, `"default/web"`) {
 		t.Errorf("config dump: %s", b)
 	}
@@ -194,7 +162,7 @@ spec:
 
 func TestRunStandaloneSecretsRedacted(t *testing.T) {
 	dir := t.TempDir()
-	admin := freePort(t)
+	admin := testfixture.FreePort(t)
 	// A CA bundle and a key-carrying certificate: /config must not show keys.
 	writeFile(t, filepath.Join(dir, "c.yaml"), `apiVersion: meridian/v1
 kind: Certificate
@@ -211,8 +179,8 @@ spec:
 			PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard})
 	}()
 	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
-	waitFor(t, "readyz", func() bool { c, _ := httpGet(adminURL + "/readyz"); return c == 200 })
-	_, b := httpGet(adminURL + "/config")
+	testfixture.WaitFor(t, "readyz", func() bool { c, _ := testfixture.Get(adminURL + "/readyz"); return c == 200 })
+	_, b := testfixture.Get(adminURL + "/config")
 	if strings.Contains(b, "super-secret") {
 		t.Fatalf("secret leaked: %s", b)
 	}
@@ -226,7 +194,7 @@ spec:
 // A stage given in Options.Stages runs for the node's load balancers.
 func TestRunStandaloneStages(t *testing.T) {
 	dir := t.TempDir()
-	port, admin := freePort(t), freePort(t)
+	port, admin := testfixture.FreePort(t), testfixture.FreePort(t)
 	writeFile(t, filepath.Join(dir, "lb.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: site}
@@ -243,8 +211,11 @@ spec:
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard,
 			Stages: map[string]dataplane.StageFactory{"policy": func(*config.VHost, *dataplane.StageEnv) dataplane.Stage { return denyAll{} }}})
 	}()
-	waitFor(t, "readyz", func() bool { c, _ := httpGet(fmt.Sprintf("http://127.0.0.1:%d/readyz", admin)); return c == 200 })
-	if c, b := httpGet(fmt.Sprintf("http://127.0.0.1:%d/", port)); c != 403 || b != "denied" {
+	testfixture.WaitFor(t, "readyz", func() bool {
+		c, _ := testfixture.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", admin))
+		return c == 200
+	})
+	if c, b := testfixture.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); c != 403 || b != "denied" {
 		t.Fatalf("stage not run: %d %q", c, b)
 	}
 	cancel()

@@ -14,6 +14,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/node"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // TestBindingFirewallCannotBeSwitchedOff: the load balancer's owner names
@@ -22,7 +23,7 @@ import (
 func TestBindingFirewallCannotBeSwitchedOff(t *testing.T) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	defer backend.Close()
-	port := freePort(t)
+	port := testfixture.FreePort(t)
 	objs := fmt.Sprintf(`
 apiVersion: meridian/v1
 kind: OriginPool

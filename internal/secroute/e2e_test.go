@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -29,6 +28,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/node"
 	"github.com/meridian-platform/meridian/internal/policy/geoip"
 	"github.com/meridian-platform/meridian/internal/policy/geoip/geoiptest"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 const apiKey = "ci-key-0123456789abcdef"
@@ -135,15 +135,6 @@ func (s *signer) token(t *testing.T, sub string, roles ...string) string {
 	return s2
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func decodeAll(t *testing.T, doc string) []v1.Object {
 	objs, err := v1.DecodeAll([]byte(doc))
 	if err != nil {
@@ -185,7 +176,7 @@ func TestRouteSecurityEndToEnd(t *testing.T) {
 	secDone := make(chan struct{})
 	go func() { sec.Run(secCtx); close(secDone) }()
 	defer func() { stopSec(); <-secDone }()
-	port := freePort(t)
+	port := testfixture.FreePort(t)
 	doc := strings.NewReplacer("BACKEND", strings.TrimPrefix(backend.URL, "http://"), "PORT", fmt.Sprint(port), "JWKS", jwksPath).Replace(objects)
 	tab := config.Compile(decodeAll(t, doc), sec.CompileOptions()...)
 	if len(tab.Errors) > 0 {

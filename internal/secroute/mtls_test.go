@@ -16,6 +16,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 	"github.com/meridian-platform/meridian/internal/node"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 func indent(s string) string {
@@ -43,7 +44,7 @@ func TestMTLSRouteAndSNIPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := testfixture.FreePort(t)
 	doc := fmt.Sprintf(`
 apiVersion: meridian/v1
 kind: OriginPool

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // eventsGet sends GET path to the load balancer's listener and returns the
@@ -73,7 +75,7 @@ func TestSecurityEventsReachTheConsole(t *testing.T) {
 	eventLog := filepath.Join(t.TempDir(), "events.log")
 	m := startManagedSite(t, "--events-log", eventLog)
 	console, env, hc, dataDir, consoleAddr := m.console, m.env, m.hc, m.dataDir, m.consoleAddr
-	port := siteFreePort(t)
+	port := testfixture.FreePort(t)
 	m.applyShop(t, fmt.Sprintf(`apiVersion: meridian/v1
 kind: ServicePolicy
 metadata: {name: guard, namespace: shop}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // managedSite is a console, one node registered to it (site edge-1,
@@ -31,7 +33,7 @@ func startManagedSite(t *testing.T, nodeArgs ...string) *managedSite {
 		hc:          &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
 		origin:      httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })),
 		dataDir:     filepath.Join(t.TempDir(), "console"),
-		consoleAddr: fmt.Sprintf("127.0.0.1:%d", siteFreePort(t)),
+		consoleAddr: fmt.Sprintf("127.0.0.1:%d", testfixture.FreePort(t)),
 	}
 	t.Cleanup(m.origin.Close)
 	m.console, m.env, m.url = startConsole(t, m.dataDir, "--listen", m.consoleAddr)

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // TestNetworkPolicyFromTheConsole: a NetworkPolicy applied with the CLI
@@ -24,7 +26,7 @@ func TestNetworkPolicyFromTheConsole(t *testing.T) {
 	}
 	m := startManagedSite(t)
 	env, hc := m.env, m.hc
-	port := siteFreePort(t)
+	port := testfixture.FreePort(t)
 	m.applyShop(t, fmt.Sprintf(`apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: front, namespace: shop}

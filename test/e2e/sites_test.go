@@ -13,18 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// siteFreePort returns a loopback port that was free a moment ago.
-func siteFreePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+	"github.com/meridian-platform/meridian/internal/testfixture"
+)
 
 // siteFetch GETs http://127.0.0.1:port/ with Host shop.test and returns the body.
 func siteFetch(hc *http.Client, port int) (string, error) {
@@ -107,7 +98,7 @@ func TestSitesFleet(t *testing.T) {
 	}
 
 	dataDir := filepath.Join(t.TempDir(), "console")
-	consoleAddr := fmt.Sprintf("127.0.0.1:%d", siteFreePort(t))
+	consoleAddr := fmt.Sprintf("127.0.0.1:%d", testfixture.FreePort(t))
 	console, env, url := startConsole(t, dataDir, "--listen", consoleAddr)
 	caFile := filepath.Join(dataDir, "ca.crt")
 
@@ -159,7 +150,7 @@ func TestSitesFleet(t *testing.T) {
 	ports := map[string]int{}
 	var cfg strings.Builder
 	for i, n := range names {
-		ports[n] = siteFreePort(t)
+		ports[n] = testfixture.FreePort(t)
 		fmt.Fprintf(&cfg, `---
 apiVersion: meridian/v1
 kind: VirtualSite

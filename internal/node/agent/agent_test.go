@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,39 +17,8 @@ import (
 	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/node/agent"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func waitFor(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func get(url string) (int, string) {
-	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 func backend(t *testing.T, name string) string {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
@@ -132,7 +100,7 @@ spec:
 // is back.
 func TestNodeEndToEnd(t *testing.T) {
 	e := sitestest.Start(t)
-	port := freePort(t)
+	port := testfixture.FreePort(t)
 	b1, b2 := backend(t, "one"), backend(t, "two")
 	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, b1, port))...)
 	tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
@@ -142,15 +110,15 @@ func TestNodeEndToEnd(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "node")
 	n := startNode(t, e, tok, "station-1", dir)
-	waitFor(t, "traffic through the node", func() bool { _, b := get(url); return b == "one" })
+	testfixture.WaitFor(t, "traffic through the node", func() bool { _, b := testfixture.Get(url); return b == "one" })
 
 	// Status: the site is online and the load balancer shows its rollout.
-	waitFor(t, "site status", func() bool {
+	testfixture.WaitFor(t, "site status", func() bool {
 		var s v1.Site
 		admin.Get(ctx, "Site", "", "station-1", &s)
 		return s.Status.Online && s.Status.AppliedVersion != "" && s.Status.AppliedVersion == n.a.Version()
 	})
-	waitFor(t, "rollout status", func() bool {
+	testfixture.WaitFor(t, "rollout status", func() bool {
 		var lb v1.HTTPLoadBalancer
 		admin.Get(ctx, "HTTPLoadBalancer", "retail", "shop", &lb)
 		return lb.Status.Rollout == "applied 1/1 sites"
@@ -160,17 +128,17 @@ func TestNodeEndToEnd(t *testing.T) {
 	if err := admin.Patch(ctx, "OriginPool", "retail", "shop", []byte(fmt.Sprintf(`{"spec":{"endpoints":[{"address":%q}]}}`, b2)), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the update", func() bool { _, b := get(url); return b == "two" })
+	testfixture.WaitFor(t, "the update", func() bool { _, b := testfixture.Get(url); return b == "two" })
 
 	// The site loses its label: the configuration goes; it comes back.
 	if err := admin.Patch(ctx, "Site", "", "station-1", []byte(`{"metadata":{"labels":{"region":"us"}}}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the configuration to be removed", func() bool { c, _ := get(url); return c == 0 })
+	testfixture.WaitFor(t, "the configuration to be removed", func() bool { c, _ := testfixture.Get(url); return c == 0 })
 	if err := admin.Patch(ctx, "Site", "", "station-1", []byte(`{"metadata":{"labels":{"region":"eu"}}}`), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the configuration to come back", func() bool { _, b := get(url); return b == "two" })
+	testfixture.WaitFor(t, "the configuration to come back", func() bool { _, b := testfixture.Get(url); return b == "two" })
 
 	// The snapshot on disk is sealed.
 	raw, err := os.ReadFile(filepath.Join(dir, "snapshot.enc"))
@@ -184,7 +152,7 @@ func TestNodeEndToEnd(t *testing.T) {
 	// Console down: traffic keeps flowing.
 	e.Stop()
 	for i := 0; i < 20; i++ {
-		if _, b := get(url); b != "two" {
+		if _, b := testfixture.Get(url); b != "two" {
 			t.Fatalf("request %d failed with the console down: %q", i, b)
 		}
 	}
@@ -192,7 +160,7 @@ func TestNodeEndToEnd(t *testing.T) {
 	n.stop()
 	version := n.a.Version()
 	n = startNode(t, e, "", "station-1", dir)
-	waitFor(t, "traffic from the last-known-good copy", func() bool { _, b := get(url); return b == "two" })
+	testfixture.WaitFor(t, "traffic from the last-known-good copy", func() bool { _, b := testfixture.Get(url); return b == "two" })
 	if n.a.Version() != version {
 		t.Fatalf("restarted node runs %q, want %q", n.a.Version(), version)
 	}
@@ -204,8 +172,8 @@ func TestNodeEndToEnd(t *testing.T) {
 	if err := admin.Patch(ctx, "OriginPool", "retail", "shop", []byte(fmt.Sprintf(`{"spec":{"endpoints":[{"address":%q}]}}`, b1)), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the change after the console restart", func() bool { _, b := get(url); return b == "one" })
-	waitFor(t, "the site online again", func() bool {
+	testfixture.WaitFor(t, "the change after the console restart", func() bool { _, b := testfixture.Get(url); return b == "one" })
+	testfixture.WaitFor(t, "the site online again", func() bool {
 		var s v1.Site
 		admin.Get(ctx, "Site", "", "station-1", &s)
 		return s.Status.Online && s.Status.AppliedVersion == n.a.Version()

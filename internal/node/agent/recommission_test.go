@@ -15,6 +15,7 @@ import (
 	"github.com/meridian-platform/meridian/client"
 	"github.com/meridian-platform/meridian/internal/sites"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 func nodeCert(t *testing.T, dir string) (tls.Certificate, *x509.Certificate) {
@@ -47,7 +48,7 @@ func nodeCert(t *testing.T, dir string) (tls.Certificate, *x509.Certificate) {
 // carries the site's labels and cannot register a second time.
 func TestRecommission(t *testing.T) {
 	e := sitestest.Start(t)
-	port := freePort(t)
+	port := testfixture.FreePort(t)
 	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, backend(t, "one"), port))...)
 	tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
 	admin := e.Client(t, "")
@@ -56,7 +57,7 @@ func TestRecommission(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "a")
 	a := startNode(t, e, tok, "station-a", dir)
-	waitFor(t, "traffic through station-a", func() bool { _, b := get(url); return b == "one" })
+	testfixture.WaitFor(t, "traffic through station-a", func() bool { _, b := testfixture.Get(url); return b == "one" })
 	// An admin label survives the recommission.
 	if err := sites.Label(ctx, admin, "Site", "", "station-a", map[string]string{"rack": "r7"}, nil); err != nil {
 		t.Fatal(err)
@@ -92,9 +93,9 @@ func TestRecommission(t *testing.T) {
 
 	// Same data directory (identity files still there), the new token.
 	b := startNode(t, e, rt.Status.Token, "station-a", dir)
-	waitFor(t, "traffic through the recommissioned station-a", func() bool { _, body := get(url); return body == "one" })
+	testfixture.WaitFor(t, "traffic through the recommissioned station-a", func() bool { _, body := testfixture.Get(url); return body == "one" })
 	var s v1.Site
-	waitFor(t, "station-a approved and online", func() bool {
+	testfixture.WaitFor(t, "station-a approved and online", func() bool {
 		admin.Get(ctx, "Site", "", "station-a", &s)
 		return s.Status.State == v1.SiteStateApproved && s.Status.Online
 	})

@@ -16,6 +16,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/console"
 	"github.com/meridian-platform/meridian/internal/sites"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // TestReenrolAfterExpiryOffline is the documented procedure for a node
@@ -31,7 +32,7 @@ func TestReenrolAfterExpiryOffline(t *testing.T) {
 	e := sitestest.StartWith(t, func(o *console.Options) {
 		o.SiteClock = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	})
-	port := freePort(t)
+	port := testfixture.FreePort(t)
 	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, backend(t, "one"), port))...)
 	tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
 	admin := e.Client(t, "")
@@ -44,15 +45,15 @@ func TestReenrolAfterExpiryOffline(t *testing.T) {
 			return s.Status.Online == want && s.Status.AppliedVersion != ""
 		}
 	}
-	serves := func() bool { _, body := get(url); return body == "one" }
+	serves := func() bool { _, body := testfixture.Get(url); return body == "one" }
 
 	dir := filepath.Join(t.TempDir(), "o")
 	a := startNode(t, e, tok, "station-o", dir)
-	waitFor(t, "traffic through station-o", serves)
-	waitFor(t, "station-o online", online(true))
+	testfixture.WaitFor(t, "traffic through station-o", serves)
+	testfixture.WaitFor(t, "station-o online", online(true))
 	oldPair, old := nodeCert(t, dir)
 	a.stop()
-	waitFor(t, "station-o offline", online(false))
+	testfixture.WaitFor(t, "station-o offline", online(false))
 
 	// Two days later (the 24h certificate expired a day ago, within the
 	// 30-day grace): a stream is refused, a renewal accepted.
@@ -61,24 +62,24 @@ func TestReenrolAfterExpiryOffline(t *testing.T) {
 		t.Fatalf("renewal with the expired certificate must get past the certificate checks: %v", err)
 	}
 	b := startNode(t, e, "", "station-o", dir)
-	waitFor(t, "traffic from the last-known-good copy", serves)
-	waitFor(t, "a new certificate", func() bool {
+	testfixture.WaitFor(t, "traffic from the last-known-good copy", serves)
+	testfixture.WaitFor(t, "a new certificate", func() bool {
 		leaf := savedLeaf(dir)
 		return leaf != nil && leaf.SerialNumber.Cmp(old.SerialNumber) != 0
 	})
 	// The new certificate is good as of the real time: put the clock back
 	// (a stream checked at +48h would refuse it) and the node comes online.
 	offset.Store(0)
-	waitFor(t, "station-o online again", online(true))
+	testfixture.WaitFor(t, "station-o online again", online(true))
 	b.stop()
-	waitFor(t, "station-o offline", online(false))
+	testfixture.WaitFor(t, "station-o offline", online(false))
 
 	// 32 days later: beyond the grace the console refuses; the node keeps
 	// serving its last-known-good copy and keeps trying.
 	_, cur := nodeCert(t, dir)
 	offset.Store(int64(32 * 24 * time.Hour))
 	c := startNode(t, e, "", "station-o", dir)
-	waitFor(t, "traffic from the last-known-good copy", serves)
+	testfixture.WaitFor(t, "traffic from the last-known-good copy", serves)
 	time.Sleep(time.Second)
 	if online(true)() {
 		t.Fatal("a certificate expired beyond the grace window was accepted")

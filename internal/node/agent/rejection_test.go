@@ -14,6 +14,7 @@ import (
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/node/agent"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // TestListenerBindFailureInRollout: a load balancer whose listener cannot
@@ -22,7 +23,7 @@ import (
 // status.
 func TestListenerBindFailureInRollout(t *testing.T) {
 	e := sitestest.Start(t)
-	port := freePort(t)
+	port := testfixture.FreePort(t)
 	b1 := backend(t, "one")
 	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, b1, port))...)
 	tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
@@ -33,11 +34,11 @@ func TestListenerBindFailureInRollout(t *testing.T) {
 	// eu-2 binds the port first; eu-1 runs in the same network namespace,
 	// so its listener on the same address cannot bind.
 	startNode(t, e, tok, "eu-2", filepath.Join(t.TempDir(), "eu-2"))
-	waitFor(t, "traffic through eu-2", func() bool { _, b := get(url); return b == "one" })
+	testfixture.WaitFor(t, "traffic through eu-2", func() bool { _, b := testfixture.Get(url); return b == "one" })
 	startNode(t, e, tok, "eu-1", filepath.Join(t.TempDir(), "eu-1"))
 
 	var lb v1.HTTPLoadBalancer
-	waitFor(t, "the failure in the load balancer's rollout line", func() bool {
+	testfixture.WaitFor(t, "the failure in the load balancer's rollout line", func() bool {
 		admin.Get(ctx, "HTTPLoadBalancer", "retail", "shop", &lb)
 		return strings.HasPrefix(lb.Status.Rollout, "applied 1/2 sites; 1 failed: eu-1: ")
 	})
@@ -49,13 +50,13 @@ func TestListenerBindFailureInRollout(t *testing.T) {
 	}
 	// The pool the load balancer uses applied everywhere.
 	var pool v1.OriginPool
-	waitFor(t, "the pool's rollout line", func() bool {
+	testfixture.WaitFor(t, "the pool's rollout line", func() bool {
 		admin.Get(ctx, "OriginPool", "retail", "shop", &pool)
 		return pool.Status.Rollout == "applied 2/2 sites"
 	})
 	// The Site shows the object, not a node-level error.
 	var s v1.Site
-	waitFor(t, "eu-1's status errors", func() bool {
+	testfixture.WaitFor(t, "eu-1's status errors", func() bool {
 		admin.Get(ctx, "Site", "", "eu-1", &s)
 		return len(s.Status.Errors) == 1
 	})
@@ -83,7 +84,7 @@ func TestListenerRetriedWhenPortFrees(t *testing.T) {
 	startNode(t, e, tok, "eu-1", filepath.Join(t.TempDir(), "eu-1"))
 
 	var lb v1.HTTPLoadBalancer
-	waitFor(t, "the bind failure in the rollout line", func() bool {
+	testfixture.WaitFor(t, "the bind failure in the rollout line", func() bool {
 		admin.Get(ctx, "HTTPLoadBalancer", "retail", "shop", &lb)
 		return strings.HasPrefix(lb.Status.Rollout, "applied 0/1 sites; 1 failed: eu-1: ") && strings.Contains(lb.Status.Rollout, "address already in use")
 	})
@@ -94,13 +95,13 @@ func TestListenerRetriedWhenPortFrees(t *testing.T) {
 	}
 	hold.Close()
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	waitFor(t, "traffic once the port is free", func() bool { _, b := get(url); return b == "one" })
-	waitFor(t, "the rollout line clear", func() bool {
+	testfixture.WaitFor(t, "traffic once the port is free", func() bool { _, b := testfixture.Get(url); return b == "one" })
+	testfixture.WaitFor(t, "the rollout line clear", func() bool {
 		admin.Get(ctx, "HTTPLoadBalancer", "retail", "shop", &lb)
 		return lb.Status.Rollout == "applied 1/1 sites"
 	})
 	var s v1.Site
-	waitFor(t, "eu-1's status errors cleared", func() bool {
+	testfixture.WaitFor(t, "eu-1's status errors cleared", func() bool {
 		admin.Get(ctx, "Site", "", "eu-1", &s)
 		return len(s.Status.Errors) == 0
 	})
@@ -112,7 +113,7 @@ func TestListenerRetriedWhenPortFrees(t *testing.T) {
 // when it comes back.
 func TestDecommissionStopsServing(t *testing.T) {
 	e := sitestest.Start(t)
-	port := freePort(t)
+	port := testfixture.FreePort(t)
 	b1 := backend(t, "one")
 	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, b1, port))...)
 	tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
@@ -123,7 +124,7 @@ func TestDecommissionStopsServing(t *testing.T) {
 	// Connected when decommissioned.
 	dirA := filepath.Join(t.TempDir(), "a")
 	a := startNode(t, e, tok, "station-a", dirA)
-	waitFor(t, "traffic through station-a", func() bool { _, b := get(url); return b == "one" })
+	testfixture.WaitFor(t, "traffic through station-a", func() bool { _, b := testfixture.Get(url); return b == "one" })
 	if err := admin.Patch(ctx, "Site", "", "station-a", []byte(`{"spec":{"decommissioned":true}}`), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +140,8 @@ func TestDecommissionStopsServing(t *testing.T) {
 	// until the console tells it, at its next connection.
 	dirB := filepath.Join(t.TempDir(), "b")
 	b := startNode(t, e, tok, "station-b", dirB)
-	waitFor(t, "traffic through station-b", func() bool { _, body := get(url); return body == "one" })
-	waitFor(t, "station-b acknowledged", func() bool {
+	testfixture.WaitFor(t, "traffic through station-b", func() bool { _, body := testfixture.Get(url); return body == "one" })
+	testfixture.WaitFor(t, "station-b acknowledged", func() bool {
 		var s v1.Site
 		admin.Get(ctx, "Site", "", "station-b", &s)
 		return s.Status.AppliedVersion != "" && s.Status.AppliedVersion == b.a.Version()
@@ -171,7 +172,7 @@ func checkDecommissioned(t *testing.T, n *runningNode, dir, url, site string) {
 	if !errors.Is(n.err, agent.ErrDecommissioned) || !strings.Contains(n.err.Error(), fmt.Sprintf("site %q is decommissioned", site)) {
 		t.Fatalf("Run ended with %v, want the decommissioned error for %s", n.err, site)
 	}
-	if c, body := get(url); c != 0 {
+	if c, body := testfixture.Get(url); c != 0 {
 		t.Fatalf("the decommissioned node still serves: %d %q", c, body)
 	}
 	if n.a.Version() != "" {

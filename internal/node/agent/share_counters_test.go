@@ -18,6 +18,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/node/agent"
 	"github.com/meridian-platform/meridian/internal/sites"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 const tenantLB = `
@@ -52,7 +53,7 @@ spec:
 func TestSharedSiteCountersPerTenant(t *testing.T) {
 	e := sitestest.Start(t)
 	e.CreateTenant(t, "other")
-	ownPort, guestPort := freePort(t), freePort(t)
+	ownPort, guestPort := testfixture.FreePort(t), testfixture.FreePort(t)
 	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(tenantLB, backend(t, "own"), "own", ownPort))...)
 	e.Apply(t, "other", sitestest.MustDecode(t, fmt.Sprintf(tenantLB, backend(t, "guest"), "guest", guestPort))...)
 	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
@@ -69,7 +70,7 @@ func TestSharedSiteCountersPerTenant(t *testing.T) {
 	n := &runningNode{a: a, dp: dp, cancel: cancel, done: make(chan struct{})}
 	go func() { n.err = a.Run(ctx); close(n.done) }()
 	t.Cleanup(n.stop)
-	waitFor(t, "s1 registered", func() bool { return a.Version() != "" })
+	testfixture.WaitFor(t, "s1 registered", func() bool { return a.Version() != "" })
 
 	share := &v1.SiteShare{Spec: v1.SiteShareSpec{Site: "s1", Tenant: "other"}}
 	share.APIVersion, share.Kind, share.Metadata.Name = v1.APIVersion, "SiteShare", "lease-s1"
@@ -81,15 +82,15 @@ func TestSharedSiteCountersPerTenant(t *testing.T) {
 	sent := map[string]float64{}
 	serves := func(url, want string) func() bool {
 		return func() bool {
-			c, b := get(url)
+			c, b := testfixture.Get(url)
 			if c != 0 {
 				sent[url]++
 			}
 			return b == want
 		}
 	}
-	waitFor(t, "the owner's load balancer on s1", serves(ownURL, "own"))
-	waitFor(t, "the guest's load balancer on s1", serves(guestURL, "guest"))
+	testfixture.WaitFor(t, "the owner's load balancer on s1", serves(ownURL, "own"))
+	testfixture.WaitFor(t, "the guest's load balancer on s1", serves(guestURL, "guest"))
 	for i := 0; i < 3; i++ {
 		serves(ownURL, "own")()
 	}
@@ -102,7 +103,7 @@ func TestSharedSiteCountersPerTenant(t *testing.T) {
 	ownRef := distrib.ObjectRef{Kind: "HTTPLoadBalancer", Namespace: "retail", Name: "own"}
 	guestRef := distrib.ObjectRef{Kind: "HTTPLoadBalancer", Namespace: "retail", Name: "guest"}
 	var mine, theirs map[distrib.ObjectRef]map[string]float64
-	waitFor(t, "per-tenant counters at the console", func() bool {
+	testfixture.WaitFor(t, "per-tenant counters at the console", func() bool {
 		mine, theirs = d.ObjectTelemetry(e.Tenant, e.Tenant, "s1"), d.ObjectTelemetry("other", e.Tenant, "s1")
 		return mine[ownRef]["requests_total"] == sent[ownURL] && theirs[guestRef]["requests_total"] == sent[guestURL]
 	})
@@ -118,7 +119,7 @@ func TestSharedSiteCountersPerTenant(t *testing.T) {
 	a.SetObjectCounter(distrib.ObjectRef{Kind: "HTTPLoadBalancer", Namespace: "retail", Name: "guest"}, "requests_total", 1000)
 	a.SetObjectCounter(distrib.ObjectRef{Kind: "HTTPLoadBalancer", Namespace: "other--retail", Name: "elsewhere"}, "requests_total", 1000)
 	a.SetObjectCounter(ownRef, "probe", 1)
-	waitFor(t, "the next report", func() bool { return d.ObjectTelemetry(e.Tenant, e.Tenant, "s1")[ownRef]["probe"] == 1 })
+	testfixture.WaitFor(t, "the next report", func() bool { return d.ObjectTelemetry(e.Tenant, e.Tenant, "s1")[ownRef]["probe"] == 1 })
 	mine, theirs = d.ObjectTelemetry(e.Tenant, e.Tenant, "s1"), d.ObjectTelemetry("other", e.Tenant, "s1")
 	if len(mine) != 1 || len(theirs) != 1 || theirs[guestRef]["requests_total"] != sent[guestURL] {
 		t.Fatalf("counters of objects the node was not sent were attributed: owner %v, guest %v", mine, theirs)
@@ -137,7 +138,7 @@ func TestSharedSiteCountersPerTenant(t *testing.T) {
 	ctx2 := context.Background()
 	ownC, guestC := e.Client(t, ""), e.Client(t, "other")
 	var om, gm *sites.ObjectMetrics
-	waitFor(t, "metrics through the REST API", func() bool {
+	testfixture.WaitFor(t, "metrics through the REST API", func() bool {
 		if om, err = sites.GetObjectMetrics(ctx2, ownC, "HTTPLoadBalancer", "retail", "own"); err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +192,7 @@ spec:
   defaultPool: shop
   sites: {virtualSite: eu}
 `, ownPort))...)
-	waitFor(t, "connections of a listener two tenants share dropped", func() bool {
+	testfixture.WaitFor(t, "connections of a listener two tenants share dropped", func() bool {
 		om, err = sites.GetObjectMetrics(ctx2, ownC, "HTTPLoadBalancer", "retail", "own")
 		if err != nil {
 			t.Fatal(err)

@@ -109,18 +109,6 @@ func RunAgent(t testing.TB, opts agent.Options) *agent.Agent {
 	return a
 }
 
-// WaitFor polls f every 20ms until it holds, failing the test after 15s.
-func WaitFor(t testing.TB, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Recorder is a node's Applier that keeps the objects of the last apply
 // ("Kind namespace/name" -> object). When Site is set it rejects the
 // objects labelled reject-on=<Site>.
