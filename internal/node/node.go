@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -16,11 +14,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/node/noderun"
 	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
@@ -85,24 +83,18 @@ func RunStandalone(ctx context.Context, opts Options) error {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	if err := dataplane.CheckHTTP1Engine(opts.HTTP1Engine); err != nil {
-		return fmt.Errorf("starting node: HTTP1Engine: %w", err)
-	}
 	if _, err := os.Stat(opts.ConfigPath); err != nil {
 		return fmt.Errorf("starting node: reading configuration: %w", err)
+	}
+	rt, err := noderun.New(noderun.Options{Logger: opts.Logger, AccessLog: opts.AccessLog, Stages: opts.Stages,
+		Collectors: opts.Collectors, SecurityEvents: opts.SecurityEvents, HTTP1Engine: opts.HTTP1Engine})
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, c := range opts.Collectors {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("starting node: registering metrics: %w", err)
-		}
-	}
-	dp := dataplane.New(dataplane.Options{Logger: opts.Logger, AccessLog: opts.AccessLog, Metrics: reg, Stages: opts.Stages,
-		SecurityEvents: opts.SecurityEvents, HTTP1Engine: opts.HTTP1Engine})
+	reg, dp := rt.Metrics, rt.DP
 	n := &node{opts: opts, log: opts.Logger.With("component", "node"), dp: dp, lastGood: map[string]v1.Object{},
 		lastFiles: map[string][]v1.Object{}}
 	n.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meridian_config_reloads_total",
@@ -113,15 +105,10 @@ func RunStandalone(ctx context.Context, opts Options) error {
 		Help: "When the configuration was last applied."})
 	reg.MustRegister(n.reloads, n.objErrors, n.lastReload)
 
-	var admin *http.Server
-	if opts.AdminListen != "" {
-		ln, err := net.Listen("tcp", opts.AdminListen)
-		if err != nil {
-			return fmt.Errorf("starting admin listener: %w", err)
-		}
-		admin = &http.Server{Handler: n.adminHandler(reg), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = admin.Serve(ln) }()
-		n.log.Info("admin listener started", "address", ln.Addr().String())
+	if addr, err := rt.ServeAdmin(opts.AdminListen, n.adminHandler(reg)); err != nil {
+		return err
+	} else if addr != nil {
+		n.log.Info("admin listener started", "address", addr.String())
 	}
 	n.reload(ctx)
 	sig := signature(opts.ConfigPath)
@@ -140,13 +127,7 @@ loop:
 		}
 	}
 	n.log.Info("shutting down", "drainTimeout", opts.DrainTimeout.String())
-	dctx, cancel := context.WithTimeout(context.Background(), opts.DrainTimeout)
-	defer cancel()
-	err := dp.Shutdown(dctx)
-	if admin != nil {
-		_ = admin.Shutdown(dctx)
-	}
-	if err != nil {
+	if err := rt.Drain(opts.DrainTimeout); err != nil {
 		n.log.Warn("drain ended with connections still open", "error", err)
 	}
 	return nil

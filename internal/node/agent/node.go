@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -16,11 +15,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/node/noderun"
 	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
@@ -76,9 +75,6 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if o.Console == "" || o.Name == "" {
 		return errors.New("starting node: --console and --name are required")
 	}
-	if err := dataplane.CheckHTTP1Engine(o.HTTP1Engine); err != nil {
-		return fmt.Errorf("starting node: HTTP1Engine: %w", err)
-	}
 	if o.DataDir == "" {
 		o.DataDir = ".meridian-node"
 	}
@@ -102,17 +98,14 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 			caData = b
 		}
 	}
+	rt, err := noderun.New(noderun.Options{Logger: o.Logger, AccessLog: o.AccessLog, Stages: o.Stages,
+		Collectors: o.Collectors, SecurityEvents: o.SecurityEvents, HTTP1Engine: o.HTTP1Engine})
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, c := range o.Collectors {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("starting node: registering metrics: %w", err)
-		}
-	}
-	dp := dataplane.New(dataplane.Options{Logger: o.Logger, AccessLog: o.AccessLog, Metrics: reg, Stages: o.Stages,
-		SecurityEvents: o.SecurityEvents, HTTP1Engine: o.HTTP1Engine})
+	reg, dp := rt.Metrics, rt.DP
 	a, err := New(Options{ConsoleURL: o.Console, Token: o.Token, Name: o.Name, DataDir: o.DataDir, CAData: caData,
 		NodeVersion: o.NodeVersion, Applier: &DataplaneApplier{DP: dp, Compile: o.Compile}, ObjectMetrics: reg, Logger: o.Logger})
 	if err != nil {
@@ -121,23 +114,12 @@ func RunNode(ctx context.Context, o NodeOptions) error {
 	if o.OnAgent != nil {
 		o.OnAgent(a)
 	}
-	var admin *http.Server
-	if o.AdminListen != "" {
-		ln, err := net.Listen("tcp", o.AdminListen)
-		if err != nil {
-			return fmt.Errorf("starting admin listener: %w", err)
-		}
-		admin = &http.Server{Handler: a.adminHandler(reg, dp), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = admin.Serve(ln) }()
+	if _, err := rt.ServeAdmin(o.AdminListen, a.adminHandler(reg, dp)); err != nil {
+		return err
 	}
 	runErr := a.Run(ctx)
-	dctx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout)
-	defer cancel()
-	if err := dp.Shutdown(dctx); err != nil {
+	if err := rt.Drain(o.DrainTimeout); err != nil {
 		o.Logger.Warn("drain ended with connections still open", "error", err)
-	}
-	if admin != nil {
-		_ = admin.Shutdown(dctx)
 	}
 	return runErr
 }
