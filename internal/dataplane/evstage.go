@@ -115,8 +115,7 @@ func (h *rawHeaderView) Peek(name string) ([]byte, bool) {
 
 // VisitAll calls f for each field, in order.
 func (h *rawHeaderView) VisitAll(f func(name, value []byte)) {
-	x := Exchange{RawHeaders: h.b}
-	x.VisitRawHeaders(f)
+	visitRawBlock(h.b, f)
 }
 
 func (h *rawHeaderView) Set(string, string)      { panic(errLoopHeaders) }

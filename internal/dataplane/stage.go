@@ -144,7 +144,12 @@ func (x *Exchange) VisitRawHeaders(f func(name, value []byte)) {
 		}
 		return
 	}
-	b := x.RawHeaders
+	visitRawBlock(x.RawHeaders, f)
+}
+
+// visitRawBlock calls f for each field line of a raw header block (see
+// Exchange.VisitRawHeaders).
+func visitRawBlock(b []byte, f func(name, value []byte)) {
 	for len(b) > 0 {
 		i := bytes.IndexByte(b, '\n')
 		line := b
