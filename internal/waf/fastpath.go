@@ -114,6 +114,7 @@ type fpLink struct {
 	vars    []fpVar
 	tfs     []string
 	tfFns   []func(string) (string, bool) // tfs, looked up
+	tfIDs   []int32                       // their ids (tfID: results shared per value, checkcache.go)
 	multi   bool
 	neg     bool
 	op      fpOp
@@ -959,6 +960,7 @@ func compileLink(l *slRule, e linkEnv) *fpLink {
 			return fl
 		}
 		fl.tfFns = append(fl.tfFns, f)
+		fl.tfIDs = append(fl.tfIDs, tfID[t])
 	}
 	hasExclusion := map[string]bool{}
 	for _, v := range l.vars {

@@ -222,41 +222,13 @@ func lowerASCII(s string) string {
 }
 
 // litsAbsent reports whether none of the operator's literals occurs in
-// the memoized value (its scan done on first use): the operator certainly
-// does not match.
-func (e *fpEval) litsAbsent(tv *tfMemoVal, lp *litPrefilter) bool {
-	if tv.lits == 0 {
-		if len(tv.v) < litScanMin {
-			tv.lits = -1
-			return false
-		}
-		// Transformation lists often leave a value as it is: equal
-		// values share one scan (measured: sharing short ones too is
-		// no slower).
-		at, shared := int32(0), false
-		if len(tv.v) >= litShareMin {
-			at, shared = e.litSeen[tv.v]
-		}
-		if shared {
-			tv.lits = at
-		} else {
-			off := len(e.litBits)
-			e.litBits = append(e.litBits, make([]uint64, e.p.litWords)...)
-			e.p.litScan.scan(tv.v, e.litBits[off:])
-			tv.lits = int32(off) + 1
-			if len(tv.v) >= litShareMin {
-				if e.litSeen == nil {
-					e.litSeen = map[string]int32{}
-				}
-				e.litSeen[tv.v] = tv.lits
-			}
-		}
-		tv.ascii = isASCIIString(tv.v)
-	}
-	if tv.lits < 0 || (lp.fold && !tv.ascii) {
+// the value (info index k): the operator certainly does not match.
+func (e *fpEval) litsAbsent(k int32, lp *litPrefilter) bool {
+	vi := &e.infos.ents[k-1]
+	if lp.fold && !vi.ascii {
 		return false
 	}
-	bits := e.litBits[tv.lits-1:]
+	bits := e.litsOf(k)
 	for _, id := range lp.ids {
 		if bits[id>>6]&(1<<(id&63)) != 0 {
 			return false

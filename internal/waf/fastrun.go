@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3/collection"
@@ -53,6 +54,15 @@ func (p *fpProgram) noMatch(e *fpEval, phase int) (bool, int) {
 			}
 			if f.check.unknown != "" {
 				return false, f.check.id
+			}
+			if e.trace != nil {
+				t0 := time.Now()
+				no := f.check.certainlyNoMatch(e)
+				e.trace(f.check.id, time.Since(t0))
+				if !no {
+					return false, f.check.id
+				}
+				continue
 			}
 			if !f.check.certainlyNoMatch(e) {
 				return false, f.check.id
@@ -156,8 +166,13 @@ type fpEval struct {
 	// every value of a collection (by variable), for key regexes
 	allVals [256][]types.MatchData
 	allHave [256]bool
-	litBits []uint64         // the literal sets of the scanned values (tfMemoVal.lits)
-	litSeen map[string]int32 // value -> its tfMemoVal.lits
+	litBits []uint64 // the literal sets of the scanned values (valInfo.lits)
+	// tfc: transformation results by input value; infos: what one pass
+	// over a value's bytes tells (checkcache.go).
+	tfc   tfTab
+	infos infoTab
+	// trace, when set (tests), is given the time each check took.
+	trace func(id int, d time.Duration)
 }
 
 type tfMemo struct {
@@ -166,12 +181,9 @@ type tfMemo struct {
 }
 
 type tfMemoVal struct {
-	v  string
-	ok bool
-	// lits: 0 not scanned yet, -1 not scanned (short), else 1 + the
-	// offset of its literal bits in fpEval.litBits; ascii: v is ASCII.
-	lits  int32
-	ascii bool
+	v    string
+	ok   bool
+	info int32 // 0: not looked at yet, else 1 + its index in fpEval.infos
 }
 
 // tfMulti memoizes, for multiMatch links, every distinct value a value
@@ -214,6 +226,8 @@ func (e *fpEval) beginPhase() {
 		e.tf[k].set, e.tfm[k].set = false, false
 	}
 	e.touched = keep
+	// e.tfc and e.infos stay: they are keyed by the (immutable) strings
+	// themselves, and hold them.
 	clear(e.guard)
 	clear(e.allVals[:])
 	clear(e.allHave[:])
@@ -232,7 +246,8 @@ func (p *fpProgram) freeEval(e *fpEval) {
 	}
 	e.touched = e.touched[:0]
 	e.litBits = e.litBits[:0]
-	clear(e.litSeen)
+	e.tfc.reset()
+	e.infos.reset()
 	clear(e.guard)
 	clear(e.allVals[:])
 	clear(e.allHave[:])
@@ -309,8 +324,8 @@ func (e *fpEval) transformed(p *fpProgram, l *fpLink, v *fpVar, ms []types.Match
 	out := m.vals[:0]
 	for _, md := range ms {
 		val, ok := md.Value(), true
-		for _, tf := range l.tfFns {
-			if val, ok = tf(val); !ok {
+		for i, tf := range l.tfFns {
+			if val, ok = e.tfc.apply(val, l.tfIDs[i], tf); !ok {
 				break
 			}
 		}
@@ -337,8 +352,8 @@ func (e *fpEval) transformedMulti(p *fpProgram, l *fpLink, v *fpVar, ms []types.
 		from := len(flat)
 		val, ok := md.Value(), true
 		flat = append(flat, val)
-		for _, tf := range l.tfFns {
-			if val, ok = tf(val); !ok {
+		for i, tf := range l.tfFns {
+			if val, ok = e.tfc.apply(val, l.tfIDs[i], tf); !ok {
 				break
 			}
 			if !slices.Contains(flat[from:], val) {
@@ -452,7 +467,7 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 					no = false
 					break
 				}
-				if l.op.lits != nil && !l.neg && e.litsAbsent(tv, l.op.lits) {
+				if !l.neg && e.quickNo(&l.op, tv) {
 					continue
 				}
 				m, known := l.op.evalAll(e.st, ctx, tv.v)

@@ -46,6 +46,15 @@ var tfNames = map[string]func(string) (string, bool){
 
 const tfSpaces = " \t\n\r\f\v"
 
+// tfID numbers the transformations (the key of their shared results).
+var tfID = func() map[string]int32 {
+	m := make(map[string]int32, len(tfNames))
+	for name := range tfNames {
+		m[name] = int32(len(m))
+	}
+	return m
+}()
+
 func tfApply(name, s string) (string, bool) {
 	f := tfNames[name]
 	if f == nil {

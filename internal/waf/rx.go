@@ -10,6 +10,7 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"rsc.io/binaryregexp"
+	bsyntax "rsc.io/binaryregexp/syntax"
 
 	"github.com/meridian-platform/meridian/internal/waf/rxdfa"
 	"github.com/meridian-platform/meridian/internal/waf/rxlit"
@@ -33,20 +34,36 @@ type rxOp struct {
 	re  *regexp.Regexp
 	pre *rxlit.Set // nil: no prefilter
 	dfa *rxdfa.DFA // nil: the expression does not compile for it
+	// need: byte sets every match holds a byte of (checkbytes.go; the
+	// fast path's checks test them on a value's bytes).
+	need []byteSet
 }
 
-type binaryRxOp struct{ re *binaryregexp.Regexp }
+type binaryRxOp struct {
+	re   *binaryregexp.Regexp
+	need []byteSet
+}
 
 func newRX(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	// (?s): dot matches newlines; (?m): ^ and $ match at line ends (what
 	// Coraza does by default, ModSecurity compatible).
 	data := "(?sm)" + opts.Arguments
 	if matchesArbitraryBytes(data) {
-		v, err := memoize(opts.Memoizer, "mrx-bin:"+opts.Arguments, func() (any, error) { return binaryregexp.Compile(opts.Arguments) })
+		v, err := memoize(opts.Memoizer, "mrx-bin:"+opts.Arguments, func() (any, error) {
+			re, err := binaryregexp.Compile(opts.Arguments)
+			if err != nil {
+				return nil, err
+			}
+			op := &binaryRxOp{re: re}
+			if parsed, err := bsyntax.Parse(opts.Arguments, bsyntax.Perl); err == nil {
+				op.need = needBytesBinary(parsed)
+			}
+			return op, nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		return &binaryRxOp{re: v.(*binaryregexp.Regexp)}, nil
+		return v.(*binaryRxOp), nil
 	}
 	v, err := memoize(opts.Memoizer, "mrx:"+data, func() (any, error) {
 		re, err := regexp.Compile(data)
@@ -57,6 +74,7 @@ func newRX(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		if parsed, err := syntax.Parse(data, syntax.Perl); err == nil {
 			simple := parsed.Simplify()
 			op.pre = rxlit.Required(simple)
+			op.need = needBytes(simple)
 			if prog, err := syntax.Compile(simple); err == nil {
 				op.dfa = rxdfa.New(prog, 0)
 			}
