@@ -71,6 +71,18 @@
 // than the expected one ran. Bodies are kept for a replay up to 256 KiB;
 // past that the transaction moves to the full instance at once.
 //
+// Without a Coraza transaction: for the common request shape (no
+// Content-Type, no body, no response body inspection, no rules removed
+// by the configuration), a transaction starts natively (runstate.go,
+// runlean.go): the variables the checks read are computed the way Coraza
+// computes them and TX is kept in Go; the lean rules are followed in
+// Coraza's order (guards evaluated, SecAction setvars applied, rules the
+// checks prove not to match skipped, rules whose effects nothing reads
+// ignored). A rule it cannot follow, a body or anything unusual replays
+// what was recorded into the lean instance, which carries on as above.
+// TestRunStateMatchesCoraza and FuzzRunState compare every variable with
+// a lean transaction's after every phase.
+//
 // The judges: the CRS regression suite (make crs) runs with the fast path,
 // and TestFastPathDifferential sends every CRS regression request and a
 // benign corpus through three configurations with and without the fast

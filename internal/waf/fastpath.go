@@ -68,6 +68,10 @@ type fpProgram struct {
 	litScan  *pmDFA
 	litWords int
 	stats    fpStats
+	// native follows the lean rules without a Coraza transaction for the
+	// common request shape (runlean.go); nil: nativeWhy.
+	native    *runProg
+	nativeWhy string
 }
 
 type fpStats struct {
@@ -768,6 +772,57 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 	guardIDs := map[fpGuard]int{}
 	memoIDs := map[[2]int]int{} // (slot, transformation list) -> memo index
 	defer func() { p.slots, p.chains, p.guards = len(slotIDs), len(chainIDs), len(guardIDs) }()
+	// compileCheck compiles a rule's links into a check (covered set).
+	compileCheck := func(it *fpItem) *fpCheck {
+		r := it.rule
+		c := &fpCheck{id: r.id, covered: true}
+		targetsChanged := updatedAll || runtimeTargetAll || updatedIDs[r.id] || hasTag(r, updatedTags) ||
+			inRanges(r.id, runtimeTargetIDs) || hasTag(r, runtimeTargetTags)
+		captured := false
+		for l, i := r, 0; l != nil; l, i = l.chain, i+1 {
+			fl := compileLink(l, linkEnv{root: root, it: it, index: i, captured: captured,
+				targetsChanged: targetsChanged, stable: stable, private: private, laterWriters: laterWriters, leanTX: &leanTX})
+			fl.needCtx = l.chain != nil
+			tk := strings.Join(fl.tfs, ",")
+			if _, ok := chainIDs[tk]; !ok {
+				chainIDs[tk] = int32(len(chainIDs))
+			}
+			fl.chain = chainIDs[tk]
+			for vi := range fl.vars {
+				v := &fl.vars[vi]
+				rx := ""
+				if v.keyRx != nil {
+					rx = v.keyRx.String()
+				}
+				sk := fmt.Sprintf("%d|%s|%s|%v", v.rv, v.key, rx, v.all)
+				if _, ok := slotIDs[sk]; !ok {
+					slotIDs[sk] = len(slotIDs)
+					p.stable = append(p.stable, stableVars[v.rv])
+				}
+				v.slot = slotIDs[sk]
+				mk := [2]int{v.slot, int(fl.chain)}
+				if _, ok := memoIDs[mk]; !ok {
+					memoIDs[mk] = len(memoIDs)
+					p.memoSlot = append(p.memoSlot, v.slot)
+				}
+				v.memo = memoIDs[mk]
+			}
+			c.links = append(c.links, fl)
+			if _, ok := l.action("capture"); ok {
+				captured = true
+			}
+		}
+		allUnknown := true
+		for _, l := range c.links {
+			if l.unknown == "" {
+				allUnknown = false
+			}
+		}
+		if allUnknown {
+			c.unknown = c.links[0].unknown
+		}
+		return c
+	}
 	for _, it := range items {
 		if it.rule == nil {
 			for ph := 1; ph <= 5; ph++ {
@@ -833,59 +888,40 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 			continue // removed at configuration time: never runs
 		}
 		p.stats.Detection++
-		c := &fpCheck{id: r.id, covered: true}
+		c := compileCheck(it)
 		for _, g := range skipRules {
 			if removableBy(g.rule, r) {
 				c.covered = false
 			}
 		}
-		targetsChanged := updatedAll || runtimeTargetAll || updatedIDs[r.id] || hasTag(r, updatedTags) ||
-			inRanges(r.id, runtimeTargetIDs) || hasTag(r, runtimeTargetTags)
-		captured := false
-		for l, i := r, 0; l != nil; l, i = l.chain, i+1 {
-			fl := compileLink(l, linkEnv{root: root, it: it, index: i, captured: captured,
-				targetsChanged: targetsChanged, stable: stable, private: private, laterWriters: laterWriters, leanTX: &leanTX})
-			fl.needCtx = l.chain != nil
-			tk := strings.Join(fl.tfs, ",")
-			if _, ok := chainIDs[tk]; !ok {
-				chainIDs[tk] = int32(len(chainIDs))
-			}
-			fl.chain = chainIDs[tk]
-			for vi := range fl.vars {
-				v := &fl.vars[vi]
-				rx := ""
-				if v.keyRx != nil {
-					rx = v.keyRx.String()
-				}
-				sk := fmt.Sprintf("%d|%s|%s|%v", v.rv, v.key, rx, v.all)
-				if _, ok := slotIDs[sk]; !ok {
-					slotIDs[sk] = len(slotIDs)
-					p.stable = append(p.stable, stableVars[v.rv])
-				}
-				v.slot = slotIDs[sk]
-				mk := [2]int{v.slot, int(fl.chain)}
-				if _, ok := memoIDs[mk]; !ok {
-					memoIDs[mk] = len(memoIDs)
-					p.memoSlot = append(p.memoSlot, v.slot)
-				}
-				v.memo = memoIDs[mk]
-			}
-			c.links = append(c.links, fl)
-			if _, ok := l.action("capture"); ok {
-				captured = true
-			}
-		}
-		allUnknown := true
-		for _, l := range c.links {
-			if l.unknown == "" {
-				allUnknown = false
-			}
-		}
-		if allUnknown {
-			c.unknown = c.links[0].unknown
+		if c.unknown != "" {
 			p.stats.StaticUnknown++
 		}
 		p.flows[it.phase] = append(p.flows[it.phase], fpFlow{marker: -1, check: c})
+	}
+	// The native side (runlean.go): the lean instance's rules and markers
+	// as the lean instance holds them.
+	if len(removedIDs) == 0 && len(removedTags) == 0 {
+		in := runProgIn{check: compileCheck, guard: guardOf, leanIDs: map[int]bool{}, leanTags: map[string]bool{},
+			txInit: p.txInit, txVals: p.txInitVals, lean: p.lean}
+		for _, it := range items {
+			switch {
+			case it.rule == nil:
+				if keepMarker[it.pos] {
+					in.items = append(in.items, it)
+				}
+			case it.detect || dropped[it.pos] || fold.skip[it.pos]:
+			default:
+				in.items = append(in.items, it)
+				in.leanIDs[it.rule.id] = true
+				for _, t := range it.rule.tags() {
+					in.leanTags[strings.ToLower(t)] = true
+				}
+			}
+		}
+		p.native, p.nativeWhy = buildRunProg(in)
+	} else {
+		p.nativeWhy = "rules removed by the configuration"
 	}
 	p.buildLitScan()
 	return p, ""

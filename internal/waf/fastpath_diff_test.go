@@ -218,14 +218,23 @@ func TestFastPathDifferential(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Paranoia level 4 without response inspection: transactions start
+	// natively (runstate.go) and go to the lean instance where a lean
+	// rule may match.
+	pl4 := pl1
+	if !raceEnabled {
+		if pl4, err = Compile(runNoResp()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	crsReqs := crsRequests(t)
 	benign := benignRequests()
 	every := diffEvery(5)
 	for _, cfg := range []struct {
 		name string
 		w    *WAF
-	}{{"pl1", pl1}, {"crs-tests", crs}, {"pl2-exclusions", excl}} {
-		if raceEnabled && cfg.name == "pl2-exclusions" {
+	}{{"pl1", pl1}, {"crs-tests", crs}, {"pl2-exclusions", excl}, {"pl4-native", pl4}} {
+		if raceEnabled && (cfg.name == "pl2-exclusions" || cfg.name == "pl4-native") {
 			continue // the race detector makes the three compilations slow
 		}
 		if on, why := cfg.w.FastPath(); !on {

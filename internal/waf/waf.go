@@ -36,6 +36,10 @@ type WAF struct {
 	lean    coraza.WAF
 	fpWhy   string // why there is no fast path
 	fpStats fpStats
+	// native: transactions of the common shape start without a lean
+	// Coraza transaction (runstate.go); nativeWhy says why not.
+	native    *runProg
+	nativeWhy string
 }
 
 // Compile compiles an AppFirewall spec. Compiling CRS takes a while: use a
@@ -72,6 +76,12 @@ func compileDirectives(spec v1.AppFirewallSpec, d string) (*WAF, error) {
 			return nil, fmt.Errorf("compiling the AppFirewall's bookkeeping rules: %w", err)
 		}
 		w.fp, w.lean, w.fpStats = p, lean, p.stats
+		w.native, w.nativeWhy = p.native, p.nativeWhy
+		if w.native != nil {
+			if why, ok := w.native.bind(lean); !ok {
+				w.native, w.nativeWhy = nil, why
+			}
+		}
 	}
 	w.blockType = af.Spec.BlockResponse.ContentType
 	if af.Spec.BlockResponse.Body != "" {
@@ -128,6 +138,14 @@ type Tx struct {
 	// FellBackAt is the id of the rule the fast path could not rule out
 	// (0: none, or no fast path).
 	fellBackAt int
+	// nat is the native state while no Coraza transaction runs
+	// (runstate.go); nil once the lean or the full instance took over.
+	nat *runState
+	// leanAt is the phase at which a native transaction went to the lean
+	// instance (-1: never; for tests).
+	leanAt types.RulePhase
+	recBuf fpRecord
+	hdrBuf [24]string
 }
 
 // fpRecord is what a fast transaction was given, for a replay.
@@ -156,7 +174,14 @@ const fpMaxRecorded = 256 << 10
 // NewTx starts a transaction; id is the request id.
 func (w *WAF) NewTx(id string) *Tx {
 	if w.fp != nil {
-		t := &Tx{w: w, id: id, tx: newCorazaTx(w.lean, id), fast: true, rec: &fpRecord{}}
+		t := &Tx{w: w, id: id, fast: true, leanAt: -1}
+		t.rec = &t.recBuf
+		t.rec.hdrs = t.hdrBuf[:0]
+		if w.native != nil {
+			t.nat = w.native.get(id)
+			return t
+		}
+		t.tx = newCorazaTx(w.lean, id)
 		w.fp.initTX(t.tx)
 		return t
 	}
@@ -174,7 +199,7 @@ func newCorazaTx(w coraza.WAF, id string) types.Transaction {
 // (every request runs through all rules in Coraza).
 func (w *WAF) WithoutFastPath() *WAF {
 	c := *w
-	c.fp, c.lean = nil, nil
+	c.fp, c.lean, c.native = nil, nil, nil
 	if c.fpWhy == "" {
 		c.fpWhy = "switched off"
 	}
@@ -226,15 +251,31 @@ func (t *Tx) freeEval() {
 		t.w.fp.freeEval(t.fpe)
 		t.fpe = nil
 	}
+	if t.nat != nil {
+		t.w.native.put(t.nat)
+		t.nat = nil
+	}
 }
 
 // replay moves the transaction to the full instance.
-func (t *Tx) replay() *Verdict {
+func (t *Tx) replay() *Verdict { return t.replayInto(t.w.waf, false) }
+
+// replayInto gives a new transaction of cw everything recorded: the full
+// instance (the transaction leaves the fast path), or the lean one (a
+// native transaction that met something it does not handle).
+func (t *Tx) replayInto(cw coraza.WAF, lean bool) *Verdict {
 	r := t.rec
 	t.freeEval()
-	_ = t.tx.Close()
-	t.fast, t.rec, t.v, t.bodyDone = false, nil, nil, false
-	t.tx = newCorazaTx(t.w.waf, t.id)
+	if t.tx != nil {
+		_ = t.tx.Close()
+	}
+	t.v, t.bodyDone = nil, false
+	t.tx = newCorazaTx(cw, t.id)
+	if lean {
+		t.w.fp.initTX(t.tx)
+	} else {
+		t.fast, t.rec = false, nil
+	}
 	if r.conn {
 		t.doConnection(r.client, r.server)
 	}
@@ -284,6 +325,45 @@ func (t *Tx) verdict(it *types.Interruption) *Verdict {
 	return t.v
 }
 
+// toLean moves a native transaction to the lean instance: what was
+// recorded is replayed into it and the phase it reached is checked.
+func (t *Tx) toLean() *Verdict {
+	r := t.rec
+	v := t.replayInto(t.w.lean, true)
+	ph := types.RulePhase(0)
+	switch {
+	case r.respEnd:
+		ph = types.PhaseResponseBody
+	case r.respHeaders:
+		ph = types.PhaseResponseHeaders
+	case r.bodyEnd:
+		ph = types.PhaseRequestBody
+	case r.reqHeaders:
+		ph = types.PhaseRequestHeaders
+	}
+	t.leanAt = ph
+	return t.check(v, ph)
+}
+
+// runNative runs phase on the native state: the lean rules (runlean.go),
+// then the checks; false: the lean rules cannot be followed natively
+// (the caller moves the transaction to the lean instance).
+func (t *Tx) runNative(phase types.RulePhase) (*Verdict, bool) {
+	s := t.nat
+	if t.fpe == nil {
+		t.fpe = t.w.fp.newEval(s)
+	}
+	if !t.w.native.run(s, t.fpe, int(phase)) {
+		return nil, false
+	}
+	if ok, id := t.w.fp.noMatch(t.fpe, int(phase)); !ok {
+		t.fellBackAt = id
+		return t.replay(), true
+	}
+	t.checked = phase
+	return nil, true
+}
+
 // Interrupted returns the verdict if an earlier phase interrupted.
 func (t *Tx) Interrupted() *Verdict { return t.v }
 
@@ -291,6 +371,10 @@ func (t *Tx) Interrupted() *Verdict { return t.v }
 func (t *Tx) Connection(client, server netip.AddrPort) {
 	if t.fast {
 		t.rec.conn, t.rec.client, t.rec.server = true, client, server
+	}
+	if t.nat != nil {
+		t.nat.connection(client, server)
+		return
 	}
 	t.doConnection(client, server)
 }
@@ -314,6 +398,15 @@ func (t *Tx) RequestHeaders(method, uri, proto, host string, headers func(add fu
 	}
 	r := t.rec
 	r.reqHeaders, r.method, r.uri, r.proto, r.host = true, method, uri, proto, host
+	if t.nat != nil {
+		headers(func(n, v string) { r.hdrs = append(r.hdrs, n, v) })
+		if !t.nat.reqSet && t.nat.phase == 0 && t.nat.request(method, uri, proto, host, r.hdrs) {
+			if v, ok := t.runNative(types.PhaseRequestHeaders); ok {
+				return v
+			}
+		}
+		return t.toLean()
+	}
 	return t.check(t.doRequestHeaders(method, uri, proto, host, func(add func(n, v string)) {
 		headers(func(n, v string) {
 			r.hdrs = append(r.hdrs, n, v)
@@ -345,7 +438,12 @@ func hostOnly(h string) string {
 }
 
 // WantsRequestBody reports whether request bodies are inspected.
-func (t *Tx) WantsRequestBody() bool { return t.tx.IsRequestBodyAccessible() }
+func (t *Tx) WantsRequestBody() bool {
+	if t.nat != nil {
+		return t.w.native.reqBodyAccess
+	}
+	return t.tx.IsRequestBodyAccessible()
+}
 
 // RequestBody feeds a chunk of the request body; at end it runs phase 2.
 // Bodies larger than the limit are refused (413) or cut, as configured.
@@ -358,6 +456,25 @@ func (t *Tx) RequestBody(chunk []byte, end bool) *Verdict {
 		return t.v
 	}
 	r := t.rec
+	if t.nat != nil {
+		switch {
+		case len(chunk) == 0 && !end:
+			return nil
+		case len(chunk) == 0 && t.nat.phase == types.PhaseRequestHeaders:
+			r.bodyEnd = true
+			if v, ok := t.runNative(types.PhaseRequestBody); ok {
+				t.bodyDone = true
+				return v
+			}
+			return t.toLean()
+		}
+		if v := t.toLean(); v != nil {
+			return v
+		}
+		if !t.fast {
+			return t.doRequestBody(chunk, end)
+		}
+	}
 	if len(chunk) > 0 || end {
 		r.body = append(r.body, bytes.Clone(chunk))
 		r.bodyLen += len(chunk)
@@ -420,6 +537,16 @@ func (t *Tx) ResponseHeaders(status int, proto string, headers func(add func(nam
 	}
 	r := t.rec
 	r.respHeaders, r.status, r.respProto = true, status, proto
+	if t.nat != nil {
+		headers(func(n, v string) { r.respHdrs = append(r.respHdrs, n, v) })
+		if ph := t.nat.phase; !t.nat.respSet && (ph == types.PhaseRequestHeaders || ph == types.PhaseRequestBody) {
+			t.nat.response(status, proto, r.respHdrs)
+			if v, ok := t.runNative(types.PhaseResponseHeaders); ok {
+				return v
+			}
+		}
+		return t.toLean()
+	}
 	return t.check(t.doResponseHeaders(status, proto, func(add func(n, v string)) {
 		headers(func(n, v string) {
 			r.respHdrs = append(r.respHdrs, n, v)
@@ -439,6 +566,9 @@ func (t *Tx) doResponseHeaders(status int, proto string, headers func(add func(n
 // WantsResponseBody reports whether this response's body is inspected
 // (response inspection on and a matching content type).
 func (t *Tx) WantsResponseBody() bool {
+	if t.nat != nil {
+		return false // runProg.bind: no response body inspection
+	}
 	return t.tx.IsResponseBodyAccessible() && t.tx.IsResponseBodyProcessable()
 }
 
@@ -451,6 +581,24 @@ func (t *Tx) ResponseBody(chunk []byte, end bool) *Verdict {
 		return t.v
 	}
 	r := t.rec
+	if t.nat != nil {
+		switch {
+		case !end:
+			return nil // not inspected
+		case t.nat.phase == types.PhaseResponseHeaders:
+			r.respEnd = true
+			if v, ok := t.runNative(types.PhaseResponseBody); ok {
+				return v
+			}
+			return t.toLean()
+		}
+		if v := t.toLean(); v != nil {
+			return v
+		}
+		if !t.fast {
+			return t.doResponseBody(chunk, end)
+		}
+	}
 	if len(chunk) > 0 && t.WantsResponseBody() || end {
 		r.respBody = append(r.respBody, bytes.Clone(chunk))
 		r.respLen += len(chunk)
@@ -492,6 +640,24 @@ type Hit = secevents.RuleHit
 // Close runs the logging phase, ends the transaction and returns the rules
 // that matched and logged (in rule id order, matched data masked).
 func (t *Tx) Close() []Hit {
+	if t.nat != nil && t.nat.reqSet {
+		if _, ok := t.runNative(types.PhaseLogging); ok {
+			if t.nat != nil { // decided natively: nothing matched
+				t.freeEval()
+				return nil
+			}
+			// replayed: the full instance's logging phase
+			t.tx.ProcessLogging()
+			return t.finish()
+		}
+	}
+	if t.nat != nil {
+		t.toLean()
+		if !t.fast { // replayed into the full instance
+			t.tx.ProcessLogging()
+			return t.finish()
+		}
+	}
 	t.tx.ProcessLogging()
 	if t.fast {
 		t.check(nil, types.PhaseLogging)
@@ -499,6 +665,11 @@ func (t *Tx) Close() []Hit {
 			t.tx.ProcessLogging()
 		}
 	}
+	return t.finish()
+}
+
+// finish collects the hits and ends the Coraza transaction.
+func (t *Tx) finish() []Hit {
 	var hits []Hit
 	for _, m := range t.tx.MatchedRules() {
 		r := m.Rule()
