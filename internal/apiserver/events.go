@@ -52,12 +52,12 @@ func (s *Server) handleSecurityEvents(w http.ResponseWriter, r *http.Request, rc
 		if err := checkURLName("namespace", ns); err != nil {
 			return err
 		}
-		if err := s.authorize(r.Context(), r, rc, auth.VerbList, auth.KindSecurityEvent, ns); err != nil {
+		if err := s.authorize(r.Context(), r, rc, v1.VerbList, auth.KindSecurityEvent, ns); err != nil {
 			return err
 		}
 		f.Namespaces = map[string]bool{ns: true}
 	} else {
-		nss, err := s.authorizeAcross(r.Context(), r, rc, auth.VerbList, auth.KindSecurityEvent)
+		nss, err := s.authorizeAcross(r.Context(), r, rc, v1.VerbList, auth.KindSecurityEvent)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,8 @@ package auth
 import (
 	"fmt"
 	"strings"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
 // Built-in roles. Each is data (BuiltinRoles); a RoleBinding refers to them
@@ -43,7 +45,7 @@ const (
 	RoleViewer    = "viewer"
 )
 
-func all(kinds ...string) Rule  { return Rule{Verbs: []string{VerbAll}, Kinds: kinds} }
+func all(kinds ...string) Rule  { return Rule{Verbs: []string{v1.VerbAll}, Kinds: kinds} }
 func read(kinds ...string) Rule { return Rule{Verbs: ReadVerbs(), Kinds: kinds} }
 
 // BuiltinRoles returns the built-in roles (a fresh copy on every call).
@@ -127,7 +129,7 @@ func BuiltinRolesMarkdown() string {
 				kinds += " except " + strings.Join(rule.ExceptKinds, ", ")
 			}
 			verbs := strings.Join(rule.Verbs, ", ")
-			if verbs == VerbAll {
+			if verbs == v1.VerbAll {
 				verbs = "all verbs"
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, verbs, kinds, desc)

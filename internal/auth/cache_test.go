@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync"
 	"testing"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
 func TestEvaluatorCache(t *testing.T) {
@@ -31,7 +33,7 @@ func TestEvaluatorCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := ev.Authorize(p, VerbGet, "OriginPool", "retail").Allowed; got != s.allowed || builds != s.builds {
+		if got := ev.Authorize(p, v1.VerbGet, "OriginPool", "retail").Allowed; got != s.allowed || builds != s.builds {
 			t.Fatalf("step %d: allowed %v builds %d, want %v %d", i, got, builds, s.allowed, s.builds)
 		}
 	}
@@ -44,7 +46,7 @@ func TestEvaluatorCache(t *testing.T) {
 		t.Fatalf("build error: %v", err)
 	}
 	ev, _ := c.Get("acme", 12, builder(nil))
-	if !ev.Authorize(p, VerbGet, "OriginPool", "retail").Allowed || builds != 3 {
+	if !ev.Authorize(p, v1.VerbGet, "OriginPool", "retail").Allowed || builds != 3 {
 		t.Fatal("entry of version 12 lost after a failed build")
 	}
 	// Tenants are separate; Forget drops one.
@@ -80,7 +82,7 @@ func TestEvaluatorCacheOlderBuildLoses(t *testing.T) {
 	close(release)
 	wg.Wait()
 	ev, _ := c.Get("acme", 4, func() (*Evaluator, error) { t.Fatal("rebuilt version 4"); return nil, nil })
-	if ev.Authorize(p, VerbGet, "OriginPool", "retail").Allowed {
+	if ev.Authorize(p, v1.VerbGet, "OriginPool", "retail").Allowed {
 		t.Fatal("the older (granting) build replaced the newer (revoked) entry")
 	}
 }

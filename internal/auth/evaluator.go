@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
 // Decision is the answer of an authorization check, with a reason fit for
@@ -86,7 +88,7 @@ func NewEvaluator(tenant string, roles []Role, bindings []Binding) *Evaluator {
 		rules := make([]*compiledRule, 0, len(r.Rules))
 		for _, rule := range r.Rules {
 			rules = append(rules, &compiledRule{
-				verbs:      newSet(rule.Verbs, VerbAll),
+				verbs:      newSet(rule.Verbs, v1.VerbAll),
 				kinds:      newSet(rule.Kinds, KindAll),
 				except:     newSet(rule.ExceptKinds, ""),
 				namespaces: slices.Clone(rule.Namespaces),
@@ -147,7 +149,7 @@ func (e *Evaluator) precheck(p Principal, verb, kind string) (Decision, bool) {
 	switch {
 	case p.Tenant != e.tenant || p.Tenant == "":
 		return Decision{false, fmt.Sprintf("principal %s is not in tenant %q", p, e.tenant)}, true
-	case !isVerb(verb) || verb == VerbAll:
+	case !isVerb(verb) || verb == v1.VerbAll:
 		return Decision{false, fmt.Sprintf("unknown verb %q", verb)}, true
 	case kind == "" || kind == KindAll:
 		return Decision{false, "no kind given"}, true

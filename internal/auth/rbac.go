@@ -4,18 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-)
 
-// Verbs of RBAC rules. "*" matches every verb.
-const (
-	VerbGet    = "get"
-	VerbList   = "list"
-	VerbWatch  = "watch"
-	VerbCreate = "create"
-	VerbUpdate = "update"
-	VerbPatch  = "patch"
-	VerbDelete = "delete"
-	VerbAll    = "*"
+	v1 "github.com/meridian-platform/meridian/api/v1"
 )
 
 // KindAll in a rule matches every kind.
@@ -34,15 +24,15 @@ const (
 
 // Verbs returns every verb, in a stable order.
 func Verbs() []string {
-	return []string{VerbGet, VerbList, VerbWatch, VerbCreate, VerbUpdate, VerbPatch, VerbDelete}
+	return []string{v1.VerbGet, v1.VerbList, v1.VerbWatch, v1.VerbCreate, v1.VerbUpdate, v1.VerbPatch, v1.VerbDelete}
 }
 
 // ReadVerbs returns get, list and watch.
-func ReadVerbs() []string { return []string{VerbGet, VerbList, VerbWatch} }
+func ReadVerbs() []string { return []string{v1.VerbGet, v1.VerbList, v1.VerbWatch} }
 
-func isVerb(v string) bool { return v == VerbAll || slices.Contains(Verbs(), v) }
+func isVerb(v string) bool { return v == v1.VerbAll || slices.Contains(Verbs(), v) }
 
-func isReadVerb(v string) bool { return v == VerbGet || v == VerbList || v == VerbWatch }
+func isReadVerb(v string) bool { return v == v1.VerbGet || v == v1.VerbList || v == v1.VerbWatch }
 
 // Rule grants Verbs on Kinds (minus ExceptKinds) in Namespaces. Empty
 // Namespaces means every namespace the binding covers; a rule limited to
