@@ -1,0 +1,156 @@
+//go:build linux
+
+package dataplane
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/config"
+)
+
+// probeStage is a loop-servable stage that writes down what it sees of
+// each exchange and answers some paths itself, as a security stage would.
+type probeStage struct {
+	mu   sync.Mutex
+	seen []string          // what OnRequestHeaders saw, in order
+	ids  map[string]string // request id by X-Probe value
+	done map[string]int    // OnDone calls by request id
+}
+
+func newProbeStage() *probeStage {
+	return &probeStage{ids: map[string]string{}, done: map[string]int{}}
+}
+
+func (s *probeStage) Name() string       { return "policy" }
+func (s *probeStage) LoopServable() bool { return true }
+
+func (s *probeStage) OnRequestHeaders(x *Exchange) Action {
+	var b strings.Builder
+	// (BodyFollows is left out: the goroutine engine sets it for every
+	// request without a Content-Length, its HTTP library's -2; the loop
+	// runs stages on requests without a body only, and says so.)
+	fmt.Fprintf(&b, "%s path=%q query=%q host=%q scheme=%s proto=%s target=%q tls=%v", x.Method, x.Path, x.RawQuery,
+		x.Host, x.Scheme, x.Proto, x.RawTarget, x.TLS != nil)
+	if x.OnLoop && x.BodyFollows {
+		b.WriteString(" BodyFollows on the loop")
+	}
+	fmt.Fprintf(&b, " peer=%v client=%v trusted=%v idlen=%d", x.Peer.Addr(), x.Client, x.TrustedPeer, len(x.RequestID))
+	fmt.Fprintf(&b, " listener=%v vhost=%s route=%v start=%v", x.Listener != nil, x.VHost.ID, x.Route != nil, !x.Start.IsZero())
+	q, ok := x.Query("q")
+	m, mok := x.Query("missing")
+	fmt.Fprintf(&b, " q=%q/%v missing=%q/%v", q, ok, m, mok)
+	ua, _ := x.ReqHeaders.Peek("user-agent")
+	fmt.Fprintf(&b, " ua=%q fields=", ua)
+	x.VisitRawHeaders(func(n, v []byte) { fmt.Fprintf(&b, "[%s=%s]", n, v) })
+	probe, _ := x.ReqHeaders.Peek("X-Probe")
+	s.mu.Lock()
+	s.seen = append(s.seen, b.String())
+	s.ids[string(probe)] = string(x.RequestID)
+	s.mu.Unlock()
+	switch {
+	case strings.HasPrefix(string(x.Path), "/limit"):
+		x.Reply = Reply{Status: 429, ContentType: "text/plain; charset=utf-8", Body: []byte("too many requests\n"),
+			Headers: []HeaderKV{{Name: "Retry-After", Value: "7"}}}
+		return Respond
+	case strings.HasPrefix(string(x.Path), "/moved"):
+		x.Reply = Reply{Status: 302, Headers: []HeaderKV{{Name: "Location", Value: "https://elsewhere.test/"}}}
+		return Respond
+	case strings.HasPrefix(string(x.Path), "/page"):
+		x.Reply = Reply{Status: 403, ContentType: "text/html; charset=utf-8", Body: []byte("<p>blocked</p>")}
+		return Respond
+	}
+	return Continue
+}
+
+func (s *probeStage) OnDone(x *Exchange) {
+	s.mu.Lock()
+	s.done[string(x.RequestID)]++
+	s.mu.Unlock()
+}
+
+// idOrigin answers 200 and records the X-Request-Id it got, by the
+// request's X-Probe field.
+func idOrigin(t *testing.T) (*httptest.Server, *sync.Map) {
+	var ids sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		ids.Store(r.Header.Get("X-Probe"), r.Header.Get("X-Request-Id"))
+		_, _ = io.WriteString(w, "origin "+r.URL.RequestURI()+"\n")
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &ids
+}
+
+// TestLoopStagesAgreeWithGoroutineEngine runs a loop-servable stage behind
+// both HTTP/1.1 engines: the event loop serves the bodiless requests
+// itself (no hand-off), its stage sees the same request view as the
+// goroutine engine's (fields, query, raw head, client), with the request
+// id the origin and the access log get, its answers are the goroutine
+// engine's byte for byte (but Date), its completion hook runs once per
+// exchange, and a request with a body is handed off on the same
+// connection.
+func TestLoopStagesAgreeWithGoroutineEngine(t *testing.T) {
+	origin, originIDs := idOrigin(t)
+	probes := map[string]*probeStage{}
+	cfg := func(port int) string {
+		return pool("a", hostOf(origin.URL)) + lbDoc([]string{listenerAt(port)},
+			"{match: {pathPrefix: /}, pool: a}")
+	}
+	addrs, servers := startEngines(t, cfg, func(engine string) Options {
+		p := newProbeStage()
+		probes[engine] = p
+		return Options{Stages: map[string]StageFactory{"policy": func(*config.VHost, *StageEnv) Stage { return p }}}
+	})
+	const ua = "User-Agent: probe/1.0\r\n"
+	reqs := []string{
+		"GET /api/users?id=42&name=alice&q=a+b%2Fc HTTP/1.1\r\nHost: shop.test\r\n" + ua + "X-Probe: 1\r\nAccept:  */* \r\n\r\n",
+		"GET /limit HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 2\r\n\r\n",
+		"GET /moved?q= HTTP/1.1\r\nHost: shop.test:8080\r\nX-Probe: 3\r\n\r\n",
+		"HEAD /page HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 4\r\n\r\n",
+		"GET /page?q&q=2 HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 5\r\nX-Dup: a\r\nX-Dup: b\r\n\r\n",
+		"GET /after HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 0\r\nX-Probe: 6\r\n\r\n",
+	}
+	sameAnswers(t, addrs, "stage answers", reqs...)
+	if st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop]); st.Requests != uint64(len(reqs)) || st.Handoffs != 0 {
+		t.Fatalf("the event loop served %d requests and handed off %d, want %d and 0", st.Requests, st.Handoffs, len(reqs))
+	}
+	// A body goes to the goroutine engine (its stages see the body), on
+	// the connection the loop served until then.
+	sameAnswers(t, addrs, "a body after a loop answer",
+		"GET /limit HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 7\r\n\r\n",
+		"POST /form HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 8\r\nContent-Length: 3\r\n\r\nabc")
+	if st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop]); st.Handoffs != 1 {
+		t.Errorf("the POST was not handed off (%d hand-offs)", st.Handoffs)
+	}
+
+	want, got := probes[EngineGoroutine], probes[EngineEvloop]
+	if len(got.seen) != len(want.seen) {
+		t.Fatalf("the stage saw %d requests on the loop, %d on the goroutine engine", len(got.seen), len(want.seen))
+	}
+	for i := range want.seen {
+		if got.seen[i] != want.seen[i] {
+			t.Errorf("request %d\nevloop:    %s\ngoroutine: %s", i, got.seen[i], want.seen[i])
+		}
+	}
+	for engine, p := range probes {
+		for probe, id := range p.ids {
+			if n := p.done[id]; n != 1 {
+				t.Errorf("%s: request %s (id %s): OnDone ran %d times", engine, probe, id, n)
+			}
+		}
+	}
+	// The origin got the id the stage saw (requests the stage did not
+	// answer).
+	for _, probe := range []string{"1", "6"} {
+		v, _ := originIDs.Load(probe)
+		if id := got.ids[probe]; id == "" || v != id {
+			t.Errorf("request %s: the stage saw id %q, the origin got %v", probe, id, v)
+		}
+	}
+}
