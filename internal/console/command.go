@@ -47,7 +47,7 @@ of the system tenant; use it with ` + "`meridian login`" + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Logger = newLogger(errOut, logLevel)
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := runCtx(cmd)
 			defer stop()
 			c, err := New(ctx, o)
 			if err != nil {

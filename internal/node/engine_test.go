@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -42,7 +41,7 @@ func testRunStandaloneEngine(t *testing.T, engine string) {
 	}
 	a, b := origin("a"), origin("b")
 	dir := t.TempDir()
-	port, admin := testfixture.FreePort(t), testfixture.FreePort(t)
+	port := testfixture.FreePort(t)
 	conf := func(extraRoute string) string {
 		return fmt.Sprintf(`apiVersion: meridian/v1
 kind: OriginPool
@@ -69,16 +68,8 @@ spec:
 		!strings.Contains(err.Error(), `HTTP1Engine: "evloops" is not an HTTP/1.1 engine`) {
 		t.Fatalf("unknown engine: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- RunStandalone(ctx, Options{ConfigPath: dir, AdminListen: fmt.Sprintf("127.0.0.1:%d", admin),
-			PollInterval: 20 * time.Millisecond, DrainTimeout: 2 * time.Second, AccessLog: io.Discard,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HTTP1Engine: engine})
-	}()
-	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
+	adminURL, stop := startStandalone(t, Options{ConfigPath: dir, HTTP1Engine: engine})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	testfixture.WaitFor(t, "readyz", func() bool { c, _ := testfixture.Get(adminURL + "/readyz"); return c == 200 })
 
 	// One kept connection across the reload.
 	conn, err := net.Dial("tcp", addr)
@@ -120,15 +111,7 @@ spec:
 	if got := ask("/b/x"); got != "200 b /b/x xff=127.0.0.1 xfp=http rid=true" {
 		t.Fatalf("kept connection after reload: %q", got)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("RunStandalone did not return")
-	}
+	stop()
 	// The idle kept connection was closed by the drain.
 	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
 	if n, err := br.ReadByte(); err == nil {

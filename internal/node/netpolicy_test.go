@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -33,7 +31,7 @@ func resetFrom(src, addr string) bool {
 // their verdicts on /metrics, writes their events, and follows edits.
 func TestRunStandaloneNetworkPolicy(t *testing.T) {
 	dir := t.TempDir()
-	port, admin := testfixture.FreePort(t), testfixture.FreePort(t)
+	port := testfixture.FreePort(t)
 	writeFile(t, filepath.Join(dir, "lb.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: site}
@@ -57,15 +55,9 @@ spec:
 	defer cancel()
 	secDone := make(chan struct{})
 	go func() { sec.Run(ctx); close(secDone) }()
-	done := make(chan error, 1)
-	go func() {
-		done <- RunStandalone(ctx, Options{ConfigPath: dir, AdminListen: fmt.Sprintf("127.0.0.1:%d", admin),
-			PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard,
-			Stages: sec.Stages, Collectors: sec.Collectors, SecurityEvents: sec.Events()})
-	}()
-	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
+	adminURL, stop := startStandalone(t, Options{ConfigPath: dir, Stages: sec.Stages, Collectors: sec.Collectors,
+		SecurityEvents: sec.Events()})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	testfixture.WaitFor(t, "readyz", func() bool { c, _ := testfixture.Get(adminURL + "/readyz"); return c == 200 })
 
 	if !resetFrom("127.0.0.2", addr) {
 		t.Fatal("the denied client was not reset")
@@ -97,7 +89,7 @@ spec:
 		t.Fatalf("dry-run counter %q, want 1", v)
 	}
 	testfixture.WaitFor(t, "the detected event", func() bool { return strings.Contains(events.String(), `"action":"detected"`) })
+	stop()
 	cancel()
-	<-done
 	<-secDone
 }

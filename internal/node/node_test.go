@@ -54,7 +54,7 @@ func TestRunStandaloneHotReload(t *testing.T) {
 	}))
 	defer backend.Close()
 	dir := t.TempDir()
-	port, admin := testfixture.FreePort(t), testfixture.FreePort(t)
+	port := testfixture.FreePort(t)
 	pools := fmt.Sprintf(`apiVersion: meridian/v1
 kind: OriginPool
 metadata: {name: web}
@@ -79,16 +79,8 @@ spec:
 	writeFile(t, filepath.Join(dir, "pools.yaml"), pools)
 	writeFile(t, filepath.Join(dir, "lb.yaml"), lb("v1"))
 	alog := &syncBuf{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- RunStandalone(ctx, Options{ConfigPath: dir, AdminListen: fmt.Sprintf("127.0.0.1:%d", admin),
-			PollInterval: 20 * time.Millisecond, DrainTimeout: 2 * time.Second, AccessLog: alog,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), EnablePprof: true})
-	}()
-	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
+	adminURL, stop := startStandalone(t, Options{ConfigPath: dir, AccessLog: alog, EnablePprof: true})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	testfixture.WaitFor(t, "readyz", func() bool { c, _ := testfixture.Get(adminURL + "/readyz"); return c == 200 })
 	if c, b := testfixture.Get(base + "/hello"); c != 200 || b != "v1" {
 		t.Fatalf("hello: %d %q", c, b)
 	}
@@ -140,15 +132,7 @@ spec:
 	if !strings.Contains(b, `"address": "127.0.0.1:`) || !strings.Contains(b, `"default/web"`) {
 		t.Errorf("config dump: %s", b)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("RunStandalone did not return")
-	}
+	stop()
 	// Access log lines are JSON with the configured fields.
 	lines := strings.Split(strings.TrimSpace(alog.String()), "\n")
 	var rec map[string]any
@@ -162,7 +146,6 @@ spec:
 
 func TestRunStandaloneSecretsRedacted(t *testing.T) {
 	dir := t.TempDir()
-	admin := testfixture.FreePort(t)
 	// A CA bundle and a key-carrying certificate: /config must not show keys.
 	writeFile(t, filepath.Join(dir, "c.yaml"), `apiVersion: meridian/v1
 kind: Certificate
@@ -171,15 +154,7 @@ spec:
   certificate: "not a pem"
   privateKey: "super-secret"
 `)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- RunStandalone(ctx, Options{ConfigPath: dir, AdminListen: fmt.Sprintf("127.0.0.1:%d", admin),
-			PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard})
-	}()
-	adminURL := fmt.Sprintf("http://127.0.0.1:%d", admin)
-	testfixture.WaitFor(t, "readyz", func() bool { c, _ := testfixture.Get(adminURL + "/readyz"); return c == 200 })
+	adminURL, _ := startStandalone(t, Options{ConfigPath: dir})
 	_, b := testfixture.Get(adminURL + "/config")
 	if strings.Contains(b, "super-secret") {
 		t.Fatalf("secret leaked: %s", b)
@@ -187,14 +162,12 @@ spec:
 	if !strings.Contains(b, "spec.certificate") {
 		t.Fatalf("invalid certificate not reported: %s", b)
 	}
-	cancel()
-	<-done
 }
 
 // A stage given in Options.Stages runs for the node's load balancers.
 func TestRunStandaloneStages(t *testing.T) {
 	dir := t.TempDir()
-	port, admin := testfixture.FreePort(t), testfixture.FreePort(t)
+	port := testfixture.FreePort(t)
 	writeFile(t, filepath.Join(dir, "lb.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: site}
@@ -203,23 +176,11 @@ spec:
   listeners: [{port: %d, address: 127.0.0.1}]
   routes: [{directResponse: {status: 200, body: "origin"}}]
 `, port))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- RunStandalone(ctx, Options{ConfigPath: dir, AdminListen: fmt.Sprintf("127.0.0.1:%d", admin),
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard,
-			Stages: map[string]dataplane.StageFactory{"policy": func(*config.VHost, *dataplane.StageEnv) dataplane.Stage { return denyAll{} }}})
-	}()
-	testfixture.WaitFor(t, "readyz", func() bool {
-		c, _ := testfixture.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", admin))
-		return c == 200
-	})
+	startStandalone(t, Options{ConfigPath: dir,
+		Stages: map[string]dataplane.StageFactory{"policy": func(*config.VHost, *dataplane.StageEnv) dataplane.Stage { return denyAll{} }}})
 	if c, b := testfixture.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); c != 403 || b != "denied" {
 		t.Fatalf("stage not run: %d %q", c, b)
 	}
-	cancel()
-	<-done
 }
 
 type denyAll struct{}
@@ -234,4 +195,47 @@ func TestRunStandaloneNeedsConfig(t *testing.T) {
 	if err := RunStandalone(context.Background(), Options{ConfigPath: filepath.Join(t.TempDir(), "missing")}); err == nil {
 		t.Fatal("missing configuration accepted")
 	}
+}
+
+// startStandalone runs RunStandalone(opts) with its admin listener on a
+// free port (quiet logs, discarded access log, 20ms polling and a 2s drain
+// unless opts say otherwise), waits for /readyz and returns the admin URL
+// and stop, which ends the node (at the latest when the test ends) and
+// fails the test unless it returns cleanly within 5s.
+func startStandalone(t *testing.T, opts Options) (adminURL string, stop func()) {
+	t.Helper()
+	opts.AdminListen = fmt.Sprintf("127.0.0.1:%d", testfixture.FreePort(t))
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 20 * time.Millisecond
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 2 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.AccessLog == nil {
+		opts.AccessLog = io.Discard
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- RunStandalone(ctx, opts) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("RunStandalone: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Error("RunStandalone did not return")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	adminURL = "http://" + opts.AdminListen
+	testfixture.WaitFor(t, "readyz", func() bool { c, _ := testfixture.Get(adminURL + "/readyz"); return c == 200 })
+	return adminURL, stop
 }
