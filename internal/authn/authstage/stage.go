@@ -14,9 +14,13 @@ import (
 	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
-// Identities holds the identity of each exchange in flight, from the authn
-// stage to the end of the request, for the stages after it.
-type Identities struct{ m sync.Map } // *dataplane.Exchange -> *authn.Identity
+// Identities gives the identity of each exchange in flight, from the authn
+// stage to the end of the request, to the stages after it. The identity is
+// kept on the exchange itself (Exchange.SetStageValue, under the store's
+// pointer): no map shared by all exchanges, no allocation.
+type Identities struct {
+	_ byte // (a pointer to a zero-size value need not be unique)
+}
 
 // NewIdentities returns an empty store; share one between the authn,
 // policy and rate-limit stage factories of a node.
@@ -24,10 +28,8 @@ func NewIdentities() *Identities { return &Identities{} }
 
 // Identity returns who the exchange authenticated as (nil: nobody).
 func (s *Identities) Identity(x *dataplane.Exchange) *authn.Identity {
-	if v, ok := s.m.Load(x); ok {
-		return v.(*authn.Identity)
-	}
-	return nil
+	id, _ := x.StageValue(s).(*authn.Identity)
+	return id
 }
 
 // Claims is a policystage.ClaimsFunc.
@@ -104,11 +106,14 @@ type Stage struct {
 	ids   *Identities
 	opts  Options
 	jwt   bool
+	// loop says the stage may run on the event loops (LoopServable).
+	loop bool
 }
 
 var (
 	_ dataplane.RequestHeadersFilter = (*Stage)(nil)
 	_ dataplane.DoneHook             = (*Stage)(nil)
+	_ dataplane.LoopStage            = (*Stage)(nil)
 )
 
 // New builds the stage; a non-nil err fails closed (503).
@@ -125,7 +130,9 @@ func Factory(lookup func(vh *config.VHost) *authn.Config, cache *Cache, ids *Ide
 			return nil
 		}
 		a, err := cache.Get(*cfg, opts.Authn)
-		return New(vh.ID, a, err, ids, cfg.JWT != nil, opts)
+		s := New(vh.ID, a, err, ids, cfg.JWT != nil, opts)
+		s.loop = err != nil || loopServable(cfg)
+		return s
 	}
 }
 
@@ -134,6 +141,20 @@ func (s *Stage) Err() error { return s.err }
 
 // Name implements dataplane.Stage.
 func (s *Stage) Name() string { return "authn" }
+
+// LoopServable implements dataplane.LoopStage (see loopServable; a stage
+// that fails closed only answers 503).
+func (s *Stage) LoopServable() bool { return s.loop }
+
+// loopServable says an authentication can run on an event loop: it
+// forwards no claim (the loop's request head is read-only), needs no
+// client certificate (the loops run stages on plaintext listeners only),
+// and never waits for the network: API keys, and JWTs whose keys come from
+// a file (a key id it does not know is looked up in the file, at most
+// every minRefresh; a JWKS URL may take seconds to answer).
+func loopServable(cfg *authn.Config) bool {
+	return len(cfg.ForwardClaims) == 0 && cfg.MTLS == nil && (cfg.JWT == nil || cfg.JWT.JWKSURL == "")
+}
 
 type request struct {
 	x    *dataplane.Exchange
@@ -169,7 +190,7 @@ func (s *Stage) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
 		s.emit(x, e)
 		return dataplane.Respond
 	}
-	s.ids.m.Store(x, id)
+	x.SetStageValue(s.ids, id)
 	for _, f := range fwd {
 		if v, ok := id.Claim(f.Claim); ok {
 			x.ReqHeaders.SetBytes(f.Header, []byte(strings.ReplaceAll(string(v), "\x1f", ",")))
@@ -179,7 +200,7 @@ func (s *Stage) OnRequestHeaders(x *dataplane.Exchange) dataplane.Action {
 }
 
 // OnDone forgets the identity.
-func (s *Stage) OnDone(x *dataplane.Exchange) { s.ids.m.Delete(x) }
+func (s *Stage) OnDone(x *dataplane.Exchange) { x.SetStageValue(s.ids, nil) }
 
 func (s *Stage) emit(x *dataplane.Exchange, e *authn.Error) {
 	if s.opts.Events == nil {

@@ -44,8 +44,9 @@ type TableRouter struct {
 	// Handoff.
 	Answers bool
 	// Stages says the Router's caller runs the request stages of the load
-	// balancers Eligible accepts (WAF, service policies, rate limits):
-	// their security settings do not send a request to Handoff.
+	// balancers Eligible accepts (authentication, WAF, service policies,
+	// rate limits): their security settings do not send a request to
+	// Handoff.
 	Stages bool
 }
 
@@ -100,7 +101,7 @@ func (t *TableRouter) route(r *Request) (netip.AddrPort, *config.Route, *lb.Endp
 }
 
 func (t *TableRouter) plainVHost(vh *config.VHost) bool {
-	if vh.Authn != nil || len(vh.TrustedProxies) > 0 || !t.AccessLogs && vh.AccessLog != nil && vh.AccessLog.Enabled {
+	if vh.Authn != nil && !t.Stages || len(vh.TrustedProxies) > 0 || !t.AccessLogs && vh.AccessLog != nil && vh.AccessLog.Enabled {
 		return false
 	}
 	for _, s := range vh.Security {
@@ -112,7 +113,7 @@ func (t *TableRouter) plainVHost(vh *config.VHost) bool {
 }
 
 func (t *TableRouter) plainSecurity(s *config.Security) bool {
-	return s == nil || t.Stages && s.Authn == nil || s.Authn == nil && len(s.AppFirewalls) == 0 && len(s.ServicePolicies) == 0 && len(s.RateLimiters) == 0
+	return s == nil || t.Stages || s.Authn == nil && len(s.AppFirewalls) == 0 && len(s.ServicePolicies) == 0 && len(s.RateLimiters) == 0
 }
 
 func (t *TableRouter) plainRoute(rt *config.Route) bool {

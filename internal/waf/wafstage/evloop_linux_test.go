@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/authn"
 	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/secevents"
@@ -449,5 +450,61 @@ func benchLoopGET(b *testing.B, fw *v1.AppFirewallSpec) {
 	b.StopTimer()
 	if reqs, handoffs := f.counts(b); handoffs != 0 || reqs < float64(b.N) {
 		b.Fatalf("the loops served %v requests and handed off %v", reqs, handoffs)
+	}
+}
+
+// TestAuthnOnEventLoop: API-key authentication runs on the loops (401
+// without a key, the identity reaches the rate limiter keyed by API key);
+// an authentication that forwards claims to the origin stays with the
+// goroutine engine.
+func TestAuthnOnEventLoop(t *testing.T) {
+	keys := &authn.APIKeyConfig{Keys: []authn.APIKey{{Name: "partner", Key: "partner-key-0123456789"}, {Name: "intern", Key: "intern-key-0123456789"}}}
+	authConfigs.Store("t/loopauth", &authn.Config{APIKey: keys})
+	rlName := fmt.Sprintf("loop-key-%d", pipelineRuns.Add(1))
+	rl := &v1.RateLimiter{Spec: v1.RateLimiterSpec{Rate: 1, Burst: 1, Per: "hour", Key: v1.RateLimitKey{Type: "apiKey"}}}
+	rl.Kind, rl.Metadata.Namespace, rl.Metadata.Name = "RateLimiter", "t", rlName
+	f := startLoopFront(t, "loopauth", &v1.AppFirewallSpec{}, []v1.Object{rl}, func(s *v1.HTTPLoadBalancerSpec) { s.RateLimiter = rlName })
+	c := dialLoop(t, f.addr)
+	if resp, body := c.do("GET", "/a", ""); resp.StatusCode != 401 || !strings.Contains(body, "X-API-Key") {
+		t.Fatalf("no key: %d %q", resp.StatusCode, body)
+	}
+	if evs := waitEvents("t/loopauth/a"); len(evs) != 1 || evs[0].Kind != secevents.KindAuthn || evs[0].RequestID == "" {
+		t.Fatalf("authn events: %+v", evs)
+	}
+	withKey := func(key, path string) int {
+		t.Helper()
+		req := "GET " + path + " HTTP/1.1\r\nHost: shop.test\r\n" + browserFields + "X-API-Key: " + key + "\r\n\r\n"
+		c.c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c.c, req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := withKey("partner-key-0123456789", "/b"); got != 200 {
+		t.Errorf("partner: %d", got)
+	}
+	if got := withKey("partner-key-0123456789", "/b"); got != 429 {
+		t.Errorf("partner over its limit: %d", got)
+	}
+	if got := withKey("intern-key-0123456789", "/b"); got != 200 {
+		t.Errorf("intern (its own bucket): %d", got)
+	}
+	if reqs, handoffs := f.counts(t); reqs != 4 || handoffs != 0 {
+		t.Fatalf("the loops served %v requests and handed off %v, want 4 and 0", reqs, handoffs)
+	}
+
+	authConfigs.Store("t/loopfwd", &authn.Config{APIKey: keys, ForwardClaims: []authn.ClaimHeader{{Claim: "sub", Header: "X-User"}}})
+	f = startLoopFront(t, "loopfwd", nil, nil, nil)
+	if resp, _ := dialLoop(t, f.addr).do("GET", "/c", ""); resp.StatusCode != 401 {
+		t.Fatalf("no key (claims forwarded): %d", resp.StatusCode)
+	}
+	if reqs, handoffs := f.counts(t); reqs != 0 || handoffs != 1 {
+		t.Fatalf("forwarded claims: the loops served %v requests and handed off %v, want 0 and 1", reqs, handoffs)
 	}
 }
