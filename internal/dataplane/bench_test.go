@@ -35,16 +35,8 @@ func benchProxy(b *testing.B, body []byte, accessLog bool) {
 	port := freePort(b)
 	conf := pool("a", ln.Addr().String()) + lbYAML(port, "a")
 	if accessLog {
-		conf = pool("a", ln.Addr().String()) + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  defaultPool: a
-  accessLog: {enabled: true, fields: [%s]}
-`, port, strings.Join(v1.AccessLogFields, ", "))
+		conf = pool("a", ln.Addr().String()) + lbSpec(`["*"]`, []string{listenerAt(port)},
+			"defaultPool: a", "accessLog: {enabled: true, fields: ["+strings.Join(v1.AccessLogFields, ", ")+"]}")
 	}
 	startServer(b, conf, Options{})
 	c := &fasthttp.HostClient{Addr: fmt.Sprintf("127.0.0.1:%d", port)}

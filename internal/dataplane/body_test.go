@@ -344,18 +344,9 @@ func TestHTTP1RetryWithBody(t *testing.T) {
 	}
 	// 200 KiB is over the replay limit: it streams and is not retried, so
 	// the dead endpoint shows through.
-	bad := 0
-	for i := 0; i < 8; i++ {
-		resp, err := http.Post(url, "application/octet-stream", &patternReader{left: 200 << 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == 502 {
-			bad++
-		}
-	}
+	bad := statusCount(t, 8, 502, func() (*http.Response, error) {
+		return http.Post(url, "application/octet-stream", &patternReader{left: 200 << 10})
+	})
 	if bad == 0 {
 		t.Fatal("a streamed body was retried (or the dead endpoint was never picked)")
 	}

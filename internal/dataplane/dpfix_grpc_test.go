@@ -32,19 +32,8 @@ func TestGRPCDeadlines(t *testing.T) {
 	}))
 	defer close(stop) // before the server stops (the test's cleanup)
 	port := freePort(t)
-	startServer(t, pool("g", gaddr)+fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1, h2c: true}]
-  routes:
-    - match: {pathPrefix: /grpc.health.v1.Health/Check, headers: [{name: x-short, exact: "1"}]}
-      pool: g
-      timeout: 2s
-    - pool: g
-`, port), Options{})
+	startServer(t, pool("g", gaddr)+lbDoc([]string{listenerAt(port, "h2c: true")},
+		`{match: {pathPrefix: /grpc.health.v1.Health/Check, headers: [{name: x-short, exact: "1"}]}, pool: g, timeout: 2s}`, "{pool: g}"), Options{})
 	c := h2cClient()
 	call := func(service, timeout string, short bool) (*http.Response, time.Duration) {
 		t.Helper()

@@ -215,17 +215,8 @@ func TestMirrorGRPC(t *testing.T) {
 		return status.Error(codes.Internal, "shadow fails")
 	})
 	port := freePort(t)
-	src := pool("g", primary) + "---\n" + pool("shadow", shadow) + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1, h2c: true}]
-  routes:
-    - pool: g
-      mirror: {pool: shadow}
-`, port)
+	src := pool("g", primary) + "---\n" + pool("shadow", shadow) +
+		lbDoc([]string{listenerAt(port, "h2c: true")}, "{pool: g, mirror: {pool: shadow}}")
 	startServer(t, src, Options{})
 	cc, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", port), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -334,16 +334,8 @@ func TestEvloopAccessLogFlushed(t *testing.T) {
 	origin := headerEcho(t)
 	port := freePort(t)
 	out := &lockedBuffer{}
-	s := startServer(t, pool("a", hostOf(origin.URL))+fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  accessLog: {enabled: true}
-  defaultPool: a
-`, port), Options{HTTP1Engine: EngineEvloop, AccessLog: out})
+	s := startServer(t, pool("a", hostOf(origin.URL))+lbSpec(`["*"]`, []string{listenerAt(port)}, "accessLog: {enabled: true}", "defaultPool: a"),
+		Options{HTTP1Engine: EngineEvloop, AccessLog: out})
 	key := fmt.Sprintf("127.0.0.1:%d", port)
 	get(t, "http://"+key+"/one", nil)
 	for i := 0; i < 200 && !strings.Contains(strings.Join(out.lines(), ""), `"path":"/one"`); i++ {

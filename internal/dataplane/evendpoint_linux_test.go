@@ -41,22 +41,8 @@ metadata: {name: a, namespace: t}
 spec:
   loadBalancing: leastRequest
   endpoints: [{address: %q}]
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: dead, namespace: t}
-spec: {endpoints: [{address: %q}]}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  routes:
-  - {match: {pathPrefix: /dead}, pool: dead}
-  - {match: {pathPrefix: /}, pool: a}
-`, hostOf(origin.URL), deadAddr, port), Options{HTTP1Engine: EngineEvloop, Metrics: reg})
+`, hostOf(origin.URL))+"---\n"+pool("dead", deadAddr)+
+		lbDoc([]string{listenerAt(port)}, "{match: {pathPrefix: /dead}, pool: dead}", "{match: {pathPrefix: /}, pool: a}"), Options{HTTP1Engine: EngineEvloop, Metrics: reg})
 	key := fmt.Sprintf("127.0.0.1:%d", port)
 	metric := func(name, endpoint string) float64 {
 		mfs, err := reg.Gather()

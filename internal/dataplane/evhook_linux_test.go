@@ -103,6 +103,52 @@ func exchangeOn(t *testing.T, c net.Conn, timeout time.Duration, bodyLength bool
 	return out
 }
 
+// writeAndRead writes in to a new connection to addr (and ends its side
+// of it when halfClose is set) and returns all it reads until the
+// connection closes (or 3 s pass).
+func writeAndRead(t *testing.T, addr, in string, halfClose bool) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	_, _ = io.WriteString(c, in)
+	if halfClose {
+		_ = c.(*net.TCPConn).CloseWrite()
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+// metricDump is the counters and gauges of reg whose name keep keeps, a
+// "name{label=value,...} value" line each: those that are not 0, and the
+// gauges of active things even at 0.
+func metricDump(t *testing.T, reg *prometheus.Registry, keep func(name string) bool) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		if !keep(mf.GetName()) {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, lp := range m.GetLabel() {
+				ls = append(ls, lp.GetName()+"="+lp.GetValue())
+			}
+			if v := m.GetCounter().GetValue() + m.GetGauge().GetValue(); v != 0 || strings.Contains(mf.GetName(), "active") {
+				out = append(out, fmt.Sprintf("%s{%s} %v", mf.GetName(), strings.Join(ls, ","), v))
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // sameAnswers sends reqs on a connection to each engine's address and
 // reports where the answers differ (what names the exchange).
 func sameAnswers(t *testing.T, addrs map[string]string, what string, reqs ...string) {
@@ -178,16 +224,8 @@ func TestEnginesAgree(t *testing.T) {
 	} {
 		var outs []string
 		for _, engine := range engineNames {
-			c, err := net.Dial("tcp", addrs[engine])
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-			_, _ = io.WriteString(c, in)
-			_ = c.(*net.TCPConn).CloseWrite()
-			b, _ := io.ReadAll(c)
-			c.Close()
-			outs = append(outs, strings.Join(statusLines.FindAllString(string(b), -1), ","))
+			b := writeAndRead(t, addrs[engine], in, true)
+			outs = append(outs, strings.Join(statusLines.FindAllString(b, -1), ","))
 		}
 		if outs[0] != outs[1] {
 			t.Errorf("half-closed %q: goroutine answered %q, evloop %q", in, outs[0], outs[1])
@@ -197,29 +235,14 @@ func TestEnginesAgree(t *testing.T) {
 	// the response body bytes of the load balancer, and the requests of
 	// the pool's endpoint.
 	counters := func(reg *prometheus.Registry) string {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, mf := range mfs {
-			switch mf.GetName() {
+		return metricDump(t, reg, func(name string) bool {
+			switch name {
 			case "meridian_http_requests_total", "meridian_http_request_bytes_total", "meridian_http_response_body_bytes_total",
 				"meridian_endpoint_requests_total", "meridian_endpoint_responses_5xx_total", "meridian_endpoint_active_requests":
-			default:
-				continue
+				return true
 			}
-			for _, m := range mf.GetMetric() {
-				var ls []string
-				for _, lp := range m.GetLabel() {
-					ls = append(ls, lp.GetName()+"="+lp.GetValue())
-				}
-				if v := m.GetCounter().GetValue() + m.GetGauge().GetValue(); v != 0 || strings.Contains(mf.GetName(), "active") {
-					out = append(out, fmt.Sprintf("%s{%s} %v", mf.GetName(), strings.Join(ls, ","), v))
-				}
-			}
-		}
-		return strings.Join(out, "\n")
+			return false
+		})
 	}
 	// The loop counts an exchange once its answer is sent (the goroutine
 	// engine before): the last ones may be a moment behind.

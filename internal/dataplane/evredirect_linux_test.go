@@ -4,11 +4,8 @@ package dataplane
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -61,16 +58,9 @@ func TestEnginesAgreeOnRedirects(t *testing.T) {
 	// Pipelined: two redirects and a forwarded request in one write.
 	var outs []string
 	for _, engine := range engineNames {
-		c, err := net.Dial("tcp", addrs[engine])
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-		_, _ = io.WriteString(c, "GET /old/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /s/2 HTTP/1.1\r\nHost: a\r\n\r\nGET /fwd/3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-		b, _ := io.ReadAll(c)
-		c.Close()
+		b := writeAndRead(t, addrs[engine], "GET /old/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /s/2 HTTP/1.1\r\nHost: a\r\n\r\nGET /fwd/3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false)
 		var lines []string
-		for _, l := range strings.Split(string(b), "\r\n") {
+		for _, l := range strings.Split(b, "\r\n") {
 			if strings.HasPrefix(l, "HTTP/1.1 ") || strings.HasPrefix(l, "Location: ") || strings.HasPrefix(l, "GET ") {
 				lines = append(lines, l)
 			}
@@ -83,22 +73,7 @@ func TestEnginesAgreeOnRedirects(t *testing.T) {
 	// Counted the same way: by route and status, request and response
 	// body bytes.
 	counters := func(reg *prometheus.Registry) string {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, mf := range mfs {
-			if !strings.HasPrefix(mf.GetName(), "meridian_http_re") {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				if v := m.GetCounter().GetValue(); v != 0 {
-					out = append(out, fmt.Sprintf("%s%v %v", mf.GetName(), m.GetLabel(), v))
-				}
-			}
-		}
-		return strings.Join(out, "\n")
+		return metricDump(t, reg, func(name string) bool { return strings.HasPrefix(name, "meridian_http_re") })
 	}
 	g, e := counters(regs[EngineGoroutine]), counters(regs[EngineEvloop])
 	if g != e || !strings.Contains(g, "response_body_bytes") {

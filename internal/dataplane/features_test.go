@@ -110,26 +110,9 @@ apiVersion: meridian/v1
 kind: OriginPool
 metadata: {name: hashed, namespace: t}
 spec: {endpoints: [{address: %q}, {address: %q}, {address: %q}], loadBalancing: maglev, hashPolicy: {header: x-user}}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: shadow, namespace: t}
-spec: {endpoints: [{address: %q}]}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  routes:
-    - match: {pathPrefix: /sticky}
-      pool: sticky
-    - match: {pathPrefix: /hash}
-      pool: hashed
-      mirror: {pool: shadow}
-      cors: {allowOrigins: ["https://app.test"], allowMethods: [GET, PUT], maxAge: 1m, exposeHeaders: [X-Total]}
-`, hostOf(a.URL), hostOf(b.URL), hostOf(c.URL), hostOf(a.URL), hostOf(b.URL), hostOf(c.URL), hostOf(shadow.URL), port), Options{})
+`, hostOf(a.URL), hostOf(b.URL), hostOf(c.URL), hostOf(a.URL), hostOf(b.URL), hostOf(c.URL))+"---\n"+pool("shadow", hostOf(shadow.URL))+
+		lbDoc([]string{listenerAt(port)}, "{match: {pathPrefix: /sticky}, pool: sticky}",
+			`{match: {pathPrefix: /hash}, pool: hashed, mirror: {pool: shadow}, cors: {allowOrigins: ["https://app.test"], allowMethods: [GET, PUT], maxAge: 1m, exposeHeaders: [X-Total]}}`), Options{})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	// Affinity: the cookie set on the first answer pins later requests.
 	resp, first := get(t, base+"/sticky", nil)
@@ -350,16 +333,8 @@ spec:
 func TestClientTimeouts(t *testing.T) {
 	a, _ := echoBackend(t, "a")
 	port := freePort(t)
-	startServer(t, pool("a", hostOf(a.URL))+fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  defaultPool: a
-  timeouts: {requestHeader: 200ms, requestBody: 200ms, idle: 300ms}
-`, port), Options{})
+	startServer(t, pool("a", hostOf(a.URL))+lbSpec(`["*"]`, []string{listenerAt(port)},
+		"defaultPool: a", "timeouts: {requestHeader: 200ms, requestBody: 200ms, idle: 300ms}"), Options{})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	closedWithin := func(send string, limit time.Duration) bool {
 		c, err := net.Dial("tcp", addr)

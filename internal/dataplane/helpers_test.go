@@ -175,6 +175,14 @@ func lbDoc(listeners []string, routes ...string) string {
 
 // lbDocFor is lbDoc for the domains (a YAML flow sequence).
 func lbDocFor(domains string, listeners []string, routes ...string) string {
+	return lbSpec(domains, listeners, "routes:\n  - "+strings.Join(routes, "\n  - "))
+}
+
+// lbSpec is the YAML document of the load balancer "lb" for the domains
+// (a YAML flow sequence) on the listeners, with more spec fields (each a
+// "name: value" YAML line, such as "defaultPool: a"), after a document
+// separator.
+func lbSpec(domains string, listeners []string, fields ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `---
 apiVersion: meridian/v1
@@ -183,10 +191,9 @@ metadata: {name: lb, namespace: t}
 spec:
   domains: %s
   listeners: [%s]
-  routes:
 `, domains, strings.Join(listeners, ", "))
-	for _, r := range routes {
-		b.WriteString("  - " + r + "\n")
+	for _, f := range fields {
+		b.WriteString("  " + f + "\n")
 	}
 	return b.String()
 }
@@ -199,6 +206,25 @@ func startH2C(t testing.TB, o *httptest.Server, http1 bool) {
 	o.Config.Protocols.SetUnencryptedHTTP2(true)
 	o.Start()
 	t.Cleanup(o.Close)
+}
+
+// statusCount sends n requests with send, reads each answer whole and
+// returns how many had the status.
+func statusCount(t testing.TB, n, status int, send func() (*http.Response, error)) int {
+	t.Helper()
+	count := 0
+	for range n {
+		resp, err := send()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == status {
+			count++
+		}
+	}
+	return count
 }
 
 // grpcHealthOrigin starts a gRPC server (h2c) on loopback with the health

@@ -240,23 +240,9 @@ func TestHTTP1Retries(t *testing.T) {
 	}))
 	defer flaky.Close()
 	port := freePort(t)
-	s := startServer(t, pool("p", dead, hostOf(a.URL))+"---\n"+pool("f", hostOf(flaky.URL), hostOf(a.URL))+fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  defaultPool: p
-  routes:
-    - match: {pathPrefix: /f}
-      pool: f
-      retries: {attempts: 1, on: [503], budget: {minRetriesPerSecond: 1000}}
-    - match: {pathPrefix: /noretry}
-      pool: p
-    - pool: p
-      retries: {attempts: 2, on: [connect-failure], budget: {minRetriesPerSecond: 1000}}
-`, port), Options{})
+	s := startServer(t, pool("p", dead, hostOf(a.URL))+"---\n"+pool("f", hostOf(flaky.URL), hostOf(a.URL))+lbSpec(`["*"]`, []string{listenerAt(port)}, "defaultPool: p",
+		`routes: [{match: {pathPrefix: /f}, pool: f, retries: {attempts: 1, on: [503], budget: {minRetriesPerSecond: 1000}}}, `+
+			`{match: {pathPrefix: /noretry}, pool: p}, {pool: p, retries: {attempts: 2, on: [connect-failure], budget: {minRetriesPerSecond: 1000}}}]`), Options{})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	for i := 0; i < 10; i++ {
 		resp, body := get(t, base+"/", nil)

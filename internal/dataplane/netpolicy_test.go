@@ -165,15 +165,7 @@ spec:
 func TestNetworkPolicyReload(t *testing.T) {
 	backend, _ := echoBackend(t, "a")
 	port := freePort(t)
-	base := pool("a", hostOf(backend.URL)) + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1}]
-  defaultPool: a
-`, port)
+	base := pool("a", hostOf(backend.URL)) + lbSpec(`["*"]`, []string{listenerAt(port)}, "defaultPool: a")
 	withPolicy := func(mode string) string {
 		return base + fmt.Sprintf(`---
 apiVersion: meridian/v1

@@ -44,12 +44,10 @@ func newH2Origin(t *testing.T, ca *dptest.CA, tlsOn bool) *h2Origin {
 		o.srv.EnableHTTP2 = true
 		o.srv.TLS = &tls.Config{Certificates: []tls.Certificate{c}}
 		o.srv.StartTLS()
+		t.Cleanup(o.srv.Close)
 	} else {
-		o.srv.Config.Protocols = new(http.Protocols)
-		o.srv.Config.Protocols.SetUnencryptedHTTP2(true)
-		o.srv.Start()
+		startH2C(t, o.srv, false)
 	}
-	t.Cleanup(o.srv.Close)
 	return o
 }
 
@@ -63,30 +61,10 @@ func TestOriginPoolHTTP2(t *testing.T) {
 	}
 	tlsOrigin, h2cOrigin := newH2Origin(t, ca, true), newH2Origin(t, ca, false)
 	port := freePort(t)
-	src := certYAML(t, ca, "origin-ca", false, "ca") + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: tls, namespace: t}
-spec: {endpoints: [{address: %q}], protocol: http2, tls: {caRef: origin-ca, sni: origin.test}}
----
-apiVersion: meridian/v1
-kind: OriginPool
-metadata: {name: plain, namespace: t}
-spec: {endpoints: [{address: %q}], protocol: h2c}
----
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1, h2c: true}]
-  routes:
-    - match: {pathPrefix: /tls}
-      pool: tls
-      prefixRewrite: /rewritten
-    - match: {pathPrefix: /h2c}
-      pool: plain
-`, hostOf(tlsOrigin.srv.URL), hostOf(h2cOrigin.srv.URL), port)
+	src := certYAML(t, ca, "origin-ca", false, "ca") +
+		poolWith("tls", hostOf(tlsOrigin.srv.URL), "protocol: http2, tls: {caRef: origin-ca, sni: origin.test}") +
+		poolWith("plain", hostOf(h2cOrigin.srv.URL), "protocol: h2c") +
+		lbDoc([]string{listenerAt(port, "h2c: true")}, "{match: {pathPrefix: /tls}, pool: tls, prefixRewrite: /rewritten}", "{match: {pathPrefix: /h2c}, pool: plain}")
 	startServer(t, src, Options{})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	clients := map[string]*http.Client{"http/1.1 client": {}, "h2c client": h2cClient()}
