@@ -92,6 +92,19 @@ spec:
   sites: {virtualSite: eu}
 `
 
+// startShop runs a console serving objectsYAML: the shop load balancer of
+// the eu sites on port, its pool on an origin answering "one" (returned),
+// with a token registering auto-approved eu sites; url is the load
+// balancer's.
+func startShop(t *testing.T, port int) (e *sitestest.Env, tok, url, origin string) {
+	t.Helper()
+	e = sitestest.Start(t)
+	origin = backend(t, "one")
+	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, origin, port))...)
+	tok = e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
+	return e, tok, fmt.Sprintf("http://127.0.0.1:%d/", port), origin
+}
+
 // TestNodeEndToEnd runs a real console and a node agent driving a real
 // data plane: registration, placement by label, an update, a label
 // change that removes and restores the configuration, the console going
@@ -99,14 +112,10 @@ spec:
 // (served from the last-known-good copy) and the resync after the console
 // is back.
 func TestNodeEndToEnd(t *testing.T) {
-	e := sitestest.Start(t)
-	port := testfixture.FreePort(t)
-	b1, b2 := backend(t, "one"), backend(t, "two")
-	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, b1, port))...)
-	tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
+	e, tok, url, b1 := startShop(t, testfixture.FreePort(t))
+	b2 := backend(t, "two")
 	admin := e.Client(t, "")
 	ctx := context.Background()
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
 	dir := filepath.Join(t.TempDir(), "node")
 	n := startNode(t, e, tok, "station-1", dir)

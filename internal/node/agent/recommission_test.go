@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/client"
 	"github.com/meridian-platform/meridian/internal/sites"
-	"github.com/meridian-platform/meridian/internal/sites/sitestest"
 	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
@@ -47,13 +45,9 @@ func nodeCert(t *testing.T, dir string) (tls.Certificate, *x509.Certificate) {
 // serial and serves again; the old certificate stays refused; the token
 // carries the site's labels and cannot register a second time.
 func TestRecommission(t *testing.T) {
-	e := sitestest.Start(t)
-	port := testfixture.FreePort(t)
-	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, backend(t, "one"), port))...)
-	tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
+	e, tok, url, _ := startShop(t, testfixture.FreePort(t))
 	admin := e.Client(t, "")
 	ctx := context.Background()
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
 	dir := filepath.Join(t.TempDir(), "a")
 	a := startNode(t, e, tok, "station-a", dir)

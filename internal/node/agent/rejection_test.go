@@ -13,7 +13,6 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/node/agent"
-	"github.com/meridian-platform/meridian/internal/sites/sitestest"
 	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
@@ -22,14 +21,10 @@ import (
 // its own rollout line, attributed to the object, not only in the Site's
 // status.
 func TestListenerBindFailureInRollout(t *testing.T) {
-	e := sitestest.Start(t)
 	port := testfixture.FreePort(t)
-	b1 := backend(t, "one")
-	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, b1, port))...)
-	tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
+	e, tok, url, _ := startShop(t, port)
 	admin := e.Client(t, "")
 	ctx := context.Background()
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
 	// eu-2 binds the port first; eu-1 runs in the same network namespace,
 	// so its listener on the same address cannot bind.
@@ -70,15 +65,13 @@ func TestListenerBindFailureInRollout(t *testing.T) {
 // is free (the node applies again with backoff, no update needed), and the
 // node's new ack clears the failure from the rollout line and the Site.
 func TestListenerRetriedWhenPortFrees(t *testing.T) {
-	e := sitestest.Start(t)
 	hold, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer hold.Close()
 	port := hold.Addr().(*net.TCPAddr).Port
-	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, backend(t, "one"), port))...)
-	tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
+	e, tok, url, _ := startShop(t, port)
 	admin := e.Client(t, "")
 	ctx := context.Background()
 	startNode(t, e, tok, "eu-1", filepath.Join(t.TempDir(), "eu-1"))
@@ -94,7 +87,6 @@ func TestListenerRetriedWhenPortFrees(t *testing.T) {
 		t.Fatalf("rollout %q while the port is still taken", lb.Status.Rollout)
 	}
 	hold.Close()
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	testfixture.WaitFor(t, "traffic once the port is free", func() bool { _, b := testfixture.Get(url); return b == "one" })
 	testfixture.WaitFor(t, "the rollout line clear", func() bool {
 		admin.Get(ctx, "HTTPLoadBalancer", "retail", "shop", &lb)
@@ -112,14 +104,9 @@ func TestListenerRetriedWhenPortFrees(t *testing.T) {
 // clear error, whether it is connected when that happens or finds out
 // when it comes back.
 func TestDecommissionStopsServing(t *testing.T) {
-	e := sitestest.Start(t)
-	port := testfixture.FreePort(t)
-	b1 := backend(t, "one")
-	e.Apply(t, "", sitestest.MustDecode(t, fmt.Sprintf(objectsYAML, b1, port))...)
-	tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 5, AutoApprove: true, Labels: map[string]string{"region": "eu"}})
+	e, tok, url, _ := startShop(t, testfixture.FreePort(t))
 	admin := e.Client(t, "")
 	ctx := context.Background()
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
 	// Connected when decommissioned.
 	dirA := filepath.Join(t.TempDir(), "a")
