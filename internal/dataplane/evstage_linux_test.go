@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
 )
 
@@ -93,19 +94,30 @@ func idOrigin(t *testing.T) (*httptest.Server, *sync.Map) {
 // goroutine engine's (fields, query, raw head, client), with the request
 // id the origin and the access log get, its answers are the goroutine
 // engine's byte for byte (but Date), its completion hook runs once per
-// exchange, and a request with a body is handed off on the same
-// connection.
+// exchange, its access-log lines are the goroutine engine's, and a request
+// with a body is handed off on the same connection.
 func TestLoopStagesAgreeWithGoroutineEngine(t *testing.T) {
 	origin, originIDs := idOrigin(t)
 	probes := map[string]*probeStage{}
+	all := strings.Join(append([]string{"requestId", "status"}, v1.AccessLogFields...), ", ")
 	cfg := func(port int) string {
-		return pool("a", hostOf(origin.URL)) + lbDoc([]string{listenerAt(port)},
-			"{match: {pathPrefix: /}, pool: a}")
+		return pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1}]
+  accessLog: {enabled: true, fields: [%s]}
+  defaultPool: a
+`, port, all)
 	}
+	logs := map[string]*lockedBuffer{}
 	addrs, servers := startEngines(t, cfg, func(engine string) Options {
 		p := newProbeStage()
 		probes[engine] = p
-		return Options{Stages: map[string]StageFactory{"policy": func(*config.VHost, *StageEnv) Stage { return p }}}
+		logs[engine] = &lockedBuffer{}
+		return Options{AccessLog: logs[engine], Stages: map[string]StageFactory{"policy": func(*config.VHost, *StageEnv) Stage { return p }}}
 	})
 	const ua = "User-Agent: probe/1.0\r\n"
 	reqs := []string{
@@ -113,7 +125,7 @@ func TestLoopStagesAgreeWithGoroutineEngine(t *testing.T) {
 		"GET /limit HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 2\r\n\r\n",
 		"GET /moved?q= HTTP/1.1\r\nHost: shop.test:8080\r\nX-Probe: 3\r\n\r\n",
 		"HEAD /page HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 4\r\n\r\n",
-		"GET /page?q&q=2 HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 5\r\nX-Dup: a\r\nX-Dup: b\r\n\r\n",
+		"GET /page2?q&q=2 HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 5\r\nX-Dup: a\r\nX-Dup: b\r\n\r\n",
 		"GET /after HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 0\r\nX-Probe: 6\r\n\r\n",
 	}
 	sameAnswers(t, addrs, "stage answers", reqs...)
@@ -123,11 +135,14 @@ func TestLoopStagesAgreeWithGoroutineEngine(t *testing.T) {
 	// A body goes to the goroutine engine (its stages see the body), on
 	// the connection the loop served until then.
 	sameAnswers(t, addrs, "a body after a loop answer",
-		"GET /limit HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 7\r\n\r\n",
+		"GET /limit2 HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 7\r\n\r\n",
 		"POST /form HTTP/1.1\r\nHost: shop.test\r\nX-Probe: 8\r\nContent-Length: 3\r\n\r\nabc")
 	if st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop]); st.Handoffs != 1 {
 		t.Errorf("the POST was not handed off (%d hand-offs)", st.Handoffs)
 	}
+
+	// The access-log lines are the goroutine engine's, field for field.
+	compareLogLines(t, waitLogLines(t, servers, logs, len(reqs)+2))
 
 	want, got := probes[EngineGoroutine], probes[EngineEvloop]
 	if len(got.seen) != len(want.seen) {
