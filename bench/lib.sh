@@ -114,3 +114,17 @@ CONF
     for line in "$@"; do printf '  %s\n' "$line"; done
   } > "$dir/bench.yaml"
 }
+
+# bench_cpu_ticks PID...: the user+system clock ticks (getconf CLK_TCK per
+# second) the processes have used so far; a process that is gone counts 0.
+# CPU time per request does not depend on how busy the machine is, unlike
+# req/s.
+bench_cpu_ticks() {
+  local sum=0 p f
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    read -r -a f < <(sed 's/^.*) //' "/proc/$p/stat")
+    sum=$((sum + f[11] + f[12]))
+  done
+  echo "$sum"
+}

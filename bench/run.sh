@@ -169,15 +169,6 @@ done
 # or threads) does not depend on how busy the machine is, unlike req/s.
 PROCS[nginx]="$(cat "$WORK/nginx-proxy.pid") $(pgrep -P "$(cat "$WORK/nginx-proxy.pid")" | tr '\n' ' ')"
 PROCS[haproxy]=$(cat "$WORK/haproxy.pid")
-cpu_ticks() { # pids...: user+system clock ticks
-  local sum=0 p f
-  for p in "$@"; do
-    [ -r "/proc/$p/stat" ] || continue
-    read -r -a f < <(sed 's/^.*) //' "/proc/$p/stat")
-    sum=$((sum + f[11] + f[12]))
-  done
-  echo "$sum"
-}
 TICK=$(getconf CLK_TCK)
 read -r -a CASES <<< "${CASES:-small 16k https close https-close}"
 RES="$WORK/results.txt"
@@ -195,10 +186,10 @@ run_wrk() { # target case
   esac
   local before after
   # shellcheck disable=SC2086
-  before=$(cpu_ticks ${PROCS[$t]:-})
+  before=$(bench_cpu_ticks ${PROCS[$t]:-})
   wrk -t1 -c"$conns" -d"$DURATION" --latency "${hdr[@]}" "$url" 2>/dev/null > "$WORK/wrk.out"
   # shellcheck disable=SC2086
-  after=$(cpu_ticks ${PROCS[$t]:-})
+  after=$(bench_cpu_ticks ${PROCS[$t]:-})
   awk -v ticks=$((after - before)) -v hz="$TICK" '
     /requests in/ {n=$1}
     /Requests\/sec/ {rps=$2}

@@ -120,13 +120,20 @@ CONF
 mkcfg "$WORK/meridian-waf" 19082 true
 mkcfg "$WORK/meridian-nowaf" 19083 false
 GCENV=(); [ -n "$MERIDIAN_GOGC" ] && GCENV=(GOGC="$MERIDIAN_GOGC")
+declare -A PROCS
 env "${GCENV[@]}" GOMAXPROCS=2 "$WORK/meridian" node --config "$WORK/meridian-waf" --admin "" >"$WORK/meridian-waf.out" 2>"$WORK/meridian-waf.log" &
 PIDS+=($!)
+PROCS[meridian-waf]=$!
 env "${GCENV[@]}" GOMAXPROCS=2 "$WORK/meridian" node --config "$WORK/meridian-nowaf" --admin "" >"$WORK/meridian-nowaf.out" 2>"$WORK/meridian-nowaf.log" &
 PIDS+=($!)
+PROCS[meridian-nowaf]=$!
 bench_wait_ports 19000 19080 19082 19083
 
 declare -A PORT=([nginx-modsec]=19080 [meridian-waf]=19082 [meridian-nowaf]=19083)
+# The CPU time of each proxy (nginx: master and workers) per request.
+NGINX_PID=$(cat "$WORK/nginx-waf.pid")
+PROCS[nginx-modsec]="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+TICK=$(getconf CLK_TCK)
 TARGETS=(nginx-modsec meridian-waf meridian-nowaf)
 UA="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 ACCEPT="text/html,application/xhtml+xml,application/xml;q=0.9,application/json;q=0.8,*/*;q=0.7"
@@ -193,19 +200,25 @@ done
 
 RES="$WORK/results.txt"
 : > "$RES"
-# run_wrk target case: prints "rps p99ms non2xx errors"
+# run_wrk target case: prints "rps p99ms non2xx errors cpu-us-per-request"
 run_wrk() {
-  local t=$1 c=$2 base="http://127.0.0.1:${PORT[$1]}" args=()
+  local t=$1 c=$2 base="http://127.0.0.1:${PORT[$1]}" args=() before after
   case $c in
     get) args=(-H "Host: $HOST" -H "User-Agent: $UA" -H "Accept: $ACCEPT" "$base/api/users?id=42&name=alice") ;;
     post) args=(-s "$WORK/post.lua" "$base/api/users") ;;
   esac
-  wrk -t1 -c"$CONNS" -d"$DURATION" --timeout 10s --latency "${args[@]}" 2>/dev/null | tee -a "$WORK/wrk-$t-$c.txt" | awk '
+  # shellcheck disable=SC2086
+  before=$(bench_cpu_ticks ${PROCS[$t]:-})
+  wrk -t1 -c"$CONNS" -d"$DURATION" --timeout 10s --latency "${args[@]}" 2>/dev/null > "$WORK/wrk.out"
+  # shellcheck disable=SC2086
+  after=$(bench_cpu_ticks ${PROCS[$t]:-})
+  tee -a "$WORK/wrk-$t-$c.txt" < "$WORK/wrk.out" | awk -v ticks=$((after - before)) -v hz="$TICK" '
+    /requests in/ {n=$1}
     /Requests\/sec/ {rps=$2}
     /Non-2xx/ {non=$NF}
     /Socket errors/ {gsub(/,/,""); err=$4+$6+$8+$10}
     /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
-    END {printf "%s %s %d %d\n", rps+0, p99+0, non+0, err+0}'
+    END {printf "%s %s %d %d %.1f\n", rps+0, p99+0, non+0, err+0, (n > 0 ? ticks / hz * 1e6 / n : 0)}'
 }
 
 echo "warming up"
@@ -226,10 +239,10 @@ REV=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 python3 - "$RES" "$ROUNDS" "$DURATION" "$CONNS" "$CRS_VER" "$REV" "${MERIDIAN_GOGC:-100 (default)}" <<'PY' | tee "$RESULTS"
 import collections, os, statistics, sys
 path, rounds, duration, conns, crs, rev, gogc = sys.argv[1:8]
-rows = collections.defaultdict(lambda: ([], [], [], []))
+rows = collections.defaultdict(lambda: ([], [], [], [], []))
 for line in open(path):
-    _, case, t, rps, p99, non, err = line.split()
-    for i, v in enumerate((rps, p99, non, err)):
+    _, case, t, rps, p99, non, err, cpu = line.split()
+    for i, v in enumerate((rps, p99, non, err, cpu)):
         rows[(case, t)][i].append(float(v))
 med = lambda c, t, i: statistics.median(rows[(c, t)][i])
 names = {"get": "GET /api/users?id=42&name=alice", "post": "POST 2 KiB JSON (40 fields)"}
@@ -239,12 +252,14 @@ print(f"OWASP CRS {crs.lstrip('v')} (coraza-coreruleset) at paranoia level 1, bl
       f"{os.cpu_count()} CPUs shared by wrk, the nginx backend and the proxy. Both WAFs were first "
       "checked to answer 403 to `?id=1' OR 1=1--` (query and JSON body) and 200 to the benign requests. "
       f"Load average when the run ended: {os.getloadavg()[0]:.1f}. Meridian built from {rev}, GOGC {gogc}.\n")
-print("| request | target | req/s | p99 ms | non-2xx | socket errors |")
-print("|---|---|---|---|---|---|")
+print("| request | target | req/s | p99 ms | CPU µs/request | non-2xx | socket errors |")
+print("|---|---|---|---|---|---|---|")
 for c in ("get", "post"):
     for t in ("nginx-modsec", "meridian-waf", "meridian-nowaf"):
         if (c, t) not in rows: continue
-        print(f"| {names[c]} | {t} | {med(c,t,0):,.0f} | {med(c,t,1):.2f} | {sum(rows[(c,t)][2]):.0f} | {sum(rows[(c,t)][3]):.0f} |")
+        cpu = med(c, t, 4)
+        print(f"| {names[c]} | {t} | {med(c,t,0):,.0f} | {med(c,t,1):.2f} | {f'{cpu:.1f}' if cpu else '-'} | "
+              f"{sum(rows[(c,t)][2]):.0f} | {sum(rows[(c,t)][3]):.0f} |")
 print("\n| ratio | ratio of medians | median of per-round ratios | goal | met (ratio of medians) |")
 print("|---|---|---|---|---|")
 # per-round ratios: each pair of runs was measured back to back, so their
