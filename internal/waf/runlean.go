@@ -245,9 +245,16 @@ func (sv *runSetvar) apply(st plugintypes.TransactionState) {
 	if r := col.Get(key); len(r) > 0 {
 		cur = r[0]
 	}
+	set := func(v string) {
+		if t, ok := col.(*runTX); ok {
+			t.set1(key, v)
+			return
+		}
+		col.Set(key, []string{v})
+	}
 	switch {
 	case value == "":
-		col.Set(key, []string{""})
+		set("")
 	case value[0] == '+' || value[0] == '-':
 		n := 0
 		if len(value) > 1 {
@@ -257,7 +264,7 @@ func (sv *runSetvar) apply(st plugintypes.TransactionState) {
 				if strings.HasPrefix(value[1:], "tx.") {
 					return
 				}
-				col.Set(key, []string{value})
+				set(value)
 				return
 			}
 		}
@@ -271,9 +278,9 @@ func (sv *runSetvar) apply(st plugintypes.TransactionState) {
 		if value[0] == '-' {
 			n = -n
 		}
-		col.Set(key, []string{strconv.Itoa(c + n)})
+		set(strconv.Itoa(c + n))
 	default:
-		col.Set(key, []string{value})
+		set(value)
 	}
 }
 
@@ -363,7 +370,10 @@ func (rp *runProg) put(s *runState) {
 // memo bound to it); false: a rule's outcome or effect is not known here.
 func (rp *runProg) run(s *runState, e *fpEval, phase int) bool {
 	s.phase = types.RulePhase(phase)
-	e.beginPhase()
+	// The checks' memo is made to forget what may have changed (the
+	// phase's new variables, TX after a setvar) only before a check needs
+	// it: noMatch forgets again before the detection checks.
+	stale := true
 	for i := range rp.steps[phase] {
 		st := &rp.steps[phase][i]
 		if s.skipAfter != "" {
@@ -383,7 +393,7 @@ func (rp *runProg) run(s *runState, e *fpEval, phase int) bool {
 		switch {
 		case st.guard != nil:
 			match = st.guard.holds(s)
-		case st.check != nil && st.check.certainlyNoMatch(e):
+		case st.check != nil && st.checkNo(e, &stale):
 			match = false
 		case st.always:
 			match = true
@@ -400,7 +410,7 @@ func (rp *runProg) run(s *runState, e *fpEval, phase int) bool {
 			st.sets[j].apply(s)
 		}
 		if len(st.sets) > 0 {
-			e.beginPhase()
+			stale = true
 		}
 		if st.jump != "" {
 			s.skipAfter = st.jump
@@ -411,4 +421,13 @@ func (rp *runProg) run(s *runState, e *fpEval, phase int) bool {
 	}
 	s.skip = 0
 	return true
+}
+
+// checkNo reports whether the step's rule certainly does not match.
+func (st *runStep) checkNo(e *fpEval, stale *bool) bool {
+	if *stale {
+		e.beginPhase()
+		*stale = false
+	}
+	return st.check.certainlyNoMatch(e)
 }

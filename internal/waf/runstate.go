@@ -562,6 +562,7 @@ type runTXBase struct {
 type runTX struct {
 	base  *runTXBase
 	vals  [][]string
+	one   []string // backing of single values set (set1)
 	gone  []bool
 	extra []runKV
 	s     *runState
@@ -570,9 +571,10 @@ type runTX struct {
 func (t *runTX) init(b *runTXBase) {
 	t.base = b
 	if cap(t.vals) < len(b.vals) {
-		t.vals, t.gone = make([][]string, len(b.vals)), make([]bool, len(b.vals))
+		t.vals, t.gone, t.one = make([][]string, len(b.vals)), make([]bool, len(b.vals)), make([]string, len(b.vals))
 	}
-	t.vals, t.gone = t.vals[:len(b.vals)], t.gone[:len(b.vals)]
+	t.vals, t.gone, t.one = t.vals[:len(b.vals)], t.gone[:len(b.vals)], t.one[:len(b.vals)]
+	clear(t.one)
 	copy(t.vals, b.vals)
 	clear(t.gone)
 	clear(t.extra)
@@ -669,6 +671,17 @@ func (t *runTX) Set(key string, values []string) {
 	for _, v := range values {
 		t.extra = append(t.extra, runKV{key, lk, v})
 	}
+}
+
+// set1 is Set with one value, without allocating for a base name.
+func (t *runTX) set1(key, v string) {
+	lk := strings.ToLower(key)
+	if i, ok := t.base.idx[lk]; ok {
+		t.one[i] = v
+		t.vals[i], t.gone[i] = t.one[i:i+1:i+1], false
+		return
+	}
+	t.Set(key, []string{v})
 }
 
 func (t *runTX) SetIndex(key string, index int, value string) {
