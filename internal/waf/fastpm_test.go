@@ -78,7 +78,7 @@ func TestPMDFAOnCRSDataFiles(t *testing.T) {
 				continue
 			}
 			for _, l := range c.links {
-				if l.op.ac != nil {
+				if k := l.op.kind; k == "pm" || k == "pmFromFile" || k == "pmf" {
 					n++
 					if l.op.pm == nil {
 						t.Errorf("rule %d: @pm set without automaton", c.id)
