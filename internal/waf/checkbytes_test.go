@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	libinjection "github.com/corazawaf/libinjection-go"
 	"rsc.io/binaryregexp"
 	bsyntax "rsc.io/binaryregexp/syntax"
 )
@@ -164,6 +165,51 @@ func FuzzNeedBytes(f *testing.F) {
 			if re, err := binaryregexp.Compile(expr); err == nil {
 				checkNeed(t, expr, re.MatchString, needBytesBinary(parsed), v)
 			}
+		}
+	})
+}
+
+// TestXSSImpossible holds xssImpossible to libinjection: no value without
+// '<' and '=' is detected (CRS payloads with those bytes removed or
+// replaced, random values), and the condition is not vacuous.
+func TestXSSImpossible(t *testing.T) {
+	for _, v := range []string{"onerror=alert(1)", "<script>", "x onload=alert(1)", `" onfocus=x`} {
+		if !libinjection.IsXSS(v) {
+			t.Fatalf("libinjection does not detect %q: the test would prove nothing", v)
+		}
+		if b := setOf(v); xssImpossible(&b) {
+			t.Fatalf("%q is detected, yet xssImpossible", v)
+		}
+	}
+	check := func(v string) {
+		if b := setOf(v); xssImpossible(&b) && libinjection.IsXSS(v) {
+			t.Fatalf("libinjection detects XSS in %q, which has neither '<' nor '='", v)
+		}
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	repl := strings.NewReplacer("<", "", "=", "")
+	swap := strings.NewReplacer("<", " ", "=", "\"")
+	for _, v := range crsPayloads(t, 1) {
+		check(repl.Replace(v))
+		check(swap.Replace(v))
+	}
+	alpha := []byte("aAjJsSoOnN:/>\"'` \t\n\x00!?%-&;(){}[]#xml")
+	for i := 0; i < 20000; i++ {
+		b := make([]byte, r.IntN(24))
+		for j := range b {
+			b[j] = alpha[r.IntN(len(alpha))]
+		}
+		check(string(b))
+	}
+}
+
+func FuzzXSSImpossible(f *testing.F) {
+	f.Add("onerror alert(1)")
+	f.Add(`"/onload"x`)
+	f.Add("javascript:alert(1)")
+	f.Fuzz(func(t *testing.T, v string) {
+		if b := setOf(v); xssImpossible(&b) && libinjection.IsXSS(v) {
+			t.Fatalf("libinjection detects XSS in %q, which has neither '<' nor '='", v)
 		}
 	})
 }

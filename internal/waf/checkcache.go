@@ -178,3 +178,24 @@ func (e *fpEval) litsOf(k int32) []uint64 {
 	}
 	return e.litBits[vi.lits : vi.lits+int32(e.p.litWords)]
 }
+
+// macExp is an operator argument's macro expansion.
+type macExp struct {
+	op  *fpOp
+	val string
+}
+
+// expand returns the operator's argument with its macros expanded, once
+// per phase: compileOp accepts only TX macros whose names no later rule
+// of the phase writes, and beginPhase (also called whenever the native
+// lean rules changed TX, runlean.go) forgets them.
+func (e *fpEval) expand(o *fpOp) string {
+	for i := range e.macs {
+		if e.macs[i].op == o {
+			return e.macs[i].val
+		}
+	}
+	v := o.mac.Expand(e.st)
+	e.macs = append(e.macs, macExp{o, v})
+	return v
+}

@@ -171,6 +171,9 @@ type fpEval struct {
 	// over a value's bytes tells (checkcache.go).
 	tfc   tfTab
 	infos infoTab
+	// macs: the operators' macro expansions in this phase (TX values the
+	// phase no longer writes: see compileOp).
+	macs []macExp
 	// trace, when set (tests), is given the time each check took.
 	trace func(id int, d time.Duration)
 }
@@ -231,6 +234,8 @@ func (e *fpEval) beginPhase() {
 	clear(e.guard)
 	clear(e.allVals[:])
 	clear(e.allHave[:])
+	clear(e.macs)
+	e.macs = e.macs[:0]
 }
 
 func (p *fpProgram) freeEval(e *fpEval) {
@@ -248,6 +253,8 @@ func (p *fpProgram) freeEval(e *fpEval) {
 	e.litBits = e.litBits[:0]
 	e.tfc.reset()
 	e.infos.reset()
+	clear(e.macs)
+	e.macs = e.macs[:0]
 	clear(e.guard)
 	clear(e.allVals[:])
 	clear(e.allHave[:])
@@ -470,7 +477,7 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 				if !l.neg && e.quickNo(&l.op, tv) {
 					continue
 				}
-				m, known := l.op.evalAll(e.st, ctx, tv.v)
+				m, known := l.op.evalAll(e, ctx, tv.v)
 				if !known || m != l.neg {
 					no = false
 					break
@@ -494,7 +501,7 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 					break
 				}
 				for _, tv := range m.flat[mv.from:mv.to] {
-					if r, known := l.op.evalAll(e.st, ctx, tv); !known || r != l.neg {
+					if r, known := l.op.evalAll(e, ctx, tv); !known || r != l.neg {
 						no = false
 						break
 					}
@@ -539,12 +546,12 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no, ok bool) {
 	if !l.multi && !l.needCtx {
 		v, tok := raw, true
-		for _, tf := range l.tfFns {
-			if v, tok = tf(v); !tok {
+		for i, tf := range l.tfFns {
+			if v, tok = e.tfc.apply(v, l.tfIDs[i], tf); !tok {
 				return false, true
 			}
 		}
-		m, known := l.op.evalAll(e.st, ctx, v)
+		m, known := l.op.evalAll(e, ctx, v)
 		return known && m == l.neg, true
 	}
 	v := raw
@@ -554,7 +561,7 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 	out.matched = append(out.matched, raw)
 	decided := true
 	check := func(v string) bool { // true: certainly no match
-		m, known := l.op.evalAll(e.st, ctx, v)
+		m, known := l.op.evalAll(e, ctx, v)
 		if !known {
 			decided = false
 			return false
@@ -565,9 +572,9 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 	if l.multi {
 		allNo = check(v)
 	}
-	for _, tf := range l.tfFns {
+	for i, tf := range l.tfFns {
 		var tok bool
-		if v, tok = tf(v); !tok {
+		if v, tok = e.tfc.apply(v, l.tfIDs[i], tf); !tok {
 			decided, allNo = false, false
 			break
 		}
@@ -628,9 +635,10 @@ func (o *fpOp) captures(v string) ([]string, bool) {
 
 // evalAll evaluates the operator on v for every value its argument can
 // take (chain macros range over the earlier links' values).
-func (o *fpOp) evalAll(st plugintypes.TransactionState, ctx *fpCtx, v string) (match, ok bool) {
+func (o *fpOp) evalAll(e *fpEval, ctx *fpCtx, v string) (match, ok bool) {
+	st := e.st
 	if !o.dyn {
-		return o.eval(st, v, "")
+		return o.eval(e, v, "")
 	}
 	cands, okc := ctx.matched, ctx.matchedOK
 	if o.dynCap {
@@ -641,7 +649,7 @@ func (o *fpOp) evalAll(st plugintypes.TransactionState, ctx *fpCtx, v string) (m
 	}
 	for _, c := range cands {
 		data := o.tmpl.expand(st, nil, &c, c)
-		m, ok := o.eval(st, v, data)
+		m, ok := o.eval(e, v, data)
 		if !ok || m {
 			return m, ok
 		}
@@ -650,7 +658,7 @@ func (o *fpOp) evalAll(st plugintypes.TransactionState, ctx *fpCtx, v string) (m
 }
 
 // eval returns whether the operator matches v, and whether it could tell.
-func (o *fpOp) eval(st plugintypes.TransactionState, v, dynData string) (match, ok bool) {
+func (o *fpOp) eval(e *fpEval, v, dynData string) (match, ok bool) {
 	switch o.kind {
 	case "rx":
 		if o.brx != nil {
@@ -697,7 +705,7 @@ func (o *fpOp) eval(st plugintypes.TransactionState, v, dynData string) (match, 
 	case o.dyn:
 		data = dynData
 	case o.mac != nil:
-		data = o.mac.Expand(st)
+		data = e.expand(o)
 	}
 	switch o.kind {
 	case "eq", "ge", "gt", "le", "lt":
