@@ -133,6 +133,36 @@ func TestTrailerStagesAllProtocols(t *testing.T) {
 		}
 	}
 
+	// A large answer that streams in many pieces, HEAD, HTTP/1.0: the
+	// answer is whole and the exchange outlives the handler safely.
+	for _, origin := range []string{"h1", "h2c", "h2tls"} {
+		t.Run("edges/"+origin+"-origin", func(t *testing.T) {
+			for _, stream := range []string{"", "Accept: text/event-stream\r\n"} {
+				path := fmt.Sprintf("/%s/big-%v?big=1", origin, stream != "")
+				resp, body := rawHTTP1(t, addr, "GET "+path+" HTTP/1.1\r\nHost: a.test\r\nTE: trailers\r\n"+stream+"\r\n")
+				if resp.StatusCode != 200 || !bigBody(body) {
+					t.Fatalf("%s: %d, %d bytes", path, resp.StatusCode, len(body))
+				}
+				if got := trailerDump(resp.Trailer); got != "X-Stage=added,X-Sum=rewritten" {
+					t.Fatalf("%s: client got trailers %q", path, got)
+				}
+				if _, res, ok := st.seen(strings.Split(path, "?")[0]); !ok || res != "X-Late=late,X-Sum=0" {
+					t.Fatalf("%s: response trailers seen by the stage: %q (ran: %v)", path, res, ok)
+				}
+			}
+			resp, body := rawHTTP1Method(t, addr, "HEAD /"+origin+"/head HTTP/1.1\r\nHost: a.test\r\nTE: trailers\r\n\r\n", "HEAD")
+			if resp.StatusCode != 200 || body != "" || len(resp.Trailer) != 0 {
+				t.Fatalf("HEAD: %d %q %v", resp.StatusCode, body, resp.Trailer)
+			}
+			for _, stream := range []string{"", "Accept: text/event-stream\r\n"} {
+				resp, body = rawHTTP1(t, addr, "GET /"+origin+"/old?big=1 HTTP/1.0\r\nHost: a.test\r\n"+stream+"\r\n")
+				if resp.StatusCode != 200 || len(resp.TransferEncoding) != 0 || !bigBody(body) || len(resp.Trailer) != 0 {
+					t.Fatalf("HTTP/1.0 %q: %d %v, %d bytes, trailers %v", stream, resp.StatusCode, resp.TransferEncoding, len(body), resp.Trailer)
+				}
+			}
+		})
+	}
+
 	t.Run("grpc", func(t *testing.T) {
 		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
@@ -233,6 +263,13 @@ func noTrailerFields(t *testing.T, h http.Header) {
 	if h.Get("X-Sum") != "" || h.Get("X-Stage") != "" || h.Get("X-Late") != "" {
 		t.Fatalf("trailer fields among the header fields: %v", h)
 	}
+}
+
+// bigBody reports whether b is trailerOrigin's report of a bodiless
+// request with bigAnswer bytes after it.
+func bigBody(b string) bool {
+	report := strings.TrimRight(b, "x")
+	return strings.HasPrefix(report, "body=;trailers=") && len(b)-len(report) == bigAnswer
 }
 
 // trailerDump is a sorted "Name=v1|v2" list of the trailer fields that

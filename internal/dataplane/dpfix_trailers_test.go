@@ -46,10 +46,17 @@ func newTrailerServer() *httptest.Server {
 		if r.URL.Query().Get("len") == "" {
 			w.(http.Flusher).Flush() // no Content-Length
 		}
+		if r.URL.Query().Get("big") != "" {
+			io.WriteString(w, strings.Repeat("x", bigAnswer)) // streams in many reads
+		}
 		w.Header().Set("X-Sum", fmt.Sprint(len(b)))
 		w.Header().Set(http.TrailerPrefix+"X-Late", "late")
 	}))
 }
+
+// bigAnswer is how many bytes trailerOrigin adds to its report for a
+// request with the query "big".
+const bigAnswer = 256 << 10
 
 // rawHTTP1 sends a raw request on a new connection and reads one answer.
 func rawHTTP1(t *testing.T, addr, req string) (*http.Response, string) {

@@ -935,11 +935,12 @@ func (s *Server) bodyForOriginH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, keep 
 	// Request-trailer stages without body stages (which run them at the
 	// body's end otherwise) see the trailers of a body read whole now, of
 	// a streamed one when it ends (h1toh2.go).
-	trailerStages := s.requestTrailerStagesH1(&hx.x)
 	if !req.IsBodyStream() {
-		if trailerStages != nil && requestTrailersH1(trailerStages, &hx.x) == Respond {
-			writeReplyH1(ctx, &hx.x)
-			return false, false
+		if len(req.Header.PeekTrailerKeys()) > 0 {
+			if pl := s.requestTrailerStagesH1(&hx.x); pl != nil && requestTrailersH1(pl, &hx.x) == Respond {
+				writeReplyH1(ctx, &hx.x)
+				return false, false
+			}
 		}
 		return true, true
 	}
@@ -954,8 +955,10 @@ func (s *Server) bodyForOriginH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, keep 
 	if !wrapped {
 		hx.body.r = src
 		src = &hx.body
-		if trailerStages != nil && cl < 0 {
-			src = requestTrailersAtEnd(src, trailerStages, &hx.x)
+		if cl < 0 {
+			if pl := s.requestTrailerStagesH1(&hx.x); pl != nil {
+				src = requestTrailersAtEnd(src, pl, &hx.x)
+			}
 		}
 	}
 	limit := s.opts.MaxReplayBodySize
