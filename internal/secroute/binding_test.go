@@ -1,18 +1,13 @@
 package secroute_test
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/meridian-platform/meridian/internal/dataplane"
-	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/node"
 	"github.com/meridian-platform/meridian/internal/testfixture"
 )
@@ -59,21 +54,10 @@ metadata: {name: secops, namespace: shop}
 spec: {appFirewall: mandatory}
 `
 	sec := node.NewSecurity(io.Discard)
-	dp := dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard, Stages: sec.Stages})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		dp.Shutdown(ctx)
-	}()
+	dp := startDataplane(t, sec)
 	apply := func(doc string) {
 		t.Helper()
-		tab := config.Compile(decodeAll(t, doc))
-		if len(tab.Errors) > 0 {
-			t.Fatalf("compile errors: %v", tab.Errors)
-		}
-		if err := dp.Apply(context.Background(), tab); err != nil {
-			t.Fatal(err)
-		}
+		applyDoc(t, dp, sec, doc)
 	}
 	attack := func(path string) int {
 		t.Helper()

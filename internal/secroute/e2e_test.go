@@ -135,6 +135,32 @@ func (s *signer) token(t *testing.T, sub string, roles ...string) string {
 	return s2
 }
 
+// startDataplane returns a data plane running sec's stages, shut down
+// when the test ends.
+func startDataplane(t *testing.T, sec *node.Security) *dataplane.Server {
+	t.Helper()
+	dp := dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard, Stages: sec.Stages})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		dp.Shutdown(ctx)
+	})
+	return dp
+}
+
+// applyDoc compiles the objects of doc with sec's compile options and
+// applies them to dp; compile errors fail the test.
+func applyDoc(t *testing.T, dp *dataplane.Server, sec *node.Security, doc string) {
+	t.Helper()
+	tab := config.Compile(decodeAll(t, doc), sec.CompileOptions()...)
+	if len(tab.Errors) > 0 {
+		t.Fatalf("compile errors: %v", tab.Errors)
+	}
+	if err := dp.Apply(context.Background(), tab); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func decodeAll(t *testing.T, doc string) []v1.Object {
 	objs, err := v1.DecodeAll([]byte(doc))
 	if err != nil {
@@ -178,19 +204,7 @@ func TestRouteSecurityEndToEnd(t *testing.T) {
 	defer func() { stopSec(); <-secDone }()
 	port := testfixture.FreePort(t)
 	doc := strings.NewReplacer("BACKEND", strings.TrimPrefix(backend.URL, "http://"), "PORT", fmt.Sprint(port), "JWKS", jwksPath).Replace(objects)
-	tab := config.Compile(decodeAll(t, doc), sec.CompileOptions()...)
-	if len(tab.Errors) > 0 {
-		t.Fatalf("compile errors: %v", tab.Errors)
-	}
-	dp := dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard, Stages: sec.Stages})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		dp.Shutdown(ctx)
-	}()
-	if err := dp.Apply(context.Background(), tab); err != nil {
-		t.Fatal(err)
-	}
+	applyDoc(t, startDataplane(t, sec), sec, doc)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	client := &http.Client{Timeout: 10 * time.Second}
 	do := func(path string, hdr ...string) (int, http.Header) {

@@ -1,19 +1,15 @@
 package secroute_test
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/meridian-platform/meridian/internal/dataplane"
-	"github.com/meridian-platform/meridian/internal/dataplane/config"
 	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 	"github.com/meridian-platform/meridian/internal/node"
 	"github.com/meridian-platform/meridian/internal/testfixture"
@@ -84,19 +80,7 @@ spec:
         forwardClaims: [{claim: sub, header: X-Client}]
 `, strings.TrimPrefix(backend.URL, "http://"), indent(certPEM), indent(keyPEM), indent(clientCA.CertPEM), port)
 	sec := node.NewSecurity(io.Discard)
-	tab := config.Compile(decodeAll(t, doc), sec.CompileOptions()...)
-	if len(tab.Errors) > 0 {
-		t.Fatalf("compile errors: %v", tab.Errors)
-	}
-	dp := dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard, Stages: sec.Stages})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		dp.Shutdown(ctx)
-	}()
-	if err := dp.Apply(context.Background(), tab); err != nil {
-		t.Fatal(err)
-	}
+	applyDoc(t, startDataplane(t, sec), sec, doc)
 	get := func(sni, path string, cert *tls.Certificate) (int, string) {
 		t.Helper()
 		cfg := &tls.Config{RootCAs: serverCA.Pool, ServerName: sni}
