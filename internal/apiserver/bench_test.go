@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // BenchmarkCreateGet measures an authenticated, authorised, audited create
 // and a get through HTTP on bbolt.
 func BenchmarkCreateGet(b *testing.B) {
-	e := newEnv(b, openBolt)
+	e := newEnv(b, backendtest.Bolt)
 	tok := e.tenant("acme", "retail")
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -26,7 +28,7 @@ func BenchmarkCreateGet(b *testing.B) {
 // BenchmarkCreateConcurrent measures creates of 8 concurrent clients in
 // one tenant (one audit chain), which the group commit batches.
 func BenchmarkCreateConcurrent(b *testing.B) {
-	e := newEnv(b, openBolt)
+	e := newEnv(b, backendtest.Bolt)
 	tok := e.tenant("acme", "retail")
 	var n atomic.Int64
 	b.SetParallelism(4) // 8 clients on 2 CPUs

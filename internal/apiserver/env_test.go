@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/meridian-platform/meridian/internal/audit"
 	"github.com/meridian-platform/meridian/internal/pki"
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/bolt"
 )
 
 // env is a console API over a real bbolt store.
@@ -40,16 +38,6 @@ func (e *env) replica() *env {
 }
 
 type envOpt func(*Options)
-
-func openBolt(t testing.TB) store.Store {
-	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "meridian.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 // storeOpener opens a fresh store for one test.
 type storeOpener func(t testing.TB) store.Store

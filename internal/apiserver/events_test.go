@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/secevents"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 type eventList struct {
@@ -29,7 +30,7 @@ func (e *env) events(path, token string) eventList {
 }
 
 func TestSecurityEventsRBACAndTenantIsolation(t *testing.T) {
-	e := newEnv(t, openBolt)
+	e := newEnv(t, backendtest.Bolt)
 	events := secevents.NewStore(t.TempDir(), secevents.StoreOptions{})
 	e.srv.SetSecurityEvents(events)
 	acme := e.tenant("acme", "retail", "hr")
@@ -133,7 +134,7 @@ func TestSecurityEventsRBACAndTenantIsolation(t *testing.T) {
 }
 
 func TestSecurityEventsWithoutStore(t *testing.T) {
-	e := newEnv(t, openBolt)
+	e := newEnv(t, backendtest.Bolt)
 	acme := e.tenant("acme", "retail")
 	if r := e.do("GET", "/api/v1/securityevents", acme, nil); r.code != 404 {
 		t.Errorf("got %d, want 404: %s", r.code, r.body)

@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/meridian-platform/meridian/internal/store"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // FuzzCreate sends arbitrary bodies through the create handler: the answer
 // is never a 5xx, and a refused body leaves the store unchanged.
 func FuzzCreate(f *testing.F) {
-	st := openBolt(f)
+	st := backendtest.Bolt(f)
 	srv := newServer(f, st)
 	res, err := srv.Bootstrap(context.Background(), BootstrapOptions{})
 	if err != nil {
@@ -79,7 +80,7 @@ func FuzzCreate(f *testing.F) {
 // FuzzListQuery sends arbitrary query strings (selectors, continue tokens,
 // limits, resourceVersions) to list and watch: never a 5xx.
 func FuzzListQuery(f *testing.F) {
-	st := openBolt(f)
+	st := backendtest.Bolt(f)
 	srv := newServer(f, st)
 	res, err := srv.Bootstrap(context.Background(), BootstrapOptions{})
 	if err != nil {

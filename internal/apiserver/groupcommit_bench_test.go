@@ -1,13 +1,12 @@
 package apiserver
 
 import (
-	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
 
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/etcd"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 	"github.com/meridian-platform/meridian/internal/store/etcd/etcdtest"
 )
 
@@ -19,12 +18,7 @@ func openEtcdT(t testing.TB) storeOpener {
 	var n atomic.Int64
 	return func(t testing.TB) store.Store {
 		t.Helper()
-		st, err := etcd.New(context.Background(), etcd.Options{Endpoints: eps, Prefix: fmt.Sprintf("/gc%d/", n.Add(1))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
+		return backendtest.Etcd(t, eps, fmt.Sprintf("/gc%d/", n.Add(1)))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // testBigWrites: more concurrent writes than one etcd transaction takes
@@ -58,4 +59,4 @@ func testBigWrites(t *testing.T, open storeOpener, limited bool) {
 	e.must(200, "DELETE", "/api/v1/namespaces/retail?cascade=true", tok, nil)
 }
 
-func TestBigWritesOnBolt(t *testing.T) { testBigWrites(t, openBolt, false) }
+func TestBigWritesOnBolt(t *testing.T) { testBigWrites(t, backendtest.Bolt, false) }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/meridian-platform/meridian/internal/audit"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // evKey is one watch event as the client sees it.
@@ -178,7 +179,7 @@ func testWatchResumeGroupCommit(t *testing.T, open storeOpener) {
 	}
 }
 
-func TestWatchResumeGroupCommitOnBolt(t *testing.T) { testWatchResumeGroupCommit(t, openBolt) }
+func TestWatchResumeGroupCommitOnBolt(t *testing.T) { testWatchResumeGroupCommit(t, backendtest.Bolt) }
 
 // TestStoreFixesOnEtcd runs this file's and rbaccache_test.go's tests on
 // one in-process etcd.

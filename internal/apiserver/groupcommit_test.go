@@ -13,6 +13,7 @@ import (
 
 	"github.com/meridian-platform/meridian/internal/audit"
 	"github.com/meridian-platform/meridian/internal/store"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // testGroupCommit drives one console with concurrent writes of one tenant,
@@ -186,7 +187,7 @@ var boltLimits = batchLimits{plans: maxBatchPlans, ops: maxBatchOps, bytes: maxB
 // and the others are written together, each at its own revision, with
 // their records chained.
 func TestGroupCommitBatches(t *testing.T) {
-	e := newEnv(t, openBolt)
+	e := newEnv(t, backendtest.Bolt)
 	tok := e.tenant("acme", "retail")
 	ns := "/api/v1/namespaces/retail/"
 	ctx := context.Background()
@@ -312,7 +313,7 @@ func TestGroupCommitBatches(t *testing.T) {
 // The audit digests are of the stored bytes on both sides: the record of
 // an update starts from the digest the previous record ended with.
 func TestAuditDigestsChainPerObject(t *testing.T) {
-	e := newEnv(t, openBolt)
+	e := newEnv(t, backendtest.Bolt)
 	tok := e.tenant("acme", "retail")
 	ns := "/api/v1/namespaces/retail/"
 	ctx := context.Background()

@@ -2,6 +2,8 @@ package apiserver
 
 import (
 	"testing"
+
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // testRBACCacheRevoke: the tenant's evaluator is cached (no rebuild while
@@ -69,4 +71,4 @@ func testRBACCacheRevoke(t *testing.T, open storeOpener) {
 	}
 }
 
-func TestRBACCacheRevokeOnBolt(t *testing.T) { testRBACCacheRevoke(t, openBolt) }
+func TestRBACCacheRevokeOnBolt(t *testing.T) { testRBACCacheRevoke(t, backendtest.Bolt) }

@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/api/v1/openapi"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // routeNotFound is the message of the 404 of a path the server does not
@@ -21,7 +22,7 @@ const routeNotFound = "could not find the requested resource"
 // listed methods are routed (whatever the handler then answers), the
 // others are refused with 405. So Routes is the server's real route table.
 func TestRoutesAreServed(t *testing.T) {
-	e := newEnv(t, openBolt)
+	e := newEnv(t, backendtest.Bolt)
 	e.srv.HandleSubresource("OriginPool", "probe", func(_ context.Context, r SubresourceRequest) (any, error) {
 		return map[string]string{"name": r.Object.GetMetadata().Name}, nil
 	})
@@ -66,7 +67,7 @@ func TestRoutesAreServed(t *testing.T) {
 // server does not route (other than the console's subresources, which this
 // server does not mount; internal/console checks those).
 func TestRoutesDocumented(t *testing.T) {
-	srv := newServer(t, openBolt(t))
+	srv := newServer(t, backendtest.Bolt(t))
 	doc, err := openapi.Generate()
 	if err != nil {
 		t.Fatal(err)

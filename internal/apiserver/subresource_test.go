@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // TestSubresource: a read-only subresource registered by another console
@@ -12,7 +14,7 @@ import (
 // namespace and the object exists in the caller's tenant; other verbs,
 // other kinds and unknown names are refused.
 func TestSubresource(t *testing.T) {
-	e := newEnv(t, openBolt)
+	e := newEnv(t, backendtest.Bolt)
 	e.srv.HandleSubresource("OriginPool", "echo", func(_ context.Context, r SubresourceRequest) (any, error) {
 		if r.Query.Get("fail") != "" {
 			return nil, errors.New("echo failed")

@@ -1,12 +1,11 @@
 package apiserver
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/etcd"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 	"github.com/meridian-platform/meridian/internal/store/etcd/etcdtest"
 )
 
@@ -39,7 +38,7 @@ var suite = []struct {
 
 func TestOnBolt(t *testing.T) {
 	for _, c := range suite {
-		t.Run(c.name, func(t *testing.T) { c.run(t, openBolt) })
+		t.Run(c.name, func(t *testing.T) { c.run(t, backendtest.Bolt) })
 	}
 }
 
@@ -53,12 +52,7 @@ func TestOnEtcd(t *testing.T) {
 	n := 0
 	open := func(t testing.TB) store.Store {
 		n++
-		st, err := etcd.New(context.Background(), etcd.Options{Endpoints: eps, Prefix: fmt.Sprintf("/test%d/", n)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
+		return backendtest.Etcd(t, eps, fmt.Sprintf("/test%d/", n))
 	}
 	for _, c := range suite {
 		t.Run(c.name, func(t *testing.T) { c.run(t, open) })

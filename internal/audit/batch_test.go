@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/meridian-platform/meridian/internal/store"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // Batches of records chain exactly like records appended one by one: one
@@ -13,7 +14,7 @@ import (
 // and the chain verifies across single records and batches.
 func TestPrepareBatch(t *testing.T) {
 	ctx := context.Background()
-	st := openBolt(t)
+	st := backendtest.Bolt(t)
 	l := newLog(t, st, Options{CheckpointEvery: 4})
 	if _, err := l.Append(ctx, "acme", Record{Principal: "User/u", Verb: "login"}); err != nil {
 		t.Fatal(err)
@@ -93,7 +94,7 @@ func TestPrepareBatch(t *testing.T) {
 // and, prepared again, extends the chain.
 func TestPrepareBatchHeadConflict(t *testing.T) {
 	ctx := context.Background()
-	st := openBolt(t)
+	st := backendtest.Bolt(t)
 	l := newLog(t, st, Options{})
 	recs := []Record{{Principal: "User/a", Verb: "update"}, {Principal: "User/b", Verb: "update"}}
 	ops1, cmps1, _, err := l.PrepareBatch(ctx, "acme", recs)

@@ -3,13 +3,15 @@ package audit
 import (
 	"context"
 	"testing"
+
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // BenchmarkAppend measures a standalone record (read head, hash, sign, one
 // store transaction) on bbolt.
 func BenchmarkAppend(b *testing.B) {
 	ctx := context.Background()
-	st := openBoltB(b)
+	st := backendtest.Bolt(b)
 	l := New(st, keyringB(b, st), Options{})
 	rec := Record{Principal: "User/alice", Verb: "update", Kind: "OriginPool", Namespace: "retail", Name: "shop"}
 	for b.Loop() {
@@ -22,7 +24,7 @@ func BenchmarkAppend(b *testing.B) {
 // BenchmarkVerify measures verifying a chain of 2,000 records.
 func BenchmarkVerify(b *testing.B) {
 	ctx := context.Background()
-	st := openBoltB(b)
+	st := backendtest.Bolt(b)
 	l := New(st, keyringB(b, st), Options{})
 	for i := 0; i < 2000; i++ {
 		if _, err := l.Append(ctx, "acme", Record{Principal: "User/alice", Verb: "update"}); err != nil {

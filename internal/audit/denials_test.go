@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/store"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 func TestDenialsAggregate(t *testing.T) {
 	ctx := context.Background()
-	st := openBolt(t)
+	st := backendtest.Bolt(t)
 	l := newLog(t, st, Options{})
 	d := NewDenials(4, "system")
 	t0 := time.Date(2026, 3, 1, 12, 0, 10, 0, time.UTC)
@@ -117,7 +118,7 @@ func TestDenialsKeptOnFailure(t *testing.T) {
 }
 
 func TestDenialsRun(t *testing.T) {
-	st := openBolt(t)
+	st := backendtest.Bolt(t)
 	l := newLog(t, st, Options{})
 	d := NewDenials(10, "system")
 	d.Add(Denial{Tenant: "acme", Principal: "User/a", Verb: "get", Kind: "Site", Time: time.Now()})

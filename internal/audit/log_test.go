@@ -12,13 +12,14 @@ import (
 
 	"github.com/meridian-platform/meridian/internal/pki"
 	"github.com/meridian-platform/meridian/internal/store"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // The record goes in the same transaction as the change it describes: a
 // change that fails on its own compare leaves no record, concurrent writers
 // of one tenant retry on the head and build one unbroken chain.
 func TestPrepareInCallersTxn(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, st store.Store) {
+	backendtest.Each(t, func(t *testing.T, st store.Store) {
 		ctx := context.Background()
 		l := newLog(t, st, Options{CheckpointEvery: 8})
 		objKey := "/objects/acme/OriginPool/retail/shop"
@@ -92,7 +93,7 @@ func TestPrepareInCallersTxn(t *testing.T) {
 
 func TestAppendConcurrent(t *testing.T) {
 	ctx := context.Background()
-	st := openBolt(t)
+	st := backendtest.Bolt(t)
 	l := newLog(t, st, Options{})
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
@@ -120,7 +121,7 @@ func TestAppendConcurrent(t *testing.T) {
 // verify each other's records.
 func TestTwoConsolesOneChain(t *testing.T) {
 	ctx := context.Background()
-	st := openBolt(t)
+	st := backendtest.Bolt(t)
 	master := pki.NewMasterKey()
 	a := New(st, newKeyring(t, st, master), Options{CheckpointEvery: 4})
 	b := New(st, newKeyring(t, st, master), Options{CheckpointEvery: 4})
@@ -148,7 +149,7 @@ func TestTwoConsolesOneChain(t *testing.T) {
 
 func TestDigest(t *testing.T) {
 	ctx := context.Background()
-	l := newLog(t, openBolt(t), Options{})
+	l := newLog(t, backendtest.Bolt(t), Options{})
 	d1, err := l.Digest(ctx, "acme", []byte("hunter2"))
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +171,7 @@ func TestDigest(t *testing.T) {
 
 func TestCheckpointOnDemand(t *testing.T) {
 	ctx := context.Background()
-	l := newLog(t, openBolt(t), Options{})
+	l := newLog(t, backendtest.Bolt(t), Options{})
 	if _, err := l.Checkpoint(ctx, "acme"); err == nil {
 		t.Fatal("checkpoint of an empty chain")
 	}
@@ -200,7 +201,7 @@ func TestCheckpointOnDemand(t *testing.T) {
 
 func TestList(t *testing.T) {
 	ctx := context.Background()
-	st := openBolt(t)
+	st := backendtest.Bolt(t)
 	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	l := newLog(t, st, Options{})
 	for i := 0; i < 30; i++ {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/meridian-platform/meridian/internal/store"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 func appendN(t *testing.T, l *Log, tenant string, from, to int, onHead func(seq int, head []byte)) {
@@ -48,7 +49,7 @@ func raw(t *testing.T, st store.Store, ops ...store.Op) {
 }
 
 func TestAppendAndVerify(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, st store.Store) {
+	backendtest.Each(t, func(t *testing.T, st store.Store) {
 		ctx := context.Background()
 		l := newLog(t, st, Options{})
 		appendN(t, l, "acme", 1, 150, nil)
@@ -78,7 +79,7 @@ func TestAppendAndVerify(t *testing.T) {
 // without the master key could, and checks that Verify names the first bad
 // record each time, on both backends.
 func TestTamper(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, st store.Store) {
+	backendtest.Each(t, func(t *testing.T, st store.Store) {
 		ctx := context.Background()
 		l := newLog(t, st, Options{CheckpointEvery: 16})
 		const n = 40 // checkpoints kept at 16 and 32
@@ -197,7 +198,7 @@ func TestTamper(t *testing.T) {
 				return nil
 			}, 16, "forged"},
 			{"forge a checkpoint with a fresh key", func(t *testing.T, tn string, _ map[int][]byte) []Checkpoint {
-				other := newLog(t, openBolt(t), Options{})
+				other := newLog(t, backendtest.Bolt(t), Options{})
 				r := rec(t, tn, 20)
 				c := Checkpoint{Tenant: tn, Seq: 20, Hash: r.Hash, Time: r.Time}
 				if err := other.sign(context.Background(), &c); err != nil {

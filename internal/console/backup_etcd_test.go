@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/etcd"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 	"github.com/meridian-platform/meridian/internal/store/etcd/etcdtest"
 )
 
@@ -20,7 +20,7 @@ func TestRestoreIntoEtcd(t *testing.T) {
 		t.Skip("starts etcd")
 	}
 	ctx := context.Background()
-	src := openBolt(t)
+	src := backendtest.Bolt(t)
 	const n = 3*store.MaxTxnOps + 5
 	for i := 0; i < n; i++ {
 		v := bytes.Repeat([]byte{byte(i)}, (i%4)*8<<10) // up to 24 KiB
@@ -32,11 +32,7 @@ func TestRestoreIntoEtcd(t *testing.T) {
 	if _, _, err := Backup(ctx, src, &buf); err != nil {
 		t.Fatal(err)
 	}
-	dst, err := etcd.New(ctx, etcd.Options{Endpoints: etcdtest.Start(t), Prefix: "/restore/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dst.Close() })
+	dst := backendtest.Etcd(t, etcdtest.Start(t), "/restore/")
 	got, err := Restore(ctx, dst, bytes.NewReader(buf.Bytes()))
 	if err != nil || got != n {
 		t.Fatalf("restore: %d, %v", got, err)

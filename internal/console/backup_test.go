@@ -4,23 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/bolt"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
-
-func openBolt(t *testing.T) store.Store {
-	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "b.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
 
 func fillStore(t *testing.T, st store.Store, n int) {
 	t.Helper()
@@ -34,7 +23,7 @@ func fillStore(t *testing.T, st store.Store, n int) {
 
 func TestBackupRestoreRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	src := openBolt(t)
+	src := backendtest.Bolt(t)
 	fillStore(t, src, 2500) // several list pages
 	var buf bytes.Buffer
 	n, rev, err := Backup(ctx, src, &buf)
@@ -44,7 +33,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	if n != 2500 || rev == 0 {
 		t.Fatalf("backup: %d keys at revision %d", n, rev)
 	}
-	dst := openBolt(t)
+	dst := backendtest.Bolt(t)
 	got, err := Restore(ctx, dst, bytes.NewReader(buf.Bytes()))
 	if err != nil || got != n {
 		t.Fatalf("restore: %d, %v", got, err)
@@ -67,7 +56,7 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 
 func TestRestoreRejectsDamagedBackups(t *testing.T) {
 	ctx := context.Background()
-	src := openBolt(t)
+	src := backendtest.Bolt(t)
 	fillStore(t, src, 20)
 	var buf bytes.Buffer
 	if _, _, err := Backup(ctx, src, &buf); err != nil {
@@ -88,7 +77,7 @@ func TestRestoreRejectsDamagedBackups(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			dst := openBolt(t)
+			dst := backendtest.Bolt(t)
 			_, err := Restore(ctx, dst, strings.NewReader(tc.data))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,7 +13,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/pki"
 	"github.com/meridian-platform/meridian/internal/sites"
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/bolt"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // noStreams refuses every stream: these tests compile snapshots only.
@@ -49,11 +48,7 @@ func decodeOne(t *testing.T, doc string) v1.Object {
 // keyring in it.
 func openStore(t *testing.T) (store.Store, *pki.Keyring) {
 	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := backendtest.Bolt(t)
 	kr, err := pki.NewKeyring(context.Background(), st, pki.NewMasterKey(), "m")
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/sites"
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/bolt"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // A reload of the configuration (after the watch broke, e.g. fell too far
@@ -24,11 +23,7 @@ import (
 // revoking it would leave a site that exists unable to ever sync again.
 func TestReloadKeepsSitesNewerThanTheListing(t *testing.T) {
 	ctx := context.Background()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := backendtest.Bolt(t)
 	s := &v1.Site{}
 	s.APIVersion, s.Kind = v1.APIVersion, "Site"
 	s.Metadata = v1.ObjectMeta{Name: "kept", Tenant: "acme"}

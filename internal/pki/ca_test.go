@@ -18,11 +18,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 func TestCALoadOrCreate(t *testing.T) {
 	ctx := context.Background()
-	st := newTestStore(t)
+	st := backendtest.Bolt(t)
 	master := NewMasterKey()
 	kr := newTestKeyring(t, st, master)
 
@@ -64,7 +66,7 @@ func TestCALoadOrCreate(t *testing.T) {
 		t.Fatal("CA private key stored in clear")
 	}
 	// Another master key cannot load the CA.
-	other := newTestStore(t)
+	other := backendtest.Bolt(t)
 	otherKR := newTestKeyring(t, other, NewMasterKey())
 	other.Txn(ctx, storeCopy(t, st, other, DefaultCAPrefix+"console"))
 	if _, err := LoadOrCreateCA(ctx, other, otherKR, "console"); err == nil {
@@ -77,7 +79,7 @@ func TestCALoadOrCreate(t *testing.T) {
 
 func TestCAServerAndClientTLS(t *testing.T) {
 	ctx := context.Background()
-	st := newTestStore(t)
+	st := backendtest.Bolt(t)
 	kr := newTestKeyring(t, st, NewMasterKey())
 	ca, err := LoadOrCreateCA(ctx, st, kr, "console")
 	if err != nil {
@@ -191,7 +193,7 @@ func TestCAServerAndClientTLS(t *testing.T) {
 
 func TestCAIssueErrors(t *testing.T) {
 	ctx := context.Background()
-	st := newTestStore(t)
+	st := backendtest.Bolt(t)
 	ca, err := LoadOrCreateCA(ctx, st, newTestKeyring(t, st, NewMasterKey()), "c")
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/meridian-platform/meridian/internal/store/etcd"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 	"github.com/meridian-platform/meridian/internal/store/etcd/etcdtest"
 )
 
@@ -27,11 +27,7 @@ func TestTwoConsolesShareEtcd(t *testing.T) {
 	consoles := make([]console, 2)
 	var wg sync.WaitGroup
 	for i := range consoles {
-		st, err := etcd.New(ctx, etcd.Options{Endpoints: endpoints, Prefix: "/meridian/"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
+		st := backendtest.Etcd(t, endpoints, "/meridian/")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/etcd"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 	"github.com/meridian-platform/meridian/internal/store/etcd/etcdtest"
 )
 
@@ -19,11 +19,7 @@ func TestKeyringManyKeysOnEtcd(t *testing.T) {
 		t.Skip("starts etcd")
 	}
 	ctx := context.Background()
-	st, err := etcd.New(ctx, etcd.Options{Endpoints: etcdtest.Start(t), Prefix: "/kr/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := backendtest.Etcd(t, etcdtest.Start(t), "/kr/")
 	oldMaster, newMaster := NewMasterKey(), NewMasterKey()
 	kr := newTestKeyring(t, st, oldMaster)
 	n := store.MaxTxnOps + 12

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/meridian-platform/meridian/internal/store"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 // hookStore is a real store that runs a hook once, right after the first
@@ -54,7 +55,7 @@ func isDataPrefix(p string) bool { return strings.HasSuffix(p, "/data/") }
 // store, read the pointer at the newer current revision.
 func TestKeyringReloadEmptyStoreRace(t *testing.T) {
 	ctx := context.Background()
-	base := newTestStore(t)
+	base := backendtest.Bolt(t)
 	master := NewMasterKey()
 	hs := &hookStore{Store: base}
 	var other *Keyring
@@ -76,7 +77,7 @@ func TestKeyringReloadEmptyStoreRace(t *testing.T) {
 		t.Fatalf("reload saw primary %s written after the data keys were read", p)
 	}
 	// And through NewKeyring: it loses the create race and adopts the key.
-	hs2 := &hookStore{Store: newTestStore(t)}
+	hs2 := &hookStore{Store: backendtest.Bolt(t)}
 	hs2.arm(isDataPrefix, func() {
 		if other, err := NewKeyring(ctx, hs2.Store, master, ""); err != nil || other.Primary() == "" {
 			t.Errorf("other console: %v", err)
@@ -100,7 +101,7 @@ func TestKeyringReloadEmptyStoreRace(t *testing.T) {
 // the primary back to the older key.
 func TestKeyringReloadDoesNotUndoRotate(t *testing.T) {
 	ctx := context.Background()
-	base := newTestStore(t)
+	base := backendtest.Bolt(t)
 	master := NewMasterKey()
 	hs := &hookStore{Store: base}
 	k := newTestKeyring(t, hs, master)
@@ -136,7 +137,7 @@ func TestKeyringReloadDoesNotUndoRotate(t *testing.T) {
 // old master once RewrapMaster returns.
 func TestKeyringRewrapMasterRacesRotate(t *testing.T) {
 	ctx := context.Background()
-	base := newTestStore(t)
+	base := backendtest.Bolt(t)
 	oldMaster, newMaster := NewMasterKey(), NewMasterKey()
 	hs := &hookStore{Store: base}
 	k := newTestKeyring(t, hs, oldMaster)
@@ -183,7 +184,7 @@ func TestKeyringRewrapMasterRacesRotate(t *testing.T) {
 // ciphertext opens, and the primary never goes back.
 func TestKeyringConcurrentRotateReaders(t *testing.T) {
 	ctx := context.Background()
-	st := newTestStore(t)
+	st := backendtest.Bolt(t)
 	master := NewMasterKey()
 	a := newTestKeyring(t, st, master)
 	b := newTestKeyring(t, st, master)

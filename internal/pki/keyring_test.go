@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/meridian-platform/meridian/internal/store"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 func newTestKeyring(t *testing.T, st store.Store, master []byte, opts ...KeyringOption) *Keyring {
@@ -21,7 +22,7 @@ func newTestKeyring(t *testing.T, st store.Store, master []byte, opts ...Keyring
 }
 
 func TestKeyringRoundTrip(t *testing.T) {
-	st := newTestStore(t)
+	st := backendtest.Bolt(t)
 	kr := newTestKeyring(t, st, NewMasterKey())
 	aad := []byte("acme/Certificate/retail/shop/spec.privateKey")
 	ct, err := kr.Encrypt([]byte("s3cret"), aad)
@@ -61,7 +62,7 @@ func TestKeyringRoundTrip(t *testing.T) {
 
 func TestKeyringRotateAndReencrypt(t *testing.T) {
 	ctx := context.Background()
-	st := newTestStore(t)
+	st := backendtest.Bolt(t)
 	kr := newTestKeyring(t, st, NewMasterKey())
 	first := kr.Primary()
 	old, _ := kr.Encrypt([]byte("one"), nil)
@@ -92,7 +93,7 @@ func TestKeyringRotateAndReencrypt(t *testing.T) {
 // created by one after the other started are loaded on demand.
 func TestKeyringSharedStore(t *testing.T) {
 	ctx := context.Background()
-	st := newTestStore(t)
+	st := backendtest.Bolt(t)
 	master := NewMasterKey()
 
 	// Both start at once on an empty store: exactly one first key wins.
@@ -148,7 +149,7 @@ func TestKeyringSharedStore(t *testing.T) {
 
 func TestKeyringConcurrentSecret(t *testing.T) {
 	ctx := context.Background()
-	st := newTestStore(t)
+	st := backendtest.Bolt(t)
 	master := NewMasterKey()
 	kr1 := newTestKeyring(t, st, master)
 	kr2 := newTestKeyring(t, st, master)
@@ -179,7 +180,7 @@ func TestKeyringConcurrentSecret(t *testing.T) {
 
 func TestKeyringWrongMaster(t *testing.T) {
 	ctx := context.Background()
-	st := newTestStore(t)
+	st := backendtest.Bolt(t)
 	newTestKeyring(t, st, NewMasterKey())
 	_, err := NewKeyring(ctx, st, NewMasterKey(), "")
 	if err == nil || !strings.Contains(err.Error(), "same master key") {
@@ -192,7 +193,7 @@ func TestKeyringWrongMaster(t *testing.T) {
 
 func TestKeyringRewrapMaster(t *testing.T) {
 	ctx := context.Background()
-	st := newTestStore(t)
+	st := backendtest.Bolt(t)
 	oldMaster, newMaster := NewMasterKey(), NewMasterKey()
 	kr := newTestKeyring(t, st, oldMaster)
 	var cts []string

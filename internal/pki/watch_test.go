@@ -4,10 +4,12 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 func TestWatchAndReload(t *testing.T) {
-	st := newTestStore(t)
+	st := backendtest.Bolt(t)
 	master := NewMasterKey()
 	a := newTestKeyring(t, st, master)
 	b := newTestKeyring(t, st, master)

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,7 +15,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/pki"
 	"github.com/meridian-platform/meridian/internal/sites"
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/bolt"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 )
 
 type clock struct{ t time.Time }
@@ -37,12 +36,7 @@ type identityEnv struct {
 // newIdentityEnv opens a bbolt store for the test (closed when it ends).
 func newIdentityEnv(t *testing.T) *identityEnv {
 	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "s.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return newIdentityEnvOn(t, st)
+	return newIdentityEnvOn(t, backendtest.Bolt(t))
 }
 
 // newIdentityEnvOn uses st; the clock starts now.

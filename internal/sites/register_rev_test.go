@@ -17,29 +17,13 @@ import (
 	"github.com/meridian-platform/meridian/internal/auth"
 	"github.com/meridian-platform/meridian/internal/sites"
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/etcd"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 	"github.com/meridian-platform/meridian/internal/store/etcd/etcdtest"
 )
 
 // backends runs f on a bbolt store and on an in-process etcd.
 func backends(t *testing.T, f func(t *testing.T, e *identityEnv)) {
-	t.Run("bolt", func(t *testing.T) { f(t, newIdentityEnv(t)) })
-	t.Run("etcd", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("starts etcd")
-		}
-		f(t, newIdentityEnvOn(t, openEtcd(t, etcdtest.Start(t))))
-	})
-}
-
-func openEtcd(t *testing.T, endpoints []string) store.Store {
-	t.Helper()
-	st, err := etcd.New(context.Background(), etcd.Options{Endpoints: endpoints, Prefix: "/reg/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
+	backendtest.Each(t, func(t *testing.T, st store.Store) { f(t, newIdentityEnvOn(t, st)) })
 }
 
 func (e *identityEnv) server(t *testing.T) *sites.Server {
@@ -229,7 +213,7 @@ func TestRegistrationClaimsOnEtcd(t *testing.T) {
 		t.Skip("starts etcd")
 	}
 	ctx := context.Background()
-	e := newIdentityEnvOn(t, openEtcd(t, etcdtest.Start(t)))
+	e := newIdentityEnvOn(t, backendtest.Etcd(t, etcdtest.Start(t), "/reg/"))
 	srv := e.server(t)
 	one := e.putToken(t, "one", 1)
 	other := e.putToken(t, "other", 1)

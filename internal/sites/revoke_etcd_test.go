@@ -8,7 +8,7 @@ import (
 
 	"github.com/meridian-platform/meridian/internal/sites"
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/store/etcd"
+	"github.com/meridian-platform/meridian/internal/store/backendtest"
 	"github.com/meridian-platform/meridian/internal/store/etcd/etcdtest"
 )
 
@@ -19,11 +19,7 @@ func TestRevokeManySerialsOnEtcd(t *testing.T) {
 		t.Skip("starts etcd")
 	}
 	ctx := context.Background()
-	st, err := etcd.New(ctx, etcd.Options{Endpoints: etcdtest.Start(t), Prefix: "/sites/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := backendtest.Etcd(t, etcdtest.Start(t), "/sites/")
 	e := newIdentityEnvOn(t, st)
 	start := e.clk.t
 	clk := e.clk
