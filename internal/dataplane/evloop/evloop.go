@@ -1593,7 +1593,7 @@ func (l *loop) parseAnswer(o *origin, c *client) (progressed, ok bool) {
 		if l.drainStarted && !interim {
 			c.close = true // the answer tells the client to go
 		}
-		o.sendFrom = l.rewriteAnswerHead(o.buf, o.r, bodyStart, &rh.conn, c.close && !interim || !interim && rh.contentLength < 0 && !rh.chunked && !c.isHead && rh.status != 204 && rh.status != 304)
+		o.sendFrom = l.rewriteAnswerHead(o.buf, o.r, bodyStart, &rh.conn, rh.hop, c.close && !interim || !interim && rh.contentLength < 0 && !rh.chunked && !c.isHead && rh.status != 204 && rh.status != 304)
 		c.headSent += int64(bodyStart - o.sendFrom)
 		o.r = bodyStart
 		if interim {
@@ -1661,18 +1661,13 @@ func (l *loop) answerFailed(o *origin, c *client) {
 // rewriteAnswerHead rewrites the head buf[start:end] in place without its
 // hop-by-hop fields, those named in its Connection fields (conn) among
 // them (adding "Connection: close" when asked), so that it ends at end,
-// and returns where it now starts.
-func (l *loop) rewriteAnswerHead(buf []byte, start, end int, conn *connOptions, addClose bool) int {
+// and returns where it now starts. hop says the head has a hop-by-hop
+// field (parseResponse saw it; fields named in Connection come with a
+// Connection field, which is one): without one and without addClose the
+// head is left as it is.
+func (l *loop) rewriteAnswerHead(buf []byte, start, end int, conn *connOptions, hop, addClose bool) int {
 	head := buf[start:end]
-	// Fast check: nothing to drop and nothing to add. Fields named in
-	// Connection come with a Connection field, which is dropped.
-	drop := false
-	forEachHeader(head[:len(head)-2], func(name, _ []byte) {
-		if hopByHop(name) {
-			drop = true
-		}
-	})
-	if !drop && !addClose {
+	if !hop && !addClose {
 		return start
 	}
 	b := l.scratch[:0]

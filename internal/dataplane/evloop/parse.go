@@ -194,6 +194,9 @@ type respHead struct {
 	// conn are the other options of the Connection field: fields that
 	// are not forwarded to the client.
 	conn connOptions
+	// hop says the head has a hop-by-hop field (Connection among them,
+	// which comes with any field conn names).
+	hop bool
 }
 
 var problemOrigin = &h1.Problem{Status: 502, Reason: "invalid response from origin"}
@@ -253,6 +256,9 @@ func parseResponse(b []byte) (respHead, *h1.Problem) {
 					rh.conn.add(tok, fields)
 				}
 			})
+		}
+		if hopByHop(name) {
+			rh.hop = true
 		}
 		for _, c := range value {
 			if c < ' ' && c != '\t' || c == 0x7f {
