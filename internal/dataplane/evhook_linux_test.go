@@ -103,25 +103,6 @@ func exchangeOn(t *testing.T, c net.Conn, timeout time.Duration, bodyLength bool
 	return out
 }
 
-// writeAndRead writes in to a new connection to addr (and ends its side
-// of it when halfClose is set) and returns all it reads until the
-// connection closes (or 3 s pass).
-func writeAndRead(t *testing.T, addr, in string, halfClose bool) string {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-	_, _ = io.WriteString(c, in)
-	if halfClose {
-		_ = c.(*net.TCPConn).CloseWrite()
-	}
-	b, _ := io.ReadAll(c)
-	return string(b)
-}
-
 // metricDump is the counters and gauges of reg whose name keep keeps, a
 // "name{label=value,...} value" line each: those that are not 0, and the
 // gauges of active things even at 0.
@@ -224,7 +205,7 @@ func TestEnginesAgree(t *testing.T) {
 	} {
 		var outs []string
 		for _, engine := range engineNames {
-			b := writeAndRead(t, addrs[engine], in, true)
+			b := rawExchangeHalfClose(t, addrs[engine], in, true)
 			outs = append(outs, strings.Join(statusLines.FindAllString(b, -1), ","))
 		}
 		if outs[0] != outs[1] {

@@ -58,7 +58,7 @@ func TestEnginesAgreeOnRedirects(t *testing.T) {
 	// Pipelined: two redirects and a forwarded request in one write.
 	var outs []string
 	for _, engine := range engineNames {
-		b := writeAndRead(t, addrs[engine], "GET /old/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /s/2 HTTP/1.1\r\nHost: a\r\n\r\nGET /fwd/3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false)
+		b := rawExchange(t, addrs[engine], "GET /old/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /s/2 HTTP/1.1\r\nHost: a\r\n\r\nGET /fwd/3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
 		var lines []string
 		for _, l := range strings.Split(b, "\r\n") {
 			if strings.HasPrefix(l, "HTTP/1.1 ") || strings.HasPrefix(l, "Location: ") || strings.HasPrefix(l, "GET ") {

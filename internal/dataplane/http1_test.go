@@ -133,8 +133,16 @@ spec:
 }
 
 // rawExchange writes raw bytes on a new connection and returns what comes
-// back until the server closes or a second passes.
+// back until the server closes or 3 s pass.
 func rawExchange(t *testing.T, addr, req string) string {
+	t.Helper()
+	return rawExchangeHalfClose(t, addr, req, false)
+}
+
+// rawExchangeHalfClose is rawExchange that, with halfClose, ends the
+// client's side of the connection after the request (the server reads
+// EOF after it).
+func rawExchangeHalfClose(t *testing.T, addr, req string, halfClose bool) string {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -144,6 +152,9 @@ func rawExchange(t *testing.T, addr, req string) string {
 	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
+	}
+	if halfClose {
+		_ = c.(*net.TCPConn).CloseWrite()
 	}
 	b, _ := io.ReadAll(c)
 	return string(b)
