@@ -62,6 +62,9 @@ type runSetvar struct {
 	remove     bool
 	key, value macro.Macro
 	hasValue   bool
+	// addKey: the value is "+%{tx.addKey}" (or "-" with addNeg).
+	addKey string
+	addNeg bool
 }
 
 // runProgIn is what buildRunProg needs from compileFastPath.
@@ -225,6 +228,13 @@ func runParseSetvar(val string) (runSetvar, bool) {
 			return sv, false
 		}
 		sv.value = vm
+		if len(value) > 1 && (value[0] == '+' || value[0] == '-') {
+			if m := macroRef.FindStringSubmatch(value[1:]); m != nil && m[0] == value[1:] {
+				if c, k, ok := strings.Cut(strings.ToLower(m[1]), "."); ok && c == "tx" && k != "" && !strings.ContainsAny(k, "%{}") {
+					sv.addKey, sv.addNeg = k, value[0] == '-'
+				}
+			}
+		}
 	}
 	return sv, true
 }
@@ -232,10 +242,6 @@ func runParseSetvar(val string) (runSetvar, bool) {
 // apply runs the setvar as Coraza's setvar action does.
 func (sv *runSetvar) apply(st plugintypes.TransactionState) {
 	key := strings.ToLower(sv.key.Expand(st))
-	value := ""
-	if sv.hasValue {
-		value = sv.value.Expand(st)
-	}
 	col := st.Variables().TX()
 	if sv.remove {
 		col.Remove(key)
@@ -251,6 +257,29 @@ func (sv *runSetvar) apply(st plugintypes.TransactionState) {
 			return
 		}
 		col.Set(key, []string{v})
+	}
+	if sv.addKey != "" {
+		// tx.x=+%{tx.y}: the sum without building "+N" first.
+		if r := col.Get(sv.addKey); len(r) > 0 {
+			if n, err := strconv.Atoi(r[0]); err == nil && len(r[0]) > 0 && r[0][0] != '+' && r[0][0] != '-' {
+				c := 0
+				if cur != "" {
+					var err error
+					if c, err = strconv.Atoi(cur); err != nil {
+						return
+					}
+				}
+				if sv.addNeg {
+					n = -n
+				}
+				set(strconv.Itoa(c + n))
+				return
+			}
+		}
+	}
+	value := ""
+	if sv.hasValue {
+		value = sv.value.Expand(st)
 	}
 	switch {
 	case value == "":

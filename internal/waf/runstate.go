@@ -57,7 +57,8 @@ type runState struct {
 	skip      int
 	declined  int // the rule run could not follow (diagnostics)
 	// request
-	conn                                           bool
+	conn, connStr                                  bool
+	client, server                                 netip.AddrPort
 	remoteAddr, remotePort, serverAddr, serverPort string
 	reqSet                                         bool
 	method, proto, uriRaw, line, uri               string
@@ -112,7 +113,7 @@ func newRunState(p *runProg) *runState {
 func (s *runState) reset(id string) {
 	s.id = id
 	s.phase, s.skipAfter, s.skip, s.declined = 0, "", 0, 0
-	s.conn, s.reqSet, s.respSet = false, false, false
+	s.conn, s.connStr, s.reqSet, s.respSet = false, false, false, false
 	s.remoteAddr, s.remotePort, s.serverAddr, s.serverPort = "", "", "", ""
 	s.method, s.proto, s.uriRaw, s.line, s.uri = "", "", "", "", ""
 	s.filename, s.basename, s.query, s.serverName = "", "", "", ""
@@ -148,17 +149,25 @@ func (s *runState) alloc(n int) ([]runMD, []types.MatchData) {
 	return md, mdp
 }
 
-// connection is Coraza's ProcessConnection as Tx.doConnection calls it.
+// connection is Coraza's ProcessConnection as Tx.doConnection calls it;
+// the strings are made when a rule reads them.
 func (s *runState) connection(client, server netip.AddrPort) {
-	s.conn = true
-	if client.Addr().IsValid() {
-		s.remoteAddr = client.Addr().Unmap().String()
+	s.conn, s.connStr, s.client, s.server = true, false, client, server
+}
+
+func (s *runState) connStrings() {
+	if !s.conn || s.connStr {
+		return
 	}
-	if server.Addr().IsValid() {
-		s.serverAddr = server.Addr().Unmap().String()
+	s.connStr = true
+	if s.client.Addr().IsValid() {
+		s.remoteAddr = s.client.Addr().Unmap().String()
 	}
-	s.remotePort = strconv.Itoa(int(client.Port()))
-	s.serverPort = strconv.Itoa(int(server.Port()))
+	if s.server.Addr().IsValid() {
+		s.serverAddr = s.server.Addr().Unmap().String()
+	}
+	s.remotePort = strconv.Itoa(int(s.client.Port()))
+	s.serverPort = strconv.Itoa(int(s.server.Port()))
 }
 
 // request is ProcessURI, SetServerName and AddRequestHeader as
@@ -170,21 +179,24 @@ func (s *runState) request(method, uri, proto, host string, hdrs []string) bool 
 	if i := strings.IndexByte(uri, '#'); i >= 0 {
 		uri = uri[:i]
 	}
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		return false // Coraza's fallback split and URI_PARSE_ERROR: lean
+	path, query, simple := simpleURI(uri)
+	if !simple {
+		u, err := url.ParseRequestURI(uri)
+		if err != nil {
+			return false // Coraza's fallback split and URI_PARSE_ERROR: lean
+		}
+		path, query, uri = u.Path, u.RawQuery, u.String()
 	}
-	if !s.parseArgs(u.RawQuery) {
+	if !s.parseArgs(query) {
 		return false
 	}
-	s.uri = u.String()
-	path := u.Path
+	s.uri = uri
 	if i := strings.LastIndexAny(path, "/\\"); i != -1 && len(path) > i+1 {
 		s.basename = path[i+1:]
 	} else {
 		s.basename = path
 	}
-	s.filename, s.query = path, u.RawQuery
+	s.filename, s.query = path, query
 	if h := hostOnly(host); h != "" {
 		s.serverName = h
 	}
@@ -193,7 +205,7 @@ func (s *runState) request(method, uri, proto, host string, hdrs []string) bool 
 		if k == "" {
 			continue
 		}
-		lk := strings.ToLower(k)
+		lk := lowerName(k)
 		switch lk {
 		case "content-type":
 			return false // body processor selection: lean
@@ -204,6 +216,59 @@ func (s *runState) request(method, uri, proto, host string, hdrs []string) bool 
 	}
 	return true
 }
+
+// simpleURI splits a request target that net/url parses into the same
+// path and query and prints back unchanged (Coraza's REQUEST_URI is the
+// parsed URL printed): an absolute path of characters that need no
+// escaping in a path, and a query without control bytes.
+func simpleURI(uri string) (path, query string, ok bool) {
+	path, query, _ = strings.Cut(uri, "?")
+	if len(path) == 0 || path[0] != '/' || strings.HasPrefix(path, "//") {
+		return "", "", false
+	}
+	for i := 0; i < len(path); i++ {
+		if !pathSafe[path[i]] {
+			return "", "", false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c < ' ' || c == 0x7f {
+			return "", "", false
+		}
+	}
+	return path, query, true
+}
+
+// pathSafe are the bytes net/url leaves as they are in a path.
+var pathSafe = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.~$&+,/:;=@", byte(c)) >= 0
+	}
+	return t
+}()
+
+// lowerName lower-cases a header name; the usual names cost no allocation.
+func lowerName(k string) string {
+	if l, ok := commonNames[k]; ok {
+		return l
+	}
+	return strings.ToLower(k)
+}
+
+var commonNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{"Host", "User-Agent", "Accept", "Accept-Language", "Accept-Encoding", "Accept-Charset",
+		"Connection", "Cookie", "Referer", "Origin", "Cache-Control", "Pragma", "Content-Type", "Content-Length",
+		"Authorization", "Upgrade-Insecure-Requests", "If-None-Match", "If-Modified-Since", "X-Forwarded-For",
+		"X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-IP", "X-Request-ID", "X-Requested-With", "DNT", "TE",
+		"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User", "Sec-CH-UA", "Sec-CH-UA-Mobile",
+		"Sec-CH-UA-Platform", "Priority", "Via", "Forwarded", "Range", "Server", "Date", "ETag", "Last-Modified",
+		"Vary", "Set-Cookie", "Transfer-Encoding", "Content-Encoding", "Location", "Expires", "Age", "Keep-Alive"} {
+		m[n] = strings.ToLower(n)
+		m[strings.ToLower(n)] = strings.ToLower(n)
+	}
+	return m
+}()
 
 // parseArgs is Coraza's ParseQueryOrdered with '&' and the argument limit
 // (false: the limit is reached, which Coraza reports in a variable).
@@ -307,7 +372,7 @@ func (s *runState) response(status int, proto string, hdrs []string) {
 		if k == "" {
 			continue
 		}
-		lk := strings.ToLower(k)
+		lk := lowerName(k)
 		if lk == "content-type" {
 			s.respCT, _, _ = strings.Cut(v, ";")
 		}
@@ -380,6 +445,10 @@ func (c *runSingle) Name() string { return c.rv.Name() }
 
 func (c *runSingle) Get() string {
 	s := c.s
+	switch c.rv {
+	case variables.RemoteAddr, variables.RemotePort, variables.ServerAddr, variables.ServerPort:
+		s.connStrings()
+	}
 	switch c.rv {
 	case variables.RemoteAddr:
 		return s.remoteAddr
@@ -681,7 +750,8 @@ func (t *runTX) set1(key, v string) {
 		t.vals[i], t.gone[i] = t.one[i:i+1:i+1], false
 		return
 	}
-	t.Set(key, []string{v})
+	t.Remove(key)
+	t.extra = append(t.extra, runKV{key, lk, v})
 }
 
 func (t *runTX) SetIndex(key string, index int, value string) {
