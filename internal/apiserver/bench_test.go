@@ -27,8 +27,12 @@ func BenchmarkCreateGet(b *testing.B) {
 
 // BenchmarkCreateConcurrent measures creates of 8 concurrent clients in
 // one tenant (one audit chain), which the group commit batches.
-func BenchmarkCreateConcurrent(b *testing.B) {
-	e := newEnv(b, backendtest.Bolt)
+func BenchmarkCreateConcurrent(b *testing.B) { benchCreateConcurrent(b, backendtest.Bolt) }
+
+// benchCreateConcurrent is BenchmarkCreateConcurrent on the stores open
+// opens.
+func benchCreateConcurrent(b *testing.B, open storeOpener) {
+	e := newEnv(b, open)
 	tok := e.tenant("acme", "retail")
 	var n atomic.Int64
 	b.SetParallelism(4) // 8 clients on 2 CPUs

@@ -24,19 +24,4 @@ func openEtcdT(t testing.TB) storeOpener {
 
 // BenchmarkCreateConcurrentEtcd is BenchmarkCreateConcurrent on the
 // in-process etcd.
-func BenchmarkCreateConcurrentEtcd(b *testing.B) {
-	e := newEnv(b, openEtcdT(b))
-	tok := e.tenant("acme", "retail")
-	var n atomic.Int64
-	b.SetParallelism(4)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			name := fmt.Sprintf("p%d", n.Add(1))
-			if r := e.do("POST", "/api/v1/namespaces/retail/originpools", tok, pool("retail", name)); r.code != 201 {
-				b.Errorf("create: %d %s", r.code, r.body)
-				return
-			}
-		}
-	})
-}
+func BenchmarkCreateConcurrentEtcd(b *testing.B) { benchCreateConcurrent(b, openEtcdT(b)) }

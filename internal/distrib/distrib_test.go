@@ -2,17 +2,10 @@ package distrib_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,19 +34,6 @@ func startNode(t *testing.T, e *sitestest.Env, token, name string) *testNode {
 	n := &testNode{rec: &sitestest.Recorder{Site: name}, dir: filepath.Join(t.TempDir(), name)}
 	n.a = sitestest.RunAgent(t, agent.Options{ConsoleURL: e.URL, Token: token, Name: name, DataDir: n.dir, CAData: e.CA, Applier: n.rec})
 	return n
-}
-
-func selfSigned(t *testing.T, host string) (certPEM, keyPEM string) {
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalPKCS8PrivateKey(k)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}))
 }
 
 func indent(s string) string {
@@ -118,7 +98,7 @@ spec:
 `
 
 func applyTenant(t *testing.T, e *sitestest.Env, tenant, tag string) (keyPEM string) {
-	c, k := selfSigned(t, tag+".example")
+	c, k := testfixture.SelfSigned(t, tag+".example")
 	e.Apply(t, tenant, sitestest.MustDecode(t, fmt.Sprintf(tenantObjects, tag, indent(c), indent(k)))...)
 	return k
 }

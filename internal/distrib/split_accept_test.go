@@ -1,20 +1,16 @@
 package distrib
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // flakyListener is a real loopback listener whose Accept first fails the
@@ -34,18 +30,12 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 
 func selfSigned(t *testing.T, cn string) tls.Certificate {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, k := testfixture.SelfSigned(t, cn)
+	pair, err := tls.X509KeyPair([]byte(c), []byte(k))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{cn},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
+	return pair
 }
 
 func acceptOne(t *testing.T, ln net.Listener) (net.Conn, error) {
