@@ -3,6 +3,7 @@ package waf
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -299,6 +300,28 @@ func FuzzRunState(f *testing.F) {
 		r := fpRequest{method: method, uri: uri, headers: [][2]string{{"Host", host}, {n1, v1}, {n2, v2}}}
 		if _, err := compareRunState(w, r, netip.MustParseAddrPort("198.51.100.7:"+strconv.Itoa(len(uri)%65536))); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzSimpleURI: a request target simpleURI takes is one net/url parses
+// into the same path and query and prints back unchanged.
+func FuzzSimpleURI(f *testing.F) {
+	for _, r := range edgeRequests() {
+		f.Add(r.uri)
+	}
+	f.Add("/a:b/c@d;e=f,g+h$i&j?x= y&z=ü")
+	f.Fuzz(func(t *testing.T, uri string) {
+		path, query, ok := simpleURI(uri)
+		if !ok {
+			return
+		}
+		u, err := url.ParseRequestURI(uri)
+		if err != nil {
+			t.Fatalf("%q taken, net/url: %v", uri, err)
+		}
+		if u.Path != path || u.RawQuery != query || u.String() != uri {
+			t.Fatalf("%q: path %q query %q, net/url %q %q printed %q", uri, path, query, u.Path, u.RawQuery, u.String())
 		}
 	})
 }
