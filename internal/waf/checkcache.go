@@ -199,3 +199,26 @@ func (e *fpEval) expand(o *fpOp) string {
 	e.macs = append(e.macs, macExp{o, v})
 	return v
 }
+
+// tfChain applies the link's transformations to val, skipping each one
+// whose trigger bytes (tfTrigger) val lacks; it returns the result, its
+// valInfo index and whether every transformation was known.
+func (e *fpEval) tfChain(l *fpLink, val string) (string, int32, bool) {
+	k := e.info(val)
+	b := e.infos.ents[k-1].bytes
+	for i, tf := range l.tfFns {
+		id := l.tfIDs[i]
+		if !b.meets(&tfTrigger[id]) {
+			continue
+		}
+		out, ok := e.tfc.apply(val, id, tf)
+		if !ok {
+			return out, 0, false
+		}
+		if out != val {
+			val, k = out, e.info(out)
+			b = e.infos.ents[k-1].bytes
+		}
+	}
+	return val, k, true
+}

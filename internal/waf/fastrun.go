@@ -330,13 +330,8 @@ func (e *fpEval) transformed(p *fpProgram, l *fpLink, v *fpVar, ms []types.Match
 	}
 	out := m.vals[:0]
 	for _, md := range ms {
-		val, ok := md.Value(), true
-		for i, tf := range l.tfFns {
-			if val, ok = e.tfc.apply(val, l.tfIDs[i], tf); !ok {
-				break
-			}
-		}
-		out = append(out, tfMemoVal{v: val, ok: ok})
+		val, k, ok := e.tfChain(l, md.Value())
+		out = append(out, tfMemoVal{v: val, ok: ok, info: k})
 	}
 	m.vals, m.set = out, true
 	return out

@@ -55,6 +55,61 @@ var tfID = func() map[string]int32 {
 	return m
 }()
 
+// tfTriggers lists, per transformation, the bytes without which it
+// returns its input unchanged (and ok): a value holding none of them skips
+// the call; high adds every byte from 0x80. Transformations not listed
+// always run. TestTfTriggers holds each list to its function.
+var tfTriggers = map[string]struct {
+	bytes string
+	high  bool
+}{
+	"lowercase":          {tfUpper, true},
+	"uppercase":          {strings.ToLower(tfUpper), true},
+	"urlDecode":          {"%+", false},
+	"urlDecodeUni":       {"%+", false},
+	"htmlEntityDecode":   {"&", false},
+	"jsDecode":           {`\`, false},
+	"cssDecode":          {`\`, false},
+	"escapeSeqDecode":    {`\`, false},
+	"removeNulls":        {"\x00", false},
+	"replaceNulls":       {"\x00", false},
+	"removeWhitespace":   {tfSpaces, true},
+	"compressWhitespace": {tfSpaces, true},
+	"cmdLine":            {`"'\^,; ` + "\t\r\n" + tfUpper, false},
+	"replaceComments":    {"/", false},
+	"removeComments":     {"/<-#", false},
+	"removeCommentsChar": {"/*-#", false},
+	"normalisePath":      {"/.", false},
+	"normalizePath":      {"/.", false},
+	"normalisePathWin":   {`/.\: `, false},
+	"normalizePathWin":   {`/.\: `, false},
+	"utf8toUnicode":      {"", true},
+	"trim":               {tfSpaces, false},
+	"trimLeft":           {tfSpaces, false},
+	"trimRight":          {tfSpaces, false},
+}
+
+const tfUpper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+// tfTrigger is tfTriggers by tfID (every byte for the others).
+var tfTrigger = func() []byteSet {
+	out := make([]byteSet, len(tfID))
+	for name, id := range tfID {
+		t, ok := tfTriggers[name]
+		if !ok {
+			out[id] = byteSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+			continue
+		}
+		for i := 0; i < len(t.bytes); i++ {
+			out[id].add(t.bytes[i])
+		}
+		if t.high {
+			out[id][2], out[id][3] = ^uint64(0), ^uint64(0)
+		}
+	}
+	return out
+}()
+
 func tfApply(name, s string) (string, bool) {
 	f := tfNames[name]
 	if f == nil {
