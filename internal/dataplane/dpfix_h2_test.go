@@ -95,12 +95,7 @@ func (s *trailerStage) seen() string {
 func TestH2HeadLimits(t *testing.T) {
 	backend, _ := echoBackend(t, "a")
 	port := freePort(t)
-	startServer(t, pool("a", hostOf(backend.URL))+fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1, h2c: true}], defaultPool: a}
-`, port), Options{Limits: h1.Limits{MaxURI: 1024, MaxHeaderBytes: 4096}})
+	startServer(t, pool("a", hostOf(backend.URL))+lbSpec(`["*"]`, []string{listenerAt(port, "h2c: true")}, "defaultPool: a"), Options{Limits: h1.Limits{MaxURI: 1024, MaxHeaderBytes: 4096}})
 	c := h2cClient()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cases := []struct {
@@ -201,12 +196,7 @@ func TestH2StreamedBodyBytesCounted(t *testing.T) {
 	backend, _ := echoBackend(t, "a")
 	reg := prometheus.NewRegistry()
 	port := freePort(t)
-	startServer(t, pool("a", hostOf(backend.URL))+fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1, h2c: true}], defaultPool: a}
-`, port), Options{Metrics: reg})
+	startServer(t, pool("a", hostOf(backend.URL))+lbSpec(`["*"]`, []string{listenerAt(port, "h2c: true")}, "defaultPool: a"), Options{Metrics: reg})
 	counted := func() float64 {
 		mfs, err := reg.Gather()
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,11 +29,7 @@ func TestHTTP10ClientNeverChunked(t *testing.T) {
 			startServer(t, h1AndH2CPools("h1", "h2", hostOf(o.URL))+
 				lbDoc([]string{listenerAt(port)}, "{match: {pathPrefix: /h2}, pool: h2}", "{pool: h1}"), Options{HTTP1Engine: engine})
 			for _, path := range []string{"/h1", "/h2"} {
-				c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-				if err != nil {
-					t.Fatal(err)
-				}
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				c := dialFor(t, fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
 				br := bufio.NewReader(c)
 				for i := 0; i < 2; i++ {
 					fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nAccept: text/event-stream\r\n\r\n", path)

@@ -357,12 +357,8 @@ func TestEvloopConnectionGauge(t *testing.T) {
 		"GET /2 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", // handed off (no origin upgrade: answered, kept or closed)
 		"GET http://a/3 HTTP/1.1\r\nHost: a\r\n\r\n",                                      // handed off, kept
 	} {
-		c, err := net.Dial("tcp", key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialFor(t, key, 3*time.Second)
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 		io.WriteString(c, req)
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {

@@ -42,8 +42,7 @@ func TestEnginesAgreeHTTPS(t *testing.T) {
 	}
 	origin := headerEcho(t)
 	cfg := func(port int) string {
-		return certYAML(t, ca, "def", true, "default.test") + certYAML(t, ca, "wild", true, "*.example.test") +
-			certYAML(t, ca, "api", true, "api.example.test") + pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
+		return sniCertsYAML(t, ca) + pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
 apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: lb, namespace: t}

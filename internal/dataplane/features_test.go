@@ -261,19 +261,10 @@ spec:
 func TestH2CPlainRequestAndBodyStage(t *testing.T) {
 	a, _ := echoBackend(t, "a")
 	port := freePort(t)
-	startServer(t, pool("a", hostOf(a.URL))+fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1, h2c: true}], defaultPool: a}
-`, port), Options{})
+	startServer(t, pool("a", hostOf(a.URL))+lbSpec(`["*"]`, []string{listenerAt(port, "h2c: true")}, "defaultPool: a"), Options{})
 	// Prior-knowledge h2c request.
-	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialFor(t, fmt.Sprintf("127.0.0.1:%d", port), 3*time.Second)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 	if _, err := c.Write(h2Preface); err != nil {
 		t.Fatal(err)
 	}

@@ -43,11 +43,7 @@ func FuzzHTTP1Smuggling(f *testing.F) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		before := hits.Load()
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+		c := dialFor(t, addr, 3*time.Second)
 		_, _ = c.Write(in)
 		// Half-close: the proxy answers what it parsed, then closes.
 		_ = c.(*net.TCPConn).CloseWrite()

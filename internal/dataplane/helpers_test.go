@@ -246,3 +246,15 @@ func grpcHealthOrigin(t testing.TB, services []string, opts ...grpc.ServerOption
 	t.Cleanup(gs.Stop)
 	return ln.Addr().String(), hs
 }
+
+// dialFor connects to addr with a deadline d from now for all the
+// connection's reads and writes; the caller closes it.
+func dialFor(t testing.TB, addr string, d time.Duration) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(d))
+	return c
+}

@@ -144,12 +144,8 @@ func rawExchange(t *testing.T, addr, req string) string {
 // EOF after it).
 func rawExchangeHalfClose(t *testing.T, addr, req string, halfClose bool) string {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialFor(t, addr, 3*time.Second)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}

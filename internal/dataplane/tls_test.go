@@ -43,6 +43,14 @@ func certYAML(t *testing.T, ca *dptest.CA, name string, withKey bool, names ...s
 	return string(b) + "---\n"
 }
 
+// sniCertsYAML is three certificates with their keys for SNI selection:
+// "def" for default.test, "wild" for *.example.test, "api" for
+// api.example.test.
+func sniCertsYAML(t *testing.T, ca *dptest.CA) string {
+	return certYAML(t, ca, "def", true, "default.test") + certYAML(t, ca, "wild", true, "*.example.test") +
+		certYAML(t, ca, "api", true, "api.example.test")
+}
+
 func TestTLSSNIAndHTTP2(t *testing.T) {
 	ca, err := dptest.NewCA()
 	if err != nil {
@@ -50,8 +58,7 @@ func TestTLSSNIAndHTTP2(t *testing.T) {
 	}
 	a, _ := echoBackend(t, "a")
 	port := freePort(t)
-	src := certYAML(t, ca, "def", true, "default.test") + certYAML(t, ca, "wild", true, "*.example.test") +
-		certYAML(t, ca, "api", true, "api.example.test") + pool("a", hostOf(a.URL)) + fmt.Sprintf(`---
+	src := sniCertsYAML(t, ca) + pool("a", hostOf(a.URL)) + fmt.Sprintf(`---
 apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: lb, namespace: t}
@@ -238,12 +245,8 @@ kind: HTTPLoadBalancer
 metadata: {name: lb, namespace: t}
 spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1}], defaultPool: ws}
 `, port), Options{})
-	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialFor(t, fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	br := bufio.NewReader(c)
 	status, err := br.ReadString('\n')
