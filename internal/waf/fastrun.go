@@ -354,10 +354,20 @@ func (e *fpEval) transformedMulti(p *fpProgram, l *fpLink, v *fpVar, ms []types.
 		from := len(flat)
 		val, ok := md.Value(), true
 		flat = append(flat, val)
+		b := e.infos.ents[e.info(val)-1].bytes
 		for i, tf := range l.tfFns {
-			if val, ok = e.tfc.apply(val, l.tfIDs[i], tf); !ok {
+			id := l.tfIDs[i]
+			if !b.meets(&tfTrigger[id]) {
+				continue // unchanged
+			}
+			out, tok := e.tfc.apply(val, id, tf)
+			if ok = tok; !ok {
 				break
 			}
+			if out == val {
+				continue
+			}
+			val, b = out, e.infos.ents[e.info(out)-1].bytes
 			if !slices.Contains(flat[from:], val) {
 				flat = append(flat, val)
 			}
@@ -496,6 +506,11 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 					break
 				}
 				for _, tv := range m.flat[mv.from:mv.to] {
+					if !l.neg {
+						if q := (tfMemoVal{v: tv, ok: true}); e.quickNo(&l.op, &q) {
+							continue
+						}
+					}
 					if r, known := l.op.evalAll(e, ctx, tv); !known || r != l.neg {
 						no = false
 						break
