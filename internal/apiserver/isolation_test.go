@@ -12,7 +12,7 @@ import (
 	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
-	"github.com/meridian-platform/meridian/internal/testfixture"
+	"github.com/meridian-platform/meridian/internal/testcert"
 )
 
 // sample returns a valid object of kind; references point to "p0" (an
@@ -70,7 +70,7 @@ var testCert struct {
 // testCertOnce returns one certificate for the whole test binary, so that
 // samples compare equal.
 func testCertOnce(t testing.TB) (string, string) {
-	testCert.once.Do(func() { testCert.c, testCert.k = testfixture.SelfSigned(t, "shop.example.com") })
+	testCert.once.Do(func() { testCert.c, testCert.k = testcert.SelfSigned(t, "shop.example.com") })
 	return testCert.c, testCert.k
 }
 

@@ -11,7 +11,7 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/store"
-	"github.com/meridian-platform/meridian/internal/testfixture"
+	"github.com/meridian-platform/meridian/internal/testcert"
 )
 
 func testCRUDMetadataDefaultsGeneration(t *testing.T, open storeOpener) {
@@ -187,7 +187,7 @@ func testHistoryAndRollback(t *testing.T, open storeOpener) {
 func testSecrets(t *testing.T, open storeOpener) {
 	e := newEnv(t, open)
 	tok := e.tenant("acme", "retail")
-	certPEM, keyPEM := testfixture.SelfSigned(t, "shop.example.com")
+	certPEM, keyPEM := testcert.SelfSigned(t, "shop.example.com")
 	base := "/api/v1/namespaces/retail/certificates"
 	c := obj("Certificate", "retail", "shop", map[string]any{"certificate": certPEM, "privateKey": keyPEM})
 	r := e.must(201, "POST", base, tok, c)

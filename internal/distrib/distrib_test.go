@@ -18,6 +18,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/distrib"
 	"github.com/meridian-platform/meridian/internal/node/agent"
 	"github.com/meridian-platform/meridian/internal/sites/sitestest"
+	"github.com/meridian-platform/meridian/internal/testcert"
 	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
@@ -98,7 +99,7 @@ spec:
 `
 
 func applyTenant(t *testing.T, e *sitestest.Env, tenant, tag string) (keyPEM string) {
-	c, k := testfixture.SelfSigned(t, tag+".example")
+	c, k := testcert.SelfSigned(t, tag+".example")
 	e.Apply(t, tenant, sitestest.MustDecode(t, fmt.Sprintf(tenantObjects, tag, indent(c), indent(k)))...)
 	return k
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meridian-platform/meridian/internal/testfixture"
+	"github.com/meridian-platform/meridian/internal/testcert"
 )
 
 // flakyListener is a real loopback listener whose Accept first fails the
@@ -30,7 +30,7 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 
 func selfSigned(t *testing.T, cn string) tls.Certificate {
 	t.Helper()
-	c, k := testfixture.SelfSigned(t, cn)
+	c, k := testcert.SelfSigned(t, cn)
 	pair, err := tls.X509KeyPair([]byte(c), []byte(k))
 	if err != nil {
 		t.Fatal(err)

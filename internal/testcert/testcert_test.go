@@ -1,4 +1,4 @@
-package testfixture
+package testcert
 
 import (
 	"crypto/tls"
