@@ -166,6 +166,7 @@ type fpEval struct {
 	// every value of a collection (by variable), for key regexes
 	allVals [256][]types.MatchData
 	allHave [256]bool
+	allSet  []variables.RuleVariable // the variables set in allVals
 	litBits []uint64 // the literal sets of the scanned values (valInfo.lits)
 	// tfc: transformation results by input value; infos: what one pass
 	// over a value's bytes tells (checkcache.go).
@@ -232,8 +233,7 @@ func (e *fpEval) beginPhase() {
 	// e.tfc and e.infos stay: they are keyed by the (immutable) strings
 	// themselves, and hold them.
 	clear(e.guard)
-	clear(e.allVals[:])
-	clear(e.allHave[:])
+	e.forgetAll()
 	clear(e.macs)
 	e.macs = e.macs[:0]
 }
@@ -256,8 +256,7 @@ func (p *fpProgram) freeEval(e *fpEval) {
 	clear(e.macs)
 	e.macs = e.macs[:0]
 	clear(e.guard)
-	clear(e.allVals[:])
-	clear(e.allHave[:])
+	e.forgetAll()
 	e.st = nil
 	p.pool.Put(e)
 }
@@ -313,6 +312,7 @@ func (e *fpEval) values(v *fpVar) ([]types.MatchData, bool) {
 func (e *fpEval) all(rv variables.RuleVariable, col collection.Collection) []types.MatchData {
 	if !e.allHave[rv] {
 		e.allVals[rv], e.allHave[rv] = col.FindAll(), true
+		e.allSet = append(e.allSet, rv)
 	}
 	return e.allVals[rv]
 }
@@ -766,4 +766,12 @@ func writtenLater(later []string, key string) bool {
 		}
 	}
 	return false
+}
+
+// forgetAll forgets the collections' values (e.all).
+func (e *fpEval) forgetAll() {
+	for _, rv := range e.allSet {
+		e.allVals[rv], e.allHave[rv] = nil, false
+	}
+	e.allSet = e.allSet[:0]
 }
