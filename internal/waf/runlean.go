@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,10 +53,21 @@ type runStep struct {
 	check  *fpCheck // the rule as a check (nil or unknown: cannot prove a no match)
 	guard  *fpGuard
 	always bool // a SecAction: it matches
+	txOnly bool // its macros read TX only
 	inert  bool // what it does when it matches changes nothing here
 	sets   []runSetvar
 	jump   string // skipAfter
 	skipN  int
+	// pre: what sets leave in TX when they run first (nothing written to
+	// TX before in the transaction) and read nothing but TX (bind).
+	pre *runPre
+}
+
+// runPre is the outcome of a step's setvars on the starting TX.
+type runPre struct {
+	idx   []int      // base names written
+	vals  [][]string // their values (nil: removed)
+	extra []runKV    // names added
 }
 
 type runSetvar struct {
@@ -130,7 +142,7 @@ func buildRunProg(in runProgIn) (*runProg, string) {
 			}
 		}
 		if r.chain == nil && len(r.vars) == 0 && r.op == "unconditionalMatch" {
-			st.always = true
+			st.always, st.txOnly = true, true
 			for _, a := range r.actions {
 				switch {
 				case runInert(a, in):
@@ -138,6 +150,11 @@ func buildRunProg(in runProgIn) (*runProg, string) {
 					sv, ok := runParseSetvar(a.val)
 					if !ok {
 						st.always = false
+					}
+					for _, m := range macroRef.FindAllStringSubmatch(a.val, -1) {
+						if c, _, _ := strings.Cut(strings.ToLower(m[1]), "."); c != "tx" {
+							st.txOnly = false
+						}
 					}
 					st.sets = append(st.sets, sv)
 				case a.key == "skipafter":
@@ -378,7 +395,44 @@ func (rp *runProg) bind(lean coraza.WAF) (string, bool) {
 			}
 		}
 	}
+	// Steps whose setvars read only TX: their outcome on the starting TX,
+	// computed once.
+	for ph := range rp.steps {
+		for i := range rp.steps[ph] {
+			st := &rp.steps[ph][i]
+			if !st.always || len(st.sets) == 0 || !st.txOnly {
+				continue
+			}
+			s := newRunState(rp)
+			for j := range st.sets {
+				st.sets[j].apply(s)
+			}
+			idx, extra := s.tx.writes()
+			pre := &runPre{idx: idx, extra: slices.Clone(extra)}
+			for _, i := range idx {
+				var v []string
+				if !s.tx.gone[i] {
+					v = slices.Clone(s.tx.vals[i])
+				}
+				pre.vals = append(pre.vals, v)
+			}
+			st.pre = pre
+		}
+	}
 	return "", true
+}
+
+// apply makes t what the step's setvars would (t is as it started).
+func (p *runPre) apply(t *runTX) {
+	for k, i := range p.idx {
+		if p.vals[k] == nil {
+			t.gone[i], t.vals[i] = true, nil
+			continue
+		}
+		t.vals[i] = p.vals[k]
+	}
+	t.extra = append(t.extra, p.extra...)
+	t.dirty = true
 }
 
 func (rp *runProg) get(id string) *runState {
@@ -435,8 +489,12 @@ func (rp *runProg) run(s *runState, e *fpEval, phase int) bool {
 		if !match {
 			continue
 		}
-		for j := range st.sets {
-			st.sets[j].apply(s)
+		if st.pre != nil && !s.tx.dirty {
+			st.pre.apply(&s.tx)
+		} else {
+			for j := range st.sets {
+				st.sets[j].apply(s)
+			}
 		}
 		if len(st.sets) > 0 {
 			stale = true

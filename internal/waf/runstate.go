@@ -635,6 +635,7 @@ type runTX struct {
 	gone  []bool
 	extra []runKV
 	s     *runState
+	dirty bool // written since init
 }
 
 func (t *runTX) init(b *runTXBase) {
@@ -648,6 +649,7 @@ func (t *runTX) init(b *runTXBase) {
 	clear(t.gone)
 	clear(t.extra)
 	t.extra = t.extra[:0]
+	t.dirty = false
 }
 
 func (t *runTX) Name() string { return variables.TX.Name() }
@@ -719,6 +721,7 @@ func (t *runTX) FindString(key string) []types.MatchData {
 }
 
 func (t *runTX) Add(key, value string) {
+	t.dirty = true
 	lk := strings.ToLower(key)
 	if i, ok := t.base.idx[lk]; ok {
 		if t.gone[i] {
@@ -731,6 +734,7 @@ func (t *runTX) Add(key, value string) {
 }
 
 func (t *runTX) Set(key string, values []string) {
+	t.dirty = true
 	lk := strings.ToLower(key)
 	if i, ok := t.base.idx[lk]; ok {
 		t.vals[i], t.gone[i] = values, false
@@ -744,6 +748,7 @@ func (t *runTX) Set(key string, values []string) {
 
 // set1 is Set with one value, without allocating for a base name.
 func (t *runTX) set1(key, v string) {
+	t.dirty = true
 	lk := strings.ToLower(key)
 	if i, ok := t.base.idx[lk]; ok {
 		t.one[i] = v
@@ -752,6 +757,29 @@ func (t *runTX) set1(key, v string) {
 	}
 	t.Remove(key)
 	t.extra = append(t.extra, runKV{key, lk, v})
+}
+
+// writes returns the base names t changed (indexes) and the names it
+// added.
+func (t *runTX) writes() (base []int, extra []runKV) {
+	for i := range t.vals {
+		if t.gone[i] || !slicesEqual(t.vals[i], t.base.vals[i]) {
+			base = append(base, i)
+		}
+	}
+	return base, t.extra
+}
+
+func slicesEqual(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *runTX) SetIndex(key string, index int, value string) {
@@ -765,6 +793,7 @@ func (t *runTX) SetIndex(key string, index int, value string) {
 }
 
 func (t *runTX) Remove(key string) {
+	t.dirty = true
 	lk := strings.ToLower(key)
 	if i, ok := t.base.idx[lk]; ok {
 		t.gone[i], t.vals[i] = true, nil
