@@ -2,20 +2,27 @@ package sites_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
+	"github.com/meridian-platform/meridian/client"
 	"github.com/meridian-platform/meridian/internal/apiserver"
 	"github.com/meridian-platform/meridian/internal/auth"
+	"github.com/meridian-platform/meridian/internal/console"
+	"github.com/meridian-platform/meridian/internal/pki"
 	"github.com/meridian-platform/meridian/internal/sites"
+	"github.com/meridian-platform/meridian/internal/sites/sitestest"
 	"github.com/meridian-platform/meridian/internal/store"
 	"github.com/meridian-platform/meridian/internal/store/backendtest"
 	"github.com/meridian-platform/meridian/internal/store/etcd/etcdtest"
@@ -272,5 +279,58 @@ func TestRegistrationClaimsOnEtcd(t *testing.T) {
 	}
 	if e.tokenUses(t, "back") != 0 || e.claims(t) != 0 {
 		t.Fatalf("uses back %d, claims %d; want 0, 0", e.tokenUses(t, "back"), e.claims(t))
+	}
+}
+
+// Through a real console on bbolt and on etcd: a watch of Sites resumed
+// from the resourceVersion of the SiteToken the registration used (the
+// first of its two object writes) delivers the new Site.
+func TestRegistrationWatchResumedFromTheTokenRevision(t *testing.T) {
+	for _, backend := range []string{console.StoreBolt, console.StoreEtcd} {
+		t.Run(backend, func(t *testing.T) {
+			var configure func(*console.Options)
+			if backend == console.StoreEtcd {
+				if testing.Short() {
+					t.Skip("starts etcd")
+				}
+				eps := etcdtest.Start(t)
+				keyFile := filepath.Join(t.TempDir(), "master.key")
+				if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(pki.NewMasterKey())), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				configure = func(o *console.Options) {
+					o.Store, o.EtcdEndpoints, o.MasterKeyFile = console.StoreEtcd, eps, keyFile
+				}
+			}
+			e := sitestest.StartWith(t, configure)
+			admin := e.Client(t, "")
+			tok := e.CreateToken(t, "", "eu", v1.SiteTokenSpec{MaxUses: 1})
+			if code, _, msg := register(t, e, httpClient(t, e, nil), tok, "station-1", newNode(t)); code != http.StatusCreated {
+				t.Fatalf("register: %d %s", code, msg)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var st v1.SiteToken
+			if err := admin.Get(ctx, "SiteToken", "", "eu", &st); err != nil || st.Status.Uses != 1 {
+				t.Fatalf("token uses %d, %v", st.Status.Uses, err)
+			}
+			site := getSite(t, admin, "station-1")
+			if st.Metadata.ResourceVersion == site.Metadata.ResourceVersion {
+				t.Fatalf("the SiteToken and the Site share resourceVersion %s", site.Metadata.ResourceVersion)
+			}
+			w, err := admin.Watch(ctx, "Site", "", client.WatchOptions{ResourceVersion: st.Metadata.ResourceVersion})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop()
+			ev, ok := <-w.Events()
+			if !ok {
+				t.Fatalf("watch ended: %v", w.Err())
+			}
+			if ev.Type != "ADDED" || ev.Object == nil || ev.Object.Metadata.Name != "station-1" ||
+				ev.Object.Metadata.ResourceVersion != site.Metadata.ResourceVersion {
+				t.Fatalf("first event from resourceVersion %s: %s %+v", st.Metadata.ResourceVersion, ev.Type, ev.Object)
+			}
+		})
 	}
 }
