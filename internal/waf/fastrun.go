@@ -167,11 +167,14 @@ type fpEval struct {
 	allVals [256][]types.MatchData
 	allHave [256]bool
 	allSet  []variables.RuleVariable // the variables set in allVals
-	litBits []uint64 // the literal sets of the scanned values (valInfo.lits)
+	litBits []uint64                 // the literal sets of the scanned values (valInfo.lits)
 	// tfc: transformation results by input value; infos: what one pass
 	// over a value's bytes tells (checkcache.go).
 	tfc   tfTab
 	infos infoTab
+	// txMD backs the match data of TX values looked up by name.
+	txMD  []kvMD
+	txOut []types.MatchData
 	// macs: the operators' macro expansions in this phase (TX values the
 	// phase no longer writes: see compileOp).
 	macs []macExp
@@ -251,6 +254,9 @@ func (p *fpProgram) freeEval(e *fpEval) {
 	}
 	e.touched = e.touched[:0]
 	e.litBits = e.litBits[:0]
+	clear(e.txMD)
+	clear(e.txOut)
+	e.txMD, e.txOut = e.txMD[:0], e.txOut[:0]
 	e.tfc.reset()
 	e.infos.reset()
 	clear(e.macs)
@@ -297,6 +303,10 @@ func (e *fpEval) values(v *fpVar) ([]types.MatchData, bool) {
 			return nil, false
 		}
 		out = k.FindRegex(v.keyRx)
+	case v.rv == variables.TX:
+		// TX by name: Get looks the name up where FindString may walk
+		// every name; the values are the same.
+		out = e.txValues(v.key, e.st.Variables().TX().Get(v.key))
 	default:
 		k, ok := col.(collection.Keyed)
 		if !ok {
@@ -774,4 +784,29 @@ func (e *fpEval) forgetAll() {
 		e.allVals[rv], e.allHave[rv] = nil, false
 	}
 	e.allSet = e.allSet[:0]
+}
+
+// kvMD is a types.MatchData of a TX value.
+type kvMD struct{ key, val string }
+
+func (m *kvMD) Variable() variables.RuleVariable { return variables.TX }
+func (m *kvMD) Key() string                      { return m.key }
+func (m *kvMD) Value() string                    { return m.val }
+func (m *kvMD) Message() string                  { return "" }
+func (m *kvMD) Data() string                     { return "" }
+func (m *kvMD) ChainLevel() int                  { return 0 }
+
+// txValues gives the TX values of name as match data (backed by e.txMD:
+// entries are never changed once handed out, growing keeps the old
+// backing alive for them).
+func (e *fpEval) txValues(name string, vs []string) []types.MatchData {
+	if len(vs) == 0 {
+		return nil
+	}
+	from := len(e.txOut)
+	for _, v := range vs {
+		e.txMD = append(e.txMD, kvMD{key: name, val: v})
+		e.txOut = append(e.txOut, &e.txMD[len(e.txMD)-1])
+	}
+	return e.txOut[from:len(e.txOut):len(e.txOut)]
 }
