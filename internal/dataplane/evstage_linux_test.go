@@ -36,14 +36,8 @@ func (s *probeStage) LoopServable() bool { return true }
 
 func (s *probeStage) OnRequestHeaders(x *Exchange) Action {
 	var b strings.Builder
-	// (BodyFollows is left out: the goroutine engine sets it for every
-	// request without a Content-Length, its HTTP library's -2; the loop
-	// runs stages on requests without a body only, and says so.)
-	fmt.Fprintf(&b, "%s path=%q query=%q host=%q scheme=%s proto=%s target=%q tls=%v", x.Method, x.Path, x.RawQuery,
-		x.Host, x.Scheme, x.Proto, x.RawTarget, x.TLS != nil)
-	if x.OnLoop && x.BodyFollows {
-		b.WriteString(" BodyFollows on the loop")
-	}
+	fmt.Fprintf(&b, "%s path=%q query=%q host=%q scheme=%s proto=%s target=%q tls=%v body=%v", x.Method, x.Path, x.RawQuery,
+		x.Host, x.Scheme, x.Proto, x.RawTarget, x.TLS != nil, x.BodyFollows)
 	fmt.Fprintf(&b, " peer=%v client=%v trusted=%v idlen=%d", x.Peer.Addr(), x.Client, x.TrustedPeer, len(x.RequestID))
 	fmt.Fprintf(&b, " listener=%v vhost=%s route=%v start=%v", x.Listener != nil, x.VHost.ID, x.Route != nil, !x.Start.IsZero())
 	q, ok := x.Query("q")

@@ -381,7 +381,9 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 	hx.body.conn, hx.body.timeout = mc, bodyTimeout(lc, vh)
 	x.RawTarget = req.Header.RequestURI()
 	x.RawHeaders = req.Header.RawHeaders()
-	x.BodyFollows = req.Header.ContentLength() != 0 // -1: chunked
+	// -1: chunked; -2: neither Content-Length nor Transfer-Encoding,
+	// which on a request means no body (RFC 9112 §6.3).
+	x.BodyFollows = lengthAnnouncesBody(req.Header.ContentLength())
 	x.TLS = mc.meta.tlsState
 	x.Peer = mc.meta.peer
 	x.Start = time.Now()
@@ -1084,3 +1086,7 @@ func (b *stageReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// lengthAnnouncesBody reports whether fasthttp's request Content-Length (-1 for
+// chunked, -2 when the head names no length) announces a body.
+func lengthAnnouncesBody(contentLength int) bool { return contentLength > 0 || contentLength == -1 }
