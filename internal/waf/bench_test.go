@@ -100,3 +100,12 @@ func BenchmarkBenignJSONPostSlowPath(b *testing.B) {
 	w := mustWAF(b, v1.AppFirewallSpec{}).WithoutFastPath()
 	benchRequest(b, w, "POST", "/api/users", "application/json", []byte(jsonBody40()))
 }
+
+// BenchmarkBenignGETLean is BenchmarkBenignGET with every transaction in
+// the lean Coraza instance (no native transactions): the difference is
+// what runstate.go saves.
+func BenchmarkBenignGETLean(b *testing.B) {
+	w := *mustWAF(b, v1.AppFirewallSpec{})
+	w.native = nil
+	benchRequest(b, &w, "GET", "/api/users?id=42&name=alice", "", nil)
+}
