@@ -3,6 +3,7 @@ package openapi
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
@@ -323,6 +324,10 @@ func addFixedSchemas(s *schemas) {
 	reasons := []any{}
 	for _, code := range v1.StatusErrorCodes() {
 		reasons = append(reasons, v1.StatusReasonForCode(code))
+		if code == http.StatusConflict {
+			// A create of a name that exists answers 409 AlreadyExists.
+			reasons = append(reasons, v1.StatusReasonAlreadyExists)
+		}
 	}
 	s.defs["ListMeta"] = obj(map[string]any{"resourceVersion": str, "continue": str}, "resourceVersion")
 	s.defs["FieldCause"] = obj(map[string]any{"field": str, "reason": str, "message": str}, "field", "reason", "message")
