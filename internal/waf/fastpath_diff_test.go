@@ -221,9 +221,14 @@ func TestFastPathDifferential(t *testing.T) {
 	// Paranoia level 4 without response inspection: transactions start
 	// natively (runstate.go) and go to the lean instance where a lean
 	// rule may match.
-	pl4 := pl1
+	pl4, crsNative := pl1, pl1
 	if !raceEnabled {
 		if pl4, err = Compile(runNoResp()); err != nil {
+			t.Fatal(err)
+		}
+		// The CRS suite's settings without response inspection: the
+		// initialization's comparisons run natively.
+		if crsNative, err = CompileForCRSTests(runNoResp()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -233,8 +238,8 @@ func TestFastPathDifferential(t *testing.T) {
 	for _, cfg := range []struct {
 		name string
 		w    *WAF
-	}{{"pl1", pl1}, {"crs-tests", crs}, {"pl2-exclusions", excl}, {"pl4-native", pl4}} {
-		if raceEnabled && (cfg.name == "pl2-exclusions" || cfg.name == "pl4-native") {
+	}{{"pl1", pl1}, {"crs-tests", crs}, {"pl2-exclusions", excl}, {"pl4-native", pl4}, {"crs-tests-native", crsNative}} {
+		if raceEnabled && (cfg.name == "pl2-exclusions" || cfg.name == "pl4-native" || cfg.name == "crs-tests-native") {
 			continue // the race detector makes the three compilations slow
 		}
 		if on, why := cfg.w.FastPath(); !on {

@@ -52,9 +52,10 @@ type runStep struct {
 	id     int
 	check  *fpCheck // the rule as a check (nil or unknown: cannot prove a no match)
 	guard  *fpGuard
-	always bool // a SecAction: it matches
-	txOnly bool // its macros read TX only
-	inert  bool // what it does when it matches changes nothing here
+	always bool    // a SecAction: it matches
+	cmp    *runCmp // a comparison of a TX value decided exactly
+	txOnly bool    // its macros read TX only
+	inert  bool    // what it does when it matches changes nothing here
 	sets   []runSetvar
 	jump   string // skipAfter
 	skipN  int
@@ -141,15 +142,17 @@ func buildRunProg(in runProgIn) (*runProg, string) {
 				}
 			}
 		}
-		if r.chain == nil && len(r.vars) == 0 && r.op == "unconditionalMatch" {
-			st.always, st.txOnly = true, true
+		if uncond := len(r.vars) == 0 && r.op == "unconditionalMatch"; r.chain == nil && (uncond || runCmpOf(r) != nil) {
+			// Its actions, when they are all followed here.
+			acts := true
+			st.txOnly = true
 			for _, a := range r.actions {
 				switch {
 				case runInert(a, in):
 				case a.key == "setvar":
 					sv, ok := runParseSetvar(a.val)
 					if !ok {
-						st.always = false
+						acts = false
 					}
 					for _, m := range macroRef.FindAllStringSubmatch(a.val, -1) {
 						if c, _, _ := strings.Cut(strings.ToLower(m[1]), "."); c != "tx" {
@@ -162,12 +165,20 @@ func buildRunProg(in runProgIn) (*runProg, string) {
 				case a.key == "skip":
 					n, err := strconv.Atoi(a.val)
 					if err != nil || n < 1 {
-						st.always = false
+						acts = false
 					}
 					st.skipN = n
 				default:
-					st.always = false
+					acts = false
 				}
+			}
+			switch {
+			case !acts:
+				st.sets, st.jump, st.skipN = nil, "", 0
+			case uncond:
+				st.always = true
+			default:
+				st.cmp = runCmpOf(r)
 			}
 		}
 		rp.steps[it.phase] = append(rp.steps[it.phase], st)
@@ -480,6 +491,7 @@ func (rp *runProg) run(s *runState, e *fpEval, phase int) bool {
 			match = false
 		case st.always:
 			match = true
+		case st.cmp != nil && st.cmp.decide(s, &match):
 		case st.inert:
 			continue
 		default:
@@ -517,4 +529,75 @@ func (st *runStep) checkNo(e *fpEval, stale *bool) bool {
 		*stale = false
 	}
 	return st.check.certainlyNoMatch(e)
+}
+
+// runCmp is a single-link rule comparing one TX value (or how many it
+// has) with a number, as Coraza's numeric operators do: both sides
+// through strconv.Atoi (0 when not a number).
+type runCmp struct {
+	key   string // lower case
+	count bool
+	op    string
+	neg   bool
+	arg   macro.Macro
+	tfs   []string
+}
+
+func runCmpOf(r *slRule) *runCmp {
+	if r.chain != nil || len(r.vars) != 1 || r.multi {
+		return nil
+	}
+	v := r.vars[0]
+	if v.name != "TX" || v.key == "" || v.keyRx || v.exclude || v.count && len(r.tfs) > 0 {
+		return nil
+	}
+	switch r.op {
+	case "eq", "ge", "gt", "le", "lt":
+	default:
+		return nil
+	}
+	for _, m := range macroRef.FindAllStringSubmatch(r.opArg, -1) {
+		if c, _, _ := strings.Cut(strings.ToLower(m[1]), "."); c != "tx" {
+			return nil
+		}
+	}
+	for _, t := range r.tfs {
+		if _, ok := tfApply(t, ""); !ok && tfNames[t] == nil {
+			return nil
+		}
+	}
+	arg, err := macro.NewMacro(r.opArg)
+	if err != nil {
+		return nil
+	}
+	return &runCmp{key: strings.ToLower(v.key), count: v.count, op: r.op, neg: r.neg, arg: arg, tfs: r.tfs}
+}
+
+// decide sets match; false when it cannot tell (a value a transformation
+// is not known for, several values).
+func (c *runCmp) decide(s *runState, match *bool) bool {
+	b, _ := strconv.Atoi(c.arg.Expand(s))
+	vs := s.tx.Get(c.key)
+	if c.count {
+		*match = compareInt(c.op, len(vs), b) != c.neg
+		return true
+	}
+	switch len(vs) {
+	case 0:
+		*match = false // nothing to compare, negated or not
+		return true
+	case 1:
+	default:
+		return false
+	}
+	v := vs[0]
+	for _, t := range c.tfs {
+		var ok bool
+		if v, ok = tfApply(t, v); !ok {
+			return false
+		}
+	}
+	a, _ := strconv.Atoi(v)
+	*match = compareInt(c.op, a, b) != c.neg
+	return true
 }

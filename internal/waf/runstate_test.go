@@ -229,6 +229,13 @@ func nativeWAFs(t testing.TB) map[string]*WAF {
 			t.Fatal(err)
 		}
 		out["pl4"] = pl4
+		// The CRS suite's settings: the setup's ctl stops the folding, so
+		// the initialization's comparisons run natively.
+		crs, err := CompileForCRSTests(runNoResp())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["crs-tests-noresp"] = crs
 	}
 	for name, w := range out {
 		if w.native == nil {
