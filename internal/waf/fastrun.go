@@ -172,6 +172,9 @@ type fpEval struct {
 	// over a value's bytes tells (checkcache.go).
 	tfc   tfTab
 	infos infoTab
+	// xml: 0 not looked at in this phase, 1 the XML collection is empty,
+	// 2 it is not (or absent).
+	xml uint8
 	// txMD backs the match data of TX values looked up by name.
 	txMD  []kvMD
 	txOut []types.MatchData
@@ -239,6 +242,7 @@ func (e *fpEval) beginPhase() {
 	e.forgetAll()
 	clear(e.macs)
 	e.macs = e.macs[:0]
+	e.xml = 0
 }
 
 func (p *fpProgram) freeEval(e *fpEval) {
@@ -254,6 +258,7 @@ func (p *fpProgram) freeEval(e *fpEval) {
 	}
 	e.touched = e.touched[:0]
 	e.litBits = e.litBits[:0]
+	e.xml = 0
 	clear(e.txMD)
 	clear(e.txOut)
 	e.txMD, e.txOut = e.txMD[:0], e.txOut[:0]
@@ -451,8 +456,7 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 			}
 			continue
 		case v.xml:
-			col := e.st.Collection(v.rv)
-			if col == nil || len(col.FindAll()) > 0 {
+			if !e.xmlEmpty() {
 				return false
 			}
 			continue
@@ -809,4 +813,16 @@ func (e *fpEval) txValues(name string, vs []string) []types.MatchData {
 		e.txOut = append(e.txOut, &e.txMD[len(e.txMD)-1])
 	}
 	return e.txOut[from:len(e.txOut):len(e.txOut)]
+}
+
+// xmlEmpty reports whether the XML collection is there and empty, once
+// per phase (many links read XML:/* beside ARGS).
+func (e *fpEval) xmlEmpty() bool {
+	if e.xml == 0 {
+		e.xml = 2
+		if col := e.st.Collection(variables.XML); col != nil && len(col.FindAll()) == 0 {
+			e.xml = 1
+		}
+	}
+	return e.xml == 1
 }
