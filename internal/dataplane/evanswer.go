@@ -13,8 +13,8 @@ import (
 
 // Answer implements evloop.Answerer for a redirect or direct-response
 // route: the answer handleH1 gives (same status, fields and body), written
-// without allocating. The loop answers plain-HTTP clients only (the
-// scheme, when a redirect keeps it, is "http").
+// without allocating (the scheme, when a redirect keeps it, is the
+// client's: "https" on a TLS connection).
 func (er *evRoute) Answer(b []byte, r *evloop.Request, closing bool) ([]byte, int, int) {
 	if d := er.rt.Direct; d != nil && er.rt.Redirect == nil {
 		// The body counts also for HEAD, as in the goroutine engine.
@@ -28,6 +28,8 @@ func (er *evRoute) Answer(b []byte, r *evloop.Request, closing bool) ([]byte, in
 	b = append(b, "\r\nLocation: "...)
 	if rd.Scheme != "" {
 		b = append(b, rd.Scheme...)
+	} else if r.TLS != nil {
+		b = append(b, "https"...)
 	} else {
 		b = append(b, "http"...)
 	}

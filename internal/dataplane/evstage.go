@@ -18,8 +18,9 @@ import (
 //     neither the request body nor the response, or does with OnLoop set
 //     what it would have done with them);
 //   - it changes no request header (Exchange.ReqHeaders is read-only on
-//     the loop: a change panics) and needs no TLS state (the loops run
-//     the stages of plaintext listeners only);
+//     the loop: a change panics); on a TLS listener Exchange.TLS is the
+//     connection's state as the goroutine engine gives it (server name,
+//     ALPN, the client's certificates as the handshake verified them);
 //   - it never blocks: a loop serves many connections.
 type LoopStage interface {
 	Stage

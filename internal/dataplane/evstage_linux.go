@@ -36,19 +36,20 @@ func (l *evLoopExchanges) get(q *evloop.Request) *evLoopX {
 
 // runStages runs the loop-servable stages of er's load balancer on a
 // request the loop serves (t is where it goes), in Meridian's request view
-// as the goroutine engine fills it, then their completion hooks. A request
-// that announces a body, and every request of a TLS listener, goes to the
-// goroutine engine (whose stages inspect the body; the loop answers
-// plaintext clients only). When a stage answers, the loop writes its reply
-// (Target.Answer); otherwise the request goes on to t. Either way the
-// request id the stages saw is the one the loop sends and logs.
+// as the goroutine engine fills it (on a TLS listener: scheme "https" and
+// the connection's TLS state, which the loop keeps per connection), then
+// their completion hooks. A request that announces a body goes to the
+// goroutine engine (whose stages inspect the body). When a stage answers,
+// the loop writes its reply (Target.Answer; through the connection's TLS
+// session on a TLS listener); otherwise the request goes on to t. Either
+// way the request id the stages saw is the one the loop sends and logs.
 func (r *evRouter) runStages(q *evloop.Request, t evloop.Target, er *evRoute) (evloop.Target, bool) {
 	if bodyAnnounced(q.Headers) {
 		return evloop.Target{}, false
 	}
 	lc := r.tr.Listener()
-	if lc == nil || lc.TLS != nil {
-		return evloop.Target{}, false
+	if lc == nil || (lc.TLS != nil) != (q.TLS != nil) {
+		return evloop.Target{}, false // the table changed meanwhile
 	}
 	lx := r.loops.get(q)
 	x := &lx.x
@@ -58,7 +59,10 @@ func (r *evRouter) runStages(q *evloop.Request, t evloop.Target, er *evRoute) (e
 	x.ReqHeaders = &lx.hdr
 	x.query = lx.query
 	x.Method, x.Path, x.RawQuery, x.Host = q.Method, q.Path, q.Query, q.Host
-	x.Scheme, x.Proto = "http", "HTTP/1.1"
+	x.Scheme, x.Proto, x.TLS = "http", "HTTP/1.1", q.TLS
+	if q.TLS != nil {
+		x.Scheme = "https"
+	}
 	x.RawTarget, x.RawHeaders = q.Target, q.Headers
 	x.Peer = q.Peer
 	x.Start = time.Now()

@@ -4,6 +4,7 @@ package dataplane
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 )
 
 // probeStage is a loop-servable stage that writes down what it sees of
@@ -38,6 +40,9 @@ func (s *probeStage) OnRequestHeaders(x *Exchange) Action {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s path=%q query=%q host=%q scheme=%s proto=%s target=%q tls=%v body=%v", x.Method, x.Path, x.RawQuery,
 		x.Host, x.Scheme, x.Proto, x.RawTarget, x.TLS != nil, x.BodyFollows)
+	if x.TLS != nil {
+		fmt.Fprintf(&b, " sni=%q alpn=%q version=%x complete=%v", x.SNI(), x.TLS.NegotiatedProtocol, x.TLS.Version, x.TLS.HandshakeComplete)
+	}
 	fmt.Fprintf(&b, " peer=%v client=%v trusted=%v idlen=%d", x.Peer.Addr(), x.Client, x.TrustedPeer, len(x.RequestID))
 	fmt.Fprintf(&b, " listener=%v vhost=%s route=%v start=%v", x.Listener != nil, x.VHost.ID, x.Route != nil, !x.Start.IsZero())
 	q, ok := x.Query("q")
@@ -164,6 +169,92 @@ spec:
 		if id := got.ids[probe]; id == "" || v != id {
 			t.Errorf("request %s: the stage saw id %q, the origin got %v", probe, id, v)
 		}
+	}
+}
+
+// TestLoopStagesAgreeHTTPS is TestLoopStagesAgreeWithGoroutineEngine on a
+// TLS listener: the loop runs the stage on the bodiless requests (scheme
+// "https" and the connection's TLS state, as the goroutine engine gives
+// them), writes the stage's answers, redirects and direct responses
+// through the connection's TLS session byte for byte as the goroutine
+// engine does, keeps the connection after them, and hands off nothing.
+func TestLoopStagesAgreeHTTPS(t *testing.T) {
+	ca, err := dptest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, originIDs := idOrigin(t)
+	probes := map[string]*probeStage{}
+	cfg := func(port int) string {
+		return sniCertsYAML(t, ca) + pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1, tls: {certificateRef: def, certificateRefs: [wild, api]}}]
+  routes:
+  - {match: {pathPrefix: /old}, redirect: {path: /new, code: 301}}
+  - {match: {pathPrefix: /port}, redirect: {port: 8443}}
+  - {match: {pathPrefix: /tea}, directResponse: {status: 418, body: "short and stout\n"}}
+  - {match: {pathPrefix: /}, pool: a}
+`, port)
+	}
+	addrs, servers := startEngines(t, cfg, func(engine string) Options {
+		p := newProbeStage()
+		probes[engine] = p
+		return Options{Stages: map[string]StageFactory{"policy": func(*config.VHost, *StageEnv) Stage { return p }}}
+	})
+	tc := &tls.Config{ServerName: "api.example.test", RootCAs: ca.Pool, NextProtos: []string{"http/1.1"}}
+	reqs := []string{
+		"GET /api/users?id=42&q=a+b HTTP/1.1\r\nHost: api.example.test\r\nUser-Agent: probe/1.0\r\nX-Probe: 1\r\n\r\n",
+		"GET /limit HTTP/1.1\r\nHost: api.example.test\r\nX-Probe: 2\r\n\r\n",
+		"GET /old/x?k=v HTTP/1.1\r\nHost: api.example.test\r\nX-Probe: 3\r\n\r\n",
+		"HEAD /page HTTP/1.1\r\nHost: api.example.test\r\nX-Probe: 4\r\n\r\n",
+		"GET /port/y HTTP/1.1\r\nHost: api.example.test:443\r\nX-Probe: 5\r\n\r\n",
+		"GET /tea HTTP/1.1\r\nHost: api.example.test\r\nX-Probe: 6\r\n\r\n",
+		"GET /moved HTTP/1.1\r\nHost: api.example.test\r\nX-Probe: 7\r\n\r\nGET /pipelined HTTP/1.1\r\nHost: api.example.test\r\nX-Probe: 8\r\n\r\n",
+		"GET /limit/last HTTP/1.1\r\nHost: api.example.test\r\nX-Probe: 9\r\nConnection: close\r\n\r\n",
+	}
+	want := exchangeTLS(t, addrs[EngineGoroutine], tc, reqs...)
+	got := exchangeTLS(t, addrs[EngineEvloop], tc, reqs...)
+	if len(got) != len(want) || len(want) != len(reqs) {
+		t.Fatalf("evloop: %d answers, goroutine: %d, want %d\nevloop: %q\ngoroutine: %q", len(got), len(want), len(reqs), got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("answer %d differs\nevloop:\n%s\ngoroutine:\n%s", i, got[i], want[i])
+		}
+	}
+	if !strings.Contains(got[2], "Location: https://api.example.test/new?k=v") {
+		t.Errorf("the redirect does not keep https: %s", got[2])
+	}
+	if st := servers[EngineEvloop].evStats(t, addrs[EngineEvloop]); st.Requests != 9 || st.Handoffs != 0 {
+		t.Fatalf("the event loop served %d requests and handed off %d, want 9 and 0", st.Requests, st.Handoffs)
+	}
+	w, g := probes[EngineGoroutine], probes[EngineEvloop]
+	w.mu.Lock()
+	g.mu.Lock()
+	defer w.mu.Unlock()
+	defer g.mu.Unlock()
+	if len(g.seen) != len(w.seen) || len(g.seen) != 9 {
+		t.Fatalf("the stage saw %d requests on the loop, %d on the goroutine engine, want 9", len(g.seen), len(w.seen))
+	}
+	for i := range w.seen {
+		if g.seen[i] != w.seen[i] {
+			t.Errorf("request %d\nevloop:    %s\ngoroutine: %s", i, g.seen[i], w.seen[i])
+		}
+		if !strings.Contains(g.seen[i], "scheme=https") || !strings.Contains(g.seen[i], `sni="api.example.test"`) {
+			t.Errorf("request %d: the stage saw %s", i, g.seen[i])
+		}
+	}
+	for probe, id := range g.ids {
+		if n := g.done[id]; n != 1 {
+			t.Errorf("request %s (id %s): OnDone ran %d times", probe, id, n)
+		}
+	}
+	if v, _ := originIDs.Load("1"); v == "" || v != g.ids["1"] {
+		t.Errorf("the stage saw id %q, the origin got %v", g.ids["1"], v)
 	}
 }
 

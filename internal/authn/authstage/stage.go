@@ -147,9 +147,9 @@ func (s *Stage) Name() string { return "authn" }
 func (s *Stage) LoopServable() bool { return s.loop }
 
 // loopServable says an authentication can run on an event loop: it
-// forwards no claim (the loop's request head is read-only), needs no
-// client certificate (the loops run stages on plaintext listeners only),
-// and never waits for the network: API keys, and JWTs whose keys come from
+// forwards no claim (the loop's request head is read-only), checks no
+// client certificate (mTLS load balancers stay with the goroutine
+// engine), and never waits for the network: API keys, and JWTs whose keys come from
 // a file (a key id it does not know is looked up in the file, at most
 // every minRefresh; a JWKS URL may take seconds to answer).
 func loopServable(cfg *authn.Config) bool {

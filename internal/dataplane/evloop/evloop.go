@@ -1157,6 +1157,9 @@ func (l *loop) clientProgress(c *client) {
 			r := &l.req
 			*r = Request{Method: rh.method, Target: rh.target, Host: rh.host, Headers: rh.headers, Peer: c.peerAP, HTTP10: !rh.http11}
 			r.Path, r.Query = normalPath(rh.target)
+			if c.ts != nil {
+				r.TLS = c.ts.state
+			}
 			var ok bool
 			if dst, ok = l.router.Route(r); !ok {
 				l.handoffOr(c, problemNoRoute)

@@ -1,6 +1,7 @@
 package evloop
 
 import (
+	"crypto/tls"
 	"net/netip"
 	"time"
 
@@ -20,6 +21,10 @@ type Request struct {
 	Peer    netip.AddrPort
 	// HTTP10 is set for an HTTP/1.0 request.
 	HTTP10 bool
+	// TLS is the state of a TLS client's connection (nil on plaintext),
+	// made once per connection when its handshake ends: the same state
+	// the goroutine engine gives its stages. It must not be changed.
+	TLS *tls.ConnectionState
 
 	match matchRequest
 }

@@ -81,6 +81,9 @@ type tlsSock struct {
 	timer    *time.Timer
 	err      error  // the handshake's
 	alpn     string // the protocol it negotiated
+	// state is the connection's state once the handshake is over
+	// (Request.TLS).
+	state *tls.ConnectionState
 
 	// in holds ciphertext read from the socket and not yet given to the
 	// tls.Conn, which gets it one record at a time (never past the end
@@ -427,7 +430,8 @@ func (l *loop) handshake(c *client, s *tlsSock) {
 		s.timer.Stop()
 	}
 	if s.err == nil {
-		s.alpn = s.tc.ConnectionState().NegotiatedProtocol
+		cs := s.tc.ConnectionState()
+		s.state, s.alpn = &cs, cs.NegotiatedProtocol
 	}
 	l.hsMu.Lock()
 	defer l.hsMu.Unlock()

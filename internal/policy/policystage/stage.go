@@ -91,9 +91,10 @@ func (s *Stage) Err() error { return s.err }
 func (s *Stage) Name() string { return "policy" }
 
 // LoopServable implements dataplane.LoopStage: a policy decides from the
-// request head alone (its SNI matcher sees no name on the loops, which
-// serve plaintext listeners only; claims come from the authn stage, which
-// keeps its load balancers off the loops) and changes no header.
+// request head alone (its SNI matcher sees the name of the connection's
+// TLS state, which the loops give as the goroutine engine does; claims
+// come from the authn stage, loop-servable only for the methods the loop
+// can run) and changes no header.
 func (s *Stage) LoopServable() bool { return true }
 
 // request adapts an exchange to policy.Request; requests are pooled so
