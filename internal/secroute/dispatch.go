@@ -15,6 +15,9 @@ type dispatch struct {
 	respBody        [][]dataplane.ResponseBodyFilter
 	done            [][]dataplane.DoneHook
 	bufReq, bufResp int
+	// loop says every stage the dispatcher may run is loop-servable
+	// (dataplane.LoopStage), so that it is itself.
+	loop bool
 }
 
 // The pipeline calls only the callbacks a stage implements and buffers
@@ -30,6 +33,7 @@ var (
 	_ dataplane.RequestHeadersFilter  = (*dispatch)(nil)
 	_ dataplane.ResponseHeadersFilter = (*dispatch)(nil)
 	_ dataplane.DoneHook              = (*dispatch)(nil)
+	_ dataplane.LoopStage             = (*dispatch)(nil)
 	_ dataplane.RequestBodyFilter     = reqBodyDispatch{}
 	_ dataplane.ResponseBodyFilter    = respBodyDispatch{}
 	_ dataplane.RequestBodyFilter     = bothDispatch{}
@@ -42,8 +46,12 @@ func newDispatch(name string, per [][]dataplane.Stage) dataplane.Stage {
 		reqBody: make([][]dataplane.RequestBodyFilter, n), respHeaders: make([][]dataplane.ResponseHeadersFilter, n),
 		respBody: make([][]dataplane.ResponseBodyFilter, n), done: make([][]dataplane.DoneHook, n)}
 	anyReqBody, anyRespBody := false, false
+	d.loop = true
 	for i, stages := range per {
 		for _, s := range stages {
+			if ls, ok := s.(dataplane.LoopStage); !ok || !ls.LoopServable() {
+				d.loop = false
+			}
 			if f, ok := s.(dataplane.RequestHeadersFilter); ok {
 				d.reqHeaders[i] = append(d.reqHeaders[i], f)
 			}
@@ -78,6 +86,12 @@ func newDispatch(name string, per [][]dataplane.Stage) dataplane.Stage {
 
 // Name implements dataplane.Stage.
 func (d *dispatch) Name() string { return d.name }
+
+// LoopServable implements dataplane.LoopStage: the dispatcher may run on
+// the event loops exactly when each stage of each profile may (it only
+// picks the route's stages and calls theirs; the loop sets
+// Exchange.Route before the request-head callbacks).
+func (d *dispatch) LoopServable() bool { return d.loop }
 
 // profile is the index of the exchange's security profile.
 func (d *dispatch) profile(x *dataplane.Exchange) int {

@@ -86,3 +86,67 @@ func TestSlot(t *testing.T) {
 		t.Fatalf("calls %q, want %q", got, want)
 	}
 }
+
+// looping is a stage that says whether it may run on the event loops.
+type looping struct {
+	named
+	loop bool
+}
+
+func (l *looping) LoopServable() bool { return l.loop }
+
+type loopingBodied struct{ looping }
+
+func (b *loopingBodied) OnRequestBody(*dataplane.Exchange, []byte, bool) dataplane.Action {
+	return dataplane.Continue
+}
+func (b *loopingBodied) BufferRequestBody() int { return 10 }
+
+// TestSlotLoopServable: the dispatcher is loop-servable exactly when every
+// stage of every profile is (one that is not a LoopStage, or says false,
+// in any profile keeps the whole load balancer off the loops), with and
+// without body callbacks.
+func TestSlotLoopServable(t *testing.T) {
+	var calls []string
+	mk := func(kind string) dataplane.Stage {
+		switch kind {
+		case "loop":
+			return &looping{named{name: kind, calls: &calls}, true}
+		case "noloop":
+			return &looping{named{name: kind, calls: &calls}, false}
+		case "bodyloop":
+			return &loopingBodied{looping{named{name: kind, calls: &calls}, true}}
+		}
+		return &named{name: kind, calls: &calls} // not a LoopStage
+	}
+	for _, tc := range []struct {
+		profiles [][]string
+		want     bool
+	}{
+		{[][]string{{"loop"}, {"loop", "loop"}}, true},
+		{[][]string{{}, {"loop"}}, true},
+		{[][]string{{"loop"}, {"bodyloop"}}, true},
+		{[][]string{{"loop"}, {"loop", "noloop"}}, false},
+		{[][]string{{"plain"}, {"loop"}}, false},
+		{[][]string{{"bodyloop"}, {"plain"}}, false},
+		{[][]string{{"loop", "loop"}}, true},
+		{[][]string{{"loop", "noloop"}}, false},
+	} {
+		var secs []*config.Security
+		for i, p := range tc.profiles {
+			secs = append(secs, &config.Security{Index: i, AppFirewalls: p})
+		}
+		build := func(_ *config.VHost, sec *config.Security, _ *dataplane.StageEnv) []dataplane.Stage {
+			var out []dataplane.Stage
+			for _, k := range sec.AppFirewalls {
+				out = append(out, mk(k))
+			}
+			return out
+		}
+		s := Slot("waf", build)(&config.VHost{Security: secs}, nil)
+		ls, ok := s.(dataplane.LoopStage)
+		if got := ok && ls.LoopServable(); got != tc.want {
+			t.Errorf("profiles %v: %T loop-servable %v, want %v", tc.profiles, s, got, tc.want)
+		}
+	}
+}
