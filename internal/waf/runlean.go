@@ -44,7 +44,12 @@ type runProg struct {
 	// reqBodyAccess is the engine's SecRequestBodyAccess (no rule changes
 	// it: a ctl that does is not inert).
 	reqBodyAccess bool
-	pool          sync.Pool // *runState
+	// respBodyAccess and respMimes: SecResponseBodyAccess and
+	// SecResponseBodyMimeType (a response body to inspect goes to the
+	// lean instance).
+	respBodyAccess bool
+	respMimes      []string
+	pool           sync.Pool // *runState
 }
 
 type runStep struct {
@@ -114,6 +119,14 @@ func buildRunProg(in runProgIn) (*runProg, string) {
 		}
 		if len(f) > 0 && strings.EqualFold(f[0], "SecRuleEngine") && (len(f) != 2 || strings.EqualFold(f[1], "Off")) {
 			return nil, "rule engine off"
+		}
+		if len(f) > 0 && strings.EqualFold(f[0], "SecResponseBodyMimeType") {
+			// Coraza splits the rest of the line at single spaces.
+			_, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+			rp.respMimes = strings.Split(rest, " ")
+		}
+		if len(f) > 0 && strings.EqualFold(f[0], "SecResponseBodyMimeTypesClear") {
+			return nil, "SecResponseBodyMimeTypesClear"
 		}
 	}
 	rp.txInit, rp.txVals = in.txInit, in.txVals
@@ -352,10 +365,8 @@ func (rp *runProg) bind(lean coraza.WAF) (string, bool) {
 	if !ok {
 		return "no transaction state", false
 	}
-	if tx.IsResponseBodyAccessible() {
-		return "response body inspection", false
-	}
 	rp.reqBodyAccess = tx.IsRequestBodyAccessible()
+	rp.respBodyAccess = tx.IsResponseBodyAccessible()
 	// TX as a fresh transaction holds it (the captures), then the folded
 	// values (fpProgram.initTX).
 	b := &runTXBase{idx: map[string]int{}}
@@ -600,4 +611,11 @@ func (c *runCmp) decide(s *runState, match *bool) bool {
 	a, _ := strconv.Atoi(v)
 	*match = compareInt(c.op, a, b) != c.neg
 	return true
+}
+
+// wantsResponseBody is Coraza's IsResponseBodyAccessible and
+// IsResponseBodyProcessable for s (no rule here forces the response body
+// variable: such a ctl is not inert).
+func (rp *runProg) wantsResponseBody(s *runState) bool {
+	return rp.respBodyAccess && slices.Contains(rp.respMimes, s.respCT)
 }

@@ -16,9 +16,8 @@ import (
 
 // The native request state.
 //
-// For the common request shape (no body, no Content-Type, no response body
-// inspection) the fast path does not need a lean Coraza transaction at
-// all: runState computes the variables the checks read the way Coraza
+// For the common request shape (no body, no Content-Type) the fast path
+// does not need a lean Coraza transaction at all: runState computes the variables the checks read the way Coraza
 // computes them (ProcessConnection, ProcessURI, AddRequestHeader,
 // SetServerName, AddResponseHeader, ProcessResponseHeaders; the argument
 // and cookie parsing of Coraza's internal url and cookies packages) and

@@ -567,7 +567,7 @@ func (t *Tx) doResponseHeaders(status int, proto string, headers func(add func(n
 // (response inspection on and a matching content type).
 func (t *Tx) WantsResponseBody() bool {
 	if t.nat != nil {
-		return false // runProg.bind: no response body inspection
+		return t.w.native.wantsResponseBody(t.nat)
 	}
 	return t.tx.IsResponseBodyAccessible() && t.tx.IsResponseBodyProcessable()
 }
@@ -582,10 +582,11 @@ func (t *Tx) ResponseBody(chunk []byte, end bool) *Verdict {
 	}
 	r := t.rec
 	if t.nat != nil {
+		wants := t.w.native.wantsResponseBody(t.nat)
 		switch {
-		case !end:
+		case !end && (len(chunk) == 0 || !wants):
 			return nil // not inspected
-		case t.nat.phase == types.PhaseResponseHeaders:
+		case end && !wants && t.nat.phase == types.PhaseResponseHeaders:
 			r.respEnd = true
 			if v, ok := t.runNative(types.PhaseResponseBody); ok {
 				return v
