@@ -136,6 +136,29 @@ func TestRouteSecurityOnEventLoop(t *testing.T) {
 	}
 }
 
+// TestMTLSOnEventLoop is TestMTLSRouteAndSNIPolicy without forwarded
+// claims on the event loops: the route's client-certificate
+// authentication and the SNI policy run on the loops with the state of
+// the loop's handshake (the listener's configuration, as the goroutine
+// engine has it), with the same answers, and nothing is handed off.
+func TestMTLSOnEventLoop(t *testing.T) {
+	sec := node.NewSecurity(io.Discard)
+	reg := prometheus.NewRegistry()
+	testMTLSRoute(t, false, func(doc string) {
+		dp := dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard,
+			Stages: sec.Stages, Metrics: reg, HTTP1Engine: dataplane.EngineEvloop})
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			dp.Shutdown(ctx)
+		})
+		applyDoc(t, dp, sec, doc)
+	})
+	if reqs, handoffs := evCounts(t, reg); reqs != 6 || handoffs != 0 {
+		t.Errorf("the loops served %v requests and handed off %v, want 6 and 0", reqs, handoffs)
+	}
+}
+
 // evCounts returns the event loops' request and hand-off counters.
 func evCounts(t *testing.T, reg *prometheus.Registry) (reqs, handoffs float64) {
 	t.Helper()

@@ -23,6 +23,16 @@ func indent(s string) string {
 // certificates (the listener asks for them because of it), another route
 // stays open; claims of the certificate and the SNI reach policies.
 func TestMTLSRouteAndSNIPolicy(t *testing.T) {
+	sec := node.NewSecurity(io.Discard)
+	testMTLSRoute(t, true, func(doc string) {
+		applyDoc(t, startDataplane(t, sec), sec, doc)
+	})
+}
+
+// testMTLSRoute runs the cases of TestMTLSRouteAndSNIPolicy on the data
+// plane start gives the objects to (forward: the route forwards the
+// certificate's subject to the origin).
+func testMTLSRoute(t *testing.T, forward bool, start func(doc string)) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "client="+r.Header.Get("X-Client"))
 	}))
@@ -77,10 +87,13 @@ spec:
       servicePolicies: [api-host-only]
       authentication:
         mtls: {caRef: clients, allowedNames: [svc-a.internal]}
-        forwardClaims: [{claim: sub, header: X-Client}]
 `, strings.TrimPrefix(backend.URL, "http://"), indent(certPEM), indent(keyPEM), indent(clientCA.CertPEM), port)
-	sec := node.NewSecurity(io.Discard)
-	applyDoc(t, startDataplane(t, sec), sec, doc)
+	client := ""
+	if forward {
+		doc += "        forwardClaims: [{claim: sub, header: X-Client}]\n"
+		client = "svc-a.internal"
+	}
+	start(doc)
 	get := func(sni, path string, cert *tls.Certificate) (int, string) {
 		t.Helper()
 		cfg := &tls.Config{RootCAs: serverCA.Pool, ServerName: sni}
@@ -111,7 +124,7 @@ spec:
 	}{
 		{"open route without a certificate", "api.example.com", "/", nil, 200, "client="},
 		{"mtls route without a certificate", "api.example.com", "/internal/x", nil, 401, ""},
-		{"mtls route", "api.example.com", "/internal/x", &good, 200, "client=svc-a.internal"},
+		{"mtls route", "api.example.com", "/internal/x", &good, 200, "client=" + client},
 		{"name not allowed", "api.example.com", "/internal/x", &wrongName, 403, ""},
 		{"untrusted CA", "api.example.com", "/internal/x", &foreign, 401, ""},
 		{"SNI policy after authentication", "other.example.com", "/internal/x", &good, 421, ""},

@@ -147,13 +147,14 @@ func (s *Stage) Name() string { return "authn" }
 func (s *Stage) LoopServable() bool { return s.loop }
 
 // loopServable says an authentication can run on an event loop: it
-// forwards no claim (the loop's request head is read-only), checks no
-// client certificate (mTLS load balancers stay with the goroutine
-// engine), and never waits for the network: API keys, and JWTs whose keys come from
-// a file (a key id it does not know is looked up in the file, at most
-// every minRefresh; a JWKS URL may take seconds to answer).
+// forwards no claim (the loop's request head is read-only) and never
+// waits for the network: API keys, client certificates (the loops make
+// the handshake with the listener's configuration and give the stages the
+// connection's state, as the goroutine engine does), and JWTs whose keys
+// come from a file (a key id it does not know is looked up in the file,
+// at most every minRefresh; a JWKS URL may take seconds to answer).
 func loopServable(cfg *authn.Config) bool {
-	return len(cfg.ForwardClaims) == 0 && cfg.MTLS == nil && (cfg.JWT == nil || cfg.JWT.JWKSURL == "")
+	return len(cfg.ForwardClaims) == 0 && (cfg.JWT == nil || cfg.JWT.JWKSURL == "")
 }
 
 type request struct {
