@@ -419,6 +419,11 @@ func benchLoopGET(b *testing.B, fw *v1.AppFirewallSpec) {
 		b.Fatal(err)
 	}
 	defer c.Close()
+	runLoopGET(b, f, c)
+}
+
+// runLoopGET measures the bench's GET on c, a connection to f.
+func runLoopGET(b *testing.B, f *loopFront, c net.Conn) {
 	req := []byte("GET /api/users?id=42&name=alice HTTP/1.1\r\nHost: shop.test\r\n" + browserFields + "\r\n")
 	buf := make([]byte, 64<<10)
 	roundTrip := func() {

@@ -25,17 +25,7 @@ import (
 // are answered on the loop too (the redirect keeps "https"), and an answer
 // that closes the connection ends it with close_notify.
 func TestWAFOnEventLoopTLS(t *testing.T) {
-	ca, err := dptest.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := ca.Issue("shop.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := &v1.Certificate{Spec: v1.CertificateSpec{Certificate: certPEM, PrivateKey: v1.Secret(keyPEM)}}
-	cert.Kind, cert.APIVersion = "Certificate", "meridian/v1"
-	cert.Metadata.Namespace, cert.Metadata.Name = "t", "shop-cert"
+	ca, cert := shopCert(t)
 	f := startLoopFront(t, "loopwaftls", &v1.AppFirewallSpec{}, []v1.Object{cert}, func(s *v1.HTTPLoadBalancerSpec) {
 		s.Listeners[0].TLS = &v1.ListenerTLS{CertificateRef: "shop-cert"}
 		s.Routes = []v1.HTTPRoute{
@@ -204,4 +194,43 @@ func (c *recordingConn) recordTypes() []byte {
 		b = b[5+n:]
 	}
 	return types
+}
+
+// shopCert is a CA and a Certificate object "shop-cert" for shop.test
+// it issued.
+func shopCert(tb testing.TB) (*dptest.CA, *v1.Certificate) {
+	tb.Helper()
+	ca, err := dptest.NewCA()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.Issue("shop.test")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert := &v1.Certificate{Spec: v1.CertificateSpec{Certificate: certPEM, PrivateKey: v1.Secret(keyPEM)}}
+	cert.Kind, cert.APIVersion = "Certificate", "meridian/v1"
+	cert.Metadata.Namespace, cert.Metadata.Name = "t", "shop-cert"
+	return ca, cert
+}
+
+// BenchmarkLoopGETTLS is BenchmarkLoopGET over TLS (one keep-alive
+// connection, the WAF on the loop); BenchmarkLoopGETTLSNoWAF without the
+// WAF.
+func BenchmarkLoopGETTLS(b *testing.B) { benchLoopGETTLS(b, &v1.AppFirewallSpec{}) }
+
+func BenchmarkLoopGETTLSNoWAF(b *testing.B) { benchLoopGETTLS(b, nil) }
+
+func benchLoopGETTLS(b *testing.B, fw *v1.AppFirewallSpec) {
+	ca, cert := shopCert(b)
+	f := startLoopFrontTo(b, cannedBackend(b), nil, "benchtls", fw, []v1.Object{cert}, func(s *v1.HTTPLoadBalancerSpec) {
+		s.AccessLog = nil
+		s.Listeners[0].TLS = &v1.ListenerTLS{CertificateRef: "shop-cert"}
+	})
+	c, err := tls.Dial("tcp", f.addr, &tls.Config{ServerName: "shop.test", RootCAs: ca.Pool, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	runLoopGET(b, f, c)
 }
