@@ -72,9 +72,8 @@
 // past that the transaction moves to the full instance at once.
 //
 // Without a Coraza transaction: for the common request shape (no
-// Content-Type, no body, no response body to inspect, no rules removed
-// by the configuration), a transaction starts natively (runstate.go,
-// runlean.go): the variables the checks read are computed the way Coraza
+// Content-Type, no body, no response body to inspect), a transaction
+// starts natively (runstate.go, runlean.go): the variables the checks read are computed the way Coraza
 // computes them and TX is kept in Go; the lean rules are followed in
 // Coraza's order (guards evaluated, SecAction setvars applied, rules the
 // checks prove not to match skipped, rules whose effects nothing reads

@@ -548,6 +548,10 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 			p.stats.LeanDropped++
 		case !it.detect && fold.skip[it.pos]:
 			p.stats.Folded++
+		case !it.detect && (removedIDs[it.rule.id] || hasTag(it.rule, removedTags)):
+			// Removed by the configuration after the CRS is loaded; the
+			// lean instance's removal directives come before its rules, so
+			// the rule is left out of it here.
 		case !it.detect:
 			p.stats.Bookkeeping++
 			bookIDs[it.rule.id] = true
@@ -901,7 +905,7 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 	}
 	// The native side (runlean.go): the lean instance's rules and markers
 	// as the lean instance holds them.
-	if len(removedIDs) == 0 && len(removedTags) == 0 {
+	{
 		in := runProgIn{check: compileCheck, guard: guardOf, leanIDs: map[int]bool{}, leanTags: map[string]bool{},
 			txInit: p.txInit, txVals: p.txInitVals, lean: p.lean}
 		for _, it := range items {
@@ -910,7 +914,7 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 				if keepMarker[it.pos] {
 					in.items = append(in.items, it)
 				}
-			case it.detect || dropped[it.pos] || fold.skip[it.pos]:
+			case it.detect || dropped[it.pos] || fold.skip[it.pos] || removedIDs[it.rule.id] || hasTag(it.rule, removedTags):
 			default:
 				in.items = append(in.items, it)
 				in.leanIDs[it.rule.id] = true
@@ -920,8 +924,6 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 			}
 		}
 		p.native, p.nativeWhy = buildRunProg(in)
-	} else {
-		p.nativeWhy = "rules removed by the configuration"
 	}
 	p.buildLitScan()
 	return p, ""

@@ -245,6 +245,11 @@ func nativeWAFs(t testing.TB) map[string]*WAF {
 			t.Fatal(err)
 		}
 		out["crs-tests"] = crs
+		excl, err := Compile(exclusionSpec())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["pl2-exclusions"] = excl
 	}
 	for name, w := range out {
 		if w.native == nil {
