@@ -5,6 +5,7 @@ package dataplane
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
@@ -255,6 +257,58 @@ spec:
 	}
 	if v, _ := originIDs.Load("1"); v == "" || v != g.ids["1"] {
 		t.Errorf("the stage saw id %q, the origin got %v", g.ids["1"], v)
+	}
+}
+
+// TestLoopAnswersTLSClientNotReading: a TLS client that sends requests the
+// loop answers itself and never reads the answers loses its connection
+// once their ciphertext piles up (as a plaintext client does once its
+// socket buffer is full), and the loop goes on serving others.
+func TestLoopAnswersTLSClientNotReading(t *testing.T) {
+	ca, err := dptest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin, _ := idOrigin(t)
+	port := freePort(t)
+	src := sniCertsYAML(t, ca) + pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1, tls: {certificateRef: def}}]
+  defaultPool: a
+`, port)
+	p := newProbeStage()
+	s := startServer(t, src, Options{HTTP1Engine: EngineEvloop,
+		Stages: map[string]StageFactory{"policy": func(*config.VHost, *StageEnv) Stage { return p }}})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	tc := &tls.Config{ServerName: "default.test", RootCAs: ca.Pool, NextProtos: []string{"http/1.1"}}
+	c, err := tls.Dial("tcp", addr, tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	batch := []byte(strings.Repeat("GET /limit HTTP/1.1\r\nHost: default.test\r\n\r\n", 256))
+	_ = c.SetWriteDeadline(time.Now().Add(20 * time.Second))
+	var werr error
+	for written := 0; werr == nil && written < 32<<20; written += len(batch) {
+		_, werr = c.Write(batch)
+	}
+	if werr == nil {
+		t.Fatal("32 MiB of requests written to a client that reads nothing: the loop never let it go")
+	}
+	var ne net.Error
+	if errors.As(werr, &ne) && ne.Timeout() {
+		t.Fatalf("the connection was not closed: %v", werr)
+	}
+	if got := exchangeTLS(t, addr, tc, "GET /limit HTTP/1.1\r\nHost: default.test\r\n\r\n", "GET /x HTTP/1.1\r\nHost: default.test\r\n\r\n"); len(got) != 2 ||
+		!strings.HasPrefix(got[0], "429") || !strings.HasPrefix(got[1], "200") {
+		t.Fatalf("another client after: %q", got)
+	}
+	if st := s.evStats(t, addr); st.Handoffs != 0 {
+		t.Fatalf("%d hand-offs", st.Handoffs)
 	}
 }
 
