@@ -36,6 +36,7 @@ import (
 // runProg is the native side of a configuration's fast path.
 type runProg struct {
 	steps    [6][]runStep
+	kinds    [256]uint8 // runState.Collection by variable (bind)
 	tx       *runTXBase // bind
 	txInit   []string
 	txVals   [][]string
@@ -416,6 +417,10 @@ func (rp *runProg) bind(lean coraza.WAF) (string, bool) {
 				rp.defaults.noop[rv] = true
 			}
 		}
+	}
+	k := newRunState(rp)
+	for rv := range rp.kinds {
+		rp.kinds[rv] = k.collectionKind(variables.RuleVariable(rv))
 	}
 	// Steps whose setvars read only TX: their outcome on the starting TX,
 	// computed once.

@@ -394,17 +394,45 @@ var runNoLog = debuglog.Noop()
 // Collection returns the variable's collection (nil for one the native
 // state does not model: the fast path then gives up on the link).
 func (s *runState) Collection(rv variables.RuleVariable) collection.Collection {
+	switch s.p.kinds[rv] {
+	case kindTX:
+		return &s.tx
+	case kindSize:
+		return &s.size
+	case kindKeyed:
+		return &s.keyed[rv]
+	case kindSingle:
+		return &s.singles[rv]
+	case kindNoop:
+		return runNoop{}
+	}
+	return nil
+}
+
+// Collection kinds (runProg.kinds, by variable).
+const (
+	kindNone = iota
+	kindTX
+	kindSize
+	kindKeyed
+	kindSingle
+	kindNoop
+)
+
+// collectionKind is what Collection returns for rv (computed once per
+// configuration into runProg.kinds).
+func (s *runState) collectionKind(rv variables.RuleVariable) uint8 {
 	if s.p.defaults.none[rv] {
-		return nil
+		return kindNone
 	}
 	if s.p.defaults.noop[rv] {
-		return runNoop{}
+		return kindNoop
 	}
 	switch rv {
 	case variables.TX:
-		return &s.tx
+		return kindTX
 	case variables.ArgsCombinedSize:
-		return &s.size
+		return kindSize
 	case variables.Args, variables.ArgsGet, variables.ArgsNames, variables.ArgsGetNames,
 		variables.ArgsPost, variables.ArgsPostNames, variables.ArgsPath,
 		variables.RequestHeaders, variables.RequestHeadersNames,
@@ -412,17 +440,12 @@ func (s *runState) Collection(rv variables.RuleVariable) collection.Collection {
 		variables.ResponseHeaders, variables.ResponseHeadersNames,
 		variables.Files, variables.FilesNames, variables.FilesSizes, variables.MultipartFilename,
 		variables.MultipartName, variables.MultipartPartHeaders, variables.XML, variables.RequestXML:
-		if int(rv) < len(s.keyed) {
-			return &s.keyed[rv]
-		}
-		return nil
+		return kindKeyed
 	}
 	if _, ok := s.p.defaults.single[rv]; ok || runSingleVars[rv] {
-		if int(rv) < len(s.singles) {
-			return &s.singles[rv]
-		}
+		return kindSingle
 	}
-	return nil
+	return kindNone
 }
 
 // runSingleVars are the single variables runState computes.
@@ -654,7 +677,14 @@ func (t *runTX) init(b *runTXBase) {
 func (t *runTX) Name() string { return variables.TX.Name() }
 
 func (t *runTX) Get(key string) []string {
-	lk := strings.ToLower(key)
+	lk := key
+	if i, ok := t.base.idx[key]; ok { // base names are lower case
+		if t.gone[i] || len(t.vals[i]) == 0 {
+			return nil
+		}
+		return t.vals[i]
+	}
+	lk = strings.ToLower(key)
 	if i, ok := t.base.idx[lk]; ok {
 		if t.gone[i] || len(t.vals[i]) == 0 {
 			return nil
