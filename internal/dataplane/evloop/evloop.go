@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -440,10 +439,8 @@ type loop struct {
 	lastSweep int64
 	// lastYield is when the loop last gave its P to other goroutines
 	// (see yieldEvery).
-	lastYield int64
-	yieldNs   int64 // yieldEvery in nanoseconds; 0: never
-	// sched samples the scheduler for pWanted.
-	sched                      [3]metrics.Sample
+	lastYield                  int64
+	yieldNs                    int64 // yieldEvery in nanoseconds; 0: never
 	headerTO, idleTO, originTO int64
 	connectTO, bodyTO          int64
 	req                        Request
@@ -573,7 +570,6 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 	case cfg.yieldEvery > 0:
 		l.yieldNs = int64(cfg.yieldEvery)
 	}
-	l.sched = newSchedSamples()
 	l.initTLS(cfg)
 	l.initLog(&cfg)
 	for _, fd := range []int{lfd, efd} {
@@ -695,30 +691,8 @@ func (l *loop) tick() {
 	l.now = int64(time.Since(clockBase))
 	if l.yieldNs > 0 && l.now-l.lastYield >= l.yieldNs {
 		l.lastYield = l.now
-		if l.pWanted() {
-			runtime.Gosched()
-		}
+		runtime.Gosched()
 	}
-}
-
-func newSchedSamples() [3]metrics.Sample {
-	return [3]metrics.Sample{{Name: "/sched/goroutines/running:goroutines"}, {Name: "/sched/goroutines/runnable:goroutines"}, {Name: "/sched/gomaxprocs:threads"}}
-}
-
-// pWanted reports whether a goroutine may be waiting for the loop's P:
-// some are ready to run, or every P is running, so that expired timers
-// wait for a P to look at them. With a P idle and nothing ready the loop
-// does not yield: runtime.Gosched wakes a thread to spin for work for the
-// idle P each time (several epoll_wait and futex calls and two context
-// switches per yield, most of the scheduler's cost under load), and the
-// idle P's thread runs what comes, timers of busy Ps included.
-func (l *loop) pWanted() bool {
-	metrics.Read(l.sched[:])
-	running, ready, procs := l.sched[0].Value, l.sched[1].Value, l.sched[2].Value
-	if running.Kind() != metrics.KindUint64 || ready.Kind() != metrics.KindUint64 || procs.Kind() != metrics.KindUint64 {
-		return true // metrics unknown to this runtime
-	}
-	return ready.Uint64() > 0 || running.Uint64() >= procs.Uint64()
 }
 
 // dispatch handles one socket's event. A panic (a bug) ends the

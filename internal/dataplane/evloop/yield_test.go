@@ -182,27 +182,3 @@ func TestBusyLoopYields(t *testing.T) {
 	}
 	t.Fatalf("a 1 ms sleep did not wake sooner with the busy loop yielding than without:\n%s", strings.Join(tried, "\n"))
 }
-
-// pWanted tells a busy loop to yield when every P is running (timers may
-// be waiting for one) and not when a P is idle with nothing ready to run
-// (yielding then only wakes a thread to spin for work).
-func TestPWanted(t *testing.T) {
-	l := &loop{}
-	l.sched = newSchedSamples()
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	if !l.pWanted() {
-		t.Fatal("one P, running this test: pWanted says no")
-	}
-	runtime.GOMAXPROCS(4)
-	// Other goroutines (a GC worker, a test's leftovers) may run now and
-	// then: one read of four Ps with only this goroutine running is
-	// enough.
-	idle := false
-	for i := 0; i < 50 && !idle; i++ {
-		idle = !l.pWanted()
-		time.Sleep(time.Millisecond)
-	}
-	if !idle {
-		t.Fatal("four Ps, one goroutine running, none ready: pWanted says yes in 50 reads")
-	}
-}
