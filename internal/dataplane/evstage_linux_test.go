@@ -312,54 +312,6 @@ spec:
 	}
 }
 
-// cannedOrigin answers every request head it reads with a fixed 200
-// (bodiless requests only), allocating nothing per request.
-func cannedOrigin(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	const answer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf, out := make([]byte, 16<<10), make([]byte, 0, 4096)
-				seen := 0 // bytes of "\r\n\r\n" matched so far
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					out = out[:0]
-					for _, ch := range buf[:n] {
-						switch {
-						case ch == "\r\n\r\n"[seen]:
-							seen++
-						case ch == '\r':
-							seen = 1
-						default:
-							seen = 0
-						}
-						if seen == 4 {
-							out, seen = append(out, answer...), 0
-						}
-					}
-					if _, err := c.Write(out); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // nopLoopStage is a loop-servable stage that lets every request through.
 type nopLoopStage struct{ n atomic.Int64 }
 
@@ -375,7 +327,7 @@ func (s *nopLoopStage) OnDone(*Exchange)                  {}
 func BenchmarkLoopStagePath(b *testing.B) {
 	st := &nopLoopStage{}
 	port := freePort(b)
-	s := startServer(b, pool("a", cannedOrigin(b))+lbDoc([]string{listenerAt(port)}, "{match: {pathPrefix: /}, pool: a}"),
+	s := startServer(b, pool("a", dptest.CannedOrigin(b))+lbDoc([]string{listenerAt(port)}, "{match: {pathPrefix: /}, pool: a}"),
 		Options{HTTP1Engine: EngineEvloop, Stages: map[string]StageFactory{"policy": func(*config.VHost, *StageEnv) Stage { return st }}})
 	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {

@@ -1,2 +1,2 @@
-// Package dptest makes real test fixtures for the data plane: a CA and certificates signed by it, PEM encoded.
+// Package dptest makes real test fixtures for the data plane: a CA and certificates signed by it, PEM encoded, and a canned loopback origin.
 package dptest

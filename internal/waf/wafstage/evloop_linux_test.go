@@ -24,6 +24,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/authn"
 	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
@@ -352,56 +353,6 @@ func TestPolicyAndRateLimitOnEventLoop(t *testing.T) {
 	}
 }
 
-// cannedBackend answers every request head it reads with a fixed 200
-// (bodiless requests only), allocating nothing per request.
-func cannedBackend(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
-	const answer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 16<<10)
-				out := make([]byte, 0, 4096)
-				seen := 0 // bytes of "\r\n\r\n" matched so far
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					out = out[:0]
-					for _, ch := range buf[:n] {
-						switch {
-						case ch == "\r\n\r\n"[seen]:
-							seen++
-						case ch == '\r':
-							seen = 1
-						default:
-							seen = 0
-						}
-						if seen == 4 {
-							out = append(out, answer...)
-							seen = 0
-						}
-					}
-					if _, err := c.Write(out); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // BenchmarkLoopGET is the bench's benign GET through the event loops with
 // the WAF (paranoia level 1, the bench's AppFirewall) on one keep-alive
 // connection, to a backend that costs nearly nothing; BenchmarkLoopGETNoWAF
@@ -413,7 +364,7 @@ func BenchmarkLoopGET(b *testing.B) { benchLoopGET(b, &v1.AppFirewallSpec{}) }
 func BenchmarkLoopGETNoWAF(b *testing.B) { benchLoopGET(b, nil) }
 
 func benchLoopGET(b *testing.B, fw *v1.AppFirewallSpec) {
-	f := startLoopFrontTo(b, cannedBackend(b), nil, "bench", fw, nil, func(s *v1.HTTPLoadBalancerSpec) { s.AccessLog = nil })
+	f := startLoopFrontTo(b, dptest.CannedOrigin(b), nil, "bench", fw, nil, func(s *v1.HTTPLoadBalancerSpec) { s.AccessLog = nil })
 	c, err := net.Dial("tcp", f.addr)
 	if err != nil {
 		b.Fatal(err)

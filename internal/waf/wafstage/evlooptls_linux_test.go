@@ -223,7 +223,7 @@ func BenchmarkLoopGETTLSNoWAF(b *testing.B) { benchLoopGETTLS(b, nil) }
 
 func benchLoopGETTLS(b *testing.B, fw *v1.AppFirewallSpec) {
 	ca, cert := shopCert(b)
-	f := startLoopFrontTo(b, cannedBackend(b), nil, "benchtls", fw, []v1.Object{cert}, func(s *v1.HTTPLoadBalancerSpec) {
+	f := startLoopFrontTo(b, dptest.CannedOrigin(b), nil, "benchtls", fw, []v1.Object{cert}, func(s *v1.HTTPLoadBalancerSpec) {
 		s.AccessLog = nil
 		s.Listeners[0].TLS = &v1.ListenerTLS{CertificateRef: "shop-cert"}
 	})
