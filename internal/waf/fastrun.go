@@ -19,13 +19,39 @@ import (
 // noMatch reports whether no detection rule of phase can match the
 // transaction state st (the lean transaction after that phase); when it
 // cannot tell, it returns false and the id of the first such rule.
+func (p *fpProgram) noMatch(e *fpEval, phase int) (bool, int) {
+	if c := p.firstReachable(e, phase, mayMatch); c != nil {
+		return false, c.id
+	}
+	return true, 0
+}
+
+// mayMatch says a detection rule may match e's state: the fast path cannot
+// model it, or its checks cannot rule a match out.
+func mayMatch(e *fpEval, c *fpCheck) bool {
+	if c.unknown != "" {
+		return true
+	}
+	if e.trace != nil {
+		t0 := time.Now()
+		no := c.certainlyNoMatch(e)
+		e.trace(c.id, time.Since(t0))
+		return !no
+	}
+	return !c.certainlyNoMatch(e)
+}
+
+// firstReachable follows the control flow of phase on e's state and
+// returns the first detection rule it reaches for which stop says true
+// (nil: none). stop is a plain function, so that the walk allocates
+// nothing.
 //
-// It follows the phase's control flow twice: once with every skip rule in
-// place (for the rules that any run-time removal of a skip rule removes as
+// It follows the flow twice at once: once with every skip rule in place
+// (for the rules that any run-time removal of a skip rule removes as
 // well), once with the skip rules that can be removed at run time taken as
 // "may or may not jump". A guard whose condition holds jumps; other skip
 // rules may jump (both the next rule and the marker stay reachable).
-func (p *fpProgram) noMatch(e *fpEval, phase int) (bool, int) {
+func (p *fpProgram) firstReachable(e *fpEval, phase int, stop func(*fpEval, *fpCheck) bool) *fpCheck {
 	e.beginPhase()
 	var bufA, bufB [256]bool
 	pendA, pendB := bufA[:], bufB[:]
@@ -52,20 +78,8 @@ func (p *fpProgram) noMatch(e *fpEval, phase int) (bool, int) {
 			if follow && !reach {
 				continue
 			}
-			if f.check.unknown != "" {
-				return false, f.check.id
-			}
-			if e.trace != nil {
-				t0 := time.Now()
-				no := f.check.certainlyNoMatch(e)
-				e.trace(f.check.id, time.Since(t0))
-				if !no {
-					return false, f.check.id
-				}
-				continue
-			}
-			if !f.check.certainlyNoMatch(e) {
-				return false, f.check.id
+			if stop(e, f.check) {
+				return f.check
 			}
 		default: // a skip rule
 			holds := f.guard != nil && e.guardHolds(f.guard)
@@ -86,7 +100,7 @@ func (p *fpProgram) noMatch(e *fpEval, phase int) (bool, int) {
 			}
 		}
 	}
-	return true, 0
+	return nil
 }
 
 // guardHolds evaluates a guard once per phase: its TX variable is not

@@ -42,59 +42,15 @@ func (w *WAF) ResponseInert() (ok bool, why string) {
 	// Without response inspection only phase 3 runs (Tx.ResponseBody,
 	// phase 4, is called only when response bodies are inspected; the
 	// logging phase does not run it either).
-	if id := w.fp.reachableCheck(e, 3); id != 0 {
-		return false, "rule " + strconv.Itoa(id) + " of phase 3 may match a response"
+	if c := w.fp.firstReachable(e, 3, readsResponse); c != nil {
+		return false, "rule " + strconv.Itoa(c.id) + " of phase 3 may match a response"
 	}
 	return true, ""
 }
 
-// reachableCheck returns the id of the first detection rule of phase that
-// the phase's control flow may reach with the guards evaluated on e's
-// state and that reads more than TX variables (0: none). It follows the
-// flow as noMatch does, but counts every such reachable rule, whatever
-// its target values.
-func (p *fpProgram) reachableCheck(e *fpEval, phase int) int {
-	e.beginPhase()
-	pendA, pendB := make([]bool, p.markers), make([]bool, p.markers)
-	reachA, reachB, follow := true, true, true
-	for i := range p.flows[phase] {
-		f := &p.flows[phase][i]
-		switch {
-		case f.marker >= 0:
-			reachA = reachA || pendA[f.marker]
-			reachB = reachB || pendB[f.marker]
-			pendA[f.marker], pendB[f.marker] = false, false
-		case f.skipN > 0:
-			if f.giveUp {
-				follow = false
-			}
-		case f.check != nil:
-			reach := reachA
-			if !f.check.covered {
-				reach = reachB
-			}
-			if follow && !reach || txOnly(f.check) {
-				continue
-			}
-			return f.check.id
-		default: // a skip rule
-			holds := f.guard != nil && e.guardHolds(f.guard)
-			maybe := f.guard == nil
-			if reachA && (holds || maybe) {
-				if f.jump >= 0 {
-					pendA[f.jump] = true
-				}
-				if holds {
-					reachA = false
-				}
-			}
-			if reachB && (holds || maybe) && f.jump >= 0 {
-				pendB[f.jump] = true
-			}
-		}
-	}
-	return 0
-}
+// readsResponse says a detection rule reads more than TX variables: what
+// it decides may depend on the response.
+func readsResponse(_ *fpEval, c *fpCheck) bool { return !txOnly(c) }
 
 // txOnly says every link of a detection rule reads only TX variables: what
 // it decides does not depend on the response.
