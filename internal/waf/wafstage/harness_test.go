@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/meridian-platform/meridian/internal/ratelimit"
 	"github.com/meridian-platform/meridian/internal/ratelimit/ratestage"
 	"github.com/meridian-platform/meridian/internal/secevents"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 	"github.com/meridian-platform/meridian/internal/waf"
 )
 
@@ -125,15 +125,8 @@ func reflectBackend(t testing.TB) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a loopback port that was free a moment ago.
+var freePort = testfixture.FreePort
 
 // startFront starts a data-plane server with one load balancer protected
 // by fw in front of backend and returns its address.
