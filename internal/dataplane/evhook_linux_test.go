@@ -61,10 +61,14 @@ func exchangeRaw(t *testing.T, addr string, reqs ...string) []string {
 }
 
 // exchangeOn sends raw requests on c, one after the other, returns each
-// answer as text and closes c. The text has the status, whether the
-// connection closes, the header fields but Date (and Content-Length with
-// bodyLength) and the body; with bodyLength, the body's length in place
-// of the transfer coding (for answers whose framing may differ).
+// answer as text and closes c. A write holding several pipelined
+// requests is followed by as many reads as it has request lines, so
+// that every answer is read (and so counted by the server) before c
+// closes; a closing answer ends the exchange. The text has the status,
+// whether the connection closes, the header fields but Date (and
+// Content-Length with bodyLength) and the body; with bodyLength, the
+// body's length in place of the transfer coding (for answers whose
+// framing may differ).
 func exchangeOn(t *testing.T, c net.Conn, timeout time.Duration, bodyLength bool, reqs ...string) []string {
 	t.Helper()
 	defer c.Close()
@@ -76,31 +80,57 @@ func exchangeOn(t *testing.T, c net.Conn, timeout time.Duration, bodyLength bool
 			out = append(out, "write: "+err.Error())
 			break
 		}
-		resp, err := http.ReadResponse(br, &http.Request{Method: strings.Fields(req)[0]})
-		if err != nil {
-			out = append(out, "read: "+err.Error())
-			break
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		var hs []string
-		for k, vs := range resp.Header {
-			if k == "Date" || bodyLength && k == "Content-Length" {
-				continue
+		for _, method := range requestLineMethods(req) {
+			a, closed, err := readAnswer(br, method, bodyLength)
+			if err != nil {
+				return append(out, "read: "+err.Error())
 			}
-			hs = append(hs, k+": "+strings.Join(vs, ","))
-		}
-		sort.Strings(hs)
-		framing := fmt.Sprintf("te=%v", resp.TransferEncoding)
-		if bodyLength {
-			framing = fmt.Sprintf("len=%d", len(body))
-		}
-		out = append(out, fmt.Sprintf("%d close=%v %s\n%s\n%s", resp.StatusCode, resp.Close, framing, strings.Join(hs, "\n"), body))
-		if resp.Close {
-			break
+			if out = append(out, a); closed {
+				return out
+			}
 		}
 	}
 	return out
+}
+
+// requestLineRE matches the request lines of raw HTTP/1.x requests.
+var requestLineRE = regexp.MustCompile(`(?m)^([A-Z]+) \S+ HTTP/1\.[01]\r?$`)
+
+// requestLineMethods is the method of each request line in raw (one at
+// least: the first word, for input that has no well-formed request line).
+func requestLineMethods(raw string) []string {
+	var ms []string
+	for _, m := range requestLineRE.FindAllStringSubmatch(raw, -1) {
+		ms = append(ms, m[1])
+	}
+	if len(ms) == 0 {
+		ms = append(ms, strings.Fields(raw + " x")[0])
+	}
+	return ms
+}
+
+// readAnswer reads one answer to a request of method from br as
+// exchangeOn prints it, and whether it closes the connection.
+func readAnswer(br *bufio.Reader, method string, bodyLength bool) (string, bool, error) {
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		return "", false, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var hs []string
+	for k, vs := range resp.Header {
+		if k == "Date" || bodyLength && k == "Content-Length" {
+			continue
+		}
+		hs = append(hs, k+": "+strings.Join(vs, ","))
+	}
+	sort.Strings(hs)
+	framing := fmt.Sprintf("te=%v", resp.TransferEncoding)
+	if bodyLength {
+		framing = fmt.Sprintf("len=%d", len(body))
+	}
+	return fmt.Sprintf("%d close=%v %s\n%s\n%s", resp.StatusCode, resp.Close, framing, strings.Join(hs, "\n"), body), resp.Close, nil
 }
 
 // metricDump is the counters and gauges of reg whose name keep keeps, a
