@@ -14,6 +14,11 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 RATE=${RATE:-10000}
 RESULTS=${RESULTS:-$PWD/results.md}
+# One run at a time on the machine: the runs share fixed ports and, worse,
+# the CPUs; a second run waits for the first instead of failing to bind or
+# skewing both.
+exec 9>/tmp/meridian-bench.lock
+flock -n 9 || { echo "waiting for another bench run (/tmp/meridian-bench.lock)"; flock 9; }
 bench_init meridian-bench  # $WORK: nginx workers (www-data) read the bodies from it
 BIN="$WORK/bin"
 mkdir -p "$BIN"
@@ -197,14 +202,30 @@ run_wrk() { # target case
     END {printf "%s %s %.1f\n", rps+0, p99+0, (n > 0 ? ticks / hz * 1e6 / n : 0)}' "$WORK/wrk.out"
 }
 
-run_rate() { # target: prints "rate p99ms"
-  local t=$1
+# vegeta at a fixed rate: prints "rate p99ms proxyCPUus/req p50ms p90ms
+# maxms vegetaCPUus/req". The whole distribution and a histogram go to
+# $WORK/vegeta-TARGET.txt, with the generator's own CPU per request: it
+# shares the CPUs with the backend and the proxy.
+run_rate() { # target
+  local t=$1 before after vcpu
   [ -x "$BIN/vegeta" ] || { echo "0 0"; return; }
-  echo "GET http://127.0.0.1:${PORT[$t]}/" | "$BIN/vegeta" attack -rate="$RATE" -duration="$DURATION" -keepalive=true -max-connections=256 \
-    2>>"$WORK/vegeta-$t.err" > "$WORK/vegeta-$t.bin"
-  "$BIN/vegeta" report < "$WORK/vegeta-$t.bin" >> "$WORK/vegeta-$t.txt"
+  # shellcheck disable=SC2086
+  before=$(bench_cpu_ticks ${PROCS[$t]:-})
+  vcpu=$( { TIMEFORMAT='%U %S'; time "$BIN/vegeta" attack -rate="$RATE" -duration="$DURATION" -keepalive=true -max-connections=256 \
+    2>>"$WORK/vegeta-$t.err" > "$WORK/vegeta-$t.bin" <<< "GET http://127.0.0.1:${PORT[$t]}/"; } 2>&1 )
+  # shellcheck disable=SC2086
+  after=$(bench_cpu_ticks ${PROCS[$t]:-})
+  {
+    "$BIN/vegeta" report < "$WORK/vegeta-$t.bin"
+    "$BIN/vegeta" report -type='hist[0,100us,200us,300us,500us,1ms,2ms,5ms,10ms,20ms,50ms]' < "$WORK/vegeta-$t.bin"
+    echo "vegeta CPU (user sys, s): $vcpu"
+  } >> "$WORK/vegeta-$t.txt"
   "$BIN/vegeta" report -type=json < "$WORK/vegeta-$t.bin" \
-    | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["throughput"], r["latencies"]["99th"]/1e6)'
+    | python3 -c 'import json,sys
+r=json.load(sys.stdin); l=r["latencies"]; n=max(r["requests"], 1)
+ticks, hz, vu, vs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+print(r["throughput"], l["99th"]/1e6, "%.1f" % (ticks/hz*1e6/n), l["50th"]/1e6, l["90th"]/1e6, l["max"]/1e6, "%.1f" % ((vu+vs)*1e6/n))' \
+      "$((after - before))" "$TICK" $vcpu
 }
 
 echo "warming up"
@@ -233,6 +254,7 @@ import statistics, sys, collections, os
 path, rounds, duration = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = collections.defaultdict(lambda: ([], [], []))
 per_round = collections.defaultdict(dict)  # (case, round) -> target -> (rps, p99)
+dist = collections.defaultdict(list)  # (case, target) -> [p50, p90, max, vegeta CPU, p99] per round
 for line in open(path):
     parts = line.split()
     r, case, target, rps, p99 = parts[:5]
@@ -240,6 +262,8 @@ for line in open(path):
     rows[(case, target)][0].append(float(rps)); rows[(case, target)][1].append(float(p99))
     rows[(case, target)][2].append(cpu)
     per_round[(case, r)][target] = (float(rps), float(p99), cpu)
+    if len(parts) > 9:  # fixed rate: p50 p90 max, generator CPU
+        dist[(case, target)].append([float(x) for x in parts[6:10]] + [float(p99)])
 cases = []
 for (c, _) in rows:
     if c not in cases: cases.append(c)
@@ -272,5 +296,14 @@ for c in cases:
         cs = f"{cpu:.1f}" if cpu else "-"
         cr = f"{cpu/bcpu:.2f}x" if cpu and bcpu else "-"
         print(f"| {c} | {t} | {rps:,.0f} | {p99:.2f} | {rr} | {pr} | {qr} | {wr} | {cs} | {cr} |")
+if dist:
+    print("\nFixed rate, the whole distribution (medians over the rounds; the p99 of each round in brackets) and "
+          "the generator's own CPU per request:\n")
+    print("| case | target | p50 ms | p90 ms | p99 ms | max ms | vegeta CPU µs/req | p99 of each round |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (c, t), v in dist.items():
+        med = [statistics.median(x[i] for x in v) for i in range(5)]
+        each = " ".join(f"{x[4]:.2f}" for x in v)
+        print(f"| {c} | {t} | {med[0]:.2f} | {med[1]:.2f} | {med[4]:.2f} | {med[2]:.2f} | {med[3]:.1f} | {each} |")
 PY
 echo "raw results: $RES; vegeta reports: $WORK/vegeta-*.txt"
