@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/dataplane/proxyproto"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // ppListener reads a PROXY header from every accepted connection and
@@ -179,16 +180,18 @@ spec: {endpoints: [{address: %q}, {address: %q}, {address: %q}], loadBalancing: 
 
 func TestTimeoutBreakerAndHealth(t *testing.T) {
 	release := make(chan struct{})
-	defer close(release)
 	var healthy atomic.Bool
 	healthy.Store(true)
+	// The slow origin answers only once the test ends: an answer before
+	// that comes from the route's timeout or the circuit breaker.
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
-		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
 		}
 	}))
 	defer slow.Close()
+	defer close(release) // before slow.Close, which waits for its handlers
 	flappy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" && !healthy.Load() {
 			w.WriteHeader(503)
@@ -199,6 +202,8 @@ func TestTimeoutBreakerAndHealth(t *testing.T) {
 	defer flappy.Close()
 	steady, _ := echoBackend(t, "steady")
 	port := freePort(t)
+	// Probes get a timeout a loaded machine meets (a probe timing out
+	// marks a healthy endpoint unhealthy) and two failures to eject.
 	s := startServer(t, fmt.Sprintf(`apiVersion: meridian/v1
 kind: OriginPool
 metadata: {name: slow, namespace: t}
@@ -209,26 +214,27 @@ kind: OriginPool
 metadata: {name: hc, namespace: t}
 spec:
   endpoints: [{address: %q}, {address: %q}]
-  healthCheck: {http: {path: /health}, interval: 100ms, timeout: 50ms, healthyThreshold: 1, unhealthyThreshold: 1}
+  healthCheck: {http: {path: /health}, interval: 500ms, timeout: 500ms, healthyThreshold: 1, unhealthyThreshold: 2}
 `, hostOf(slow.URL), hostOf(flappy.URL), hostOf(steady.URL))+lbDoc([]string{listenerAt(port)},
-		"{match: {pathPrefix: /slow}, pool: slow, timeout: 200ms}", "{match: {pathPrefix: /hc}, pool: hc}"), Options{})
+		"{match: {pathPrefix: /slow}, pool: slow, timeout: 200ms}", "{match: {pathPrefix: /held}, pool: slow}",
+		"{match: {pathPrefix: /hc}, pool: hc}"), Options{})
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	start := time.Now()
 	resp, _ := get(t, base+"/slow", nil)
-	if resp.StatusCode != 504 || time.Since(start) > time.Second {
+	if resp.StatusCode != 504 || time.Since(start) > 4*time.Second {
 		t.Fatalf("timeout: %d after %v", resp.StatusCode, time.Since(start))
 	}
-	// Circuit breaker: with one request in flight the next is refused.
+	// Circuit breaker: with one request in flight the next is refused. The
+	// request held in flight goes by a route without a timeout, so it stays
+	// in flight however long the test takes to send the next one.
 	go func() {
-		c := &http.Client{Timeout: 3 * time.Second}
-		if r, err := c.Get(base + "/slow"); err == nil {
+		c := &http.Client{Timeout: 30 * time.Second}
+		if r, err := c.Get(base + "/held"); err == nil {
 			r.Body.Close()
 		}
 	}()
 	p := s.Registry().Pool("t/slow")
-	for i := 0; p.Stats().ActiveRequests == 0 && i < 200; i++ {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testfixture.WaitFor(t, "the held request in flight", func() bool { return p.Stats().ActiveRequests == 1 })
 	resp, body := get(t, base+"/slow", nil)
 	if resp.StatusCode != 503 || !strings.Contains(body, "circuit") {
 		t.Fatalf("breaker: %d %q", resp.StatusCode, body)
@@ -236,18 +242,14 @@ spec:
 	// Health checks: an unhealthy endpoint gets no traffic.
 	healthy.Store(false)
 	hp := s.Registry().Pool("t/hc")
-	for i := 0; hp.Stats().Available != 1 && i < 300; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testfixture.WaitFor(t, "flappy unhealthy", func() bool { return hp.Stats().Available == 1 })
 	for i := 0; i < 10; i++ {
 		if _, body := get(t, base+"/hc", nil); !strings.Contains(body, "backend=steady") {
 			t.Fatalf("unhealthy endpoint served: %q", body)
 		}
 	}
 	healthy.Store(true)
-	for i := 0; hp.Stats().Available != 2 && i < 300; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testfixture.WaitFor(t, "flappy healthy again", func() bool { return hp.Stats().Available == 2 })
 	got := map[string]bool{}
 	for i := 0; i < 10; i++ {
 		_, body := get(t, base+"/hc", nil)
