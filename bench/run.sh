@@ -20,6 +20,32 @@ RESULTS=${RESULTS:-$PWD/results.md}
 exec 9>/tmp/meridian-bench.lock
 flock -n 9 || { echo "waiting for another bench run (/tmp/meridian-bench.lock)"; flock 9; }
 bench_init meridian-bench  # $WORK: nginx workers (www-data) read the bodies from it
+# Linux puts each session in a scheduling group of its own (autogroup) and
+# shares the CPUs between the groups first, whatever the processes' nice
+# values. nginx and HAProxy daemonize (a session each); Meridian, started
+# in the background, would share the group of this script, and so of wrk
+# and vegeta, which use more CPU than any proxy: its CPU share and wake-up
+# latency would depend on the load generator's. So every server and every
+# generator run in a session of their own (setsid), and every one of these
+# groups gets the same priority, BENCH_NICE (an autogroup nice value, -20
+# to 19; default -10; empty leaves them at 0), so that other work on the
+# machine (the sessions of other users) takes less from the benchmark.
+# The same for every target: it changes nothing between them.
+BENCH_NICE=${BENCH_NICE--10}
+bench_prio() { # PID...: give each PID's scheduling group BENCH_NICE
+  local p
+  [ -n "$BENCH_NICE" ] || return 0
+  for p in "$@"; do echo "$BENCH_NICE" > "/proc/$p/autogroup" 2>/dev/null || true; done
+}
+# bench_gen CMD...: run a load generator in a session of its own, with the
+# benchmark's priority, and wait for it.
+bench_gen() {
+  local p
+  setsid "$@" &
+  p=$!
+  bench_prio "$p"
+  wait "$p"
+}
 BIN="$WORK/bin"
 mkdir -p "$BIN"
 ONLY_RATE=${ONLY_RATE:-}
@@ -115,13 +141,13 @@ CONF
 mkcfg "$WORK/meridian" 18082 18445 false
 mkcfg "$WORK/meridian-log" 18083 18446 true
 mkcfg "$WORK/meridian-goroutine" 18086 18447 false
-GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 >/dev/null 2>"$WORK/meridian.log" &
+GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} setsid "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 >/dev/null 2>"$WORK/meridian.log" &
 PIDS+=($!)
 declare -A PROCS=([meridian]=$!)
-GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} "${MERIDIAN[@]}" --config "$WORK/meridian-log" --admin 127.0.0.1:18902 >"$WORK/access.log" 2>"$WORK/meridian-log.log" &
+GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} setsid "${MERIDIAN[@]}" --config "$WORK/meridian-log" --admin 127.0.0.1:18902 >"$WORK/access.log" 2>"$WORK/meridian-log.log" &
 PIDS+=($!)
 PROCS[meridian-log]=$!
-GOMAXPROCS=2 "$BIN/nodebench" --evloop-listen 127.0.0.1:18084 --evloop-origin 127.0.0.1:18000 2>"$WORK/meridian-evloop.log" &
+GOMAXPROCS=2 setsid "$BIN/nodebench" --evloop-listen 127.0.0.1:18084 --evloop-origin 127.0.0.1:18000 2>"$WORK/meridian-evloop.log" &
 PIDS+=($!)
 PROCS[meridian-evloop]=$!
 # The same node with the goroutine-per-connection HTTP/1.1 engine
@@ -129,7 +155,7 @@ PROCS[meridian-evloop]=$!
 # `meridian node` has the option, so the target is left out when the node
 # does not build.
 if [ "${MERIDIAN[0]}" = "$BIN/meridian" ]; then
-  GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} "${MERIDIAN[@]}" --config "$WORK/meridian-goroutine" --admin 127.0.0.1:18903 --http1-engine goroutine >/dev/null 2>"$WORK/meridian-goroutine.log" &
+  GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} setsid "${MERIDIAN[@]}" --config "$WORK/meridian-goroutine" --admin 127.0.0.1:18903 --http1-engine goroutine >/dev/null 2>"$WORK/meridian-goroutine.log" &
   PIDS+=($!)
   PROCS[meridian-goroutine]=$!
   NODE_GOROUTINE=meridian-goroutine
@@ -137,11 +163,12 @@ else
   NODE_GOROUTINE=
 fi
 # The same with idle loops waiting in epoll_wait without giving up their P.
-GOMAXPROCS=2 "$BIN/nodebench" --evloop-listen 127.0.0.1:18085 --evloop-origin 127.0.0.1:18000 --evloop-rawblock 2>"$WORK/meridian-evloop-raw.log" &
+GOMAXPROCS=2 setsid "$BIN/nodebench" --evloop-listen 127.0.0.1:18085 --evloop-origin 127.0.0.1:18000 --evloop-rawblock 2>"$WORK/meridian-evloop-raw.log" &
 PIDS+=($!)
 PROCS[meridian-evloop-raw]=$!
 # shellcheck disable=SC2086
 bench_wait_ports 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446 ${NODE_GOROUTINE:+18086 18447}
+bench_prio "$(cat "$WORK/haproxy.pid")" "$(cat "$WORK/nginx-backend.pid")" "$(cat "$WORK/nginx-proxy.pid")" "${PROCS[@]}"
 
 declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085 [meridian-goroutine]=18086)
 declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446 [meridian-goroutine]=18447)
@@ -175,6 +202,10 @@ done
 PROCS[nginx]="$(cat "$WORK/nginx-proxy.pid") $(pgrep -P "$(cat "$WORK/nginx-proxy.pid")" | tr '\n' ' ')"
 PROCS[haproxy]=$(cat "$WORK/haproxy.pid")
 TICK=$(getconf CLK_TCK)
+for t in "${TARGETS[@]}"; do
+  read -r p _ <<< "${PROCS[$t]}"
+  echo "$t scheduling group: $(cat "/proc/$p/autogroup" 2>/dev/null || echo none)"
+done
 read -r -a CASES <<< "${CASES:-small 16k https close https-close}"
 RES="$WORK/results.txt"
 : > "$RES"
@@ -192,7 +223,7 @@ run_wrk() { # target case
   local before after
   # shellcheck disable=SC2086
   before=$(bench_cpu_ticks ${PROCS[$t]:-})
-  wrk -t1 -c"$conns" -d"$DURATION" --latency "${hdr[@]}" "$url" 2>/dev/null > "$WORK/wrk.out"
+  bench_gen wrk -t1 -c"$conns" -d"$DURATION" --latency "${hdr[@]}" "$url" 2>/dev/null > "$WORK/wrk.out"
   # shellcheck disable=SC2086
   after=$(bench_cpu_ticks ${PROCS[$t]:-})
   awk -v ticks=$((after - before)) -v hz="$TICK" '
@@ -211,8 +242,9 @@ run_rate() { # target
   [ -x "$BIN/vegeta" ] || { echo "0 0"; return; }
   # shellcheck disable=SC2086
   before=$(bench_cpu_ticks ${PROCS[$t]:-})
-  vcpu=$( { TIMEFORMAT='%U %S'; time "$BIN/vegeta" attack -rate="$RATE" -duration="$DURATION" -keepalive=true -max-connections=256 \
-    2>>"$WORK/vegeta-$t.err" > "$WORK/vegeta-$t.bin" <<< "GET http://127.0.0.1:${PORT[$t]}/"; } 2>&1 )
+  echo "GET http://127.0.0.1:${PORT[$t]}/" > "$WORK/vegeta-$t.targets"
+  vcpu=$( { TIMEFORMAT='%U %S'; time bench_gen "$BIN/vegeta" attack -targets="$WORK/vegeta-$t.targets" -rate="$RATE" -duration="$DURATION" \
+    -keepalive=true -max-connections=256 2>>"$WORK/vegeta-$t.err" > "$WORK/vegeta-$t.bin"; } 2>&1 )
   # shellcheck disable=SC2086
   after=$(bench_cpu_ticks ${PROCS[$t]:-})
   {
