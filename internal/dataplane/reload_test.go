@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/dataplane/config"
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 func lbYAML(port int, pool string) string {
@@ -26,6 +28,8 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1}], defaultPool:
 
 func TestReloadKeepsConnectionsAndState(t *testing.T) {
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			<-release
@@ -33,6 +37,7 @@ func TestReloadKeepsConnectionsAndState(t *testing.T) {
 		fmt.Fprint(w, "slow-backend")
 	}))
 	defer slow.Close()
+	defer unblock() // before slow.Close, which waits for its handlers
 	fast, _ := echoBackend(t, "fast")
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
@@ -73,15 +78,13 @@ func TestReloadKeepsConnectionsAndState(t *testing.T) {
 		resp.Body.Close()
 		inflight <- string(b)
 	}()
-	for i := 0; ep.ActiveRequests() == 0 && i < 200; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testfixture.WaitFor(t, "the request to /slow in flight", func() bool { return ep.ActiveRequests() == 1 })
 	// Reload: the default pool changes; pool "a" stays.
 	apply(t, s, pool("a", hostOf(slow.URL))+"---\n"+pool("b", hostOf(fast.URL))+lbYAML(port, "b"))
 	if got := roundTrip("/"); !strings.Contains(got, "backend=fast") {
 		t.Fatalf("same connection after reload: %q", got)
 	}
-	close(release)
+	unblock()
 	if got := <-inflight; got != "slow-backend" {
 		t.Fatalf("in-flight request: %q", got)
 	}
@@ -118,11 +121,14 @@ spec: {domains: [x.test], listeners: [{port: 1}], defaultPool: missing}
 
 func TestGracefulShutdown(t *testing.T) {
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-release
 		fmt.Fprint(w, "done")
 	}))
 	defer slow.Close()
+	defer unblock() // before slow.Close, which waits for its handlers
 	port := freePort(t)
 	s := New(Options{Logger: quietLoggerT(), AccessLog: io.Discard, HTTP1Engine: testEngine})
 	apply(t, s, pool("a", hostOf(slow.URL))+lbYAML(port, "a"))
@@ -137,20 +143,32 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		res <- string(b)
 	}()
-	for i := 0; s.Registry().Pool("t/a").Stats().ActiveRequests == 0 && i < 200; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
+	// (The endpoint counts it on both engines; the event loops, which
+	// serve only pools without a circuit breaker, leave the pool's count
+	// alone.)
+	ep := s.Registry().Pool("t/a").Endpoints()[0]
+	testfixture.WaitFor(t, "the request in flight", func() bool { return ep.ActiveRequests() == 1 })
 	done := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		done <- s.Shutdown(ctx)
 	}()
-	time.Sleep(50 * time.Millisecond)
-	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
-		t.Fatal("still accepting during shutdown")
+	// The listener closes while the request is still in flight (the
+	// shutdown goroutine may take a while to get there on a loaded machine).
+	testfixture.WaitFor(t, "the listener closed during shutdown", func() bool {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("shutdown ended with a request in flight: %v", err)
+	default:
 	}
-	close(release)
+	unblock()
 	if got := <-res; got != "done" {
 		t.Fatalf("in-flight request: %q", got)
 	}
