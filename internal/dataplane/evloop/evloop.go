@@ -441,6 +441,7 @@ type loop struct {
 	// (see yieldEvery).
 	lastYield                  int64
 	yieldNs                    int64 // yieldEvery in nanoseconds; 0: never
+	yields                     int   // times the loop yielded (read by tests once it ended)
 	headerTO, idleTO, originTO int64
 	connectTO, bodyTO          int64
 	req                        Request
@@ -623,17 +624,30 @@ func (l *loop) run() {
 		// about and may hand the P to another thread).
 		var n int
 		var err error
+		rested := false // the loop gave its P up while it waited
 		if l.park != nil {
 			n, err = l.park.wait(l.lastSweep + int64(sweepEvery))
+			rested = l.park.parked
 		} else if n, err = l.pollNow(0); n == 0 && err == nil {
 			wait := int(sweepEvery / time.Millisecond)
 			if l.rawBlock {
 				n, err = l.pollNow(wait)
 			} else {
 				n, err = unix.EpollWait(l.epfd, l.events, wait)
+				rested = true
 			}
 		}
-		l.tick()
+		if rested {
+			// Other goroutines had the P while the loop waited: its
+			// next yield is due yieldEvery from now. Yielding at once
+			// put every wake-up after more than yieldEvery of rest (most
+			// of them at a moderate rate) behind the goroutines ready at
+			// that moment, the other loops first.
+			l.now = int64(time.Since(clockBase))
+			l.lastYield = l.now
+		} else {
+			l.tick()
+		}
 		if l.now-l.lastSweep >= int64(sweepEvery) {
 			l.lastSweep = l.now
 			l.sweep()
@@ -691,6 +705,7 @@ func (l *loop) tick() {
 	l.now = int64(time.Since(clockBase))
 	if l.yieldNs > 0 && l.now-l.lastYield >= l.yieldNs {
 		l.lastYield = l.now
+		l.yields++
 		runtime.Gosched()
 	}
 }

@@ -28,6 +28,8 @@ type parker struct {
 	l        *loop
 	n        int
 	err      error
+	polls    int   // pollReady calls of the current wait
+	parked   bool  // the last wait parked: its first poll found nothing
 	deadline int64 // the read deadline set, in the loop's clock
 }
 
@@ -67,8 +69,12 @@ func (p *parker) wait(until int64) (int, error) {
 			return 0, err
 		}
 	}
-	p.n, p.err = 0, nil
-	if err := p.rc.Read(p.poll); err != nil {
+	p.n, p.err, p.polls = 0, nil, 0
+	err := p.rc.Read(p.poll)
+	// Parked: the first poll found nothing and the goroutine waited (for
+	// events, or until the deadline).
+	p.parked = p.polls > 1 || (p.polls == 1 && err != nil)
+	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return 0, nil
 		}
@@ -78,6 +84,7 @@ func (p *parker) wait(until int64) (int, error) {
 }
 
 func (p *parker) pollReady(uintptr) bool {
+	p.polls++
 	p.n, p.err = p.l.pollNow(0)
 	return p.n > 0 || p.err != nil
 }
