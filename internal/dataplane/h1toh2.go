@@ -172,9 +172,23 @@ func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *rou
 	if cp.AffinityCookie != "" && string(req.Header.Cookie(cp.AffinityCookie)) != ep.ID() {
 		setAffinityCookie(r, cp, ep)
 	}
+	a := resp.Body.(*h2Answer)
+	if pl := s.state.Load().pipelines[x.VHost]; pl != nil && len(pl.respTrailers) > 0 {
+		// The response-trailer stages see the origin's trailers at the
+		// answer's end, also when the client gets none (HTTP/1.0, HEAD, a
+		// length the origin gave and no TE: trailers).
+		a.trailer = resp
+		a.stages = &tailStages{hx: hx, pl: pl}
+	}
 	head := req.Header.IsHead()
 	if head || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
-		resp.Body.Close()
+		if a.stages != nil && drainBodiless(a) == errStoppedByStage {
+			// A response-trailer stage answered before the head was sent.
+			a.Close()
+			writeReplyH1(ctx, x)
+			return
+		}
+		a.Close()
 		if resp.ContentLength >= 0 {
 			r.Header.SetContentLength(int(resp.ContentLength))
 		}
@@ -182,17 +196,20 @@ func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *rou
 		return
 	}
 	n := int(resp.ContentLength)
-	a := resp.Body.(*h2Answer)
 	if x.Proto == "HTTP/1.0" {
 		// The origin request was made HTTP/1.1; the engine frames the
 		// answer by the request's version. An HTTP/1.0 client cannot read
-		// chunked: an answer of unknown length is read whole first.
+		// chunked: an answer of unknown length is read whole first (the
+		// response-trailer stages run on its end then, before the head is
+		// sent, so that a stage may still answer instead).
 		req.Header.SetProtocolBytes(strHTTP10)
 		if n < 0 {
 			b, err := io.ReadAll(a)
 			a.Close()
 			if err != nil {
-				x.respond(fasthttp.StatusBadGateway, "origin answer failed\n")
+				if !errors.Is(err, errStoppedByStage) {
+					x.respond(fasthttp.StatusBadGateway, "origin answer failed\n")
+				}
 				writeReplyH1(ctx, x)
 				return
 			}
@@ -210,14 +227,30 @@ func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *rou
 				_ = r.Header.AddTrailer(k) // refused names are dropped
 			}
 		}
-		if pl := s.state.Load().pipelines[x.VHost]; pl != nil && len(pl.respTrailers) > 0 {
-			a.stages = &tailStages{hx: hx, pl: pl}
-			hx.tail = a
-		}
+	}
+	if a.stages != nil {
+		hx.tail = a
 	}
 	// The engine writes the body after the handler returns and closes it
 	// then, which ends the origin stream.
 	r.SetBodyStream(a, n)
+}
+
+// drainBodiless reads the rest of an HTTP/2 origin's answer that has no
+// body (to HEAD, 204, 304) up to its end, where its trailers come, so that
+// the response-trailer stages see them (a.stages is set); a body the
+// origin sends anyway is discarded, and not more than 64 KiB of it is
+// read. It returns errStoppedByStage when a stage answered.
+func drainBodiless(a *h2Answer) error {
+	var buf [512]byte
+	for read := 0; read < 64<<10; {
+		n, err := a.Read(buf[:])
+		read += n
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // h2Answer is an origin's response body read with a net/http client (the
@@ -237,11 +270,16 @@ type h2Answer struct {
 
 func (a *h2Answer) Read(p []byte) (int, error) {
 	n, err := a.rc.Read(p)
+	a.stages.count(n)
 	if err == io.EOF && a.trailer != nil {
 		tr := a.trailer.Trailer
-		a.stages.run(tr)
-		addTrailers(a.resp, tr)
 		a.trailer = nil
+		if serr := a.stages.run(tr); serr != nil {
+			return n, serr
+		}
+		if a.resp != nil {
+			addTrailers(a.resp, tr)
+		}
 	}
 	return n, err
 }
@@ -253,47 +291,79 @@ func (a *h2Answer) Close() error {
 	return err
 }
 
-func (a *h2Answer) handOver() { a.stages.handOver() }
+func (a *h2Answer) handOver(st *state, pl *Pipeline) { a.stages.handOver(st, pl) }
 
 // answerTail is an origin's answer body that the engine writes to an
 // HTTP/1.1 client after the handler returned, with response-trailer
 // stages to run when it ends (h1Exchange.tail): the handler hands the
-// exchange over to it instead of releasing it, and its Close releases it.
+// exchange over to it instead of completing it, and its Close completes
+// it (metrics, completion hooks) and releases it.
 type answerTail interface {
 	io.Reader
-	handOver()
+	handOver(st *state, pl *Pipeline)
 }
+
+// errAbortedByStage ends an answer whose head has been sent when a
+// response-trailer stage answers (Exchange.Aborted).
+var errAbortedByStage = errors.New("answer aborted by a response-trailer stage")
 
 // tailStages runs the response-trailer stages of an exchange on the
 // trailers of its answer's end, which may come after the handler
 // returned: the exchange (and the client's request it lends from, which
 // the engine keeps until the answer is written) then stays out of the
-// pool until the answer's body is closed. A stage cannot answer any
-// more at that point (the head is sent): Respond is ignored.
+// pool until the answer's body is closed, and is completed then (metrics,
+// completion hooks, access log: after the stages, so that these see what
+// the stages saw and did, with the body bytes that passed).
+//
+// A stage that answers (Respond) while the handler still runs (an answer
+// read whole for an HTTP/1.0 client) stops the answer before its head is
+// sent: run returns errStoppedByStage and x.Reply is sent instead. Once
+// the handler has returned the head is sent: the answer is aborted (run
+// returns errAbortedByStage, the engine closes the connection without
+// the answer's end) and Exchange.Aborted is set.
 type tailStages struct {
 	hx    *h1Exchange
 	pl    *Pipeline
 	owned bool
+	// st and done are the state and pipeline that complete the exchange
+	// (set by handOver); n counts the body bytes read.
+	st   *state
+	done *Pipeline
+	n    int64
 }
 
 // run runs the stages on tr (nothing when tr is empty or t is nil).
-func (t *tailStages) run(tr http.Header) {
-	if t == nil || t.hx == nil || len(tr) == 0 {
-		return
+func (t *tailStages) run(tr http.Header) error {
+	if t == nil || t.hx == nil || len(dropUnsent(tr)) == 0 {
+		return nil
 	}
-	t.pl.ResponseTrailers(&t.hx.x, stdHeaders{tr})
+	if t.pl.ResponseTrailers(&t.hx.x, stdHeaders{tr}) != Respond {
+		return nil
+	}
+	if !t.owned {
+		return errStoppedByStage
+	}
+	t.hx.x.Aborted = true
+	return errAbortedByStage
 }
 
-// handOver is called by the handler as it returns without releasing the
-// exchange.
-func (t *tailStages) handOver() {
+// count adds n body bytes read.
+func (t *tailStages) count(n int) {
 	if t != nil {
-		t.owned = true
+		t.n += int64(n)
 	}
 }
 
-// end is called when the body is closed: the exchange is released if it
-// was handed over, and not used any more either way.
+// handOver is called by the handler as it returns without completing the
+// exchange: st and pl complete it when the body is closed.
+func (t *tailStages) handOver(st *state, pl *Pipeline) {
+	if t != nil {
+		t.owned, t.st, t.done = true, st, pl
+	}
+}
+
+// end is called when the body is closed: the exchange is completed and
+// released if it was handed over, and not used any more either way.
 func (t *tailStages) end() {
 	if t == nil || t.hx == nil {
 		return
@@ -301,8 +371,20 @@ func (t *tailStages) end() {
 	hx := t.hx
 	t.hx = nil
 	if t.owned {
-		hx.release()
+		hx.x.BytesOut = t.n
+		hx.complete(t.st, t.done)
 	}
+}
+
+// dropUnsent removes from tr the names announced (Trailer) for which no
+// field came, and returns it.
+func dropUnsent(tr http.Header) http.Header {
+	for k, vv := range tr {
+		if len(vv) == 0 {
+			delete(tr, k)
+		}
+	}
+	return tr
 }
 
 // addTrailers adds the fields of tr that may be trailers to the trailer
@@ -333,12 +415,15 @@ type h1Tail struct {
 
 func (t *h1Tail) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
+	t.stages.count(n)
 	if err == io.EOF && !t.ended {
 		t.ended = true
 		if len(t.o.Header.PeekTrailerKeys()) > 0 || len(t.o.Header.TrailerHeader()) > 2 {
 			tr := http.Header{}
 			parseTrailerSection(t.o.Header.TrailerHeader(), tr)
-			t.stages.run(tr)
+			if serr := t.stages.run(tr); serr != nil {
+				return n, serr
+			}
 			if t.dst != nil {
 				addTrailers(t.dst, tr)
 			}
@@ -358,7 +443,27 @@ func (t *h1Tail) Close() error {
 	return err
 }
 
-func (t *h1Tail) handOver() { t.stages.handOver() }
+func (t *h1Tail) handOver(st *state, pl *Pipeline) { t.stages.handOver(st, pl) }
+
+// readTailWhole reads an origin's streamed answer with response-trailer
+// stages (t, the client's response body) whole, before its head is sent
+// (for an HTTP/1.0 client, which cannot read chunked, or for the
+// response-body stages): the trailer stages run at its end then. It
+// returns false when it answered instead: x.Reply when a trailer stage
+// answered, 502 when the origin's answer failed.
+func readTailWhole(ctx *fasthttp.RequestCtx, x *Exchange, t answerTail) bool {
+	b, err := io.ReadAll(t)
+	_ = ctx.Response.CloseBodyStream() // t.Close: the origin's connection goes back
+	if err != nil {
+		if !errors.Is(err, errStoppedByStage) {
+			x.respond(fasthttp.StatusBadGateway, "origin answer failed\n")
+		}
+		writeReplyH1(ctx, x)
+		return false
+	}
+	ctx.Response.SetBody(b)
+	return true
+}
 
 // adoptAnswerH1 moves the answer of an HTTP/1.1 origin, read into o (see
 // proxyH1), into the client's response; ok is false when no answer is to

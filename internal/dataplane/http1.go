@@ -433,24 +433,35 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 		x.Status = x.Reply.Status
 	}
 	if pl.WantsResponseBody() && x.Reply.Status == 0 {
-		if pl.ResponseBody(x, ctx.Response.Body(), true) == Respond {
+		if t := hx.tail; t != nil && ctx.Response.BodyStream() == t && !readTailWhole(ctx, x, t) {
+			// Its response-trailer stages answered at its end.
+			x.Status = ctx.Response.StatusCode()
+		} else if pl.ResponseBody(x, ctx.Response.Body(), true) == Respond {
 			writeReplyH1(ctx, x)
 			x.Status = x.Reply.Status
 		}
+	}
+	if t := hx.tail; t != nil && ctx.Response.BodyStream() == t {
+		// The answer streams on after the handler with response-trailer
+		// stages still to run on its end: its Close completes the
+		// exchange then, after them, and releases hx (tailStages.end).
+		t.handOver(st, pl)
+		return
 	}
 	if ctx.Response.IsBodyStream() {
 		x.BytesOut = int64(max(ctx.Response.Header.ContentLength(), 0))
 	} else {
 		x.BytesOut = int64(len(ctx.Response.Body()))
 	}
-	st.observe(x)
-	pl.Done(x)
-	if t := hx.tail; t != nil && ctx.Response.BodyStream() == t {
-		// The answer streams on after the handler with response-trailer
-		// stages still to run on its end: its Close releases hx.
-		t.handOver()
-		return
-	}
+	hx.complete(st, pl)
+}
+
+// complete ends the exchange once its answer is sent or on its way:
+// metrics and completion hooks (access log), then the exchange goes back
+// to the pool.
+func (hx *h1Exchange) complete(st *state, pl *Pipeline) {
+	st.observe(&hx.x)
+	pl.Done(&hx.x)
 	hx.release()
 }
 
@@ -761,7 +772,15 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 		// No chunked for HTTP/1.0: an answer of unknown length is read
 		// whole; the engine frames by the client's version again.
 		if resp.IsBodyStream() && rh.ContentLength() < 0 {
-			_ = resp.Body()
+			if t := hx.tail; t != nil && resp.BodyStream() == t {
+				// Its response-trailer stages run at its end, before the
+				// head is sent: one may still answer instead.
+				if !readTailWhole(ctx, x, t) {
+					return
+				}
+			} else {
+				_ = resp.Body()
+			}
 		}
 		ctx.Request.Header.SetProtocolBytes(strHTTP10)
 	}

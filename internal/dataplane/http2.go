@@ -177,6 +177,11 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 	}
 	st.observe(x)
 	pl.Done(x)
+	if x.Aborted {
+		// A response-trailer stage answered after the head was sent: the
+		// stream is reset (RST_STREAM) instead of ended with trailers.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // checkH2Limits applies the request-head limits of the HTTP/1.1 path to an
@@ -738,8 +743,16 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 				if deadlinePassed(r, x.Start) {
 					code = "4"
 				}
-				h[http.TrailerPrefix+"Grpc-Status"] = []string{code}
-				h[http.TrailerPrefix+"Grpc-Message"] = []string{"origin stream ended: " + rerr.Error()}
+				tr := http.Header{"Grpc-Status": {code}, "Grpc-Message": {"origin stream ended: " + rerr.Error()}}
+				// The response-trailer stages see the status the client
+				// gets.
+				if len(pl.respTrailers) > 0 && pl.ResponseTrailers(x, stdHeaders{tr}) == Respond {
+					x.Aborted = true
+					return
+				}
+				for k, vv := range tr {
+					h[http.TrailerPrefix+k] = vv
+				}
 				return
 			}
 			break
@@ -756,7 +769,12 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 		for k, vv := range resp.Trailer {
 			tr[k] = vv
 		}
-		pl.ResponseTrailers(x, stdHeaders{tr})
+		if len(dropUnsent(tr)) > 0 && pl.ResponseTrailers(x, stdHeaders{tr}) == Respond {
+			// Too late to answer: the head and the body are sent. The
+			// exchange is aborted (handleH2 resets the stream).
+			x.Aborted = true
+			return
+		}
 		for k, vv := range tr {
 			h[http.TrailerPrefix+k] = vv
 		}

@@ -97,6 +97,11 @@ type Exchange struct {
 	UpstreamTime time.Duration
 
 	Reply Reply
+	// Aborted says the answer was cut after its head had been sent: a
+	// response-trailer stage answered (Respond) when it was too late to
+	// answer (see ResponseTrailersFilter). Status is the status that was
+	// sent.
+	Aborted bool
 
 	// OnLoop says an event loop serves the exchange (see LoopStage): the
 	// request has no body, no body or response callback comes, and the
@@ -242,12 +247,35 @@ type ResponseBodyFilter interface {
 	BufferResponseBody() int
 }
 
-// ResponseTrailersFilter sees response trailers.
+// ResponseTrailersFilter sees response trailers: the fields the origin
+// sent after the answer's body (gRPC's grpc-status among them; a gRPC
+// "Trailers-Only" answer's status fields too), on every client and origin
+// protocol, also when the client gets none (an HTTP/1.0 client, an
+// HTTP/1.1 client of an answer of known length that did not send
+// "TE: trailers"). Changes to trailers reach the clients that get them.
+// The callbacks run when the answer's body has ended, which for an answer
+// that streams is after its head was sent, and always before the
+// exchange's completion (DoneHook, metrics, access log), which sees what
+// they saw and did.
+//
+// A callback may answer (Respond, with Exchange.Reply) only while the
+// head has not been sent, for an answer read whole before it is forwarded
+// to an HTTP/1.x client (an HTTP/1.1 origin's buffered answer, one the
+// response-body stages read whole, one of unknown length to an HTTP/1.0
+// client, a bodiless one from an HTTP/2 origin): the reply replaces it.
+// Once the head has been sent it is too late. As Envoy does with a
+// filter's local reply after the response headers went out, the exchange
+// is then aborted: an HTTP/2 (and gRPC) client's stream is reset
+// (RST_STREAM), an HTTP/1.x client's connection is closed before the
+// answer's end (it never gets the last chunk nor the trailers), and
+// Exchange.Aborted is set for the completion hooks, with Status the
+// status that was sent. The remaining trailer callbacks do not run.
 type ResponseTrailersFilter interface {
 	OnResponseTrailers(x *Exchange, trailers Headers) Action
 }
 
-// DoneHook runs after the response was sent (access log, metrics, events).
+// DoneHook runs once the response was sent, or aborted (access log,
+// metrics, events), after every other callback of the exchange.
 type DoneHook interface {
 	OnDone(x *Exchange)
 }
