@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/testfixture"
 )
 
 // echoBackend answers with what it saw.
@@ -301,7 +303,7 @@ func TestHTTP1Retries(t *testing.T) {
 func TestHTTP1ConnectionLimitAndProxyProtocol(t *testing.T) {
 	a, _ := echoBackend(t, "a")
 	port := freePort(t)
-	s := startServer(t, pool("a", hostOf(a.URL))+fmt.Sprintf(`---
+	startServer(t, pool("a", hostOf(a.URL))+fmt.Sprintf(`---
 apiVersion: meridian/v1
 kind: HTTPLoadBalancer
 metadata: {name: lb, namespace: t}
@@ -321,26 +323,44 @@ spec:
 	if got != "" {
 		t.Fatalf("connection without PROXY header answered: %q", got)
 	}
-	// Hold two connections open; a third is closed at once.
+	// Hold two connections open; a third is closed at once. Each held
+	// connection is known to be admitted once it has an answer (the one
+	// closed above may still be counted for a moment: a connection it
+	// crowds out is dialled again).
 	var held []net.Conn
 	for i := 0; i < 2; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var c net.Conn
+		testfixture.WaitFor(t, fmt.Sprintf("held connection %d admitted", i), func() bool {
+			var err error
+			if c, err = net.Dial("tcp", addr); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(c, "PROXY TCP4 10.1.2.%d 127.0.0.1 5555 80\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", i+4)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				c.Close()
+				return false
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("held connection %d: status %d", i, resp.StatusCode)
+			}
+			return true
+		})
+		_ = c.SetDeadline(time.Time{})
 		defer c.Close()
 		held = append(held, c)
-	}
-	l := s.listeners[addr]
-	for i := 0; l.active.Load() < 2 && i < 200; i++ {
-		time.Sleep(10 * time.Millisecond)
 	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	// (5s: far longer than a refusal takes, shorter than the 10s the
+	// server waits for a PROXY header on a connection it admitted.)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	n, err := bufio.NewReader(c).ReadByte()
 	if err == nil {
 		t.Fatalf("third connection got data %q", n)
