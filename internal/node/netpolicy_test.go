@@ -15,13 +15,14 @@ import (
 )
 
 // resetFrom reports whether a connection from the loopback address src to
-// addr is reset before anything is read.
+// addr is reset before anything is read (waiting 5s for it: a loaded
+// machine may take a while to get to the connection).
 func resetFrom(src, addr string) bool {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 2 * time.Second}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
 	c, err := d.Dial("tcp", addr)
 	if err == nil {
 		defer c.Close()
-		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, err = c.Read(make([]byte, 1))
 	}
 	return errors.Is(err, syscall.ECONNRESET)
@@ -75,7 +76,14 @@ spec:
 		}
 		return ""
 	}
-	if v := counter("enforce"); v != "1" {
+	// The verdict is counted around the reset the client saw: wait for the
+	// counter to show before checking it.
+	settled := func(mode string) string {
+		var v string
+		testfixture.WaitFor(t, "the "+mode+" counter", func() bool { v = counter(mode); return v != "" && v != "0" })
+		return v
+	}
+	if v := settled("enforce"); v != "1" {
 		t.Fatalf("deny counter %q, want 1", v)
 	}
 	testfixture.WaitFor(t, "the deny event", func() bool {
@@ -85,7 +93,7 @@ spec:
 	// Edited to dryRun: the lab gets in, and is counted as a would-be deny.
 	writeFile(t, filepath.Join(dir, "netpol.yaml"), fmt.Sprintf(policy, "dryRun"))
 	testfixture.WaitFor(t, "the dry-run policy", func() bool { return !resetFrom("127.0.0.2", addr) })
-	if v := counter("dryRun"); v != "1" {
+	if v := settled("dryRun"); v != "1" {
 		t.Fatalf("dry-run counter %q, want 1", v)
 	}
 	testfixture.WaitFor(t, "the detected event", func() bool { return strings.Contains(events.String(), `"action":"detected"`) })
