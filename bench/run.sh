@@ -35,14 +35,23 @@ BENCH_NICE=${BENCH_NICE--10}
 bench_prio() { # PID...: give each PID's scheduling group BENCH_NICE
   local p
   [ -n "$BENCH_NICE" ] || return 0
-  for p in "$@"; do echo "$BENCH_NICE" > "/proc/$p/autogroup" 2>/dev/null || true; done
+  for p in "$@"; do
+    # Only a session leader's group: the group of a process that is not
+    # one is its caller's (a terminal's, this script's).
+    [ "$(ps -o sid= -p "$p" 2>/dev/null | tr -d ' ')" = "$p" ] || continue
+    echo "$BENCH_NICE" > "/proc/$p/autogroup" 2>/dev/null || true
+  done
 }
 # bench_gen CMD...: run a load generator in a session of its own, with the
 # benchmark's priority, and wait for it.
 bench_gen() {
-  local p
+  local p i
   setsid "$@" &
   p=$!
+  for i in 1 2 3 4 5 6 7 8 9 10; do # until setsid has made the session
+    [ "$(ps -o sid= -p "$p" 2>/dev/null | tr -d ' ')" != "$p" ] || break
+    sleep 0.01
+  done
   bench_prio "$p"
   wait "$p"
 }
