@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -87,11 +88,24 @@ spec:
 		`endpoint="` + hostOf(a.URL) + `"`,
 		fmt.Sprintf(`listener="127.0.0.1:%d"`, p1),
 	}
-	text := metricsText()
-	for _, want := range append(append([]string{}, gone...), kept...) {
-		if !strings.Contains(text, want) {
-			t.Fatalf("before the reload, /metrics lacks %s:\n%s", want, text)
+	// A request or a TCP session is counted once it has ended, which may
+	// be a moment after the client has read its answer: scrape until every
+	// series shows.
+	var text string
+	lacks := func() string {
+		text = metricsText()
+		for _, want := range append(append([]string{}, gone...), kept...) {
+			if !strings.Contains(text, want) {
+				return want
+			}
 		}
+		return ""
+	}
+	for deadline := time.Now().Add(15 * time.Second); lacks() != "" && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if want := lacks(); want != "" {
+		t.Fatalf("before the reload, /metrics lacks %s:\n%s", want, text)
 	}
 	apply(t, s, pool("keep", hostOf(a.URL))+httpLB("one", p1, ""))
 	text = metricsText()
