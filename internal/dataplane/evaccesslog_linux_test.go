@@ -161,12 +161,11 @@ func waitLogLines(t *testing.T, servers map[string]*Server, logs map[string]*loc
 	t.Helper()
 	lines := map[string][]string{}
 	for _, engine := range engineNames {
-		for i := 0; i < 300; i++ {
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 			servers[engine].alog.Flush()
-			if lines[engine] = logs[engine].lines(); len(lines[engine]) >= want {
+			if lines[engine] = logs[engine].lines(); len(lines[engine]) >= want || time.Now().After(deadline) {
 				break
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 		if len(lines[engine]) != want {
 			t.Fatalf("%s engine: %d lines, want %d:\n%s", engine, len(lines[engine]), want, strings.Join(lines[engine], "\n"))
@@ -338,7 +337,7 @@ func TestEvloopAccessLogFlushed(t *testing.T) {
 		Options{HTTP1Engine: EngineEvloop, AccessLog: out})
 	key := fmt.Sprintf("127.0.0.1:%d", port)
 	get(t, "http://"+key+"/one", nil)
-	for i := 0; i < 200 && !strings.Contains(strings.Join(out.lines(), ""), `"path":"/one"`); i++ {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && !strings.Contains(strings.Join(out.lines(), ""), `"path":"/one"`); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if got := out.lines(); len(got) != 1 || !strings.Contains(got[0], `"path":"/one"`) {
