@@ -65,7 +65,7 @@ spec:
 	}
 	waitMetric := func(name, endpoint string, want float64) {
 		t.Helper()
-		for i := 0; i < 200 && metric(name, endpoint) != want; i++ {
+		for deadline := time.Now().Add(15 * time.Second); metric(name, endpoint) != want && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if got := metric(name, endpoint); got != want {

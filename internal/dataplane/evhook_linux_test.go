@@ -258,7 +258,7 @@ func TestEnginesAgree(t *testing.T) {
 	// The loop counts an exchange once its answer is sent (the goroutine
 	// engine before): the last ones may be a moment behind.
 	g, e := counters(regs[EngineGoroutine]), counters(regs[EngineEvloop])
-	for i := 0; i < 100 && g != e; i++ {
+	for deadline := time.Now().Add(15 * time.Second); g != e && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 		g, e = counters(regs[EngineGoroutine]), counters(regs[EngineEvloop])
 	}
@@ -401,7 +401,7 @@ func TestEvloopConnectionGauge(t *testing.T) {
 	}
 	waitGauge := func(want float64) {
 		t.Helper()
-		for i := 0; i < 200 && gauge() != want; i++ {
+		for deadline := time.Now().Add(15 * time.Second); gauge() != want && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if got := gauge(); got != want {

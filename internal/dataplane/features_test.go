@@ -149,7 +149,7 @@ spec: {endpoints: [{address: %q}, {address: %q}, {address: %q}], loadBalancing: 
 		t.Fatalf("hash did not spread: %v", owners)
 	}
 	// Mirror: the shadow pool got copies; its 500s never reached clients.
-	for i := 0; i < 200 && mirrored.Load() < 100; i++ {
+	for deadline := time.Now().Add(15 * time.Second); mirrored.Load() < 100 && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if n := mirrored.Load(); n < 100 {
