@@ -72,7 +72,7 @@ func expectReset(t *testing.T, src, addr string) {
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("connection from %s: %v, want a connection reset", src, err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 4*time.Second {
 		t.Fatalf("reset after %v", d)
 	}
 }
