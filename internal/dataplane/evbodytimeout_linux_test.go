@@ -31,7 +31,7 @@ spec:
   timeouts: {requestBody: %s}
 `, name, domain, port, timeout)
 		}
-		return pool("a", hostOf(origin.URL)) + lb("short", "short.test", "300ms") + lb("long", "long.test", "1200ms")
+		return pool("a", hostOf(origin.URL)) + lb("short", "short.test", "300ms") + lb("long", "long.test", "4s")
 	}
 	addrs, servers := startEngines(t, cfg, nil)
 	var wg sync.WaitGroup
@@ -40,8 +40,10 @@ spec:
 			host     string
 			min, max time.Duration
 		}{
-			{"short.test", 200 * time.Millisecond, 1000 * time.Millisecond},
-			{"long.test", 1100 * time.Millisecond, 3 * time.Second},
+			// (Timeouts far enough apart that a loaded machine's delays
+			// do not blur which one fired.)
+			{"short.test", 200 * time.Millisecond, 3 * time.Second},
+			{"long.test", 3900 * time.Millisecond, 10 * time.Second},
 		} {
 			wg.Add(1)
 			go func() {
@@ -52,7 +54,7 @@ spec:
 					return
 				}
 				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				_ = c.SetDeadline(time.Now().Add(15 * time.Second))
 				t0 := time.Now()
 				_, _ = io.WriteString(c, "POST /up HTTP/1.1\r\nHost: "+tc.host+"\r\nContent-Length: 100\r\n\r\nabc")
 				got, _ := io.ReadAll(c)
