@@ -73,9 +73,15 @@ func (p *proc) waitFor(re *regexp.Regexp, timeout time.Duration) []string {
 	return nil
 }
 
-// stop sends SIGTERM and waits for a clean exit.
+// stop sends SIGTERM and waits for a clean exit. When the test failed, it
+// logs what the process printed.
 func (p *proc) stop() {
 	p.t.Helper()
+	defer func() {
+		if p.t.Failed() {
+			p.t.Logf("output of meridian %s:\n%s", strings.Join(p.cmd.Args[1:], " "), p.Output())
+		}
+	}()
 	select {
 	case <-p.done:
 		return
