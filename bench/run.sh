@@ -242,32 +242,60 @@ run_wrk() { # target case
     END {printf "%s %s %.1f\n", rps+0, p99+0, (n > 0 ? ticks / hz * 1e6 / n : 0)}' "$WORK/wrk.out"
 }
 
-# vegeta at a fixed rate: prints "rate p99ms proxyCPUus/req p50ms p90ms
-# maxms vegetaCPUus/req". The whole distribution and a histogram go to
-# $WORK/vegeta-TARGET.txt, with the generator's own CPU per request: it
-# shares the CPUs with the backend and the proxy.
-run_rate() { # target
-  local t=$1 before after vcpu
-  [ -x "$BIN/vegeta" ] || { echo "0 0"; return; }
+# vegeta at a fixed rate. A round's DURATION per target is cut into
+# RATE_SLICES slices (default 5, so 1 s of a 5 s round), run in turn for
+# each target and in the reverse order every other slice (nginx, meridian,
+# meridian, nginx, ...): a change of load on the machine that lasts a few
+# seconds then falls on every target alike rather than on one. A target's
+# figures for the round are those of all its slices together: the p99 of
+# the round's DURATION of requests, as with one run.
+RATE_SLICES=${RATE_SLICES:-5}
+declare -A RATE_TICKS
+rate_slice() { # target round slice duration-ms
+  local t=$1 r=$2 s=$3 d=$4 before after
+  [ -x "$BIN/vegeta" ] || return 0
   # shellcheck disable=SC2086
   before=$(bench_cpu_ticks ${PROCS[$t]:-})
   echo "GET http://127.0.0.1:${PORT[$t]}/" > "$WORK/vegeta-$t.targets"
-  vcpu=$( { TIMEFORMAT='%U %S'; time bench_gen "$BIN/vegeta" attack -targets="$WORK/vegeta-$t.targets" -rate="$RATE" -duration="$DURATION" \
-    -keepalive=true -max-connections=256 2>>"$WORK/vegeta-$t.err" > "$WORK/vegeta-$t.bin"; } 2>&1 )
+  { TIMEFORMAT='%U %S'; time bench_gen "$BIN/vegeta" attack -targets="$WORK/vegeta-$t.targets" -rate="$RATE" -duration="${d}ms" \
+    -keepalive=true -max-connections=256 2>>"$WORK/vegeta-$t.err" > "$WORK/vegeta-$t-$r-$s.bin"; } 2>> "$WORK/vegeta-$t-$r.cpu" || true
   # shellcheck disable=SC2086
   after=$(bench_cpu_ticks ${PROCS[$t]:-})
+  RATE_TICKS[$t]=$(( ${RATE_TICKS[$t]:-0} + after - before ))
+}
+
+# rate_report target round: prints "rate p99ms proxyCPUus/req p50ms p90ms
+# maxms vegetaCPUus/req" for the round's slices together; the whole
+# distribution and a histogram go to $WORK/vegeta-TARGET.txt, with the
+# generator's own CPU per request (it shares the CPUs with the backend and
+# the proxy).
+rate_report() {
+  local t=$1 r=$2 f
+  local bins=("$WORK/vegeta-$t-$r-"*.bin)
+  [ -e "${bins[0]}" ] || { echo "0 0"; return; }
   {
-    "$BIN/vegeta" report < "$WORK/vegeta-$t.bin"
-    "$BIN/vegeta" report -type='hist[0,100us,200us,300us,500us,1ms,2ms,5ms,10ms,20ms,50ms]' < "$WORK/vegeta-$t.bin"
-    echo "vegeta CPU (user sys, s): $vcpu"
+    echo "round $r ($RATE_SLICES slices)"
+    "$BIN/vegeta" report "${bins[@]}"
+    "$BIN/vegeta" report -type='hist[0,100us,200us,300us,500us,1ms,2ms,5ms,10ms,20ms,50ms]' "${bins[@]}"
+    echo "vegeta CPU (user sys, s, per slice): $(tr '\n' ' ' < "$WORK/vegeta-$t-$r.cpu")"
   } >> "$WORK/vegeta-$t.txt"
-  "$BIN/vegeta" report -type=json < "$WORK/vegeta-$t.bin" \
+  # The merged report's own rate would count the other targets' slices as
+  # time: the rate is the slices' successful requests over their durations.
+  for f in "${bins[@]}"; do "$BIN/vegeta" report -type=json "$f"; echo; done > "$WORK/vegeta-$t-$r.slices"
+  "$BIN/vegeta" report -type=json "${bins[@]}" \
     | python3 -c 'import json,sys
 r=json.load(sys.stdin); l=r["latencies"]; n=max(r["requests"], 1)
-ticks, hz, vu, vs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-print(r["throughput"], l["99th"]/1e6, "%.1f" % (ticks/hz*1e6/n), l["50th"]/1e6, l["90th"]/1e6, l["max"]/1e6, "%.1f" % ((vu+vs)*1e6/n))' \
-      "$((after - before))" "$TICK" $vcpu
+sl=[json.loads(x) for x in open(sys.argv[3]) if x.strip()]
+ok=sum(x["requests"]*x["success"] for x in sl); secs=sum((x["duration"]+x["wait"])/1e9 for x in sl)
+cpu=sum(float(v) for line in open(sys.argv[4]) for v in line.split())
+print("%.0f" % (ok/secs if secs else 0), l["99th"]/1e6, "%.1f" % (int(sys.argv[1])/int(sys.argv[2])*1e6/n), l["50th"]/1e6, l["90th"]/1e6, l["max"]/1e6, "%.1f" % (cpu*1e6/n))' \
+      "${RATE_TICKS[$t]:-0}" "$TICK" "$WORK/vegeta-$t-$r.slices" "$WORK/vegeta-$t-$r.cpu"
 }
+# The slice length in milliseconds (DURATION as vegeta and wrk take it:
+# 5s, 500ms, 1m).
+SLICE_MS=$(python3 -c 'import re,sys
+m=re.fullmatch(r"([0-9.]+)(ms|s|m)", sys.argv[1]); assert m, "DURATION: want e.g. 5s, 500ms or 1m, not " + sys.argv[1]
+print(max(1, int(float(m.group(1)) * {"ms": 1, "s": 1000, "m": 60000}[m.group(2)] / int(sys.argv[2]))))' "$DURATION" "$RATE_SLICES")
 
 echo "warming up"
 for t in "${TARGETS[@]}"; do
@@ -285,9 +313,17 @@ for round in $(seq 1 "$ROUNDS"); do
     done
   done
   [ "$RATE" = 0 ] && continue  # RATE=0 skips the fixed-rate case
-  for t in "${TARGETS[@]}"; do
-    echo "$round rate-$RATE $t $(run_rate "$t")" >> "$RES"
+  for s in $(seq 1 "$RATE_SLICES"); do
+    order=("${TARGETS[@]}")
+    if [ $((s % 2)) = 0 ]; then
+      order=(); for t in "${TARGETS[@]}"; do order=("$t" "${order[@]}"); done
+    fi
+    for t in "${order[@]}"; do rate_slice "$t" "$round" "$s" "$SLICE_MS"; done
   done
+  for t in "${TARGETS[@]}"; do
+    echo "$round rate-$RATE $t $(rate_report "$t" "$round")" >> "$RES"
+  done
+  RATE_TICKS=()
 done
 
 python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee "$RESULTS"
