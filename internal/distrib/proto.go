@@ -68,6 +68,12 @@ type Telemetry struct {
 	// Dropped counts events the node had to drop since the last report
 	// because its buffer was full.
 	Dropped int `json:"dropped,omitempty"`
+	// Seq numbers the reports of one stream from 1 (0: the node wants no
+	// confirmation). The console confirms the reports it took with
+	// Update.TelemetryAck; a node sends the events of reports left
+	// unconfirmed when the stream ends again on its next stream (a report
+	// written just before the console went away is otherwise lost).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // ObjectCounters are the counters of one object on a node.
@@ -131,9 +137,13 @@ type ObjectError struct {
 }
 
 // Update is what the console sends: a full snapshot or a delta on top of
-// Base.
+// Base; or, with TelemetryAck set, only the confirmation of telemetry
+// reports (no configuration: Version is empty).
 type Update struct {
-	Tenant string `json:"tenant"`
+	// TelemetryAck confirms the node's telemetry reports of this stream
+	// up to this Seq: their events are the console's.
+	TelemetryAck uint64 `json:"telemetryAck,omitempty"`
+	Tenant       string `json:"tenant"`
 	// Version is "<store revision>-<content hash>".
 	Version string `json:"version"`
 	// Full replaces everything the node holds; otherwise the update

@@ -33,8 +33,10 @@ type stream struct {
 	latest       atomic.Pointer[Snapshot]
 	notify       chan struct{}
 	resync       atomic.Bool
-	cancel       context.CancelCauseFunc
-	closeOnce    sync.Once
+	// telAck is the Seq of the last telemetry report taken, to confirm.
+	telAck    atomic.Uint64
+	cancel    context.CancelCauseFunc
+	closeOnce sync.Once
 }
 
 func (s *stream) offer(snap *Snapshot) {
@@ -247,11 +249,18 @@ func (d *Distributor) detach(st *stream) {
 // send writes updates: the newest snapshot each time the stream is told,
 // as a delta from what was last sent when there is one.
 func (d *Distributor) send(ctx context.Context, ss grpc.ServerStream, st *stream, last *Snapshot) error {
+	var lastAck uint64
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-st.notify:
+		}
+		if ack := st.telAck.Load(); ack > lastAck {
+			if err := ss.SendMsg(&Update{TelemetryAck: ack}); err != nil {
+				return err
+			}
+			lastAck = ack
 		}
 		snap := st.latest.Load()
 		if st.resync.Swap(false) {
@@ -280,6 +289,14 @@ func (d *Distributor) receive(ctx context.Context, ss grpc.ServerStream, st *str
 		}
 		if m.Telemetry != nil {
 			d.takeTelemetry(st, m.Telemetry)
+			// Taken (its events are stored): the send loop confirms it.
+			if m.Telemetry.Seq > st.telAck.Load() {
+				st.telAck.Store(m.Telemetry.Seq)
+				select {
+				case st.notify <- struct{}{}:
+				default:
+				}
+			}
 		}
 		if m.Ack == nil {
 			continue

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,6 +109,9 @@ type Agent struct {
 	telMu   sync.Mutex
 	tel     telemetry
 	telKick chan struct{}
+	// telAcks says the console confirms telemetry reports: events of
+	// reports it has not confirmed when a stream ends are sent again.
+	telAcks atomic.Bool
 }
 
 // New checks the options and prepares the data directory.
@@ -399,7 +403,12 @@ func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, err e
 		}
 		return false, fmt.Errorf("sending hello: %w", err)
 	}
-	go a.telemetryLoop(sctx, send)
+	var telAcked atomic.Uint64 // the last report of this stream the console confirmed
+	telDone := make(chan struct{})
+	go func() { defer close(telDone); a.telemetryLoop(sctx, send, &telAcked) }()
+	// The loop has put back what the console did not confirm before the
+	// next stream starts.
+	defer func() { cancel(nil); <-telDone }()
 	a.mu.Lock()
 	a.streamSend = send
 	a.mu.Unlock()
@@ -415,6 +424,11 @@ func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, err e
 				a.log.Error("the console refused this site", "code", s.Code().String(), "message", s.Message())
 			}
 			return healthy, err
+		}
+		if up.TelemetryAck != 0 && up.Version == "" {
+			a.telAcks.Store(true)
+			telAcked.Store(up.TelemetryAck)
+			continue
 		}
 		healthy = true
 		a.applyMu.Lock()

@@ -28,3 +28,7 @@ func NewKeyAndCSRForTest(site string) (keyPEM, csrPEM []byte, err error) { retur
 func MustRegisterAgainForTest(err error) bool { return mustRegisterAgain(err) }
 
 func RefusedAsExpiredForTest(err error) bool { return refusedAsExpired(err) }
+
+// TelemetryConfirmedForTest says the console has confirmed a telemetry
+// report of this agent.
+func (a *Agent) TelemetryConfirmedForTest() bool { return a.telAcks.Load() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/distrib"
@@ -159,6 +160,11 @@ func (a *Agent) RecordEvent(ev distrib.Event) {
 	a.tel.events = append(a.tel.events, ev)
 	a.trimEventsLocked()
 	a.telMu.Unlock()
+	a.kickTelemetry()
+}
+
+// kickTelemetry has the telemetry loop send what is queued at once.
+func (a *Agent) kickTelemetry() {
 	select {
 	case a.telKick <- struct{}{}:
 	default:
@@ -226,10 +232,34 @@ func (a *Agent) putBack(t *distrib.Telemetry) {
 
 // telemetryLoop sends reports on the stream until ctx ends: at once when
 // events are queued (at most one report per 100ms), and every
-// TelemetryInterval for counters.
-func (a *Agent) telemetryLoop(ctx context.Context, send func(*distrib.NodeMessage) error) {
+// TelemetryInterval for counters. Reports are numbered; acked is the last
+// one the console confirmed. The events of reports left unconfirmed when
+// the loop ends go back to the queue, when the console confirms reports
+// at all (a report written on a stream whose console just went away is
+// lost otherwise).
+func (a *Agent) telemetryLoop(ctx context.Context, send func(*distrib.NodeMessage) error, acked *atomic.Uint64) {
 	t := time.NewTicker(a.opts.TelemetryInterval)
 	defer t.Stop()
+	var seq uint64
+	var unconfirmed []*distrib.Telemetry // sent with events, oldest first
+	confirmed := func() {
+		n := acked.Load()
+		for len(unconfirmed) > 0 && unconfirmed[0].Seq <= n {
+			unconfirmed = unconfirmed[1:]
+		}
+	}
+	defer func() {
+		confirmed()
+		if len(unconfirmed) == 0 || !a.telAcks.Load() {
+			return
+		}
+		var evs []distrib.Event
+		for _, r := range unconfirmed {
+			evs = append(evs, r.Events...)
+		}
+		a.putBack(&distrib.Telemetry{Events: evs})
+		a.kickTelemetry()
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -238,10 +268,26 @@ func (a *Agent) telemetryLoop(ctx context.Context, send func(*distrib.NodeMessag
 			a.gatherObjectCounters()
 		case <-a.telKick:
 		}
+		confirmed()
 		if rep := a.takeTelemetry(); rep != nil {
+			seq++
+			rep.Seq = seq
 			if err := send(&distrib.NodeMessage{Telemetry: rep}); err != nil {
 				a.putBack(rep)
+				a.kickTelemetry()
 				return
+			}
+			if len(rep.Events) > 0 {
+				unconfirmed = append(unconfirmed, &distrib.Telemetry{Seq: rep.Seq, Events: rep.Events})
+				// Bounded as the queue is: the oldest reports go first.
+				total := 0
+				for _, r := range unconfirmed {
+					total += len(r.Events)
+				}
+				for len(unconfirmed) > 1 && total > a.opts.MaxBufferedEvents {
+					total -= len(unconfirmed[0].Events)
+					unconfirmed = unconfirmed[1:]
+				}
 			}
 		}
 		select {
