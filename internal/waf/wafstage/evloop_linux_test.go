@@ -194,7 +194,7 @@ func (c *conn) do(method, target, body string) (*http.Response, string) {
 // (waiting for the loop's periodic flush).
 func (f *loopFront) accessLine(t *testing.T, path string) map[string]any {
 	t.Helper()
-	for i := 0; i < 100; i++ {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
 		for _, line := range strings.Split(f.alog.String(), "\n") {
 			var m map[string]any
 			if json.Unmarshal([]byte(line), &m) == nil && m["path"] == path {

@@ -34,6 +34,11 @@ func TestGateBoundsAndOrders(t *testing.T) {
 					break
 				}
 			}
+			// Stay until a second holder is in (the gate admits two): a
+			// loaded machine may run the holders one after the other.
+			for deadline := time.Now().Add(10 * time.Second); most.Load() < 2 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
 			time.Sleep(time.Millisecond)
 			inside.Add(-1)
 			g.leave()

@@ -35,11 +35,10 @@ func do(t *testing.T, method, url, ctype, body string) (*http.Response, string) 
 }
 
 func waitEvents(key string) []*secevents.Event {
-	for i := 0; i < 100; i++ {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if e := events.take(key); e != nil {
 			return e
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
 }
