@@ -182,20 +182,31 @@ func TestTrailerStagesBeforeDone(t *testing.T) {
 					{"stream-noTE", "HTTP/1.1", "Accept: text/event-stream\r\n"},
 					{"http10", "HTTP/1.0", ""},
 					{"http10-stream", "HTTP/1.0", "Accept: text/event-stream\r\n"},
+					{"http10-small", "HTTP/1.0", ""},
 				} {
 					name := fmt.Sprintf("%s/%s/%s", engine, origin, c.name)
 					path := fmt.Sprintf("/%s/%s-%s", origin, engine, c.name)
+					big := c.name != "http10-small"
 					t.Run(origin+"/"+c.name, func(t *testing.T) {
-						resp, body, err := rawTrailerExchange(t, h1addr, "GET "+path+"?big=1 "+c.version+"\r\nHost: a.test\r\nX-Case: "+name+"\r\n"+c.extra+"\r\n", "GET")
-						if err != nil || resp.StatusCode != 200 || !bigBody(body) {
+						q := "?big=1"
+						if !big {
+							q = ""
+						}
+						resp, body, err := rawTrailerExchange(t, h1addr, "GET "+path+q+" "+c.version+"\r\nHost: a.test\r\nX-Case: "+name+"\r\n"+c.extra+"\r\n", "GET")
+						if err != nil || resp.StatusCode != 200 || big && !bigBody(body) || !big && body != "body=;trailers=" {
 							t.Fatalf("answer: %v %v, %d bytes", err, resp, len(body))
 						}
 						noTrailerFields(t, resp.Header)
 						if c.version == "HTTP/1.0" {
 							// Nothing HTTP/1.0 does not know: no chunked
-							// coding, no trailer section, no Trailer field.
+							// coding, no trailer section, no Trailer field;
+							// a long answer (of unknown length) is delimited
+							// by the close, a short one has its length.
 							if len(resp.TransferEncoding) != 0 || len(resp.Trailer) != 0 || resp.Header.Get("Trailer") != "" {
 								t.Fatalf("HTTP/1.0 client got %v, trailers %v, header %v", resp.TransferEncoding, resp.Trailer, resp.Header)
+							}
+							if big && (resp.ContentLength != -1 || !resp.Close) || !big && resp.ContentLength != int64(len(body)) {
+								t.Fatalf("HTTP/1.0 client got length %d, close %v, header %v", resp.ContentLength, resp.Close, resp.Header)
 							}
 						} else if got := trailerDump(resp.Trailer); got != "X-Late=late,X-Stage=added,X-Sum=0" {
 							t.Fatalf("client got trailers %q", got)
@@ -293,12 +304,13 @@ func TestTrailerStagesBeforeDone(t *testing.T) {
 // TestTrailerStageAnswersTooLate: a response-trailer stage that answers
 // (Respond) gets what Envoy gives a filter that sends a local reply once
 // the response head has gone: before the head is sent (an answer read
-// whole: from an HTTP/1.1 origin to an HTTP/1.1 client, or for an
-// HTTP/1.0 client) its reply replaces the answer; after it (an answer
-// that streams) the exchange is aborted: an HTTP/1.1 client's connection
-// is closed before the answer's end, an HTTP/2 or gRPC client's stream is
-// reset, no trailer reaches the client, and the completion hooks see
-// Exchange.Aborted with the status that was sent.
+// whole: from an HTTP/1.1 origin to an HTTP/1.1 client, or a short one
+// for an HTTP/1.0 client) its reply replaces the answer; after it (an
+// answer that streams) the exchange is aborted: an HTTP/1.1 client's
+// connection is closed before the answer's end, an HTTP/1.0 client's
+// (whose answer a close would end) is reset, an HTTP/2 or gRPC client's
+// stream is reset, no trailer reaches the client, and the completion
+// hooks see Exchange.Aborted with the status that was sent.
 func TestTrailerStageAnswersTooLate(t *testing.T) {
 	ca, err := dptest.NewCA()
 	if err != nil {
@@ -329,11 +341,16 @@ func TestTrailerStageAnswersTooLate(t *testing.T) {
 				}{
 					{"stream", "HTTP/1.1", "TE: trailers\r\nAccept: text/event-stream\r\n", false},
 					{"whole", "HTTP/1.1", "TE: trailers\r\n", origin == "h1"},
-					{"http10", "HTTP/1.0", "", true},
+					{"http10", "HTTP/1.0", "", false},
+					{"http10-small", "HTTP/1.0", "", true},
 				} {
 					t.Run(origin+"/"+c.name, func(t *testing.T) {
 						name := fmt.Sprintf("abort/%s/%s/%s", engine, origin, c.name)
-						resp, body, err := rawTrailerExchange(t, h1addr, "GET /"+origin+"/x?big=1 "+c.version+"\r\nHost: a.test\r\nX-Case: "+name+"\r\n"+c.extra+"\r\n", "GET")
+						q := "?big=1"
+						if c.name == "http10-small" {
+							q = ""
+						}
+						resp, body, err := rawTrailerExchange(t, h1addr, "GET /"+origin+"/x"+q+" "+c.version+"\r\nHost: a.test\r\nX-Case: "+name+"\r\n"+c.extra+"\r\n", "GET")
 						v := w.wait(t, name)
 						if c.replaced {
 							if err != nil || resp.StatusCode != http.StatusBadGateway || body != "trailer refused\n" {
@@ -495,5 +512,67 @@ func TestTrailerStagesSeeProxyGRPCStatus(t *testing.T) {
 	v := w.wait(t, "broken")
 	if !strings.Contains(v.doneSaw, "Grpc-Status=14") || v.aborted {
 		t.Fatalf("completed with %+v: the trailer stage did not see the proxy's status first", v)
+	}
+}
+
+// TestHTTP10StreamDelimitedByClose: an answer that goes on (an event
+// stream) reaches an HTTP/1.0 client as it comes, delimited by the
+// connection's close, without chunked coding or a length, from an HTTP/1.1
+// and an HTTP/2 origin, with and without response-trailer stages: the
+// proxy does not wait for its end (it would hold it all in memory). When
+// the origin ends it, the client gets the rest and the close.
+func TestHTTP10StreamDelimitedByClose(t *testing.T) {
+	var ends sync.Map // "id" query value -> chan struct{}: closed, the stream ends
+	o := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		end, _ := ends.Load(r.URL.Query().Get("id"))
+		select {
+		case <-end.(chan struct{}):
+			_, _ = io.WriteString(w, "data: last\n\n")
+		case <-r.Context().Done():
+		}
+	}))
+	startH2C(t, o, true)
+	for _, stages := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stages=%v", stages), func(t *testing.T) {
+			opts := Options{}
+			if stages {
+				w := newTrailerWitness()
+				opts.Stages = map[string]StageFactory{"waf": func(*config.VHost, *StageEnv) Stage { return w }}
+			}
+			port := freePort(t)
+			startServer(t, h1AndH2CPools("h1", "h2c", hostOf(o.URL))+lbDoc([]string{listenerAt(port)}, "{match: {pathPrefix: /h1/}, pool: h1}", "{pool: h2c}"), opts)
+			for _, origin := range []string{"h1", "h2c"} {
+				id := fmt.Sprintf("%s-%v", origin, stages)
+				end := make(chan struct{})
+				ends.Store(id, end)
+				c := dialFor(t, fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+				defer c.Close()
+				if _, err := io.WriteString(c, "GET /"+origin+"/events?id="+id+" HTTP/1.0\r\nHost: a.test\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					close(end)
+					t.Fatalf("%s origin: no head: %v", origin, err)
+				}
+				if resp.StatusCode != 200 || resp.ContentLength != -1 || len(resp.TransferEncoding) != 0 || !resp.Close {
+					close(end)
+					t.Fatalf("%s origin: %d, length %d, %v, close %v", origin, resp.StatusCode, resp.ContentLength, resp.TransferEncoding, resp.Close)
+				}
+				br := bufio.NewReader(resp.Body)
+				line, err := br.ReadString('\n')
+				close(end) // the first event came before the stream's end
+				if err != nil || line != "data: first\n" {
+					t.Fatalf("%s origin: first event %q, %v", origin, line, err)
+				}
+				rest, err := io.ReadAll(br)
+				if err != nil || string(rest) != "\ndata: last\n\n" {
+					t.Fatalf("%s origin: the rest %q, %v (want the last event, then the close)", origin, rest, err)
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -199,21 +200,14 @@ func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *rou
 	if x.Proto == "HTTP/1.0" {
 		// The origin request was made HTTP/1.1; the engine frames the
 		// answer by the request's version. An HTTP/1.0 client cannot read
-		// chunked: an answer of unknown length is read whole first (the
-		// response-trailer stages run on its end then, before the head is
-		// sent, so that a stage may still answer instead).
+		// chunked: see http10Answer for an answer of unknown length.
 		req.Header.SetProtocolBytes(strHTTP10)
 		if n < 0 {
-			b, err := io.ReadAll(a)
-			a.Close()
-			if err != nil {
-				if !errors.Is(err, errStoppedByStage) {
-					x.respond(fasthttp.StatusBadGateway, "origin answer failed\n")
-				}
-				writeReplyH1(ctx, x)
-				return
+			r.SetBodyStream(a, -1)
+			if a.stages != nil {
+				hx.tail = a
 			}
-			r.SetBody(b)
+			s.http10Answer(ctx, hx)
 			return
 		}
 	}
@@ -355,7 +349,8 @@ func (t *tailStages) count(n int) {
 }
 
 // handOver is called by the handler as it returns without completing the
-// exchange: st and pl complete it when the body is closed.
+// exchange: st and pl complete it when the body is closed (nil st: the
+// caller completes it).
 func (t *tailStages) handOver(st *state, pl *Pipeline) {
 	if t != nil {
 		t.owned, t.st, t.done = true, st, pl
@@ -370,7 +365,7 @@ func (t *tailStages) end() {
 	}
 	hx := t.hx
 	t.hx = nil
-	if t.owned {
+	if t.owned && t.st != nil {
 		hx.x.BytesOut = t.n
 		hx.complete(t.st, t.done)
 	}
@@ -445,13 +440,109 @@ func (t *h1Tail) Close() error {
 
 func (t *h1Tail) handOver(st *state, pl *Pipeline) { t.stages.handOver(st, pl) }
 
+// http10Bufs hold the start of answers to HTTP/1.0 clients (http10Answer).
+var http10Bufs = sync.Pool{New: func() any { return new([smallBody + 1]byte) }}
+
+// http10Answer readies the streamed answer of unknown length in the
+// client's response for an HTTP/1.0 client, which cannot read the chunked
+// coding. An event stream (by its Content-Type) is
+// sent as it comes, delimited by the connection's close (RFC 9112 6.3),
+// as is any answer longer than smallBody bytes (the bytes read to tell
+// are kept in hx.h10; the handler ends with untilCloseH1); a shorter one is
+// read whole and sent with its length (its response-trailer stages run
+// at its end, before the head is sent, so that one may still answer). When the response-body
+// stages are to read the answer it is read whole, as they need it. It
+// returns false when it answered instead: x.Reply when a trailer stage
+// answered, 502 when the origin's answer failed.
+func (s *Server) http10Answer(ctx *fasthttp.RequestCtx, hx *h1Exchange) bool {
+	x, resp := &hx.x, &ctx.Response
+	body := resp.BodyStream()
+	if s.wantsRespBody(x) {
+		return readTailWhole(ctx, x, body)
+	}
+	bp := http10Bufs.Get().(*[smallBody + 1]byte)
+	if bytes.HasPrefix(resp.Header.ContentType(), []byte("text/event-stream")) {
+		// Events go as they come: none is held back.
+		hx.h10, hx.h10n = bp, 0
+		return true
+	}
+	n, err := io.ReadFull(body, bp[:])
+	if err == nil {
+		hx.h10, hx.h10n = bp, n
+		return true
+	}
+	_ = resp.CloseBodyStream() // the origin's connection goes back
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		resp.SetBody(bp[:n])
+		http10Bufs.Put(bp)
+		return true
+	}
+	http10Bufs.Put(bp)
+	if !errors.Is(err, errStoppedByStage) {
+		x.respond(fasthttp.StatusBadGateway, "origin answer failed\n")
+	}
+	writeReplyH1(ctx, x)
+	return false
+}
+
+// untilCloseH1 ends the handler of an HTTP/1.0 client's answer that is
+// delimited by the connection's close (http10Answer): the engine writes
+// nothing, and the connection, taken over once the handler returned, gets
+// the head (no Content-Length nor Transfer-Encoding, Connection: close),
+// the bytes read ahead and the rest of the body as it comes. Then the
+// exchange is completed, with the body bytes sent, and the connection
+// closed. A response-trailer stage that answers at the end aborts it: the
+// connection is reset rather than closed, so that the client can tell an
+// answer cut short (Exchange.Aborted).
+func (s *Server) untilCloseH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state, pl *Pipeline) {
+	body := ctx.Response.BodyStream()
+	if t := hx.tail; t != nil && body == t {
+		t.handOver(nil, nil) // the head is sent: a stage's answer aborts; completed below
+	}
+	h := &ctx.Response.Header
+	h.Del("Transfer-Encoding")
+	h.Del("Content-Length")
+	h.SetConnectionClose()
+	done := make(chan struct{})
+	mc, _ := ctx.Conn().(*metaConn)
+	if mc != nil {
+		mc.meta.hijacked = done
+	}
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		defer close(done)
+		var sent int64
+		_, err := c.Write(h.Header())
+		if err == nil {
+			var k int
+			k, err = c.Write(hx.h10[:hx.h10n])
+			sent = int64(k)
+		}
+		if err == nil {
+			var k int64
+			k, err = io.Copy(c, body)
+			sent += k
+		}
+		_ = ctx.Response.CloseBodyStream()
+		if errors.Is(err, errAbortedByStage) && mc != nil {
+			if tc, ok := mc.meta.raw.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // a reset, not the close that ends the answer
+			}
+		}
+		http10Bufs.Put(hx.h10)
+		hx.h10 = nil
+		hx.x.BytesOut = sent
+		hx.complete(st, pl)
+	})
+}
+
 // readTailWhole reads an origin's streamed answer with response-trailer
 // stages (t, the client's response body) whole, before its head is sent
 // (for an HTTP/1.0 client, which cannot read chunked, or for the
 // response-body stages): the trailer stages run at its end then. It
 // returns false when it answered instead: x.Reply when a trailer stage
 // answered, 502 when the origin's answer failed.
-func readTailWhole(ctx *fasthttp.RequestCtx, x *Exchange, t answerTail) bool {
+func readTailWhole(ctx *fasthttp.RequestCtx, x *Exchange, t io.Reader) bool {
 	b, err := io.ReadAll(t)
 	_ = ctx.Response.CloseBodyStream() // t.Close: the origin's connection goes back
 	if err != nil {

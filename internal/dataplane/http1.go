@@ -71,6 +71,10 @@ type h1Exchange struct {
 	// handler returned with response-trailer stages to run at its end
 	// (h1toh2.go).
 	tail answerTail
+	// h10 holds the first h10n bytes of an answer an HTTP/1.0 client
+	// gets delimited by the connection's close (http10Answer).
+	h10  *[smallBody + 1]byte
+	h10n int
 }
 
 // clientBody reads a streamed request body from the client. The body
@@ -441,6 +445,15 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 			x.Status = x.Reply.Status
 		}
 	}
+	if hx.h10 != nil {
+		if ctx.Response.IsBodyStream() {
+			// An HTTP/1.0 client's answer delimited by the close.
+			s.untilCloseH1(ctx, hx, st, pl) // h1toh2.go
+			return
+		}
+		http10Bufs.Put(hx.h10) // a stage answered instead
+		hx.h10 = nil
+	}
 	if t := hx.tail; t != nil && ctx.Response.BodyStream() == t {
 		// The answer streams on after the handler with response-trailer
 		// stages still to run on its end: its Close completes the
@@ -471,6 +484,10 @@ func (hx *h1Exchange) release() {
 	hx.x.reset()
 	hx.body = clientBody{}
 	hx.tail = nil
+	if hx.h10 != nil {
+		http10Bufs.Put(hx.h10)
+		hx.h10 = nil
+	}
 	if cap(hx.buf) > maxKeptBuffer {
 		hx.buf = nil
 	}
@@ -769,18 +786,10 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 		rh.Del("Upgrade")
 	}
 	if x.Proto == "HTTP/1.0" {
-		// No chunked for HTTP/1.0: an answer of unknown length is read
-		// whole; the engine frames by the client's version again.
-		if resp.IsBodyStream() && rh.ContentLength() < 0 {
-			if t := hx.tail; t != nil && resp.BodyStream() == t {
-				// Its response-trailer stages run at its end, before the
-				// head is sent: one may still answer instead.
-				if !readTailWhole(ctx, x, t) {
-					return
-				}
-			} else {
-				_ = resp.Body()
-			}
+		// No chunked for HTTP/1.0 (http10Answer, h1toh2.go); the engine
+		// frames by the client's version again.
+		if resp.IsBodyStream() && rh.ContentLength() < 0 && !s.http10Answer(ctx, hx) {
+			return
 		}
 		ctx.Request.Header.SetProtocolBytes(strHTTP10)
 	}

@@ -261,13 +261,15 @@ type ResponseBodyFilter interface {
 // A callback may answer (Respond, with Exchange.Reply) only while the
 // head has not been sent, for an answer read whole before it is forwarded
 // to an HTTP/1.x client (an HTTP/1.1 origin's buffered answer, one the
-// response-body stages read whole, one of unknown length to an HTTP/1.0
-// client, a bodiless one from an HTTP/2 origin): the reply replaces it.
-// Once the head has been sent it is too late. As Envoy does with a
-// filter's local reply after the response headers went out, the exchange
-// is then aborted: an HTTP/2 (and gRPC) client's stream is reset
-// (RST_STREAM), an HTTP/1.x client's connection is closed before the
-// answer's end (it never gets the last chunk nor the trailers), and
+// response-body stages read whole, a short one of unknown length to an
+// HTTP/1.0 client, a bodiless one from an HTTP/2 origin): the reply
+// replaces it. Once the head has been sent it is too late. As Envoy does
+// with a filter's local reply after the response headers went out, the
+// exchange is then aborted: an HTTP/2 (and gRPC) client's stream is reset
+// (RST_STREAM), an HTTP/1.1 client's connection is closed before the
+// answer's end (it never gets the last chunk nor the trailers), an
+// HTTP/1.0 client's connection, which a close would end the answer on, is
+// reset, and
 // Exchange.Aborted is set for the completion hooks, with Status the
 // status that was sent. The remaining trailer callbacks do not run.
 type ResponseTrailersFilter interface {
