@@ -282,7 +282,7 @@ func TestRevocationsFollowedAcrossConsoles(t *testing.T) {
 	issue := func(ago time.Duration) []*x509.Certificate { return e.issue(t, "shop-7", ago, time.Hour) }
 	eventually := func(what string, f func() bool) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !f(); {
+		for deadline := time.Now().Add(15 * time.Second); !f(); {
 			if time.Now().After(deadline) {
 				t.Fatalf("the second console did not follow: %s", what)
 			}
