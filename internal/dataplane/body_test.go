@@ -455,7 +455,7 @@ spec:
 			t.Fatalf("size %d chunked %v: %d, origin got %d bytes", c.size, c.chunked, resp.StatusCode, bytesIn.Load()-before)
 		}
 		if c.mirrorGets > 0 {
-			deadline := time.Now().Add(3 * time.Second)
+			deadline := time.Now().Add(15 * time.Second)
 			for shadowBytes.Load()-sBefore < c.mirrorGets && time.Now().Before(deadline) {
 				time.Sleep(5 * time.Millisecond)
 			}

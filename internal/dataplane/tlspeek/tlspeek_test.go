@@ -15,11 +15,11 @@ func clientHello(t testing.TB, sni string) []byte {
 	c1, c2 := net.Pipe()
 	go func() {
 		tc := tls.Client(c1, &tls.Config{ServerName: sni, InsecureSkipVerify: true})
-		_ = tc.SetDeadline(time.Now().Add(2 * time.Second))
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
 		_ = tc.Handshake()
 		c1.Close()
 	}()
-	_ = c2.SetDeadline(time.Now().Add(2 * time.Second))
+	_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 5)
 	if _, err := io.ReadFull(c2, buf); err != nil {
 		t.Fatal(err)
