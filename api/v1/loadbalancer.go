@@ -296,14 +296,27 @@ type HTTPTimeouts struct {
 // AccessLogConfig configures the JSON access log.
 type AccessLogConfig struct {
 	Enabled bool `json:"enabled"`
-	// Fields lists the fields written (default: AccessLogDefaultFields).
+	// Fields lists the fields written, in this order, among time,
+	// loadBalancer, namespace, route, pool, endpoint, client, method,
+	// host, path, query, protocol, status, bytesIn, bytesOut, duration,
+	// upstreamDuration, requestId, userAgent, referer, tls, retries and
+	// grpcStatus (AccessLogFields; default: AccessLogDefaultFields); a
+	// field without a value is written as null. grpcStatus is the gRPC
+	// status of a gRPC call's answer, as a number: the grpc-status the
+	// client got in the trailers (or in the head of a Trailers-Only
+	// answer), as response-trailer stages left it, including the status
+	// the proxy sends itself (14, UNAVAILABLE, when the origin cannot be
+	// reached or its stream breaks; 4, DEADLINE_EXCEEDED, past the call's
+	// deadline); null for an exchange that is not a gRPC call (HTTP/1.x
+	// clients, so every exchange the event loops serve) and for a call
+	// reset before its status was sent.
 	Fields []string `json:"fields,omitempty"`
 }
 
 // AccessLogFields lists the fields an access log line can carry.
 var AccessLogFields = []string{"time", "loadBalancer", "namespace", "route", "pool", "endpoint", "client", "method",
 	"host", "path", "query", "protocol", "status", "bytesIn", "bytesOut", "duration", "upstreamDuration",
-	"requestId", "userAgent", "referer", "tls", "retries"}
+	"requestId", "userAgent", "referer", "tls", "retries", "grpcStatus"}
 
 // AccessLogDefaultFields is what an access log carries by default.
 var AccessLogDefaultFields = []string{"time", "loadBalancer", "namespace", "route", "pool", "endpoint", "client",

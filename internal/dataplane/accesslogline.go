@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
@@ -27,6 +28,9 @@ type logValues struct {
 	duration, upstream        time.Duration
 	tls                       bool
 	retries                   int
+	// grpcStatus is the gRPC status plus one (0: not a gRPC call, the
+	// field is null).
+	grpcStatus int32
 }
 
 // appendLine appends the JSON line of the stage's fields (in their order)
@@ -97,9 +101,38 @@ func (s *accessLogStage) appendLine(b []byte, v *logValues) []byte {
 			b = strconv.AppendBool(b, v.tls)
 		case "retries":
 			b = strconv.AppendInt(b, int64(v.retries), 10)
+		case "grpcStatus":
+			if v.grpcStatus != 0 {
+				b = strconv.AppendInt(b, int64(v.grpcStatus)-1, 10)
+			} else {
+				b = append(b, "null"...)
+			}
 		default:
 			b = append(b, "null"...)
 		}
 	}
 	return append(b, '}', '\n')
+}
+
+// sentGRPCStatus is the gRPC status (plus one; 0: none) a gRPC call's
+// answer written to h carries: the grpc-status trailer, else the head's
+// (a Trailers-Only answer, the proxy's own status). A value that is not a
+// decimal number is none.
+func sentGRPCStatus(h http.Header) int32 {
+	v := h[http.TrailerPrefix+"Grpc-Status"]
+	if len(v) == 0 {
+		v = h["Grpc-Status"]
+	}
+	if len(v) == 0 || len(v[0]) == 0 || len(v[0]) > 9 {
+		return 0
+	}
+	var n int32
+	for i := 0; i < len(v[0]); i++ {
+		c := v[0][i]
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int32(c-'0')
+	}
+	return n + 1
 }

@@ -167,6 +167,9 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 		}
 		s.proxyStd(rw, r, x, st, pl, replay)
 	}
+	if !x.Aborted && isGRPC(r) {
+		x.grpcStatus = sentGRPCStatus(w.Header())
+	}
 	x.Status = rw.status
 	x.BytesOut = rw.n
 	if r.ContentLength > 0 {

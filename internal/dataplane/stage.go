@@ -102,6 +102,9 @@ type Exchange struct {
 	// answer (see ResponseTrailersFilter). Status is the status that was
 	// sent.
 	Aborted bool
+	// grpcStatus is the gRPC status of a gRPC call's answer plus one (0:
+	// none, not a gRPC call); see GRPCStatus.
+	grpcStatus int32
 
 	// OnLoop says an event loop serves the exchange (see LoopStage): the
 	// request has no body, no body or response callback comes, and the
@@ -116,6 +119,17 @@ type Exchange struct {
 	// ones past len(vals).
 	vals [4]stageValue
 	more map[any]any
+}
+
+// GRPCStatus is the gRPC status the client of a gRPC call got: the
+// grpc-status of the answer's trailers (or of the head of a Trailers-Only
+// answer) once the response-trailer stages have seen it, or the one the
+// proxy sent itself (14, UNAVAILABLE, when the origin could not be
+// reached or its stream broke). ok is false for an exchange that is not a
+// gRPC call, for a call reset before its status was sent (Aborted), and
+// while the status is not known yet (before the completion hooks).
+func (x *Exchange) GRPCStatus() (code int, ok bool) {
+	return int(x.grpcStatus) - 1, x.grpcStatus != 0
 }
 
 // SNI is the server name the client sent in its TLS hello ("" on

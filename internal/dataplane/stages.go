@@ -294,7 +294,7 @@ func (s *accessLogStage) OnDone(x *Exchange) {
 	v := logValues{start: x.Start, route: x.Route, endpoint: append(ep[:0], x.Endpoint...), client: x.Client,
 		method: x.Method, host: x.Host, path: x.Path, query: x.RawQuery, proto: x.Proto, status: x.Status,
 		bytesIn: x.BytesIn, bytesOut: x.BytesOut, duration: time.Since(x.Start), upstream: x.UpstreamTime,
-		requestID: x.RequestID, tls: x.Scheme == "https", retries: x.Retries}
+		requestID: x.RequestID, tls: x.Scheme == "https", retries: x.Retries, grpcStatus: x.grpcStatus}
 	if s.userAgent {
 		v.userAgent, _ = x.ReqHeaders.Peek("User-Agent")
 	}
