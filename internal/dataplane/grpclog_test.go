@@ -27,8 +27,13 @@ type grpcStatusStage struct {
 func (s *grpcStatusStage) Name() string { return "grpc-status-stage" }
 
 func (s *grpcStatusStage) OnResponseTrailers(x *Exchange, t Headers) Action {
-	if witnessCase(x) == "rewrite" {
+	switch witnessCase(x) {
+	case "rewrite":
 		t.Set("Grpc-Status", "7")
+	case "abort":
+		// Too late to answer: the call is reset, its status never sent.
+		x.Reply = Reply{Status: http.StatusBadGateway}
+		return Respond
 	}
 	return Continue
 }
@@ -47,7 +52,9 @@ func (s *grpcStatusStage) OnDone(x *Exchange) {
 // /ok (a message, status 0 in trailers), /notfound (status 5 in
 // trailers), /only (a Trailers-Only answer: UNIMPLEMENTED in the head, no
 // body), /broken (a message, then the stream is reset without trailers),
-// /rewrite (as /ok; a stage turns it into 7). Anything else is a plain
+// /rewrite (as /ok; a stage turns it into 7), /abort (as /ok; a stage
+// answers too late), /slow (no answer before the call's deadline).
+// Anything else is a plain
 // answer without grpc-status.
 func grpcOrigin(t *testing.T) *httptest.Server {
 	o := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -63,6 +70,9 @@ func grpcOrigin(t *testing.T) *httptest.Server {
 			h.Set("Grpc-Status", "12")
 			h.Set("Grpc-Message", "no such method")
 			w.WriteHeader(200)
+			return
+		case "slow":
+			<-r.Context().Done() // until the proxy gives up at the call's deadline
 			return
 		case "broken":
 			w.WriteHeader(200)
@@ -107,6 +117,8 @@ func TestAccessLogGRPCStatus(t *testing.T) {
 		{"broken", "/pkg.Svc/broken", true, "14"},
 		{"unreachable", "/dead/pkg.Svc/ok", true, "14"},
 		{"rewrite", "/pkg.Svc/rewrite", true, "0"}, // 7 with the stage
+		{"abort", "/pkg.Svc/abort", true, "0"},     // reset, null, with the stage
+		{"slow", "/pkg.Svc/slow", true, "4"},       // the proxy's DEADLINE_EXCEEDED
 		{"plain", "/plain", false, "null"},
 	}
 	for _, engine := range engineNames {
@@ -137,20 +149,28 @@ func TestAccessLogGRPCStatus(t *testing.T) {
 						req.Header.Set("Content-Type", "application/grpc")
 						req.Header.Set("Te", "trailers")
 					}
+					if c.name == "slow" {
+						req.Header.Set("Grpc-Timeout", "200m")
+					}
 					resp, err := hc.Do(req)
+					if err == nil {
+						_, err = io.ReadAll(resp.Body)
+						resp.Body.Close()
+					}
+					if stage && c.name == "abort" {
+						if err == nil {
+							t.Fatalf("%s: the call ended normally (trailers %v), want it reset", c.name, resp.Trailer)
+						}
+						continue
+					}
 					if err != nil {
 						t.Fatalf("%s: %v", c.name, err)
 					}
-					_, _ = io.ReadAll(resp.Body)
-					resp.Body.Close()
 					got := resp.Trailer.Get("Grpc-Status")
 					if got == "" {
 						got = resp.Header.Get("Grpc-Status")
 					}
-					want := c.want
-					if stage && c.name == "rewrite" {
-						want = "7"
-					}
+					want := grpcWant(c.name, c.want, stage)
 					if want == "null" {
 						want = ""
 					}
@@ -172,10 +192,7 @@ func TestAccessLogGRPCStatus(t *testing.T) {
 				}
 				want := map[string]string{"/h1": "null"}
 				for _, c := range calls {
-					want[c.path] = c.want
-					if stage && c.name == "rewrite" {
-						want[c.path] = "7"
-					}
+					want[c.path] = grpcWant(c.name, c.want, stage)
 				}
 				var lines []string
 				for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(10 * time.Millisecond) {
@@ -197,7 +214,7 @@ func TestAccessLogGRPCStatus(t *testing.T) {
 					if err := json.Unmarshal([]byte(line), &m); err != nil {
 						t.Fatalf("%v: %s", err, line)
 					}
-					if !strings.HasSuffix(line, `"grpcStatus":`+string(m.GRPCStatus)+"}") || m.Status != 200 {
+					if !strings.HasSuffix(line, `"grpcStatus":`+string(m.GRPCStatus)+"}") || m.Status != 200 && m.Path != "/pkg.Svc/abort" {
 						t.Errorf("line %s: want grpcStatus last (as configured) and status 200", line)
 					}
 					got[m.Path] = string(m.GRPCStatus)
@@ -221,4 +238,16 @@ func TestAccessLogGRPCStatus(t *testing.T) {
 			})
 		}
 	}
+}
+
+// grpcWant is the grpcStatus logged for a call of TestAccessLogGRPCStatus
+// whose status is want without the trailer stage.
+func grpcWant(name, want string, stage bool) string {
+	switch {
+	case stage && name == "rewrite":
+		return "7"
+	case stage && name == "abort":
+		return "null"
+	}
+	return want
 }
