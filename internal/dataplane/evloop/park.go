@@ -21,6 +21,20 @@ import (
 // whenever no P is idle (every loop on a machine with as many loops as
 // Ps), handing it to a new spinning thread and keeping sysmon itself
 // waking every 20 µs; that cost more CPU than the proxying.
+//
+// A loop parks as soon as a poll finds nothing. Measured and left out
+// (session 7, two nodes loaded at once by their own wrk so that both see
+// the same machine, CPU per request of the variant over the unchanged
+// node, medians of 6 rounds): waiting first up to 200 µs in epoll_pwait2
+// with the P kept (at most GOMAXPROCS-1 loops of the process at once, none
+// with handshakes in flight) cut context switches per request from 1.63
+// to 1.06 and epoll_pwait calls from 4.3 to 1.7, yet cost 1.26x (small)
+// and 1.15x (https) the CPU per request, and in a make bench subset 1.1-1.3x
+// and a p99 at 5,000 req/s of 36.5 ms against 6.6 ms (likely: each wait arms
+// a timer, and at a moderate rate most of them run out); polling again
+// for up to 20 µs before parking cost 1.2-1.7x in a make bench subset;
+// one loop per listener instead of GOMAXPROCS measured 0.92-0.94x in one
+// run and 0.97-1.07x in the next (noise, not a gain).
 type parker struct {
 	f        *os.File
 	rc       syscall.RawConn
