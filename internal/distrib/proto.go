@@ -143,7 +143,13 @@ type Update struct {
 	// TelemetryAck confirms the node's telemetry reports of this stream
 	// up to this Seq: their events are the console's.
 	TelemetryAck uint64 `json:"telemetryAck,omitempty"`
-	Tenant       string `json:"tenant"`
+	// TelemetryAcks says, on every configuration update, that this
+	// console confirms telemetry reports: from the first update of its
+	// first stream, a node knows that the events of reports left
+	// unconfirmed when a stream ends must be sent again (a console that
+	// went away before its first confirmation would otherwise lose them).
+	TelemetryAcks bool   `json:"telemetryAcks,omitempty"`
+	Tenant        string `json:"tenant"`
 	// Version is "<store revision>-<content hash>".
 	Version string `json:"version"`
 	// Full replaces everything the node holds; otherwise the update

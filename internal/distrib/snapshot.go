@@ -125,7 +125,7 @@ func (s *Snapshot) encodeFor(base *Snapshot) (*encoded, error) {
 			return e, nil
 		}
 	}
-	u := Update{Tenant: s.Tenant, Version: s.Version, Skipped: s.skipped}
+	u := Update{Tenant: s.Tenant, Version: s.Version, Skipped: s.skipped, TelemetryAcks: true}
 	keys := make([]string, 0, len(s.items))
 	for k := range s.items {
 		keys = append(keys, k)
@@ -181,7 +181,7 @@ func (s *Snapshot) encodeConfirm(from string) (*encoded, error) {
 	if e, ok := s.deltas[key]; ok {
 		return e, nil
 	}
-	b, err := json.Marshal(&Update{Tenant: s.Tenant, Version: s.Version, Base: from, Skipped: s.skipped})
+	b, err := json.Marshal(&Update{Tenant: s.Tenant, Version: s.Version, Base: from, Skipped: s.skipped, TelemetryAcks: true})
 	if err != nil {
 		return nil, err
 	}

@@ -425,6 +425,9 @@ func (a *Agent) syncOnce(ctx context.Context, id *identity) (healthy bool, err e
 			}
 			return healthy, err
 		}
+		if up.TelemetryAcks {
+			a.telAcks.Store(true)
+		}
 		if up.TelemetryAck != 0 && up.Version == "" {
 			a.telAcks.Store(true)
 			telAcked.Store(up.TelemetryAck)

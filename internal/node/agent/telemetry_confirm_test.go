@@ -127,3 +127,28 @@ func TestTelemetryLostInFlightIsSentAgain(t *testing.T) {
 		t.Fatalf("%d events still buffered", a.BufferedEvents())
 	}
 }
+
+// TestTelemetryLostBeforeFirstConfirmation: the console says with its
+// first configuration update that it confirms reports, so the very first
+// report of a node, lost in flight before any confirmation came back, is
+// sent again on the next stream.
+func TestTelemetryLostBeforeFirstConfirmation(t *testing.T) {
+	e := sitestest.Start(t)
+	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{AutoApprove: true})
+	r := startRelay(t, strings.TrimPrefix(e.URL, "https://"))
+	a := sitestest.RunAgent(t, agent.Options{ConsoleURL: "https://" + r.ln.Addr().String(), Token: tok, Name: "s1",
+		DataDir: filepath.Join(t.TempDir(), "n"), CAData: e.CA, Applier: &sitestest.Recorder{},
+		TelemetryInterval: time.Hour})
+	testfixture.WaitFor(t, "first snapshot", func() bool { return a.Version() != "" })
+	if !a.TelemetryConfirmedForTest() {
+		t.Fatal("the console's first update did not say that it confirms telemetry reports")
+	}
+	r.swallow()
+	a.RecordEvent(distrib.Event{Type: "waf.block", Message: "first"})
+	testfixture.WaitFor(t, "the report written", func() bool { return a.BufferedEvents() == 0 })
+	r.cut()
+	testfixture.WaitFor(t, "the first event at the console", func() bool {
+		evs := e.Console.Distributor().Telemetry(e.Tenant, "s1").Events
+		return len(evs) == 1 && evs[0].Message == "first"
+	})
+}
