@@ -20,41 +20,8 @@ RESULTS=${RESULTS:-$PWD/results.md}
 exec 9>/tmp/meridian-bench.lock
 flock -n 9 || { echo "waiting for another bench run (/tmp/meridian-bench.lock)"; flock 9; }
 bench_init meridian-bench  # $WORK: nginx workers (www-data) read the bodies from it
-# Linux puts each session in a scheduling group of its own (autogroup) and
-# shares the CPUs between the groups first, whatever the processes' nice
-# values. nginx and HAProxy daemonize (a session each); Meridian, started
-# in the background, would share the group of this script, and so of wrk
-# and vegeta, which use more CPU than any proxy: its CPU share and wake-up
-# latency would depend on the load generator's. So every server and every
-# generator run in a session of their own (setsid), and every one of these
-# groups gets the same priority, BENCH_NICE (an autogroup nice value, -20
-# to 19; default -10; empty leaves them at 0), so that other work on the
-# machine (the sessions of other users) takes less from the benchmark.
-# The same for every target: it changes nothing between them.
-BENCH_NICE=${BENCH_NICE--10}
-bench_prio() { # PID...: give each PID's scheduling group BENCH_NICE
-  local p
-  [ -n "$BENCH_NICE" ] || return 0
-  for p in "$@"; do
-    # Only a session leader's group: the group of a process that is not
-    # one is its caller's (a terminal's, this script's).
-    [ "$(ps -o sid= -p "$p" 2>/dev/null | tr -d ' ')" = "$p" ] || continue
-    echo "$BENCH_NICE" > "/proc/$p/autogroup" 2>/dev/null || true
-  done
-}
-# bench_gen CMD...: run a load generator in a session of its own, with the
-# benchmark's priority, and wait for it.
-bench_gen() {
-  local p i
-  setsid "$@" &
-  p=$!
-  for i in 1 2 3 4 5 6 7 8 9 10; do # until setsid has made the session
-    [ "$(ps -o sid= -p "$p" 2>/dev/null | tr -d ' ')" != "$p" ] || break
-    sleep 0.01
-  done
-  bench_prio "$p"
-  wait "$p"
-}
+# Every server and generator runs in a scheduling group of its own with
+# the same priority (bench_prio, bench_gen in lib.sh).
 BIN="$WORK/bin"
 mkdir -p "$BIN"
 ONLY_RATE=${ONLY_RATE:-}

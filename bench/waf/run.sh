@@ -121,13 +121,17 @@ mkcfg "$WORK/meridian-waf" 19082 true
 mkcfg "$WORK/meridian-nowaf" 19083 false
 GCENV=(); [ -n "$MERIDIAN_GOGC" ] && GCENV=(GOGC="$MERIDIAN_GOGC")
 declare -A PROCS
-env "${GCENV[@]}" GOMAXPROCS=2 "$WORK/meridian" node --config "$WORK/meridian-waf" --admin "" >"$WORK/meridian-waf.out" 2>"$WORK/meridian-waf.log" &
+env "${GCENV[@]}" GOMAXPROCS=2 setsid "$WORK/meridian" node --config "$WORK/meridian-waf" --admin "" >"$WORK/meridian-waf.out" 2>"$WORK/meridian-waf.log" &
 PIDS+=($!)
 PROCS[meridian-waf]=$!
-env "${GCENV[@]}" GOMAXPROCS=2 "$WORK/meridian" node --config "$WORK/meridian-nowaf" --admin "" >"$WORK/meridian-nowaf.out" 2>"$WORK/meridian-nowaf.log" &
+env "${GCENV[@]}" GOMAXPROCS=2 setsid "$WORK/meridian" node --config "$WORK/meridian-nowaf" --admin "" >"$WORK/meridian-nowaf.out" 2>"$WORK/meridian-nowaf.log" &
 PIDS+=($!)
 PROCS[meridian-nowaf]=$!
 bench_wait_ports 19000 19080 19082 19083
+# Each server in a scheduling group of its own, all with one priority, as
+# wrk below (bench_prio, bench_gen in lib.sh): Meridian started from here
+# would otherwise share this script's group, and so wrk's.
+bench_prio "$(cat "$WORK/nginx-backend.pid")" "$(cat "$WORK/nginx-waf.pid")" "${PROCS[meridian-waf]}" "${PROCS[meridian-nowaf]}"
 
 declare -A PORT=([nginx-modsec]=19080 [meridian-waf]=19082 [meridian-nowaf]=19083)
 # The CPU time of each proxy (nginx: master and workers) per request.
@@ -209,7 +213,7 @@ run_wrk() {
   esac
   # shellcheck disable=SC2086
   before=$(bench_cpu_ticks ${PROCS[$t]:-})
-  wrk -t1 -c"$CONNS" -d"$DURATION" --timeout 10s --latency "${args[@]}" 2>/dev/null > "$WORK/wrk.out"
+  bench_gen wrk -t1 -c"$CONNS" -d"$DURATION" --timeout 10s --latency "${args[@]}" 2>/dev/null > "$WORK/wrk.out"
   # shellcheck disable=SC2086
   after=$(bench_cpu_ticks ${PROCS[$t]:-})
   tee -a "$WORK/wrk-$t-$c.txt" < "$WORK/wrk.out" | awk -v ticks=$((after - before)) -v hz="$TICK" '
