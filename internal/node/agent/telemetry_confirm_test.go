@@ -89,12 +89,10 @@ func (r *relay) cut() {
 	r.conns, r.drop = nil, false
 }
 
-// TestTelemetryLostInFlightIsSentAgain: an event report the node wrote on
-// a stream whose console never got it (the console went away with it in
-// flight) is sent again on the next stream, once the console has shown
-// that it confirms reports. Without confirmations the node counted such a
-// report as delivered and the event was lost.
-func TestTelemetryLostInFlightIsSentAgain(t *testing.T) {
+// relayedAgent starts a console and a node "s1" that reaches it through a
+// relay, and waits for the node's first snapshot.
+func relayedAgent(t *testing.T) (*sitestest.Env, *relay, *agent.Agent) {
+	t.Helper()
 	e := sitestest.Start(t)
 	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{AutoApprove: true})
 	r := startRelay(t, strings.TrimPrefix(e.URL, "https://"))
@@ -102,6 +100,16 @@ func TestTelemetryLostInFlightIsSentAgain(t *testing.T) {
 		DataDir: filepath.Join(t.TempDir(), "n"), CAData: e.CA, Applier: &sitestest.Recorder{},
 		TelemetryInterval: time.Hour})
 	testfixture.WaitFor(t, "first snapshot", func() bool { return a.Version() != "" })
+	return e, r, a
+}
+
+// TestTelemetryLostInFlightIsSentAgain: an event report the node wrote on
+// a stream whose console never got it (the console went away with it in
+// flight) is sent again on the next stream, once the console has shown
+// that it confirms reports. Without confirmations the node counted such a
+// report as delivered and the event was lost.
+func TestTelemetryLostInFlightIsSentAgain(t *testing.T) {
+	e, r, a := relayedAgent(t)
 	events := func() []string {
 		var out []string
 		for _, ev := range e.Console.Distributor().Telemetry(e.Tenant, "s1").Events {
@@ -133,13 +141,7 @@ func TestTelemetryLostInFlightIsSentAgain(t *testing.T) {
 // report of a node, lost in flight before any confirmation came back, is
 // sent again on the next stream.
 func TestTelemetryLostBeforeFirstConfirmation(t *testing.T) {
-	e := sitestest.Start(t)
-	tok := e.CreateToken(t, "", "t", v1.SiteTokenSpec{AutoApprove: true})
-	r := startRelay(t, strings.TrimPrefix(e.URL, "https://"))
-	a := sitestest.RunAgent(t, agent.Options{ConsoleURL: "https://" + r.ln.Addr().String(), Token: tok, Name: "s1",
-		DataDir: filepath.Join(t.TempDir(), "n"), CAData: e.CA, Applier: &sitestest.Recorder{},
-		TelemetryInterval: time.Hour})
-	testfixture.WaitFor(t, "first snapshot", func() bool { return a.Version() != "" })
+	e, r, a := relayedAgent(t)
 	if !a.TelemetryConfirmedForTest() {
 		t.Fatal("the console's first update did not say that it confirms telemetry reports")
 	}
