@@ -139,8 +139,12 @@ func rawTrailerExchange(t *testing.T, addr, req, method string) (*http.Response,
 // trailer callback kept, and the access-log line counts the body bytes
 // the client got. An HTTP/1.0 client gets no trailers, no chunked coding
 // and no Trailer field, but the stages still see the origin's trailers;
-// a HEAD request completes without trailers.
-func TestTrailerStagesBeforeDone(t *testing.T) {
+
+// trailerOriginPools starts the origins that answer with trailers
+// (HTTP/1.1, h2c, HTTP/2 over TLS, gRPC) and returns the YAML of their
+// pools: h1, h2c, h2tls and grpc, with the CA of the TLS origin.
+func trailerOriginPools(t *testing.T) string {
+	t.Helper()
 	ca, err := dptest.NewCA()
 	if err != nil {
 		t.Fatal(err)
@@ -148,13 +152,19 @@ func TestTrailerStagesBeforeDone(t *testing.T) {
 	plain := trailerOrigin(t)
 	tlsOrigin := trailerOriginTLS(t, ca)
 	gaddr, _ := grpcHealthOrigin(t, []string{"shop"})
+	return certYAML(t, ca, "origin-ca", false, "ca") + h1AndH2CPools("h1", "h2c", hostOf(plain.URL)) +
+		poolWith("h2tls", hostOf(tlsOrigin.URL), "protocol: http2, tls: {caRef: origin-ca, sni: origin.test}") +
+		poolWith("grpc", gaddr, "protocol: h2c")
+}
+
+// a HEAD request completes without trailers.
+func TestTrailerStagesBeforeDone(t *testing.T) {
+	pools := trailerOriginPools(t)
 	w := newTrailerWitness()
 	for _, engine := range engineNames {
 		t.Run(engine, func(t *testing.T) {
 			p1, p2 := freePort(t), freePort(t)
-			src := certYAML(t, ca, "origin-ca", false, "ca") + h1AndH2CPools("h1", "h2c", hostOf(plain.URL)) +
-				poolWith("h2tls", hostOf(tlsOrigin.URL), "protocol: http2, tls: {caRef: origin-ca, sni: origin.test}") +
-				poolWith("grpc", gaddr, "protocol: h2c") +
+			src := pools +
 				lbSpec(`["*"]`, []string{listenerAt(p1), listenerAt(p2, "h2c: true")},
 					"accessLog: {enabled: true, fields: [path, protocol, status, bytesOut]}",
 					"routes:\n  - {match: {pathPrefix: /h1/}, pool: h1}\n  - {match: {pathPrefix: /h2c/}, pool: h2c}\n"+
@@ -312,20 +322,12 @@ func TestTrailerStagesBeforeDone(t *testing.T) {
 // stream is reset, no trailer reaches the client, and the completion
 // hooks see Exchange.Aborted with the status that was sent.
 func TestTrailerStageAnswersTooLate(t *testing.T) {
-	ca, err := dptest.NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain := trailerOrigin(t)
-	tlsOrigin := trailerOriginTLS(t, ca)
-	gaddr, _ := grpcHealthOrigin(t, []string{"shop"})
+	pools := trailerOriginPools(t)
 	w := newTrailerWitness()
 	for _, engine := range engineNames {
 		t.Run(engine, func(t *testing.T) {
 			p1, p2 := freePort(t), freePort(t)
-			src := certYAML(t, ca, "origin-ca", false, "ca") + h1AndH2CPools("h1", "h2c", hostOf(plain.URL)) +
-				poolWith("h2tls", hostOf(tlsOrigin.URL), "protocol: http2, tls: {caRef: origin-ca, sni: origin.test}") +
-				poolWith("grpc", gaddr, "protocol: h2c") +
+			src := pools +
 				lbDoc([]string{listenerAt(p1), listenerAt(p2, "h2c: true")},
 					"{match: {pathPrefix: /h1/}, pool: h1}", "{match: {pathPrefix: /h2c/}, pool: h2c}",
 					"{match: {pathPrefix: /h2tls/}, pool: h2tls}", "{match: {pathPrefix: /grpc.health.v1.Health/}, pool: grpc}")
