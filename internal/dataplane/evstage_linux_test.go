@@ -3,7 +3,6 @@
 package dataplane
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -336,22 +335,7 @@ func BenchmarkLoopStagePath(b *testing.B) {
 	defer c.Close()
 	req := []byte("GET /api/users?id=42&name=alice HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
 	buf := make([]byte, 64<<10)
-	roundTrip := func() {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for {
-			m, err := c.Read(buf[n:])
-			if err != nil {
-				b.Fatal(err)
-			}
-			n += m
-			if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && n >= i+4+2 {
-				return
-			}
-		}
-	}
+	roundTrip := func() { dptest.CannedRoundTrip(b, c, req, buf) }
 	roundTrip()
 	b.ReportAllocs()
 	for b.Loop() {

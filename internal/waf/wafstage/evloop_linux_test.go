@@ -378,22 +378,8 @@ func runLoopGET(b *testing.B, f *loopFront, c net.Conn) {
 	req := []byte("GET /api/users?id=42&name=alice HTTP/1.1\r\nHost: shop.test\r\n" + browserFields + "\r\n")
 	buf := make([]byte, 64<<10)
 	roundTrip := func() {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for {
-			m, err := c.Read(buf[n:])
-			if err != nil {
-				b.Fatal(err)
-			}
-			n += m
-			if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 && n >= i+4+2 {
-				if !bytes.HasPrefix(buf, []byte("HTTP/1.1 200")) {
-					b.Fatalf("answer %q", buf[:n])
-				}
-				return
-			}
+		if a := dptest.CannedRoundTrip(b, c, req, buf); !bytes.HasPrefix(a, []byte("HTTP/1.1 200")) {
+			b.Fatalf("answer %q", a)
 		}
 	}
 	roundTrip()
