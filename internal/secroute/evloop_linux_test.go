@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meridian-platform/meridian/internal/dataplane"
+	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 	"github.com/meridian-platform/meridian/internal/node"
 	"github.com/meridian-platform/meridian/internal/testfixture"
 )
@@ -123,7 +124,7 @@ func TestRouteSecurityOnEventLoop(t *testing.T) {
 					t.Errorf("GET %s: %d, want %d", p, resp.StatusCode, tc.answers[i])
 				}
 			}
-			reqs, handoffs := evCounts(t, reg)
+			reqs, handoffs := dptest.EvloopCounts(t, reg)
 			if reqs != tc.reqs || handoffs != tc.handoffs {
 				t.Errorf("the loops served %v requests and handed off %v, want %v and %v", reqs, handoffs, tc.reqs, tc.handoffs)
 			}
@@ -154,27 +155,7 @@ func TestMTLSOnEventLoop(t *testing.T) {
 		})
 		applyDoc(t, dp, sec, doc)
 	})
-	if reqs, handoffs := evCounts(t, reg); reqs != 6 || handoffs != 0 {
+	if reqs, handoffs := dptest.EvloopCounts(t, reg); reqs != 6 || handoffs != 0 {
 		t.Errorf("the loops served %v requests and handed off %v, want 6 and 0", reqs, handoffs)
 	}
-}
-
-// evCounts returns the event loops' request and hand-off counters.
-func evCounts(t *testing.T, reg *prometheus.Registry) (reqs, handoffs float64) {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			switch mf.GetName() {
-			case "meridian_evloop_requests_total":
-				reqs += m.GetCounter().GetValue()
-			case "meridian_evloop_handoffs_total":
-				handoffs += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return reqs, handoffs
 }

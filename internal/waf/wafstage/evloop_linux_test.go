@@ -130,26 +130,6 @@ func startLoopFrontTo(t testing.TB, backend string, ids *idLog, name string, fw 
 	return f
 }
 
-// counts returns the event loops' request and hand-off counters.
-func (f *loopFront) counts(t testing.TB) (reqs, handoffs float64) {
-	t.Helper()
-	mfs, err := f.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			switch mf.GetName() {
-			case "meridian_evloop_requests_total":
-				reqs += m.GetCounter().GetValue()
-			case "meridian_evloop_handoffs_total":
-				handoffs += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return reqs, handoffs
-}
-
 // conn is one keep-alive client connection.
 type conn struct {
 	t  *testing.T
@@ -221,7 +201,7 @@ func TestWAFOnEventLoop(t *testing.T) {
 	if resp.StatusCode != 200 || body != "origin" {
 		t.Fatalf("benign GET: %d %q", resp.StatusCode, body)
 	}
-	if reqs, handoffs := f.counts(t); reqs != 1 || handoffs != 0 {
+	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 1 || handoffs != 0 {
 		t.Fatalf("after the benign GET the loops served %v requests and handed off %v, want 1 and 0", reqs, handoffs)
 	}
 	line := f.accessLine(t, "/api/users")
@@ -256,7 +236,7 @@ func TestWAFOnEventLoop(t *testing.T) {
 	if resp.StatusCode != 200 || body != "origin" {
 		t.Fatalf("GET after the block: %d %q", resp.StatusCode, body)
 	}
-	if reqs, handoffs := f.counts(t); reqs != 3 || handoffs != 0 {
+	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 3 || handoffs != 0 {
 		t.Fatalf("the loops served %v requests and handed off %v, want 3 and 0", reqs, handoffs)
 	}
 
@@ -265,7 +245,7 @@ func TestWAFOnEventLoop(t *testing.T) {
 	if resp.StatusCode != 403 {
 		t.Fatalf("SQLi POST: %d", resp.StatusCode)
 	}
-	if _, handoffs := f.counts(t); handoffs != 1 {
+	if _, handoffs := dptest.EvloopCounts(t, f.reg); handoffs != 1 {
 		t.Fatalf("the POST was not handed off (%v hand-offs)", handoffs)
 	}
 	if evs := waitEvents("t/loopwaf/form"); len(evs) != 1 || evs[0].Action != secevents.ActionBlocked {
@@ -293,7 +273,7 @@ func TestWAFMonitorOnEventLoop(t *testing.T) {
 	if id := f.ids.get("/search"); id == "" || evs[0].RequestID != id {
 		t.Errorf("the origin got request id %q, the event says %q", id, evs[0].RequestID)
 	}
-	if reqs, handoffs := f.counts(t); reqs != 1 || handoffs != 0 {
+	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 1 || handoffs != 0 {
 		t.Fatalf("the loops served %v requests and handed off %v, want 1 and 0", reqs, handoffs)
 	}
 }
@@ -307,7 +287,7 @@ func TestWAFResponsePhaseStaysOffLoop(t *testing.T) {
 	if resp, _ := c.do("GET", "/x", ""); resp.StatusCode != 200 {
 		t.Fatalf("GET: %d", resp.StatusCode)
 	}
-	if reqs, handoffs := f.counts(t); reqs != 0 || handoffs != 1 {
+	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 0 || handoffs != 1 {
 		t.Fatalf("the loops served %v requests and handed off %v, want 0 and 1", reqs, handoffs)
 	}
 }
@@ -348,7 +328,7 @@ func TestPolicyAndRateLimitOnEventLoop(t *testing.T) {
 	if evs := waitEvents("t/looppol/ok"); len(evs) != 1 || evs[0].Kind != secevents.KindRateLimit {
 		t.Fatalf("rate-limit events: %+v", evs)
 	}
-	if reqs, handoffs := f.counts(t); reqs != 5 || handoffs != 0 {
+	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 5 || handoffs != 0 {
 		t.Fatalf("the loops served %v requests and handed off %v, want 5 and 0", reqs, handoffs)
 	}
 }
@@ -390,7 +370,7 @@ func runLoopGET(b *testing.B, f *loopFront, c net.Conn) {
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 	b.StopTimer()
-	if reqs, handoffs := f.counts(b); handoffs != 0 || reqs < float64(b.N) {
+	if reqs, handoffs := dptest.EvloopCounts(b, f.reg); handoffs != 0 || reqs < float64(b.N) {
 		b.Fatalf("the loops served %v requests and handed off %v", reqs, handoffs)
 	}
 }
@@ -437,7 +417,7 @@ func TestAuthnOnEventLoop(t *testing.T) {
 	if got := withKey("intern-key-0123456789", "/b"); got != 200 {
 		t.Errorf("intern (its own bucket): %d", got)
 	}
-	if reqs, handoffs := f.counts(t); reqs != 4 || handoffs != 0 {
+	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 4 || handoffs != 0 {
 		t.Fatalf("the loops served %v requests and handed off %v, want 4 and 0", reqs, handoffs)
 	}
 
@@ -446,7 +426,7 @@ func TestAuthnOnEventLoop(t *testing.T) {
 	if resp, _ := dialLoop(t, f.addr).do("GET", "/c", ""); resp.StatusCode != 401 {
 		t.Fatalf("no key (claims forwarded): %d", resp.StatusCode)
 	}
-	if reqs, handoffs := f.counts(t); reqs != 0 || handoffs != 1 {
+	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 0 || handoffs != 1 {
 		t.Fatalf("forwarded claims: the loops served %v requests and handed off %v, want 0 and 1", reqs, handoffs)
 	}
 }

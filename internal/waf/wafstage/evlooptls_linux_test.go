@@ -47,7 +47,7 @@ func TestWAFOnEventLoopTLS(t *testing.T) {
 	if resp.StatusCode != 200 || body != "origin" {
 		t.Fatalf("benign GET: %d %q", resp.StatusCode, body)
 	}
-	if reqs, handoffs := f.counts(t); reqs != 1 || handoffs != 0 {
+	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 1 || handoffs != 0 {
 		t.Fatalf("after the benign GET the loops served %v requests and handed off %v, want 1 and 0", reqs, handoffs)
 	}
 	line := f.accessLine(t, "/api/users")
@@ -105,7 +105,7 @@ func TestWAFOnEventLoopTLS(t *testing.T) {
 			t.Fatalf("pipelined: %d, want %d", resp.StatusCode, want)
 		}
 	}
-	if reqs, handoffs := f.counts(t); reqs != 8 || handoffs != 0 {
+	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 8 || handoffs != 0 {
 		t.Fatalf("the loops served %v requests and handed off %v, want 8 and 0", reqs, handoffs)
 	}
 
@@ -147,7 +147,7 @@ func TestWAFOnEventLoopTLS(t *testing.T) {
 			t.Fatalf("connection %d: record types %v, want the answer (23) then an alert (21: close_notify)", i, types)
 		}
 	}
-	if reqs, handoffs := f.counts(t); reqs != 11 || handoffs != 0 {
+	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 11 || handoffs != 0 {
 		t.Fatalf("the loops served %v requests and handed off %v, want 11 and 0", reqs, handoffs)
 	}
 
@@ -157,7 +157,7 @@ func TestWAFOnEventLoopTLS(t *testing.T) {
 	if resp.StatusCode != 403 {
 		t.Fatalf("SQLi POST: %d", resp.StatusCode)
 	}
-	if _, handoffs := f.counts(t); handoffs != 1 {
+	if _, handoffs := dptest.EvloopCounts(t, f.reg); handoffs != 1 {
 		t.Fatalf("the POST was not handed off (%v hand-offs)", handoffs)
 	}
 	if resp, body := c.do("GET", "/after2", ""); resp.StatusCode != 200 || body != "origin" {
