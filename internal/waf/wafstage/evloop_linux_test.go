@@ -197,42 +197,14 @@ func TestWAFOnEventLoop(t *testing.T) {
 	f := startLoopFront(t, "loopwaf", &v1.AppFirewallSpec{}, nil, nil)
 	c := dialLoop(t, f.addr)
 
-	resp, body := c.do("GET", "/api/users?id=42&name=alice", "")
-	if resp.StatusCode != 200 || body != "origin" {
-		t.Fatalf("benign GET: %d %q", resp.StatusCode, body)
-	}
-	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 1 || handoffs != 0 {
-		t.Fatalf("after the benign GET the loops served %v requests and handed off %v, want 1 and 0", reqs, handoffs)
-	}
-	line := f.accessLine(t, "/api/users")
-	if id := f.ids.get("/api/users"); id == "" || line["requestId"] != id {
-		t.Errorf("the origin got request id %q, the access log says %v", id, line["requestId"])
-	}
+	benignThenBlocked(t, f, c, "t/loopwaf")
+	// The blocked GET's event was the only one (none for the benign GET).
 	if ev := events.takeAll("t/loopwaf"); len(ev) != 0 {
-		t.Errorf("events for a benign GET: %+v", ev[0])
-	}
-
-	resp, body = c.do("GET", "/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--", "")
-	if resp.StatusCode != 403 || !strings.Contains(body, "Request blocked") || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
-		t.Fatalf("SQLi GET: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
-	}
-	if f.ids.get("/search") != "" {
-		t.Error("the blocked request reached the origin")
-	}
-	evs := waitEvents("t/loopwaf/search")
-	if len(evs) != 1 || evs[0].Kind != secevents.KindWAF || evs[0].Action != secevents.ActionBlocked || evs[0].Status != 403 {
-		t.Fatalf("events of the blocked GET: %+v", evs)
-	}
-	line = f.accessLine(t, "/search")
-	if id := evs[0].RequestID; id == "" || line["requestId"] != id || !strings.Contains(body, id) || evs[0].Client != "127.0.0.1" {
-		t.Errorf("event request id %q client %q, access log %v, block page %q", id, evs[0].Client, line["requestId"], body)
-	}
-	if line["status"] != float64(403) {
-		t.Errorf("access log status %v, want 403", line["status"])
+		t.Errorf("events besides the blocked GET's: %+v", ev[0])
 	}
 
 	// The connection goes on after the block.
-	resp, body = c.do("GET", "/after", "")
+	resp, body := c.do("GET", "/after", "")
 	if resp.StatusCode != 200 || body != "origin" {
 		t.Fatalf("GET after the block: %d %q", resp.StatusCode, body)
 	}
@@ -254,6 +226,45 @@ func TestWAFOnEventLoop(t *testing.T) {
 	resp, body = c.do("GET", "/after2", "")
 	if resp.StatusCode != 200 || body != "origin" {
 		t.Fatalf("GET after the POST: %d %q", resp.StatusCode, body)
+	}
+}
+
+// benignThenBlocked sends a benign GET and an SQL injection on c, a
+// connection to f's load balancer (key "NAMESPACE/NAME"): the benign GET
+// reaches the origin through the loops (no hand-off) with the request id
+// the access log has; the attack gets the block
+// page without reaching the origin, the connection stays open, and its
+// security event, access-log line and block page carry one request id.
+func benignThenBlocked(t *testing.T, f *loopFront, c *conn, key string) {
+	t.Helper()
+	resp, body := c.do("GET", "/api/users?id=42&name=alice", "")
+	if resp.StatusCode != 200 || body != "origin" {
+		t.Fatalf("benign GET: %d %q", resp.StatusCode, body)
+	}
+	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 1 || handoffs != 0 {
+		t.Fatalf("after the benign GET the loops served %v requests and handed off %v, want 1 and 0", reqs, handoffs)
+	}
+	line := f.accessLine(t, "/api/users")
+	if id := f.ids.get("/api/users"); id == "" || line["requestId"] != id {
+		t.Errorf("the origin got request id %q, the access log says %v", id, line["requestId"])
+	}
+	resp, body = c.do("GET", "/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--", "")
+	if resp.StatusCode != 403 || !strings.Contains(body, "Request blocked") || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" || resp.Close {
+		t.Fatalf("SQLi GET: %d %q close=%v %q", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Close, body)
+	}
+	if f.ids.get("/search") != "" {
+		t.Error("the blocked request reached the origin")
+	}
+	evs := waitEvents(key + "/search")
+	if len(evs) != 1 || evs[0].Kind != secevents.KindWAF || evs[0].Action != secevents.ActionBlocked || evs[0].Status != 403 {
+		t.Fatalf("events of the blocked GET: %+v", evs)
+	}
+	line = f.accessLine(t, "/search")
+	if id := evs[0].RequestID; id == "" || line["requestId"] != id || !strings.Contains(body, id) || evs[0].Client != "127.0.0.1" {
+		t.Errorf("event request id %q client %q, access log %v, block page %q", id, evs[0].Client, line["requestId"], body)
+	}
+	if line["status"] != float64(403) {
+		t.Errorf("access log status %v, want 403", line["status"])
 	}
 }
 

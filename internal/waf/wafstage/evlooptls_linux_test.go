@@ -15,7 +15,6 @@ import (
 
 	v1 "github.com/meridian-platform/meridian/api/v1"
 	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
-	"github.com/meridian-platform/meridian/internal/secevents"
 )
 
 // TestWAFOnEventLoopTLS is TestWAFOnEventLoop on a TLS listener: the loops
@@ -43,36 +42,10 @@ func TestWAFOnEventLoopTLS(t *testing.T) {
 	}
 	c := dial()
 
-	resp, body := c.do("GET", "/api/users?id=42&name=alice", "")
-	if resp.StatusCode != 200 || body != "origin" {
-		t.Fatalf("benign GET: %d %q", resp.StatusCode, body)
-	}
-	if reqs, handoffs := dptest.EvloopCounts(t, f.reg); reqs != 1 || handoffs != 0 {
-		t.Fatalf("after the benign GET the loops served %v requests and handed off %v, want 1 and 0", reqs, handoffs)
-	}
-	line := f.accessLine(t, "/api/users")
-	if id := f.ids.get("/api/users"); id == "" || line["requestId"] != id {
-		t.Errorf("the origin got request id %q, the access log says %v", id, line["requestId"])
-	}
-
-	resp, body = c.do("GET", "/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--", "")
-	if resp.StatusCode != 403 || !strings.Contains(body, "Request blocked") || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" || resp.Close {
-		t.Fatalf("SQLi GET: %d %q close=%v %q", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Close, body)
-	}
-	if f.ids.get("/search") != "" {
-		t.Error("the blocked request reached the origin")
-	}
-	evs := waitEvents("t/loopwaftls/search")
-	if len(evs) != 1 || evs[0].Kind != secevents.KindWAF || evs[0].Action != secevents.ActionBlocked || evs[0].Status != 403 {
-		t.Fatalf("events of the blocked GET: %+v", evs)
-	}
-	line = f.accessLine(t, "/search")
-	if id := evs[0].RequestID; id == "" || line["requestId"] != id || !strings.Contains(body, id) {
-		t.Errorf("event request id %q, access log %v, block page %q", id, line["requestId"], body)
-	}
+	benignThenBlocked(t, f, c, "t/loopwaftls")
 
 	// Keep-alive goes on after the block, and the loop's own answers.
-	resp, body = c.do("GET", "/after", "")
+	resp, body := c.do("GET", "/after", "")
 	if resp.StatusCode != 200 || body != "origin" {
 		t.Fatalf("GET after the block: %d %q", resp.StatusCode, body)
 	}
