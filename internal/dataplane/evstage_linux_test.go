@@ -187,19 +187,12 @@ func TestLoopStagesAgreeHTTPS(t *testing.T) {
 	origin, originIDs := idOrigin(t)
 	probes := map[string]*probeStage{}
 	cfg := func(port int) string {
-		return sniCertsYAML(t, ca) + pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1, tls: {certificateRef: def, certificateRefs: [wild, api]}}]
-  routes:
+		return sniLBYAML(t, ca, origin.URL, port, `  routes:
   - {match: {pathPrefix: /old}, redirect: {path: /new, code: 301}}
   - {match: {pathPrefix: /port}, redirect: {port: 8443}}
   - {match: {pathPrefix: /tea}, directResponse: {status: 418, body: "short and stout\n"}}
   - {match: {pathPrefix: /}, pool: a}
-`, port)
+`)
 	}
 	addrs, servers := startEngines(t, cfg, func(engine string) Options {
 		p := newProbeStage()

@@ -42,17 +42,10 @@ func TestEnginesAgreeHTTPS(t *testing.T) {
 	}
 	origin := headerEcho(t)
 	cfg := func(port int) string {
-		return sniCertsYAML(t, ca) + pool("a", hostOf(origin.URL)) + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1, tls: {certificateRef: def, certificateRefs: [wild, api]}}]
-  routes:
+		return sniLBYAML(t, ca, origin.URL, port, `  routes:
   - {match: {pathPrefix: /old}, redirect: {path: /new, code: 301}}
   - {match: {pathPrefix: /}, pool: a}
-`, port)
+`)
 	}
 	addrs, servers := startEngines(t, cfg, nil)
 	if l := servers[EngineEvloop].listeners[addrs[EngineEvloop]]; l == nil || l.ev == nil {

@@ -51,6 +51,21 @@ func sniCertsYAML(t *testing.T, ca *dptest.CA) string {
 		certYAML(t, ca, "api", true, "api.example.test")
 }
 
+// sniLBYAML is sniCertsYAML, the pool "a" of the origin at originURL and
+// the load balancer "lb" for every domain on a TLS listener at
+// 127.0.0.1:port choosing among the three certificates by SNI (def the
+// default), with the more spec lines (YAML at the spec's indentation).
+func sniLBYAML(t *testing.T, ca *dptest.CA, originURL string, port int, more string) string {
+	return sniCertsYAML(t, ca) + pool("a", hostOf(originURL)) + fmt.Sprintf(`---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: lb, namespace: t}
+spec:
+  domains: ["*"]
+  listeners: [{port: %d, address: 127.0.0.1, tls: {certificateRef: def, certificateRefs: [wild, api]}}]
+`, port) + more
+}
+
 func TestTLSSNIAndHTTP2(t *testing.T) {
 	ca, err := dptest.NewCA()
 	if err != nil {
@@ -58,15 +73,7 @@ func TestTLSSNIAndHTTP2(t *testing.T) {
 	}
 	a, _ := echoBackend(t, "a")
 	port := freePort(t)
-	src := sniCertsYAML(t, ca) + pool("a", hostOf(a.URL)) + fmt.Sprintf(`---
-apiVersion: meridian/v1
-kind: HTTPLoadBalancer
-metadata: {name: lb, namespace: t}
-spec:
-  domains: ["*"]
-  listeners: [{port: %d, address: 127.0.0.1, tls: {certificateRef: def, certificateRefs: [wild, api]}}]
-  defaultPool: a
-`, port)
+	src := sniLBYAML(t, ca, a.URL, port, "  defaultPool: a\n")
 	startServer(t, src, Options{})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	for sni, want := range map[string]string{"api.example.test": "api.example.test", "www.example.test": "*.example.test", "other.test": "default.test", "": "default.test"} {
