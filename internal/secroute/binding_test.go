@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/node"
 	"github.com/meridian-platform/meridian/internal/testfixture"
 )
@@ -54,7 +55,7 @@ metadata: {name: secops, namespace: shop}
 spec: {appFirewall: mandatory}
 `
 	sec := node.NewSecurity(io.Discard)
-	dp := startDataplane(t, sec)
+	dp := startDataplane(t, dataplane.Options{Stages: sec.Stages})
 	apply := func(doc string) {
 		t.Helper()
 		applyDoc(t, dp, sec, doc)

@@ -135,11 +135,17 @@ func (s *signer) token(t *testing.T, sub string, roles ...string) string {
 	return s2
 }
 
-// startDataplane returns a data plane running sec's stages, shut down
-// when the test ends.
-func startDataplane(t *testing.T, sec *node.Security) *dataplane.Server {
+// startDataplane starts a data plane with opts (a discarding logger and
+// access log unless set) and shuts it down when the test ends.
+func startDataplane(t *testing.T, opts dataplane.Options) *dataplane.Server {
 	t.Helper()
-	dp := dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard, Stages: sec.Stages})
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.AccessLog == nil {
+		opts.AccessLog = io.Discard
+	}
+	dp := dataplane.New(opts)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -204,7 +210,7 @@ func TestRouteSecurityEndToEnd(t *testing.T) {
 	defer func() { stopSec(); <-secDone }()
 	port := testfixture.FreePort(t)
 	doc := strings.NewReplacer("BACKEND", strings.TrimPrefix(backend.URL, "http://"), "PORT", fmt.Sprint(port), "JWKS", jwksPath).Replace(objects)
-	applyDoc(t, startDataplane(t, sec), sec, doc)
+	applyDoc(t, startDataplane(t, dataplane.Options{Stages: sec.Stages}), sec, doc)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	client := &http.Client{Timeout: 10 * time.Second}
 	do := func(path string, hdr ...string) (int, http.Header) {

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -92,13 +91,7 @@ func TestRouteSecurityOnEventLoop(t *testing.T) {
 			go func() { sec.Run(secCtx); close(secDone) }()
 			defer func() { stopSec(); <-secDone }()
 			reg := prometheus.NewRegistry()
-			dp := dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard,
-				Stages: sec.Stages, Metrics: reg, HTTP1Engine: dataplane.EngineEvloop})
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				defer cancel()
-				dp.Shutdown(ctx)
-			})
+			dp := startDataplane(t, dataplane.Options{Stages: sec.Stages, Metrics: reg, HTTP1Engine: dataplane.EngineEvloop})
 			port := testfixture.FreePort(t)
 			doc := strings.NewReplacer("BACKEND", strings.TrimPrefix(backend.URL, "http://"), "PORT", fmt.Sprint(port),
 				"FIREWALL", tc.firewall).Replace(loopObjects)
@@ -146,14 +139,7 @@ func TestMTLSOnEventLoop(t *testing.T) {
 	sec := node.NewSecurity(io.Discard)
 	reg := prometheus.NewRegistry()
 	testMTLSRoute(t, false, func(doc string) {
-		dp := dataplane.New(dataplane.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard,
-			Stages: sec.Stages, Metrics: reg, HTTP1Engine: dataplane.EngineEvloop})
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			dp.Shutdown(ctx)
-		})
-		applyDoc(t, dp, sec, doc)
+		applyDoc(t, startDataplane(t, dataplane.Options{Stages: sec.Stages, Metrics: reg, HTTP1Engine: dataplane.EngineEvloop}), sec, doc)
 	})
 	if reqs, handoffs := dptest.EvloopCounts(t, reg); reqs != 6 || handoffs != 0 {
 		t.Errorf("the loops served %v requests and handed off %v, want 6 and 0", reqs, handoffs)

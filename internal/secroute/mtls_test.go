@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-platform/meridian/internal/dataplane"
 	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 	"github.com/meridian-platform/meridian/internal/node"
 	"github.com/meridian-platform/meridian/internal/testfixture"
@@ -25,7 +26,7 @@ func indent(s string) string {
 func TestMTLSRouteAndSNIPolicy(t *testing.T) {
 	sec := node.NewSecurity(io.Discard)
 	testMTLSRoute(t, true, func(doc string) {
-		applyDoc(t, startDataplane(t, sec), sec, doc)
+		applyDoc(t, startDataplane(t, dataplane.Options{Stages: sec.Stages}), sec, doc)
 	})
 }
 
