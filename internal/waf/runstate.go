@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -792,23 +793,11 @@ func (t *runTX) set1(key, v string) {
 // added.
 func (t *runTX) writes() (base []int, extra []runKV) {
 	for i := range t.vals {
-		if t.gone[i] || !slicesEqual(t.vals[i], t.base.vals[i]) {
+		if t.gone[i] || !slices.Equal(t.vals[i], t.base.vals[i]) {
 			base = append(base, i)
 		}
 	}
 	return base, t.extra
-}
-
-func slicesEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (t *runTX) SetIndex(key string, index int, value string) {

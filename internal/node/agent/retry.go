@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/meridian-platform/meridian/internal/distrib"
@@ -76,7 +77,7 @@ func (a *Agent) retryOnce(ctx context.Context) bool {
 	send := a.streamSend
 	ack := &distrib.Ack{Version: version, Rejected: rejected, Skipped: append(append([]distrib.ObjectRef(nil), skipped...), a.consoleSkipped...)}
 	a.mu.Unlock()
-	if !sameObjectErrors(before, rejected) {
+	if !slices.Equal(before, rejected) {
 		a.log.Info("configuration applied again", "version", version, "rejected", len(rejected), "pending", pending)
 		if send != nil {
 			if err := send(&distrib.NodeMessage{Ack: ack}); err != nil {
@@ -87,16 +88,4 @@ func (a *Agent) retryOnce(ctx context.Context) bool {
 		}
 	}
 	return pending
-}
-
-func sameObjectErrors(a, b []distrib.ObjectError) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
