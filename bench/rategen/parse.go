@@ -15,14 +15,14 @@ const (
 
 // Parser states.
 const (
-	stHead       = iota // waiting for a whole head (status line, fields, empty line)
-	stBody              // Content-Length body: remain bytes left
-	stEOFBody           // body delimited by the connection's close
-	stChunkSize         // chunked: the chunk-size line
-	stChunkData         // chunked: remain bytes of chunk data left
-	stChunkCRLF         // chunked: the CRLF after chunk data
-	stTrailer           // chunked: trailer fields up to the empty line
-	stDone              // a final response has ended
+	stHead      = iota // waiting for a whole head (status line, fields, empty line)
+	stBody             // Content-Length body: remain bytes left
+	stEOFBody          // body delimited by the connection's close
+	stChunkSize        // chunked: the chunk-size line
+	stChunkData        // chunked: remain bytes of chunk data left
+	stChunkCRLF        // chunked: the CRLF after chunk data
+	stTrailer          // chunked: trailer fields up to the empty line
+	stDone             // a final response has ended
 )
 
 var (

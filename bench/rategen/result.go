@@ -15,8 +15,8 @@ type result struct {
 	non2xx   uint64
 	errors   uint64 // no whole response: connection or parse errors, timeouts
 	timeouts uint64
-	connErrs uint64 // connections that failed (counted whether a request was on them or not)
-	all      uint64 // every request sent, the warm-up's too
+	connErrs uint64        // connections that failed (counted whether a request was on them or not)
+	all      uint64        // every request sent, the warm-up's too
 	cpu      time.Duration // the generator's user+system CPU time over all of them
 	lat      histogram     // from the intended send time to the response's end
 	lag      histogram     // from the intended send time to the send
