@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -57,7 +59,21 @@ func (a stdHeaders) VisitAll(f func(k, v []byte)) {
 func (s *Server) serveH2(l *listener, c net.Conn, meta *connMeta) {
 	ctx := context.WithValue(context.Background(), metaKey, meta)
 	h := l.h2.Load()
-	h.srv.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: h.base, Handler: h.base.Handler})
+	h.srv.ServeConn(guardH2(c), &http2.ServeConnOpts{Context: ctx, BaseConfig: h.base, Handler: h.base.Handler})
+}
+
+// newHTTP2Server returns the HTTP/2 server of a listener: frames up to the
+// protocol's initial 16 KiB, as its SETTINGS_MAX_FRAME_SIZE says (a larger
+// header frame is a connection error, RFC 9113 §4.2), and the HPACK table
+// size h2Guard's decoder shares.
+func newHTTP2Server(idle time.Duration) *http2.Server {
+	return &http2.Server{IdleTimeout: idle, MaxReadFrameSize: h2MaxFrameSize, MaxDecoderHeaderTableSize: h2DecoderTableSize}
+}
+
+// h2ErrorLog is where the HTTP/2 server reports a client's protocol
+// errors: debug lines, so that a client cannot fill the node's log.
+func h2ErrorLog(l *slog.Logger) *log.Logger {
+	return slog.NewLogLogger(l.Handler(), slog.LevelDebug)
 }
 
 // cleanPath normalizes a request path the way routing sees it.

@@ -529,8 +529,9 @@ type h2Server struct {
 // new connections.
 func (l *listener) newH2(t config.Timeouts) error {
 	h := &h2Server{
-		base: &http.Server{Handler: http.HandlerFunc(l.s.handleH2), IdleTimeout: t.Idle, ReadHeaderTimeout: t.RequestHeader},
-		srv:  &http2.Server{IdleTimeout: t.Idle},
+		base: &http.Server{Handler: http.HandlerFunc(l.s.handleH2), IdleTimeout: t.Idle, ReadHeaderTimeout: t.RequestHeader,
+			ErrorLog: h2ErrorLog(l.s.log)},
+		srv: newHTTP2Server(t.Idle),
 	}
 	if err := http2.ConfigureServer(h.base, h.srv); err != nil {
 		return err
@@ -761,9 +762,14 @@ func (l *listener) serve(c net.Conn, meta *connMeta) {
 		}
 		_ = c.SetReadDeadline(time.Now().Add(hl.Timeouts.RequestHeader))
 		isH2 := peekPreface(br)
+		notHTTP := !isH2 && !h2cHTTP1(br)
 		_ = c.SetReadDeadline(time.Time{})
 		if isH2 {
 			s.serveH2(l, conn, meta)
+			return
+		}
+		if notHTTP {
+			s.metrics.rejected.Inc()
 			return
 		}
 	}

@@ -1,0 +1,198 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/summerwind/h2spec/config"
+	"github.com/summerwind/h2spec/generic"
+	"github.com/summerwind/h2spec/hpack"
+	h2spechttp2 "github.com/summerwind/h2spec/http2"
+	"github.com/summerwind/h2spec/spec"
+
+	"github.com/meridian-platform/meridian/internal/testcert"
+	"github.com/meridian-platform/meridian/internal/testfixture"
+)
+
+// h2specTimeout is how long h2spec waits for each answer it expects. Cases
+// that pass only when the node stays silent (or that expect a frame the
+// node never sends) take this long each, so it is kept short; a loaded
+// machine still answers a loopback frame well within it.
+const h2specTimeout = 2 * time.Second
+
+// TestH2Spec runs the h2spec conformance suite (generic, RFC 9113 http2
+// and RFC 7541 hpack sections) against a node's HTTP/2 listeners, TLS
+// with ALPN h2 and cleartext h2c with prior knowledge, whose load balancer
+// forwards to a real origin. Every failing case must be listed, with its
+// reason, in testdata/h2spec-exclusions.txt; a listed case that passes is
+// reported too, so that the list stays short.
+func TestH2Spec(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "hello from the origin\n")
+	}))
+	defer backend.Close()
+	excluded := readH2SpecExclusions(t, filepath.Join("testdata", "h2spec-exclusions.txt"))
+
+	tlsPort, h2cPort := testfixture.FreePort(t), testfixture.FreePort(t)
+	certPEM, keyPEM := testcert.SelfSigned(t, "localhost")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "conf", "h2.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
+kind: OriginPool
+metadata: {name: web}
+spec:
+  endpoints: [{address: %s}]
+---
+apiVersion: meridian/v1
+kind: Certificate
+metadata: {name: local}
+spec:
+  certificate: %q
+  privateKey: %q
+---
+apiVersion: meridian/v1
+kind: HTTPLoadBalancer
+metadata: {name: web}
+spec:
+  domains: ["*"]
+  listeners:
+  - {port: %d, address: 127.0.0.1, tls: {certificateRef: local}}
+  - {port: %d, address: 127.0.0.1, h2c: true}
+  defaultPool: web
+`, strings.TrimPrefix(backend.URL, "http://"), certPEM, keyPEM, tlsPort, h2cPort))
+	p := start(t, nil, "node", "--config", filepath.Join(dir, "conf"), "--admin", "")
+	p.waitFor(regexp.MustCompile(`configuration applied`), 60*time.Second)
+
+	for _, tc := range []struct {
+		name string
+		tls  bool
+		port int
+	}{{"tls", true, tlsPort}, {"h2c", false, h2cPort}} {
+		t.Run(tc.name, func(t *testing.T) {
+			waitListening(t, tc.port)
+			failed, passed, log := runH2Spec(t, &config.Config{
+				Host: "127.0.0.1", Port: tc.port, Path: "/", Timeout: h2specTimeout,
+				MaxHeaderLen: 4000, TLS: tc.tls, Insecure: true,
+			})
+			t.Logf("h2spec over %s: %d passed, %d failed", tc.name, len(passed), len(failed))
+			bad := false
+			for _, id := range failed {
+				if _, ok := excluded[id]; !ok {
+					t.Errorf("h2spec case %s fails", id)
+					bad = true
+				}
+			}
+			for id := range excluded {
+				if _, ok := passed[id]; ok {
+					t.Errorf("h2spec case %s passes: remove it from testdata/h2spec-exclusions.txt", id)
+				}
+			}
+			if bad {
+				t.Logf("h2spec output:\n%s", log)
+			}
+		})
+	}
+}
+
+// runH2Spec runs every non-strict h2spec case against c and returns the
+// ids ("http2/5.1/3") of the failed ones, the passed ones and the
+// suite's printed report. h2spec prints to os.Stdout, which is redirected
+// to a file for the run.
+func runH2Spec(t *testing.T, c *config.Config) (failed []string, passed map[string]bool, log string) {
+	t.Helper()
+	out, err := os.CreateTemp(t.TempDir(), "h2spec-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	stdout := os.Stdout
+	os.Stdout = out
+	groups := []*spec.TestGroup{generic.Spec(), h2spechttp2.Spec(), hpack.Spec()}
+	func() {
+		defer func() { os.Stdout = stdout }()
+		for _, g := range groups {
+			g.Test(c)
+		}
+	}()
+	b, _ := os.ReadFile(out.Name())
+	passed = map[string]bool{}
+	var walk func(g *spec.TestGroup)
+	walk = func(g *spec.TestGroup) {
+		for _, tc := range g.Tests {
+			if tc.Result == nil {
+				continue
+			}
+			id := fmt.Sprintf("%s/%d", g.ID(), tc.Result.Sequence)
+			switch {
+			case tc.Result.Failed:
+				failed = append(failed, id)
+			case !tc.Result.Skipped:
+				passed[id] = true
+			}
+		}
+		for _, sg := range g.Groups {
+			walk(sg)
+		}
+	}
+	for _, g := range groups {
+		walk(g)
+	}
+	if len(passed) == 0 {
+		t.Fatalf("h2spec ran no case:\n%s", b)
+	}
+	sort.Strings(failed)
+	return failed, passed, string(b)
+}
+
+// readH2SpecExclusions reads the list of h2spec cases allowed to fail: one
+// case id a line, followed by its reason; # starts a comment.
+func readH2SpecExclusions(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		id, reason, _ := strings.Cut(line, " ")
+		if strings.TrimSpace(reason) == "" {
+			t.Fatalf("%s:%d: case %s has no reason", path, n, id)
+		}
+		m[id] = strings.TrimSpace(reason)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// waitListening waits until the port accepts connections: h2spec exits the
+// process when it cannot dial.
+func waitListening(t *testing.T, port int) {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	testfixture.WaitFor(t, addr+" accepting connections", func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
