@@ -13,6 +13,11 @@ BENCH_NAME=bench
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 RATE=${RATE:-10000}
+# The fixed-rate case's generator: rategen (bench/rategen, the default) or
+# vegeta (RATE_GEN=vegeta); see the README's "Fixed rate".
+RATE_GEN=${RATE_GEN:-rategen}
+case $RATE_GEN in rategen|vegeta) ;; *) echo "RATE_GEN: '$RATE_GEN', want rategen or vegeta" >&2; exit 2 ;; esac
+RATE_CONNS=${RATE_CONNS:-64}
 RESULTS=${RESULTS:-$PWD/results.md}
 # One run at a time on the machine: the runs share fixed ports and, worse,
 # the CPUs; a second run waits for the first instead of failing to bind or
@@ -32,7 +37,7 @@ fi
 NGINX=$(bench_cmd nginx)
 HAPROXY=$(bench_cmd haproxy)
 
-echo "building meridian and vegeta"
+echo "building meridian and $RATE_GEN"
 if ( cd "$ROOT" && go build -o "$BIN/meridian" ./cmd/meridian ) 2>/dev/null && "$BIN/meridian" node --help >/dev/null 2>&1; then
   MERIDIAN=("$BIN/meridian" node)
 else
@@ -42,7 +47,11 @@ fi
 # The bare event-loop proxy of bench/nodebench (one origin, no
 # configuration) stays available as the targets meridian-evloop(-raw).
 ( cd "$ROOT" && go build -o "$BIN/nodebench" ./bench/nodebench )
-GOBIN="$BIN" go install github.com/tsenart/vegeta/v12@v12.13.0 >/dev/null 2>&1 || echo "vegeta unavailable: fixed-rate case skipped"
+if [ "$RATE_GEN" = vegeta ]; then
+  GOBIN="$BIN" go install github.com/tsenart/vegeta/v12@v12.13.0 >/dev/null 2>&1 || echo "vegeta unavailable: fixed-rate case skipped"
+else
+  ( cd "$ROOT" && go build -o "$BIN/rategen" ./bench/rategen )
+fi
 
 # ECDSA P-256 certificate, as in the reference figures.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.test \
@@ -209,7 +218,7 @@ run_wrk() { # target case
     END {printf "%s %s %.1f\n", rps+0, p99+0, (n > 0 ? ticks / hz * 1e6 / n : 0)}' "$WORK/wrk.out"
 }
 
-# vegeta at a fixed rate. A round's DURATION per target is cut into
+# The generator (RATE_GEN) at a fixed rate. A round's DURATION per target is cut into
 # RATE_SLICES slices (default 5, so 1 s of a 5 s round), run in turn for
 # each target and in the reverse order every other slice (nginx, meridian,
 # meridian, nginx, ...): a change of load on the machine that lasts a few
@@ -220,24 +229,44 @@ RATE_SLICES=${RATE_SLICES:-5}
 declare -A RATE_TICKS
 rate_slice() { # target round slice duration-ms
   local t=$1 r=$2 s=$3 d=$4 before after
-  [ -x "$BIN/vegeta" ] || return 0
+  [ -x "$BIN/$RATE_GEN" ] || return 0
   # shellcheck disable=SC2086
   before=$(bench_cpu_ticks ${PROCS[$t]:-})
-  echo "GET http://127.0.0.1:${PORT[$t]}/" > "$WORK/vegeta-$t.targets"
-  { TIMEFORMAT='%U %S'; time bench_gen "$BIN/vegeta" attack -targets="$WORK/vegeta-$t.targets" -rate="$RATE" -duration="${d}ms" \
-    -keepalive=true -max-connections=256 2>>"$WORK/vegeta-$t.err" > "$WORK/vegeta-$t-$r-$s.bin"; } 2>> "$WORK/vegeta-$t-$r.cpu" || true
+  if [ "$RATE_GEN" = rategen ]; then
+    # Its connections are up before the first request is due; each slice's
+    # result (-out) keeps the whole distribution for rate_report to merge.
+    bench_gen "$BIN/rategen" -url "http://127.0.0.1:${PORT[$t]}/" -rate "$RATE" -duration "${d}ms" -conns "$RATE_CONNS" \
+      -out "$WORK/rategen-$t-$r-$s.res" > "$WORK/rategen-$t-$r-$s.txt" 2>>"$WORK/rategen-$t.err" || true
+  else
+    echo "GET http://127.0.0.1:${PORT[$t]}/" > "$WORK/vegeta-$t.targets"
+    { TIMEFORMAT='%U %S'; time bench_gen "$BIN/vegeta" attack -targets="$WORK/vegeta-$t.targets" -rate="$RATE" -duration="${d}ms" \
+      -keepalive=true -max-connections=256 2>>"$WORK/vegeta-$t.err" > "$WORK/vegeta-$t-$r-$s.bin"; } 2>> "$WORK/vegeta-$t-$r.cpu" || true
+  fi
   # shellcheck disable=SC2086
   after=$(bench_cpu_ticks ${PROCS[$t]:-})
   RATE_TICKS[$t]=$(( ${RATE_TICKS[$t]:-0} + after - before ))
 }
 
 # rate_report target round: prints "rate p99ms proxyCPUus/req p50ms p90ms
-# maxms vegetaCPUus/req" for the round's slices together; the whole
-# distribution and a histogram go to $WORK/vegeta-TARGET.txt, with the
-# generator's own CPU per request (it shares the CPUs with the backend and
-# the proxy).
+# maxms generatorCPUus/req [p99.9ms sendlagp99ms errors]" for the round's
+# slices together; the whole distribution goes to $WORK/RATE_GEN-TARGET.txt
+# (vegeta's with a histogram), with the generator's own CPU per request (it
+# shares the CPUs with the backend and the proxy).
 rate_report() {
   local t=$1 r=$2 f
+  if [ "$RATE_GEN" = rategen ]; then
+    local res=("$WORK/rategen-$t-$r-"*.res)
+    [ -e "${res[0]}" ] || { echo "0 0"; return; }
+    { echo "round $r ($RATE_SLICES slices)"; "$BIN/rategen" -merge "${res[@]}"; } >> "$WORK/rategen-$t.txt"
+    # rategen's CPU is its own (getrusage) over the requests it sent; the
+    # rate is the responses over the slices' spans.
+    "$BIN/rategen" -merge "${res[@]}" | python3 -c 'import sys
+kv=dict(f.split("=", 1) for l in sys.stdin if l.startswith("rategen ") for f in l.split()[1:])
+n=max(int(kv["sent"]), 1)
+print(kv["achieved_rps"], kv["p99_ms"], "%.1f" % (int(sys.argv[1])/int(sys.argv[2])*1e6/n), kv["p50_ms"], kv["p90_ms"], kv["max_ms"],
+      kv["cpu_us_per_req"], kv["p999_ms"], kv["lag_p99_ms"], int(kv["errors"]) + int(kv["non2xx"]))' "${RATE_TICKS[$t]:-0}" "$TICK"
+    return
+  fi
   local bins=("$WORK/vegeta-$t-$r-"*.bin)
   [ -e "${bins[0]}" ] || { echo "0 0"; return; }
   {
@@ -293,12 +322,12 @@ for round in $(seq 1 "$ROUNDS"); do
   RATE_TICKS=()
 done
 
-python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee "$RESULTS"
+RATE_GEN=$RATE_GEN python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee "$RESULTS"
 import statistics, sys, collections, os
 path, rounds, duration = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = collections.defaultdict(lambda: ([], [], []))
 per_round = collections.defaultdict(dict)  # (case, round) -> target -> (rps, p99)
-dist = collections.defaultdict(list)  # (case, target) -> [p50, p90, max, vegeta CPU, p99] per round
+dist = collections.defaultdict(list)  # (case, target) -> [p50, p90, max, generator CPU, p99, p99.9, send lag p99, errors] per round
 for line in open(path):
     parts = line.split()
     r, case, target, rps, p99 = parts[:5]
@@ -306,8 +335,9 @@ for line in open(path):
     rows[(case, target)][0].append(float(rps)); rows[(case, target)][1].append(float(p99))
     rows[(case, target)][2].append(cpu)
     per_round[(case, r)][target] = (float(rps), float(p99), cpu)
-    if len(parts) > 9:  # fixed rate: p50 p90 max, generator CPU
-        dist[(case, target)].append([float(x) for x in parts[6:10]] + [float(p99)])
+    if len(parts) > 9:  # fixed rate: p50 p90 max, generator CPU (then rategen's p99.9, send lag p99, errors)
+        extra = [float(x) for x in parts[10:13]] if len(parts) > 12 else [float("nan")] * 3
+        dist[(case, target)].append([float(x) for x in parts[6:10]] + [float(p99)] + extra)
 cases = []
 for (c, _) in rows:
     if c not in cases: cases.append(c)
@@ -341,13 +371,18 @@ for c in cases:
         cr = f"{cpu/bcpu:.2f}x" if cpu and bcpu else "-"
         print(f"| {c} | {t} | {rps:,.0f} | {p99:.2f} | {rr} | {pr} | {qr} | {wr} | {cs} | {cr} |")
 if dist:
-    print("\nFixed rate, the whole distribution (medians over the rounds; the p99 of each round in brackets) and "
-          "the generator's own CPU per request:\n")
-    print("| case | target | p50 ms | p90 ms | p99 ms | max ms | vegeta CPU µs/req | p99 of each round |")
-    print("|---|---|---|---|---|---|---|---|")
+    gen = os.environ.get("RATE_GEN", "vegeta")
+    print(f"\nFixed rate ({gen}), the whole distribution (medians over the rounds; the p99 of each round in brackets) and "
+          "the generator's own CPU per request" + (" (rategen: latency from each request's intended send time; "
+          "send lag: how late the generator sent; errors: failed requests and non-2xx answers, all rounds)" if gen == "rategen" else "") + ":\n")
+    print("| case | target | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | generator CPU µs/req | send lag p99 ms | errors | p99 of each round |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    fmt = lambda x, f: "-" if x != x else f % x  # NaN: vegeta has no such figure
     for (c, t), v in dist.items():
-        med = [statistics.median(x[i] for x in v) for i in range(5)]
+        med = [statistics.median(x[i] for x in v) for i in range(7)]
+        errs = sum(x[7] for x in v)
         each = " ".join(f"{x[4]:.2f}" for x in v)
-        print(f"| {c} | {t} | {med[0]:.2f} | {med[1]:.2f} | {med[4]:.2f} | {med[2]:.2f} | {med[3]:.1f} | {each} |")
+        print(f"| {c} | {t} | {med[0]:.2f} | {med[1]:.2f} | {med[4]:.2f} | {fmt(med[5], '%.2f')} | {med[2]:.2f} | {med[3]:.1f} | "
+              f"{fmt(med[6], '%.3f')} | {fmt(errs, '%.0f')} | {each} |")
 PY
-echo "raw results: $RES; vegeta reports: $WORK/vegeta-*.txt"
+echo "raw results: $RES; $RATE_GEN reports: $WORK/$RATE_GEN-*.txt"
