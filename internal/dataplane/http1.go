@@ -92,8 +92,16 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	if b.timeout > 0 && b.conn != nil {
 		_ = b.conn.SetReadDeadline(time.Now().Add(b.timeout))
 	}
+	if b.err != nil {
+		// The error sticks: the goroutine engine's HTTP library reports
+		// a chunk's missing CRLF with the chunk's data and, read again,
+		// goes on with the bytes after it, and its client, given data
+		// with the error, reads again and ends the origin's request as
+		// if the body were whole (RFC 9112 7.1: it is not).
+		return 0, b.err
+	}
 	n, err := b.r.Read(p)
-	if err != nil && err != io.EOF && b.err == nil {
+	if err != nil && err != io.EOF {
 		b.err = err
 	}
 	return n, err
@@ -169,11 +177,12 @@ type connMeta struct {
 	// handed to an upgrade handler; it is closed when that handler ends.
 	hijacked chan struct{}
 	// guard follows the request heads read from the connection; reqs
-	// counts the requests handed to the handler, badLF is set once the
-	// guard found a bare LF (later reads fail).
+	// counts the requests handed to the handler, badLF is the guard's
+	// error once it found a bare LF in a head or a broken chunked body
+	// (later reads fail with it).
 	guard h1.HeadGuard
 	reqs  int
-	badLF bool
+	badLF error
 	// tlsState is the TLS connection's state, set after the handshake.
 	tlsState *tls.ConnectionState
 }
@@ -189,15 +198,25 @@ func (c *metaConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.meta
 // Read feeds what the client sends through the head guard. A head with a
 // bare LF is handed to the engine once (the handler rejects it when the
 // engine parses it); a later read fails, so an engine still waiting for
-// the CRLFCRLF that will never come answers 400 at once.
+// the CRLFCRLF that will never come answers 400 at once. A chunked body
+// that breaks RFC 9112 7.1 reaches the engine only up to where it breaks,
+// and the read after fails: the body's read fails (400, the connection
+// closes; the origin's request is cut, never completed).
 func (c *metaConn) Read(b []byte) (int, error) {
 	m := c.meta
-	if m.badLF {
-		return 0, h1.ErrBareLF
+	if m.badLF != nil {
+		return 0, m.badLF
 	}
 	n, err := c.Conn.Read(b)
-	if n > 0 && m.guard.Scan(b[:n]) != nil {
-		m.badLF = true
+	if n > 0 {
+		if gerr := m.guard.Scan(b[:n]); gerr != nil {
+			m.badLF = gerr
+			if errors.Is(gerr, h1.ErrBadChunked) {
+				if n = m.guard.BadAt; n == 0 {
+					return 0, gerr
+				}
+			}
+		}
 	}
 	return n, err
 }
@@ -283,6 +302,8 @@ func (s *Server) h1Error(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Error("Request Entity Too Large\n", fasthttp.StatusRequestEntityTooLarge)
 	case errors.Is(err, h1.ErrBareLF):
 		ctx.Error("Bad Request: bare LF\n", fasthttp.StatusBadRequest)
+	case errors.Is(err, h1.ErrBadChunked):
+		ctx.Error("Bad Request: invalid chunked body\n", fasthttp.StatusBadRequest)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		ctx.Error("Request Timeout\n", fasthttp.StatusRequestTimeout)
 	default:
@@ -697,6 +718,14 @@ func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 			}
 		}
 		oc := s.origins.get(pool, cp, ep)
+		if len(ctx.Request.Header.Host()) == 0 {
+			// An HTTP/1.0 client's request without Host, or one with an
+			// empty Host (RFC 9112 3.2), goes on as HTTP/1.1, which needs
+			// one (RFC 9112 3.2): the endpoint's address, as nginx's
+			// proxy_pass sends its upstream's. (A retry keeps the first.)
+			ctx.Request.Header.SetHost(ep.Addr())
+			ctx.Request.URI().SetHost(ep.Addr())
+		}
 		ep.Begin()
 		t0 := time.Now()
 		// Event streams, and routes seen to answer with large bodies,

@@ -400,136 +400,18 @@ func hopByHop(name []byte) bool {
 
 // chunkFramer follows chunked framing (RFC 9112 7.1) over a byte stream to
 // find where the message ends; the bytes themselves are forwarded as they
-// are.
-type chunkFramer struct {
-	state   uint8
-	size    int64
-	digits  int
-	lineLen int
-}
-
-const (
-	chSize = iota
-	chExt
-	chSizeLF
-	chData
-	chDataCR
-	chDataLF
-	chTrailerStart
-	chTrailer
-	chTrailerLF
-	chFinalLF
-	chDone
-)
-
-// maxChunkLine bounds a chunk-size line with extensions and a trailer line.
-const maxChunkLine = 4096
+// are. It is h1.Chunked, which the goroutine engine's guard uses too, so
+// that both engines refuse the same chunked bodies (a chunk-size line with
+// whitespace or an ill-formed extension, a chunk's data not followed by
+// CRLF, an ill-formed or forbidden trailer field: what is forwarded as it
+// is must parse one way only).
+type chunkFramer struct{ h1.Chunked }
 
 // feed consumes b and returns how many bytes belong to the message, whether
 // the message is complete, and whether the framing is invalid.
 func (f *chunkFramer) feed(b []byte) (n int, done, bad bool) {
-	for n < len(b) {
-		c := b[n]
-		switch f.state {
-		case chSize:
-			switch {
-			case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
-				if f.digits == 15 {
-					return n, false, true
-				}
-				f.size = f.size<<4 | int64(unhex(c))
-				f.digits++
-			case c == ';' || c == ' ' || c == '\t':
-				if f.digits == 0 {
-					return n, false, true
-				}
-				f.state, f.lineLen = chExt, 0
-			case c == '\r':
-				if f.digits == 0 {
-					return n, false, true
-				}
-				f.state = chSizeLF
-			default:
-				return n, false, true
-			}
-		case chExt:
-			f.lineLen++
-			if c == '\r' {
-				f.state = chSizeLF
-			} else if c == '\n' || f.lineLen > maxChunkLine || c < ' ' && c != '\t' || c == 0x7f {
-				return n, false, true
-			}
-		case chSizeLF:
-			if c != '\n' {
-				return n, false, true
-			}
-			if f.size == 0 {
-				f.state = chTrailerStart
-			} else {
-				f.state = chData
-			}
-		case chData:
-			k := int64(len(b) - n)
-			if k > f.size {
-				k = f.size
-			}
-			f.size -= k
-			n += int(k)
-			if f.size == 0 {
-				f.state = chDataCR
-			}
-			continue
-		case chDataCR:
-			if c != '\r' {
-				return n, false, true
-			}
-			f.state = chDataLF
-		case chDataLF:
-			if c != '\n' {
-				return n, false, true
-			}
-			f.state, f.digits, f.size = chSize, 0, 0
-		case chTrailerStart:
-			if c == '\r' {
-				f.state = chFinalLF
-			} else {
-				f.state, f.lineLen = chTrailer, 1
-			}
-		case chTrailer:
-			f.lineLen++
-			if c == '\r' {
-				f.state = chTrailerLF
-			} else if c == '\n' || f.lineLen > maxChunkLine {
-				return n, false, true
-			}
-		case chTrailerLF:
-			if c != '\n' {
-				return n, false, true
-			}
-			f.state = chTrailerStart
-		case chFinalLF:
-			if c != '\n' {
-				return n, false, true
-			}
-			f.state = chDone
-			return n + 1, true, false
-		case chDone:
-			return n, true, false
-		}
-		n++
-	}
-	return n, f.state == chDone, false
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0'
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
+	n, done, err := f.Feed(b)
+	return n, done, err != nil
 }
 
 // normalPath splits an origin-form target into path and query when the

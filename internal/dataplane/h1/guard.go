@@ -33,32 +33,54 @@ type HeadGuard struct {
 	lineLen  int
 	carry    [40]byte
 	bodyLeft int64
-	next     uint8 // the phase after the body bytes
 	cl       int64
 	framed   bool // a head the guard cannot follow past (Upgrade, ...)
 	chunked  bool // Transfer-Encoding: chunked in the current head
+	ch       Chunked
 	// heads counts the heads that ended; Bad is the 1-based number of the
 	// head that had a bare LF (0: none yet).
 	heads int
 	Bad   int
+	// BadAt is, after Scan returned ErrBadChunked, the offset in the bytes
+	// of that call where the chunked body broke: the bytes before it are
+	// the body's, the engine must not see the rest.
+	BadAt int
 }
 
 const (
 	phaseHead uint8 = iota
 	phaseBody
-	phaseChunkSize
-	phaseTrailers
+	phaseChunked
 	phaseOff
 )
 
 // Scan looks at the next bytes read from the connection. It returns
-// ErrBareLF once, for the bytes where the bare LF is; later calls return
-// nil and look no further.
+// ErrBareLF once, for the bytes where the bare LF is, or ErrBadChunked
+// once, for the bytes where a chunked body breaks RFC 9112 7.1 (see
+// Chunked and BadAt); later calls return nil and look no further.
+//
+// The goroutine engine's HTTP library is lenient with chunked bodies
+// (whitespace after the chunk size, any bytes in extensions, trailer lines
+// it does not check, a trailer section ending in a bare LF it waits on
+// forever): the guard holds both engines to the same framing.
 func (g *HeadGuard) Scan(p []byte) error {
+	all := len(p)
 	for len(p) > 0 {
 		switch g.phase {
 		case phaseOff:
 			return nil
+		case phaseChunked:
+			n, done, err := g.ch.Feed(p)
+			if err != nil {
+				g.phase = phaseOff
+				g.BadAt = all - len(p) + n
+				return err
+			}
+			p = p[n:]
+			if done {
+				g.phase, g.ch = phaseHead, Chunked{}
+			}
+			continue
 		case phaseBody:
 			n := int64(len(p))
 			if n > g.bodyLeft {
@@ -67,7 +89,7 @@ func (g *HeadGuard) Scan(p []byte) error {
 			g.bodyLeft -= n
 			p = p[n:]
 			if g.bodyLeft == 0 {
-				g.phase = g.next
+				g.phase = phaseHead
 			}
 			continue
 		}
@@ -80,11 +102,6 @@ func (g *HeadGuard) Scan(p []byte) error {
 		p = p[j+1:]
 		cr := len(seg) > 0 && seg[len(seg)-1] == '\r' || len(seg) == 0 && g.prevCR
 		if !cr {
-			if g.phase != phaseHead {
-				// A chunk line or trailer the engine will judge.
-				g.phase = phaseOff
-				return nil
-			}
 			g.phase = phaseOff
 			g.Bad = g.heads + 1
 			return ErrBareLF
@@ -119,42 +136,6 @@ func (g *HeadGuard) take(b []byte) {
 // endLine handles a complete line without its CRLF; truncated says line
 // holds only the first bytes of a longer one.
 func (g *HeadGuard) endLine(line []byte, truncated bool) {
-	switch g.phase {
-	case phaseChunkSize:
-		var size int64
-		n := 0
-		for _, c := range line {
-			var d byte
-			switch {
-			case c >= '0' && c <= '9':
-				d = c - '0'
-			case c|0x20 >= 'a' && c|0x20 <= 'f':
-				d = c | 0x20 - 'a' + 10
-			default:
-				goto done
-			}
-			if n++; n > 15 {
-				g.phase = phaseOff // not a size the guard can follow
-				return
-			}
-			size = size<<4 | int64(d)
-		}
-	done:
-		switch {
-		case n == 0:
-			g.phase = phaseOff
-		case size == 0:
-			g.phase = phaseTrailers
-		default:
-			g.phase, g.bodyLeft, g.next = phaseBody, size+2, phaseChunkSize // data and its CRLF
-		}
-		return
-	case phaseTrailers:
-		if len(line) == 0 {
-			g.phase = phaseHead
-		}
-		return
-	}
 	switch {
 	case len(line) == 0 && !g.started:
 		// Empty lines before a request line are ignored.
@@ -166,9 +147,9 @@ func (g *HeadGuard) endLine(line []byte, truncated bool) {
 			g.phase = phaseOff
 			return
 		case g.chunked:
-			g.phase = phaseChunkSize
+			g.phase, g.ch = phaseChunked, Chunked{}
 		case g.cl > 0:
-			g.phase, g.bodyLeft, g.next = phaseBody, g.cl, phaseHead
+			g.phase, g.bodyLeft = phaseBody, g.cl
 		}
 		g.cl, g.framed, g.chunked = 0, false, false
 	case !g.started:

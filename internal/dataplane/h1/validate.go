@@ -18,23 +18,25 @@ type Limits struct {
 var DefaultLimits = Limits{MaxURI: 8 << 10, MaxHeaderBytes: 32 << 10}
 
 var (
-	problemURILong     = &Problem{414, "request target too long"}
-	problemHeadersLong = &Problem{431, "request header fields too large"}
-	problemFold        = &Problem{400, "obsolete line folding"}
-	problemName        = &Problem{400, "invalid header name"}
-	problemValue       = &Problem{400, "invalid header value"}
-	problemBareCRLF    = &Problem{400, "bare CR or LF"}
-	problemDupCL       = &Problem{400, "duplicate Content-Length"}
-	problemBadCL       = &Problem{400, "invalid Content-Length"}
-	problemCLTE        = &Problem{400, "both Content-Length and Transfer-Encoding"}
-	problemTE          = &Problem{501, "unsupported Transfer-Encoding"}
-	problemDupTE       = &Problem{400, "duplicate Transfer-Encoding"}
-	problemHost        = &Problem{400, "missing or duplicate Host"}
-	problemTarget      = &Problem{400, "invalid request target"}
-	problemMethod      = &Problem{400, "invalid method"}
-	problemFragment    = &Problem{400, "fragment in request target"}
-	problemBadVersion  = &Problem{400, "invalid HTTP version"}
-	problemVersion     = &Problem{505, "HTTP version not supported"}
+	problemURILong       = &Problem{414, "request target too long"}
+	problemHeadersLong   = &Problem{431, "request header fields too large"}
+	problemFold          = &Problem{400, "obsolete line folding"}
+	problemName          = &Problem{400, "invalid header name"}
+	problemValue         = &Problem{400, "invalid header value"}
+	problemBareCRLF      = &Problem{400, "bare CR or LF"}
+	problemDupCL         = &Problem{400, "duplicate Content-Length"}
+	problemBadCL         = &Problem{400, "invalid Content-Length"}
+	problemCLTE          = &Problem{400, "both Content-Length and Transfer-Encoding"}
+	problemTE            = &Problem{501, "unsupported Transfer-Encoding"}
+	problemTEChunkedLast = &Problem{400, "Transfer-Encoding without chunked as its last coding"}
+	problemTE10          = &Problem{400, "Transfer-Encoding in an HTTP/1.0 request"}
+	problemDupTE         = &Problem{400, "duplicate Transfer-Encoding"}
+	problemHost          = &Problem{400, "missing or duplicate Host"}
+	problemTarget        = &Problem{400, "invalid request target"}
+	problemMethod        = &Problem{400, "invalid method"}
+	problemFragment      = &Problem{400, "fragment in request target"}
+	problemBadVersion    = &Problem{400, "invalid HTTP version"}
+	problemVersion       = &Problem{505, "HTTP version not supported"}
 )
 
 // CheckVersion checks the request line's protocol: HTTP/1.0 and HTTP/1.1
@@ -68,7 +70,9 @@ func CheckRequestLine(method, target []byte, lim Limits) *Problem {
 		return problemTarget
 	}
 	for _, c := range target {
-		if c <= ' ' || c == 0x7f {
+		if c <= ' ' || c >= 0x7f {
+			// RFC 9112 3.2: the target is a URI form, ASCII only (bytes
+			// past it are percent-encoded).
 			return problemTarget
 		}
 		if c == '#' {
@@ -77,8 +81,118 @@ func CheckRequestLine(method, target []byte, lim Limits) *Problem {
 			return problemFragment
 		}
 	}
+	return checkTargetForm(method, target)
+}
+
+// checkTargetForm checks the request target's form (RFC 9112 3.2):
+// origin-form; asterisk-form only for OPTIONS (3.2.4); absolute-form only
+// for http and https, with a host and without userinfo (3.2.2; RFC 9110
+// 4.2.4: a recipient treats userinfo as an error); authority-form is for
+// CONNECT, which the engines judge themselves (3.2.3).
+func checkTargetForm(method, target []byte) *Problem {
+	switch {
+	case target[0] == '/':
+		return nil
+	case string(method) == "CONNECT":
+		return nil
+	case target[0] == '*':
+		if len(target) == 1 && string(method) == "OPTIONS" {
+			return nil
+		}
+		return problemTarget
+	}
+	var rest []byte
+	switch {
+	case hasPrefixFold(target, "http://"):
+		rest = target[7:]
+	case hasPrefixFold(target, "https://"):
+		rest = target[8:]
+	default:
+		return problemTarget // authority-form or another scheme
+	}
+	end := len(rest)
+	for i, c := range rest {
+		if c == '/' || c == '?' {
+			end = i
+			break
+		}
+	}
+	if end == 0 || !ValidHost(rest[:end]) {
+		return problemTarget
+	}
 	return nil
 }
+
+func hasPrefixFold(b []byte, lower string) bool {
+	return len(b) >= len(lower) && equalFold(b[:len(lower)], lower)
+}
+
+// ValidHost reports whether v is a Host field value (RFC 9110 7.2:
+// uri-host [ ":" port ]): an IP literal in brackets or a reg-name
+// (unreserved, percent-encoded and sub-delims bytes), then an optional
+// port of digits; userinfo is not. An empty value is refused too: RFC
+// 9112 3.2 allows it for a target without authority, which no request to
+// a reverse proxy has (nginx refuses it as well, and the goroutine
+// engine's HTTP library does).
+func ValidHost(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	var rest []byte
+	if v[0] == '[' {
+		end := -1
+		for i, c := range v[1:] {
+			if c == ']' {
+				end = i + 1
+				break
+			}
+			if hexVal[c] >= 16 && c != ':' && c != '.' && c != 'v' && c != 'V' {
+				return false
+			}
+		}
+		if end < 2 {
+			return false
+		}
+		rest = v[end+1:]
+	} else {
+		i := 0
+		for i < len(v) && regNameChar[v[i]] {
+			i++
+		}
+		if i == 0 {
+			return false
+		}
+		rest = v[i:]
+	}
+	if len(rest) == 0 {
+		return true
+	}
+	if rest[0] != ':' {
+		return false
+	}
+	for _, c := range rest[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// regNameChar are the bytes of an RFC 3986 reg-name: unreserved,
+// sub-delims and the "%" of pct-encoded.
+var regNameChar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "-._~!$&'()*+,;=%" {
+		t[c] = true
+	}
+	return t
+}()
 
 // CheckHeaders checks a raw header block (the lines after the request line,
 // each ending in CRLF, optionally followed by the empty line). http11 says
@@ -88,6 +202,15 @@ func CheckHeaders(raw []byte, http11 bool, lim Limits) *Problem {
 		return problemHeadersLong
 	}
 	var nCL, nTE, nHost int
+	// Problems of meaning (framing, Host) are answered after every line
+	// was found well formed, so that a malformed line gets its 400
+	// whatever field comes first.
+	var late *Problem
+	setLate := func(p *Problem) {
+		if late == nil {
+			late = p
+		}
+	}
 	i := 0
 	for i < len(raw) {
 		// Find the end of the line and check line endings.
@@ -140,35 +263,80 @@ func CheckHeaders(raw []byte, http11 bool, lim Limits) *Problem {
 		case equalFold(name, "content-length"):
 			nCL++
 			if nCL > 1 {
-				return problemDupCL
+				setLate(problemDupCL)
 			}
 			if len(value) == 0 || len(value) > 18 {
-				return problemBadCL
+				setLate(problemBadCL)
 			}
 			for _, c := range value {
 				if c < '0' || c > '9' {
-					return problemBadCL
+					setLate(problemBadCL)
 				}
 			}
 		case equalFold(name, "transfer-encoding"):
 			nTE++
 			if nTE > 1 {
-				return problemDupTE
+				setLate(problemDupTE)
 			}
 			if !equalFold(value, "chunked") {
-				return problemTE
+				setLate(teProblem(value))
 			}
 		case equalFold(name, "host"):
 			nHost++
+			if !ValidHost(value) {
+				setLate(problemHost) // RFC 9112 3.2: an invalid Host value gets 400
+			}
 		}
+	}
+	if late != nil {
+		return late
 	}
 	if nCL > 0 && nTE > 0 {
 		return problemCLTE
+	}
+	if nTE > 0 && !http11 {
+		// RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has
+		// faulty framing (an HTTP/1.0 recipient does not know chunked).
+		return problemTE10
 	}
 	if nHost > 1 || http11 && nHost == 0 {
 		return problemHost
 	}
 	return nil
+}
+
+// teProblem is the answer to a Transfer-Encoding other than "chunked":
+// 400 when chunked is not the last coding, or comes more than once (RFC
+// 9112 6.3, 7: the body's length cannot be known), 501 for a coding
+// before chunked that Meridian does not know (RFC 9112 6.1).
+func teProblem(v []byte) *Problem {
+	var last []byte
+	chunked := 0
+	for len(v) > 0 {
+		var tok []byte
+		if i := indexByte(v, ','); i >= 0 {
+			tok, v = trimOWS(v[:i]), v[i+1:]
+		} else {
+			tok, v = trimOWS(v), nil
+		}
+		if equalFold(tok, "chunked") {
+			chunked++
+		}
+		last = tok
+	}
+	if chunked != 1 || !equalFold(last, "chunked") {
+		return problemTEChunkedLast
+	}
+	return problemTE
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
 }
 
 func trimOWS(b []byte) []byte {
