@@ -222,11 +222,15 @@ const hostA = "Host: a\r\n"
 
 // confGet is a bodiless GET of path with more field lines (each ending in
 // CRLF) after Host.
-func confGet(path, more string) string { return "GET " + path + " HTTP/1.1\r\n" + hostA + more + "\r\n" }
+func confGet(path, more string) string {
+	return "GET " + path + " HTTP/1.1\r\n" + hostA + more + "\r\n"
+}
 
 // confPost is a POST / with the field lines fields (each ending in CRLF),
 // then body.
-func confPost(fields, body string) string { return "POST / HTTP/1.1\r\n" + hostA + fields + "\r\n" + body }
+func confPost(fields, body string) string {
+	return "POST / HTTP/1.1\r\n" + hostA + fields + "\r\n" + body
+}
 
 // sawBody checks that the origin read one request, with body as its
 // content.

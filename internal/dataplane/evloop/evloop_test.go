@@ -191,7 +191,7 @@ func TestProxyRejects(t *testing.T) {
 		{"CL and TE", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
 		{"duplicate CL", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400},
 		{"bad CL", "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: -3\r\n\r\n", 400},
-		{"TE without chunked", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400}, // RFC 9112 6.3
+		{"TE without chunked", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400},  // RFC 9112 6.3
 		{"unknown TE", "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501}, // RFC 9112 6.1
 		{"no host", "GET / HTTP/1.1\r\n\r\n", 400},
 		{"two hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
