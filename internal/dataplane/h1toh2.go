@@ -174,12 +174,21 @@ func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *rou
 		setAffinityCookie(r, cp, ep)
 	}
 	a := resp.Body.(*h2Answer)
-	if pl := s.state.Load().pipelines[x.VHost]; pl != nil && len(pl.respTrailers) > 0 {
+	grpc := bytes.HasPrefix(req.Header.ContentType(), []byte("application/grpc"))
+	if grpc {
+		// A Trailers-Only answer's status (Exchange.GRPCStatus); the
+		// trailers' replaces it at the answer's end.
+		x.grpcStatus = sentGRPCStatus(resp.Header)
+	}
+	if pl := s.state.Load().pipelines[x.VHost]; pl != nil && (len(pl.respTrailers) > 0 || grpc) {
 		// The response-trailer stages see the origin's trailers at the
 		// answer's end, also when the client gets none (HTTP/1.0, HEAD, a
-		// length the origin gave and no TE: trailers).
+		// length the origin gave and no TE: trailers). A gRPC call's
+		// status comes there too: its exchange is completed (access log,
+		// completion hooks) once the answer has ended, with the status.
 		a.trailer = resp
 		a.stages = &tailStages{hx: hx, pl: pl}
+		a.grpc = grpc
 	}
 	head := req.Header.IsHead()
 	if head || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
@@ -211,9 +220,11 @@ func (s *Server) forwardH1ToH2(ctx *fasthttp.RequestCtx, hx *h1Exchange, rm *rou
 			return
 		}
 	}
-	if x.Proto == "HTTP/1.1" && (resp.ContentLength < 0 || teTrailers && len(resp.Trailer) > 0) {
+	if x.Proto == "HTTP/1.1" && (resp.ContentLength < 0 || teTrailers && (len(resp.Trailer) > 0 || grpc)) {
 		// Chunked, with the origin's trailers in its trailer section
-		// (after the response-trailer stages saw them).
+		// (after the response-trailer stages saw them). A gRPC call's
+		// status comes in trailers the origin need not announce: a
+		// client that takes trailers gets them whatever the length.
 		n = -1
 		a.trailer, a.resp = resp, &r.Header
 		for k := range resp.Trailer {
@@ -260,6 +271,9 @@ type h2Answer struct {
 	// stages, when set, runs the response-trailer stages on the
 	// trailers before they are copied.
 	stages *tailStages
+	// grpc says the answer is a gRPC call's: its trailers' grpc-status,
+	// as the stages left it, is the exchange's grpcStatus.
+	grpc bool
 }
 
 func (a *h2Answer) Read(p []byte) (int, error) {
@@ -270,6 +284,11 @@ func (a *h2Answer) Read(p []byte) (int, error) {
 		a.trailer = nil
 		if serr := a.stages.run(tr); serr != nil {
 			return n, serr
+		}
+		if a.grpc && a.stages != nil && a.stages.hx != nil {
+			if gs := sentGRPCStatus(tr); gs != 0 {
+				a.stages.hx.x.grpcStatus = gs
+			}
 		}
 		if a.resp != nil {
 			addTrailers(a.resp, tr)
