@@ -38,3 +38,20 @@ func endsInHTTPVersion(line []byte) bool {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// upgradesToH2C reports whether an Upgrade field value lists h2c. Such a
+// request is not proxied as an upgrade: the node does not switch an
+// HTTP/1.1 connection to HTTP/2 (RFC 9113 §3.1 deprecates it; RFC 9110
+// §7.8 lets a server ignore Upgrade), and an origin that did would take
+// HTTP/2 straight from the client, past the routes and stages. The
+// request goes on as plain HTTP/1.1, its Upgrade removed as hop-by-hop.
+func upgradesToH2C(v []byte) bool {
+	for len(v) > 0 {
+		var tok []byte
+		tok, v, _ = bytes.Cut(v, []byte(","))
+		if tok = bytes.TrimSpace(tok); bytes.EqualFold(tok, []byte("h2c")) {
+			return true
+		}
+	}
+	return false
+}

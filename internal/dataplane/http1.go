@@ -577,7 +577,7 @@ func trusted(list []netip.Prefix, a netip.Addr) bool {
 
 func isUpgrade(req *fasthttp.Request) bool {
 	u := req.Header.Peek("Upgrade")
-	return len(u) > 0 && req.Header.ConnectionUpgrade()
+	return len(u) > 0 && req.Header.ConnectionUpgrade() && !upgradesToH2C(u)
 }
 
 // prepareH1 turns the client request into the origin request in place.
