@@ -283,6 +283,9 @@ var h1Vectors = []h1Vector{
 	{name: "cl ows", rfc: "9112 5.1", req: confPost("Content-Length: \t5 \r\n", "hello"), status: []int{200}, origin: sawBody("hello")},
 	{name: "cl inner space", rfc: "9110 8.6", req: confPost("Content-Length: 5 5\r\n", "hello"), status: []int{400}, closed: true},
 	{name: "cl space before colon", rfc: "9112 5.1", req: confPost("Content-Length : 5\r\n", "hello"), status: []int{400}, closed: true},
+	{name: "cl trailing comma", rfc: "9110 8.6", req: confPost("Content-Length: 5,\r\n", "hello"), status: []int{400}, closed: true},
+	{name: "cl two fields differ case", rfc: "9112 6.3", req: confPost("Content-Length: 5\r\ncontent-length: 6\r\n", "hello!"), status: []int{400}, closed: true},
+	{name: "get with body", rfc: "9110 9.3.1", req: "GET /g HTTP/1.1\r\n" + hostA + "Content-Length: 5\r\n\r\nhello", status: []int{200}, origin: sawBody("hello")},
 	{name: "cl body then pipelined", rfc: "9112 6.3", req: confPost("Content-Length: 5\r\n", "hello") + confGet("/2", ""), status: []int{200, 200}},
 
 	// Transfer-Encoding (RFC 9112 6.1, 6.3, 7).
@@ -302,6 +305,10 @@ var h1Vectors = []h1Vector{
 	{name: "te in http/1.0", rfc: "9112 6.1", req: "POST / HTTP/1.0\r\n" + hostA + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", status: []int{400}, closed: true},
 	{name: "te and cl", rfc: "9112 6.1", req: confPost("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", "5\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
 	{name: "cl and te smuggle", rfc: "9112 6.1", req: confPost("Content-Length: 6\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"), status: []int{400}, closed: true},
+	{name: "te tab ows", rfc: "9112 5.1", req: confPost("Transfer-Encoding:\tchunked\t\r\n", "5\r\nhello\r\n0\r\n\r\n"), status: []int{200}, origin: sawBody("hello")},
+	{name: "te vertical tab", rfc: "9110 5.5", req: confPost("Transfer-Encoding: \x0bchunked\r\nContent-Length: 5\r\n", "hello"), status: []int{400}, closed: true},
+	{name: "te form feed", rfc: "9110 5.5", req: confPost("Transfer-Encoding: chunked\x0c\r\n", "5\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
+	{name: "te name underscore", rfc: "9112 6.3", req: confPost("Content-Length: 5\r\nTransfer_Encoding: chunked\r\n", "hello"), status: []int{200}, origin: sawBody("hello")},
 	{name: "te space before colon", rfc: "9112 5.1", req: confPost("Transfer-Encoding : chunked\r\nContent-Length: 5\r\n", "hello"), status: []int{400}, closed: true},
 	{name: "te obs-fold", rfc: "9112 5.2", req: confPost("Content-Length: 5\r\nTransfer-Encoding:\r\n chunked\r\n", "hello"), status: []int{400}, closed: true},
 	{name: "te with tab name", rfc: "9112 5.1", req: confPost("Transfer-Encoding\t: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
@@ -310,6 +317,7 @@ var h1Vectors = []h1Vector{
 	{name: "chunk size hex upper", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "A\r\n0123456789\r\n0\r\n\r\n"), status: []int{200}, origin: sawBody("0123456789")},
 	{name: "chunk size leading zeros", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "0005\r\nhello\r\n000\r\n\r\n"), status: []int{200}, origin: sawBody("hello")},
 	{name: "chunk size overflow", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "10000000000000005\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
+	{name: "chunk size 16 hex digits", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "ffffffffffffffff\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
 	{name: "chunk size 0x", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "0x5\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
 	{name: "chunk size negative", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "-5\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
 	{name: "chunk size empty", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
@@ -326,6 +334,7 @@ var h1Vectors = []h1Vector{
 	{name: "chunk ext empty name", rfc: "9112 7.1.1", req: confPost("Transfer-Encoding: chunked\r\n", "5;\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
 	{name: "chunk ext unterminated quote", rfc: "9112 7.1.1", req: confPost("Transfer-Encoding: chunked\r\n", "5;a=\"b\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
 	{name: "chunk ext nul", rfc: "9112 7.1.1", req: confPost("Transfer-Encoding: chunked\r\n", "5;a=b\x00\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
+	{name: "chunk ext too long", rfc: "9112 7.1.1", req: confPost("Transfer-Encoding: chunked\r\n", "5;a="+strings.Repeat("b", 5000)+"\r\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
 	{name: "chunk line bare lf", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "5\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
 	{name: "chunk line bare cr", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "5\rhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
 	{name: "chunk ext bare lf", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "5;a\nhello\r\n0\r\n\r\n"), status: []int{400}, closed: true},
@@ -333,6 +342,7 @@ var h1Vectors = []h1Vector{
 	{name: "chunk data bare lf", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "5\r\nhello\n0\r\n\r\n"), status: []int{400}, closed: true},
 	{name: "chunk last bare lf", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\n\r\n"), status: []int{400}, closed: true},
 	{name: "chunk end bare lf", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\n"), status: []int{400}, closed: true},
+	{name: "chunk last without final crlf", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n") + confGet("/smuggled", ""), status: []int{400}, closed: true},
 	{name: "chunk then pipelined", rfc: "9112 7.1", req: confPost("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n") + confGet("/2", ""), status: []int{200, 200}},
 	{name: "trailer field", rfc: "9112 7.1.2", req: confPost("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"), status: []int{200}, origin: sawBody("hello")},
 	{name: "trailer bad name", rfc: "9112 7.1.2", req: confPost("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\nX Sum: 1\r\n\r\n"), status: []int{400}, closed: true},
@@ -407,6 +417,7 @@ var h1Vectors = []h1Vector{
 	{name: "target nul", rfc: "9112 3.2", req: "GET /a\x00b HTTP/1.1\r\n" + hostA + "\r\n", status: []int{400}, closed: true},
 	{name: "target relative", rfc: "9112 3.2", req: confGet("a/b", ""), status: []int{400}, closed: true},
 	{name: "target too long", rfc: "9112 3", req: confGet("/"+strings.Repeat("a", 9<<10), ""), status: []int{414}, closed: true},
+	{name: "empty line between pipelined", rfc: "9112 2.2", req: confGet("/1", "") + "\r\n" + confGet("/2", ""), status: []int{200, 200}},
 	{name: "empty lines before request", rfc: "9112 2.2", req: "\r\n\r\n" + confGet("/", ""), status: []int{200}},
 
 	// Host (RFC 9112 3.2, RFC 9110 7.2).
@@ -426,9 +437,13 @@ var h1Vectors = []h1Vector{
 		status: []int{200}, origin: sawBody("hello")},
 
 	// Connection handling and hop-by-hop fields (RFC 9110 7.6.1, RFC 9112 9).
+	{name: "expect 100-continue sent with body", rfc: "9110 10.1.1", req: confPost("Expect: 100-continue\r\nContent-Length: 5\r\n", "hello"), status: []int{200}, origin: sawBody("hello")},
+	{name: "expect 100-continue http/1.0", rfc: "9110 10.1.1 (ignored in HTTP/1.0)", req: "POST / HTTP/1.0\r\n" + hostA + "Expect: 100-continue\r\nContent-Length: 5\r\n\r\nhello",
+		status: []int{200}, closed: true, origin: sawBody("hello")},
 	{name: "connection close", rfc: "9112 9.6", req: confGet("/", "Connection: close\r\n"), status: []int{200}, closed: true,
 		origin: sawHead(nil, "Connection: close")},
 	{name: "connection close pipelined", rfc: "9112 9.6", req: confGet("/", "Connection: close\r\n") + confGet("/2", ""), status: []int{200}, closed: true},
+	{name: "connection close among tokens", rfc: "9112 9.6", req: confGet("/", "Connection: keep-alive, close\r\n"), status: []int{200}, closed: true},
 	{name: "http/1.0 closes", rfc: "9112 9.3", req: "GET / HTTP/1.0\r\n" + hostA + "\r\n", status: []int{200}, closed: true},
 	{name: "hop-by-hop removed", rfc: "9110 7.6.1", req: confGet("/", "Connection: X-Drop, keep-alive\r\nX-Drop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nX-Keep: 1\r\n"),
 		status: []int{200}, origin: sawHead([]string{"X-Keep: 1\r\n"}, "X-Drop", "Keep-Alive", "Proxy-Connection", "\r\nTE:", "\r\nConnection:")},
@@ -504,7 +519,21 @@ func runVector(addr string, o *recordingOrigin, v h1Vector) error {
 			return fmt.Errorf("answers %v, then reading a body: %w", got, err)
 		}
 		if resp.StatusCode == 100 {
-			return fmt.Errorf("an unasked 100 Continue")
+			if !strings.Contains(v.req, "HTTP/1.1\r\n") || !strings.Contains(v.req, "Expect: 100-continue") {
+				return fmt.Errorf("an unasked 100 Continue")
+			}
+			// A server may send it although the body came with the
+			// head (RFC 9110 10.1.1).
+			resp, err = http.ReadResponse(br, &http.Request{Method: method})
+			if err != nil {
+				return fmt.Errorf("after a 100 Continue: %w", err)
+			}
+			b, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			bodies[len(bodies)-1] = string(b)
+			if err != nil {
+				return fmt.Errorf("reading a body: %w", err)
+			}
 		}
 		got = append(got, resp.StatusCode)
 		if closing = resp.Close; closing {
