@@ -293,6 +293,9 @@ func (g *gen) loop(ctx context.Context) error {
 			g.housekeep(now)
 			nextHouse = now + int64(housekeeping)
 		}
+		if g.next < g.total && now > g.intended(g.total-1)+int64(g.cfg.timeout) {
+			g.abandon()
+		}
 		wait := nextHouse - now
 		if g.next < g.total && g.idle > 0 {
 			wait = min(wait, g.intended(g.next)-now)
@@ -313,6 +316,19 @@ func (g *gen) loop(ctx context.Context) error {
 	}
 }
 
+// abandon gives up the requests not sent a timeout after the last was
+// due (no connection could be made for them): they count as errors.
+func (g *gen) abandon() {
+	first := max(g.next, g.warmupN)
+	if g.total > first {
+		g.res.errors += g.total - first
+		if g.res.firstErr == "" {
+			g.res.firstErr = fmt.Sprintf("%d requests never sent: no connection", g.total-first)
+		}
+	}
+	g.next = g.total
+}
+
 func (g *gen) event(i int, events uint32, now int64) {
 	c := &g.conns[i]
 	switch c.state {
@@ -321,13 +337,8 @@ func (g *gen) event(i int, events uint32, now int64) {
 			g.connFailed(c, now, err)
 		}
 	case cBusy:
-		if c.wpos < len(g.tgt.req) {
-			if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) == 0 {
-				return
-			}
-			if !g.write(c, now) {
-				return
-			}
+		if c.wpos < len(g.tgt.req) && events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 && !g.write(c, now) {
+			return
 		}
 		if events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 			g.read(c, now)
@@ -431,6 +442,7 @@ func (g *gen) complete(c *gconn, now int64) {
 	g.inflight--
 	if c.measured {
 		g.res.lat.record(now - c.intended)
+		g.res.svc.record(now - c.sent)
 		if s := c.rr.p.status; s >= 200 && s < 300 {
 			g.res.ok++
 		} else {
@@ -438,7 +450,9 @@ func (g *gen) complete(c *gconn, now int64) {
 		}
 		g.lastDone = now
 	}
-	if c.rr.p.close || c.state != cBusy {
+	// A connection that answered before it had the whole request (or
+	// that says it closes) carries no other.
+	if c.rr.p.close || c.wpos < len(g.tgt.req) {
 		g.closeConn(c)
 		g.redial(c, now)
 		return

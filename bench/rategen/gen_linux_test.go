@@ -100,8 +100,12 @@ func TestRunAgainstNetHTTP(t *testing.T) {
 			if tt.wantOK && (r.ok != want || r.non2xx != 0) || tt.wantNon2x && (r.non2xx != want || r.ok != 0) {
 				t.Fatalf("2xx %d, other %d", r.ok, r.non2xx)
 			}
-			if r.lat.n != want || r.lag.n != want {
-				t.Fatalf("%d latencies and %d send lags recorded, want %d", r.lat.n, r.lag.n, want)
+			if r.lat.n != want || r.lag.n != want || r.svc.n != want {
+				t.Fatalf("%d latencies, %d send lags and %d from the send recorded, want %d", r.lat.n, r.lag.n, r.svc.n, want)
+			}
+			// From the send is part of from the intended time.
+			if r.svc.max > r.lat.max || r.svc.min > r.lat.min {
+				t.Fatalf("from the send: min %d max %d; from the intended time: min %d max %d", r.svc.min, r.svc.max, r.lat.min, r.lat.max)
 			}
 			// The rate is the one asked unless the machine stalled the
 			// run for seconds.
@@ -211,5 +215,37 @@ func TestMainBadInput(t *testing.T) {
 		if code != tt.code || !strings.Contains(errb.String(), tt.want) {
 			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tt.args, code, errb.String(), tt.code, tt.want)
 		}
+	}
+}
+
+// TestRunServerHangsUp: a server that accepts and closes every connection
+// at once answers nothing; every request counts as an error (sent or,
+// when no connection held long enough, never sent) and the run ends.
+func TestRunServerHangsUp(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	cfg := config{url: "http://" + l.Addr().String() + "/", rate: 200, duration: 250 * time.Millisecond, conns: 4, timeout: time.Second}
+	tgt, err := parseTarget(cfg.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := run(context.Background(), cfg, tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.responses() != 0 || r.errors != 50 || r.sent > 50 || r.firstErr == "" {
+		t.Fatalf("got %s (first error %q)", summary(r), r.firstErr)
 	}
 }

@@ -115,6 +115,7 @@ func TestResultFile(t *testing.T) {
 	for range 2490 {
 		r.lat.record(rng.Int64N(10_000_000))
 		r.lag.record(rng.Int64N(100_000))
+		r.svc.record(rng.Int64N(5_000_000))
 	}
 	var buf bytes.Buffer
 	if err := writeResult(&buf, r); err != nil {
@@ -124,7 +125,7 @@ func TestResultFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if summary(got) != summary(r) || got.firstErr != r.firstErr || got.lat.counts != r.lat.counts || got.lag.counts != r.lag.counts {
+	if summary(got) != summary(r) || got.firstErr != r.firstErr || got.lat.counts != r.lat.counts || got.lag.counts != r.lag.counts || got.svc.counts != r.svc.counts {
 		t.Fatalf("read back:\n%s\nwrote:\n%s", summary(got), summary(r))
 	}
 	var twice result

@@ -15,10 +15,11 @@ func ms(ns int64) float64 { return float64(ns) / 1e6 }
 // after the word "rategen", latencies in milliseconds.
 func summary(r *result) string {
 	return fmt.Sprintf("rategen url=%s rate=%g conns=%d window_s=%.3f span_s=%.3f sent=%d ok=%d non2xx=%d errors=%d timeouts=%d conn_errors=%d "+
-		"achieved_rps=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f mean_ms=%.3f lag_p50_ms=%.3f lag_p99_ms=%.3f lag_max_ms=%.3f cpu_us_per_req=%.2f",
+		"achieved_rps=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f mean_ms=%.3f lag_p50_ms=%.3f lag_p99_ms=%.3f lag_max_ms=%.3f "+
+		"from_send_p50_ms=%.3f from_send_p99_ms=%.3f cpu_us_per_req=%.2f",
 		r.url, r.rate, r.conns, r.window.Seconds(), r.span.Seconds(), r.sent, r.ok, r.non2xx, r.errors, r.timeouts, r.connErrs,
 		r.achieved(), ms(r.lat.quantile(0.5)), ms(r.lat.quantile(0.9)), ms(r.lat.quantile(0.99)), ms(r.lat.quantile(0.999)), ms(r.lat.max), r.lat.mean()/1e6,
-		ms(r.lag.quantile(0.5)), ms(r.lag.quantile(0.99)), ms(r.lag.max), r.cpuPerReq())
+		ms(r.lag.quantile(0.5)), ms(r.lag.quantile(0.99)), ms(r.lag.max), ms(r.svc.quantile(0.5)), ms(r.svc.quantile(0.99)), r.cpuPerReq())
 }
 
 // table writes r for people.
@@ -34,12 +35,13 @@ func table(w io.Writer, r *result) {
 	for _, row := range []struct {
 		name string
 		h    *histogram
-	}{{"latency", &r.lat}, {"send lag", &r.lag}} {
+	}{{"latency", &r.lat}, {"send lag", &r.lag}, {"from send", &r.svc}} {
 		h := row.h
 		fmt.Fprintf(w, "%-10s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", row.name, ms(h.min), ms(h.quantile(0.5)), ms(h.quantile(0.9)),
 			ms(h.quantile(0.99)), ms(h.quantile(0.999)), ms(h.max), h.mean()/1e6)
 	}
-	fmt.Fprintf(w, "(latency: from each request's intended send time to its response's end; send lag: from the intended time to the send)\n")
+	fmt.Fprintf(w, "(latency: from each request's intended send time to its response's end; send lag: from the intended time to the send;\n"+
+		" from send: from the send to the response's end, the latency a closed-loop client would report)\n")
 	fmt.Fprintf(w, "generator  %.2f µs CPU per request (%.3f s user+system for %d requests, warm-up included)\n", r.cpuPerReq(), r.cpu.Seconds(), r.all)
 }
 
@@ -57,7 +59,7 @@ func writeResult(w io.Writer, r *result) error {
 	for _, h := range []struct {
 		name string
 		h    *histogram
-	}{{"lat", &r.lat}, {"lag", &r.lag}} {
+	}{{"lat", &r.lat}, {"lag", &r.lag}, {"svc", &r.svc}} {
 		fmt.Fprintf(bw, "%s_stats %d %d %d %g\n", h.name, h.h.n, h.h.min, h.h.max, h.h.sum)
 		for i, c := range h.h.counts {
 			if c > 0 {
@@ -120,19 +122,13 @@ func readResult(rd io.Reader, name string) (*result, error) {
 			u(&r.connErrs)
 		case "all":
 			u(&r.all)
-		case "lat_stats", "lag_stats":
-			h := &r.lat
-			if key == "lag_stats" {
-				h = &r.lag
-			}
+		case "lat_stats", "lag_stats", "svc_stats":
+			h := r.hist(strings.TrimSuffix(key, "_stats"))
 			if _, e := fmt.Sscanf(val, "%d %d %d %g", &h.n, &h.min, &h.max, &h.sum); e != nil {
 				return nil, bad(fmt.Sprintf("%s: %v", key, e))
 			}
-		case "lat", "lag":
-			h := &r.lat
-			if key == "lag" {
-				h = &r.lag
-			}
+		case "lat", "lag", "svc":
+			h := r.hist(key)
 			var i int
 			var c uint64
 			if _, e := fmt.Sscanf(val, "%d %d", &i, &c); e != nil {
@@ -155,7 +151,7 @@ func readResult(rd io.Reader, name string) (*result, error) {
 	if line == 0 {
 		return nil, fmt.Errorf("%s: empty", name)
 	}
-	for _, h := range []*histogram{&r.lat, &r.lag} {
+	for _, h := range []*histogram{&r.lat, &r.lag, &r.svc} {
 		var n uint64
 		for _, c := range h.counts {
 			n += c

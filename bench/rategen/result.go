@@ -20,6 +20,7 @@ type result struct {
 	cpu      time.Duration // the generator's user+system CPU time over all of them
 	lat      histogram     // from the intended send time to the response's end
 	lag      histogram     // from the intended send time to the send
+	svc      histogram     // from the send to the response's end (what a closed-loop client would see)
 	firstErr string
 }
 
@@ -57,7 +58,19 @@ func (r *result) merge(o *result) {
 	r.cpu += o.cpu
 	r.lat.merge(&o.lat)
 	r.lag.merge(&o.lag)
+	r.svc.merge(&o.svc)
 	if r.firstErr == "" {
 		r.firstErr = o.firstErr
 	}
+}
+
+// hist is the histogram a result file names lat, lag or svc.
+func (r *result) hist(name string) *histogram {
+	switch name {
+	case "lag":
+		return &r.lag
+	case "svc":
+		return &r.svc
+	}
+	return &r.lat
 }
