@@ -248,7 +248,7 @@ rate_slice() { # target round slice duration-ms
 }
 
 # rate_report target round: prints "rate p99ms proxyCPUus/req p50ms p90ms
-# maxms generatorCPUus/req [p99.9ms sendlagp99ms errors]" for the round's
+# maxms generatorCPUus/req [p99.9ms sendlagp99ms errors fromsendp99ms]" for the round's
 # slices together; the whole distribution goes to $WORK/RATE_GEN-TARGET.txt
 # (vegeta's with a histogram), with the generator's own CPU per request (it
 # shares the CPUs with the backend and the proxy).
@@ -264,7 +264,7 @@ rate_report() {
 kv=dict(f.split("=", 1) for l in sys.stdin if l.startswith("rategen ") for f in l.split()[1:])
 n=max(int(kv["sent"]), 1)
 print(kv["achieved_rps"], kv["p99_ms"], "%.1f" % (int(sys.argv[1])/int(sys.argv[2])*1e6/n), kv["p50_ms"], kv["p90_ms"], kv["max_ms"],
-      kv["cpu_us_per_req"], kv["p999_ms"], kv["lag_p99_ms"], int(kv["errors"]) + int(kv["non2xx"]))' "${RATE_TICKS[$t]:-0}" "$TICK"
+      kv["cpu_us_per_req"], kv["p999_ms"], kv["lag_p99_ms"], int(kv["errors"]) + int(kv["non2xx"]), kv["from_send_p99_ms"])' "${RATE_TICKS[$t]:-0}" "$TICK"
     return
   fi
   local bins=("$WORK/vegeta-$t-$r-"*.bin)
@@ -327,7 +327,7 @@ import statistics, sys, collections, os
 path, rounds, duration = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = collections.defaultdict(lambda: ([], [], []))
 per_round = collections.defaultdict(dict)  # (case, round) -> target -> (rps, p99)
-dist = collections.defaultdict(list)  # (case, target) -> [p50, p90, max, generator CPU, p99, p99.9, send lag p99, errors] per round
+dist = collections.defaultdict(list)  # (case, target) -> [p50, p90, max, generator CPU, p99, p99.9, send lag p99, errors, p99 from the send] per round
 for line in open(path):
     parts = line.split()
     r, case, target, rps, p99 = parts[:5]
@@ -335,8 +335,8 @@ for line in open(path):
     rows[(case, target)][0].append(float(rps)); rows[(case, target)][1].append(float(p99))
     rows[(case, target)][2].append(cpu)
     per_round[(case, r)][target] = (float(rps), float(p99), cpu)
-    if len(parts) > 9:  # fixed rate: p50 p90 max, generator CPU (then rategen's p99.9, send lag p99, errors)
-        extra = [float(x) for x in parts[10:13]] if len(parts) > 12 else [float("nan")] * 3
+    if len(parts) > 9:  # fixed rate: p50 p90 max, generator CPU (then rategen's p99.9, send lag p99, errors, p99 from the send)
+        extra = [float(x) for x in parts[10:14]] if len(parts) > 13 else [float("nan")] * 4
         dist[(case, target)].append([float(x) for x in parts[6:10]] + [float(p99)] + extra)
 cases = []
 for (c, _) in rows:
@@ -374,15 +374,16 @@ if dist:
     gen = os.environ.get("RATE_GEN", "vegeta")
     print(f"\nFixed rate ({gen}), the whole distribution (medians over the rounds; the p99 of each round in brackets) and "
           "the generator's own CPU per request" + (" (rategen: latency from each request's intended send time; "
-          "send lag: how late the generator sent; errors: failed requests and non-2xx answers, all rounds)" if gen == "rategen" else "") + ":\n")
-    print("| case | target | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | generator CPU µs/req | send lag p99 ms | errors | p99 of each round |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "send lag: how late the generator sent; from send: latency from the actual send, as a closed-loop client would measure; "
+          "errors: failed requests and non-2xx answers, all rounds)" if gen == "rategen" else "") + ":\n")
+    print("| case | target | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | generator CPU µs/req | send lag p99 ms | p99 from send ms | errors | p99 of each round |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     fmt = lambda x, f: "-" if x != x else f % x  # NaN: vegeta has no such figure
     for (c, t), v in dist.items():
-        med = [statistics.median(x[i] for x in v) for i in range(7)]
+        med = [statistics.median(x[i] for x in v) for i in range(9)]
         errs = sum(x[7] for x in v)
         each = " ".join(f"{x[4]:.2f}" for x in v)
         print(f"| {c} | {t} | {med[0]:.2f} | {med[1]:.2f} | {med[4]:.2f} | {fmt(med[5], '%.2f')} | {med[2]:.2f} | {med[3]:.1f} | "
-              f"{fmt(med[6], '%.3f')} | {fmt(errs, '%.0f')} | {each} |")
+              f"{fmt(med[6], '%.3f')} | {fmt(med[8], '%.2f')} | {fmt(errs, '%.0f')} | {each} |")
 PY
 echo "raw results: $RES; $RATE_GEN reports: $WORK/$RATE_GEN-*.txt"
