@@ -11,7 +11,10 @@ import (
 // working, so handing its P off while it waits (what the runtime does for
 // a system call it knows about, with sysmon waking every 20 µs to check)
 // would cost more than the requests. None blocks longer than the wait
-// given to epollWait.
+// given to epollWait. Measured on a 2-vCPU VM, a loop that only waits for
+// the next 100 µs mark: 12-20 µs of CPU per wake-up this way, 28-36 µs
+// with the scheduler told (sysmon's polling); a timerfd in the epoll set
+// instead of epoll_pwait2's timeout changed neither the CPU nor the lag.
 
 func rawRead(fd int, b []byte) (int, unix.Errno) {
 	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
