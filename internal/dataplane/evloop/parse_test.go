@@ -120,6 +120,16 @@ func FuzzParseRequest(f *testing.F) {
 		"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
 		"\r\nGET / HTTP/1.0\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+		// From the conformance table (dataplane TestH1Conformance).
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 005\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+		"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET http://u:p@a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n",
+		"GET / HTTP/1.1\r\nConnection: X-Drop, keep-alive\r\nX-Drop: 1\r\nHost: a\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -157,6 +167,9 @@ func FuzzParseRequest(f *testing.F) {
 func FuzzChunkFramer(f *testing.F) {
 	f.Add([]byte("5\r\nhello\r\n0\r\nT: v\r\n\r\nrest"), 3)
 	f.Add([]byte("3;x\r\nabc\r\n0\r\n\r\n"), 1)
+	f.Add([]byte("5; a = \"b;\\\"c\"\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"), 4)
+	f.Add([]byte("5\r\nhelloX0\r\n\r\n"), 2)
+	f.Add([]byte("5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n"), 5)
 	f.Fuzz(func(t *testing.T, b []byte, split int) {
 		var whole chunkFramer
 		n1, d1, bad1 := whole.feed(b)

@@ -76,6 +76,11 @@ func FuzzHeadGuard(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), 3)
 	f.Add([]byte("GET / HTTP/1.1\nHost: a\n\n"), 7)
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nx\nyGET /2 HTTP/1.1\r\nHost: a\n\n"), 50)
+	// Chunked bodies from the conformance table (dataplane TestH1Conformance).
+	for _, body := range []string{"5\r\nhelloX0\r\n\r\n", "5 \r\nhello\r\n0\r\n\r\n", "5;a=\"b\r\nhello\r\n0\r\n\r\n",
+		"5\r\nhello\r\n0\r\nContent-Length: 50\r\n\r\n", "5\r\nhello\r\n0\r\n\n", "5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\nGET / HTTP/1.1\nHost: a\n\n"} {
+		f.Add([]byte("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"+body), 60)
+	}
 	f.Fuzz(func(t *testing.T, in []byte, split int) {
 		var whole HeadGuard
 		errW := whole.Scan(in)

@@ -31,6 +31,24 @@ func TestCheckHeaders(t *testing.T) {
 		{"no host", "X: b\r\n\r\n", 400},
 		{"two hosts", "Host: a\r\nHost: b\r\n\r\n", 400},
 		{"too big", "Host: a\r\nX: " + strings.Repeat("a", 40000) + "\r\n\r\n", 431},
+		// RFC 9112 6.3: chunked not last, or twice, is 400 (not 501).
+		{"te gzip alone", "Host: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+		{"te chunked not last", "Host: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
+		{"te chunked twice", "Host: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400},
+		{"te empty", "Host: a\r\nTransfer-Encoding: \r\n\r\n", 400},
+		{"te chunked ows", "Host: a\r\nTransfer-Encoding:\tChunked \r\n\r\n", 0},
+		// A malformed line is answered before a framing problem above it.
+		{"te then fold", "Host: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n", 400},
+		{"te gzip then bad name", "Host: a\r\nTransfer-Encoding: gzip, chunked\r\nX A: b\r\n\r\n", 400},
+		// RFC 9110 7.2: Host = uri-host [ ":" port ].
+		{"host port", "Host: a.example:8080\r\n\r\n", 0},
+		{"host ipv6", "Host: [2001:db8::1]:443\r\n\r\n", 0},
+		{"host userinfo", "Host: u@a\r\n\r\n", 400},
+		{"host path", "Host: a/b\r\n\r\n", 400},
+		{"host bad port", "Host: a:8x\r\n\r\n", 400},
+		{"host empty", "Host: \r\n\r\n", 400},
+		{"host port only", "Host: :80\r\n\r\n", 400},
+		{"host open bracket", "Host: [::1\r\n\r\n", 400},
 	}
 	for _, c := range cases {
 		p := CheckHeaders([]byte(c.raw), true, DefaultLimits)
@@ -60,6 +78,47 @@ func TestCheckRequestLine(t *testing.T) {
 	for _, target := range []string{"/#fragment", "/get/index.html:80?I=Like#tag"} {
 		if p := CheckRequestLine([]byte("GET"), []byte(target), DefaultLimits); p == nil || p.Status != 400 {
 			t.Fatalf("%q: %v", target, p)
+		}
+	}
+}
+
+// TestCheckHeadersHTTP10: an HTTP/1.0 request needs no Host, and its
+// Transfer-Encoding is faulty framing (RFC 9112 6.1).
+func TestCheckHeadersHTTP10(t *testing.T) {
+	if p := CheckHeaders([]byte("X: b\r\n\r\n"), false, DefaultLimits); p != nil {
+		t.Fatalf("HTTP/1.0 without Host: %v", p)
+	}
+	if p := CheckHeaders([]byte("Host: a\r\nTransfer-Encoding: chunked\r\n\r\n"), false, DefaultLimits); p == nil || p.Status != 400 {
+		t.Fatalf("HTTP/1.0 with Transfer-Encoding: %v", p)
+	}
+}
+
+// TestCheckTargetForm: the request-target forms of RFC 9112 3.2.
+func TestCheckTargetForm(t *testing.T) {
+	cases := []struct {
+		method, target string
+		ok             bool
+	}{
+		{"GET", "/a?b", true},
+		{"OPTIONS", "*", true},
+		{"GET", "*", false},
+		{"OPTIONS", "*x", false},
+		{"GET", "http://a.example/x", true},
+		{"GET", "HTTPS://a.example:8443", true},
+		{"GET", "http://a.example?q", true},
+		{"GET", "http://[::1]:80/", true},
+		{"GET", "http:///x", false},        // no host
+		{"GET", "http://u:p@a/", false},    // userinfo: RFC 9110 4.2.4
+		{"GET", "ftp://a/", false},         // not http(s)
+		{"GET", "a.example:80", false},     // authority-form, not CONNECT
+		{"CONNECT", "a.example:443", true}, // judged by the engines
+		{"GET", "x/y", false},
+		{"GET", "/caf\xc3\xa9", false}, // not ASCII
+	}
+	for _, c := range cases {
+		p := CheckRequestLine([]byte(c.method), []byte(c.target), DefaultLimits)
+		if (p == nil) != c.ok {
+			t.Errorf("%s %q: %v, want ok %v", c.method, c.target, p, c.ok)
 		}
 	}
 }
@@ -99,6 +158,18 @@ func FuzzCheckHeaders(f *testing.F) {
 	f.Add([]byte("Host: a\r\nContent-Length: 3\r\n\r\n"))
 	f.Add([]byte("Host: a\r\nTransfer-Encoding: chunked\r\n\r\n"))
 	f.Add([]byte("Host: a\r\nX: b\r\n c\r\n\r\n"))
+	// From the conformance table (dataplane TestH1Conformance).
+	for _, s := range []string{
+		"Host: a\r\nContent-Length: 5, 5\r\n\r\n", "Host: a\r\nContent-Length: 005\r\n\r\n",
+		"Host: a\r\nContent-Length: \t5 \r\n\r\n", "Host: a\r\nContent-Length : 5\r\n\r\n",
+		"Host: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n", "Host: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+		"Host: a\r\nTransfer-Encoding: \x0bchunked\r\nContent-Length: 5\r\n\r\n",
+		"Host: a\r\nContent-Length: 5\r\nTransfer-Encoding:\r\n chunked\r\n\r\n",
+		"Host: u@a\r\n\r\n", "Host: [::1]:80\r\n\r\n", "Host: a:b\r\n\r\n", "Host:\r\n\r\n",
+		"Host: a\r\nX\x00A: 1\r\n\r\n", "Host: a\r\nX-A: caf\xc3\xa9\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		p := CheckHeaders(raw, true, DefaultLimits)
 		if p != nil {
