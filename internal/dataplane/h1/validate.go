@@ -206,11 +206,6 @@ func CheckHeaders(raw []byte, http11 bool, lim Limits) *Problem {
 	// was found well formed, so that a malformed line gets its 400
 	// whatever field comes first.
 	var late *Problem
-	setLate := func(p *Problem) {
-		if late == nil {
-			late = p
-		}
-	}
 	i := 0
 	for i < len(raw) {
 		// Find the end of the line and check line endings.
@@ -263,28 +258,28 @@ func CheckHeaders(raw []byte, http11 bool, lim Limits) *Problem {
 		case equalFold(name, "content-length"):
 			nCL++
 			if nCL > 1 {
-				setLate(problemDupCL)
+				late = firstProblem(late, problemDupCL)
 			}
 			if len(value) == 0 || len(value) > 18 {
-				setLate(problemBadCL)
+				late = firstProblem(late, problemBadCL)
 			}
 			for _, c := range value {
 				if c < '0' || c > '9' {
-					setLate(problemBadCL)
+					late = firstProblem(late, problemBadCL)
 				}
 			}
 		case equalFold(name, "transfer-encoding"):
 			nTE++
 			if nTE > 1 {
-				setLate(problemDupTE)
+				late = firstProblem(late, problemDupTE)
 			}
 			if !equalFold(value, "chunked") {
-				setLate(teProblem(value))
+				late = firstProblem(late, teProblem(value))
 			}
 		case equalFold(name, "host"):
 			nHost++
 			if !ValidHost(value) {
-				setLate(problemHost) // RFC 9112 3.2: an invalid Host value gets 400
+				late = firstProblem(late, problemHost) // RFC 9112 3.2: an invalid Host value gets 400
 			}
 		}
 	}
@@ -303,6 +298,14 @@ func CheckHeaders(raw []byte, http11 bool, lim Limits) *Problem {
 		return problemHost
 	}
 	return nil
+}
+
+// firstProblem is p, or q when p is nil.
+func firstProblem(p, q *Problem) *Problem {
+	if p != nil {
+		return p
+	}
+	return q
 }
 
 // teProblem is the answer to a Transfer-Encoding other than "chunked":
