@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"net"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/http2/hpack"
@@ -20,6 +21,10 @@ import (
 //     other than "trailers" is answered 400 on a normally closed stream,
 //     where §8.2.2 makes it malformed: a stream error of type
 //     PROTOCOL_ERROR (§8.1.1).
+//   - A request body that ends shorter than its content-length reaches
+//     the handler as a read error (the proxy's 400) instead of that
+//     stream error (§8.1.1); so does a content-length other than 0 on a
+//     request without body. (A body longer than it is the stream error.)
 //
 // h2Guard sits between the connection and the server and fixes both on
 // the frames the client sends: a SETTINGS frame's repeated parameters are
@@ -31,7 +36,13 @@ import (
 // without calling the handler. The literal does not touch the dynamic
 // table, so the server's HPACK decoder stays in step with the client's
 // encoder; the guard decodes every header block with a decoder of its own,
-// set up as the server's (h2DecoderTableSize), to see the fields.
+// set up as the server's (h2DecoderTableSize), to see the fields. It counts
+// the DATA payload of the streams whose request declared a content-length:
+// when the stream ends short, its last DATA frame passes without
+// END_STREAM and is followed by an empty HEADERS frame without END_STREAM,
+// trailers that do not end the stream, which the server answers with
+// RST_STREAM(PROTOCOL_ERROR); trailers that end a short body get the
+// invalid field.
 //
 // Any frame the guard does not understand (an oversized header frame, a
 // broken header block) ends the inspection: from then on bytes pass
@@ -52,12 +63,20 @@ const h2DecoderTableSize = 4096
 // block: a space makes it no token, which the server rejects.
 const h2BadFieldName = "malformed request"
 
+// h2MaxCounted bounds the streams whose body length the guard counts at a
+// time (streams the server refused or reset are forgotten only with the
+// connection); past it, new streams are not counted.
+const h2MaxCounted = 1000
+
 const (
+	h2FrameData         = 0x0
 	h2FrameHeaders      = 0x1
 	h2FrameSettings     = 0x4
+	h2FrameRSTStream    = 0x3
 	h2FrameContinuation = 0x9
 
 	h2FlagAck        = 0x1
+	h2FlagEndStream  = 0x1
 	h2FlagEndHeaders = 0x4
 	h2FlagPadded     = 0x8
 	h2FlagPriority   = 0x20
@@ -79,8 +98,18 @@ type h2Guard struct {
 	dec       *hpack.Decoder
 	inBlock   bool   // a header block continues in CONTINUATION frames
 	blockID   uint32 // stream of that block
+	blockEnds bool   // the block's HEADERS frame ends the stream
 	malformed bool   // the block has a connection-specific field
+	length    int64  // the block's content-length, -1 without
+
+	counted map[uint32]*h2BodyCount // streams with a declared length
+	hdr     [9]byte                 // a passed DATA frame's header, its END_STREAM cleared
+	extra   [9]byte                 // the HEADERS frame that follows it
+	inject  []byte                  // extra, once the DATA payload has passed
 }
+
+// h2BodyCount is a request body's declared and received lengths.
+type h2BodyCount struct{ declared, got int64 }
 
 // h2TLSGuard is an h2Guard on a TLS connection: the server reads the TLS
 // state through ConnectionState.
@@ -111,6 +140,12 @@ func (g *h2Guard) field(f hpack.HeaderField) {
 		if f.Value != "" && !strings.EqualFold(f.Value, "trailers") {
 			g.malformed = true
 		}
+	case "content-length":
+		n, err := strconv.ParseInt(f.Value, 10, 64)
+		if err != nil || n < 0 || g.length >= 0 {
+			n = -1 // the server judges it
+		}
+		g.length = n
 	}
 }
 
@@ -146,6 +181,10 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 			continue
 		}
 		// At a frame boundary.
+		if len(g.inject) > 0 {
+			g.out, g.inject = g.inject, nil
+			continue
+		}
 		need := 9
 		var length int
 		var typ, flags byte
@@ -167,6 +206,17 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 				// connection error; nothing more to inspect.
 				g.off = true
 				continue
+			case typ == h2FrameData && g.counted[binary.BigEndian.Uint32(h[5:])&(1<<31-1)] != nil:
+				if flags&h2FlagPadded != 0 {
+					need++ // the pad length
+				}
+				if pending >= need {
+					g.data(length, flags)
+					continue
+				}
+			case typ == h2FrameRSTStream:
+				delete(g.counted, binary.BigEndian.Uint32(h[5:])&(1<<31-1))
+				fallthrough
 			default:
 				g.out = g.raw[g.r : g.r+9]
 				g.r += 9
@@ -190,6 +240,40 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 			g.out = g.headers(frame, typ, flags)
 		}
 	}
+}
+
+// data passes the header of a DATA frame of a counted stream (at g.r)
+// and counts its payload; a frame that ends the stream short of its
+// declared length loses END_STREAM and gets the HEADERS frame after it.
+func (g *h2Guard) data(length int, flags byte) {
+	h := g.raw[g.r : g.r+9]
+	id := binary.BigEndian.Uint32(h[5:]) & (1<<31 - 1)
+	c := g.counted[id]
+	n := length
+	if flags&h2FlagPadded != 0 {
+		n -= 1 + int(g.raw[g.r+9])
+	}
+	g.out = h
+	g.r += 9
+	g.left = length
+	if n < 0 {
+		delete(g.counted, id) // the server's PROTOCOL_ERROR
+		return
+	}
+	c.got += int64(n)
+	if flags&h2FlagEndStream == 0 {
+		return
+	}
+	delete(g.counted, id)
+	if c.got >= c.declared {
+		return // as declared, or longer: the server's stream error
+	}
+	copy(g.hdr[:], h)
+	g.hdr[4] &^= h2FlagEndStream
+	g.out = g.hdr[:]
+	g.extra = [9]byte{3: h2FrameHeaders, 4: h2FlagEndHeaders}
+	binary.BigEndian.PutUint32(g.extra[5:], id)
+	g.inject = g.extra[:]
 }
 
 // passed counts n bytes handed over unchanged against the preface or the
@@ -281,6 +365,8 @@ func (g *h2Guard) headers(f []byte, typ, flags byte) []byte {
 			return f
 		}
 		g.malformed = false
+		g.length = -1
+		g.blockEnds = flags&h2FlagEndStream != 0
 		if flags&h2FlagPadded != 0 {
 			if len(p) < 1 {
 				g.off = true
@@ -317,6 +403,20 @@ func (g *h2Guard) headers(f []byte, typ, flags byte) []byte {
 	if err := g.dec.Close(); err != nil {
 		g.off = true
 		return f
+	}
+	if c := g.counted[id]; c != nil {
+		// Trailers: they must end the stream, with the declared length.
+		delete(g.counted, id)
+		if g.blockEnds && c.got != c.declared {
+			g.malformed = true
+		}
+	} else if g.length > 0 && g.blockEnds {
+		g.malformed = true // a length, and no body
+	} else if g.length >= 0 && !g.blockEnds && !g.malformed && len(g.counted) < h2MaxCounted {
+		if g.counted == nil {
+			g.counted = map[uint32]*h2BodyCount{}
+		}
+		g.counted[id] = &h2BodyCount{declared: g.length}
 	}
 	if !g.malformed {
 		return f

@@ -624,7 +624,11 @@ func (s *Server) proxyStd(w *statusWriter, r *http.Request, x *Exchange, st *sta
 	}
 	pt := s.transports.get(pool, cp)
 	var rtp http.RoundTripper = pt.h1
-	if grpc || cp.HTTP2 || r.ProtoMajor == 2 && r.Header.Get("Te") == "trailers" {
+	// The pool's protocol decides, except for gRPC, which needs HTTP/2. A
+	// client's "te: trailers" says only that it takes trailers (browsers
+	// send it on every HTTP/2 request); an HTTP/1.1 origin's trailers reach
+	// it through the chunked coding.
+	if grpc || cp.HTTP2 {
 		rtp = pt.h2
 	}
 	out.URL.Scheme = "http"
