@@ -243,6 +243,15 @@ func sawBody(body string) func([]originReq) error {
 	}
 }
 
+// sawNone checks that the origin read no request (an answer of
+// Meridian's own).
+func sawNone(reqs []originReq) error {
+	if len(reqs) != 0 {
+		return fmt.Errorf("want none")
+	}
+	return nil
+}
+
 // sawHead checks that the origin read one request whose head has each of
 // has (case-sensitive) and none of lacks (case-insensitive).
 func sawHead(has []string, lacks ...string) func([]originReq) error {
@@ -410,6 +419,13 @@ var h1Vectors = []h1Vector{
 	{name: "absolute form no host", rfc: "9112 3.2", req: "GET http://a/abs HTTP/1.1\r\n\r\n", status: []int{400}, closed: true},
 	{name: "absolute form userinfo", rfc: "9110 4.2.4", req: "GET http://u:p@a/ HTTP/1.1\r\n" + hostA + "\r\n", status: []int{400}, closed: true},
 	{name: "absolute form other scheme", rfc: "9112 3.2.2", req: "GET ftp://a/ HTTP/1.1\r\n" + hostA + "\r\n", status: []int{400}, closed: true},
+	{name: "absolute form no path", rfc: "9112 3.2.2", req: "GET http://a HTTP/1.1\r\n" + hostA + "\r\n", status: []int{200}, origin: sawHead([]string{"GET / HTTP/1.1\r\n"})},
+	// OPTIONS * is about the server: Meridian answers it (RFC 9110 9.3.7).
+	{name: "asterisk form options", rfc: "9112 3.2.4", req: "OPTIONS * HTTP/1.1\r\n" + hostA + "\r\n", status: []int{200},
+		origin: sawNone},
+	{name: "connect", rfc: "9110 9.3.6 (not a forward proxy)", req: "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", status: []int{405}, closed: true},
+	{name: "request line bare cr", rfc: "9112 2.2", req: "GET / HTTP/1.1\r\r\n" + hostA + "\r\n", status: []int{400}, closed: true},
+	{name: "field line cr before crlf", rfc: "9112 2.2", req: confGet("/", "X-A: 1\r\r\n"), status: []int{400}, closed: true},
 	{name: "authority form get", rfc: "9112 3.2.3", req: "GET a:80 HTTP/1.1\r\n" + hostA + "\r\n", status: []int{400}, closed: true},
 	{name: "asterisk form get", rfc: "9112 3.2.4", req: "GET * HTTP/1.1\r\n" + hostA + "\r\n", status: []int{400}, closed: true},
 	{name: "fragment", rfc: "9112 3.2", req: confGet("/a#b", ""), status: []int{400}, closed: true},

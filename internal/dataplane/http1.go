@@ -322,6 +322,11 @@ func (s *Server) rejectH1(ctx *fasthttp.RequestCtx, p *h1.Problem) {
 	s.metrics.rejected.Inc()
 }
 
+// allowedMethods is the Allow field of Meridian's own answers to OPTIONS *
+// and CONNECT: the methods it forwards (any other token too, which Allow
+// cannot say).
+const allowedMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH"
+
 var (
 	problemBareLF  = &h1.Problem{Status: fasthttp.StatusBadRequest, Reason: "bare LF"}
 	problemConnect = &h1.Problem{Status: fasthttp.StatusBadRequest, Reason: "CONNECT needs a host:port target"}
@@ -353,6 +358,16 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 		s.rejectH1(ctx, p)
 		return
 	}
+	if uri := req.Header.RequestURI(); len(uri) == 1 && uri[0] == '*' {
+		// OPTIONS * (h1.CheckRequestLine admits "*" for OPTIONS only) asks
+		// about the server, not a resource (RFC 9110 9.3.7): Meridian
+		// answers it. (Forwarded, its asterisk-form would not survive:
+		// the origin client's URI normalization makes it the path "/*".)
+		ctx.Response.Header.Set("Allow", allowedMethods)
+		ctx.Response.Header.SetContentLength(0)
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		return
+	}
 	if uri := req.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
 		if req.Header.IsConnect() {
 			if _, port, err := net.SplitHostPort(string(uri)); err != nil || port == "" {
@@ -360,6 +375,8 @@ func (s *Server) handleH1(ctx *fasthttp.RequestCtx) {
 				return
 			}
 			ctx.Error("CONNECT is not supported\n", fasthttp.StatusMethodNotAllowed)
+			// RFC 9110 15.5.6: a 405 lists the methods that are served.
+			ctx.Response.Header.Set("Allow", allowedMethods)
 			ctx.SetConnectionClose()
 			return
 		}
