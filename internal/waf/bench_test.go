@@ -35,11 +35,19 @@ func jsonBody40() string {
 }
 
 func benchRequest(b *testing.B, w *WAF, method, uri, ctype string, body []byte) {
+	benchRequests(b, w, method, []string{uri}, ctype, body)
+}
+
+// benchRequests sends the requests to uris in turn.
+func benchRequests(b *testing.B, w *WAF, method string, uris []string, ctype string, body []byte) {
 	client := netip.MustParseAddrPort("198.51.100.7:40000")
 	server := netip.MustParseAddrPort("127.0.0.1:8080")
 	b.ReportAllocs()
 	cpu0 := cpuTime()
+	n := 0
 	for b.Loop() {
+		uri := uris[n%len(uris)]
+		n++
 		tx := w.NewTx("")
 		tx.Connection(client, server)
 		v := tx.RequestHeaders(method, uri, "HTTP/1.1", "shop.example.com", func(add func(n, v string)) {
@@ -108,4 +116,25 @@ func BenchmarkBenignGETLean(b *testing.B) {
 	w := *mustWAF(b, v1.AppFirewallSpec{})
 	w.native = nil
 	benchRequest(b, &w, "GET", "/api/users?id=42&name=alice", "", nil)
+}
+
+// BenchmarkBenignGETNoValCache is BenchmarkBenignGET without the verdict
+// cache (valcache.go).
+func BenchmarkBenignGETNoValCache(b *testing.B) {
+	w := mustWAF(b, v1.AppFirewallSpec{}).withoutValCache()
+	benchRequest(b, w, "GET", "/api/users?id=42&name=alice", "", nil)
+}
+
+// BenchmarkBenignGETVaried is BenchmarkBenignGET with 16,384 distinct
+// argument values in turn (ids and names), more than the verdict cache
+// holds: the arguments are checked anew in every request, the header
+// values come from the cache.
+func BenchmarkBenignGETVaried(b *testing.B) {
+	w := mustWAF(b, v1.AppFirewallSpec{})
+	words := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}
+	uris := make([]string, 1<<14)
+	for i := range uris {
+		uris[i] = fmt.Sprintf("/api/users?id=%d&name=%s%d", 100000+i*7919%900000, words[i%len(words)], i)
+	}
+	benchRequests(b, w, "GET", uris, "", nil)
 }

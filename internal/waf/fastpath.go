@@ -72,6 +72,10 @@ type fpProgram struct {
 	// common request shape (runlean.go); nil: nativeWhy.
 	native    *runProg
 	nativeWhy string
+	// vc remembers across transactions which links were proved not to
+	// match a value (valcache.go); vcLinks links have a bit in it.
+	vc      *valCache
+	vcLinks int
 }
 
 type fpStats struct {
@@ -123,6 +127,9 @@ type fpLink struct {
 	neg     bool
 	op      fpOp
 	unknown string
+	// vc: the link's bit in the verdict cache (valcache.go), -1: its
+	// result depends on more than the value (macros, chain values).
+	vc int32
 }
 
 type fpVar struct {
@@ -787,6 +794,11 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 			fl := compileLink(l, linkEnv{root: root, it: it, index: i, captured: captured,
 				targetsChanged: targetsChanged, stable: stable, private: private, laterWriters: laterWriters, leanTX: &leanTX})
 			fl.needCtx = l.chain != nil
+			fl.vc = -1
+			if fl.unknown == "" && !fl.op.dyn && fl.op.mac == nil {
+				fl.vc = int32(p.vcLinks)
+				p.vcLinks++
+			}
 			tk := strings.Join(fl.tfs, ",")
 			if _, ok := chainIDs[tk]; !ok {
 				chainIDs[tk] = int32(len(chainIDs))
@@ -926,6 +938,7 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 		p.native, p.nativeWhy = buildRunProg(in)
 	}
 	p.buildLitScan()
+	p.vc = newValCache(p.vcLinks)
 	return p, ""
 }
 

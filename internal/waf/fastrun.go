@@ -164,6 +164,31 @@ type fpCtx struct {
 	leak                      bool // a private setvar's name is read elsewhere
 }
 
+// add appends vs to *dst, taking its backing from e's free slices when
+// it has none.
+func (e *fpEval) add(dst *[]string, vs ...string) {
+	if len(vs) == 0 {
+		return
+	}
+	if *dst == nil {
+		if n := len(e.free); n > 0 {
+			*dst, e.free = e.free[n-1], e.free[:n-1]
+		}
+	}
+	*dst = append(*dst, vs...)
+}
+
+// releaseCtx gives the context's slices back to e.
+func (e *fpEval) releaseCtx(c *fpCtx) {
+	for _, s := range [...][]string{c.matched, c.captures, c.synth} {
+		if cap(s) > 0 {
+			clear(s[:cap(s)])
+			e.free = append(e.free, s[:0])
+		}
+	}
+	c.matched, c.captures, c.synth = nil, nil, nil
+}
+
 // fpEval is the state of a transaction's checks: the lean transaction and
 // what was already extracted and transformed. Values of stable variables
 // (fpProgram.stable) are kept from one phase to the next; the others, and
@@ -195,6 +220,14 @@ type fpEval struct {
 	// macs: the operators' macro expansions in this phase (TX values the
 	// phase no longer writes: see compileOp).
 	macs []macExp
+	// vc: the verdict cache (valcache.go; nil: none); vv the entries of
+	// a slot's values (parallel to vals, while vvHave), backed by vvBuf.
+	vc     *valCache
+	vv     [][]*valVerdict
+	vvHave []bool
+	vvBuf  []*valVerdict
+	// free: string slices for the chain contexts (fpCtx), reused.
+	free [][]string
 	// trace, when set (tests), is given the time each check took.
 	trace func(id int, d time.Duration)
 }
@@ -228,9 +261,10 @@ func (p *fpProgram) newEval(st plugintypes.TransactionState) *fpEval {
 	e, _ := p.pool.Get().(*fpEval)
 	if e == nil {
 		e = &fpEval{vals: make([][]types.MatchData, p.slots), have: make([]bool, p.slots),
-			tf: make([]tfMemo, len(p.memoSlot)), tfm: make([]tfMulti, len(p.memoSlot)), guard: make([]uint8, p.guards)}
+			tf: make([]tfMemo, len(p.memoSlot)), tfm: make([]tfMulti, len(p.memoSlot)), guard: make([]uint8, p.guards),
+			vv: make([][]*valVerdict, p.slots), vvHave: make([]bool, p.slots)}
 	}
-	e.st, e.p = st, p
+	e.st, e.p, e.vc = st, p, p.vc
 	return e
 }
 
@@ -239,6 +273,7 @@ func (e *fpEval) beginPhase() {
 	for s, ok := range e.have {
 		if ok && !e.p.stable[s] {
 			e.have[s], e.vals[s] = false, nil
+			e.vvHave[s], e.vv[s] = false, nil
 		}
 	}
 	keep := e.touched[:0]
@@ -262,6 +297,10 @@ func (e *fpEval) beginPhase() {
 func (p *fpProgram) freeEval(e *fpEval) {
 	clear(e.vals)
 	clear(e.have)
+	clear(e.vv)
+	clear(e.vvHave)
+	clear(e.vvBuf)
+	e.vvBuf = e.vvBuf[:0]
 	for _, k := range e.touched {
 		m := &e.tf[k]
 		clear(m.vals)
@@ -306,6 +345,15 @@ func (e *fpEval) values(v *fpVar) ([]types.MatchData, bool) {
 		// matches the lower-cased names.
 		if v.txNames != nil && v.txNames.never() {
 			break // no rule of the lean instance sets such a name
+		}
+		if rt, ok := col.(*runTX); ok && len(rt.extra) == 0 {
+			// A native TX holding only its base names, which are lower
+			// case: select them in place, without match data for every
+			// name.
+			out = rt.find(func(lk string) bool {
+				return (v.txNames == nil || v.txNames.may(lk)) && v.keyM.match(lk)
+			})
+			break
 		}
 		for _, m := range e.all(v.rv, col) {
 			k := m.Key()
@@ -412,6 +460,7 @@ func (e *fpEval) transformedMulti(p *fpProgram, l *fpLink, v *fpVar, ms []types.
 // non-disruptive actions by then.
 func (c *fpCheck) certainlyNoMatch(e *fpEval) bool {
 	ctx := fpCtx{matchedOK: true, capOK: true, synthOK: true}
+	defer e.releaseCtx(&ctx)
 	for _, l := range c.links {
 		if l.unknown != "" {
 			if l.side || len(l.private) > 0 {
@@ -434,6 +483,7 @@ func (c *fpCheck) certainlyNoMatch(e *fpEval) bool {
 // matched to ctx.
 func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 	var out fpCtx
+	defer e.releaseCtx(&out)
 	out.matchedOK, out.capOK, out.synthOK = true, true, true
 	maybe := false
 	visit := func(v string) bool { // false: give up
@@ -499,6 +549,12 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 			// The common case: transformed values memoized. A link that
 			// later links depend on takes the long way below only when
 			// one of its values may match.
+			var vvs []*valVerdict
+			if l.vc >= 0 && e.vc != nil {
+				if vvs = e.verdicts(v.slot, ms); allKnown(vvs, l.vc) {
+					continue
+				}
+			}
 			no := true
 			tvs := e.transformed(e.p, l, v, ms)
 			for i := range tvs {
@@ -507,13 +563,22 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 					no = false
 					break
 				}
+				if vvs != nil && vvs[i].known(l.vc) {
+					continue
+				}
 				if !l.neg && e.quickNo(&l.op, tv) {
+					if vvs != nil {
+						vvs[i].prove(l.vc)
+					}
 					continue
 				}
 				m, known := l.op.evalAll(e, ctx, tv.v)
 				if !known || m != l.neg {
 					no = false
 					break
+				}
+				if vvs != nil {
+					vvs[i].prove(l.vc)
 				}
 			}
 			if no {
@@ -526,12 +591,21 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 		if l.multi && len(v.later) == 0 {
 			// multiMatch: the operator runs on the value before and
 			// after each transformation.
+			var vvs []*valVerdict
+			if l.vc >= 0 && e.vc != nil {
+				if vvs = e.verdicts(v.slot, ms); allKnown(vvs, l.vc) {
+					continue
+				}
+			}
 			m := e.transformedMulti(e.p, l, v, ms)
 			no := true
-			for _, mv := range m.vals {
+			for i, mv := range m.vals {
 				if !mv.ok {
 					no = false
 					break
+				}
+				if vvs != nil && vvs[i].known(l.vc) {
+					continue
 				}
 				for _, tv := range m.flat[mv.from:mv.to] {
 					if !l.neg {
@@ -546,6 +620,9 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 				}
 				if !no {
 					break
+				}
+				if vvs != nil {
+					vvs[i].prove(l.vc)
 				}
 			}
 			if no {
@@ -567,9 +644,9 @@ func (l *fpLink) noMatch(e *fpEval, ctx *fpCtx) bool {
 	if !maybe {
 		return true
 	}
-	ctx.matched = append(ctx.matched, out.matched...)
-	ctx.captures = append(ctx.captures, out.captures...)
-	ctx.synth = append(ctx.synth, out.synth...)
+	e.add(&ctx.matched, out.matched...)
+	e.add(&ctx.captures, out.captures...)
+	e.add(&ctx.synth, out.synth...)
 	ctx.matchedOK = ctx.matchedOK && out.matchedOK
 	ctx.capOK = ctx.capOK && out.capOK
 	ctx.synthOK = ctx.synthOK && out.synthOK
@@ -596,7 +673,7 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 	// The values the link saw go to out.matched (kept only when the
 	// value may match).
 	start := len(out.matched)
-	out.matched = append(out.matched, raw)
+	e.add(&out.matched, raw)
 	decided := true
 	check := func(v string) bool { // true: certainly no match
 		m, known := l.op.evalAll(e, ctx, v)
@@ -616,7 +693,7 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 			decided, allNo = false, false
 			break
 		}
-		out.matched = append(out.matched, v)
+		e.add(&out.matched, v)
 		if l.multi && !check(v) {
 			allNo = false
 		}
@@ -635,7 +712,7 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 		}
 	}
 	if l.capture {
-		out.captures = append(out.captures, caps...)
+		e.add(&out.captures, caps...)
 	}
 	for _, sv := range l.private {
 		if !out.capOK || !decided {
@@ -648,7 +725,7 @@ func (l *fpLink) valueNoMatch(e *fpEval, ctx *fpCtx, raw string, out *fpCtx) (no
 				out.leak = true // another rule would see it
 			}
 		}
-		out.synth = append(out.synth, sv.valueT.expand(e.st, caps, nil, v))
+		e.add(&out.synth, sv.valueT.expand(e.st, caps, nil, v))
 	}
 	return false, true
 }

@@ -37,7 +37,7 @@ func (w *WAF) ResponseInert() (ok bool, why string) {
 	if !ok {
 		return false, "the transaction state is not readable"
 	}
-	e := w.fp.newEval(st)
+	e := w.newEval(st)
 	defer w.fp.freeEval(e)
 	// Without response inspection only phase 3 runs (Tx.ResponseBody,
 	// phase 4, is called only when response bodies are inspected; the

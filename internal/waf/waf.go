@@ -40,6 +40,9 @@ type WAF struct {
 	// Coraza transaction (runstate.go); nativeWhy says why not.
 	native    *runProg
 	nativeWhy string
+	// noValCache: the fast path's checks do not use the verdict cache
+	// (valcache.go; tests compare with and without it).
+	noValCache bool
 }
 
 // Compile compiles an AppFirewall spec. Compiling CRS takes a while: use a
@@ -206,6 +209,15 @@ func (w *WAF) WithoutFastPath() *WAF {
 	return &c
 }
 
+// newEval starts the checks of a transaction on st.
+func (w *WAF) newEval(st plugintypes.TransactionState) *fpEval {
+	e := w.fp.newEval(st)
+	if w.noValCache {
+		e.vc = nil
+	}
+	return e
+}
+
 // FastPath reports whether the fast path is on, and why not.
 func (w *WAF) FastPath() (on bool, why string) { return w.fp != nil, w.fpWhy }
 
@@ -236,7 +248,7 @@ func (t *Tx) check(v *Verdict, phase types.RulePhase) *Verdict {
 		return t.replay()
 	}
 	if t.fpe == nil {
-		t.fpe = t.w.fp.newEval(st)
+		t.fpe = t.w.newEval(st)
 	}
 	if ok, id := t.w.fp.noMatch(t.fpe, int(phase)); !ok {
 		t.fellBackAt = id
@@ -351,7 +363,7 @@ func (t *Tx) toLean() *Verdict {
 func (t *Tx) runNative(phase types.RulePhase) (*Verdict, bool) {
 	s := t.nat
 	if t.fpe == nil {
-		t.fpe = t.w.fp.newEval(s)
+		t.fpe = t.w.newEval(s)
 	}
 	if !t.w.native.run(s, t.fpe, int(phase)) {
 		return nil, false
