@@ -45,10 +45,15 @@ func TestH2Spec(t *testing.T) {
 	defer backend.Close()
 	excluded := readH2SpecExclusions(t, filepath.Join("testdata", "h2spec-exclusions.txt"))
 
-	tlsPort, h2cPort := testfixture.FreePort(t), testfixture.FreePort(t)
 	certPEM, keyPEM := testcert.SelfSigned(t, "localhost")
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "conf", "h2.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
+	// A node per HTTP/1.1 engine: with the default (the event loops on
+	// Linux) the loop makes the TLS handshake and hands an h2 connection over; with
+	// goroutines the accept loop serves it. h2c listeners are the
+	// goroutine engine's with either.
+	startNode := func(engine string) (tlsPort, h2cPort int) {
+		tlsPort, h2cPort = testfixture.FreePort(t), testfixture.FreePort(t)
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "conf", "h2.yaml"), fmt.Sprintf(`apiVersion: meridian/v1
 kind: OriginPool
 metadata: {name: web}
 spec:
@@ -71,14 +76,22 @@ spec:
   - {port: %d, address: 127.0.0.1, h2c: true}
   defaultPool: web
 `, strings.TrimPrefix(backend.URL, "http://"), certPEM, keyPEM, tlsPort, h2cPort))
-	p := start(t, nil, "node", "--config", filepath.Join(dir, "conf"), "--admin", "")
-	p.waitFor(regexp.MustCompile(`configuration applied`), 60*time.Second)
+		args := []string{"node", "--config", filepath.Join(dir, "conf"), "--admin", ""}
+		if engine != "" {
+			args = append(args, "--http1-engine", engine)
+		}
+		p := start(t, nil, args...)
+		p.waitFor(regexp.MustCompile(`configuration applied`), 60*time.Second)
+		return tlsPort, h2cPort
+	}
+	tlsPort, h2cPort := startNode("")
+	tlsGoroutinePort, _ := startNode("goroutine")
 
 	for _, tc := range []struct {
 		name string
 		tls  bool
 		port int
-	}{{"tls", true, tlsPort}, {"h2c", false, h2cPort}} {
+	}{{"tls", true, tlsPort}, {"h2c", false, h2cPort}, {"tls-goroutine-engine", true, tlsGoroutinePort}} {
 		t.Run(tc.name, func(t *testing.T) {
 			waitListening(t, tc.port)
 			failed, passed, skipped, log := runH2Spec(t, &config.Config{
