@@ -224,6 +224,12 @@ func FuzzH2Guard(f *testing.F) {
 		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:5]})
 		_ = fr.WriteContinuation(1, true, block[5:])
 	})[len(http2.ClientPreface):])
+	post := encodeBlock(enc, &buf, ":method", "POST", ":path", "/", "content-length", "9")
+	f.Add(h2Frames(func(fr *http2.Framer) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: post, EndHeaders: true})
+		_ = fr.WriteDataPadded(1, false, []byte("ab"), []byte{0})
+		_ = fr.WriteData(1, true, []byte("cd"))
+	})[len(http2.ClientPreface):])
 	f.Add([]byte{0, 0, 1, 1, 0x28, 0, 0, 0, 1, 200})
 	f.Add([]byte{0, 0, 0, 9, 4, 0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
