@@ -129,7 +129,7 @@ func hasPrefixFold(b []byte, lower string) bool {
 
 // ValidHost reports whether v is a Host field value (RFC 9110 7.2:
 // uri-host [ ":" port ]): an IP literal in brackets or a reg-name
-// (unreserved, percent-encoded and sub-delims bytes), then an optional
+// (unreserved and sub-delims bytes; see regNameChar), then an optional
 // port of digits; userinfo is not. An empty value is refused too: RFC
 // 9112 3.2 allows it for a target without authority, which no request to
 // a reverse proxy has (nginx refuses it as well, and the goroutine
@@ -178,8 +178,10 @@ func ValidHost(v []byte) bool {
 	return true
 }
 
-// regNameChar are the bytes of an RFC 3986 reg-name: unreserved,
-// sub-delims and the "%" of pct-encoded.
+// regNameChar are the bytes of an RFC 3986 reg-name: unreserved and
+// sub-delims. Its pct-encoded triplets are refused: the goroutine
+// engine's HTTP library refuses those of ASCII bytes, and a host name
+// that needs one names no host a load balancer serves.
 var regNameChar = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
@@ -188,7 +190,7 @@ var regNameChar = func() (t [256]bool) {
 		t[c] = true
 		t[c-'a'+'A'] = true
 	}
-	for _, c := range "-._~!$&'()*+,;=%" {
+	for _, c := range "-._~!$&'()*+,;=" {
 		t[c] = true
 	}
 	return t
