@@ -117,7 +117,8 @@ func TestH2MalformedRequestsNotForwarded(t *testing.T) {
 	}))
 	defer o.Close()
 	port := freePort(t)
-	startServer(t, pool("web", hostOf(o.URL))+lbDoc([]string{listenerAt(port, "h2c: true")}, "{pool: web}"), Options{})
+	startServer(t, pool("web", hostOf(o.URL))+lbDoc([]string{listenerAt(port, "h2c: true")},
+		`{match: {pathPrefix: /direct}, directResponse: {status: 200, body: "direct"}}`, "{pool: web}"), Options{})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	req := []string{":method", "POST", ":scheme", "http", ":path", "/", ":authority", "a"}
 	with := func(more ...string) []string { return append(append([]string(nil), req...), more...) }
@@ -139,6 +140,13 @@ func TestH2MalformedRequestsNotForwarded(t *testing.T) {
 		if !a.reset || a.rst != http2.ErrCodeProtocol {
 			t.Errorf("%s: %+v, want RST_STREAM(PROTOCOL_ERROR)", tc.name, a)
 		}
+		// A direct response waits for the body too: the stream is still
+		// open when the client's error on it comes.
+		direct := append([]string(nil), tc.fields...)
+		direct[5] = "/direct"
+		if a := h2cExchange(t, addr, nil, tc.body, direct...); !a.reset || a.rst != http2.ErrCodeProtocol {
+			t.Errorf("%s, direct response: %+v, want RST_STREAM(PROTOCOL_ERROR)", tc.name, a)
+		}
 	}
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("the origin got %d malformed requests", n)
@@ -151,5 +159,9 @@ func TestH2MalformedRequestsNotForwarded(t *testing.T) {
 	}
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("the origin got %d requests, want 1", n)
+	}
+	a = h2cExchange(t, addr, nil, []byte("hello"), ":method", "POST", ":scheme", "http", ":path", "/direct", ":authority", "a", "content-length", "5")
+	if s, _ := a.field(":status"); s != "200" || a.body != "direct" {
+		t.Fatalf("well-formed request to a direct response: %+v", a)
 	}
 }

@@ -148,6 +148,9 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 		counted = &countingBody{rc: r.Body}
 		r.Body = counted
 	}
+	if rt := x.Route; rt == nil || rt.Pool == nil || rt.Redirect != nil || rt.Direct != nil {
+		drainH2Body(w, r, bodyTimeout(lc, vh))
+	}
 	switch {
 	case x.Route == nil:
 		x.respond(http.StatusNotFound, "no route\n")
@@ -334,6 +337,26 @@ func (b *h2Body) Read(p []byte) (int, error) {
 }
 
 func (b *h2Body) Close() error { return b.rc.Close() }
+
+// h2DrainLimit bounds what drainH2Body reads.
+const h2DrainLimit = 64 << 10
+
+// drainH2Body reads (up to h2DrainLimit, each wait bounded by the body
+// timeout) the body of a request the proxy answers itself (a direct
+// response, a redirect, no route), as the HTTP/1.1 engines read a body
+// before they answer: the stream stays open until the client has sent
+// it, so that a client's error on it (a body of another length than its
+// content-length, a flow-control overflow) is still its stream error
+// (RFC 9113 §8.1.1, §6.9.1) rather than a stream already closed by the
+// answer. A longer body is answered early (RFC 9113 §8.1 allows it); the
+// answer goes out whatever the read gave.
+func drainH2Body(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
+	if !hasBody(r) || isGRPC(r) {
+		return
+	}
+	hb := &h2Body{rc: r.Body, ctl: http.NewResponseController(w), timeout: timeout}
+	_, _ = io.CopyN(io.Discard, hb, h2DrainLimit)
+}
 
 // hasBody reports whether a request carries a body.
 func hasBody(r *http.Request) bool {
