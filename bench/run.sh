@@ -126,6 +126,7 @@ CONF
 mkcfg "$WORK/meridian" 18082 18445 false
 mkcfg "$WORK/meridian-log" 18083 18446 true
 mkcfg "$WORK/meridian-goroutine" 18086 18447 false
+mkcfg "$WORK/meridian-kw" 18087 18448 false
 GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} setsid "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 >/dev/null 2>"$WORK/meridian.log" &
 PIDS+=($!)
 declare -A PROCS=([meridian]=$!)
@@ -144,6 +145,13 @@ if [ "${MERIDIAN[0]}" = "$BIN/meridian" ]; then
   PIDS+=($!)
   PROCS[meridian-goroutine]=$!
   NODE_GOROUTINE=meridian-goroutine
+  # meridian-kw (when named in TARGETS): the node with one P more than
+  # CPUs, so its loops (one per CPU) wait in epoll_wait and the kernel
+  # wakes each loop's thread itself (evloop.Config.KernelWait), as it
+  # wakes nginx's workers, instead of parking in Go's network poller.
+  GOMAXPROCS=$(( $(nproc) + 1 )) setsid "${MERIDIAN[@]}" --config "$WORK/meridian-kw" --admin 127.0.0.1:18904 >/dev/null 2>"$WORK/meridian-kw.log" &
+  PIDS+=($!)
+  PROCS[meridian-kw]=$!
 else
   NODE_GOROUTINE=
 fi
@@ -152,11 +160,11 @@ GOMAXPROCS=2 setsid "$BIN/nodebench" --evloop-listen 127.0.0.1:18085 --evloop-or
 PIDS+=($!)
 PROCS[meridian-evloop-raw]=$!
 # shellcheck disable=SC2086
-bench_wait_ports 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446 ${NODE_GOROUTINE:+18086 18447}
+bench_wait_ports 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446 ${NODE_GOROUTINE:+18086 18447 18087 18448}
 bench_prio "$(cat "$WORK/haproxy.pid")" "$(cat "$WORK/nginx-backend.pid")" "$(cat "$WORK/nginx-proxy.pid")" "${PROCS[@]}"
 
-declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085 [meridian-goroutine]=18086)
-declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446 [meridian-goroutine]=18447)
+declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085 [meridian-goroutine]=18086 [meridian-kw]=18087)
+declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446 [meridian-goroutine]=18447 [meridian-kw]=18448)
 # The nodebench event-loop spikes (meridian-evloop, meridian-evloop-raw) run
 # when named in TARGETS.
 read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log $NODE_GOROUTINE}"
@@ -358,7 +366,7 @@ for c in cases:
     base = rows.get((c, "nginx"))
     brps = statistics.median(base[0]) if base else 0
     bp99 = statistics.median(base[1]) if base else 0
-    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-goroutine", "meridian-evloop", "meridian-evloop-raw"]:
+    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-goroutine", "meridian-kw", "meridian-evloop", "meridian-evloop-raw"]:
         if (c, t) not in rows: continue
         rps = statistics.median(rows[(c, t)][0]); p99 = statistics.median(rows[(c, t)][1])
         rr = f"{rps/brps:.2f}x" if brps else "-"

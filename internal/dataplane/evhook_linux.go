@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -80,8 +81,11 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 	// The loops may accept before Start returns: Admit reads the proxy
 	// from here, not from l.ev.
 	var started atomic.Pointer[evloop.Proxy]
+	loops, kernelWait := evLoops(runtime.GOMAXPROCS(0), runtime.NumCPU())
 	cfg := evloop.Config{
 		Listen:         addr,
+		Loops:          loops,
+		KernelWait:     kernelWait,
 		DeferAccept:    true,
 		Router:         router,
 		Handoff:        l.serveHandoff,
@@ -131,6 +135,21 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 	l.ev = &evEngine{p: p, logs: logs, done: make(chan struct{})}
 	l.wg.Add(1) // released by shutdown
 	return nil
+}
+
+// evLoops is how many event loops serve a listener, and whether they wait
+// for events in the kernel (evloop.Config.KernelWait): one loop per P,
+// parked in the network poller while idle (the default); with more Ps
+// than CPUs (GOMAXPROCS set above the CPU count), one loop per CPU that
+// waits in epoll_wait, the spare P keeping the runtime from taking the
+// loops' Ps. On the loaded shared machine neither measured better than
+// the other (the figures are in evloop's park.go); the bench's
+// meridian-kw target runs the second.
+func evLoops(procs, cpus int) (int, bool) {
+	if cpus >= 1 && procs > cpus {
+		return cpus, true
+	}
+	return procs, false
 }
 
 // evConnectTimeout is the loops' connect timeout: the pools' default

@@ -434,3 +434,26 @@ func TestEvloopPortTaken(t *testing.T) {
 		}
 	}
 }
+
+// The loops wait in the kernel only when the process has more Ps than
+// CPUs, and then one loop runs per CPU; otherwise one loop runs per P and
+// parks in the network poller.
+func TestEvLoops(t *testing.T) {
+	for _, tc := range []struct {
+		procs, cpus, loops int
+		kernelWait         bool
+	}{
+		{2, 2, 2, false},
+		{3, 2, 2, true},
+		{4, 2, 2, true},
+		{1, 2, 1, false},
+		{2, 1, 1, true},
+		{8, 16, 8, false},
+		{2, 0, 2, false},
+	} {
+		loops, kw := evLoops(tc.procs, tc.cpus)
+		if loops != tc.loops || kw != tc.kernelWait {
+			t.Errorf("evLoops(%d procs, %d CPUs) = %d loops, kernel wait %v; want %d, %v", tc.procs, tc.cpus, loops, kw, tc.loops, tc.kernelWait)
+		}
+	}
+}

@@ -103,9 +103,18 @@ type Config struct {
 	// MaxConnections bounds the client connections of all loops together
 	// (0: unlimited); more are closed at accept.
 	MaxConnections int
-	// noPark (tests) makes idle loops wait in epoll_wait, as they do when
-	// the epoll descriptor cannot go to the network poller.
-	noPark bool
+	// KernelWait makes idle loops wait in epoll_wait as a system call the
+	// scheduler knows about, instead of parking in the network poller (the
+	// fallback too when the epoll descriptor cannot go there): the kernel
+	// wakes each loop's thread itself, as it wakes an nginx worker, where a
+	// parked loop is woken by the one thread blocked in the poller, which
+	// wakes another thread when two loops are ready at once, and which
+	// nobody replaces while the loop it woke runs (see park.go). The P
+	// stays the loop's while the runtime has an idle one, so give the
+	// process at least one P more than Loops: with none idle, the
+	// runtime's sysmon takes the P of every loop that waits longer than
+	// 20 µs and keeps polling every 20 µs.
+	KernelWait bool
 	// yieldEvery (tests) replaces the package's yieldEvery; negative: a
 	// busy loop never yields.
 	yieldEvery time.Duration
@@ -584,7 +593,7 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 			return nil, fmt.Errorf("evloop: epoll_ctl: %w", err)
 		}
 	}
-	if !l.rawBlock && !cfg.noPark {
+	if !l.rawBlock && !cfg.KernelWait {
 		// Without the network poller the loop waits in epoll_wait.
 		l.park, _ = newParker(l)
 	}

@@ -35,6 +35,41 @@ import (
 // for up to 20 µs before parking cost 1.2-1.7x in a make bench subset;
 // one loop per listener instead of GOMAXPROCS measured 0.92-0.94x in one
 // run and 0.97-1.07x in the next (noise, not a gain).
+//
+// Session 8 (issue 3: Meridian's requests/s 0.86-0.91x nginx's in 16k
+// with less CPU per request) compared both under the same wrk load
+// (wrk -t1 -c64, perf stat on each process): per 16k request the loops
+// make 4.6-4.7 system calls (a 44-byte read and a 145-byte write, a
+// 16,626-byte read and a 16,602-byte write, one epoll_pwait per ~12
+// events) and 0.27-0.32 context switches, nginx 9.9-10.0 and 0.37-0.40;
+// wrk (8.4-8.6 calls) and the backend (about 7) make the same for both,
+// and the two loops hold 33 and 43 of the 64 client connections. What
+// differs is the idle time: 17-19% of the machine while Meridian served
+// 16k against nginx's 1-12%, so the gap is in waking up, not in work.
+// The runtime explains part of it: the thread the poller wakes for one
+// parked loop runs that loop, and no thread is blocked in the poller
+// again until one looks for work, which a loop's thread only does when
+// its loop parks; a loop that parked meanwhile waits with ready events
+// while a P is idle (a busy loop saw a parked peer with ready events
+// before 8.5% of its batches: 16,761 times in 197,333 requests). Tried,
+// on a machine loaded by the other sessions (load 8-16; interleaved
+// rounds of 3-4 s, medians of the per-round ratios to nginx, 16k then
+// small): a busy loop that poll(2)s its parked peers' epoll descriptors
+// once per batch and readies a goroutine to make the runtime start an
+// idle thread when one is ready: 1.04/1.14/1.21/1.01x and
+// 0.94/1.02/1.00/1.02x against the unchanged node's 0.94/1.05/1.13/1.02x
+// and 1.02/0.96/1.05/1.03x, 0-3 µs more CPU per request, and fewer
+// requests/s in 5 of 6 rounds of two nodes loaded at once; the same only
+// after the peer stayed ready across two batches or 50 µs:
+// 1.00/1.05/0.97x and 1.01/1.13/1.01x against 1.05/1.13/1.02x and
+// 0.96/1.05/1.03x; on every wake-up that left a peer parked: 29.5-41
+// µs per request against 24-26. Not kept: within the noise. Config's
+// KernelWait (the kernel wakes each loop's thread, as nginx's workers;
+// GOMAXPROCS one above the CPUs, bench target meridian-kw) measured
+// 0.89x and 0.97x against 0.94x and 1.02x, 1-2 µs more per request, so
+// it is no default; RawBlock with GOMAXPROCS 3 and 4 (two loops) cost
+// 28-36 µs per request against 24-27. A quiet machine is needed to see
+// whether either closes the idle gap.
 type parker struct {
 	f        *os.File
 	rc       syscall.RawConn

@@ -138,7 +138,7 @@ func TestWaitModes(t *testing.T) {
 		cfg  Config
 	}{
 		{"park", Config{}},
-		{"epoll_wait", Config{noPark: true}},
+		{"epoll_wait", Config{KernelWait: true}},
 		{"rawblock", Config{RawBlock: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 // (a loaded machine's time slices can make a few do).
 func TestLoopDoesNotYieldAfterRest(t *testing.T) {
 	for _, park := range []bool{true, false} {
-		p, err := Start(Config{Listen: "127.0.0.1:0", Origin: fixedOrigin(t, 19), Loops: 1, noPark: !park})
+		p, err := Start(Config{Listen: "127.0.0.1:0", Origin: fixedOrigin(t, 19), Loops: 1, KernelWait: !park})
 		if err != nil {
 			t.Fatal(err)
 		}
