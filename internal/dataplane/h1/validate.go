@@ -117,7 +117,7 @@ func checkTargetForm(method, target []byte) *Problem {
 			break
 		}
 	}
-	if end == 0 || !ValidHost(rest[:end]) {
+	if end == 0 || !validHost(rest[:end]) {
 		return problemTarget
 	}
 	return nil
@@ -127,14 +127,14 @@ func hasPrefixFold(b []byte, lower string) bool {
 	return len(b) >= len(lower) && equalFold(b[:len(lower)], lower)
 }
 
-// ValidHost reports whether v is a Host field value (RFC 9110 7.2:
+// validHost reports whether v is a Host field value (RFC 9110 7.2:
 // uri-host [ ":" port ]): an IP literal in brackets or a reg-name
 // (unreserved and sub-delims bytes; see regNameChar), then an optional
 // port of digits; userinfo is not. An empty value is refused too: RFC
 // 9112 3.2 allows it for a target without authority, which no request to
 // a reverse proxy has (nginx refuses it as well, and the goroutine
 // engine's HTTP library does).
-func ValidHost(v []byte) bool {
+func validHost(v []byte) bool {
 	if len(v) == 0 {
 		return false
 	}
@@ -280,7 +280,7 @@ func CheckHeaders(raw []byte, http11 bool, lim Limits) *Problem {
 			}
 		case equalFold(name, "host"):
 			nHost++
-			if !ValidHost(value) {
+			if !validHost(value) {
 				late = firstProblem(late, problemHost) // RFC 9112 3.2: an invalid Host value gets 400
 			}
 		}
