@@ -474,6 +474,14 @@ var h1Vectors = []h1Vector{
 	{name: "hop-by-hop removed", rfc: "9110 7.6.1", req: confGet("/", "Connection: X-Drop, keep-alive\r\nX-Drop: 1\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\nX-Keep: 1\r\n"),
 		status: []int{200}, origin: sawHead([]string{"X-Keep: 1\r\n"}, "X-Drop", "Keep-Alive", "Proxy-Connection", "\r\nTE:", "\r\nConnection:")},
 
+	// Framing fields named in Connection stay the message's framing (the
+	// body is forwarded as it came); Host stays too.
+	{name: "connection names content-length", rfc: "9110 7.6.1", req: confPost("Connection: Content-Length\r\nContent-Length: 5\r\n", "hello") + confGet("/2", ""),
+		status: []int{200, 200}},
+	{name: "connection names transfer-encoding", rfc: "9110 7.6.1", req: confPost("Connection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n") + confGet("/2", ""),
+		status: []int{200, 200}},
+	{name: "connection names host", rfc: "9110 7.6.1", req: confGet("/", "Connection: Host\r\n"), status: []int{200}, origin: sawHead([]string{"Host: a\r\n"})},
+
 	// Pipelines with an error in them (RFC 9112 9.3.2: nothing after a
 	// framing error is read as a request).
 	{name: "error then request", rfc: "9112 9.3.2", req: confGet("/", "X A: 1\r\n") + confGet("/2", ""), status: []int{400}, closed: true},
