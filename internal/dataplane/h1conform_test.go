@@ -482,6 +482,17 @@ var h1Vectors = []h1Vector{
 		status: []int{200, 200}},
 	{name: "connection names host", rfc: "9110 7.6.1", req: confGet("/", "Connection: Host\r\n"), status: []int{200}, origin: sawHead([]string{"Host: a\r\n"})},
 
+	// An upgrade to h2c is not tunnelled (RFC 9113 3.1 deprecates it; a
+	// tunnel would carry requests the proxy never routes): a plain
+	// request, its Upgrade and HTTP2-Settings gone.
+	{name: "upgrade h2c", rfc: "9110 7.8, 9113 3.1", req: confGet("/", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"),
+		status: []int{200}, origin: sawHead(nil, "Upgrade", "HTTP2-Settings")},
+	{name: "upgrade without connection", rfc: "9110 7.8", req: confGet("/", "Upgrade: websocket\r\n"), status: []int{200}, origin: sawHead(nil, "Upgrade")},
+	// A WebSocket upgrade goes to the origin; one it refuses (no 101)
+	// is answered and the connection closes.
+	{name: "upgrade refused by the origin", rfc: "9110 7.8", req: confGet("/", "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"),
+		status: []int{200}, closed: true, origin: sawHead([]string{"Upgrade: websocket\r\n"})},
+
 	// Pipelines with an error in them (RFC 9112 9.3.2: nothing after a
 	// framing error is read as a request).
 	{name: "error then request", rfc: "9112 9.3.2", req: confGet("/", "X A: 1\r\n") + confGet("/2", ""), status: []int{400}, closed: true},
