@@ -102,10 +102,10 @@ type h2Guard struct {
 	malformed bool   // the block has a connection-specific field
 	length    int64  // the block's content-length, -1 without
 
-	counted map[uint32]*h2BodyCount // streams with a declared length
-	hdr     [9]byte                 // a passed DATA frame's header, its END_STREAM cleared
-	extra   [9]byte                 // the HEADERS frame that follows it
-	inject  []byte                  // extra, once the DATA payload has passed
+	counted map[uint32]h2BodyCount // streams with a declared length
+	hdr     [9]byte                // a passed DATA frame's header, its END_STREAM cleared
+	extra   [9]byte                // the HEADERS frame that follows it
+	inject  []byte                 // extra, once the DATA payload has passed
 }
 
 // h2BodyCount is a request body's declared and received lengths.
@@ -206,7 +206,7 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 				// connection error; nothing more to inspect.
 				g.off = true
 				continue
-			case typ == h2FrameData && g.counted[binary.BigEndian.Uint32(h[5:])&(1<<31-1)] != nil:
+			case typ == h2FrameData && g.isCounted(binary.BigEndian.Uint32(h[5:])&(1<<31-1)):
 				if flags&h2FlagPadded != 0 {
 					need++ // the pad length
 				}
@@ -248,7 +248,6 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 func (g *h2Guard) data(length int, flags byte) {
 	h := g.raw[g.r : g.r+9]
 	id := binary.BigEndian.Uint32(h[5:]) & (1<<31 - 1)
-	c := g.counted[id]
 	n := length
 	if flags&h2FlagPadded != 0 {
 		n -= 1 + int(g.raw[g.r+9])
@@ -260,8 +259,10 @@ func (g *h2Guard) data(length int, flags byte) {
 		delete(g.counted, id) // the server's PROTOCOL_ERROR
 		return
 	}
+	c := g.counted[id]
 	c.got += int64(n)
 	if flags&h2FlagEndStream == 0 {
+		g.counted[id] = c
 		return
 	}
 	delete(g.counted, id)
@@ -274,6 +275,11 @@ func (g *h2Guard) data(length int, flags byte) {
 	g.extra = [9]byte{3: h2FrameHeaders, 4: h2FlagEndHeaders}
 	binary.BigEndian.PutUint32(g.extra[5:], id)
 	g.inject = g.extra[:]
+}
+
+func (g *h2Guard) isCounted(id uint32) bool {
+	_, ok := g.counted[id]
+	return ok
 }
 
 // passed counts n bytes handed over unchanged against the preface or the
@@ -404,7 +410,7 @@ func (g *h2Guard) headers(f []byte, typ, flags byte) []byte {
 		g.off = true
 		return f
 	}
-	if c := g.counted[id]; c != nil {
+	if c, ok := g.counted[id]; ok {
 		// Trailers: they must end the stream, with the declared length.
 		delete(g.counted, id)
 		if g.blockEnds && c.got != c.declared {
@@ -414,9 +420,9 @@ func (g *h2Guard) headers(f []byte, typ, flags byte) []byte {
 		g.malformed = true // a length, and no body
 	} else if g.length >= 0 && !g.blockEnds && !g.malformed && len(g.counted) < h2MaxCounted {
 		if g.counted == nil {
-			g.counted = map[uint32]*h2BodyCount{}
+			g.counted = map[uint32]h2BodyCount{}
 		}
-		g.counted[id] = &h2BodyCount{declared: g.length}
+		g.counted[id] = h2BodyCount{declared: g.length}
 	}
 	if !g.malformed {
 		return f
