@@ -25,9 +25,9 @@ import (
 // answer is logged with status 499 (the goroutine engine logs the answer
 // it got, which the client never read), and upstreamDuration is the whole
 // exchange's duration (the loop writes the answer to the client as it
-// reads it from the origin). grpcStatus is null on the loops, as on the
-// goroutine engine's HTTP/1.x exchanges: gRPC calls come over HTTP/2,
-// which the loops do not serve, so the field costs them nothing.
+// reads it from the origin). grpcStatus is null on the loops: a gRPC
+// call goes to an HTTP/2 pool, which the loops hand to the goroutine
+// engine (h1toh2.go logs its status), so the field costs them nothing.
 type evLog struct {
 	w *AccessLogWriter
 	// mu guards buf, the lines not yet written to w, against the
