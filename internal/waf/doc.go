@@ -82,6 +82,15 @@
 // TestRunStateMatchesCoraza and FuzzRunState compare every variable with
 // a lean transaction's after every phase.
 //
+// Across transactions (valcache.go): a link whose operator argument is a
+// constant answers the same for equal values, so each compiled
+// configuration keeps a bounded, lock-free table of values (admitted on
+// their second sighting) with one bit per link, set when the checks proved
+// that the link does not match the value; later transactions skip those
+// links' transformations and operators for it. Only proofs of "no match"
+// are kept, so the fallback to Coraza happens at the same rule with and
+// without the cache (TestValCacheDifferential).
+//
 // The judges: the CRS regression suite (make crs) runs with the fast path,
 // and TestFastPathDifferential sends every CRS regression request and a
 // benign corpus through three configurations with and without the fast

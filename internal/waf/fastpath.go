@@ -76,6 +76,8 @@ type fpProgram struct {
 	// match a value (valcache.go); vcLinks links have a bit in it.
 	vc      *valCache
 	vcLinks int
+	// links: every compiled link (flows and native checks).
+	links []*fpLink
 }
 
 type fpStats struct {
@@ -84,8 +86,9 @@ type fpStats struct {
 
 // fpFlow is one step of a phase's control flow.
 type fpFlow struct {
-	marker int      // >= 0: a SecMarker
-	check  *fpCheck // a detection rule
+	marker  int      // >= 0: a SecMarker
+	check   *fpCheck // a detection rule
+	covered bool     // check.covered (read in the walk without loading the check)
 	// A bookkeeping rule with skipAfter (jump: marker index, -1: the end
 	// of the phase): it jumps when its guard holds, maybe when it has none.
 	rule   *slRule
@@ -130,6 +133,10 @@ type fpLink struct {
 	// vc: the link's bit in the verdict cache (valcache.go), -1: its
 	// result depends on more than the value (macros, chain values).
 	vc int32
+	// plain: every variable is read from the transaction as is (no chain
+	// values, counts, TX names written later in the phase): knownNo can
+	// decide the link.
+	plain bool
 }
 
 type fpVar struct {
@@ -145,8 +152,11 @@ type fpVar struct {
 	txNames *txNameFilter  // TX names the key regex can select in the lean transaction (nil: any)
 	synth   bool           // TX read after chain links that set private TX names
 	later   []string       // TX names (or "prefix*") written later in the phase
-	matched bool           // MATCHED_VAR(S) of the earlier links
-	capture bool           // TX:0-9 captured by the earlier links
+	// txi: for TX by name, 1 + the name's index in the native TX's base
+	// names (runTXBase); 0: not one of them.
+	txi     int32
+	matched bool // MATCHED_VAR(S) of the earlier links
+	capture bool // TX:0-9 captured by the earlier links
 }
 
 type fpOp struct {
@@ -794,10 +804,17 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 			fl := compileLink(l, linkEnv{root: root, it: it, index: i, captured: captured,
 				targetsChanged: targetsChanged, stable: stable, private: private, laterWriters: laterWriters, leanTX: &leanTX})
 			fl.needCtx = l.chain != nil
+			p.links = append(p.links, fl)
 			fl.vc = -1
 			if fl.unknown == "" && !fl.op.dyn && fl.op.mac == nil {
 				fl.vc = int32(p.vcLinks)
 				p.vcLinks++
+				fl.plain = true
+				for _, v := range fl.vars {
+					if v.matched || v.capture || v.synth || v.count || len(v.later) > 0 {
+						fl.plain = false
+					}
+				}
 			}
 			tk := strings.Join(fl.tfs, ",")
 			if _, ok := chainIDs[tk]; !ok {
@@ -913,7 +930,7 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 		if c.unknown != "" {
 			p.stats.StaticUnknown++
 		}
-		p.flows[it.phase] = append(p.flows[it.phase], fpFlow{marker: -1, check: c})
+		p.flows[it.phase] = append(p.flows[it.phase], fpFlow{marker: -1, check: c, covered: c.covered})
 	}
 	// The native side (runlean.go): the lean instance's rules and markers
 	// as the lean instance holds them.
@@ -936,6 +953,7 @@ func compileFastPath(text string, root fs.FS) (*fpProgram, string) {
 			}
 		}
 		p.native, p.nativeWhy = buildRunProg(in)
+		p.resolveTXNames()
 	}
 	p.buildLitScan()
 	p.vc = newValCache(p.vcLinks)
@@ -1463,4 +1481,21 @@ func pureSkip(r *slRule) bool {
 		}
 	}
 	return jump
+}
+
+// resolveTXNames gives every TX variable read by name the index of the
+// name among the native transactions' base TX names (fpEval.txGet).
+func (p *fpProgram) resolveTXNames() {
+	for _, l := range p.links {
+		for i := range l.vars {
+			v := &l.vars[i]
+			v.txi = 0
+			if p.native == nil || p.native.tx == nil || v.rv != variables.TX || v.all || v.keyRx != nil || v.key == "" {
+				continue
+			}
+			if j, ok := p.native.tx.idx[strings.ToLower(v.key)]; ok {
+				v.txi = int32(j) + 1
+			}
+		}
+	}
 }

@@ -72,7 +72,7 @@ func (p *fpProgram) firstReachable(e *fpEval, phase int, stop func(*fpEval, *fpC
 			}
 		case f.check != nil:
 			reach := reachA
-			if !f.check.covered {
+			if !f.covered {
 				reach = reachB
 			}
 			if follow && !reach {
@@ -180,6 +180,9 @@ func (e *fpEval) add(dst *[]string, vs ...string) {
 
 // releaseCtx gives the context's slices back to e.
 func (e *fpEval) releaseCtx(c *fpCtx) {
+	if c.matched == nil && c.captures == nil && c.synth == nil {
+		return
+	}
 	for _, s := range [...][]string{c.matched, c.captures, c.synth} {
 		if cap(s) > 0 {
 			clear(s[:cap(s)])
@@ -373,7 +376,7 @@ func (e *fpEval) values(v *fpVar) ([]types.MatchData, bool) {
 	case v.rv == variables.TX:
 		// TX by name: Get looks the name up where FindString may walk
 		// every name; the values are the same.
-		out = e.txValues(v.key, e.st.Variables().TX().Get(v.key))
+		out = e.txValues(v.key, e.txGet(v))
 	default:
 		k, ok := col.(collection.Keyed)
 		if !ok {
@@ -469,7 +472,7 @@ func (c *fpCheck) certainlyNoMatch(e *fpEval) bool {
 			ctx.matchedOK, ctx.capOK = false, false
 			continue
 		}
-		if l.noMatch(e, &ctx) {
+		if l.knownNo(e) || l.noMatch(e, &ctx) {
 			return true
 		}
 		if l.side || ctx.leak {
@@ -477,6 +480,29 @@ func (c *fpCheck) certainlyNoMatch(e *fpEval) bool {
 		}
 	}
 	return false
+}
+
+// knownNo reports whether the verdict cache proves that the link does not
+// match any value of its variables (what noMatch then finds without
+// computing anything, at less cost).
+func (l *fpLink) knownNo(e *fpEval) bool {
+	if l.vc < 0 || e.vc == nil || !l.plain {
+		return false
+	}
+	for i := range l.vars {
+		v := &l.vars[i]
+		if v.xml {
+			if !e.xmlEmpty() {
+				return false
+			}
+			continue
+		}
+		ms, ok := e.values(v)
+		if !ok || !allKnown(e.verdicts(v.slot, ms), l.vc) {
+			return false
+		}
+	}
+	return true
 }
 
 // noMatch decides the link; when it may match, it adds what it may have
@@ -916,4 +942,19 @@ func (e *fpEval) xmlEmpty() bool {
 		}
 	}
 	return e.xml == 1
+}
+
+// txGet returns the values of TX variable v (by name): Get, or for a
+// native transaction and one of its base names, the values in place.
+func (e *fpEval) txGet(v *fpVar) []string {
+	tx := e.st.Variables().TX()
+	if v.txi > 0 {
+		if rt, ok := tx.(*runTX); ok && rt.base == e.p.native.tx {
+			if i := v.txi - 1; !rt.gone[i] && len(rt.vals[i]) > 0 {
+				return rt.vals[i]
+			}
+			return nil
+		}
+	}
+	return tx.Get(v.key)
 }
