@@ -165,3 +165,33 @@ func TestH2MalformedRequestsNotForwarded(t *testing.T) {
 		t.Fatalf("well-formed request to a direct response: %+v", a)
 	}
 }
+
+// TestH2ConnectAndOptionsStar: CONNECT and OPTIONS * over HTTP/2 get the
+// node's own answers, as over HTTP/1.1: 405 (no tunnels) and 200, both
+// with Allow; neither reaches the origin.
+func TestH2ConnectAndOptionsStar(t *testing.T) {
+	var hits atomic.Int64
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer o.Close()
+	port := freePort(t)
+	startServer(t, pool("web", hostOf(o.URL))+lbDoc([]string{listenerAt(port, "h2c: true")}, "{pool: web}"), Options{})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for _, tc := range []struct {
+		fields []string
+		status string
+	}{
+		{[]string{":method", "CONNECT", ":authority", "example.com:443"}, "405"},
+		{[]string{":method", "OPTIONS", ":scheme", "http", ":path", "*", ":authority", "a"}, "200"},
+	} {
+		a := h2cExchange(t, addr, nil, nil, tc.fields...)
+		if s, _ := a.field(":status"); s != tc.status {
+			t.Fatalf("%s: %+v, want %s", tc.fields[1], a, tc.status)
+		}
+		if allow, _ := a.field("allow"); allow != allowedMethods {
+			t.Fatalf("%s: Allow %q", tc.fields[1], allow)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the origin got %d requests", n)
+	}
+}

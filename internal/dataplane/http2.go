@@ -109,6 +109,21 @@ func (s *Server) handleH2(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	switch {
+	case r.Method == http.MethodConnect:
+		// As on HTTP/1.1: no tunnels (RFC 9113 §8.5), and a 405 lists
+		// the methods that are served (RFC 9110 §15.5.6).
+		w.Header().Set("Allow", allowedMethods)
+		http.Error(w, "CONNECT is not supported", http.StatusMethodNotAllowed)
+		return
+	case r.RequestURI == "*":
+		// OPTIONS * (the server admits "*" for OPTIONS only) asks about
+		// the server (RFC 9110 §9.3.7), answered as on HTTP/1.1.
+		w.Header().Set("Allow", allowedMethods)
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	vh := lc.VHost([]byte(r.Host))
 	if vh == nil {
 		http.Error(w, "no load balancer serves this host", http.StatusNotFound)
