@@ -207,7 +207,7 @@ func (g *h2Guard) Read(p []byte) (int, error) {
 				g.off = true
 				continue
 			case typ == h2FrameData && g.isCounted(binary.BigEndian.Uint32(h[5:])&(1<<31-1)):
-				if flags&h2FlagPadded != 0 {
+				if flags&h2FlagPadded != 0 && length > 0 {
 					need++ // the pad length
 				}
 				if pending >= need {
@@ -250,7 +250,10 @@ func (g *h2Guard) data(length int, flags byte) {
 	id := binary.BigEndian.Uint32(h[5:]) & (1<<31 - 1)
 	n := length
 	if flags&h2FlagPadded != 0 {
-		n -= 1 + int(g.raw[g.r+9])
+		n = -1 // no room for the pad length: the server's PROTOCOL_ERROR
+		if length > 0 {
+			n = length - 1 - int(g.raw[g.r+9])
+		}
 	}
 	g.out = h
 	g.r += 9

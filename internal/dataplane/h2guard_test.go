@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -230,6 +231,9 @@ func FuzzH2Guard(f *testing.F) {
 		_ = fr.WriteDataPadded(1, false, []byte("ab"), []byte{0})
 		_ = fr.WriteData(1, true, []byte("cd"))
 	})[len(http2.ClientPreface):])
+	f.Add(append(h2Frames(func(fr *http2.Framer) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: post, EndHeaders: true})
+	})[len(http2.ClientPreface):], 0, 0, 0, 0, 0x9, 0, 0, 0, 1)) // a padded DATA frame with no room for the pad length
 	f.Add([]byte{0, 0, 1, 1, 0x28, 0, 0, 0, 1, 200})
 	f.Add([]byte{0, 0, 0, 9, 4, 0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -309,5 +313,33 @@ func TestH2GuardContentLength(t *testing.T) {
 		if g := strings.Join(got, ","); g != want {
 			t.Fatalf("chunk %d:\n got %s\nwant %s", chunk, g, want)
 		}
+	}
+}
+
+// TestH2GuardEmptyPaddedData: a padded DATA frame of a counted stream too
+// short to hold its pad length is handed over at once (the server's
+// PROTOCOL_ERROR), without waiting for a byte past it.
+func TestH2GuardEmptyPaddedData(t *testing.T) {
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	post := encodeBlock(enc, &buf, ":method", "POST", ":scheme", "https", ":path", "/", ":authority", "a", "content-length", "9")
+	in := append(h2Frames(func(fr *http2.Framer) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: post, EndHeaders: true})
+	}), 0, 0, 0, 0, 0x9, 0, 0, 0, 1)
+	client, server := net.Pipe()
+	defer client.Close()
+	go func() { _, _ = client.Write(in) }() // and the connection stays open
+	g := guardH2(server)
+	defer g.Close()
+	_ = g.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(in))
+	if _, err := io.ReadFull(g, got); err != nil {
+		t.Fatalf("the frames did not all come through: %v", err)
+	}
+	if !bytes.Equal(got, in) {
+		t.Fatalf("frames changed")
+	}
+	if err := g.(*h2Guard).err; err != nil {
+		t.Fatalf("the guard waited for more until: %v", err)
 	}
 }
