@@ -132,6 +132,22 @@ func BenchmarkProxy(b *testing.B) {
 			b.Run(name, func(b *testing.B) { benchProxy(b, size, routed) })
 		}
 	}
+	// The loops waiting in epoll_wait (KernelWait) instead of parking.
+	for _, size := range []int{19, 16 << 10} {
+		b.Run("kernelwait-"+strconv.Itoa(size), func(b *testing.B) {
+			p, err := Start(Config{Listen: "127.0.0.1:0", Origin: fixedOrigin(b, size), Loops: 2, KernelWait: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { p.Close() })
+			c, err := net.Dial("tcp", p.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			benchRoundTrips(b, c, size)
+		})
+	}
 }
 
 // benchProxy runs the benchmark, with one fixed origin or (routed) through
