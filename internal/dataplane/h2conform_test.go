@@ -98,7 +98,7 @@ func h2cExchange(t *testing.T, addr string, settings []http2.Setting, body []byt
 
 // TestH2MalformedRequestsNotForwarded: an HTTP/2 request that RFC 9113
 // makes malformed (a connection-specific field, §8.2.2; a TE other than
-// trailers; a body longer or shorter than its content-length, §8.1.1) is
+// trailers; a value with whitespace at an end, §8.2.1; a body longer or shorter than its content-length, §8.1.1) is
 // a stream error of type PROTOCOL_ERROR and never reaches the origin
 // whole; a
 // SETTINGS frame that repeats a parameter is processed (§6.5.3) and the
@@ -133,6 +133,8 @@ func TestH2MalformedRequestsNotForwarded(t *testing.T) {
 		{"transfer-encoding", with("transfer-encoding", "chunked"), []byte("5\r\nhello\r\n0\r\n\r\n")},
 		{"upgrade", with("upgrade", "websocket"), nil},
 		{"te", with("te", "trailers, deflate"), nil},
+		{"value with leading space", with("x-a", " v"), nil},
+		{"value with trailing tab", with("x-a", "v\t"), nil},
 		{"content-length longer", with("content-length", "10"), []byte("hello")},
 		{"content-length shorter", with("content-length", "2"), []byte("hello")},
 	} {

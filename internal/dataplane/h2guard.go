@@ -10,8 +10,8 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// The HTTP/2 server (golang.org/x/net/http2) departs from RFC 9113 in two
-// places that h2spec checks, and has no option for either:
+// The HTTP/2 server (golang.org/x/net/http2) departs from RFC 9113 in a
+// few places, and has no option for any of them:
 //
 //   - A SETTINGS frame that carries one parameter twice is answered with
 //     a connection error, where RFC 9113 §6.5.3 says the values are
@@ -21,28 +21,30 @@ import (
 //     other than "trailers" is answered 400 on a normally closed stream,
 //     where §8.2.2 makes it malformed: a stream error of type
 //     PROTOCOL_ERROR (§8.1.1).
+//   - A field value that starts or ends with whitespace is passed on,
+//     where §8.2.1 makes the message malformed.
 //   - A request body that ends shorter than its content-length reaches
 //     the handler as a read error (the proxy's 400) instead of that
 //     stream error (§8.1.1); so does a content-length other than 0 on a
 //     request without body. (A body longer than it is the stream error.)
 //
-// h2Guard sits between the connection and the server and fixes both on
-// the frames the client sends: a SETTINGS frame's repeated parameters are
+// h2Guard sits between the connection and the server and fixes these on
+// the frames the client sends. A SETTINGS frame's repeated parameters are
 // merged into one (the last value; the smallest for HEADER_TABLE_SIZE, so
 // that the encoder still signals the smallest size the client asked for,
-// RFC 7541 §4.2), and a header block with a connection-specific field gets
-// one more field, a literal without indexing whose name is not a valid
-// field name, which the server answers with RST_STREAM(PROTOCOL_ERROR)
-// without calling the handler. The literal does not touch the dynamic
-// table, so the server's HPACK decoder stays in step with the client's
-// encoder; the guard decodes every header block with a decoder of its own,
-// set up as the server's (h2DecoderTableSize), to see the fields. It counts
-// the DATA payload of the streams whose request declared a content-length:
-// when the stream ends short, its last DATA frame passes without
-// END_STREAM and is followed by an empty HEADERS frame without END_STREAM,
-// trailers that do not end the stream, which the server answers with
-// RST_STREAM(PROTOCOL_ERROR); trailers that end a short body get the
-// invalid field.
+// RFC 7541 §4.2). A header block with a connection-specific field (or a
+// value with whitespace at an end) gets one more field, a literal without
+// indexing whose name is not a valid field name, which the server answers
+// with RST_STREAM(PROTOCOL_ERROR) without calling the handler. The literal
+// does not touch the dynamic table, so the server's HPACK decoder stays in
+// step with the client's encoder; the guard decodes every header block
+// with a decoder of its own, set up as the server's (h2DecoderTableSize),
+// to see the fields. It counts the DATA payload of the streams whose
+// request declared a content-length: when the stream ends short, its last
+// DATA frame passes without END_STREAM and is followed by an empty HEADERS
+// frame without END_STREAM, trailers that do not end the stream, which
+// the server answers with RST_STREAM(PROTOCOL_ERROR); trailers that end a
+// short body get the invalid field.
 //
 // Any frame the guard does not understand (an oversized header frame, a
 // broken header block) ends the inspection: from then on bytes pass
@@ -133,6 +135,11 @@ func guardH2(c net.Conn) net.Conn {
 
 // field sees every decoded header field of a block.
 func (g *h2Guard) field(f hpack.HeaderField) {
+	if v := f.Value; v != "" && (isOWS(v[0]) || isOWS(v[len(v)-1])) {
+		// RFC 9113 §8.2.1: a value must not start or end with
+		// whitespace (the server checks the other characters).
+		g.malformed = true
+	}
 	switch f.Name {
 	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
 		g.malformed = true
@@ -148,6 +155,8 @@ func (g *h2Guard) field(f hpack.HeaderField) {
 		g.length = n
 	}
 }
+
+func isOWS(c byte) bool { return c == ' ' || c == '\t' }
 
 func (g *h2Guard) Read(p []byte) (int, error) {
 	for {
