@@ -70,9 +70,9 @@ import (
 // it is no default; in make bench (3 rounds of 5 s, then 5 of 4 s, per
 // round against nginx, meridian-kw then meridian) small 0.93x/0.99x and
 // 1.06x/1.02x, 16k 0.99x/1.10x and 1.15x/1.12x, but the fixed-rate
-// p99 (10,000 req/s) 0.29x/0.70x and 0.60x/0.94x nginx's in both runs
-// made: the kernel's direct wake-ups shorten the tail at a moderate
-// rate. RawBlock with GOMAXPROCS 3 and 4 (two loops) cost 28-36 µs per
+// p99 (10,000 req/s) 0.29x/0.70x and 0.60x/0.94x nginx's; a third run
+// (3 of 5 s) gave small 0.83x/0.88x, 16k 1.03x/1.01x and a fixed-rate
+// p99 of 1.17x/1.10x, so not even the tail is a settled gain. RawBlock with GOMAXPROCS 3 and 4 (two loops) cost 28-36 µs per
 // request against 24-27. A quiet machine is needed to see whether
 // either closes the idle gap at saturation.
 type parker struct {
