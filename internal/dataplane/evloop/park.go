@@ -51,7 +51,8 @@ import (
 // again until one looks for work, which a loop's thread only does when
 // its loop parks; a loop that parked meanwhile waits with ready events
 // while a P is idle (a busy loop saw a parked peer with ready events
-// before 8.5% of its batches: 16,761 times in 197,333 requests). Tried,
+// 16,761 times in 197,333 requests, once per 12, about once per batch
+// of events). Tried,
 // on a machine loaded by the other sessions (load 8-16; interleaved
 // rounds of 3-4 s, medians of the per-round ratios to nginx, 16k then
 // small): a busy loop that poll(2)s its parked peers' epoll descriptors
@@ -72,9 +73,10 @@ import (
 // 1.06x/1.02x, 16k 0.99x/1.10x and 1.15x/1.12x, but the fixed-rate
 // p99 (10,000 req/s) 0.29x/0.70x and 0.60x/0.94x nginx's; a third run
 // (3 of 5 s) gave small 0.83x/0.88x, 16k 1.03x/1.01x and a fixed-rate
-// p99 of 1.17x/1.10x, so not even the tail is a settled gain. RawBlock with GOMAXPROCS 3 and 4 (two loops) cost 28-36 µs per
-// request against 24-27. A quiet machine is needed to see whether
-// either closes the idle gap at saturation.
+// p99 of 1.17x/1.10x, so not even the tail is a settled gain. RawBlock
+// with GOMAXPROCS 3 and 4 (two loops) cost 28-36 µs per request against
+// 24-27. A quiet machine is needed to see whether either closes the
+// idle gap at saturation.
 type parker struct {
 	f        *os.File
 	rc       syscall.RawConn
