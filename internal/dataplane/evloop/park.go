@@ -51,8 +51,7 @@ import (
 // again until one looks for work, which a loop's thread only does when
 // its loop parks; a loop that parked meanwhile waits with ready events
 // while a P is idle (a busy loop saw a parked peer with ready events
-// 16,761 times in 197,333 requests, once per 12, about once per batch
-// of events). Tried,
+// 16,761 times in 197,333 requests, once per 12). Tried,
 // on a machine loaded by the other sessions (load 8-16; interleaved
 // rounds of 3-4 s, medians of the per-round ratios to nginx, 16k then
 // small): a busy loop that poll(2)s its parked peers' epoll descriptors
