@@ -397,8 +397,11 @@ var h1Vectors = []h1Vector{
 	{name: "name non-ascii", rfc: "9110 5.1", req: confGet("/", "X-\xc3\xa9: 1\r\n"), status: []int{400}, closed: true},
 	{name: "name nul", rfc: "9110 5.1", req: confGet("/", "X\x00A: 1\r\n"), status: []int{400}, closed: true},
 	{name: "line without colon", rfc: "9112 5", req: confGet("/", "XA\r\n"), status: []int{400}, closed: true},
-	{name: "field line too long", rfc: "6585 5", req: confGet("/", "X-A: "+strings.Repeat("a", 40<<10)+"\r\n"), status: []int{431}, closed: true},
-	{name: "many fields", rfc: "6585 5", req: confGet("/", strings.Repeat("X-A: "+strings.Repeat("a", 100)+"\r\n", 400)), status: []int{431}, closed: true},
+	{name: "field line too long", rfc: "6585 5", req: confGet("/", "X-A: "+strings.Repeat("a", 36<<10)+"\r\n"), status: []int{431}, closed: true},
+	// (Over the 32 KiB of fields, under the 41 KiB both engines read: a
+	// server that closes with bytes unread resets the connection, and the
+	// client may lose the answer.)
+	{name: "many fields", rfc: "6585 5", req: confGet("/", strings.Repeat("X-A: "+strings.Repeat("a", 100)+"\r\n", 310)), status: []int{431}, closed: true},
 
 	// Request line (RFC 9112 3).
 	{name: "double space", rfc: "9112 3", req: "GET  / HTTP/1.1\r\n" + hostA + "\r\n", status: []int{400}, closed: true},
@@ -669,6 +672,12 @@ func FuzzH1EnginesAgree(f *testing.F) {
 	addrs, _ := startEngines(f, func(port int) string { return pool("a", o.addr) + lbYAML(port, "a") }, nil)
 	statusLine := regexp.MustCompile(`HTTP/1\.1 \d{3}`)
 	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) > 40<<10 {
+			// Past what the engines read of a head: each answers and
+			// closes with bytes unread, which resets the connection, and
+			// the client may lose the answer.
+			t.Skip("longer than a head the engines read")
+		}
 		var outs [2]string
 		for i, engine := range engineNames {
 			o.take()
