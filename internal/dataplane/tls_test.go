@@ -232,7 +232,8 @@ func TestWebSocketUpgrade(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Xff: %s\r\n\r\n", r.Header.Get("X-Forwarded-For"))
+		fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Xff: %s\r\nX-Secret-Seen: %q\r\n\r\n",
+			r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Secret"))
 		brw.Flush()
 		// Echo lines back.
 		for {
@@ -254,13 +255,15 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1}], defaultPool:
 `, port), Options{})
 	c := dialFor(t, fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
 	defer c.Close()
-	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	// X-Secret is named in Connection: hop-by-hop, so the origin must not
+	// see it (RFC 9110 7.6.1).
+	io.WriteString(c, "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Secret\r\nX-Secret: s\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n")
 	br := bufio.NewReader(c)
 	status, err := br.ReadString('\n')
 	if err != nil || !strings.Contains(status, "101") {
 		t.Fatalf("status %q %v", status, err)
 	}
-	var xff string
+	var xff, secret string
 	for {
 		l, err := br.ReadString('\n')
 		if err != nil {
@@ -269,12 +272,18 @@ spec: {domains: ["*"], listeners: [{port: %d, address: 127.0.0.1}], defaultPool:
 		if strings.HasPrefix(l, "X-Xff:") {
 			xff = strings.TrimSpace(l[6:])
 		}
+		if strings.HasPrefix(l, "X-Secret-Seen:") {
+			secret = strings.TrimSpace(l[14:])
+		}
 		if l == "\r\n" {
 			break
 		}
 	}
 	if xff != "127.0.0.1" {
 		t.Fatalf("xff %q", xff)
+	}
+	if secret != `""` {
+		t.Fatalf("the origin saw X-Secret, a field the client named in Connection: %s", secret)
 	}
 	for _, msg := range []string{"one\n", "two\n"} {
 		io.WriteString(c, msg)
