@@ -121,19 +121,30 @@ func TestAccessLogGRPCStatusHTTP1Client(t *testing.T) {
 					t.Errorf("grpcStatus by path:\n got %v\nwant %v\nlines:\n%s", got, want, strings.Join(lines, "\n"))
 				}
 				if stage {
-					st.mu.Lock()
-					defer st.mu.Unlock()
+					logged := map[string]string{}
 					for _, c := range calls {
-						w := want[c.path]
-						if w == "null" {
-							w = "none"
-						}
-						if st.done[c.name] != w {
-							t.Errorf("%s: the completion hook saw GRPCStatus %s, want %s", c.name, st.done[c.name], w)
-						}
+						logged[c.name] = want[c.path]
 					}
+					st.checkDone(t, logged)
 				}
 			})
+		}
+	}
+}
+
+// checkDone checks that the completion hook saw, through
+// Exchange.GRPCStatus, the status logged for each case (by X-Case;
+// "null": none).
+func (s *grpcStatusStage) checkDone(t *testing.T, logged map[string]string) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, w := range logged {
+		if w == "null" {
+			w = "none"
+		}
+		if s.done[name] != w {
+			t.Errorf("%s: the completion hook saw GRPCStatus %s, want %s", name, s.done[name], w)
 		}
 	}
 }
