@@ -170,7 +170,9 @@ type evRouter struct {
 }
 
 func (r *evRouter) Route(q *evloop.Request) (evloop.Target, bool) {
-	if q.HTTP10 {
+	if q.HTTP10 || len(q.Host) == 0 {
+		// An empty Host (valid: RFC 9112 3.2) goes on with the
+		// endpoint's address, which the goroutine engine sets.
 		return evloop.Target{}, false
 	}
 	if _, ok := q.Header("Expect"); ok {

@@ -70,9 +70,13 @@ func CheckRequestLine(method, target []byte, lim Limits) *Problem {
 		return problemTarget
 	}
 	for _, c := range target {
-		if c <= ' ' || c >= 0x7f {
-			// RFC 9112 3.2: the target is a URI form, ASCII only (bytes
-			// past it are percent-encoded).
+		if c <= ' ' || c == 0x7f {
+			// Bytes past ASCII are not URI syntax either (RFC 9112 3.2;
+			// a recipient SHOULD, not MUST, refuse them), but they are
+			// let through as nginx and Go's net/http let them: clients
+			// other than browsers send raw UTF-8 in paths and queries,
+			// and the OWASP CRS tests send attacks that way for the WAF
+			// to see. They are forwarded as they came.
 			return problemTarget
 		}
 		if c == '#' {
@@ -130,10 +134,8 @@ func hasPrefixFold(b []byte, lower string) bool {
 // validHost reports whether v is a Host field value (RFC 9110 7.2:
 // uri-host [ ":" port ]): an IP literal in brackets or a reg-name
 // (unreserved and sub-delims bytes; see regNameChar), then an optional
-// port of digits; userinfo is not. An empty value is refused too: RFC
-// 9112 3.2 allows it for a target without authority, which no request to
-// a reverse proxy has (nginx refuses it as well, and the goroutine
-// engine's HTTP library does).
+// port of digits; userinfo is not. An empty value is not one (callers
+// that allow it say so).
 func validHost(v []byte) bool {
 	if len(v) == 0 {
 		return false
@@ -280,7 +282,14 @@ func CheckHeaders(raw []byte, http11 bool, lim Limits) *Problem {
 			}
 		case equalFold(name, "host"):
 			nHost++
-			if !validHost(value) {
+			// An empty Host in HTTP/1.0, which has no Host, is taken as
+			// none: the request goes on with the endpoint's address as
+			// Host (Go's net/http takes it, and the CRS tests send it:
+			// 920290-4). In HTTP/1.1 it is refused, as nginx and the
+			// goroutine engine's library refuse it: RFC 9112 3.2 allows
+			// it only for a target without authority, which no request
+			// to a reverse proxy has.
+			if (len(value) > 0 || http11) && !validHost(value) {
 				late = firstProblem(late, problemHost) // RFC 9112 3.2: an invalid Host value gets 400
 			}
 		}

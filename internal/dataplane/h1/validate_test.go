@@ -88,6 +88,12 @@ func TestCheckHeadersHTTP10(t *testing.T) {
 	if p := CheckHeaders([]byte("X: b\r\n\r\n"), false, DefaultLimits); p != nil {
 		t.Fatalf("HTTP/1.0 without Host: %v", p)
 	}
+	if p := CheckHeaders([]byte("Host:\r\n\r\n"), false, DefaultLimits); p != nil {
+		t.Fatalf("HTTP/1.0 with an empty Host: %v", p)
+	}
+	if p := CheckHeaders([]byte("Host: u@a\r\n\r\n"), false, DefaultLimits); p == nil || p.Status != 400 {
+		t.Fatalf("HTTP/1.0 with an invalid Host: %v", p)
+	}
 	if p := CheckHeaders([]byte("Host: a\r\nTransfer-Encoding: chunked\r\n\r\n"), false, DefaultLimits); p == nil || p.Status != 400 {
 		t.Fatalf("HTTP/1.0 with Transfer-Encoding: %v", p)
 	}
@@ -113,7 +119,7 @@ func TestCheckTargetForm(t *testing.T) {
 		{"GET", "a.example:80", false},     // authority-form, not CONNECT
 		{"CONNECT", "a.example:443", true}, // judged by the engines
 		{"GET", "x/y", false},
-		{"GET", "/caf\xc3\xa9", false}, // not ASCII
+		{"GET", "/caf\xc3\xa9", true}, // not ASCII, let through as nginx does
 	}
 	for _, c := range cases {
 		p := CheckRequestLine([]byte(c.method), []byte(c.target), DefaultLimits)
