@@ -62,6 +62,7 @@ type h1Exchange struct {
 	ctx     *fasthttp.RequestCtx
 	queryFn func(string) ([]byte, bool)
 	scratch []byte
+	pathBuf []byte // a prefix rewrite's escaped path
 	// body wraps a streamed request body to tell a client's read error
 	// (slow body: 408) from an origin's; buf holds a body read ahead for
 	// the stages or for a replay (bounded by their limits).
@@ -637,6 +638,12 @@ func (s *Server) prepareH1(hx *h1Exchange) {
 		h.SetHost(rt.HostRewrite)
 		req.URI().SetHost(rt.HostRewrite)
 	}
+	// The origin gets the path as the client sent it (nginx's proxy_pass
+	// without a URI, Envoy's default), not the library's normalized and
+	// re-encoded one, which turned %2F into a separator and merged slashes
+	// and dot segments; routing and the stages still see the normalized
+	// path. A prefix rewrite builds a new path from the normalized one.
+	// (The origin client sends the path as it stands: DisablePathNormalizing.)
 	if rt.PrefixRewrite != "" {
 		var p []byte
 		switch rt.PathKind {
@@ -648,9 +655,42 @@ func (s *Server) prepareH1(hx *h1Exchange) {
 		default:
 			p = append(hx.scratch[len(b):len(b)], rt.PrefixRewrite...)
 		}
-		req.URI().SetPathBytes(p)
+		// The new path is made of decoded bytes: it goes out escaped.
+		hx.pathBuf = appendEscapedPath(hx.pathBuf[:0], p)
+		req.URI().SetPathBytes(hx.pathBuf)
 	}
 }
+
+// appendEscapedPath appends p to b with the bytes a path segment may not
+// hold as they are (RFC 3986 3.3: other than unreserved, sub-delims, ':',
+// '@' and '/') percent-encoded.
+func appendEscapedPath(b, p []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for _, c := range p {
+		if pathChar[c] {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return b
+}
+
+// pathChar are the bytes a path holds as they are (RFC 3986 3.3 pchar
+// and '/', without pct-encoded).
+var pathChar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "-._~!$&'()*+,;=:@/" {
+		t[c] = true
+	}
+	return t
+}()
 
 func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	x := &hx.x

@@ -164,8 +164,12 @@ func (c *countedConn) Close() error {
 func newOriginClient(gate pendingGate, p *config.Pool, ep *lb.Endpoint) *originClient {
 	oc := &originClient{key: p.TransportKey, pool: p, ep: ep, gate: gate}
 	oc.hc = &fasthttp.HostClient{
-		Addr:                          ep.Addr(),
-		NoDefaultUserAgentHeader:      true,
+		Addr:                     ep.Addr(),
+		NoDefaultUserAgentHeader: true,
+		// The request target goes out as prepareH1 left it (the
+		// client's, or a rewrite's): without this the client would
+		// normalize it again on every request.
+		DisablePathNormalizing:        true,
 		DisableHeaderNamesNormalizing: false,
 		Dial: func(string) (net.Conn, error) {
 			return dialOrigin(context.Background(), gate, p, ep, []string{"http/1.1"})
