@@ -307,9 +307,9 @@ type AccessLogConfig struct {
 	// answer), as response-trailer stages left it, including the status
 	// the proxy sends itself (14, UNAVAILABLE, when the origin cannot be
 	// reached or its stream breaks; 4, DEADLINE_EXCEEDED, past the call's
-	// deadline); null for an exchange that is not a gRPC call (HTTP/1.x
-	// clients, so every exchange the event loops serve) and for a call
-	// reset before its status was sent.
+	// deadline); null for an exchange that is not a gRPC call (every
+	// exchange the event loops serve), for a call whose status the client
+	// did not get, and for a call reset before its status was sent.
 	Fields []string `json:"fields,omitempty"`
 }
 
