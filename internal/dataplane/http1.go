@@ -656,41 +656,10 @@ func (s *Server) prepareH1(hx *h1Exchange) {
 			p = append(hx.scratch[len(b):len(b)], rt.PrefixRewrite...)
 		}
 		// The new path is made of decoded bytes: it goes out escaped.
-		hx.pathBuf = appendEscapedPath(hx.pathBuf[:0], p)
+		hx.pathBuf = h1.AppendEscapedPath(hx.pathBuf[:0], p)
 		req.URI().SetPathBytes(hx.pathBuf)
 	}
 }
-
-// appendEscapedPath appends p to b with the bytes a path segment may not
-// hold as they are (RFC 3986 3.3: other than unreserved, sub-delims, ':',
-// '@' and '/') percent-encoded.
-func appendEscapedPath(b, p []byte) []byte {
-	const hex = "0123456789ABCDEF"
-	for _, c := range p {
-		if pathChar[c] {
-			b = append(b, c)
-		} else {
-			b = append(b, '%', hex[c>>4], hex[c&15])
-		}
-	}
-	return b
-}
-
-// pathChar are the bytes a path holds as they are (RFC 3986 3.3 pchar
-// and '/', without pct-encoded).
-var pathChar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "-._~!$&'()*+,;=:@/" {
-		t[c] = true
-	}
-	return t
-}()
 
 func (s *Server) proxyH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *state) {
 	x := &hx.x

@@ -198,6 +198,29 @@ var regNameChar = func() (t [256]bool) {
 	return t
 }()
 
+// AppendEscapedPath appends the decoded path p to b with every byte a
+// path may not hold as it is (RFC 3986 3.3: other than unreserved,
+// sub-delims, ':', '@' and '/') percent-encoded.
+func AppendEscapedPath(b, p []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for _, c := range p {
+		if pathChar[c] {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return b
+}
+
+// pathChar are the bytes a path holds as they are: a reg-name's, ':', '@'
+// and '/'.
+var pathChar = func() [256]bool {
+	t := regNameChar
+	t[':'], t['@'], t['/'] = true, true, true
+	return t
+}()
+
 // CheckHeaders checks a raw header block (the lines after the request line,
 // each ending in CRLF, optionally followed by the empty line). http11 says
 // whether the request is HTTP/1.1 (which requires exactly one Host).

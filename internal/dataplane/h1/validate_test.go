@@ -200,3 +200,20 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// TestAppendEscapedPath: a prefix rewrite's path (decoded bytes) goes out
+// escaped where a path may not hold a byte as it is.
+func TestAppendEscapedPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/a/b":             "/a/b",
+		"/a b":             "/a%20b",
+		"/caf\xc3\xa9":     "/caf%C3%A9",
+		"/x?y#z%":          "/x%3Fy%23z%25",
+		"/~u/-._!$&'()*+,": "/~u/-._!$&'()*+,",
+		"/;=:@":            "/;=:@",
+	} {
+		if got := string(AppendEscapedPath(nil, []byte(in))); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}
