@@ -74,8 +74,15 @@ import (
 // (3 of 5 s) gave small 0.83x/0.88x, 16k 1.03x/1.01x and a fixed-rate
 // p99 of 1.17x/1.10x, so not even the tail is a settled gain. RawBlock
 // with GOMAXPROCS 3 and 4 (two loops) cost 28-36 µs per request against
-// 24-27. A quiet machine is needed to see whether either closes the
-// idle gap at saturation.
+// 24-27. On the quiet machine at the session's end (make bench, 3
+// rounds of 5 s, per-round ratios to nginx, meridian-kw then meridian):
+// small 0.94x/0.91x, 16k 1.01x/1.08x, fixed-rate p99 1.27x/1.46x; and a
+// single loop for the whole node (GOMAXPROCS 2, so no second loop can
+// wait parked) against the two: small 0.85x/0.92x, 16k 0.90x/0.99x,
+// fixed-rate p99 0.73x/0.60x. Neither is a gain at saturation; the
+// fixed-rate p99 of the unchanged node was 1.46x, 1.65x, 0.60x and
+// 0.62x nginx's in four runs that hour (nginx's own 0.7-2.7 ms), so the
+// tail comparison is within the run-to-run spread.
 type parker struct {
 	f        *os.File
 	rc       syscall.RawConn
