@@ -80,9 +80,9 @@ import (
 // single loop for the whole node (GOMAXPROCS 2, so no second loop can
 // wait parked) against the two: small 0.85x/0.92x, 16k 0.90x/0.99x,
 // fixed-rate p99 0.73x/0.60x. Neither is a gain at saturation; the
-// fixed-rate p99 of the unchanged node was 1.46x, 1.65x, 0.60x and
-// 0.62x nginx's in four runs that hour (nginx's own 0.7-2.7 ms), so the
-// tail comparison is within the run-to-run spread.
+// fixed-rate p99 of the unchanged node was 1.46x, 1.65x and 0.60x
+// nginx's in three runs that hour (nginx's own 0.7-2.7 ms), so the tail
+// comparison is within the run-to-run spread.
 type parker struct {
 	f        *os.File
 	rc       syscall.RawConn
