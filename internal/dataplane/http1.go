@@ -598,20 +598,25 @@ func isUpgrade(req *fasthttp.Request) bool {
 	return len(u) > 0 && req.Header.ConnectionUpgrade() && !upgradesToH2C(u)
 }
 
-// prepareH1 turns the client request into the origin request in place.
-func (s *Server) prepareH1(hx *h1Exchange) {
-	x, req := &hx.x, &hx.ctx.Request
-	h := &req.Header
-	// Headers named by Connection are hop-by-hop too (RFC 9110 7.6.1),
-	// but for the framing fields, which frame the body forwarded (deleting
-	// Content-Length made the origin request fail: 502), and Host, which
-	// the request needs (the event loop keeps the same ones).
+// dropConnectionNamedReq removes from a client's request the fields its
+// Connection names: they are hop-by-hop too (RFC 9110 7.6.1), but for the
+// framing fields, which frame the body forwarded (deleting Content-Length
+// made the origin request fail: 502), and Host, which the request needs
+// (the event loop keeps the same ones).
+func dropConnectionNamedReq(h *fasthttp.RequestHeader) {
 	delConnectionNamed(h.Peek("Connection"), func(name []byte) {
 		if !bytes.EqualFold(name, []byte("Content-Length")) && !bytes.EqualFold(name, []byte("Transfer-Encoding")) &&
 			!bytes.EqualFold(name, []byte("Host")) {
 			h.DelBytes(name)
 		}
 	})
+}
+
+// prepareH1 turns the client request into the origin request in place.
+func (s *Server) prepareH1(hx *h1Exchange) {
+	x, req := &hx.x, &hx.ctx.Request
+	h := &req.Header
+	dropConnectionNamedReq(h)
 	for _, n := range hopByHop {
 		if n == "Trailer" && len(h.PeekTrailerKeys()) > 0 && len(h.TrailerHeader()) > 2 {
 			continue // deleting it would turn trailer fields already read into header fields

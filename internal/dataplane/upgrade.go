@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"slices"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -51,20 +50,10 @@ func (s *Server) upgradeH1(ctx *fasthttp.RequestCtx, x *Exchange, st *state) {
 	head.Write(req.Header.RequestURI())
 	head.WriteString(" HTTP/1.1\r\n")
 	upgrade := append([]byte(nil), req.Header.Peek("Upgrade")...)
-	// Fields the client names in Connection are hop-by-hop too (RFC 9110
-	// 7.6.1): an upgrade's HTTP2-Settings, or anything else, stays here.
-	// Host and the framing fields stay, as on the other paths.
-	var named [][]byte
-	delConnectionNamed(req.Header.Peek("Connection"), func(name []byte) {
-		if !bytes.EqualFold(name, []byte("Host")) && !bytes.EqualFold(name, []byte("Content-Length")) &&
-			!bytes.EqualFold(name, []byte("Transfer-Encoding")) {
-			named = append(named, append([]byte(nil), name...))
-		}
-	})
+	// Fields the client names in Connection (an upgrade's HTTP2-Settings,
+	// or anything else) stay here, as on the other paths.
+	dropConnectionNamedReq(&req.Header)
 	for k, v := range req.Header.All() {
-		if slices.ContainsFunc(named, func(n []byte) bool { return bytes.EqualFold(n, k) }) {
-			continue
-		}
 		switch {
 		case bytes.EqualFold(k, []byte("Connection")), bytes.EqualFold(k, []byte("Upgrade")),
 			bytes.EqualFold(k, []byte("Keep-Alive")), bytes.EqualFold(k, []byte("Proxy-Connection")),
