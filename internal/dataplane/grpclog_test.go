@@ -48,6 +48,19 @@ func (s *grpcStatusStage) OnDone(x *Exchange) {
 	s.mu.Unlock()
 }
 
+// grpcStatusOptions are a server's options for the gRPC status tests: the
+// engine, an access log to read back, and with stage the trailer stage
+// that rewrites or aborts and records each call's status at completion.
+func grpcStatusOptions(engine string, stage bool) (Options, *lockedBuffer, *grpcStatusStage) {
+	out := &lockedBuffer{}
+	opts := Options{HTTP1Engine: engine, AccessLog: out}
+	st := &grpcStatusStage{done: map[string]string{}}
+	if stage {
+		opts.Stages = map[string]StageFactory{"waf": func(*config.VHost, *StageEnv) Stage { return st }}
+	}
+	return opts, out, st
+}
+
 // grpcOrigin is an h2c gRPC origin whose answer is chosen by the path:
 // /ok (a message, status 0 in trailers), /notfound (status 5 in
 // trailers), /only (a Trailers-Only answer: UNIMPLEMENTED in the head, no
@@ -124,12 +137,7 @@ func TestAccessLogGRPCStatus(t *testing.T) {
 	for _, engine := range engineNames {
 		for _, stage := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/stage=%v", engine, stage), func(t *testing.T) {
-				out := &lockedBuffer{}
-				opts := Options{HTTP1Engine: engine, AccessLog: out}
-				st := &grpcStatusStage{done: map[string]string{}}
-				if stage {
-					opts.Stages = map[string]StageFactory{"waf": func(*config.VHost, *StageEnv) Stage { return st }}
-				}
+				opts, out, st := grpcStatusOptions(engine, stage)
 				h2port, h1port := freePort(t), freePort(t)
 				s := startServer(t, pool("h1", hostOf(o.URL))+poolWith("g", hostOf(o.URL), "protocol: h2c")+poolWith("dead", deadAddr, "protocol: h2c")+
 					lbSpec(`["*"]`, []string{listenerAt(h2port, "h2c: true"), listenerAt(h1port)},

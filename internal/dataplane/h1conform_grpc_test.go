@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/meridian-platform/meridian/internal/dataplane/config"
 )
 
 // TestAccessLogGRPCStatusHTTP1Client: an HTTP/1.1 client's gRPC calls to
@@ -42,12 +40,7 @@ func TestAccessLogGRPCStatusHTTP1Client(t *testing.T) {
 	for _, engine := range engineNames {
 		for _, stage := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/stage=%v", engine, stage), func(t *testing.T) {
-				out := &lockedBuffer{}
-				opts := Options{HTTP1Engine: engine, AccessLog: out}
-				st := &grpcStatusStage{done: map[string]string{}}
-				if stage {
-					opts.Stages = map[string]StageFactory{"waf": func(*config.VHost, *StageEnv) Stage { return st }}
-				}
+				opts, out, st := grpcStatusOptions(engine, stage)
 				port := freePort(t)
 				s := startServer(t, poolWith("g", hostOf(o.URL), "protocol: h2c")+poolWith("dead", deadAddr, "protocol: h2c")+
 					lbSpec(`["*"]`, []string{listenerAt(port)}, "accessLog: {enabled: true, fields: [path, status, grpcStatus]}",
