@@ -154,8 +154,11 @@ type Proxy struct {
 	// mu guards waking the loops against closing their eventfds.
 	mu         sync.Mutex
 	efdsClosed bool
-	sharedLFD  int // -1 with ListenerPerLoop
-	timeouts   atomic.Pointer[timeouts]
+	// lfds are the listeners: one the loops share, or one per loop
+	// (ListenerPerLoop). The Proxy closes them once every loop has ended,
+	// so that StopAccepting can shut them down at any time.
+	lfds     []int
+	timeouts atomic.Pointer[timeouts]
 }
 
 // wakeAll sets a flag on every loop and interrupts its epoll_wait.
@@ -233,44 +236,50 @@ func Start(cfg Config) (*Proxy, error) {
 	if cfg.Limits.MaxURI == 0 {
 		cfg.Limits = h1.DefaultLimits
 	}
-	p := &Proxy{done: make(chan struct{}), sharedLFD: -1}
+	p := &Proxy{done: make(chan struct{})}
 	p.timeouts.Store(&timeouts{header: int64(cfg.HeaderTimeout), body: int64(cfg.BodyTimeout), idle: int64(cfg.IdleTimeout), origin: int64(cfg.OriginTimeout)})
 	for i := 0; i < cfg.Loops; i++ {
-		lfd := p.sharedLFD
-		if lfd < 0 {
-			if lfd, err = listenFD(lap, cfg.ListenerPerLoop); err != nil {
+		if i == 0 || cfg.ListenerPerLoop {
+			if i == 0 && cfg.ListenerPerLoop && lap.Port() != 0 {
+				// The first of the loops' SO_REUSEPORT listeners would
+				// bind beside another group's (another node's loops on
+				// the port) and share its connections, where the bind of
+				// a listener without the option fails as with
+				// net.Listen: a socket without it binds only to a free
+				// address.
+				if err := probeFree(lap); err != nil {
+					return nil, fmt.Errorf("evloop: listening on %s: %w", lap, err)
+				}
+			}
+			lfd, err := listenFD(lap, cfg.ListenerPerLoop)
+			if err != nil {
 				p.closeAll()
 				return nil, fmt.Errorf("evloop: listening on %s: %w", lap, err)
 			}
+			p.lfds = append(p.lfds, lfd)
 			if cfg.DeferAccept {
 				if err := deferAccept(lfd); err != nil {
-					unix.Close(lfd)
 					p.closeAll()
 					return nil, fmt.Errorf("evloop: TCP_DEFER_ACCEPT on %s: %w", lap, err)
 				}
 			}
-			if !cfg.ListenerPerLoop {
-				p.sharedLFD = lfd
-			}
 		}
+		lfd := p.lfds[len(p.lfds)-1]
 		if i == 0 {
 			sa, err := unix.Getsockname(lfd)
 			if err != nil {
-				unix.Close(lfd)
+				p.closeAll()
 				return nil, fmt.Errorf("evloop: listener address: %w", err)
 			}
 			lap = addrPortOf(sa)
 			p.addr = lap
 		}
-		l, err := newLoop(lfd, p.sharedLFD < 0, oap, cfg, &p.active)
+		l, err := newLoop(lfd, !cfg.ListenerPerLoop, oap, cfg, &p.active)
 		if err == nil {
 			l.local, l.timeouts = lap, &p.timeouts
 			l.deferAccept = cfg.DeferAccept
 		}
 		if err != nil {
-			if p.sharedLFD < 0 {
-				unix.Close(lfd)
-			}
 			p.closeAll()
 			return nil, err
 		}
@@ -289,8 +298,8 @@ func Start(cfg Config) (*Proxy, error) {
 		for _, l := range p.loops {
 			unix.Close(l.efd)
 		}
-		if p.sharedLFD >= 0 {
-			unix.Close(p.sharedLFD)
+		for _, fd := range p.lfds {
+			unix.Close(fd)
 		}
 		p.efdsClosed = true
 		p.mu.Unlock()
@@ -356,9 +365,11 @@ func (p *Proxy) SetTimeouts(header, body, idle, origin time.Duration) {
 func (p *Proxy) StopAccepting() {
 	p.wakeAll(func(l *loop) *atomic.Bool { return &l.draining })
 	p.mu.Lock()
-	if !p.efdsClosed && p.sharedLFD >= 0 {
-		// The descriptor stays open until the loops have ended.
-		unix.Shutdown(p.sharedLFD, unix.SHUT_RD)
+	if !p.efdsClosed {
+		// The descriptors stay open until the loops have ended.
+		for _, fd := range p.lfds {
+			unix.Shutdown(fd, unix.SHUT_RD)
+		}
 	}
 	p.mu.Unlock()
 }
@@ -371,8 +382,8 @@ func (p *Proxy) closeAll() {
 		l.closeFDs()
 		unix.Close(l.efd)
 	}
-	if p.sharedLFD >= 0 {
-		unix.Close(p.sharedLFD)
+	for _, fd := range p.lfds {
+		unix.Close(fd)
 	}
 }
 
@@ -406,6 +417,21 @@ func listenFD(ap netip.AddrPort, reusePort bool) (int, error) {
 	return fd, nil
 }
 
+// probeFree binds (and closes) a socket without SO_REUSEPORT to ap: it
+// fails with EADDRINUSE when anything listens there already.
+func probeFree(ap netip.AddrPort) error {
+	fam, sa := sockaddr(ap)
+	fd, err := unix.Socket(fam, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return err
+	}
+	return unix.Bind(fd, sa)
+}
+
 func sockaddr(ap netip.AddrPort) (int, unix.Sockaddr) {
 	if ap.Addr().Is4() || ap.Addr().Is4In6() {
 		return unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
@@ -427,7 +453,6 @@ func addrPortOf(sa unix.Sockaddr) netip.AddrPort {
 // idle origin connections. Everything in it runs on its own goroutine.
 type loop struct {
 	epfd, lfd, efd int
-	ownsLFD        bool // false: the listener is shared, the Proxy closes it
 	events         []unix.EpollEvent
 	socks          []sock
 	idle           map[netip.AddrPort][]*origin
@@ -559,7 +584,7 @@ type origin struct {
 	deadline   int64
 }
 
-func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atomic.Int64) (*loop, error) {
+func newLoop(lfd int, sharedLFD bool, oap netip.AddrPort, cfg Config, active *atomic.Int64) (*loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("evloop: epoll_create: %w", err)
@@ -571,7 +596,7 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 	}
 	l := &loop{idle: map[netip.AddrPort][]*origin{}, origin: oap, router: cfg.Router, handoffFn: cfg.Handoff, admit: cfg.Admit, observeFn: cfg.Observe, requestID: cfg.RequestID, connsFn: cfg.Conns,
 		maxConns: int64(cfg.MaxConnections), active: active,
-		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), connectTO: int64(cfg.ConnectTimeout), bodyTO: int64(cfg.BodyTimeout), epfd: epfd, lfd: lfd, ownsLFD: ownsLFD, efd: efd, events: make([]unix.EpollEvent, epollEvents),
+		headerTO: int64(cfg.HeaderTimeout), idleTO: int64(cfg.IdleTimeout), originTO: int64(cfg.OriginTimeout), connectTO: int64(cfg.ConnectTimeout), bodyTO: int64(cfg.BodyTimeout), epfd: epfd, lfd: lfd, efd: efd, events: make([]unix.EpollEvent, epollEvents),
 		maxIdle: cfg.MaxIdlePerLoop, lim: cfg.Limits, rawBlock: cfg.RawBlock,
 		scratch: make([]byte, 0, 4096)}
 	switch {
@@ -584,7 +609,7 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 	l.initLog(&cfg)
 	for _, fd := range []int{lfd, efd} {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
-		if fd == lfd && !ownsLFD {
+		if fd == lfd && sharedLFD {
 			ev.Events |= unix.EPOLLEXCLUSIVE
 		}
 		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
@@ -600,13 +625,10 @@ func newLoop(lfd int, ownsLFD bool, oap netip.AddrPort, cfg Config, active *atom
 	return l, nil
 }
 
-// closeFDs closes the loop's descriptors except its eventfd, which the
-// Proxy closes once every loop has ended.
+// closeFDs closes the loop's descriptors except its eventfd and listener,
+// which the Proxy closes once every loop has ended.
 func (l *loop) closeFDs() {
 	l.tlsExit()
-	if l.ownsLFD && l.lfd >= 0 {
-		unix.Close(l.lfd)
-	}
 	unix.Close(l.epfd)
 	if l.park != nil {
 		l.park.close()
@@ -933,9 +955,6 @@ func (l *loop) wake() {
 func (l *loop) startDrain() {
 	l.drainStarted = true
 	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil)
-	if l.ownsLFD {
-		unix.Close(l.lfd)
-	}
 	l.lfd = -1
 	for fd := range l.socks {
 		if c := l.socks[fd].c; c != nil && c.state == csIdle && c.r == c.w {

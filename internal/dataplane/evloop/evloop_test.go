@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // startOrigin runs a net/http origin on loopback.
@@ -531,6 +534,16 @@ func TestListenerPerLoop(t *testing.T) {
 			c := dial(t, p.Addr().String())
 			if resp, body := c.roundTrip(t, "GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", "GET"); resp.StatusCode != 200 || body != "hello /x" {
 				t.Fatalf("per-loop %v: %d %q", perLoop, resp.StatusCode, body)
+			}
+		}
+		// A second proxy on the address fails to bind, whichever kind of
+		// listeners either has, rather than sharing the connections.
+		for _, second := range []bool{false, true} {
+			if q, err := Start(Config{Listen: p.Addr().String(), Origin: origin, Loops: 2, ListenerPerLoop: second}); err == nil {
+				q.Close()
+				t.Errorf("per-loop %v: a second proxy (per-loop %v) bound %s", perLoop, second, p.Addr())
+			} else if !errors.Is(err, unix.EADDRINUSE) {
+				t.Errorf("per-loop %v: a second proxy (per-loop %v): %v, want EADDRINUSE", perLoop, second, err)
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
