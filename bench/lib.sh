@@ -141,6 +141,9 @@ bench_cpu_ticks() {
 # machine (the sessions of other users) takes less from the benchmark.
 # The same for every target: it changes nothing between them.
 BENCH_NICE=${BENCH_NICE--10}
+bench_idle_ticks() { # prints "idle total": the machine's idle (and iowait) and all CPU ticks so far
+  awk '/^cpu / {t = 0; for (i = 2; i <= NF; i++) t += $i; print $5 + $6, t; exit}' /proc/stat
+}
 bench_prio() { # PID...: give each PID's scheduling group BENCH_NICE
   local p
   [ -n "$BENCH_NICE" ] || return 0

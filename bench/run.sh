@@ -126,11 +126,17 @@ CONF
 mkcfg "$WORK/meridian" 18082 18445 false
 mkcfg "$WORK/meridian-log" 18083 18446 true
 mkcfg "$WORK/meridian-goroutine" 18086 18447 false
-mkcfg "$WORK/meridian-kw" 18087 18448 false
-GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} setsid "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 >/dev/null 2>"$WORK/meridian.log" &
+mkcfg "$WORK/meridian-poller" 18087 18448 false
+mkcfg "$WORK/meridian-alt" 18088 18449 false
+# The nodes run with the runtime's defaults (GOMAXPROCS one above the CPU
+# count, so that the event loops wait in epoll_wait: see cmd/meridian's
+# node.go) unless MERIDIAN_GOMAXPROCS is set.
+NODE_ENV=(env)
+[ -z "${MERIDIAN_GOMAXPROCS:-}" ] || NODE_ENV=(env "GOMAXPROCS=$MERIDIAN_GOMAXPROCS")
+"${NODE_ENV[@]}" setsid "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 >/dev/null 2>"$WORK/meridian.log" &
 PIDS+=($!)
 declare -A PROCS=([meridian]=$!)
-GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} setsid "${MERIDIAN[@]}" --config "$WORK/meridian-log" --admin 127.0.0.1:18902 >"$WORK/access.log" 2>"$WORK/meridian-log.log" &
+"${NODE_ENV[@]}" setsid "${MERIDIAN[@]}" --config "$WORK/meridian-log" --admin 127.0.0.1:18902 >"$WORK/access.log" 2>"$WORK/meridian-log.log" &
 PIDS+=($!)
 PROCS[meridian-log]=$!
 GOMAXPROCS=2 setsid "$BIN/nodebench" --evloop-listen 127.0.0.1:18084 --evloop-origin 127.0.0.1:18000 2>"$WORK/meridian-evloop.log" &
@@ -141,30 +147,41 @@ PROCS[meridian-evloop]=$!
 # `meridian node` has the option, so the target is left out when the node
 # does not build.
 if [ "${MERIDIAN[0]}" = "$BIN/meridian" ]; then
-  GOMAXPROCS=${MERIDIAN_GOMAXPROCS:-2} setsid "${MERIDIAN[@]}" --config "$WORK/meridian-goroutine" --admin 127.0.0.1:18903 --http1-engine goroutine >/dev/null 2>"$WORK/meridian-goroutine.log" &
+  "${NODE_ENV[@]}" setsid "${MERIDIAN[@]}" --config "$WORK/meridian-goroutine" --admin 127.0.0.1:18903 --http1-engine goroutine >/dev/null 2>"$WORK/meridian-goroutine.log" &
   PIDS+=($!)
   PROCS[meridian-goroutine]=$!
   NODE_GOROUTINE=meridian-goroutine
-  # meridian-kw (when named in TARGETS): the node with one P more than
-  # CPUs, so its loops (one per CPU) wait in epoll_wait and the kernel
-  # wakes each loop's thread itself (evloop.Config.KernelWait), as it
-  # wakes nginx's workers, instead of parking in Go's network poller.
-  GOMAXPROCS=$(( $(nproc) + 1 )) setsid "${MERIDIAN[@]}" --config "$WORK/meridian-kw" --admin 127.0.0.1:18904 >/dev/null 2>"$WORK/meridian-kw.log" &
+  # meridian-poller (when named in TARGETS): the node with as many Ps as
+  # CPUs, so that its loops park in Go's network poller when idle instead
+  # of waiting in epoll_wait (the default until session 9).
+  GOMAXPROCS=$(nproc) setsid "${MERIDIAN[@]}" --config "$WORK/meridian-poller" --admin 127.0.0.1:18904 >/dev/null 2>"$WORK/meridian-poller.log" &
   PIDS+=($!)
-  PROCS[meridian-kw]=$!
+  PROCS[meridian-poller]=$!
 else
   NODE_GOROUTINE=
+fi
+# meridian-alt (when MERIDIAN_ALT names another build of meridian, e.g.
+# one of a change under test): the same node from that binary, for an A/B
+# of two builds measured in the same rounds (MERIDIAN_ALT_GOMAXPROCS sets
+# its GOMAXPROCS).
+if [ -n "${MERIDIAN_ALT:-}" ]; then
+  [ -x "$MERIDIAN_ALT" ] || bench_fail "MERIDIAN_ALT: $MERIDIAN_ALT is not an executable"
+  ALT_ENV=("${NODE_ENV[@]}")
+  [ -z "${MERIDIAN_ALT_GOMAXPROCS:-}" ] || ALT_ENV=(env "GOMAXPROCS=$MERIDIAN_ALT_GOMAXPROCS")
+  "${ALT_ENV[@]}" setsid "$MERIDIAN_ALT" node --config "$WORK/meridian-alt" --admin 127.0.0.1:18905 >/dev/null 2>"$WORK/meridian-alt.log" &
+  PIDS+=($!)
+  PROCS[meridian-alt]=$!
 fi
 # The same with idle loops waiting in epoll_wait without giving up their P.
 GOMAXPROCS=2 setsid "$BIN/nodebench" --evloop-listen 127.0.0.1:18085 --evloop-origin 127.0.0.1:18000 --evloop-rawblock 2>"$WORK/meridian-evloop-raw.log" &
 PIDS+=($!)
 PROCS[meridian-evloop-raw]=$!
 # shellcheck disable=SC2086
-bench_wait_ports 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446 ${NODE_GOROUTINE:+18086 18447 18087 18448}
+bench_wait_ports 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446 ${NODE_GOROUTINE:+18086 18447 18087 18448} ${MERIDIAN_ALT:+18088 18449}
 bench_prio "$(cat "$WORK/haproxy.pid")" "$(cat "$WORK/nginx-backend.pid")" "$(cat "$WORK/nginx-proxy.pid")" "${PROCS[@]}"
 
-declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085 [meridian-goroutine]=18086 [meridian-kw]=18087)
-declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446 [meridian-goroutine]=18447 [meridian-kw]=18448)
+declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085 [meridian-goroutine]=18086 [meridian-poller]=18087 [meridian-alt]=18088)
+declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446 [meridian-goroutine]=18447 [meridian-poller]=18448 [meridian-alt]=18449)
 # The nodebench event-loop spikes (meridian-evloop, meridian-evloop-raw) run
 # when named in TARGETS.
 read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log $NODE_GOROUTINE}"
@@ -203,7 +220,9 @@ read -r -a CASES <<< "${CASES:-small 16k https close https-close}"
 RES="$WORK/results.txt"
 : > "$RES"
 
-# wrk: prints "rps p99ms"
+# wrk: prints "rps p99ms proxyCPUus/req idle%" (idle%: the share of the
+# machine's CPU time nobody used while wrk ran; a proxy that keeps its
+# clients waiting with CPUs idle shows here rather than in its CPU/req)
 run_wrk() { # target case
   local t=$1 c=$2 url conns=64 hdr=()
   case $c in
@@ -213,17 +232,20 @@ run_wrk() { # target case
     close) url="http://127.0.0.1:${PORT[$t]}/"; conns=16; hdr=(-H "Connection: close") ;;
     https-close) url="https://127.0.0.1:${TLSPORT[$t]}/"; conns=16; hdr=(-H "Connection: close") ;;
   esac
-  local before after
+  local before after idle0 idle1
   # shellcheck disable=SC2086
   before=$(bench_cpu_ticks ${PROCS[$t]:-})
+  idle0=$(bench_idle_ticks)
   bench_gen wrk -t1 -c"$conns" -d"$DURATION" --latency "${hdr[@]}" "$url" 2>/dev/null > "$WORK/wrk.out"
   # shellcheck disable=SC2086
   after=$(bench_cpu_ticks ${PROCS[$t]:-})
-  awk -v ticks=$((after - before)) -v hz="$TICK" '
+  idle1=$(bench_idle_ticks)
+  awk -v ticks=$((after - before)) -v hz="$TICK" -v i0="$idle0" -v i1="$idle1" '
     /requests in/ {n=$1}
     /Requests\/sec/ {rps=$2}
     /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
-    END {printf "%s %s %.1f\n", rps+0, p99+0, (n > 0 ? ticks / hz * 1e6 / n : 0)}' "$WORK/wrk.out"
+    END {split(i0, a); split(i1, b); tot = b[2] - a[2]
+      printf "%s %s %.1f %.1f\n", rps+0, p99+0, (n > 0 ? ticks / hz * 1e6 / n : 0), (tot > 0 ? 100 * (b[1] - a[1]) / tot : 0)}' "$WORK/wrk.out"
 }
 
 # The generator (RATE_GEN) at a fixed rate. A round's DURATION per target is cut into
@@ -333,7 +355,7 @@ done
 RATE_GEN=$RATE_GEN python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee "$RESULTS"
 import statistics, sys, collections, os
 path, rounds, duration = sys.argv[1], sys.argv[2], sys.argv[3]
-rows = collections.defaultdict(lambda: ([], [], []))
+rows = collections.defaultdict(lambda: ([], [], [], []))
 per_round = collections.defaultdict(dict)  # (case, round) -> target -> (rps, p99)
 dist = collections.defaultdict(list)  # (case, target) -> [p50, p90, max, generator CPU, p99, p99.9, send lag p99, errors, p99 from the send] per round
 for line in open(path):
@@ -342,6 +364,8 @@ for line in open(path):
     cpu = float(parts[5]) if len(parts) > 5 else 0.0
     rows[(case, target)][0].append(float(rps)); rows[(case, target)][1].append(float(p99))
     rows[(case, target)][2].append(cpu)
+    if len(parts) == 7:  # saturation: the machine's idle share
+        rows[(case, target)][3].append(float(parts[6]))
     per_round[(case, r)][target] = (float(rps), float(p99), cpu)
     if len(parts) > 9:  # fixed rate: p50 p90 max, generator CPU (then rategen's p99.9, send lag p99, errors, p99 from the send)
         extra = [float(x) for x in parts[10:14]] if len(parts) > 13 else [float("nan")] * 4
@@ -359,14 +383,15 @@ print(f"# Meridian data-plane benchmark\n\n{rounds} interleaved rounds of {durat
       f"wrk -t1 (64 connections, 16 for new-connection cases); {os.cpu_count()} CPUs shared by wrk, backend and proxy. "
       f"The last two columns are the medians of the per-round ratios (each target against nginx measured in the same round, seconds before), "
       f"which hold up better than the ratio of medians when the machine is busy. CPU is the proxy's user+system "
-      f"CPU time per request (all its processes/threads), which does not depend on how busy the machine is.\n")
-print("| case | target | req/s | p99 ms | req/s vs nginx | p99 vs nginx | per-round req/s ratio | per-round p99 ratio | CPU µs/req | CPU vs nginx |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      f"CPU time per request (all its processes/threads), which does not depend on how busy the machine is; "
+      f"idle is the share of the machine's CPU time nobody used while the target was measured.\n")
+print("| case | target | req/s | p99 ms | req/s vs nginx | p99 vs nginx | per-round req/s ratio | per-round p99 ratio | CPU µs/req | CPU vs nginx | idle % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for c in cases:
     base = rows.get((c, "nginx"))
     brps = statistics.median(base[0]) if base else 0
     bp99 = statistics.median(base[1]) if base else 0
-    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-goroutine", "meridian-kw", "meridian-evloop", "meridian-evloop-raw"]:
+    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-goroutine", "meridian-poller", "meridian-alt", "meridian-evloop", "meridian-evloop-raw"]:
         if (c, t) not in rows: continue
         rps = statistics.median(rows[(c, t)][0]); p99 = statistics.median(rows[(c, t)][1])
         rr = f"{rps/brps:.2f}x" if brps else "-"
@@ -377,7 +402,8 @@ for c in cases:
         cpu = statistics.median(rows[(c, t)][2]); bcpu = statistics.median(base[2]) if base else 0
         cs = f"{cpu:.1f}" if cpu else "-"
         cr = f"{cpu/bcpu:.2f}x" if cpu and bcpu else "-"
-        print(f"| {c} | {t} | {rps:,.0f} | {p99:.2f} | {rr} | {pr} | {qr} | {wr} | {cs} | {cr} |")
+        idle = f"{statistics.median(rows[(c, t)][3]):.1f}" if rows[(c, t)][3] else "-"
+        print(f"| {c} | {t} | {rps:,.0f} | {p99:.2f} | {rr} | {pr} | {qr} | {wr} | {cs} | {cr} | {idle} |")
 if dist:
     gen = os.environ.get("RATE_GEN", "vegeta")
     print(f"\nFixed rate ({gen}), the whole distribution (medians over the rounds; the p99 of each round in brackets) and "
