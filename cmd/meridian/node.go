@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -63,19 +62,6 @@ is unreachable. See docs/sites.md for renewal, re-enrolment and recommission.`,
 			// The GOGC environment variable, when set, wins.
 			if os.Getenv("GOGC") == "" && gcPercent != 0 {
 				debug.SetGCPercent(gcPercent)
-			}
-			// The event loops (one per CPU) wait for their sockets in
-			// epoll_wait, woken by the kernel as nginx's workers are, when
-			// the runtime has a P more than loops: the spare P keeps the
-			// loops' Ps theirs while they wait (evloop.Config.KernelWait).
-			// With as many Ps as CPUs they park in Go's network poller
-			// instead, where a loop is woken through the runtime's one
-			// polling thread and moves between threads and CPUs: 3-8%
-			// fewer requests/s in make bench. The GOMAXPROCS environment
-			// variable, when set, wins; so does a CPU quota below the
-			// CPU count (the runtime's default is then the quota).
-			if n := nodeProcs(os.Getenv("GOMAXPROCS"), o.HTTP1Engine, runtime.GOMAXPROCS(0), runtime.NumCPU()); n > 0 {
-				runtime.GOMAXPROCS(n)
 			}
 			events := io.Writer(errOut)
 			if eventsPath != "" {
@@ -146,15 +132,4 @@ is unreachable. See docs/sites.md for renewal, re-enrolment and recommission.`,
 	f.StringVar(&o.HTTP1Engine, "http1-engine", dataplane.DefaultHTTP1Engine(), "how HTTP/1.1 listeners, with or without TLS (not h2c or PROXY protocol ones), are served: evloop (epoll event loops that make the TLS handshakes, forward the requests of load balancers without security stages themselves and hand other connections, HTTP/2 included, to the goroutine engine; Linux only, the default there) or goroutine (a goroutine per connection)")
 	f.IntVar(&gcPercent, "gc-percent", 400, "garbage-collector target percentage (Go's GOGC; the GOGC environment variable wins; 0 keeps Go's default of 100, negative disables collection)")
 	return cmd
-}
-
-// nodeProcs is the GOMAXPROCS a node sets for itself (0: it keeps the
-// runtime's procs): one above the CPU count for the event-loop engine, so
-// that the loops wait in the kernel, unless the GOMAXPROCS variable (env)
-// is set or the runtime's default is below the CPU count (a CPU quota).
-func nodeProcs(env, engine string, procs, cpus int) int {
-	if env != "" || engine != dataplane.EngineEvloop || procs != cpus {
-		return 0
-	}
-	return cpus + 1
 }

@@ -145,12 +145,13 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 }
 
 // evLoops is how many event loops serve a listener, and whether they wait
-// for events in the kernel (evloop.Config.KernelWait): with more Ps than
-// CPUs (`meridian node` sets GOMAXPROCS one above the CPU count unless
-// told otherwise), one loop per CPU that waits in epoll_wait, the spare P
-// keeping the runtime from taking the loops' Ps; otherwise one loop per P,
-// parked in the network poller while idle (the bench's meridian-poller
-// target; the figures of both are in evloop's park.go).
+// for events in the kernel (evloop.Config.KernelWait): one loop per P,
+// parked in the network poller while idle (the default); with more Ps
+// than CPUs (GOMAXPROCS set above the CPU count), one loop per CPU that
+// waits in epoll_wait, the spare P keeping the runtime from taking the
+// loops' Ps. On the loaded shared machine neither measured better than
+// the other (the figures are in evloop's park.go); the bench's
+// meridian-kw target runs the second.
 func evLoops(procs, cpus int) (int, bool) {
 	if cpus >= 1 && procs > cpus {
 		return cpus, true
