@@ -126,11 +126,10 @@ CONF
 mkcfg "$WORK/meridian" 18082 18445 false
 mkcfg "$WORK/meridian-log" 18083 18446 true
 mkcfg "$WORK/meridian-goroutine" 18086 18447 false
-mkcfg "$WORK/meridian-poller" 18087 18448 false
+mkcfg "$WORK/meridian-kw" 18087 18448 false
 mkcfg "$WORK/meridian-alt" 18088 18449 false
-# The nodes run with the runtime's defaults (GOMAXPROCS one above the CPU
-# count, so that the event loops wait in epoll_wait: see cmd/meridian's
-# node.go) unless MERIDIAN_GOMAXPROCS is set.
+# The nodes run with the runtime's defaults (GOMAXPROCS: the CPU count)
+# unless MERIDIAN_GOMAXPROCS is set.
 NODE_ENV=(env)
 [ -z "${MERIDIAN_GOMAXPROCS:-}" ] || NODE_ENV=(env "GOMAXPROCS=$MERIDIAN_GOMAXPROCS")
 "${NODE_ENV[@]}" setsid "${MERIDIAN[@]}" --config "$WORK/meridian" --admin 127.0.0.1:18901 >/dev/null 2>"$WORK/meridian.log" &
@@ -151,12 +150,13 @@ if [ "${MERIDIAN[0]}" = "$BIN/meridian" ]; then
   PIDS+=($!)
   PROCS[meridian-goroutine]=$!
   NODE_GOROUTINE=meridian-goroutine
-  # meridian-poller (when named in TARGETS): the node with as many Ps as
-  # CPUs, so that its loops park in Go's network poller when idle instead
-  # of waiting in epoll_wait (the default until session 9).
-  GOMAXPROCS=$(nproc) setsid "${MERIDIAN[@]}" --config "$WORK/meridian-poller" --admin 127.0.0.1:18904 >/dev/null 2>"$WORK/meridian-poller.log" &
+  # meridian-kw (when named in TARGETS): the node with one P more than
+  # CPUs, so its loops (one per CPU) wait in epoll_wait and the kernel
+  # wakes each loop's thread itself (evloop.Config.KernelWait), as it
+  # wakes nginx's workers, instead of parking in Go's network poller.
+  GOMAXPROCS=$(( $(nproc) + 1 )) setsid "${MERIDIAN[@]}" --config "$WORK/meridian-kw" --admin 127.0.0.1:18904 >/dev/null 2>"$WORK/meridian-kw.log" &
   PIDS+=($!)
-  PROCS[meridian-poller]=$!
+  PROCS[meridian-kw]=$!
 else
   NODE_GOROUTINE=
 fi
@@ -180,8 +180,8 @@ PROCS[meridian-evloop-raw]=$!
 bench_wait_ports 18000 18080 18081 18082 18083 18084 18085 18443 18444 18445 18446 ${NODE_GOROUTINE:+18086 18447 18087 18448} ${MERIDIAN_ALT:+18088 18449}
 bench_prio "$(cat "$WORK/haproxy.pid")" "$(cat "$WORK/nginx-backend.pid")" "$(cat "$WORK/nginx-proxy.pid")" "${PROCS[@]}"
 
-declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085 [meridian-goroutine]=18086 [meridian-poller]=18087 [meridian-alt]=18088)
-declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446 [meridian-goroutine]=18447 [meridian-poller]=18448 [meridian-alt]=18449)
+declare -A PORT=([nginx]=18080 [haproxy]=18081 [meridian]=18082 [meridian-log]=18083 [meridian-evloop]=18084 [meridian-evloop-raw]=18085 [meridian-goroutine]=18086 [meridian-kw]=18087 [meridian-alt]=18088)
+declare -A TLSPORT=([nginx]=18443 [haproxy]=18444 [meridian]=18445 [meridian-log]=18446 [meridian-goroutine]=18447 [meridian-kw]=18448 [meridian-alt]=18449)
 # The nodebench event-loop spikes (meridian-evloop, meridian-evloop-raw) run
 # when named in TARGETS.
 read -r -a TARGETS <<< "${TARGETS:-nginx haproxy meridian meridian-log $NODE_GOROUTINE}"
@@ -391,7 +391,7 @@ for c in cases:
     base = rows.get((c, "nginx"))
     brps = statistics.median(base[0]) if base else 0
     bp99 = statistics.median(base[1]) if base else 0
-    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-goroutine", "meridian-poller", "meridian-alt", "meridian-evloop", "meridian-evloop-raw"]:
+    for t in ["nginx", "haproxy", "meridian", "meridian-log", "meridian-goroutine", "meridian-kw", "meridian-alt", "meridian-evloop", "meridian-evloop-raw"]:
         if (c, t) not in rows: continue
         rps = statistics.median(rows[(c, t)][0]); p99 = statistics.median(rows[(c, t)][1])
         rr = f"{rps/brps:.2f}x" if brps else "-"

@@ -83,6 +83,29 @@ import (
 // fixed-rate p99 of the unchanged node was 1.46x, 1.65x and 0.60x
 // nginx's in three runs that hour (nginx's own 0.7-2.7 ms), so the tail
 // comparison is within the run-to-run spread.
+//
+// Session 9 (quiet machine, interleaved wrk runs of 3-4 s, the machine's
+// idle share from /proc/stat, run queue waits per thread from
+// /proc/PID/task/*/schedstat, placement from perf sched): nginx's two
+// workers each stayed on one CPU, paired with wrk or the backend, and the
+// machine was 3-8% idle for 16k answers; the node's loop goroutines moved
+// between three or more threads and the threads between CPUs, the machine
+// was 15-17% idle, and the loops' threads waited 14-25 µs per request in
+// run queues. Kept: a listener per loop in the node (the shared
+// EPOLLEXCLUSIVE listener gave one loop most of wrk's 64 connections),
+// 1-5% more requests/s in each of five A/B runs. KernelWait with it
+// (GOMAXPROCS 3) cut the idle share to 9-12% and measured 0.96-1.07x
+// nginx against 0.92-0.98x for the old node in one set of runs, but side
+// by side with the per-loop poller node small 1.00x/1.02x, 16k 0.90x/0.93x
+// (make bench) and 1.02x/0.99x, 1.01x/1.02x (quick runs), and the
+// fixed-rate p99 1.24x/1.55x and then 1.59x/1.36x nginx's: no settled
+// difference, so it stays opt-in. Measured and not kept: spinning on
+// epoll_wait for 20 or 100 µs before parking (idle down to 9-13%, but
+// 2-8 µs more CPU per request and no more requests/s); fewer events per
+// epoll_wait (8 or 1: no change); reading origin answers 4 or 8 KiB at a
+// time as nginx does (0.64x and 0.80x: a write to the client per read);
+// locking each loop to its thread, with or without pinning the threads to
+// CPUs, and without yields (0.86-0.98x).
 type parker struct {
 	f        *os.File
 	rc       syscall.RawConn
