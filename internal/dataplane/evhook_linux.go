@@ -129,7 +129,7 @@ func (s *Server) startEvloop(l *listener, hl *config.HTTPListener) error {
 	// A listener per loop (SO_REUSEPORT: the kernel spreads the
 	// connections by address hash) rather than one all loops accept from
 	// (EPOLLEXCLUSIVE: the loop awake takes the connection), which gave
-	// wrk's 64 connections to the two loops unevenly: 1-5% fewer
+	// wrk's 64 connections to the two loops unevenly: 0.5-5% fewer
 	// requests/s for small and 16k answers in interleaved runs against
 	// nginx on 2 CPUs, the same for new connections and HTTPS.
 	cfg.ListenerPerLoop = true

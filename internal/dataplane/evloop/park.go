@@ -93,8 +93,8 @@ import (
 // was 15-17% idle, and the loops' threads waited 14-25 µs per request in
 // run queues. Kept: a listener per loop in the node (the shared
 // EPOLLEXCLUSIVE listener gave one loop most of wrk's 64 connections),
-// 1-5% more requests/s in each of five A/B runs. KernelWait with it
-// (GOMAXPROCS 3) cut the idle share to 9-12% and measured 0.96-1.07x
+// 0.5-5% more requests/s in each A/B run (five small, four 16k).
+// KernelWait with it (GOMAXPROCS 3) cut the idle share to 9-12% and measured 0.96-1.07x
 // nginx against 0.92-0.98x for the old node in one set of runs, but side
 // by side with the per-loop poller node small 1.00x/1.02x, 16k 0.90x/0.93x
 // (make bench) and 1.02x/0.99x, 1.01x/1.02x (quick runs), and the
