@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/h1"
 )
 
 // Limits of what a response may hold before the parser gives up.
@@ -251,12 +252,12 @@ func (p *respParser) head(h []byte) error {
 			return errFold
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) {
+		if colon <= 0 || !h1.IsToken(line[:colon]) {
 			return errField
 		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
+		name, value := line[:colon], h1.TrimOWS(line[colon+1:])
 		switch {
-		case equalFold(name, "content-length"):
+		case h1.EqualFold(name, "content-length"):
 			v, ok := parseLength(value)
 			if !ok {
 				return errLength
@@ -265,19 +266,19 @@ func (p *respParser) head(h []byte) error {
 				return errTwoLengths
 			}
 			length = v
-		case equalFold(name, "transfer-encoding"):
+		case h1.EqualFold(name, "transfer-encoding"):
 			te = true
-			chunked = equalFold(lastToken(value), "chunked")
-		case equalFold(name, "connection"):
+			chunked = h1.EqualFold(lastToken(value), "chunked")
+		case h1.EqualFold(name, "connection"):
 			for v := value; len(v) > 0; {
 				var tok []byte
 				if i := bytes.IndexByte(v, ','); i >= 0 {
-					tok, v = trimOWS(v[:i]), v[i+1:]
+					tok, v = h1.TrimOWS(v[:i]), v[i+1:]
 				} else {
-					tok, v = trimOWS(v), nil
+					tok, v = h1.TrimOWS(v), nil
 				}
-				closing = closing || equalFold(tok, "close")
-				keepAlive = keepAlive || equalFold(tok, "keep-alive")
+				closing = closing || h1.EqualFold(tok, "close")
+				keepAlive = keepAlive || h1.EqualFold(tok, "keep-alive")
 			}
 		}
 	}
@@ -327,46 +328,10 @@ func parseLength(v []byte) (int64, bool) {
 	return n, true
 }
 
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
 // lastToken is the last comma-separated element of a list, trimmed.
 func lastToken(v []byte) []byte {
 	if i := bytes.LastIndexByte(v, ','); i >= 0 {
 		v = v[i+1:]
 	}
-	return trimOWS(v)
-}
-
-// equalFold compares b with the lower-case ASCII string s, ignoring case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		c := b[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func isToken(b []byte) bool {
-	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
+	return h1.TrimOWS(v)
 }

@@ -54,7 +54,7 @@ func (co *connOptions) add(tok, fields []byte) {
 // came, framed by them (the goroutine engine's HTTP library keeps a
 // message's framing apart from its fields too).
 func (co *connOptions) has(name []byte) bool {
-	if co.n == 0 || equalFold(name, "content-length") || equalFold(name, "transfer-encoding") {
+	if co.n == 0 || h1.EqualFold(name, "content-length") || h1.EqualFold(name, "transfer-encoding") {
 		return false
 	}
 	for _, n := range co.names[:co.n] {
@@ -67,7 +67,7 @@ func (co *connOptions) has(name []byte) bool {
 	}
 	found := false
 	forEachHeader(co.fields, func(fname, value []byte) {
-		if !found && equalFold(fname, "connection") {
+		if !found && h1.EqualFold(fname, "connection") {
 			forEachToken(value, func(tok []byte) {
 				if len(tok) == len(name) && bytes.EqualFold(tok, name) {
 					found = true
@@ -81,7 +81,7 @@ func (co *connOptions) has(name []byte) bool {
 // namedInConnection reports whether the request's Connection fields name
 // the field name; Host is kept (the goroutine engine keeps it too).
 func (rh *reqHead) namedInConnection(name []byte) bool {
-	return rh.conn.has(name) && !equalFold(name, "host")
+	return rh.conn.has(name) && !h1.EqualFold(name, "host")
 }
 
 // problems of the request line that h1 does not cover.
@@ -155,29 +155,29 @@ func parseRequest(b []byte, lim h1.Limits) (reqHead, *h1.Problem) {
 	rh.close = !rh.http11
 	forEachHeader(rh.headers, func(name, value []byte) {
 		switch {
-		case equalFold(name, "content-length"):
+		case h1.EqualFold(name, "content-length"):
 			rh.contentLength = parseDecimal(value)
-		case equalFold(name, "content-type"):
+		case h1.EqualFold(name, "content-type"):
 			rh.contentType = true
-		case equalFold(name, "transfer-encoding"):
+		case h1.EqualFold(name, "transfer-encoding"):
 			rh.chunked = true // CheckHeaders admits only "chunked"
-		case equalFold(name, "connection"):
+		case h1.EqualFold(name, "connection"):
 			forEachToken(value, func(tok []byte) {
 				switch {
-				case equalFold(tok, "close"):
+				case h1.EqualFold(tok, "close"):
 					rh.close = true
-				case equalFold(tok, "keep-alive"):
+				case h1.EqualFold(tok, "keep-alive"):
 					// HTTP/1.0 keep-alive is not offered: such
 					// connections close after one answer.
-				case equalFold(tok, "upgrade"):
+				case h1.EqualFold(tok, "upgrade"):
 					rh.upgrade = true
 				default:
 					rh.conn.add(tok, rh.headers)
 				}
 			})
-		case equalFold(name, "upgrade"):
+		case h1.EqualFold(name, "upgrade"):
 			rh.upgrade = true
-		case equalFold(name, "host"):
+		case h1.EqualFold(name, "host"):
 			rh.host = value
 		}
 	})
@@ -230,14 +230,14 @@ func parseResponse(b []byte) (respHead, *h1.Problem) {
 	fields := b[eol+1 : len(b)-2]
 	forEachHeader(fields, func(name, value []byte) {
 		switch {
-		case equalFold(name, "content-length"):
+		case h1.EqualFold(name, "content-length"):
 			nCL++
 			v := parseDecimal(value)
 			if v < 0 || nCL > 1 && v != rh.contentLength {
 				bad = true
 			}
 			rh.contentLength = v
-		case equalFold(name, "transfer-encoding"):
+		case h1.EqualFold(name, "transfer-encoding"):
 			// Only chunked (last) is understood; anything else is read
 			// until the origin closes.
 			if hasLastToken(value, "chunked") {
@@ -246,12 +246,12 @@ func parseResponse(b []byte) (respHead, *h1.Problem) {
 				rh.close = true
 				rh.chunked = false
 			}
-		case equalFold(name, "connection"):
+		case h1.EqualFold(name, "connection"):
 			forEachToken(value, func(tok []byte) {
 				switch {
-				case equalFold(tok, "close"):
+				case h1.EqualFold(tok, "close"):
 					rh.close = true
-				case equalFold(tok, "keep-alive"):
+				case h1.EqualFold(tok, "keep-alive"):
 				default:
 					rh.conn.add(tok, fields)
 				}
@@ -316,7 +316,7 @@ func forEachHeader(b []byte, f func(name, value []byte)) {
 		if colon <= 0 {
 			continue
 		}
-		f(line[:colon], trimOWS(line[colon+1:]))
+		f(line[:colon], h1.TrimOWS(line[colon+1:]))
 	}
 }
 
@@ -330,7 +330,7 @@ func forEachToken(v []byte, f func(tok []byte)) {
 		} else {
 			tok, v = v[:i], v[i+1:]
 		}
-		if tok = trimOWS(tok); len(tok) > 0 {
+		if tok = h1.TrimOWS(tok); len(tok) > 0 {
 			f(tok)
 		}
 	}
@@ -339,7 +339,7 @@ func forEachToken(v []byte, f func(tok []byte)) {
 func hasLastToken(v []byte, lower string) bool {
 	var last []byte
 	forEachToken(v, func(tok []byte) { last = tok })
-	return equalFold(last, lower)
+	return h1.EqualFold(last, lower)
 }
 
 // parseDecimal parses a non-negative decimal of at most 18 digits, or -1.
@@ -357,43 +357,18 @@ func parseDecimal(b []byte) int64 {
 	return n
 }
 
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func equalFold(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // hopByHop reports whether a header is connection-specific and must not be
 // forwarded (RFC 9110 7.6.1), or is one the proxy sets itself.
 func hopByHop(name []byte) bool {
 	switch len(name) {
 	case 2:
-		return equalFold(name, "te")
+		return h1.EqualFold(name, "te")
 	case 7:
-		return equalFold(name, "upgrade") || equalFold(name, "trailer")
+		return h1.EqualFold(name, "upgrade") || h1.EqualFold(name, "trailer")
 	case 10:
-		return equalFold(name, "connection") || equalFold(name, "keep-alive")
+		return h1.EqualFold(name, "connection") || h1.EqualFold(name, "keep-alive")
 	case 16:
-		return equalFold(name, "proxy-connection")
+		return h1.EqualFold(name, "proxy-connection")
 	}
 	return false
 }
@@ -485,8 +460,8 @@ func appendRequestHead(b []byte, rh *reqHead, peer []byte, requestID func([]byte
 			colon++
 		}
 		name := line[:colon]
-		if hopByHop(name) || equalFold(name, "x-forwarded-for") || equalFold(name, "x-forwarded-proto") || rh.namedInConnection(name) ||
-			equalFold(name, "expect") || equalFold(name, "proxy-authorization") || requestID != nil && equalFold(name, "x-request-id") {
+		if hopByHop(name) || h1.EqualFold(name, "x-forwarded-for") || h1.EqualFold(name, "x-forwarded-proto") || rh.namedInConnection(name) ||
+			h1.EqualFold(name, "expect") || h1.EqualFold(name, "proxy-authorization") || requestID != nil && h1.EqualFold(name, "x-request-id") {
 			continue
 		}
 		b = append(b, line...)

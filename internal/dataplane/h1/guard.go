@@ -166,17 +166,17 @@ func (g *HeadGuard) endLine(line []byte, truncated bool) {
 			}
 			return
 		}
-		name := trimOWS(line[:colon])
+		name := TrimOWS(line[:colon])
 		switch {
-		case equalFold(name, "transfer-encoding"):
-			if g.chunked || truncated || !equalFold(trimOWS(line[colon+1:]), "chunked") {
+		case EqualFold(name, "transfer-encoding"):
+			if g.chunked || truncated || !EqualFold(TrimOWS(line[colon+1:]), "chunked") {
 				g.framed = true // the engine refuses it; stop to be safe
 			}
 			g.chunked = true
-		case equalFold(name, "upgrade"):
+		case EqualFold(name, "upgrade"):
 			g.framed = true
-		case equalFold(name, "content-length"):
-			v := trimOWS(line[colon+1:])
+		case EqualFold(name, "content-length"):
+			v := TrimOWS(line[colon+1:])
 			if truncated || len(v) == 0 || len(v) > 18 {
 				g.framed = true // not a length the guard can follow
 				return
@@ -198,5 +198,5 @@ func hasFoldPrefix(b []byte, lower string) bool {
 	if len(b) > len(lower) {
 		b = b[:len(lower)]
 	}
-	return equalFold(b, lower[:len(b)])
+	return EqualFold(b, lower[:len(b)])
 }

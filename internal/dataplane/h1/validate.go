@@ -128,7 +128,7 @@ func checkTargetForm(method, target []byte) *Problem {
 }
 
 func hasPrefixFold(b []byte, lower string) bool {
-	return len(b) >= len(lower) && equalFold(b[:len(lower)], lower)
+	return len(b) >= len(lower) && EqualFold(b[:len(lower)], lower)
 }
 
 // validHost reports whether v is a Host field value (RFC 9110 7.2:
@@ -275,14 +275,14 @@ func CheckHeaders(raw []byte, http11 bool, lim Limits) *Problem {
 		if colon <= 0 {
 			return problemName
 		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
+		name, value := line[:colon], TrimOWS(line[colon+1:])
 		for _, c := range value {
 			if c < ' ' && c != '\t' || c == 0x7f {
 				return problemValue
 			}
 		}
 		switch {
-		case equalFold(name, "content-length"):
+		case EqualFold(name, "content-length"):
 			nCL++
 			if nCL > 1 {
 				late = firstProblem(late, problemDupCL)
@@ -295,15 +295,15 @@ func CheckHeaders(raw []byte, http11 bool, lim Limits) *Problem {
 					late = firstProblem(late, problemBadCL)
 				}
 			}
-		case equalFold(name, "transfer-encoding"):
+		case EqualFold(name, "transfer-encoding"):
 			nTE++
 			if nTE > 1 {
 				late = firstProblem(late, problemDupTE)
 			}
-			if !equalFold(value, "chunked") {
+			if !EqualFold(value, "chunked") {
 				late = firstProblem(late, teProblem(value))
 			}
-		case equalFold(name, "host"):
+		case EqualFold(name, "host"):
 			nHost++
 			// An empty Host in HTTP/1.0, which has no Host, is taken as
 			// none: the request goes on with the endpoint's address as
@@ -352,16 +352,16 @@ func teProblem(v []byte) *Problem {
 	for len(v) > 0 {
 		var tok []byte
 		if i := indexByte(v, ','); i >= 0 {
-			tok, v = trimOWS(v[:i]), v[i+1:]
+			tok, v = TrimOWS(v[:i]), v[i+1:]
 		} else {
-			tok, v = trimOWS(v), nil
+			tok, v = TrimOWS(v), nil
 		}
-		if equalFold(tok, "chunked") {
+		if EqualFold(tok, "chunked") {
 			chunked++
 		}
 		last = tok
 	}
-	if chunked != 1 || !equalFold(last, "chunked") {
+	if chunked != 1 || !EqualFold(last, "chunked") {
 		return problemTEChunkedLast
 	}
 	return problemTE
@@ -376,7 +376,9 @@ func indexByte(b []byte, c byte) int {
 	return -1
 }
 
-func trimOWS(b []byte) []byte {
+// TrimOWS removes the optional whitespace (spaces and tabs, RFC 9110 5.6.3)
+// around a field value or list element.
+func TrimOWS(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
@@ -386,8 +388,8 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-// equalFold compares b with a lower-case ASCII string, ignoring case.
-func equalFold(b []byte, lower string) bool {
+// EqualFold compares b with a lower-case ASCII string, ignoring case.
+func EqualFold(b []byte, lower string) bool {
 	if len(b) != len(lower) {
 		return false
 	}
