@@ -78,14 +78,7 @@ func TestRunAgainstNetHTTP(t *testing.T) {
 			before := o.hits.Load()
 			cfg := config{url: o.URL + tt.path, rate: tt.rate, duration: 500 * time.Millisecond, warmup: 100 * time.Millisecond,
 				conns: tt.conns, timeout: 10 * time.Second}
-			tgt, err := parseTarget(cfg.url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := run(context.Background(), cfg, tgt)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := mustRun(t, cfg)
 			t.Log(summary(r))
 			want := uint64(tt.rate / 2)
 			if r.sent != want || r.all != uint64(tt.rate*0.6) {
@@ -127,14 +120,7 @@ func TestRunAgainstNetHTTP(t *testing.T) {
 func TestRunTimeouts(t *testing.T) {
 	o := newOrigin(t)
 	cfg := config{url: o.URL + "/hang", rate: 50, duration: 200 * time.Millisecond, conns: 20, timeout: 300 * time.Millisecond}
-	tgt, err := parseTarget(cfg.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := run(context.Background(), cfg, tgt)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := mustRun(t, cfg)
 	if r.sent != 10 || r.timeouts != 10 || r.errors != 10 || r.responses() != 0 || r.lat.n != 0 {
 		t.Fatalf("got %s", summary(r))
 	}
@@ -237,6 +223,15 @@ func TestRunServerHangsUp(t *testing.T) {
 		}
 	}()
 	cfg := config{url: "http://" + l.Addr().String() + "/", rate: 200, duration: 250 * time.Millisecond, conns: 4, timeout: time.Second}
+	r := mustRun(t, cfg)
+	if r.responses() != 0 || r.errors != 50 || r.sent > 50 || r.firstErr == "" {
+		t.Fatalf("got %s (first error %q)", summary(r), r.firstErr)
+	}
+}
+
+// mustRun runs rategen with cfg and fails the test if it cannot.
+func mustRun(t *testing.T, cfg config) *result {
+	t.Helper()
 	tgt, err := parseTarget(cfg.url)
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +240,5 @@ func TestRunServerHangsUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.responses() != 0 || r.errors != 50 || r.sent > 50 || r.firstErr == "" {
-		t.Fatalf("got %s (first error %q)", summary(r), r.firstErr)
-	}
+	return r
 }
