@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"runtime"
@@ -528,6 +529,8 @@ type client struct {
 	nodelay   bool // TCP_NODELAY is set (see noDelay)
 	wrote     bool // an answer's bytes were written to the client
 	closed    bool
+	lingering bool  // closed, its socket read until the client closes (closeAfterAnswer)
+	lingerEnd int64 // when a lingering close ends at the latest
 	state     clientState
 	close     bool // close after this answer
 	isHead    bool
@@ -814,7 +817,9 @@ func (l *loop) sweep() {
 		switch {
 		case s.c != nil && s.c.deadline != 0 && l.now > s.c.deadline:
 			c := s.c
-			if c.state == csIdle && c.r == c.w {
+			if c.lingering {
+				l.endLinger(c)
+			} else if c.state == csIdle && c.r == c.w {
 				l.closeClient(c) // idle keep-alive connection
 			} else {
 				l.reject(c, problemTimeout)
@@ -957,14 +962,23 @@ func (l *loop) startDrain() {
 	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil)
 	l.lfd = -1
 	for fd := range l.socks {
-		if c := l.socks[fd].c; c != nil && c.state == csIdle && c.r == c.w {
+		if c := l.socks[fd].c; c != nil && c.lingering {
+			l.endLinger(c)
+		} else if c != nil && c.state == csIdle && c.r == c.w {
 			l.closeClient(c)
 		}
 	}
 }
 
+// dropClient ends the count of a client connection the loop no longer
+// serves: at once among the clients a drain waits for (l.clients), and
+// once its socket is closed or handed off (dropOpen) among the open
+// connections (the limit's count, Conns).
 func (l *loop) dropClient() {
 	l.clients--
+}
+
+func (l *loop) dropOpen() {
 	l.active.Add(-1)
 	if l.connsFn != nil {
 		l.connsFn(-1)
@@ -993,6 +1007,21 @@ func (l *loop) closeClient(c *client) {
 	if c.closed || c.ts != nil && c.ts.hs {
 		return // a handshake goroutine owns the socket: it ends on its own
 	}
+	l.releaseClient(c)
+	l.socks[c.fd] = sock{}
+	if c.ts != nil {
+		l.tlsClose(c)
+	}
+	rawClose(c.fd)
+	l.dropOpen()
+	l.recycleClient(c)
+}
+
+// releaseClient ends what an open client connection counts and holds
+// (its exchange, its origin connection, its place among the loop's
+// clients); closeClient closes its socket then, closeAfterAnswer may
+// linger first.
+func (l *loop) releaseClient(c *client) {
 	if c.status == 0 {
 		l.observe(c, 499)
 	} else {
@@ -1004,11 +1033,10 @@ func (l *loop) closeClient(c *client) {
 		c.o, o.c = nil, nil
 		l.closeOrigin(o)
 	}
-	l.socks[c.fd] = sock{}
-	if c.ts != nil {
-		l.tlsClose(c)
-	}
-	rawClose(c.fd)
+}
+
+// recycleClient keeps a closed client's buffer for the next connection.
+func (l *loop) recycleClient(c *client) {
 	if len(c.buf) == clientBufSize {
 		l.freeClients = append(l.freeClients, c)
 	}
@@ -1040,6 +1068,10 @@ func (l *loop) closeOrigin(o *origin) {
 }
 
 func (l *loop) clientEvent(c *client, ev uint32) {
+	if c.lingering {
+		l.lingerRead(c)
+		return
+	}
 	if c.ts != nil {
 		if ev = l.tlsEvent(c, ev); ev == 0 {
 			return
@@ -1081,7 +1113,7 @@ func (l *loop) clientRead(c *client) {
 				copy(nb, c.buf[:c.w])
 				c.buf = nb
 			default:
-				l.reject(c, problemHeadTooLarge)
+				l.reject(c, headTooLarge(c.buf[c.r:c.w]))
 				return
 			}
 		}
@@ -1121,6 +1153,7 @@ func (l *loop) clientRead(c *client) {
 
 var (
 	problemHeadTooLarge   = &h1.Problem{Status: 431, Reason: "request header fields too large"}
+	problemLineTooLong    = &h1.Problem{Status: 414, Reason: "request target too long"}
 	problemUpgrade        = &h1.Problem{Status: 501, Reason: "upgrade is not supported by the event-loop engine"}
 	problemForm           = &h1.Problem{Status: 400, Reason: "only origin-form request targets are supported by the event-loop engine"}
 	problemChunk          = &h1.Problem{Status: 400, Reason: "invalid chunked body"}
@@ -1130,6 +1163,16 @@ var (
 	problemBareLF         = &h1.Problem{Status: 400, Reason: "bare LF"}
 	problemGatewayTimeout = &h1.Problem{Status: 504, Reason: "origin timeout"}
 )
+
+// headTooLarge is the answer to a request head that does not fit the
+// client's buffer: 414 while its request line has not ended (as nginx
+// answers a request line longer than its buffers), else 431.
+func headTooLarge(head []byte) *h1.Problem {
+	if bytes.IndexByte(head, '\n') < 0 {
+		return problemLineTooLong
+	}
+	return problemHeadTooLarge
+}
 
 // clientProgress acts on the bytes buffered from the client.
 func (l *loop) clientProgress(c *client) {
@@ -1149,7 +1192,7 @@ func (l *loop) clientProgress(c *client) {
 			}
 			c.scanned = c.w - c.r
 			if c.w-c.r > l.lim.MaxURI+l.lim.MaxHeaderBytes+1024 {
-				l.reject(c, problemHeadTooLarge)
+				l.reject(c, headTooLarge(c.buf[c.r:c.w]))
 			}
 			return
 		}
@@ -1292,6 +1335,7 @@ func (l *loop) handoffOr(c *client, p *h1.Problem) {
 	l.socks[c.fd] = sock{}
 	c.closed = true
 	l.dropClient()
+	l.dropOpen()
 	// net.FileConn duplicates the descriptor into Go's poller; closing
 	// the file closes the loop's copy.
 	f := os.NewFile(uintptr(c.fd), "evloop-handoff")
@@ -1314,7 +1358,11 @@ func (l *loop) reject(c *client, p *h1.Problem) {
 	b := l.scratch[:0]
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(p.Status), 10)
-	b = append(b, " \r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(p.Status)...)
+	b = append(b, "\r\nDate: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(p.Reason)+1), 10)
 	b = append(b, "\r\n\r\n"...)
 	c.headSent += int64(len(b))
@@ -1326,7 +1374,11 @@ func (l *loop) reject(c *client, p *h1.Problem) {
 	l.nRejected.Add(1)
 	l.writeClient(c, b) // best effort: a short error answer fits the socket buffer
 	l.scratch = b[:0]
-	l.closeClient(c)
+	if p == problemTimeout {
+		l.closeClient(c) // a client too slow to send its request is not waited for again
+		return
+	}
+	l.closeAfterAnswer(c)
 }
 
 func (l *loop) getOrigin(addr netip.AddrPort) (*origin, error) {
@@ -1739,7 +1791,7 @@ func (l *loop) finish(o *origin, c *client) {
 	if c.close || c.state != csWaitResp {
 		// An answer that came before the whole request body closes the
 		// connection too.
-		l.closeClient(c)
+		l.closeAfterAnswer(c)
 		return
 	}
 	c.state = csIdle

@@ -1,0 +1,153 @@
+//go:build linux
+
+package evloop
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestHeadTooLarge(t *testing.T) {
+	tests := []struct {
+		head string
+		want int
+	}{
+		{"GET /" + strings.Repeat("a", 100), 414},
+		{"GET / HTTP/1.1\r\nHost: a\r\nX: aaaa", 431},
+		{"GET / HTTP/1.1\n", 431},
+	}
+	for _, tt := range tests {
+		if got := headTooLarge([]byte(tt.head)).Status; got != tt.want {
+			t.Errorf("headTooLarge(%.20q...) = %d, want %d", tt.head, got, tt.want)
+		}
+	}
+}
+
+// TestLingeringClose checks that an answer the loop ends the connection
+// with reaches a client that is still sending: the loop reads on after
+// the answer instead of closing with unread bytes (which resets the
+// connection and can discard the answer), and closes when the client
+// does.
+func TestLingeringClose(t *testing.T) {
+	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: startOrigin(t), Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	addr := p.Addr().String()
+	tests := []struct {
+		name, head string
+		status     int
+		reason     string
+	}{
+		{"request line too long", "GET /" + strings.Repeat("a", 80<<10), 414, "URI Too Long"},
+		{"head too large", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("a", 80<<10), 431, "Request Header Fields Too Large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			// The client goes on sending after the head that the loop
+			// answers, until it has read the answer.
+			stop := make(chan struct{})
+			sent := make(chan error, 1)
+			go func() {
+				_, err := io.WriteString(c, tt.head)
+				for err == nil {
+					select {
+					case <-stop:
+						sent <- nil
+						return
+					default:
+					}
+					_, err = io.WriteString(c, strings.Repeat("b", 4096))
+					time.Sleep(time.Millisecond)
+				}
+				sent <- err
+			}()
+			time.Sleep(100 * time.Millisecond) // the answer is written and the loop is done with the request
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("reading the answer: %v", err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatalf("reading the answer's body: %v", err)
+			}
+			if resp.StatusCode != tt.status || !strings.HasSuffix(resp.Status, tt.reason) || resp.Header.Get("Date") == "" || !resp.Close {
+				t.Errorf("got %q, Date %q, close %v; want %d %s with a Date, closing", resp.Status, resp.Header.Get("Date"), resp.Close, tt.status, tt.reason)
+			}
+			if len(body) == 0 {
+				t.Error("the answer has no body")
+			}
+			// After the answer the loop's side is shut: EOF, not a reset.
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("after the answer: %v, want EOF", err)
+			}
+			close(stop)
+			if err := <-sent; err != nil {
+				if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+					t.Errorf("the client's sending failed: %v (the loop closed instead of lingering)", err)
+				} else {
+					t.Errorf("sending: %v", err)
+				}
+			}
+			// The connection counts as open until the client closes it.
+			if n := p.Active(); n != 1 {
+				t.Errorf("Active() = %d while lingering, want 1", n)
+			}
+			c.Close()
+			for deadline := time.Now().Add(5 * time.Second); p.Active() != 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("Active() = %d after the client closed, want 0", p.Active())
+				}
+			}
+		})
+	}
+}
+
+// TestLingeringCloseEndsWithDrain checks that a draining proxy does not
+// wait for a lingering connection.
+func TestLingeringCloseEndsWithDrain(t *testing.T) {
+	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: startOrigin(t), Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	c, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /"+strings.Repeat("a", 80<<10)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 414 {
+		t.Fatalf("answer: %v %v, want 414", resp, err)
+	}
+	// The client keeps its side open: the drain does not wait for it.
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a lingering connection: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v with a lingering connection", d)
+	}
+}
