@@ -1008,13 +1008,20 @@ func (l *loop) closeClient(c *client) {
 		return // a handshake goroutine owns the socket: it ends on its own
 	}
 	l.releaseClient(c)
-	l.socks[c.fd] = sock{}
 	if c.ts != nil {
 		l.tlsClose(c)
 	}
+	l.closeSocket(c)
+}
+
+// closeSocket closes a released client's socket.
+func (l *loop) closeSocket(c *client) {
+	l.socks[c.fd] = sock{}
 	rawClose(c.fd)
 	l.dropOpen()
-	l.recycleClient(c)
+	if len(c.buf) == clientBufSize {
+		l.freeClients = append(l.freeClients, c)
+	}
 }
 
 // releaseClient ends what an open client connection counts and holds
@@ -1032,13 +1039,6 @@ func (l *loop) releaseClient(c *client) {
 	if o := c.o; o != nil {
 		c.o, o.c = nil, nil
 		l.closeOrigin(o)
-	}
-}
-
-// recycleClient keeps a closed client's buffer for the next connection.
-func (l *loop) recycleClient(c *client) {
-	if len(c.buf) == clientBufSize {
-		l.freeClients = append(l.freeClients, c)
 	}
 }
 

@@ -32,19 +32,24 @@ const (
 // client's EOF was read, the answer has not all gone out, or the loop
 // drains, it closes at once. A lingering connection's exchange ends at
 // once and a draining loop does not wait for it, but it counts among the
-// open connections (Config.MaxConnections, Conns) until it is closed. TLS clients close at once (after close_notify): lingering would
-// have to go on decrypting.
+// open connections (Config.MaxConnections, Conns) until it is closed. A
+// TLS client gets its close_notify first; what it sends then is dropped
+// undecrypted.
 func (l *loop) closeAfterAnswer(c *client) {
 	sending := c.state == csBody || c.r < c.w || c.readable
-	if !sending || c.closed || c.eof || c.blocked || c.ts != nil || l.drainStarted {
-		l.closeClient(c)
-		return
-	}
-	if e := unix.Shutdown(c.fd, unix.SHUT_WR); e != nil {
+	if !sending || c.closed || c.eof || c.blocked || c.ts != nil && c.ts.hs || l.drainStarted {
 		l.closeClient(c)
 		return
 	}
 	l.releaseClient(c)
+	if c.ts != nil {
+		l.tlsClose(c)
+		c.ts = nil
+	}
+	if e := unix.Shutdown(c.fd, unix.SHUT_WR); e != nil {
+		l.closeSocket(c)
+		return
+	}
 	c.lingering = true
 	c.lingerEnd = l.now + int64(lingerMax)
 	c.deadline = min(l.now+int64(lingerWait), c.lingerEnd)
@@ -79,8 +84,5 @@ func (l *loop) endLinger(c *client) {
 		return
 	}
 	c.lingering = false
-	l.socks[c.fd] = sock{}
-	rawClose(c.fd)
-	l.dropOpen()
-	l.recycleClient(c)
+	l.closeSocket(c)
 }
