@@ -13,6 +13,13 @@ BENCH_NAME=bench
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 RATE=${RATE:-10000}
+# The fixed-rate case runs RATE_ROUNDS rounds (after the saturation cases'
+# ROUNDS, the rounds beyond them have the fixed rate only): a p99 at a
+# moderate rate moves more from run to run than requests/s at saturation
+# (nginx's own by up to 4x between two 3-second runs; 8 alternating runs of
+# nginx and the node measured 0.30-1.43 ms and 0.37-1.01 ms).
+RATE_ROUNDS=${RATE_ROUNDS:-9}
+case $RATE_ROUNDS in ''|*[!0-9]*) echo "RATE_ROUNDS: '$RATE_ROUNDS', want a count of rounds" >&2; exit 2 ;; esac
 # The fixed-rate case's generator: rategen (bench/rategen, the default) or
 # vegeta (RATE_GEN=vegeta); see the README's "Fixed rate".
 RATE_GEN=${RATE_GEN:-rategen}
@@ -329,16 +336,19 @@ for t in "${TARGETS[@]}"; do
   [ -z "${TLSPORT[$t]:-}" ] || run_wrk "$t" https >/dev/null
 done
 
-for round in $(seq 1 "$ROUNDS"); do
-  echo "round $round/$ROUNDS"
+LAST_ROUND=$ROUNDS
+[ "$RATE" = 0 ] || [ "$RATE_ROUNDS" -le "$ROUNDS" ] || LAST_ROUND=$RATE_ROUNDS
+for round in $(seq 1 "$LAST_ROUND"); do
+  echo "round $round/$LAST_ROUND"
   for c in "${CASES[@]}"; do
-    [ -n "$ONLY_RATE" ] && break
+    [ -n "$ONLY_RATE" ] || [ "$round" -gt "$ROUNDS" ] && break
     for t in "${TARGETS[@]}"; do
       case $c in https*) [ -n "${TLSPORT[$t]:-}" ] || continue ;; esac
       echo "$round $c $t $(run_wrk "$t" "$c")" >> "$RES"
     done
   done
   [ "$RATE" = 0 ] && continue  # RATE=0 skips the fixed-rate case
+  [ "$round" -gt "$RATE_ROUNDS" ] && continue
   for s in $(seq 1 "$RATE_SLICES"); do
     order=("${TARGETS[@]}")
     if [ $((s % 2)) = 0 ]; then
@@ -352,7 +362,21 @@ for round in $(seq 1 "$ROUNDS"); do
   RATE_TICKS=()
 done
 
-RATE_GEN=$RATE_GEN python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee "$RESULTS"
+# The fixed rate's p99 over all rounds together (rategen's distributions
+# merged), besides the median of the rounds' p99s: "target p99 p99.9".
+POOLED="$WORK/rate-pooled.txt"
+: > "$POOLED"
+if [ "$RATE" != 0 ] && [ "$RATE_GEN" = rategen ]; then
+  for t in "${TARGETS[@]}"; do
+    res=("$WORK/rategen-$t-"[0-9]*-[0-9]*.res)  # not meridian-log's for meridian
+    [ -e "${res[0]}" ] || continue
+    "$BIN/rategen" -merge "${res[@]}" | python3 -c 'import sys
+kv=dict(f.split("=", 1) for l in sys.stdin if l.startswith("rategen ") for f in l.split()[1:])
+print(sys.argv[1], kv["p99_ms"], kv["p999_ms"], kv["sent"])' "$t" >> "$POOLED"
+  done
+fi
+
+RATE_GEN=$RATE_GEN POOLED=$POOLED RATE_ROUNDS=$RATE_ROUNDS python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee "$RESULTS"
 import statistics, sys, collections, os
 path, rounds, duration = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = collections.defaultdict(lambda: ([], [], [], []))
@@ -379,7 +403,7 @@ def round_ratios(c, t, i):
         if case == c and t in m and "nginx" in m and m["nginx"][i] > 0:
             out.append(m[t][i] / m["nginx"][i])
     return out
-print(f"# Meridian data-plane benchmark\n\n{rounds} interleaved rounds of {duration} per case, medians; "
+print(f"# Meridian data-plane benchmark\n\n{rounds} interleaved rounds of {duration} per case (the fixed rate: {os.environ['RATE_ROUNDS']}), medians; "
       f"wrk -t1 (64 connections, 16 for new-connection cases); {os.cpu_count()} CPUs shared by wrk, backend and proxy. "
       f"The last two columns are the medians of the per-round ratios (each target against nginx measured in the same round, seconds before), "
       f"which hold up better than the ratio of medians when the machine is busy. CPU is the proxy's user+system "
@@ -419,5 +443,16 @@ if dist:
         each = " ".join(f"{x[4]:.2f}" for x in v)
         print(f"| {c} | {t} | {med[0]:.2f} | {med[1]:.2f} | {med[4]:.2f} | {fmt(med[5], '%.2f')} | {med[2]:.2f} | {med[3]:.1f} | "
               f"{fmt(med[6], '%.3f')} | {fmt(med[8], '%.2f')} | {fmt(errs, '%.0f')} | {each} |")
+pooled = {}
+for line in open(os.environ["POOLED"]):
+    t, p99, p999, n = line.split()
+    pooled[t] = (float(p99), float(p999), int(n))
+if pooled:
+    print(f"\nFixed rate, all {os.environ['RATE_ROUNDS']} rounds' requests together (one distribution per target):\n")
+    print("| target | requests | p99 ms | p99 vs nginx | p99.9 ms |")
+    print("|---|---|---|---|---|")
+    b = pooled.get("nginx", (0, 0, 0))[0]
+    for t, (p99, p999, n) in pooled.items():
+        print(f"| {t} | {n:,} | {p99:.2f} | {f'{p99/b:.2f}x' if b else '-'} | {p999:.2f} |")
 PY
 echo "raw results: $RES; $RATE_GEN reports: $WORK/$RATE_GEN-*.txt"
