@@ -10,7 +10,7 @@ ROOT=$(cd .. && pwd)
 BENCH_NAME=bench
 # shellcheck source=lib.sh
 . ./lib.sh
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5s}
 RATE=${RATE:-10000}
 # The fixed-rate case runs RATE_ROUNDS rounds (after the saturation cases'
