@@ -546,6 +546,7 @@ func (s *Server) untilCloseH1(ctx *fasthttp.RequestCtx, hx *h1Exchange, st *stat
 		if errors.Is(err, errAbortedByStage) && mc != nil {
 			if tc, ok := mc.meta.raw.(*net.TCPConn); ok {
 				_ = tc.SetLinger(0) // a reset, not the close that ends the answer
+				mc.meta.reset.Store(true)
 			}
 		}
 		http10Bufs.Put(hx.h10)

@@ -186,6 +186,10 @@ type connMeta struct {
 	badLF error
 	// tlsState is the TLS connection's state, set after the handshake.
 	tlsState *tls.ConnectionState
+	// reset is set when the connection must end with a reset (SO_LINGER
+	// 0: an aborted answer that a close would end cleanly), never with a
+	// lingering close.
+	reset atomic.Bool
 }
 
 // metaConn carries connMeta to the HTTP/1.1 handler.
@@ -298,7 +302,13 @@ func (s *Server) h1Error(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.As(err, &small):
-		ctx.Error("Request Header Fields Too Large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
+		// A head larger than the read buffer: 414 while its request line
+		// has not ended (as the event loops answer), else 431.
+		if mc, ok := ctx.Conn().(*metaConn); ok && mc.meta.guard.InRequestLine() {
+			ctx.Error("URI Too Long\n", fasthttp.StatusRequestURITooLong)
+		} else {
+			ctx.Error("Request Header Fields Too Large\n", fasthttp.StatusRequestHeaderFieldsTooLarge)
+		}
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		ctx.Error("Request Entity Too Large\n", fasthttp.StatusRequestEntityTooLarge)
 	case errors.Is(err, h1.ErrBareLF):

@@ -54,6 +54,10 @@ const (
 	phaseOff
 )
 
+// InRequestLine reports whether the bytes scanned end inside a request
+// line: a head has begun (or is due) and none of its lines has ended.
+func (g *HeadGuard) InRequestLine() bool { return g.phase == phaseHead && !g.started }
+
 // Scan looks at the next bytes read from the connection. It returns
 // ErrBareLF once, for the bytes where the bare LF is, or ErrBadChunked
 // once, for the bytes where a chunked body breaks RFC 9112 7.1 (see

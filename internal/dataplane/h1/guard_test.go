@@ -110,3 +110,30 @@ func FuzzHeadGuard(f *testing.F) {
 		}
 	})
 }
+
+func TestHeadGuardInRequestLine(t *testing.T) {
+	tests := []struct {
+		reads []string
+		want  bool
+	}{
+		{nil, true},
+		{[]string{"GET /aaaa"}, true},
+		{[]string{"GET /a", "aaa"}, true},
+		{[]string{"\r\n", "GET /a"}, true}, // an empty line before the request line
+		{[]string{"GET / HTTP/1.1\r\n"}, false},
+		{[]string{"GET / HTTP/1.1\r", "\nHost: a"}, false},
+		{[]string{"GET / HTTP/1.1\r\nHost: a\r\n\r\n"}, true}, // the next head is due
+		{[]string{"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /b"}, true},
+	}
+	for _, tt := range tests {
+		var g HeadGuard
+		for _, r := range tt.reads {
+			if err := g.Scan([]byte(r)); err != nil {
+				t.Fatalf("%q: %v", tt.reads, err)
+			}
+		}
+		if got := g.InRequestLine(); got != tt.want {
+			t.Errorf("%q: InRequestLine() = %v, want %v", tt.reads, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package dataplane
+
+import (
+	"crypto/tls"
+	"net"
+	"time"
+)
+
+// Lingering close for the goroutine engine's HTTP/1.1 connections, as
+// the event loops do it (evloop's linger.go, which says why): after the
+// last answer the engine closes the connection with, the client may
+// still be sending (the rest of a body the engine did not read, the
+// requests after a failed one), and a close with unread bytes resets the
+// connection, which can discard the answer. The server shuts its side
+// (close_notify first over TLS), reads and drops what comes until the
+// client closes, for at most lingerWait between reads and lingerMax in
+// all (nginx's lingering_timeout and lingering_time), and closes then.
+const (
+	lingerWait = 5 * time.Second
+	lingerMax  = 30 * time.Second
+	// lingerBuf is the read size while lingering.
+	lingerBuf = 4 << 10
+)
+
+// Close ends the connection the engine is done with: at once when it was
+// idle between requests (the client's EOF, an idle timeout), the listener
+// drains or the connection is to be reset (connMeta.reset), else with a
+// lingering close.
+func (c *metaConn) Close() error {
+	m := c.meta
+	raw := tcpConnOf(m.raw)
+	if raw == nil || m.idle.Load() || m.reset.Load() || m.l != nil && m.l.draining.Load() {
+		return c.Conn.Close()
+	}
+	if tc := tlsConnOf(c.Conn); tc != nil {
+		_ = tc.CloseWrite() // close_notify
+	}
+	if raw.CloseWrite() == nil {
+		lingerRead(raw)
+	}
+	return c.Conn.Close()
+}
+
+// tlsConnOf is the *tls.Conn c is or wraps (bufConn), or nil.
+func tlsConnOf(c net.Conn) *tls.Conn {
+	if bc, ok := c.(*bufConn); ok {
+		c = bc.Conn
+	}
+	tc, _ := c.(*tls.Conn)
+	return tc
+}
+
+// tcpConnOf is the TCP connection c is or runs on (a *tls.Conn's), or nil.
+func tcpConnOf(c net.Conn) *net.TCPConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	t, _ := c.(*net.TCPConn)
+	return t
+}
+
+// lingerRead reads and drops what c's peer sends until it closes, an
+// error, lingerWait of silence or lingerMax in all.
+func lingerRead(c *net.TCPConn) {
+	end := time.Now().Add(lingerMax)
+	var buf [lingerBuf]byte
+	for {
+		now := time.Now()
+		if now.After(end) {
+			return
+		}
+		if c.SetReadDeadline(minTime(now.Add(lingerWait), end)) != nil {
+			return
+		}
+		if _, err := c.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
