@@ -22,14 +22,20 @@ const (
 	lingerBuf = 4 << 10
 )
 
-// Close ends the connection the engine is done with: at once when it was
-// idle between requests (the client's EOF, an idle timeout), the listener
-// drains or the connection is to be reset (connMeta.reset), else with a
-// lingering close.
+// Close ends the connection the engine is done with. It lingers, as
+// nginx does, only when the client may still be sending: the engine
+// stopped inside a request (a head or a body: the head guard's view of
+// what it read) or bytes it did not read wait in the socket. Else (a
+// whole request answered with "Connection: close", the common case), and
+// when the connection was idle between requests (the client's EOF, an
+// idle timeout), the listener drains or the connection is to be reset
+// (connMeta.reset), it closes at once: lingering after every answer cost
+// the new-connection-per-request bench 18 µs of CPU per request.
 func (c *metaConn) Close() error {
 	m := c.meta
 	raw := tcpConnOf(m.raw)
-	if raw == nil || m.idle.Load() || m.reset.Load() || m.l != nil && m.l.draining.Load() {
+	if raw == nil || m.idle.Load() || m.reset.Load() || m.l != nil && m.l.draining.Load() ||
+		m.guard.AtBoundary() && !unreadInput(raw) {
 		return c.Conn.Close()
 	}
 	if tc := tlsConnOf(c.Conn); tc != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 )
 
 // TestLingeringClose checks, for both HTTP/1.1 engines, that the answer
@@ -27,22 +29,7 @@ func TestLingeringClose(t *testing.T) {
 			}
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(10 * time.Second))
-			stop := make(chan struct{})
-			sent := make(chan error, 1)
-			go func() {
-				_, err := io.WriteString(c, "GET /"+strings.Repeat("a", 80<<10))
-				for err == nil {
-					select {
-					case <-stop:
-						sent <- nil
-						return
-					default:
-					}
-					_, err = io.WriteString(c, strings.Repeat("b", 4096))
-					time.Sleep(time.Millisecond)
-				}
-				sent <- err
-			}()
+			stop := dptest.KeepSending(c, "GET /"+strings.Repeat("a", 80<<10), 4096)
 			time.Sleep(100 * time.Millisecond) // the server has answered and is done with the connection
 			br := bufio.NewReader(c)
 			resp, err := http.ReadResponse(br, nil)
@@ -58,8 +45,7 @@ func TestLingeringClose(t *testing.T) {
 			if _, err := br.ReadByte(); err != io.EOF {
 				t.Errorf("after the answer: %v, want EOF", err)
 			}
-			close(stop)
-			if err := <-sent; err != nil {
+			if err := stop(); err != nil {
 				t.Errorf("the client's sending failed: %v (the server closed instead of lingering)", err)
 			}
 		})

@@ -6,15 +6,15 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 )
 
 func TestHeadTooLarge(t *testing.T) {
@@ -77,22 +77,7 @@ func TestLingeringClose(t *testing.T) {
 				c.SetDeadline(time.Now().Add(10 * time.Second))
 				// The client goes on sending after the head that the loop
 				// answers, until it has read the answer.
-				stop := make(chan struct{})
-				sent := make(chan error, 1)
-				go func() {
-					_, err := io.WriteString(c, tt.head)
-					for err == nil {
-						select {
-						case <-stop:
-							sent <- nil
-							return
-						default:
-						}
-						_, err = io.WriteString(c, strings.Repeat("b", 4096))
-						time.Sleep(time.Millisecond)
-					}
-					sent <- err
-				}()
+				stop := dptest.KeepSending(c, tt.head, 4096)
 				time.Sleep(100 * time.Millisecond) // the answer is written and the loop is done with the request
 				br := bufio.NewReader(c)
 				resp, err := http.ReadResponse(br, nil)
@@ -114,13 +99,8 @@ func TestLingeringClose(t *testing.T) {
 				if _, err := br.ReadByte(); err != io.EOF {
 					t.Errorf("after the answer: %v, want EOF", err)
 				}
-				close(stop)
-				if err := <-sent; err != nil {
-					if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
-						t.Errorf("the client's sending failed: %v (the loop closed instead of lingering)", err)
-					} else {
-						t.Errorf("sending: %v", err)
-					}
+				if err := stop(); err != nil {
+					t.Errorf("the client's sending failed: %v (the loop closed instead of lingering)", err)
 				}
 				// The connection counts as open until the client closes it.
 				if n := d.p.Active(); n != 1 {
@@ -207,22 +187,7 @@ func TestLingeringCloseEarlyAnswer(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	stop := make(chan struct{})
-	sent := make(chan error, 1)
-	go func() {
-		_, err := io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000\r\n\r\n")
-		for err == nil {
-			select {
-			case <-stop:
-				sent <- nil
-				return
-			default:
-			}
-			_, err = io.WriteString(c, strings.Repeat("b", 16<<10))
-			time.Sleep(time.Millisecond)
-		}
-		sent <- err
-	}()
+	stop := dptest.KeepSending(c, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000\r\n\r\n", 16<<10)
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -236,8 +201,7 @@ func TestLingeringCloseEarlyAnswer(t *testing.T) {
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Errorf("after the answer: %v, want EOF", err)
 	}
-	close(stop)
-	if err := <-sent; err != nil {
+	if err := stop(); err != nil {
 		t.Errorf("the client's sending failed: %v (the loop closed instead of lingering)", err)
 	}
 }

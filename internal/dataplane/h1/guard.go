@@ -54,6 +54,12 @@ const (
 	phaseOff
 )
 
+// AtBoundary reports whether the bytes scanned end where a request ends
+// (or before the first): not inside a head or a body.
+func (g *HeadGuard) AtBoundary() bool {
+	return g.phase == phaseHead && !g.started && g.lineLen == 0 && !g.prevCR
+}
+
 // InRequestLine reports whether the bytes scanned end inside a request
 // line: a head has begun (or is due) and none of its lines has ended.
 func (g *HeadGuard) InRequestLine() bool { return g.phase == phaseHead && !g.started }

@@ -111,19 +111,23 @@ func FuzzHeadGuard(f *testing.F) {
 	})
 }
 
-func TestHeadGuardInRequestLine(t *testing.T) {
+func TestHeadGuardPosition(t *testing.T) {
 	tests := []struct {
-		reads []string
-		want  bool
+		reads              []string
+		inLine, atBoundary bool
 	}{
-		{nil, true},
-		{[]string{"GET /aaaa"}, true},
-		{[]string{"GET /a", "aaa"}, true},
-		{[]string{"\r\n", "GET /a"}, true}, // an empty line before the request line
-		{[]string{"GET / HTTP/1.1\r\n"}, false},
-		{[]string{"GET / HTTP/1.1\r", "\nHost: a"}, false},
-		{[]string{"GET / HTTP/1.1\r\nHost: a\r\n\r\n"}, true}, // the next head is due
-		{[]string{"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /b"}, true},
+		{nil, true, true},
+		{[]string{"GET /aaaa"}, true, false},
+		{[]string{"GET /a", "aaa"}, true, false},
+		{[]string{"\r\n", "GET /a"}, true, false}, // an empty line before the request line
+		{[]string{"GET / HTTP/1.1\r\n"}, false, false},
+		{[]string{"GET / HTTP/1.1\r", "\nHost: a"}, false, false},
+		{[]string{"GET / HTTP/1.1\r\nHost: a\r\n\r\n"}, true, true}, // the next head is due
+		{[]string{"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /b"}, true, false},
+		{[]string{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nab"}, false, false},
+		{[]string{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"}, true, true},
+		{[]string{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"}, false, false},
+		{[]string{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"}, true, true},
 	}
 	for _, tt := range tests {
 		var g HeadGuard
@@ -132,8 +136,11 @@ func TestHeadGuardInRequestLine(t *testing.T) {
 				t.Fatalf("%q: %v", tt.reads, err)
 			}
 		}
-		if got := g.InRequestLine(); got != tt.want {
-			t.Errorf("%q: InRequestLine() = %v, want %v", tt.reads, got, tt.want)
+		if got := g.InRequestLine(); got != tt.inLine {
+			t.Errorf("%q: InRequestLine() = %v, want %v", tt.reads, got, tt.inLine)
+		}
+		if got := g.AtBoundary(); got != tt.atBoundary {
+			t.Errorf("%q: AtBoundary() = %v, want %v", tt.reads, got, tt.atBoundary)
 		}
 	}
 }
