@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 )
 
 // recordingOrigin is a raw-TCP HTTP/1.1 origin that keeps the exact bytes
@@ -36,26 +38,12 @@ type originReq struct {
 
 func startRecordingOrigin(t testing.TB) *recordingOrigin {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	o := &recordingOrigin{addr: ln.Addr().String()}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go o.serve(c)
-		}
-	}()
+	o := &recordingOrigin{}
+	o.addr = dptest.ServeConns(t, o.serve)
 	return o
 }
 
 func (o *recordingOrigin) serve(c net.Conn) {
-	defer c.Close()
 	br := bufio.NewReader(c)
 	for {
 		r, err := readOriginReq(br)

@@ -11,49 +11,34 @@ import (
 // one answer each), allocating nothing per request, and returns its
 // address. It stops when tb's test ends.
 func CannedOrigin(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ln.Close() })
 	const answer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
-	go func() {
+	return ServeConns(tb, func(c net.Conn) {
+		buf, out := make([]byte, 16<<10), make([]byte, 0, 4096)
+		seen := 0 // bytes of "\r\n\r\n" matched so far
 		for {
-			c, err := ln.Accept()
+			n, err := c.Read(buf)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf, out := make([]byte, 16<<10), make([]byte, 0, 4096)
-				seen := 0 // bytes of "\r\n\r\n" matched so far
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					out = out[:0]
-					for _, ch := range buf[:n] {
-						switch {
-						case ch == "\r\n\r\n"[seen]:
-							seen++
-						case ch == '\r':
-							seen = 1
-						default:
-							seen = 0
-						}
-						if seen == 4 {
-							out, seen = append(out, answer...), 0
-						}
-					}
-					if _, err := c.Write(out); err != nil {
-						return
-					}
+			out = out[:0]
+			for _, ch := range buf[:n] {
+				switch {
+				case ch == "\r\n\r\n"[seen]:
+					seen++
+				case ch == '\r':
+					seen = 1
+				default:
+					seen = 0
 				}
-			}()
+				if seen == 4 {
+					out, seen = append(out, answer...), 0
+				}
+			}
+			if _, err := c.Write(out); err != nil {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // CannedRoundTrip writes req on c, a connection to a proxy in front of

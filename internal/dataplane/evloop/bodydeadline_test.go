@@ -12,37 +12,24 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 )
 
 // pausingOrigin reads a request head, then nothing for pause, then the
 // body of the length the head names, and answers with the count.
 func pausingOrigin(t *testing.T, pause time.Duration) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				time.Sleep(pause)
-				n, _ := io.Copy(io.Discard, req.Body)
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\ngot %d", len("got ")+len(strconv.FormatInt(n, 10)), n)
-			}()
+	return dptest.ServeConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().String()
+		time.Sleep(pause)
+		n, _ := io.Copy(io.Discard, req.Body)
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\ngot %d", len("got ")+len(strconv.FormatInt(n, 10)), n)
+	})
 }
 
 // The body timeout bounds the client's pauses, not the origin's: a client

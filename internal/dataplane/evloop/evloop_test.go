@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/dptest"
 )
 
 // startOrigin runs a net/http origin on loopback.
@@ -220,34 +222,19 @@ func TestProxyRejects(t *testing.T) {
 // closes the connection when closeAfter is set.
 func rawOrigin(t *testing.T, answer string, closeAfter bool) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return dptest.ServeConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					if _, err := io.WriteString(c, answer); err != nil || closeAfter {
-						return
-					}
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			if _, err := io.WriteString(c, answer); err != nil || closeAfter {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 func TestProxyOriginAnswers(t *testing.T) {
@@ -478,29 +465,15 @@ func FuzzProxyStream(f *testing.F) {
 // connection when the next request arrives, without answering it; the
 // proxy must send that (idempotent) request again on a new connection.
 func TestRetryOnReusedConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				http.ReadRequest(br) // the next request: closed unanswered
-			}()
+	origin := dptest.ServeConns(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			return
 		}
-	}()
-	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: ln.Addr().String(), Loops: 1})
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		http.ReadRequest(br) // the next request: closed unanswered
+	})
+	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: origin, Loops: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

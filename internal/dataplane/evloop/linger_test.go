@@ -125,12 +125,7 @@ func TestLingeringCloseEndsWithDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	c, err := net.Dial("tcp", p.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dial(t, p.Addr().String())
 	if _, err := io.WriteString(c, "GET /"+strings.Repeat("a", 80<<10)); err != nil {
 		t.Fatal(err)
 	}
@@ -154,39 +149,20 @@ func TestLingeringCloseEndsWithDrain(t *testing.T) {
 // answered before the request body was all sent: the client, still
 // sending its body, gets the whole answer and an EOF.
 func TestLingeringCloseEarlyAnswer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
-				c.SetReadDeadline(time.Now().Add(2 * time.Second))
-				io.Copy(io.Discard, c) // the origin lingers too
-			}()
+	origin := dptest.ServeConns(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
 		}
-	}()
-	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: ln.Addr().String(), Loops: 1})
+		io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large")
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.Copy(io.Discard, c) // the origin lingers too
+	})
+	p, err := Start(Config{Listen: "127.0.0.1:0", Origin: origin, Loops: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	c, err := net.Dial("tcp", p.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dial(t, p.Addr().String())
 	stop := dptest.KeepSending(c, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000\r\n\r\n", 16<<10)
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
