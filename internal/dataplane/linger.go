@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"net"
 	"time"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/h1"
 )
 
 // Lingering close for the goroutine engine's HTTP/1.1 connections, as
@@ -13,14 +15,11 @@ import (
 // requests after a failed one), and a close with unread bytes resets the
 // connection, which can discard the answer. The server shuts its side
 // (close_notify first over TLS), reads and drops what comes until the
-// client closes, for at most lingerWait between reads and lingerMax in
-// all (nginx's lingering_timeout and lingering_time), and closes then.
-const (
-	lingerWait = 5 * time.Second
-	lingerMax  = 30 * time.Second
-	// lingerBuf is the read size while lingering.
-	lingerBuf = 4 << 10
-)
+// client closes, for at most h1.LingerWait between reads and h1.LingerMax
+// in all, and closes then.
+
+// lingerBuf is the read size while lingering.
+const lingerBuf = 4 << 10
 
 // Close ends the connection the engine is done with. It lingers, as
 // nginx does, only when the client may still be sending: the engine
@@ -66,16 +65,16 @@ func tcpConnOf(c net.Conn) *net.TCPConn {
 }
 
 // lingerRead reads and drops what c's peer sends until it closes, an
-// error, lingerWait of silence or lingerMax in all.
+// error, h1.LingerWait of silence or h1.LingerMax in all.
 func lingerRead(c *net.TCPConn) {
-	end := time.Now().Add(lingerMax)
+	end := time.Now().Add(h1.LingerMax)
 	var buf [lingerBuf]byte
 	for {
 		now := time.Now()
 		if now.After(end) {
 			return
 		}
-		if c.SetReadDeadline(minTime(now.Add(lingerWait), end)) != nil {
+		if c.SetReadDeadline(minTime(now.Add(h1.LingerWait), end)) != nil {
 			return
 		}
 		if _, err := c.Read(buf[:]); err != nil {

@@ -3,9 +3,9 @@
 package evloop
 
 import (
-	"time"
-
 	"golang.org/x/sys/unix"
+
+	"github.com/meridian-platform/meridian/internal/dataplane/h1"
 )
 
 // Lingering close (RFC 9112 section 9.6): a loop that ends a connection
@@ -17,12 +17,7 @@ import (
 // bytes of its 431 and then "connection reset". The loop shuts down its
 // side instead (a FIN after the answer), reads and drops what comes
 // until the client closes, and closes then, or when the client has sent
-// nothing for lingerWait, or after lingerMax in all (nginx's
-// lingering_timeout and lingering_time, with its defaults).
-const (
-	lingerWait = 5 * time.Second
-	lingerMax  = 30 * time.Second
-)
+// nothing for h1.LingerWait, or after h1.LingerMax in all.
 
 // closeAfterAnswer ends the client connection after an answer that closes
 // it. It lingers, as nginx does, only when the client may still be
@@ -51,8 +46,8 @@ func (l *loop) closeAfterAnswer(c *client) {
 		return
 	}
 	c.lingering = true
-	c.lingerEnd = l.now + int64(lingerMax)
-	c.deadline = min(l.now+int64(lingerWait), c.lingerEnd)
+	c.lingerEnd = l.now + int64(h1.LingerMax)
+	c.deadline = min(l.now+int64(h1.LingerWait), c.lingerEnd)
 	l.lingerRead(c) // what is already there
 }
 
@@ -70,7 +65,7 @@ func (l *loop) lingerRead(c *client) {
 			l.endLinger(c)
 			return
 		}
-		c.deadline = min(l.now+int64(lingerWait), c.lingerEnd)
+		c.deadline = min(l.now+int64(h1.LingerWait), c.lingerEnd)
 		if l.now > c.lingerEnd {
 			l.endLinger(c)
 			return
