@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Combines several `make bench` runs: bench/combine.py WORKDIR...
+"""Combines several `make bench` runs: bench/combine.py [--pooled] WORKDIR...
 
 Each WORKDIR is a run's working directory (run.sh prints it on its last
 line: "raw results: WORKDIR/results.txt"). Prints, per case and target,
@@ -8,7 +8,9 @@ requests/s ratio to nginx (each target against nginx measured in the same
 round) and the median per-round p99 ratio; for the fixed rate (rategen),
 also the p99 of all runs' requests together, one distribution per target
 (rategen -merge). One run of 5 rounds decides a 2% difference by chance;
-the rounds of several runs together do not."""
+the rounds of several runs together do not. With --pooled, only the
+fixed rate's distributions together (run.sh ends each run's table with
+that for its own rounds)."""
 import collections
 import glob
 import os
@@ -17,7 +19,9 @@ import subprocess
 import sys
 
 
-def main(dirs):
+def main(args):
+    pooled_only = args[:1] == ["--pooled"]
+    dirs = args[1:] if pooled_only else args
     if not dirs:
         sys.exit(__doc__)
     ratio = collections.defaultdict(list)  # (case, target) -> per-round req/s ratios
@@ -42,6 +46,12 @@ def main(dirs):
             for t, (rps, q) in m.items():
                 ratio[(case, t)].append(rps / base[0])
                 p99[(case, t)].append(q / base[1])
+    if not pooled_only:
+        print_rounds(dirs, order, ratio, p99)
+    print_pooled(dirs, order)
+
+
+def print_rounds(dirs, order, ratio, p99):
     print(f"# {len(dirs)} runs combined\n")
     print("| case | target | rounds | req/s vs nginx (median of rounds) | mean | range | p99 vs nginx (median of rounds) |")
     print("|---|---|---|---|---|---|---|")
@@ -51,6 +61,9 @@ def main(dirs):
             continue
         print(f"| {key[0]} | {key[1]} | {len(v)} | {statistics.median(v):.3f}x | {statistics.mean(v):.3f}x | "
               f"{min(v):.2f}-{max(v):.2f}x | {statistics.median(p99[key]):.2f}x |")
+
+
+def print_pooled(dirs, order):
     gen = os.path.join(dirs[0], "bin", "rategen")
     targets = [t for c, t in order if c.startswith("rate-")]
     if not targets or not os.access(gen, os.X_OK):
@@ -65,7 +78,8 @@ def main(dirs):
         pooled[t] = (int(kv["sent"]), float(kv["p50_ms"]), float(kv["p99_ms"]), float(kv["p999_ms"]))
     if not pooled:
         return
-    print("\nFixed rate, all runs' requests together (one distribution per target):\n")
+    runs = f"of all {len(dirs)} runs " if len(dirs) > 1 else ""
+    print(f"\nFixed rate, all rounds' requests {runs}together (one distribution per target):\n")
     print("| target | requests | p50 ms | p99 ms | p99 vs nginx | p99.9 ms |")
     print("|---|---|---|---|---|---|")
     base = pooled.get("nginx", (0, 0, 0, 0))[2]

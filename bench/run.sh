@@ -362,21 +362,7 @@ for round in $(seq 1 "$LAST_ROUND"); do
   RATE_TICKS=()
 done
 
-# The fixed rate's p99 over all rounds together (rategen's distributions
-# merged), besides the median of the rounds' p99s: "target p99 p99.9".
-POOLED="$WORK/rate-pooled.txt"
-: > "$POOLED"
-if [ "$RATE" != 0 ] && [ "$RATE_GEN" = rategen ]; then
-  for t in "${TARGETS[@]}"; do
-    res=("$WORK/rategen-$t-"[0-9]*-[0-9]*.res)  # not meridian-log's for meridian
-    [ -e "${res[0]}" ] || continue
-    "$BIN/rategen" -merge "${res[@]}" | python3 -c 'import sys
-kv=dict(f.split("=", 1) for l in sys.stdin if l.startswith("rategen ") for f in l.split()[1:])
-print(sys.argv[1], kv["p99_ms"], kv["p999_ms"], kv["sent"])' "$t" >> "$POOLED"
-  done
-fi
-
-RATE_GEN=$RATE_GEN POOLED=$POOLED RATE_ROUNDS=$RATE_ROUNDS python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee "$RESULTS"
+RATE_GEN=$RATE_GEN RATE_ROUNDS=$RATE_ROUNDS python3 - "$RES" "$ROUNDS" "$DURATION" <<'PY' | tee "$RESULTS"
 import statistics, sys, collections, os
 path, rounds, duration = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = collections.defaultdict(lambda: ([], [], [], []))
@@ -443,16 +429,10 @@ if dist:
         each = " ".join(f"{x[4]:.2f}" for x in v)
         print(f"| {c} | {t} | {med[0]:.2f} | {med[1]:.2f} | {med[4]:.2f} | {fmt(med[5], '%.2f')} | {med[2]:.2f} | {med[3]:.1f} | "
               f"{fmt(med[6], '%.3f')} | {fmt(med[8], '%.2f')} | {fmt(errs, '%.0f')} | {each} |")
-pooled = {}
-for line in open(os.environ["POOLED"]):
-    t, p99, p999, n = line.split()
-    pooled[t] = (float(p99), float(p999), int(n))
-if pooled:
-    print(f"\nFixed rate, all {os.environ['RATE_ROUNDS']} rounds' requests together (one distribution per target):\n")
-    print("| target | requests | p99 ms | p99 vs nginx | p99.9 ms |")
-    print("|---|---|---|---|---|")
-    b = pooled.get("nginx", (0, 0, 0))[0]
-    for t, (p99, p999, n) in pooled.items():
-        print(f"| {t} | {n:,} | {p99:.2f} | {f'{p99/b:.2f}x' if b else '-'} | {p999:.2f} |")
 PY
+# The fixed rate's p99 of all rounds' requests together (rategen's
+# distributions merged), beside the median of the rounds' p99s.
+if [ "$RATE" != 0 ] && [ "$RATE_GEN" = rategen ]; then
+  python3 ./combine.py --pooled "$WORK" | tee -a "$RESULTS"
+fi
 echo "raw results: $RES; $RATE_GEN reports: $WORK/$RATE_GEN-*.txt"
